@@ -1,0 +1,140 @@
+"""The one exception tree of batchgen (a leaf: imports nothing from batchgen).
+
+    BatchgenError
+    ├── UserError                  bad input or usage; exit 2, nothing sent
+    │   ├── ManifestError          one or more Problems, each with file:line:column and field
+    │   ├── RunLocked              another runner holds the run directory
+    │   └── UsageError             a bad flag or argument combination
+    ├── ApiError                   the Oxen API said no, or could not be reached
+    │   ├── ApiStatusError         an HTTP error status with the server's detail
+    │   │   ├── Unauthenticated    401: the key is missing or wrong (stop at once)
+    │   │   ├── InsufficientCredits  the account cannot pay (stop submitting)
+    │   │   ├── NotFound           404
+    │   │   └── RateLimited        429, with the Retry-After the server asked for
+    │   └── TransportError         the connection failed
+    │       ├── ConnectFailed      the request was surely NOT sent: safe to send again
+    │       └── ResponseLost       the request MAY have been acted on: reconcile first
+    ├── DownloadError              a result could not be fetched or verified
+    │   ├── DownloadExpired        the presigned URL no longer works: refresh it
+    │   └── DownloadCorrupt        the bytes are not a valid result: fetch again
+    └── StorageError               the run directory or journal cannot be written
+
+Programmer mistakes (illegal state transitions, misuse of an object) raise RuntimeError
+subclasses instead, because no user can fix them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BatchgenError(Exception):
+    """Base of every error batchgen raises on purpose."""
+
+
+class UserError(BatchgenError):
+    """Bad input or usage: exit 2, nothing submitted, nothing written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class ManifestError(UserError):
+    """The manifest (or a file it names) is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        if not problems:
+            raise ValueError("ManifestError needs at least one problem")
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class RunLocked(UserError):
+    """Another batchgen process is running on the same run directory."""
+
+
+class UsageError(UserError):
+    """A bad command-line flag or combination."""
+
+
+class StorageError(BatchgenError):
+    """The run directory or the journal cannot be written (permissions, disk full)."""
+
+
+class ApiError(BatchgenError):
+    """The Oxen API refused a request or could not be reached."""
+
+
+class ApiStatusError(ApiError):
+    """An HTTP error status. The message never contains the API key."""
+
+    def __init__(self, status: int, method: str, path: str, detail: str) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.detail = detail
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
+
+
+class Unauthenticated(ApiStatusError):
+    """401: the API key is missing or invalid. Nothing more can succeed."""
+
+
+class InsufficientCredits(ApiStatusError):
+    """The account has no credits left for another generation."""
+
+
+class NotFound(ApiStatusError):
+    """404 from the API."""
+
+
+class RateLimited(ApiStatusError):
+    """429: the server asked us to wait `retry_after` seconds (None when it did not say)."""
+
+    def __init__(self, method: str, path: str, detail: str, retry_after: float | None) -> None:
+        super().__init__(429, method, path, detail)
+        self.retry_after = retry_after
+
+
+class TransportError(ApiError):
+    """The connection failed before a complete response arrived."""
+
+
+class ConnectFailed(TransportError):
+    """The request was surely not sent (DNS, refused, TLS before sending)."""
+
+
+class ResponseLost(TransportError):
+    """The request may have reached the server and been acted on; its answer was lost."""
+
+
+class DownloadError(BatchgenError):
+    """A result file could not be fetched (transient: try again, resuming where possible)."""
+
+
+class DownloadExpired(DownloadError):
+    """The presigned result URL was refused; get a fresh one from the queue endpoint."""
+
+
+class DownloadCorrupt(DownloadError):
+    """The downloaded bytes failed verification (length or file signature)."""
