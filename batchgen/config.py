@@ -1,0 +1,122 @@
+"""Frozen run settings, validated on construction (no env vars, files or network here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+DEFAULT_API_BASE = "https://hub.oxen.ai"
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"'{name}' must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    concurrency: int = 8  # generations in flight at the provider
+    downloads: int = 4  # result downloads at once
+
+    def __post_init__(self) -> None:
+        _positive("concurrency", self.concurrency)
+        _positive("downloads", self.downloads)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    request_s: float = 60.0  # one API call, start to end
+    connect_s: float = 15.0
+    download_read_s: float = 60.0  # one read of a result download (not the whole file)
+    stream_idle_s: float = 45.0  # no byte on /api/events (keep-alives count) for this long: reconnect
+    generation_s: float | None = None  # give up tracking one generation after this long (None: never)
+
+    def __post_init__(self) -> None:
+        for f in ("request_s", "connect_s", "download_read_s", "stream_idle_s"):
+            _positive(f, getattr(self, f))
+        if self.generation_s is not None:
+            _positive("generation_s", self.generation_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    generation_retries: int = 2  # extra attempts for a generation that failed transiently
+    request_attempts: int = 8  # tries of one API call on transient errors
+    download_attempts: int = 6  # tries of one download (each resumes where the last stopped)
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    jitter: float = 0.5  # fraction of the delay drawn at random, so clients do not retry in step
+
+    def __post_init__(self) -> None:
+        if self.generation_retries < 0:
+            raise ValueError(f"'retries' must be >= 0, got {self.generation_retries!r}")
+        _positive("request_attempts", self.request_attempts)
+        _positive("download_attempts", self.download_attempts)
+        _positive("initial_s", self.initial_s)
+        _positive("max_s", self.max_s)
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"'jitter' must be within 0..1, got {self.jitter!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadTarget:
+    """Where local reference images are uploaded: an Oxen repository the key can write to."""
+
+    namespace: str
+    repo: str
+    branch: str = "main"
+    prefix: str = "batchgen-assets"
+
+    @classmethod
+    def parse(cls, text: str) -> UploadTarget:
+        """Parse 'namespace/repo' or 'namespace/repo@branch'."""
+        spec, _, branch = text.partition("@")
+        namespace, _, repo = spec.partition("/")
+        if not namespace or not repo or "/" in repo:
+            raise ValueError(f"upload repository must be 'namespace/repo[@branch]', got {text!r}")
+        return cls(namespace=namespace, repo=repo, branch=branch or "main")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    api_base: str = DEFAULT_API_BASE
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget_usd: Decimal | None = None
+    upload: UploadTarget | None = None
+    inline_assets: bool = False
+    safety_reconcile_s: float = 60.0  # reconcile in-flight generations this often even when the stream is up
+    poll_interval_s: float = 10.0  # per-generation polling only while the event stream is down
+    progress_interval_s: float = 10.0  # plain progress lines when stderr is not a terminal
+
+    def __post_init__(self) -> None:
+        if not self.api_base.startswith(("http://", "https://")):
+            raise ValueError(f"'api_base' must be an http(s) URL, got {self.api_base!r}")
+        if self.budget_usd is not None:
+            _positive("budget_usd", float(self.budget_usd))
+        _positive("safety_reconcile_s", self.safety_reconcile_s)
+        _positive("poll_interval_s", self.poll_interval_s)
+        _positive("progress_interval_s", self.progress_interval_s)
+
+
+def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -> RunOptions:
+    """Build options from a manifest's validated `run:` mapping (CLI flags override later)."""
+    timeouts = run.get("timeouts") or {}
+    known = {f.name for f in fields(Timeouts)}
+    timeout_kwargs = {
+        name: float(timeouts[key])
+        for key, name in (("request_s", "request_s"), ("download_s", "download_read_s"),
+                          ("generation_s", "generation_s"))
+        if key in timeouts and name in known
+    }
+    budget = run.get("budget_usd")
+    return RunOptions(
+        limits=Limits(concurrency=int(run.get("concurrency", 8)), downloads=int(run.get("downloads", 4))),
+        timeouts=Timeouts(**timeout_kwargs),
+        retry=RetryPolicy(generation_retries=int(run.get("retries", 2))),
+        budget_usd=Decimal(str(budget)) if budget is not None else None,
+        upload=upload,
+    )

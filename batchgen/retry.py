@@ -1,0 +1,73 @@
+"""Pure retry policy: how long to wait, and what a failure means (no sleeping, no I/O here)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from batchgen.config import RetryPolicy
+
+
+def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Seconds to wait before try number `attempt` + 1 (attempt counts from 1): capped exponential
+    with a random share of `policy.jitter`, so many clients do not retry in lockstep."""
+    base = min(policy.max_s, policy.initial_s * 2 ** max(0, attempt - 1))
+    return float(base * (1 - policy.jitter) + base * policy.jitter * rng.random())
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"  # may work if tried again
+    INVALID = "invalid"  # the request itself is wrong: trying again pays nothing but fails the same
+    NO_CREDITS = "no_credits"  # the account is empty: stop submitting, not a per-job problem
+
+
+# Substrings of the provider's documented model-validation messages (oxen-api.md §6.3, §8).
+_INVALID_MARKERS = (
+    "422",
+    "value error",
+    "field required",
+    "is invalid",
+    "exceeds maximum",
+    "input should be",
+    "client error: forbidden for url",
+    "unsupported_media_type",
+    "not found for url",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureVerdict:
+    kind: FailureKind
+    message: str
+
+
+def classify_generation_error(message: str | None) -> FailureVerdict:
+    """What a failed generation's error text tells us about retrying it."""
+    text = (message or "generation failed without a message").strip()
+    lowered = text.lower()
+    if "insufficient credits" in lowered:
+        return FailureVerdict(FailureKind.NO_CREDITS, text)
+    if any(marker in lowered for marker in _INVALID_MARKERS):
+        return FailureVerdict(FailureKind.INVALID, text)
+    return FailureVerdict(FailureKind.TRANSIENT, text)

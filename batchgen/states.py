@@ -1,0 +1,71 @@
+"""Job states and the table of legal transitions between them (pure)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # planned, nothing at the provider for the current attempt
+    SUBMITTING = "submitting"  # journaled before the POST: after a crash, ambiguous until reconciled
+    QUEUED = "queued"  # the provider holds a generation id for it, waiting
+    PROCESSING = "processing"  # the provider is rendering it
+    SUCCEEDED = "succeeded"  # rendered (and paid for); the file is not on disk yet
+    DOWNLOADING = "downloading"  # streaming to a .part file
+    DONE = "done"  # verified file at its final path, sidecar written
+    FAILED = "failed"  # failed for good in this run (attempts used up, or no credits)
+    INVALID = "invalid"  # the provider rejected the request itself: retrying cannot help
+    CANCELLED = "cancelled"  # cancelled at the provider by `batchgen cancel`
+
+
+IN_FLIGHT = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING})
+"""States that hold a concurrency slot at the provider."""
+
+AT_PROVIDER = frozenset({JobState.QUEUED, JobState.PROCESSING})
+"""States whose generation is known to exist and is not finished."""
+
+NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED, JobState.DOWNLOADING})
+
+RESTARTABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
+"""States a new run puts back to pending: running again finishes what is missing."""
+
+_S = JobState
+TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
+    {
+        (_S.PENDING, _S.SUBMITTING),
+        (_S.PENDING, _S.FAILED),  # e.g. its reference image could not be uploaded
+        (_S.SUBMITTING, _S.PENDING),  # surely not sent, or reconciled and not found
+        (_S.SUBMITTING, _S.QUEUED),
+        (_S.SUBMITTING, _S.PROCESSING),  # reconciled: found already running
+        (_S.SUBMITTING, _S.SUCCEEDED),  # reconciled: found already finished
+        (_S.SUBMITTING, _S.FAILED),
+        (_S.SUBMITTING, _S.INVALID),
+        (_S.QUEUED, _S.PROCESSING),
+        (_S.QUEUED, _S.SUCCEEDED),
+        (_S.PROCESSING, _S.SUCCEEDED),
+        (_S.QUEUED, _S.PENDING),  # the generation failed transiently: try again
+        (_S.PROCESSING, _S.PENDING),
+        (_S.QUEUED, _S.FAILED),
+        (_S.PROCESSING, _S.FAILED),
+        (_S.QUEUED, _S.INVALID),
+        (_S.PROCESSING, _S.INVALID),
+        (_S.QUEUED, _S.CANCELLED),
+        (_S.PROCESSING, _S.CANCELLED),
+        (_S.SUCCEEDED, _S.DOWNLOADING),
+        (_S.DOWNLOADING, _S.SUCCEEDED),  # the download failed; it will be tried again
+        (_S.DOWNLOADING, _S.DONE),
+        (_S.SUCCEEDED, _S.DONE),  # a verified file was already at the final path
+        (_S.DONE, _S.SUCCEEDED),  # the file went missing: fetch it again (never pay again)
+        (_S.FAILED, _S.PENDING),
+        (_S.CANCELLED, _S.PENDING),
+    }
+)
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: the runner tried a state change the table does not allow."""
+
+
+def check_transition(old: JobState, new: JobState) -> None:
+    if old != new and (old, new) not in TRANSITIONS:
+        raise IllegalTransition(f"illegal job state change {old} -> {new}")

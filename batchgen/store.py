@@ -1,0 +1,280 @@
+"""The run journal: one SQLite file (WAL) per run directory, a row per job key, every transition
+committed before the side effect that follows it, plus the run-directory lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import RunLocked, StorageError
+from batchgen.states import JobState, check_transition
+
+JOURNAL_NAME = "state.sqlite"
+LOCK_NAME = ".lock"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    output_path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    generation_id TEXT,
+    sent_request TEXT,
+    submitted_at REAL,
+    enqueued_at REAL,
+    started_at REAL,
+    completed_at REAL,
+    downloaded_at REAL,
+    sha256 TEXT,
+    size INTEGER,
+    cost_usd TEXT,
+    error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generations (
+    generation_id TEXT PRIMARY KEY,
+    job_key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_key TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS assets (sha256 TEXT PRIMARY KEY, url TEXT NOT NULL, uploaded_at REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as the journal knows it."""
+
+    key: str
+    idx: int
+    name: str
+    model: str
+    output_path: str
+    state: JobState
+    attempts: int = 0
+    generation_id: str | None = None
+    sent_request: str | None = None  # the exact JSON body POSTed for the current attempt
+    submitted_at: float | None = None
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    downloaded_at: float | None = None
+    sha256: str | None = None
+    size: int | None = None
+    cost_usd: str | None = None
+    error: str | None = None
+    updated_at: float = 0.0
+
+    def sent_body(self) -> dict[str, Any] | None:
+        return None if self.sent_request is None else dict(json.loads(self.sent_request))
+
+
+_COLUMNS = tuple(f.name for f in fields(JobRecord))
+_UPDATABLE = frozenset(_COLUMNS) - {"key", "idx", "name", "model", "output_path", "state", "updated_at"}
+
+
+@contextlib.contextmanager
+def _storage_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+        raise StorageError(f"cannot {what}: {exc}") from exc
+
+
+class Journal:
+    """The SQLite journal of one run directory. Keeps an in-memory mirror of the job rows."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._records: dict[str, JobRecord] = {}
+        for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
+            record = JobRecord(*row)
+            self._records[record.key] = replace(record, state=JobState(record.state))
+
+    @classmethod
+    def open(cls, run_dir: Path) -> Journal:
+        path = run_dir / JOURNAL_NAME
+        with _storage_errors(f"open the journal {path}"):
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (every commit is in the WAL file);
+            # only a power cut can lose the last commits, and those are reconciled on resume.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created_at', ?)",
+                (SCHEMA_VERSION, repr(time.time())),
+            )
+        return cls(conn, path)
+
+    @classmethod
+    def open_existing(cls, run_dir: Path) -> Journal:
+        """Open a journal for reading; a missing one is a user error, not a new run."""
+        if not (run_dir / JOURNAL_NAME).is_file():
+            raise StorageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
+        return cls.open(run_dir)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def records(self) -> dict[str, JobRecord]:
+        return dict(self._records)
+
+    def get(self, key: str) -> JobRecord:
+        return self._records[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    def created_at(self) -> float:
+        row = self._conn.execute("SELECT value FROM meta WHERE key='created_at'").fetchone()
+        return float(row[0])
+
+    def claimed_generation_ids(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT generation_id FROM generations")}
+
+    def generation_ids(self, key: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT generation_id FROM generations WHERE job_key=? ORDER BY attempt", (key,)
+        )
+        return [row[0] for row in rows]
+
+    def asset_url(self, sha256: str) -> str | None:
+        row = self._conn.execute("SELECT url FROM assets WHERE sha256=?", (sha256,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def transition_log(self, key: str | None = None) -> list[tuple[str, str, str]]:
+        query = "SELECT job_key, from_state, to_state FROM transitions"
+        rows = self._conn.execute(query + " WHERE job_key=? ORDER BY seq", (key,)) if key else (
+            self._conn.execute(query + " ORDER BY seq")
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
+        """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
+        now = time.time()
+        new = [j for j in jobs if j[0] not in self._records]
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany(
+                "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                [(*j, now) for j in new],
+            )
+        for key, idx, name, model, output_path in new:
+            self._records[key] = JobRecord(key, idx, name, model, output_path, JobState.PENDING,
+                                           updated_at=now)
+        return len(new)
+
+    def transition(self, key: str, new: JobState, detail: str | None = None, **changes: Any) -> JobRecord:
+        """Commit a state change (and field changes) for one job; raises on an illegal change."""
+        old = self._records[key]
+        check_transition(old.state, new)
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"not journal fields: {sorted(unknown)}")
+        now = time.time()
+        record = replace(old, state=new, updated_at=now, **changes)
+        assignments = ", ".join(f"{name}=?" for name in ("state", "updated_at", *changes))
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE key=?",
+                (str(new), now, *changes.values(), key),
+            )
+            if old.state != new:
+                self._conn.execute(
+                    "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)",
+                    (key, str(old.state), str(new), now, detail),
+                )
+        self._records[key] = record
+        return record
+
+    def claim_generation(self, key: str, generation_id: str, attempt: int, new: JobState,
+                         **changes: Any) -> JobRecord:
+        """Record that `generation_id` belongs to job `key` and move the job to `new`, atomically."""
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)",
+                (generation_id, key, attempt, time.time()),
+            )
+            return self.transition(key, new, generation_id=generation_id, **changes)
+
+    def set_asset_url(self, sha256: str, url: str) -> None:
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._conn.in_transaction:  # nested: the outer block commits
+            yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+class RunLock:
+    """An exclusive lock on a run directory, released by the OS if the process dies."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._path = run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        with _storage_errors(f"create the lock file {self._path}"):
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLocked(
+                f"{self._path.parent} is in use by batchgen (pid {holder}); wait for it to finish "
+                "or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,91 @@
+"""The SQLite journal and the run-directory lock."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchgen.errors import RunLocked, StorageError
+from batchgen.states import IllegalTransition, JobState
+from batchgen.store import Journal, RunLock
+
+
+def journal_with_jobs(tmp_path: Path, n: int = 2) -> Journal:
+    journal = Journal.open(tmp_path)
+    journal.add_jobs((f"k{i}", i, "job", "m", f"job-{i}.mp4") for i in range(n))
+    return journal
+
+
+def test_added_jobs_start_pending_and_are_not_added_twice(tmp_path: Path) -> None:
+    """add_jobs inserts only new keys, so a rerun keeps every job's progress."""
+    journal = journal_with_jobs(tmp_path)
+    journal.transition("k0", JobState.SUBMITTING)
+    assert journal.add_jobs([("k0", 0, "job", "m", "x.mp4"), ("k9", 9, "job", "m", "y.mp4")]) == 1
+    assert journal.get("k0").state is JobState.SUBMITTING
+    assert journal.get("k9").state is JobState.PENDING
+
+
+def test_transitions_survive_reopening_and_are_logged(tmp_path: Path) -> None:
+    """Every committed transition is on disk: a new Journal on the same file sees it."""
+    journal = journal_with_jobs(tmp_path)
+    journal.transition("k0", JobState.SUBMITTING, attempts=1, sent_request='{"model":"m"}')
+    journal.claim_generation("k0", "gen-1", 1, JobState.QUEUED)
+    journal.close()
+    again = Journal.open(tmp_path)
+    record = again.get("k0")
+    assert (record.state, record.generation_id, record.attempts) == (JobState.QUEUED, "gen-1", 1)
+    assert record.sent_body() == {"model": "m"}
+    assert again.claimed_generation_ids() == {"gen-1"}
+    assert again.transition_log("k0") == [("k0", "pending", "submitting"), ("k0", "submitting", "queued")]
+
+
+def test_illegal_transition_raises_and_changes_nothing(tmp_path: Path) -> None:
+    """A forbidden state change is a bug: it raises and the row stays as it was."""
+    journal = journal_with_jobs(tmp_path)
+    with pytest.raises(IllegalTransition):
+        journal.transition("k0", JobState.DONE)
+    assert journal.get("k0").state is JobState.PENDING
+    assert Journal.open(tmp_path).get("k0").state is JobState.PENDING
+
+
+def test_unknown_fields_are_refused(tmp_path: Path) -> None:
+    """Only journal columns can be changed, and never the key or plan fields."""
+    journal = journal_with_jobs(tmp_path)
+    with pytest.raises(TypeError, match="output_path"):
+        journal.transition("k0", JobState.SUBMITTING, output_path="../x")
+
+
+def test_asset_urls_are_remembered(tmp_path: Path) -> None:
+    """An uploaded reference image's URL is journaled so a rerun does not upload it again."""
+    journal = Journal.open(tmp_path)
+    journal.set_asset_url("abc", "https://x/a.png")
+    assert Journal.open(tmp_path).asset_url("abc") == "https://x/a.png"
+    assert journal.asset_url("nope") is None
+
+
+def test_open_existing_refuses_a_directory_without_journal(tmp_path: Path) -> None:
+    """`status` on a directory that is not a run directory is a clear error."""
+    with pytest.raises(StorageError, match="not a batchgen run directory"):
+        Journal.open_existing(tmp_path)
+
+
+def test_a_second_lock_holder_is_refused_until_release(tmp_path: Path) -> None:
+    """Two runners on one run directory: the second is refused with the holder's pid."""
+    with RunLock(tmp_path):
+        script = (f"import sys; from pathlib import Path; from batchgen.store import RunLock\n"
+                  f"from batchgen.errors import RunLocked\n"
+                  f"try:\n    RunLock(Path({str(tmp_path)!r})).acquire()\nexcept RunLocked as e:\n"
+                  f"    print(e); sys.exit(3)\n")
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 3
+        assert "in use by batchgen" in result.stdout
+    lock = RunLock(tmp_path)
+    lock.acquire()  # released: free again
+    lock.release()
+
+
+def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
+    """flock locks per open file, so a second RunLock in the same process is refused as well."""
+    with RunLock(tmp_path), pytest.raises(RunLocked):
+        RunLock(tmp_path).acquire()
