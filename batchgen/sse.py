@@ -1,0 +1,175 @@
+"""Server-Sent Events parsing: bytes in, `ServerSentEvent`s out, incrementally and with no I/O.
+
+Follows the WHATWG HTML "event stream interpretation" rules
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
+UTF-8 with one leading BOM stripped, lines ended by CRLF, LF or CR, `event`/`data`/`id`/`retry`
+fields, comments ignored, dispatch on a blank line, an unterminated last event discarded.
+
+Two pure pieces: `SSELineDecoder` (text → lines) and `SSEDecoder` (bytes → events). The I/O
+adapter that feeds `resp.content.iter_any()` chunks to `SSEDecoder.feed` lives with the HTTP client.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SSEDecoder", "SSELineDecoder", "ServerSentEvent"]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_DIGITS = re.compile(r"[0-9]+")
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event. `id` is the stream's last event ID (None until an `id:` field is seen)."""
+
+    event: str
+    data: str
+    id: str | None = None
+    retry: int | None = None
+
+    def json(self) -> Any:
+        """The data parsed as JSON (raises `json.JSONDecodeError` when it is not JSON)."""
+        return json.loads(self.data)
+
+
+class SSELineDecoder:
+    """Splits text into lines on CRLF, LF or CR only, carrying partial lines across chunks.
+
+    A CR that ends a chunk ends its line at once (no waiting for the next chunk); a LF at the start
+    of the next chunk is then swallowed, so a CRLF split across two chunks is one line break.
+    """
+
+    def __init__(self) -> None:
+        self._partial: list[str] = []
+        self._skip_lf = False
+
+    def decode(self, text: str) -> list[str]:
+        """Return the lines completed by `text`, without their line breaks."""
+        if self._skip_lf and text:
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+        if not text:
+            return []
+        self._skip_lf = text[-1] == "\r"
+        parts = _LINE_BREAK.split(text)
+        if len(parts) == 1:
+            self._partial.append(text)
+            return []
+        if self._partial:
+            self._partial.append(parts[0])
+            parts[0] = "".join(self._partial)
+        tail = parts.pop()
+        self._partial = [tail] if tail else []
+        return parts
+
+    def flush(self) -> list[str]:
+        """At end of input: return the unterminated last line, if any, and reset."""
+        line = "".join(self._partial)
+        self._partial = []
+        self._skip_lf = False
+        return [line] if line else []
+
+
+class SSEDecoder:
+    """Turns an event-stream byte stream into events: `feed(bytes) → list`, `close() → list`.
+
+    Besides events it keeps what a caller's watchdog or reconnect logic needs: `bytes_seen` (every
+    byte fed, keep-alives included), `comments` (comment lines such as `: keep-alive`),
+    `last_event_id` (for a `Last-Event-ID` header) and `retry` (the server's reconnection time, ms).
+    """
+
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines = SSELineDecoder()
+        self._at_start = True
+        self._closed = False
+        self._event = ""
+        self._data: list[str] = []
+        self._retry_in_event: int | None = None
+        self.last_event_id: str | None = None
+        self.retry: int | None = None
+        self.bytes_seen = 0
+        self.comments = 0
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Decode one chunk of the stream; return the events it completed (often none)."""
+        if self._closed:
+            raise RuntimeError("SSEDecoder.feed() called after close()")
+        self.bytes_seen += len(data)
+        return self._decode_lines(self._lines.decode(self._decode_text(data, final=False)))
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream: finish decoding; an event with no terminating blank line is discarded."""
+        if self._closed:
+            return []
+        lines = self._lines.decode(self._decode_text(b"", final=True)) + self._lines.flush()
+        self._closed = True
+        events = self._decode_lines(lines)
+        self._reset_event()
+        return events
+
+    def _decode_text(self, data: bytes, *, final: bool) -> str:
+        text = self._text.decode(data, final)
+        if self._at_start and text:
+            self._at_start = False
+            if text[0] == _BOM:
+                text = text[1:]
+        return text
+
+    def _decode_lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        events = []
+        for line in lines:
+            event = self.decode_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def decode_line(self, line: str) -> ServerSentEvent | None:
+        """Process one line (without its line break); return the event a blank line dispatches."""
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            self.comments += 1
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        self._set_field(name, value)
+        return None
+
+    def _set_field(self, name: str, value: str) -> None:
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                self.last_event_id = value
+        elif name == "retry" and _DIGITS.fullmatch(value):
+            self.retry = self._retry_in_event = int(value)
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        # Per spec an event with no data field is not dispatched, but its type is still reset.
+        if not self._data:
+            self._reset_event()
+            return None
+        event = ServerSentEvent(
+            event=self._event or "message",
+            data="\n".join(self._data),
+            id=self.last_event_id,
+            retry=self._retry_in_event,
+        )
+        self._reset_event()
+        return event
+
+    def _reset_event(self) -> None:
+        self._event = ""
+        self._data = []
+        self._retry_in_event = None
