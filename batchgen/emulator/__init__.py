@@ -1,0 +1,26 @@
+"""A local emulator of Oxen.ai's hosted inference API (queue, events, models, history, repos).
+
+It shares no code with the batchgen client on purpose, so a bug cannot hide by being symmetric.
+"""
+
+from batchgen.emulator.app import create_app, state_of_app
+from batchgen.emulator.clock import Clock, ManualClock, SystemClock
+from batchgen.emulator.config import EmulatorConfig, FaultConfig, LatencyConfig
+from batchgen.emulator.counters import Counters
+from batchgen.emulator.model import Generation
+from batchgen.emulator.server import Emulator, run_emulator
+
+__all__ = [
+    "Clock",
+    "Counters",
+    "Emulator",
+    "EmulatorConfig",
+    "FaultConfig",
+    "Generation",
+    "LatencyConfig",
+    "ManualClock",
+    "SystemClock",
+    "create_app",
+    "run_emulator",
+    "state_of_app",
+]

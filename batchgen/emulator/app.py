@@ -1,0 +1,146 @@
+"""The aiohttp application: routes, the auth/fault/counting gateway, lifecycle hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from aiohttp import web
+
+from batchgen.emulator import api_downloads, api_events, api_history, api_models, api_queue, api_repos
+from batchgen.emulator.clock import Clock
+from batchgen.emulator.config import EmulatorConfig
+from batchgen.emulator.responses import (
+    STATE,
+    method_not_allowed,
+    not_found,
+    rate_limited,
+    server_error,
+    state_of,
+    unauthenticated,
+)
+from batchgen.emulator.state import EmulatorState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Auth(Enum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"  # no key is fine; a wrong key is not
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    auth: Auth
+    faults: bool  # an API route: subject to 429 / 5xx / slow-response faults
+    head: bool = False
+
+
+REPO_FILE = "/api/repos/{namespace}/{repo}/file/{branch}/{path:.*}"
+ROUTES = (
+    Route("POST", "/api/ai/queue", api_queue.enqueue, Auth.REQUIRED, True),
+    Route("GET", "/api/ai/queue", api_queue.list_active, Auth.REQUIRED, True),
+    Route("GET", "/api/ai/queue/{generation_id}", api_queue.get_one, Auth.REQUIRED, True),
+    Route("DELETE", "/api/ai/queue/{generation_id}", api_queue.cancel, Auth.REQUIRED, True),
+    Route("GET", "/api/ai/generations", api_history.list_history, Auth.REQUIRED, True),
+    Route("GET", "/api/ai/generations/{generation_id}", api_history.get_details, Auth.REQUIRED, True),
+    Route("GET", "/api/ai/models", api_models.list_models, Auth.OPTIONAL, True),
+    Route("GET", "/api/ai/models/search", api_models.search_models, Auth.OPTIONAL, True),
+    Route("GET", "/api/ai/models/{model_id:.+}", api_models.get_model, Auth.OPTIONAL, True),
+    Route("GET", "/api/events", api_events.events, Auth.REQUIRED, True),
+    Route("POST", "/api/repos", api_repos.create_repo, Auth.REQUIRED, False),
+    Route("PUT", REPO_FILE, api_repos.upload, Auth.REQUIRED, False),
+    Route("GET", REPO_FILE, api_repos.get_file, Auth.NONE, False, head=True),
+    Route("GET", "/api/repos/{namespace}/{repo}/files/{path:.*}", api_downloads.download, Auth.NONE, False,
+          head=True),
+)
+
+POLICIES = web.AppKey("batchgen_emulator_policies", dict[str, Route])
+
+
+def route_key(request: web.Request) -> str | None:
+    """The matched route as "METHOD /template" (HEAD counted as itself), or None if nothing matched."""
+    if request.match_info.http_exception is not None:
+        return None
+    resource = request.match_info.route.resource
+    return None if resource is None else f"{request.method} {resource.canonical}"
+
+
+def _authorized(request: web.Request, auth: Auth) -> bool:
+    header = request.headers.get("Authorization")
+    if auth is Auth.NONE or (auth is Auth.OPTIONAL and header is None):
+        return True
+    scheme, _, key = (header or "").partition(" ")
+    expected = state_of(request).config.api_key
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
+
+
+async def _injected_fault(state: EmulatorState, key: str) -> web.Response | None:
+    delay = state.faults.delay_for()
+    if delay:
+        await asyncio.sleep(delay)
+    retry_after = state.faults.retry_after_for(key)
+    if retry_after is not None:
+        return rate_limited(retry_after)
+    status = state.faults.server_error_for(key)
+    return None if status is None else server_error(status)
+
+
+@web.middleware
+async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count the request, check its key, inject API faults, then handle it."""
+    state, key = state_of(request), route_key(request)
+    state.counters.requests[key or f"{request.method} <unmatched>"] += 1
+    route = request.app[POLICIES].get((key or "").replace("HEAD ", "GET ", 1))
+    if key is None or route is None:
+        exception = request.match_info.http_exception
+        return method_not_allowed() if exception is not None and exception.status == 405 else not_found()
+    if not _authorized(request, route.auth):
+        return unauthenticated()
+    if route.faults:
+        fault = await _injected_fault(state, key)
+        if fault is not None:
+            return fault
+    return await handler(request)
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    app[STATE].engine.start()
+    yield
+    app[STATE].engine.stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[STATE].hub.close_all()
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    app = web.Application(middlewares=[gateway], client_max_size=state.config.max_upload_bytes)
+    app[STATE] = state
+    policies: dict[str, Route] = {}
+    for route in ROUTES:
+        registered = app.router.add_route(route.method, route.path, route.handler)
+        policies[f"{route.method} {registered.resource.canonical}"] = route  # type: ignore[union-attr]
+        if route.head:
+            app.router.add_route("HEAD", route.path, route.handler)
+    app[POLICIES] = policies
+    app.cleanup_ctx.append(_engine)
+    app.on_shutdown.append(_close_streams)
+    return app
+
+
+def create_app(config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> web.Application:
+    """A fresh emulator as an aiohttp app (for ``aiohttp_client`` and friends)."""
+    return build_app(EmulatorState(config or EmulatorConfig(), clock))
+
+
+def state_of_app(app: web.Application) -> EmulatorState:
+    """The live state behind an app made by ``create_app``."""
+    return app[STATE]

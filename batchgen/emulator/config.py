@@ -1,0 +1,204 @@
+"""Every emulator knob, as frozen dataclasses validated on construction.
+
+Each field carries its help text in ``metadata["help"]``; the CLI and the docs are built from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _knob(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+def _fail(owner: object, name: str, requirement: str) -> None:
+    value = getattr(owner, name)
+    raise ValueError(f"{type(owner).__name__}.{name} must be {requirement}, got {value!r}")
+
+
+def _check_number(owner: object, name: str, *, low: float = 0.0, high: float = math.inf) -> None:
+    value = getattr(owner, name)
+    if value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high:
+        _fail(owner, name, f"a number between {low} and {high}")
+
+
+def _check_positive(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        _fail(owner, name, "a positive number")
+
+
+def _check_int(owner: object, name: str, *, low: int, high: int | None = None) -> None:
+    value = getattr(owner, name)
+    if value is None:
+        return
+    too_high = high is not None and isinstance(value, int) and value > high
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or too_high:
+        _fail(owner, name, f"an integer between {low} and {'infinity' if high is None else high}")
+
+
+def _check_text(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not isinstance(value, str) or not value or value != value.strip():
+        _fail(owner, name, "a non-empty string without surrounding spaces")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How long generations wait and render, in simulated seconds (multiplied by ``time_scale``)."""
+
+    queue_wait_median_seconds: float = _knob(
+        3.0, "Median simulated wait before a worker would pick a generation up (lognormal)."
+    )
+    video_render_median_seconds: float = _knob(
+        120.0, "Median simulated render time of a video generation (lognormal)."
+    )
+    image_render_median_seconds: float = _knob(
+        15.0, "Median simulated render time of an image generation (lognormal)."
+    )
+    latency_sigma: float = _knob(0.4, "Sigma of the lognormal wait and render distributions (0 = fixed).")
+    failure_delay_seconds: float = _knob(
+        3.0, "Simulated seconds between a generation starting and failing on a broken model rule."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("queue_wait_median_seconds", "video_render_median_seconds"):
+            _check_number(self, name, high=86_400)
+        _check_number(self, "image_render_median_seconds", high=86_400)
+        _check_number(self, "failure_delay_seconds", high=86_400)
+        _check_number(self, "latency_sigma", high=3.0)
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Injected faults. All default off; replace them at runtime with ``Emulator.set_faults``."""
+
+    generation_failure_rate: float = _knob(
+        0.0, "Share of generations that fail with a transient-looking error_message (0-1)."
+    )
+    rate_limit_rate: float = _knob(0.0, "Share of API requests answered 429 with Retry-After (0-1).")
+    rate_limit_retry_after_seconds: int = _knob(2, "Retry-After value (seconds) sent with injected 429s.")
+    rate_limit_burst_seconds: float = _knob(
+        0.0, "Length of a 429 storm in real seconds, during which every API request gets 429 (0 = off)."
+    )
+    rate_limit_burst_period_seconds: float = _knob(
+        0.0, "Real seconds between the starts of 429 storms; 0 = one storm, starting when faults are set."
+    )
+    rate_limit_routes: tuple[str, ...] = _knob(
+        (), "Routes subject to 429s, as 'METHOD /template' or '/template'; empty = every API route."
+    )
+    server_error_rate: float = _knob(0.0, "Share of API requests answered with a 5xx (0-1).")
+    server_error_status: int = _knob(503, "HTTP status of injected server errors (500-599).")
+    server_error_routes: tuple[str, ...] = _knob(
+        (), "Routes subject to 5xx, as 'METHOD /template' or '/template'; empty = every API route."
+    )
+    slow_response_rate: float = _knob(0.0, "Share of API requests delayed before they are handled (0-1).")
+    slow_response_seconds: float = _knob(1.0, "Delay of a slow API response, in real seconds.")
+    enqueue_cut_rate: float = _knob(
+        0.0, "Share of POST /api/ai/queue calls that create the generations but close the connection "
+        "without a response (0-1).",
+    )
+    sse_cut_every_seconds: float | None = _knob(
+        None, "Close each /api/events connection abruptly after this many real seconds."
+    )
+    sse_cut_after_events: int | None = _knob(
+        None, "Close each /api/events connection abruptly after it delivered this many events."
+    )
+    download_truncate_rate: float = _knob(
+        0.0, "Share of result downloads that announce the full Content-Length but close halfway (0-1)."
+    )
+    download_bytes_per_second: float | None = _knob(
+        None, "Throttle result downloads to this many bytes per second."
+    )
+    credits_exhaust_after_usd: float | None = _knob(
+        None, "Treat the balance as zero once this many USD have been charged (credits run out)."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("generation_failure_rate", "rate_limit_rate", "server_error_rate",
+                     "slow_response_rate", "enqueue_cut_rate", "download_truncate_rate"):
+            _check_number(self, name, high=1.0)
+        _check_int(self, "rate_limit_retry_after_seconds", low=0, high=86_400)
+        for name in ("rate_limit_burst_seconds", "rate_limit_burst_period_seconds",
+                     "slow_response_seconds", "credits_exhaust_after_usd"):
+            _check_number(self, name)
+        _check_int(self, "server_error_status", low=500, high=599)
+        _check_positive(self, "sse_cut_every_seconds")
+        _check_int(self, "sse_cut_after_events", low=1)
+        _check_positive(self, "download_bytes_per_second")
+        self._check_routes("rate_limit_routes")
+        self._check_routes("server_error_routes")
+        burst, period = self.rate_limit_burst_seconds, self.rate_limit_burst_period_seconds
+        if period and burst > period:
+            _fail(self, "rate_limit_burst_seconds", f"at most rate_limit_burst_period_seconds ({period})")
+
+    def _check_routes(self, name: str) -> None:
+        routes = getattr(self, name)
+        if not isinstance(routes, tuple) or not all(isinstance(r, str) and "/" in r for r in routes):
+            _fail(self, name, "a tuple of route strings such as 'POST /api/ai/queue'")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything about one emulator instance."""
+
+    host: str = _knob("127.0.0.1", "Address to bind (loopback by default).")
+    port: int = _knob(0, "TCP port to bind; 0 picks a free port.")
+    api_key: str = _knob("emulator-key", "The only API key accepted in 'Authorization: Bearer <key>'.")
+    username: str = _knob("emulator-user", "The user that key belongs to: default namespace of every row.")
+    public_base_url: str | None = _knob(
+        None, "Origin used in result URLs; default: the scheme and Host of the request being answered."
+    )
+    time_scale: float = _knob(
+        1.0, "Multiplier applied to simulated waits and render times (0.001 turns minutes into ms)."
+    )
+    seed: int = _knob(0, "Seed of every random choice (latencies, faults, generation ids).")
+    keepalive_seconds: float = _knob(15.0, "Real seconds of SSE idleness before ': keep-alive' is sent.")
+    unrelated_event_every: int = _knob(
+        7, "Send an unrelated 'deployment_status' SSE event after every N completions (0 = never)."
+    )
+    url_ttl_seconds: float = _knob(3600.0, "Lifetime of presigned result URLs, in real seconds.")
+    result_size_bytes: int = _knob(
+        0, "Pad every result file to this many bytes (0 = natural size, a few KB)."
+    )
+    account_concurrency: int = _knob(8, "Generations of the account that may be processing at once.")
+    credits_usd: float | None = _knob(None, "Starting balance in USD; unset = unlimited credits.")
+    auto_create_repos: bool = _knob(
+        False, "Let file uploads create missing repositories instead of answering 404."
+    )
+    max_upload_bytes: int = _knob(64 * 1024 * 1024, "Largest accepted request body (uploads), in bytes.")
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("host", "api_key", "username"):
+            _check_text(self, name)
+        if self.public_base_url is not None and not self.public_base_url.startswith(("http://", "https://")):
+            _fail(self, "public_base_url", "an http(s) origin such as 'http://127.0.0.1:8765'")
+        _check_int(self, "port", low=0, high=65_535)
+        _check_number(self, "time_scale", high=1_000.0)
+        _check_int(self, "seed", low=0)
+        _check_positive(self, "keepalive_seconds")
+        _check_int(self, "unrelated_event_every", low=0)
+        _check_positive(self, "url_ttl_seconds")
+        _check_int(self, "result_size_bytes", low=0, high=2**31 - 1)
+        _check_int(self, "account_concurrency", low=1)
+        _check_number(self, "credits_usd")
+        _check_int(self, "max_upload_bytes", low=1024)
+        if not isinstance(self.latency, LatencyConfig):
+            _fail(self, "latency", "a LatencyConfig")
+        if not isinstance(self.faults, FaultConfig):
+            _fail(self, "faults", "a FaultConfig")
+
+
+def knob_names(cls: type) -> list[str]:
+    """Names of the scalar knobs of a config class (nested configs excluded)."""
+    return [f.name for f in fields(cls) if "help" in f.metadata]

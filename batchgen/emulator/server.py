@@ -1,0 +1,145 @@
+"""Run an emulator on a real socket, and the Python API tests and benchmarks use."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from batchgen.emulator.app import build_app
+from batchgen.emulator.clock import Clock
+from batchgen.emulator.config import EmulatorConfig, FaultConfig
+from batchgen.emulator.counters import Counters
+from batchgen.emulator.model import Generation
+from batchgen.emulator.pricing import usd as to_usd
+from batchgen.emulator.state import EmulatorState
+
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class Emulator:
+    """One emulator instance: ``await start()`` / ``await stop()``, or ``async with``."""
+
+    def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.state = EmulatorState(self.config, clock)
+        self.app = build_app(self.state)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._port = runner, runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` without a trailing slash; only while running."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not running: await start() first")
+        host = self.config.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self._port}"
+
+    @property
+    def api_key(self) -> str:
+        return self.config.api_key
+
+    @property
+    def counters(self) -> Counters:
+        return self.state.counters
+
+    def generation(self, generation_id: str) -> Generation:
+        """The live record of a generation; raises KeyError if it does not exist."""
+        gen = self.state.queue.get(generation_id)
+        if gen is None:
+            raise KeyError(generation_id)
+        return gen
+
+    def generations(self) -> list[Generation]:
+        return self.state.queue.all()
+
+    def result_sha256(self, generation_id: str) -> str:
+        """SHA-256 (hex) of a succeeded generation's result bytes; KeyError if it has none."""
+        digest = self.generation(generation_id).result_sha256
+        if digest is None:
+            raise KeyError(f"generation {generation_id} has no result")
+        return digest
+
+    @property
+    def fetched_references(self) -> list[str]:
+        """Every reference URL a model fetched successfully, in order."""
+        return self.state.engine.fetched_references
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.state.faults.config
+
+    @faults.setter
+    def faults(self, faults: FaultConfig) -> None:
+        self.state.faults.config = faults
+
+    def set_faults(self, **changes: Any) -> FaultConfig:
+        """Change some fault knobs (validated); the others keep their values."""
+        self.state.faults.config = dataclasses.replace(self.state.faults.config, **changes)
+        return self.state.faults.config
+
+    def add_credits(self, usd: float) -> None:
+        """Top the balance up by ``usd`` dollars (a no-op on unlimited credits)."""
+        self.state.ledger.add(to_usd(usd))
+
+    @property
+    def credits_remaining(self) -> Decimal | None:
+        """The balance in USD; None when credits are unlimited."""
+        return self.state.ledger.balance
+
+    async def wait_for_status(self, generation_id: str, *statuses: str) -> Generation:
+        """Resolve once the generation has reached one of ``statuses`` (default: any terminal one).
+
+        It may have moved on since; read ``.status`` for where it is now.
+        """
+        wanted = set(statuses or ("succeeded", "failed", "cancelled"))
+        gen = self.generation(generation_id)
+        await self.state.engine.wait_until(lambda: not wanted.isdisjoint(gen.history))
+        return gen
+
+    async def wait_idle(self) -> None:
+        """Resolve when no generation is queued or processing (wrap in asyncio.timeout to bound it)."""
+        await self.state.engine.wait_idle()
+
+
+@asynccontextmanager
+async def run_emulator(config: EmulatorConfig | None = None, *,
+                       clock: Clock | None = None) -> AsyncIterator[Emulator]:
+    """A running emulator (127.0.0.1, free port by default), stopped on exit."""
+    emulator = Emulator(config, clock=clock)
+    await emulator.start()
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
