@@ -3,25 +3,458 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
 
 from batchgen import __version__
-from batchgen.errors import BatchgenError, UserError
+from batchgen.config import DEFAULT_API_BASE, Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
+from batchgen.errors import BatchgenError, StorageError, UsageError, UserError
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
+EXIT_HARD_STOP = 130
+
+SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in --sandbox
+SANDBOX_UPLOAD = "sandbox/assets"
+
+EPILOG = """\
+exit codes:
+  0  every job is done
+  1  some jobs failed or were left (run the same command again to resume)
+  2  bad input or usage: nothing was submitted
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchgen",
-        description="Run large batches of Oxen.ai video and image generations from a YAML manifest.",
+        description="Run large batches of Oxen.ai video and image generations from a YAML manifest: "
+        "nothing lost, nothing paid for twice, and a rerun finishes only what is missing.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"batchgen {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands)
+    _add_plan(commands)
+    _add_status(commands)
+    _add_cancel(commands)
+    schema = commands.add_parser("schema", help="print the manifest's JSON Schema (for editors)")
+    schema.set_defaults(handler=_cmd_schema)
+    _add_emulator(commands)
     return parser
+
+
+def _add_api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-base", default=None, metavar="URL",
+                        help=f"API origin (default {DEFAULT_API_BASE}, or $OXEN_API_BASE)")
+    parser.add_argument("--api-key", default=None, metavar="KEY",
+                        help="API key (default $OXEN_API_KEY; prefer the variable: flags show in `ps`)")
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="run (or resume) every job of a manifest",
+        description="Plan, validate, submit under the concurrency limit, track through one event "
+        "stream, and download every result. Running it again finishes only what is missing.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("manifest", type=Path, help="the YAML manifest")
+    run.add_argument("--sandbox", action="store_true",
+                     help="run against a built-in emulator of the API (no key, nothing paid)")
+    _add_api_flags(run)
+    run.add_argument("-o", "--output-dir", type=Path, default=Path("outputs"),
+                     help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)")
+    run.add_argument("-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)")
+    run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
+    run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
+    run.add_argument("--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this")
+    run.add_argument("--upload-repo", metavar="NS/REPO[@BRANCH]",
+                     help="Oxen repository for local reference images (manifest upload:)")
+    run.add_argument("--inline-assets", action="store_true",
+                     help="send local reference images as data: URIs instead of uploading them")
+    run.add_argument("--stream-idle-timeout", type=float, metavar="S",
+                     help="reconnect the event stream after S seconds without a byte (default 45)")
+    run.add_argument("--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)")
+    run.add_argument("--reconcile-interval", type=float, metavar="S",
+                     help="safety reconcile of in-flight generations every S seconds (default 60)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.set_defaults(handler=_cmd_run)
+
+
+def _add_plan(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan", help="show the jobs, cost quote and validation errors; sends nothing",
+        description="Expand and validate a manifest offline. Exit 0 when valid, 2 otherwise.",
+    )
+    plan.add_argument("manifest", type=Path)
+    plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    plan.add_argument("-o", "--output-dir", type=Path, default=Path("outputs"),
+                      help="where runs live, to count jobs already done (default: outputs)")
+    plan.add_argument("--sandbox", action="store_true", help="look models up in the built-in emulator")
+    _add_api_flags(plan)
+    plan.set_defaults(handler=_cmd_plan)
+
+
+def _add_status(commands: Any) -> None:
+    status = commands.add_parser("status", help="summarise a run directory from its journal")
+    status.add_argument("run_dir", type=Path)
+    status.add_argument("--json", action="store_true", help="one JSON object per job")
+    status.set_defaults(handler=_cmd_status)
+
+
+def _add_cancel(commands: Any) -> None:
+    cancel = commands.add_parser("cancel", help="cancel a run's in-flight generations at the provider")
+    cancel.add_argument("run_dir", type=Path)
+    _add_api_flags(cancel)
+    cancel.set_defaults(handler=_cmd_cancel)
+
+
+def _add_emulator(commands: Any) -> None:
+    from batchgen.emulator import cli as emulator_cli
+
+    emulator = commands.add_parser(
+        "emulator", help="run the local emulator of the Oxen API in the foreground",
+        description="A local emulator of Oxen's hosted inference API, for demos and tests.",
+    )
+    emulator_cli.add_arguments(emulator)
+    emulator.set_defaults(handler=emulator_cli.run)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from batchgen.manifest import manifest_schema
+
+    print(json.dumps(manifest_schema(), indent=2))
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from batchgen.manifest import load_manifest
+    from batchgen.plan import format_plan, plan_to_json
+    from batchgen.store import Journal
+
+    manifest = load_manifest(args.manifest)
+    key = args.api_key or os.environ.get("OXEN_API_KEY", "")
+    online = args.sandbox or bool(key or args.api_base)
+    endpoint = None if args.sandbox else _Endpoint(_api_base(args), key)
+    plan = asyncio.run(_plan_with_models(manifest, endpoint if online else _OFFLINE))
+    done: frozenset[str] = frozenset()
+    run_dir = args.output_dir / plan.name
+    if (run_dir / "state.sqlite").is_file():
+        journal = Journal.open_existing(run_dir)
+        done = frozenset(k for k, r in journal.records().items() if r.state == "done")
+        journal.close()
+    if args.json:
+        print(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False))
+    else:
+        print(format_plan(plan, done_keys=done))
+    return EXIT_OK
+
+
+async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None) -> Any:
+    from batchgen.api import OxenClient
+    from batchgen.models import model_catalog
+    from batchgen.plan import build_plan
+
+    if endpoint is _OFFLINE:
+        return build_plan(manifest, await model_catalog(None, manifest))
+    assert endpoint is None or isinstance(endpoint, _Endpoint)
+    async with _api_endpoint(endpoint) as (api_base, api_key), OxenClient(api_base, api_key) as client:
+        return build_plan(manifest, await model_catalog(client, manifest))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from batchgen.store import Journal
+
+    journal = Journal.open_existing(args.run_dir)
+    try:
+        records = sorted(journal.records().values(), key=lambda r: r.idx)
+    finally:
+        journal.close()
+    if args.json:
+        for r in records:
+            print(json.dumps({"key": r.key, "index": r.idx, "name": r.name, "state": r.state,
+                              "output_path": r.output_path, "generation_id": r.generation_id,
+                              "attempts": r.attempts, "sha256": r.sha256, "error": r.error}))
+        return EXIT_OK
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    print(f"{args.run_dir}: {len(records)} jobs · " + " · ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    for r in records:
+        if r.state != "done" and r.error:
+            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+    return EXIT_OK if counts.get("done", 0) == len(records) else EXIT_INCOMPLETE
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    return asyncio.run(_cancel(args))
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from batchgen.api import OxenClient
+    from batchgen.states import AT_PROVIDER, JobState
+    from batchgen.store import Journal, RunLock
+
+    api_base, key = _api_settings(args, sandbox=False)
+    with RunLock(args.run_dir):
+        journal = Journal.open_existing(args.run_dir)
+        try:
+            waiting = [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]
+            async with OxenClient(api_base, key) as client:
+                for record in waiting:
+                    assert record.generation_id is not None
+                    await client.cancel(record.generation_id)
+                    journal.transition(record.key, JobState.CANCELLED, "cancelled by the user")
+        finally:
+            journal.close()
+    print(f"cancelled {len(waiting)} in-flight generation(s); `batchgen run` resumes the rest")
+    return EXIT_OK
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    api_base: str
+    api_key: str
+
+
+_OFFLINE = object()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from batchgen import logs
+    from batchgen.manifest import load_manifest
+
+    env_key = os.environ.get("OXEN_API_KEY", "")
+    redact = logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
+    manifest = load_manifest(args.manifest)  # bad input stops here: nothing sent, nothing written
+    options = _run_options(args, manifest)
+    endpoint = None if args.sandbox else _Endpoint(*_api_settings(args, sandbox=False))
+    try:
+        return asyncio.run(_run(args, manifest, options, endpoint, redact))
+    except KeyboardInterrupt:
+        print("batchgen: stopped at once; the journal is intact: run the same command to resume",
+              file=sys.stderr)
+        return EXIT_HARD_STOP
+
+
+async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, endpoint: _Endpoint | None,
+               redact: Any) -> int:
+    from batchgen.api import OxenClient
+    from batchgen.models import model_catalog
+    from batchgen.plan import build_plan
+
+    async with _api_endpoint(endpoint) as (api_base, api_key):
+        redact.add_secret(api_key)
+        options = replace(options, api_base=api_base)
+        if args.sandbox and options.upload is None and not options.inline_assets:
+            options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
+        async with OxenClient(options.api_base, api_key, timeouts=options.timeouts,
+                              retry=options.retry) as client:
+            plan = build_plan(manifest, await model_catalog(client, manifest))
+            _check_assets_can_be_sent(plan, options)
+            return await _execute(args, plan, options, client, redact)
+
+
+def _check_assets_can_be_sent(plan: Any, options: RunOptions) -> None:
+    if options.upload is None and not options.inline_assets and any(job.assets for job in plan.jobs):
+        raise UsageError(
+            f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
+            "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass --upload-repo NS/REPO, "
+            "or pass --inline-assets to send them as data: URIs"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _api_endpoint(endpoint: _Endpoint | None) -> AsyncIterator[tuple[str, str]]:
+    if endpoint is not None:
+        yield endpoint.api_base, endpoint.api_key
+        return
+    from batchgen.emulator import EmulatorConfig, run_emulator
+
+    config = EmulatorConfig(time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True)
+    async with run_emulator(config) as emulator:
+        print(f"batchgen: sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)",
+              file=sys.stderr)
+        yield emulator.base_url, emulator.api_key
+
+
+async def _execute(args: argparse.Namespace, plan: Any, options: RunOptions, client: Any,
+                   redact: Any) -> int:
+    from batchgen import logs
+    from batchgen.report import result_rows, write_results
+    from batchgen.runner import VIDEOS_DIR, Runner
+    from batchgen.store import Journal, RunLock
+
+    run_dir = args.output_dir / plan.name
+    _prepare_run_dir(run_dir)
+    with RunLock(run_dir):
+        _write_run_files(run_dir, args.manifest, plan)
+        handler = logs.add_run_log(run_dir, redact)
+        journal = Journal.open(run_dir)
+        try:
+            runner = Runner(plan, run_dir, journal, client, options)
+            try:
+                outcome = await _run_with_signals(runner, args, options)
+            finally:
+                write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
+        finally:
+            journal.close()
+            logs.remove_handler(handler)
+    return _summarise(outcome, run_dir, len(plan.jobs))
+
+
+async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunOptions) -> Any:
+    """First Ctrl-C (or SIGTERM): stop submitting and drain. Second: stop at once."""
+    from batchgen.progress import Progress
+    from batchgen.runner import StopReason
+
+    progress = None if args.no_progress else Progress(len(runner.plan.jobs),
+                                                       interval_s=options.progress_interval_s)
+    if progress is not None:
+        runner.on_change = lambda: progress.update(runner.stats())
+    presses = 0
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print("\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
+                  "and download (Ctrl-C again to exit now; rerun to resume)", file=sys.stderr)
+            runner.request_stop(StopReason.INTERRUPTED)
+        elif main_task is not None:
+            main_task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        outcome = await runner.run()
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if progress is not None:
+        progress.close(runner.stats())
+    return outcome
+
+
+def _summarise(outcome: Any, run_dir: Path, total: int) -> int:
+    from batchgen.runner import StopReason
+
+    done = outcome.counts.get("done", 0)
+    summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
+    print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
+    if outcome.fatal:
+        print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+    reasons = {
+        StopReason.NO_CREDITS: "the account ran out of credits: submissions stopped, in-flight work was "
+        "kept. Add credits and run the same command again.",
+        StopReason.BUDGET: "the budget was reached: submissions stopped. Raise --budget (or run.budget_usd) "
+        "and run again to continue.",
+        StopReason.INTERRUPTED: "interrupted: run the same command again to resume.",
+        StopReason.API_UNAVAILABLE: "the API kept failing: run the same command again to resume.",
+    }
+    if outcome.stop_reason is not None and outcome.stop_reason in reasons:
+        print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
+    elif done < total:
+        print("batchgen: some jobs are not done (see results.csv or `batchgen status`); "
+              "run the same command again to retry what is missing", file=sys.stderr)
+    return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
+
+
+def _write_run_files(run_dir: Path, manifest: Path, plan: Any) -> None:
+    from batchgen.plan import plan_to_json
+
+    try:
+        shutil.copyfile(manifest, run_dir / "manifest.yaml")
+        tmp = run_dir / ".plan.json.tmp"
+        tmp.write_text(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(run_dir / "plan.json")
+    except OSError as exc:
+        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+
+
+def _api_base(args: argparse.Namespace) -> str:
+    return str(args.api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE)
+
+
+def _api_settings(args: argparse.Namespace, *, sandbox: bool) -> tuple[str, str]:
+    api_base = _api_base(args)
+    key = args.api_key or os.environ.get("OXEN_API_KEY", "")
+    if not key and not sandbox:
+        raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
+    return api_base, key
+
+
+def _run_options(args: argparse.Namespace, manifest: Any) -> RunOptions:
+    from batchgen.config import options_from_manifest
+
+    try:
+        if args.upload_repo:
+            upload: UploadTarget | None = UploadTarget.parse(args.upload_repo)
+        elif manifest.upload:
+            upload = UploadTarget(**{k: str(v) for k, v in manifest.upload.items()})
+        else:
+            upload = None
+        options = options_from_manifest(manifest.run or {}, upload)
+        limits = Limits(concurrency=args.concurrency or options.limits.concurrency,
+                        downloads=args.downloads or options.limits.downloads)
+        retry: RetryPolicy = options.retry
+        if args.retries is not None:
+            retry = replace(retry, generation_retries=args.retries)
+        timeouts: Timeouts = options.timeouts
+        if args.stream_idle_timeout:
+            timeouts = replace(timeouts, stream_idle_s=args.stream_idle_timeout)
+        if args.request_timeout:
+            timeouts = replace(timeouts, request_s=args.request_timeout)
+        budget = options.budget_usd if args.budget is None else Decimal(args.budget)
+        options = replace(options, limits=limits, retry=retry, timeouts=timeouts, budget_usd=budget,
+                          inline_assets=args.inline_assets)
+        if args.reconcile_interval:
+            options = replace(options, safety_reconcile_s=args.reconcile_interval)
+    except (ValueError, InvalidOperation) as exc:
+        raise UsageError(str(exc)) from exc
+    return options
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,10 +464,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return EXIT_OK
-    except UserError as exc:
-        print(f"batchgen: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BatchgenError as exc:
-        print(f"batchgen: error: {exc}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        code: int = args.handler(args)
+        return code
+    except BaseException as raw:
+        exc = _unwrap(raw)
+        if isinstance(exc, UserError):
+            print(f"batchgen: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(exc, BatchgenError):
+            print(f"batchgen: error: {exc}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        if isinstance(exc, KeyboardInterrupt):
+            return EXIT_HARD_STOP
+        raise

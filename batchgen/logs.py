@@ -1,0 +1,88 @@
+"""Logging for the CLI: JSON lines to run.log, short lines on stderr, and the API key redacted
+before any handler sees a record. Library modules only call logging.getLogger(__name__)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+
+class RedactFilter(logging.Filter):
+    """Replaces every occurrence of the secrets in a record's final message."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def add_secret(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        record.msg, record.args = message, None
+        if record.exc_info:  # a traceback could quote the key: keep only its redacted summary
+            record.msg = f"{message} ({_redact(repr(record.exc_info[1]), self._secrets)})"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "t": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        })
+
+
+class Human(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._start = time.monotonic()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"batchgen: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
+    """Install the stderr handler on the 'batchgen' logger; returns the redaction filter."""
+    logger = logging.getLogger("batchgen")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    redact = RedactFilter(secrets)
+    stderr = logging.StreamHandler()
+    stderr.setLevel(logging.INFO if verbose else logging.WARNING)
+    stderr.setFormatter(Human())
+    stderr.addFilter(redact)
+    logger.addHandler(stderr)
+    return redact
+
+
+def add_run_log(run_dir: Path, redact: RedactFilter) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(JsonLines())
+    handler.addFilter(redact)
+    logging.getLogger("batchgen").addHandler(handler)
+    return handler
+
+
+def remove_handler(handler: logging.Handler) -> None:
+    logging.getLogger("batchgen").removeHandler(handler)
+    handler.close()

@@ -1,0 +1,52 @@
+"""Cost quotes: what one request will cost, from the model's `pricing` object (pure, Decimal)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = ["format_usd", "quote", "rate"]
+
+
+def rate(value: Any) -> Decimal | None:
+    """A price field as a Decimal (numbers or numeric strings), or None when absent or unusable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float | str):
+        try:
+            result = Decimal(str(value))
+        except InvalidOperation:
+            return None
+        return result if result.is_finite() and result >= 0 else None
+    return None
+
+
+def quote(
+    pricing: Mapping[str, Any] | None, request: Mapping[str, Any], duration_s: int | None
+) -> Decimal | None:
+    """The list-price cost of `request`, or None when the pricing method is unknown or incomplete.
+
+    `per_video_output_second`: `cost_per_second` (or `cost_per_second_with_audio` when the request
+    sets `generate_audio: true` and that price exists) x `duration_s`. `per_image`: `cost_per_image`.
+    """
+    if not pricing:
+        return None
+    method = pricing.get("method")
+    if method == "per_video_output_second":
+        if duration_s is None:
+            return None
+        per_second = rate(pricing.get("cost_per_second"))
+        if request.get("generate_audio") is True:
+            per_second = rate(pricing.get("cost_per_second_with_audio")) or per_second
+        return None if per_second is None else per_second * duration_s
+    if method == "per_image":
+        return rate(pricing.get("cost_per_image"))
+    return None
+
+
+def format_usd(amount: Decimal | None) -> str:
+    """$1,234.56 (rounded to cents for display), or "unknown"."""
+    if amount is None:
+        return "unknown"
+    return f"${amount.quantize(Decimal('0.01')):,}"

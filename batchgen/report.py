@@ -1,0 +1,52 @@
+"""results.jsonl and results.csv from the journal: one row per planned job."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from batchgen.plan import Job
+from batchgen.store import JobRecord, Journal
+
+FIELDS = ("index", "key", "name", "replica", "model", "state", "output_path", "generation_id",
+          "attempts", "sha256", "size", "cost_usd", "error")
+
+
+def result_rows(jobs: Iterable[Job], journal: Journal, videos_prefix: str) -> list[dict[str, Any]]:
+    records = journal.records()
+    rows = []
+    for job in jobs:
+        record: JobRecord | None = records.get(job.key)
+        rows.append({
+            "index": job.index,
+            "key": job.key,
+            "name": job.name,
+            "replica": job.replica,
+            "model": job.model,
+            "state": str(record.state) if record else "pending",
+            "output_path": f"{videos_prefix}/{job.output_path}",
+            "generation_id": record.generation_id if record else None,
+            "attempts": record.attempts if record else 0,
+            "sha256": record.sha256 if record else None,
+            "size": record.size if record else None,
+            "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+            "error": record.error if record else None,
+        })
+    return rows
+
+
+def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write both files atomically (a reader never sees half a file)."""
+    jsonl = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(run_dir / name)

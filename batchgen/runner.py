@@ -1,0 +1,607 @@
+"""The run shell: one TaskGroup that submits under the concurrency limit, tracks every generation
+through the one shared event stream, downloads results, and journals each step before the next.
+
+Policy lives in pure modules (retry, reconcile, states); this module performs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from batchgen.api import Completion, OxenClient, is_transient
+from batchgen.config import RunOptions
+from batchgen.download import fetch_result, verify_file
+from batchgen.errors import (
+    ApiError,
+    ApiStatusError,
+    ConnectFailed,
+    DownloadCorrupt,
+    DownloadError,
+    DownloadExpired,
+    InsufficientCredits,
+    RateLimited,
+    ResponseLost,
+    StorageError,
+    Unauthenticated,
+)
+from batchgen.events import EventStream
+from batchgen.paths import ensure_inside, sidecar_path
+from batchgen.plan import Job, LocalAsset, Plan, resolve_request
+from batchgen.reconcile import Pending, match_submissions
+from batchgen.retry import FailureKind, backoff, classify_generation_error
+from batchgen.states import AT_PROVIDER, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
+from batchgen.store import JobRecord, Journal
+
+log = logging.getLogger(__name__)
+
+VIDEOS_DIR = "videos"
+_ORPHAN_LIMIT = 10_000
+
+
+class StopReason(StrEnum):
+    NO_CREDITS = "no_credits"
+    BUDGET = "budget"
+    INTERRUPTED = "interrupted"
+    API_UNAVAILABLE = "api_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """A snapshot of a run for progress displays."""
+
+    counts: Mapping[str, int]
+    total: int
+    spent_usd: Decimal
+    retried: int
+    throttled_s: float
+    stream_connected: bool
+    stopping: StopReason | None
+    started_at: float
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    counts: dict[str, int]
+    stop_reason: StopReason | None = None
+    fatal: str | None = None
+    download_failures: int = 0
+    requests_sent: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.counts.get(JobState.DONE, 0) == sum(self.counts.values()) and self.fatal is None
+
+
+class _AssetUploadFailed(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Assets:
+    urls: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+
+class Runner:
+    """Runs one plan in one run directory. Create, then `await run()` once."""
+
+    def __init__(self, plan: Plan, run_dir: Path, journal: Journal, client: OxenClient,
+                 options: RunOptions, *, rng: random.Random | None = None) -> None:
+        self.plan = plan
+        self.run_dir = run_dir
+        self.videos_dir = run_dir / VIDEOS_DIR
+        self.journal = journal
+        self.client = client
+        self.options = options
+        self._rng = rng or random.Random()
+        self.jobs: dict[str, Job] = {job.key: job for job in plan.jobs}
+        self._pending: deque[str] = deque()
+        self._holding: set[str] = set()  # jobs holding a provider concurrency slot
+        self._by_generation: dict[str, str] = {}
+        self._orphans: dict[str, Completion] = {}
+        self._urls: dict[str, str] = {}  # freshest result URL per job key (memory only: they expire)
+        self._downloads: asyncio.Queue[str] = asyncio.Queue()
+        self._active_downloads = 0
+        self._run_attempts: dict[str, int] = {}
+        self._retried = 0
+        self._download_failures = 0
+        self._assets = _Assets()
+        self._changed = asyncio.Event()
+        self._reconcile_wanted = asyncio.Event()
+        self.stopping: StopReason | None = None
+        self._started_at = time.time()
+        self._stream: EventStream | None = None
+        self._download_session: aiohttp.ClientSession | None = None
+        self.on_change: Callable[[], None] = lambda: None
+
+    # -- the public surface -----------------------------------------------------------------
+
+    def request_stop(self, reason: StopReason = StopReason.INTERRUPTED) -> None:
+        """Stop submitting; whatever is in flight is still tracked and downloaded."""
+        if self.stopping is None:
+            self.stopping = reason
+            log.warning("stopping submissions: %s", reason)
+        self._notify()
+
+    def stats(self) -> RunStats:
+        counts: dict[str, int] = {}
+        for record in self.journal.records().values():
+            if record.key in self.jobs:
+                counts[record.state] = counts.get(record.state, 0) + 1
+        return RunStats(
+            counts=counts, total=len(self.jobs), spent_usd=self.spent_usd(), retried=self._retried,
+            throttled_s=self.client.throttle.paused_s,
+            stream_connected=self._stream is not None and self._stream.connected.is_set(),
+            stopping=self.stopping, started_at=self._started_at,
+        )
+
+    def spent_usd(self) -> Decimal:
+        """Quoted cost of every generation that exists or may exist at the provider for this plan."""
+        committed = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}
+        total = Decimal(0)
+        for key, job in self.jobs.items():
+            if job.cost_usd is not None and self.journal.get(key).state in committed:
+                total += job.cost_usd
+        return total
+
+    async def run(self) -> RunOutcome:
+        self._prepare()
+        fatal: str | None = None
+        if self._has_work():
+            try:
+                await self._run_tasks()
+            except* Unauthenticated as group:
+                fatal = str(group.exceptions[0])
+            except* InsufficientCredits as group:
+                self.stopping = StopReason.NO_CREDITS
+                fatal = str(group.exceptions[0])
+            except* StorageError as group:
+                fatal = str(group.exceptions[0])
+        counts = {str(state): n for state, n in self.stats().counts.items()}
+        return RunOutcome(counts=counts, stop_reason=self.stopping, fatal=fatal,
+                          download_failures=self._download_failures, requests_sent=self.client.requests_sent)
+
+    # -- start-up: what is missing -----------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in self.plan.jobs)
+        for job in self.plan.jobs:
+            record = self.journal.get(job.key)
+            if record.state in RESTARTABLE:
+                record = self.journal.transition(job.key, JobState.PENDING, "rerun")
+            if record.state is JobState.DONE and not self._output_intact(job, record):
+                record = self.journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
+            self._adopt(job, record)
+
+    def _adopt(self, job: Job, record: JobRecord) -> None:
+        if record.state is JobState.PENDING:
+            self._pending.append(job.key)
+        elif record.state in IN_FLIGHT:
+            self._holding.add(job.key)
+            if record.generation_id:
+                self._by_generation[record.generation_id] = job.key
+        elif record.state in NEEDS_DOWNLOAD:
+            self._downloads.put_nowait(job.key)
+
+    def _output_intact(self, job: Job, record: JobRecord) -> bool:
+        path = self._final_path(job)
+        try:
+            return path.is_file() and path.stat().st_size == record.size
+        except OSError:
+            return False
+
+    def _has_work(self) -> bool:
+        return bool(self._pending or self._holding or not self._downloads.empty())
+
+    def _final_path(self, job: Job) -> Path:
+        return ensure_inside(self.videos_dir, job.output_path)
+
+    # -- the task group --------------------------------------------------------------------
+
+    async def _run_tasks(self) -> None:
+        stream = EventStream(self.client, on_completion=self._on_completion,
+                             on_connect=self._reconcile_wanted.set,
+                             idle_timeout_s=self.options.timeouts.stream_idle_s)
+        self._stream = stream
+        timeouts = self.options.timeouts
+        session_timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect_s,
+                                                sock_read=timeouts.download_read_s)
+        async with aiohttp.ClientSession(timeout=session_timeout) as session:
+            self._download_session = session
+            async with asyncio.TaskGroup() as group:
+                background = [
+                    group.create_task(stream.run(), name="event-stream"),
+                    group.create_task(self._reconcile_loop(), name="reconcile"),
+                    *(group.create_task(self._download_worker(), name=f"download-{i}")
+                      for i in range(self.options.limits.downloads)),
+                ]
+                await self._submit_all(group)
+                await self._wait_until(self._finished)
+                for task in background:
+                    task.cancel()
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        # No await between the check and clear(), so a change cannot slip in unseen.
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _finished(self) -> bool:
+        no_more_submits = self.stopping is not None or not self._pending
+        return (no_more_submits and not self._holding and self._downloads.empty()
+                and self._active_downloads == 0)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self.on_change()
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def _submit_all(self, group: asyncio.TaskGroup) -> None:
+        assert self._stream is not None
+        await self._stream.wait_connected()  # no event may fire before we listen
+        await self._reconcile_ambiguous([k for k in self._holding
+                                         if self.journal.get(k).state is JobState.SUBMITTING])
+        while True:
+            await self._wait_until(self._may_submit)
+            if self.stopping is not None or self._finished():
+                return
+            key = self._pending.popleft()
+            if self._over_budget(self.jobs[key]):
+                self._pending.appendleft(key)
+                self.request_stop(StopReason.BUDGET)
+                return
+            self._holding.add(key)
+            group.create_task(self._submit(key), name=f"submit-{key[:8]}")
+
+    def _may_submit(self) -> bool:
+        if self.stopping is not None or self._finished():
+            return True
+        return bool(self._pending) and len(self._holding) < self.options.limits.concurrency
+
+    def _over_budget(self, job: Job) -> bool:
+        budget = self.options.budget_usd
+        return budget is not None and self.spent_usd() + (job.cost_usd or Decimal(0)) > budget
+
+    async def _submit(self, key: str) -> None:
+        job = self.jobs[key]
+        try:
+            body = await self._request_body(job)
+        except _AssetUploadFailed as exc:
+            self._release(key, JobState.FAILED, str(exc), error=str(exc))
+            return
+        self._run_attempts[key] = self._run_attempts.get(key, 0) + 1
+        for _ in range(self.client.retry_policy.request_attempts):
+            record = self.journal.transition(
+                key, JobState.SUBMITTING, attempts=self.journal.get(key).attempts + 1,
+                sent_request=_canonical(body), submitted_at=time.time(), generation_id=None, error=None,
+            )
+            outcome = await self._post(key, body, record)
+            if outcome != "retry":
+                return
+        self._release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
+        self._pending.appendleft(key)
+        self.request_stop(StopReason.API_UNAVAILABLE)
+
+    async def _post(self, key: str, body: Mapping[str, Any], record: JobRecord) -> str:
+        """One enqueue attempt: 'ok', 'retry' (surely not created), or 'done' (decided otherwise)."""
+        try:
+            generation_ids = await self.client.enqueue(body)
+        except (ConnectFailed, RateLimited):
+            return await self._pause_then("retry", record.attempts)
+        except InsufficientCredits as exc:
+            self._release(key, JobState.PENDING, "no credits", error=exc.detail)
+            self.request_stop(StopReason.NO_CREDITS)
+            return "done"
+        except (ResponseLost, ApiStatusError) as exc:
+            if isinstance(exc, ApiStatusError) and not is_transient(exc):
+                if isinstance(exc, Unauthenticated):
+                    raise
+                self._release(key, JobState.INVALID, "rejected at enqueue", error=str(exc))
+                return "done"
+            log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], exc)
+            if await self._reconcile_ambiguous([key], settle=True):
+                return "done"
+            return await self._pause_then("retry", record.attempts)
+        self._claim(key, generation_ids[0], JobState.QUEUED)
+        return "ok"
+
+    async def _pause_then(self, result: str, attempt: int) -> str:
+        await asyncio.sleep(backoff(attempt, self.client.retry_policy, self._rng))
+        return result
+
+    def _claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
+        record = self.journal.get(key)
+        self.journal.claim_generation(key, generation_id, record.attempts, state, **changes)
+        self._by_generation[generation_id] = key
+        orphan = self._orphans.pop(generation_id, None)
+        if orphan is not None:
+            self._on_completion(orphan)
+        self._notify()
+
+    async def _request_body(self, job: Job) -> dict[str, Any]:
+        if not job.assets:
+            return dict(job.request)
+        urls = {asset.sha256: await self._asset_url(asset) for asset in job.assets}
+        return resolve_request(job.request, urls)
+
+    # -- reference images --------------------------------------------------------------------
+
+    async def _asset_url(self, asset: LocalAsset) -> str:
+        assets = self._assets
+        if asset.sha256 in assets.urls:
+            return assets.urls[asset.sha256]
+        lock = assets.locks.setdefault(asset.sha256, asyncio.Lock())
+        async with lock:
+            if asset.sha256 in assets.failures:
+                raise _AssetUploadFailed(assets.failures[asset.sha256])
+            if asset.sha256 not in assets.urls:
+                try:
+                    assets.urls[asset.sha256] = await self._place_asset(asset)
+                except (ApiError, OSError) as exc:
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    assets.failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
+                    raise _AssetUploadFailed(assets.failures[asset.sha256]) from exc
+        return assets.urls[asset.sha256]
+
+    async def _place_asset(self, asset: LocalAsset) -> str:
+        content = await asyncio.to_thread(asset.path.read_bytes)
+        if self.options.inline_assets:
+            return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
+        known = self.journal.asset_url(asset.sha256)
+        if known is not None:
+            return known
+        target = self.options.upload
+        if target is None:
+            raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
+        repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
+        url = self.client.file_url(target.namespace, target.repo, target.branch, repo_path)
+        if not await self.client.file_exists(url):
+            url = await self.client.upload_file(target.namespace, target.repo, target.branch, repo_path,
+                                                content, asset.media_type)
+            log.info("uploaded reference image %s to %s", asset.name, repo_path)
+        self.journal.set_asset_url(asset.sha256, url)
+        return url
+
+    # -- tracking --------------------------------------------------------------------------
+
+    def _on_completion(self, completion: Completion) -> None:
+        key = self._by_generation.get(completion.generation_id)
+        if key is None:
+            if len(self._orphans) < _ORPHAN_LIMIT:  # may be ours, its POST answer not read yet
+                self._orphans[completion.generation_id] = completion
+            return
+        record = self.journal.get(key)
+        if record.state not in AT_PROVIDER or record.generation_id != completion.generation_id:
+            return  # already handled (an event and a reconcile can both report it)
+        if completion.status == "succeeded":
+            self._release(key, JobState.SUCCEEDED, "succeeded", completed_at=time.time())
+            if completion.url:
+                self._urls[key] = completion.url
+            self._downloads.put_nowait(key)
+            self._notify()
+        else:
+            self._on_failure(key, completion.error)
+
+    def _on_failure(self, key: str, error: str | None) -> None:
+        verdict = classify_generation_error(error)
+        if verdict.kind is FailureKind.NO_CREDITS:
+            self._release(key, JobState.PENDING, "no credits", error=verdict.message)
+            self.request_stop(StopReason.NO_CREDITS)
+        elif verdict.kind is FailureKind.INVALID:
+            self._release(key, JobState.INVALID, "rejected by the model", error=verdict.message)
+        elif self._run_attempts.get(key, 0) <= self.options.retry.generation_retries:
+            self._retried += 1
+            self._release(key, JobState.PENDING, "retry", error=verdict.message)
+            self._pending.append(key)
+        else:
+            self._release(key, JobState.FAILED, "attempts used up", error=verdict.message)
+
+    def _release(self, key: str, state: JobState, detail: str, **changes: Any) -> None:
+        self.journal.transition(key, state, detail, **changes)
+        self._holding.discard(key)
+        self._notify()
+
+    def _apply_row(self, key: str, row: Mapping[str, Any]) -> None:
+        status = row.get("status")
+        record = self.journal.get(key)
+        if status == "processing" and record.state is JobState.QUEUED:
+            self.journal.transition(key, JobState.PROCESSING, started_at=time.time())
+        elif status in ("succeeded", "failed"):
+            self._on_completion(Completion(str(row["generation_id"]), str(status),
+                                           url=row.get("result_url"), error=row.get("error_message")))
+        elif status == "cancelled" and record.state in AT_PROVIDER:
+            self._release(key, JobState.CANCELLED, "cancelled at the provider")
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            assert self._stream is not None
+            interval = (self.options.safety_reconcile_s if self._stream.connected.is_set()
+                        else self.options.poll_interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._reconcile_wanted.wait()
+            self._reconcile_wanted.clear()
+            try:
+                await self._reconcile_in_flight()
+            except ApiError as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                log.info("reconcile failed (%s); will try again", exc)
+
+    async def _reconcile_in_flight(self) -> None:
+        """Ask the provider about every generation we wait for: the stream may have missed it."""
+        waiting = {r.generation_id: r.key for r in self.journal.records().values()
+                   if r.state in AT_PROVIDER and r.generation_id and r.key in self.jobs}
+        if not waiting:
+            return
+        active = {str(row["generation_id"]): row for row in await self.client.list_queue()}
+        for generation_id, key in waiting.items():
+            row = active.get(generation_id)
+            if row is None:
+                row = await self.client.get_generation(generation_id)
+            self._apply_row(key, row)
+
+    async def _reconcile_ambiguous(self, keys: Iterable[str], *, settle: bool = False) -> bool:
+        """Find the provider's rows for submissions whose outcome we do not know.
+
+        Returns True when every key was resolved from what the provider has. With `settle`,
+        looks twice, the second time after a request timeout, since a slow server may still
+        be creating the generation when the first look happens.
+        """
+        pending = [Pending(k, self.journal.get(k).sent_body() or {}, self.journal.get(k).submitted_at or 0)
+                   for k in keys]
+        if not pending:
+            return True
+        for look in range(2 if settle else 1):
+            if look:
+                await asyncio.sleep(self.options.timeouts.request_s)
+            found = await self._find_rows(pending)
+            for item in pending:
+                if item.key in found:
+                    self._adopt_row(item.key, found[item.key])
+            pending = [p for p in pending if p.key not in found]
+            if not pending:
+                return True
+        if not settle:  # start-up: nothing matched, so the POST never reached the provider
+            for item in pending:
+                self._release(item.key, JobState.PENDING, "not found at the provider")
+                self._pending.appendleft(item.key)
+        return False
+
+    async def _find_rows(self, pending: list[Pending]) -> dict[str, Mapping[str, Any]]:
+        models = sorted({str(p.body.get("model")) for p in pending})
+        rows: list[dict[str, Any]] = []
+        for model in models:
+            # Active rows first: a row only moves forward, so it cannot slip between the lists.
+            for status in (None, "succeeded", "failed", "cancelled"):
+                rows.extend(await self.client.list_queue(model=model, status=status))
+        return match_submissions(pending, rows, self.journal.claimed_generation_ids())
+
+    def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
+        generation_id = str(row["generation_id"])
+        status = row.get("status")
+        log.info("job %s was already created at the provider as %s (%s)", key[:12], generation_id, status)
+        if status == "cancelled":
+            self.journal.claim_generation(key, generation_id, self.journal.get(key).attempts, JobState.PENDING)
+            self._holding.discard(key)
+            self._pending.appendleft(key)
+            self._notify()
+            return
+        self._claim(key, generation_id, JobState.QUEUED)
+        if status != "queued":
+            self._apply_row(key, row)
+
+    # -- downloading -----------------------------------------------------------------------
+
+    async def _download_worker(self) -> None:
+        while True:
+            key = await self._downloads.get()
+            self._active_downloads += 1
+            try:
+                await self._download(key)
+            finally:
+                self._active_downloads -= 1
+                self._notify()
+
+    async def _download(self, key: str) -> None:
+        job = self.jobs[key]
+        final = self._final_path(job)
+        record = self.journal.get(key)
+        if record.state is JobState.SUCCEEDED:
+            record = self.journal.transition(key, JobState.DOWNLOADING)
+        assert self._download_session is not None
+        for attempt in range(1, self.options.retry.download_attempts + 1):
+            try:
+                url = self._urls.get(key) or await self._fresh_url(record)
+                result = await fetch_result(self._download_session, url, final, media_type=job.media_type,
+                                            read_timeout=self.options.timeouts.download_read_s)
+                break
+            except DownloadExpired:
+                self._urls.pop(key, None)
+            except (DownloadCorrupt, DownloadError, ApiError) as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                log.info("download of %s failed (%s), attempt %d", key[:12], exc, attempt)
+                await asyncio.sleep(backoff(attempt, self.options.retry, self._rng))
+            except StorageError:
+                self.journal.transition(key, JobState.SUCCEEDED, "storage error")
+                raise
+        else:
+            self._download_failures += 1
+            self.journal.transition(key, JobState.SUCCEEDED, "download failed",
+                                    error="download failed; run again to fetch it")
+            return
+        await self._write_sidecar(job, record, result.sha256, result.size)
+        self.journal.transition(key, JobState.DONE, sha256=result.sha256, size=result.size,
+                                downloaded_at=time.time(), error=None)
+        self._urls.pop(key, None)
+
+    async def _fresh_url(self, record: JobRecord) -> str:
+        if not record.generation_id:
+            raise DownloadError("no generation id to fetch a result URL for")
+        row = await self.client.get_generation(record.generation_id)
+        url = row.get("result_url")
+        if not url:
+            raise DownloadError(f"generation {record.generation_id} has no result_url")
+        return str(url)
+
+    async def _write_sidecar(self, job: Job, record: JobRecord, sha256: str, size: int) -> None:
+        fresh = self.journal.get(job.key)
+        sidecar = {
+            "job_key": job.key,
+            "name": job.name,
+            "replica": job.replica,
+            "model": job.model,
+            "generation_id": fresh.generation_id,
+            "request": fresh.sent_body() or dict(job.request),
+            "vars": dict(job.vars),
+            "manifest": f"{job.location.file}:{job.location.line}",
+            "submitted_at": fresh.submitted_at,
+            "completed_at": fresh.completed_at,
+            "downloaded_at": time.time(),
+            "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+            "sha256": sha256,
+            "size": size,
+        }
+        path = sidecar_path(self._final_path(job))
+        await asyncio.to_thread(_atomic_write, path, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def verify_done(path: Path, media_type: str) -> bool:
+    """Full check of a finished file (signature and hash), for `status --verify`."""
+    try:
+        verify_file(path, media_type)
+    except (DownloadCorrupt, StorageError, OSError):
+        return False
+    return True

@@ -1,0 +1,867 @@
+"""Validating requests before anything is sent: model specs, catalogs, the registry schema, model rules.
+
+`validate_request` checks one request body against (1) the model's registry `request_schema`
+(OpenAPI-flavoured JSON Schema, normalised to draft 2020-12; unknown keys are never rejected) and
+(2) the model's documented rules (`MODEL_RULES`, keyed by model id), which the registry schema
+cannot express: prompt xor multi_prompt, duration ranges, the image cap, and so on.
+
+`RequestValidator` is the compiled form used by the planner: each top-level parameter is validated
+by its own sub-schema and the result is cached per distinct value, so 100,000 requests that share a
+handful of distinct values cost a handful of jsonschema runs.
+
+The only I/O here is `SnapshotCatalog` reading the model snapshots shipped in `batchgen/data/models/`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sized
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+from batchgen.templates import ASSET_PLACEHOLDER_PREFIX
+
+__all__ = [
+    "GENERIC_PARAMETERS",
+    "MODEL_RULES",
+    "ChainCatalog",
+    "Issue",
+    "ListableCatalog",
+    "ModelCatalog",
+    "ModelRules",
+    "ModelSpec",
+    "RequestValidator",
+    "Rule",
+    "SnapshotCatalog",
+    "describe_error",
+    "describe_value",
+    "did_you_mean",
+    "fast_predicate",
+    "format_path",
+    "is_reference_url",
+    "known_model_ids",
+    "normalise_schema",
+    "validate_request",
+]
+
+PathTuple = tuple[str | int, ...]
+URL_EXPECTED = "expected an http(s) URL, a data: URI or an asset reference like {asset:NAME}"
+
+
+# ---------------------------------------------------------------- model specs and catalogs
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """What batchgen needs to know about one model, read from a `GET /api/ai/models/{id}` object."""
+
+    id: str
+    media_type: str  # "video" | "image" | "text"
+    request_schema: Mapping[str, Any] | None
+    pricing: Mapping[str, Any] | None
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> ModelSpec:
+        """Build from the API's model object (`request_schema`, falling back to `json_request_schema`)."""
+        model_id = obj.get("id") or obj.get("name")
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError("model object has no 'id'")
+        schema = obj.get("request_schema") or obj.get("json_request_schema")
+        pricing = obj.get("pricing")
+        return cls(
+            id=model_id,
+            media_type=_media_type(obj),
+            request_schema=schema if isinstance(schema, Mapping) else None,
+            pricing=pricing if isinstance(pricing, Mapping) else None,
+            raw=obj,
+        )
+
+
+def _media_type(obj: Mapping[str, Any]) -> str:
+    capabilities = obj.get("capabilities")
+    output = capabilities.get("output") if isinstance(capabilities, Mapping) else None
+    if isinstance(output, list) and output:
+        for kind in ("video", "image"):
+            if kind in output:
+                return kind
+        return "text"
+    endpoint = obj.get("endpoint")
+    return {"/videos/generate": "video", "/images/generate": "image"}.get(str(endpoint), "text")
+
+
+class ModelCatalog(Protocol):
+    """Anything that can look a model up by id (snapshots, the live registry, a chain of both)."""
+
+    def get(self, model_id: str) -> ModelSpec | None: ...
+
+
+@runtime_checkable
+class ListableCatalog(Protocol):
+    """A catalog that can also list its ids (used for "did you mean" on an unknown model)."""
+
+    def get(self, model_id: str) -> ModelSpec | None: ...
+
+    def ids(self) -> tuple[str, ...]: ...
+
+
+class SnapshotCatalog:
+    """Model objects stored as JSON files; by default the snapshots shipped with batchgen."""
+
+    def __init__(self, specs: Iterable[ModelSpec] | None = None) -> None:
+        self._specs = {s.id: s for s in (_shipped_specs() if specs is None else specs)}
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> SnapshotCatalog:
+        """Load every `*.json` model object in `directory`."""
+        return cls(
+            ModelSpec.from_api(json.loads(p.read_text("utf-8"))) for p in sorted(directory.glob("*.json"))
+        )
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        return self._specs.get(model_id)
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._specs))
+
+
+def _shipped_specs() -> list[ModelSpec]:
+    folder = resources.files("batchgen").joinpath("data", "models")
+    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
+    return [ModelSpec.from_api(json.loads(e.read_text("utf-8"))) for e in entries]
+
+
+class ChainCatalog:
+    """Asks each catalog in turn; the first that knows the model wins."""
+
+    def __init__(self, *catalogs: ModelCatalog) -> None:
+        self._catalogs = catalogs
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        for catalog in self._catalogs:
+            spec = catalog.get(model_id)
+            if spec is not None:
+                return spec
+        return None
+
+    def ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for catalog in self._catalogs:
+            seen.update(dict.fromkeys(known_model_ids(catalog)))
+        return tuple(sorted(seen))
+
+
+def known_model_ids(catalog: ModelCatalog) -> tuple[str, ...]:
+    """The ids a catalog can list (empty when it cannot)."""
+    return catalog.ids() if isinstance(catalog, ListableCatalog) else ()
+
+
+# ---------------------------------------------------------------- the rules the registry schema omits
+
+#: Parameters the queue itself accepts for every model (oxen-api.md §1).
+GENERIC_PARAMETERS: Mapping[str, Any] = {
+    "target_namespace": {"type": "string", "minLength": 1},
+    "seed": {"type": "integer"},
+}
+
+_SHOT_SCHEMA = {
+    "type": "object",
+    "properties": {"prompt": {"type": "string"}, "duration": {"type": "integer"}},
+}
+_KLING_REFERENCE_EXTRAS: Mapping[str, Any] = {
+    "prompt": {"type": "string"},
+    "multi_prompt": {"type": "array", "items": _SHOT_SCHEMA},
+    "duration": {"type": "integer"},
+    "response_format": {"enum": ["url", "b64_json"]},
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRules:
+    """A model's documented rules beyond its registry schema. None/False switches a rule off."""
+
+    extra_properties: Mapping[str, Any] = field(default_factory=dict)  # schema for omitted parameters
+    prompt_xor_multi_prompt: bool = False
+    accepts_multi_prompt: bool = True
+    max_prompt_chars: int | None = None
+    total_duration_s: tuple[int, int] | None = None
+    shot_duration_s: tuple[int, int] | None = None
+    default_duration_s: int = 5
+    max_images: int | None = None  # input_image + every element's frontal and reference images
+    max_images_with_video: int | None = None
+    max_reference_images_per_element: int | None = None
+    tail_needs_start: bool = False
+
+
+MODEL_RULES: Mapping[str, ModelRules] = {
+    # oxen-api.md §6.3 (walkthrough WT and VG): the documented rules and error strings.
+    "kling-video-o3-pro-reference-to-video": ModelRules(
+        extra_properties=_KLING_REFERENCE_EXTRAS,
+        prompt_xor_multi_prompt=True,
+        max_prompt_chars=512,
+        total_duration_s=(3, 15),
+        shot_duration_s=(1, 15),
+        max_images=4,
+        max_reference_images_per_element=3,
+        tail_needs_start=True,
+    ),
+    # oxen-api.md §6.4: prompt is required (in its schema), duration 3-15 (in its schema), no multi_prompt.
+    "kling-video-o3-omni": ModelRules(
+        extra_properties={"response_format": {"enum": ["url", "b64_json"]}},
+        accepts_multi_prompt=False,
+        max_prompt_chars=512,
+        max_images=7,
+        max_images_with_video=4,
+        max_reference_images_per_element=3,
+        tail_needs_start=True,
+    ),
+}
+NO_RULES = ModelRules()
+
+
+class Issue(NamedTuple):
+    """One thing wrong with a request: where (a path inside the request), what, and how to fix it."""
+
+    path: PathTuple
+    message: str
+    hint: str | None = None
+
+
+# The documented error strings (oxen-api.md §6.3), without the "422 - Value error, " envelope.
+_BOTH = "Cannot provide both 'prompt' and 'multi_prompt'."
+_NEITHER = "Either 'prompt' or 'multi_prompt' must be provided."
+
+
+def _shot_range_message(low: int, high: int) -> str:
+    values = [f"'{n}'" for n in range(low, high + 1)]
+    return "Input should be " + ", ".join(values[:-1]) + " or " + values[-1]
+
+
+class _Request:
+    """The parts of a request the rules look at, each extracted once (the rules run per job)."""
+
+    __slots__ = ("elements", "get", "images", "request", "shots")
+
+    def __init__(self, request: Mapping[str, Any]) -> None:
+        self.request = request
+        self.get = request.get
+        shots = request.get("multi_prompt")
+        self.shots = [s for s in shots if type(s) is dict] if type(shots) is list else []
+        elements = request.get("elements")
+        self.elements = [e for e in elements if type(e) is dict] if type(elements) is list else []
+        images = request.get("input_image")
+        self.images = images if type(images) is list else []
+
+
+RuleCheck = Callable[[_Request, ModelRules, list[Issue]], None]
+
+
+def _check_prompt_choice(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    has_prompt = r.get("prompt") is not None
+    shots = r.get("multi_prompt")
+    if shots is not None and not rules.accepts_multi_prompt:
+        out.append(
+            Issue(("multi_prompt",), "this model does not accept 'multi_prompt'", "use 'prompt' instead")
+        )
+    elif rules.prompt_xor_multi_prompt:
+        has_shots = shots is not None and shots != []
+        if has_prompt and has_shots:
+            out.append(Issue(("multi_prompt",), _BOTH, "keep one of them"))
+        elif not has_prompt and not has_shots:
+            out.append(Issue(("prompt",), _NEITHER))
+
+
+def _check_prompt_length(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    limit = rules.max_prompt_chars or 0
+    prompt = r.get("prompt")
+    if type(prompt) is str and len(prompt) > limit:
+        out.append(Issue(("prompt",), f"is {len(prompt)} characters long; at most {limit} are allowed"))
+    for i, shot in enumerate(r.shots):
+        text = shot.get("prompt")
+        if type(text) is str and len(text) > limit:
+            path = ("multi_prompt", i, "prompt")
+            out.append(Issue(path, f"is {len(text)} characters long; at most {limit} are allowed"))
+
+
+def _check_shots(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    low, high = rules.shot_duration_s or (1, 15)
+    for i, shot in enumerate(r.shots):
+        if shot.get("prompt") is None:
+            out.append(Issue(("multi_prompt", i, "prompt"), "Field required", "every shot needs a 'prompt'"))
+        seconds = shot.get("duration", rules.default_duration_s)
+        if type(seconds) is int and not low <= seconds <= high:
+            out.append(Issue(("multi_prompt", i, "duration"), _shot_range_message(low, high)))
+
+
+def total_duration(request: Mapping[str, Any], default_s: int = 5) -> int | None:
+    """Seconds of video the request asks for (sum of shots, else `duration`, else the default)."""
+    shots = request.get("multi_prompt")
+    if type(shots) is list and shots:
+        total = 0
+        for shot in shots:
+            seconds = shot.get("duration", default_s) if type(shot) is dict else None
+            if type(seconds) is not int:
+                return None
+            total += seconds
+        return total
+    seconds = request.get("duration", default_s)
+    return seconds if type(seconds) is int else None
+
+
+def _check_total_duration(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    low, high = rules.total_duration_s or (0, 0)
+    total = total_duration(r.request, rules.default_duration_s)
+    if total is None or low <= total <= high:
+        return
+    hint = f"the total duration (the sum of the shots, or `duration`) must be {low}-{high} s"
+    if r.shots and total > high:
+        message = f"Total shot duration ({total}s) exceeds maximum allowed ({high}s)."
+        out.append(Issue(("multi_prompt",), message, hint))
+        return
+    message = (
+        f"duration value '{total}' is invalid. Try using duration='5' instead,"
+        " as duration support may vary by model and mode."
+    )
+    out.append(Issue(("multi_prompt",) if r.shots else ("duration",), message, hint))
+
+
+def _count_images(r: _Request) -> int:
+    count = len(r.images)
+    for element in r.elements:
+        count += element.get("frontal_image_url") is not None
+        refs = element.get("reference_image_urls")
+        count += len(refs) if type(refs) is list else 0
+    return count
+
+
+def _check_images(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    limit = rules.max_images or 0
+    if rules.max_images_with_video is not None and r.get("input_video") is not None:
+        limit = rules.max_images_with_video
+    count = _count_images(r)
+    if count > limit:
+        where = "input_image" if r.images else "elements"
+        message = f"Maximum {limit} images total (input_image + elements) allowed; this request has {count}."
+        out.append(
+            Issue(
+                (where,), message, "count every input_image and each element's frontal and reference images"
+            )
+        )
+
+
+def _check_elements(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    limit = rules.max_reference_images_per_element or 0
+    for i, element in enumerate(r.elements):
+        if element.get("frontal_image_url") is None:
+            out.append(
+                Issue(("elements", i, "frontal_image_url"), "Field required", "every element needs one")
+            )
+        refs = element.get("reference_image_urls")
+        if type(refs) is list and len(refs) > limit:
+            message = f"has {len(refs)} images; at most {limit} reference images per element"
+            out.append(Issue(("elements", i, "reference_image_urls"), message))
+
+
+def _check_tail(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    if r.get("tail_image_url") is not None and r.get("start_image_url") is None:
+        out.append(
+            Issue(
+                ("tail_image_url",), "requires start_image_url", "set start_image_url (the first frame) too"
+            )
+        )
+
+
+def _check_image_urls(r: _Request, rules: ModelRules, out: list[Issue]) -> None:
+    for i, url in enumerate(r.images):
+        _check_url(("input_image", i), url, out)
+    for i, element in enumerate(r.elements):
+        _check_url(("elements", i, "frontal_image_url"), element.get("frontal_image_url"), out)
+        refs = element.get("reference_image_urls")
+        for j, url in enumerate(refs if type(refs) is list else ()):
+            _check_url(("elements", i, "reference_image_urls", j), url, out)
+
+
+def _check_url(path: PathTuple, value: object, out: list[Issue]) -> None:
+    if type(value) is str and not is_reference_url(value):
+        out.append(Issue(path, f"{describe_value(value)} is not a URL: {URL_EXPECTED}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule check and what it reads.
+
+    `values` is the set of top-level fields whose *values* the check reads; a check whose `values`
+    hold no templated field gives the same answer for every expansion of a job spec (templates only
+    ever produce scalars, so list lengths and which keys are present never vary), and the planner
+    runs it once per spec instead of once per job.
+    """
+
+    check: RuleCheck
+    values: frozenset[str]
+
+
+def rule_checks(rules: ModelRules) -> tuple[Rule, ...]:
+    """The checks `rules` switches on, in the order their problems are reported."""
+    prompts = frozenset({"prompt", "multi_prompt"})
+    shots = frozenset({"multi_prompt"})
+    images = frozenset({"input_image", "elements"})
+    wanted: list[tuple[bool, Rule]] = [
+        (
+            rules.prompt_xor_multi_prompt or not rules.accepts_multi_prompt,
+            Rule(_check_prompt_choice, frozenset()),
+        ),
+        (rules.max_prompt_chars is not None, Rule(_check_prompt_length, prompts)),
+        (rules.accepts_multi_prompt and rules.shot_duration_s is not None, Rule(_check_shots, shots)),
+        (rules.total_duration_s is not None, Rule(_check_total_duration, shots | {"duration"})),
+        (rules.max_images is not None, Rule(_check_images, frozenset())),
+        (rules.max_reference_images_per_element is not None, Rule(_check_elements, frozenset())),
+        (rules.tail_needs_start, Rule(_check_tail, frozenset())),
+        (rules is not NO_RULES, Rule(_check_image_urls, images)),
+    ]
+    return tuple(rule for on, rule in wanted if on)
+
+
+# ---------------------------------------------------------------- the registry schema
+
+
+def is_reference_url(value: object) -> bool:
+    """Whether `value` may be sent where a URL is expected: http(s), data:, or an asset placeholder."""
+    if not isinstance(value, str):
+        return False
+    if value.startswith(("http://", "https://")):
+        return _has_host(value)
+    return value.startswith(("data:", ASSET_PLACEHOLDER_PREFIX))
+
+
+@lru_cache(maxsize=4096)
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:
+        return False
+
+
+_FORMATS = FormatChecker(formats=())
+_FORMATS.checks("uri")(is_reference_url)
+
+
+def normalise_schema(schema: Any, *, top: bool = True) -> Any:
+    """OpenAPI-flavoured schema -> draft 2020-12 (`nullable`, boolean exclusive bounds, open top level)."""
+    if isinstance(schema, list):
+        return [normalise_schema(item, top=False) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {k: normalise_schema(v, top=False) for k, v in schema.items()}
+    if out.get("nullable") is True:
+        _make_nullable(out)
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), bool) and out.pop(bound) and limit in out:
+            out[bound] = out.pop(limit)
+    if top and out.get("additionalProperties") is False:
+        del out["additionalProperties"]  # the registry may omit parameters the model accepts
+    return out
+
+
+def _make_nullable(node: dict[str, Any]) -> None:
+    kind = node.get("type")
+    if isinstance(kind, str):
+        node["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        node["type"] = [*kind, "null"]
+    if isinstance(node.get("enum"), list) and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]
+
+
+_DECOMPOSABLE = frozenset(
+    {"type", "title", "description", "properties", "required", "basic", "nullable", "$schema", "default"}
+)
+
+
+def _decomposable(schema: Mapping[str, Any]) -> bool:
+    extra = {k for k in schema if k not in _DECOMPOSABLE and not k.startswith("x-")}
+    return not extra and schema.get("type", "object") in ("object", ["object"])
+
+
+# ---------------------------------------------------------------- fast "surely valid" predicates
+#
+# jsonschema is thorough but slow (tens of microseconds per value). For the common keywords we build
+# a plain predicate that answers True only when the value is certainly valid; any False (or a schema
+# using other keywords) falls back to jsonschema, which finds the exact errors. So the fast path can
+# never hide an error: at worst it sends a valid value down the slow path.
+
+Predicate = Callable[[Any], bool]
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "nullable",
+        "$schema",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+    }
+    | {"deprecated", "renderType", "basic"}
+)
+_TYPE_TESTS: Mapping[str, Predicate] = {
+    "string": lambda v: type(v) is str,
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) is int or type(v) is float,
+    "boolean": lambda v: type(v) is bool,
+    "array": lambda v: type(v) is list,
+    "object": lambda v: type(v) is dict,
+    "null": lambda v: v is None,
+}
+
+
+def fast_predicate(schema: Any) -> Predicate | None:
+    """A predicate that is True only for values `schema` surely accepts, or None if unsupported."""
+    if schema is True:
+        return lambda v: True
+    if not isinstance(schema, Mapping):
+        return None
+    tests: list[Predicate] = []
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS or keyword.startswith("x-"):
+            continue
+        builder = _KEYWORD_TESTS.get(keyword)
+        test = builder(value) if builder is not None else None
+        if test is None:
+            return None
+        tests.append(test)
+    if len(tests) == 1:
+        return tests[0]
+    first, *rest = tests
+    if len(rest) == 1:
+        second = rest[0]
+        return lambda v: first(v) and second(v)
+    return lambda v: all(t(v) for t in tests)
+
+
+def _type_test(kinds: Any) -> Predicate | None:
+    names = kinds if isinstance(kinds, list) else [kinds]
+    tests = [_TYPE_TESTS.get(str(k)) for k in names]
+    if any(t is None for t in tests):
+        return None
+    found = [t for t in tests if t is not None]
+    return found[0] if len(found) == 1 else (lambda v: any(t(v) for t in found))
+
+
+def _enum_test(options: Any) -> Predicate | None:
+    if not isinstance(options, list) or not all(isinstance(o, str | int | float | bool) for o in options):
+        return None
+    allowed = frozenset((type(o), o) for o in options)
+    return lambda v: (type(v), v) in allowed if isinstance(v, str | int | float | bool) else False
+
+
+def _bound_test(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Predicate | None]:
+    def build(limit: Any) -> Predicate | None:
+        if type(limit) not in (int, float):
+            return None
+        return lambda v: type(v) not in (int, float) or compare(v, limit)
+
+    return build
+
+
+def _length_test(compare: Callable[[int, int], bool], kind: type[Sized]) -> Callable[[Any], Predicate | None]:
+    def build(limit: Any) -> Predicate | None:
+        if type(limit) is not int:
+            return None
+        return lambda v: type(v) is not kind or compare(len(v), limit)
+
+    return build
+
+
+def _format_test(name: Any) -> Predicate | None:
+    if name != "uri":
+        return None
+    return lambda v: type(v) is not str or is_reference_url(v)
+
+
+def _items_test(items: Any) -> Predicate | None:
+    test = fast_predicate(items)
+    if test is None:
+        return None
+
+    def all_items(v: Any) -> bool:
+        if type(v) is list:
+            for item in v:
+                if not test(item):
+                    return False
+        return True
+
+    return all_items
+
+
+def _properties_test(properties: Any) -> Predicate | None:
+    if not isinstance(properties, Mapping):
+        return None
+    tests: list[tuple[str, Predicate]] = []
+    for name, sub in properties.items():
+        test = fast_predicate(sub)
+        if test is None:
+            return None
+        tests.append((name, test))
+
+    def all_properties(v: Any) -> bool:
+        if type(v) is dict:
+            for name, test in tests:
+                if name in v and not test(v[name]):
+                    return False
+        return True
+
+    return all_properties
+
+
+def _required_test(names: Any) -> Predicate | None:
+    if not isinstance(names, list):
+        return None
+    return lambda v: type(v) is not dict or all(n in v for n in names)
+
+
+_KEYWORD_TESTS: Mapping[str, Callable[[Any], Predicate | None]] = {
+    "type": _type_test,
+    "enum": _enum_test,
+    "minimum": _bound_test(lambda v, lim: v >= lim),
+    "maximum": _bound_test(lambda v, lim: v <= lim),
+    "exclusiveMinimum": _bound_test(lambda v, lim: v > lim),
+    "exclusiveMaximum": _bound_test(lambda v, lim: v < lim),
+    "minLength": _length_test(lambda n, lim: n >= lim, str),
+    "maxLength": _length_test(lambda n, lim: n <= lim, str),
+    "minItems": _length_test(lambda n, lim: n >= lim, list),
+    "maxItems": _length_test(lambda n, lim: n <= lim, list),
+    "format": _format_test,
+    "items": _items_test,
+    "properties": _properties_test,
+    "required": _required_test,
+}
+
+
+_CACHE_LIMIT = 20_000  # distinct values remembered per model (unique prompts would grow it forever)
+
+
+class RequestValidator:
+    """A model's schema and rules, compiled once; `check(request)` returns every Issue found."""
+
+    def __init__(self, spec: ModelSpec, rules: ModelRules | None = None) -> None:
+        self.spec = spec
+        self.rules = MODEL_RULES.get(spec.id, NO_RULES) if rules is None else rules
+        schema = normalise_schema(dict(spec.request_schema or {"type": "object"}))
+        properties = dict(schema.get("properties") or {})
+        for name, sub in {**GENERIC_PARAMETERS, **self.rules.extra_properties}.items():
+            properties.setdefault(name, sub)
+        schema["properties"] = properties
+        self.schema_error: str | None = None
+        try:
+            Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            self.schema_error = f"the registry schema of {spec.id} is not valid JSON Schema: {exc.message}"
+            schema = {"type": "object"}
+        self.known_parameters = frozenset(properties) | {"model"}
+        self.default_duration_s = _default_duration(properties, self.rules.default_duration_s)
+        self._required = tuple(r for r in schema.get("required", ()) if isinstance(r, str))
+        self._whole = None if _decomposable(schema) else Draft202012Validator(schema, format_checker=_FORMATS)
+        self._props = {k: Draft202012Validator(v, format_checker=_FORMATS) for k, v in properties.items()}
+        self._fast = {k: fast_predicate(v) for k, v in properties.items()}
+        self._cache: dict[Any, list[Issue]] = {}
+        self.rule_list = rule_checks(self.rules)
+
+    @property
+    def per_field(self) -> bool:
+        """Whether parameters are validated one by one (so `check_fields` may skip constant ones)."""
+        return self._whole is None
+
+    def check(self, request: Mapping[str, Any]) -> list[Issue]:
+        """Every Issue with `request` (schema first, then the model's rules), in a stable order."""
+        issues = self.check_required(request)
+        issues.extend(self.check_fields(request, request))
+        issues.extend(self.check_rules(request))
+        return issues
+
+    def check_required(self, request: Mapping[str, Any]) -> list[Issue]:
+        """The schema's required parameters that `request` lacks."""
+        if self._whole is not None:
+            return []
+        return [Issue((name,), "Field required") for name in self._required if name not in request]
+
+    def check_fields(self, request: Mapping[str, Any], names: Iterable[str]) -> list[Issue]:
+        """Schema issues of the parameters `names` of `request` (all of them if not `per_field`)."""
+        if self._whole is not None:
+            return self._check_whole(request)
+        issues: list[Issue] = []
+        cache = self._cache
+        for name in names:
+            value = request[name]
+            kind = type(value)
+            if kind is list:
+                try:
+                    key: Any = (name, list, tuple(value))  # lists of strings (image URLs) repeat a lot
+                    found = cache.get(key)
+                except TypeError:  # unhashable items (shots, elements): no cache
+                    key, found = None, None
+            else:
+                key = (name, kind, value) if kind is not dict else None
+                found = cache.get(key) if key is not None else None
+            if found is None:
+                found = self._check_value(name, value)
+                if key is not None and len(cache) < _CACHE_LIMIT:
+                    cache[key] = found
+            if found:
+                issues.extend(found)
+        return issues
+
+    def _check_value(self, name: str, value: Any) -> list[Issue]:
+        surely_valid = self._fast.get(name)
+        if surely_valid is not None and surely_valid(value):
+            return []
+        validator = self._props.get(name)
+        if validator is None:
+            return []
+        return [_issue(e, (name,)) for e in _sorted_errors(validator, value)]
+
+    def check_rules(self, request: Mapping[str, Any], rules: Iterable[Rule] | None = None) -> list[Issue]:
+        """Issues with the model's documented rules (MODEL_RULES); only `rules` of them if given."""
+        issues: list[Issue] = []
+        view = _Request(request)
+        for rule in self.rule_list if rules is None else rules:
+            rule.check(view, self.rules, issues)
+        return issues
+
+    def _check_whole(self, request: Mapping[str, Any]) -> list[Issue]:
+        key = json.dumps(request, sort_keys=True, default=str)
+        found = self._cache.get(key)
+        if found is None and self._whole is not None:
+            found = self._cache[key] = [_issue(e, ()) for e in _sorted_errors(self._whole, request)]
+        return list(found or ())
+
+
+def _default_duration(properties: Mapping[str, Any], fallback: int) -> int:
+    duration = properties.get("duration")
+    default = duration.get("default") if isinstance(duration, Mapping) else None
+    return default if type(default) is int else fallback
+
+
+def _sorted_errors(validator: Draft202012Validator, value: Any) -> list[jsonschema.ValidationError]:
+    return sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+
+
+def _issue(error: jsonschema.ValidationError, prefix: PathTuple) -> Issue:
+    return Issue((*prefix, *error.absolute_path), describe_error(error))
+
+
+def validate_request(request: Mapping[str, Any], spec: ModelSpec) -> list[tuple[str, str]]:
+    """(field path, message) for everything wrong with `request` for the model `spec`."""
+    validator = RequestValidator(spec)
+    issues = validator.check(request)
+    if validator.schema_error:
+        issues.insert(0, Issue((), validator.schema_error))
+    return [(format_path(i.path), i.message) for i in issues]
+
+
+# ---------------------------------------------------------------- messages
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """("jobs", 2, "multi_prompt", 1, "duration") -> "jobs[2].multi_prompt[1].duration"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def describe_value(value: Any, limit: int = 60) -> str:
+    """A short JSON rendering of a value for messages."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _type_words(expected: Any) -> str:
+    kinds = [str(k) for k in (expected if isinstance(expected, list) else [expected])]
+    if kinds == ["boolean"]:
+        return "true or false"
+    words = ["a boolean" if k == "boolean" else _TYPE_WORDS.get(k, k) for k in kinds]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    kind = "a string" if isinstance(value, str) else ("an integer" if isinstance(value, int) else "a number")
+    return f"{kind} {describe_value(value)}"
+
+
+_BOUND_SYMBOLS = {"minimum": "≥", "maximum": "≤", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _bound_message(error: jsonschema.ValidationError) -> str:
+    symbol = _BOUND_SYMBOLS[str(error.validator)]
+    return f"must be {symbol} {error.validator_value}, got {describe_value(error.instance)}"
+
+
+def _size_message(error: jsonschema.ValidationError) -> str:
+    limit = error.validator_value
+    instance = error.instance
+    size = len(instance) if isinstance(instance, str | list) else 0
+    if error.validator == "minItems":
+        return "must not be empty" if limit == 1 else f"needs at least {limit} items"
+    if error.validator == "maxItems":
+        return f"has {size} items; at most {limit} allowed"
+    if error.validator == "minLength":
+        return "must not be empty" if limit == 1 else f"needs at least {limit} characters"
+    return f"is {size} characters long; at most {limit} allowed"
+
+
+def describe_error(error: jsonschema.ValidationError) -> str:
+    """A jsonschema error as a short sentence saying what was expected and what was found."""
+    kind = error.validator
+    if kind == "type":
+        return f"expected {_type_words(error.validator_value)}, got {_kind_of(error.instance)}"
+    if kind == "enum":
+        options = error.validator_value if isinstance(error.validator_value, list) else []
+        choices = ", ".join(describe_value(v) for v in options)
+        return f"{describe_value(error.instance)} is not one of {choices}"
+    if kind == "const":
+        return f"must be {describe_value(error.validator_value)}, got {describe_value(error.instance)}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return _bound_message(error)
+    if kind in ("minItems", "maxItems", "minLength", "maxLength"):
+        return _size_message(error)
+    if kind == "format" and error.validator_value == "uri":
+        return f"{describe_value(error.instance)} is not a URL: {URL_EXPECTED}"
+    if kind == "uniqueItems":
+        return "lists the same value twice"
+    if kind is None:
+        return "is not allowed here"
+    return error.message
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """A "did you mean 'x'?" hint, or None when nothing is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+    return f"did you mean '{close[0]}'?" if close else None

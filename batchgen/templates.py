@@ -1,0 +1,146 @@
+"""Strict `{var}` templates: parsing (cached) and the reference syntax for assets.
+
+Syntax, inside any string of a manifest:
+
+- `{name}`         the value of variable `name` (letters, digits, `_`; not starting with a digit)
+- `{asset:NAME}`   the URL of the asset called NAME (a literal asset name)
+- `{asset:$name}`  the URL of the asset whose name is the value of variable `name`
+- `{{` and `}}`    a literal `{` or `}`
+
+Anything else between braces, or a lone brace, is a syntax error. This module only parses;
+rendering (which needs variables and assets) lives in `plan.py` and `paths.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "ASSET_PLACEHOLDER_PREFIX",
+    "AssetRef",
+    "Template",
+    "TemplateSyntaxError",
+    "Var",
+    "is_identifier",
+    "parse_template",
+]
+
+#: A local asset is written into a request as this prefix + its sha256 (hex) until upload.
+ASSET_PLACEHOLDER_PREFIX = "batchgen-asset:sha256:"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
+_FIELD_HELP = "expected {name}, {asset:NAME} or {asset:$name}; write {{ or }} for a literal brace"
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """`{name}`: a variable reference."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRef:
+    """`{asset:NAME}` (via_var False) or `{asset:$name}` (via_var True; `name` is the variable)."""
+
+    name: str
+    via_var: bool
+
+
+Part = str | Var | AssetRef
+
+
+class TemplateSyntaxError(ValueError):
+    """A string is not a valid template; `message` says why and what was expected."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed template: literal text (escapes already undone) and fields, in order."""
+
+    source: str
+    parts: tuple[Part, ...]
+
+    @property
+    def is_constant(self) -> bool:
+        """True when the template has no fields (its value is `text`)."""
+        return all(isinstance(p, str) for p in self.parts)
+
+    @property
+    def text(self) -> str:
+        """The literal value of a constant template."""
+        return "".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def single(self) -> Var | AssetRef | None:
+        """The field, when the whole string is exactly one field (typed substitution applies)."""
+        if len(self.parts) == 1 and not isinstance(self.parts[0], str):
+            return self.parts[0]
+        return None
+
+    def var_names(self) -> tuple[str, ...]:
+        """Every variable the template reads, including `{asset:$name}` indirections, in order."""
+        return tuple(
+            p.name for p in self.parts if isinstance(p, Var) or (isinstance(p, AssetRef) and p.via_var)
+        )
+
+
+def is_identifier(name: str) -> bool:
+    """Whether `name` can be used as a variable name in a template."""
+    return _IDENTIFIER.fullmatch(name) is not None
+
+
+def _parse_field(inner: str) -> Var | AssetRef:
+    if _IDENTIFIER.fullmatch(inner):
+        return Var(inner)
+    if inner.startswith("asset:"):
+        ref = inner[len("asset:") :]
+        if ref.startswith("$") and _IDENTIFIER.fullmatch(ref[1:]):
+            return AssetRef(ref[1:], via_var=True)
+        if _ASSET_NAME.fullmatch(ref):
+            return AssetRef(ref, via_var=False)
+        raise TemplateSyntaxError(f"invalid asset reference '{{{inner}}}': {_FIELD_HELP}")
+    if not inner:
+        raise TemplateSyntaxError(f"empty field '{{}}': {_FIELD_HELP}")
+    raise TemplateSyntaxError(f"invalid field '{{{inner}}}': {_FIELD_HELP}")
+
+
+@lru_cache(maxsize=16384)
+def parse_template(text: str) -> Template:
+    """Parse `text`; raise TemplateSyntaxError on a lone brace or a malformed field."""
+    if "{" not in text and "}" not in text:
+        return Template(text, (text,) if text else ())
+    parts: list[Part] = []
+    literal: list[str] = []
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        literal.append(text[pos : match.start()])
+        pos = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            literal.append(token[0])
+        elif token == "{":
+            raise TemplateSyntaxError(f"unclosed '{{' at character {match.start() + 1}: {_FIELD_HELP}")
+        elif token == "}":
+            raise TemplateSyntaxError(f"single '}}' at character {match.start() + 1}: {_FIELD_HELP}")
+        else:
+            _flush(literal, parts)
+            parts.append(_parse_field(match.group(1)))
+    literal.append(text[pos:])
+    _flush(literal, parts)
+    return Template(text, tuple(parts))
+
+
+def _flush(literal: list[str], parts: list[Part]) -> None:
+    joined = "".join(literal)
+    literal.clear()
+    if joined:
+        parts.append(joined)
