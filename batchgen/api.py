@@ -28,6 +28,7 @@ from batchgen.errors import (
     NotFound,
     RateLimited,
     ResponseLost,
+    ResponseTimeout,
     TransportError,
     Unauthenticated,
 )
@@ -110,7 +111,9 @@ def _mapped_errors(method: str, path: str) -> Iterator[None]:
         yield
     except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS: nothing was sent
         raise ConnectFailed(f"{method} {path}: cannot connect: {exc.os_error}") from exc
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+    except TimeoutError as exc:
+        raise ResponseTimeout(f"{method} {path}: no response within the timeout") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         raise ResponseLost(f"{method} {path}: the response was lost ({type(exc).__name__})") from exc
     except aiohttp.ClientResponseError as exc:
         raise ApiStatusError(exc.status, method, path, exc.message) from exc

@@ -14,6 +14,7 @@
     │   └── TransportError         the connection failed
     │       ├── ConnectFailed      the request was surely NOT sent: safe to send again
     │       └── ResponseLost       the request MAY have been acted on: reconcile first
+    │           └── ResponseTimeout  ...and the server may still be acting on it
     ├── DownloadError              a result could not be fetched or verified
     │   ├── DownloadExpired        the presigned URL no longer works: refresh it
     │   └── DownloadCorrupt        the bytes are not a valid result: fetch again
@@ -126,6 +127,10 @@ class ConnectFailed(TransportError):
 
 class ResponseLost(TransportError):
     """The request may have reached the server and been acted on; its answer was lost."""
+
+
+class ResponseTimeout(ResponseLost):
+    """No answer within the timeout: the server may still be working on the request."""
 
 
 class DownloadError(BatchgenError):

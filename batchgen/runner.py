@@ -36,6 +36,7 @@ from batchgen.errors import (
     InsufficientCredits,
     RateLimited,
     ResponseLost,
+    ResponseTimeout,
     StorageError,
     Unauthenticated,
 )
@@ -147,7 +148,8 @@ class Runner:
         return RunStats(
             counts=counts, total=len(self.jobs), spent_usd=self.spent_usd(), retried=self._retried,
             throttled_s=self.client.throttle.paused_s,
-            stream_connected=self._stream is not None and self._stream.connected.is_set(),
+            stream_connected=(self._stream is None or self._stream.connected.is_set()
+                              or not self._holding),
             stopping=self.stopping, started_at=self._started_at,
         )
 
@@ -255,9 +257,15 @@ class Runner:
 
     async def _submit_all(self, group: asyncio.TaskGroup) -> None:
         assert self._stream is not None
-        await self._stream.wait_connected()  # no event may fire before we listen
+        try:  # no event may fire before we listen...
+            async with asyncio.timeout(self.options.timeouts.stream_idle_s):
+                await self._stream.wait_connected()
+        except TimeoutError:  # ...unless there is no stream to listen to: poll instead
+            log.warning("the event stream is unavailable; tracking by polling every %.0fs until it is back",
+                        self.options.poll_interval_s)
         await self._reconcile_ambiguous([k for k in self._holding
-                                         if self.journal.get(k).state is JobState.SUBMITTING])
+                                         if self.journal.get(k).state is JobState.SUBMITTING],
+                                        in_submit=False)
         while True:
             await self._wait_until(self._may_submit)
             if self.stopping is not None or self._finished():
@@ -316,7 +324,7 @@ class Runner:
                 self._release(key, JobState.INVALID, "rejected at enqueue", error=str(exc))
                 return "done"
             log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], exc)
-            if await self._reconcile_ambiguous([key], settle=True):
+            if await self._reconcile_ambiguous([key], settle=isinstance(exc, ResponseTimeout)):
                 return "done"
             return await self._pause_then("retry", record.attempts)
         self._claim(key, generation_ids[0], JobState.QUEUED)
@@ -458,13 +466,23 @@ class Runner:
             if row is None:
                 row = await self.client.get_generation(generation_id)
             self._apply_row(key, row)
+            if row.get("status") in ("queued", "processing") and self._overdue(key):
+                await self.client.cancel(generation_id)
+                self._on_failure(key, f"no result within {self.options.timeouts.generation_s:.0f}s; "
+                                      "cancelled at the provider")
 
-    async def _reconcile_ambiguous(self, keys: Iterable[str], *, settle: bool = False) -> bool:
+    def _overdue(self, key: str) -> bool:
+        limit = self.options.timeouts.generation_s
+        submitted_at = self.journal.get(key).submitted_at
+        return limit is not None and submitted_at is not None and time.time() - submitted_at > limit
+
+    async def _reconcile_ambiguous(self, keys: Iterable[str], *, settle: bool = False,
+                                   in_submit: bool = True) -> bool:
         """Find the provider's rows for submissions whose outcome we do not know.
 
-        Returns True when every key was resolved from what the provider has. With `settle`,
-        looks twice, the second time after a request timeout, since a slow server may still
-        be creating the generation when the first look happens.
+        Returns True when every key was resolved from what the provider has. With `settle`
+        (the POST timed out), looks a second time two request timeouts later, since a slow
+        server may still be creating the generation when the first look happens.
         """
         pending = [Pending(k, self.journal.get(k).sent_body() or {}, self.journal.get(k).submitted_at or 0)
                    for k in keys]
@@ -472,7 +490,7 @@ class Runner:
             return True
         for look in range(2 if settle else 1):
             if look:
-                await asyncio.sleep(self.options.timeouts.request_s)
+                await asyncio.sleep(2 * self.options.timeouts.request_s)
             found = await self._find_rows(pending)
             for item in pending:
                 if item.key in found:
@@ -480,7 +498,7 @@ class Runner:
             pending = [p for p in pending if p.key not in found]
             if not pending:
                 return True
-        if not settle:  # start-up: nothing matched, so the POST never reached the provider
+        if not in_submit:  # start-up: nothing matched, so the POST never reached the provider
             for item in pending:
                 self._release(item.key, JobState.PENDING, "not found at the provider")
                 self._pending.appendleft(item.key)
