@@ -1,0 +1,137 @@
+"""The runner in-process against the emulator: stopping, budgets, polling fallback, auth failure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from batchgen.api import OxenClient
+from batchgen.config import Limits, RunOptions, Timeouts
+from batchgen.emulator import Emulator, EmulatorConfig, FaultConfig, run_emulator
+from batchgen.manifest import load_manifest
+from batchgen.plan import Plan, build_plan
+from batchgen.runner import Runner, RunOutcome, StopReason
+from batchgen.schema import SnapshotCatalog
+from batchgen.states import JobState
+from batchgen.store import Journal
+
+MODEL = "kling-video-o3-pro-reference-to-video"
+
+
+def make_plan(tmp_path: Path, count: int) -> Plan:
+    manifest = {
+        "version": 1, "name": "unit", "model": MODEL,
+        "defaults": {"duration": 5},
+        "jobs": [{"name": "clip", "prompt": "take {n}", "matrix": {"n": list(range(count))}}],
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return build_plan(load_manifest(path), SnapshotCatalog())
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with run_emulator(EmulatorConfig(time_scale=0.0005, keepalive_seconds=0.5)) as emulator:
+        yield emulator
+
+
+def options(emu: Emulator, **overrides: Any) -> RunOptions:
+    base: dict[str, Any] = {
+        "api_base": emu.base_url,
+        "limits": Limits(concurrency=4, downloads=2),
+        "timeouts": Timeouts(request_s=5, stream_idle_s=2),
+    }
+    return RunOptions(**{**base, **overrides})
+
+
+async def run(plan: Plan, run_dir: Path, emu: Emulator, opts: RunOptions, *, key: str | None = None,
+              hook: Callable[[Runner], None] | None = None) -> tuple[RunOutcome, Journal]:
+    run_dir.mkdir(exist_ok=True)
+    journal = Journal.open(run_dir)
+    async with OxenClient(opts.api_base, key or emu.api_key, timeouts=opts.timeouts) as client:
+        runner = Runner(plan, run_dir, journal, client, opts)
+        if hook is not None:
+            runner.on_change = lambda: hook(runner)
+        return await runner.run(), journal
+
+
+def enqueued(emu: Emulator) -> int:
+    return int(emu.counters.snapshot()["generations_enqueued"])
+
+
+async def test_stop_lets_in_flight_work_finish_and_a_rerun_does_the_rest(emu: Emulator, tmp_path: Path) -> None:
+    """After request_stop nothing new is sent; what was in flight is downloaded; a rerun adds only the rest."""
+    plan = make_plan(tmp_path, 12)
+
+    def stop_once_something_is_queued(runner: Runner) -> None:
+        if runner.stopping is None and runner.stats().counts.get(JobState.QUEUED):
+            runner.request_stop()
+
+    outcome, journal = await run(plan, tmp_path / "run", emu, options(emu), hook=stop_once_something_is_queued)
+    assert outcome.stop_reason is StopReason.INTERRUPTED
+    sent = enqueued(emu)
+    assert 1 <= sent <= 4  # never more than the concurrency limit was in flight
+    assert outcome.counts.get("done") == sent  # everything sent was tracked and downloaded
+    journal.close()
+    outcome, _ = await run(plan, tmp_path / "run", emu, options(emu))
+    assert outcome.counts == {"done": 12}
+    assert enqueued(emu) == 12
+
+
+async def test_budget_stops_before_a_job_would_exceed_it(emu: Emulator, tmp_path: Path) -> None:
+    """Each job is quoted $1.12; with a $5 budget exactly 4 are submitted and the run says why it stopped."""
+    plan = make_plan(tmp_path, 10)
+    outcome, _ = await run(plan, tmp_path / "run", emu, options(emu, budget_usd=Decimal(5)))
+    assert outcome.stop_reason is StopReason.BUDGET
+    assert enqueued(emu) == 4
+    assert outcome.counts == {"done": 4, "pending": 6}
+
+
+async def test_without_an_event_stream_jobs_are_tracked_by_polling(tmp_path: Path) -> None:
+    """/api/events always fails: the runner falls back to polling and still finishes every job."""
+    faults = FaultConfig(server_error_rate=1.0, server_error_routes=("GET /api/events",))
+    async with run_emulator(EmulatorConfig(time_scale=0.0005, faults=faults)) as emu:
+        plan = make_plan(tmp_path, 6)
+        opts = options(emu, timeouts=Timeouts(request_s=5, stream_idle_s=0.3), poll_interval_s=0.1)
+        outcome, _ = await run(plan, tmp_path / "run", emu, opts)
+        assert outcome.counts == {"done": 6}
+        assert emu.counters.snapshot()["requests"].get("GET /api/events", 0) >= 1
+
+
+async def test_a_wrong_key_stops_the_run_before_anything_is_enqueued(emu: Emulator, tmp_path: Path) -> None:
+    """A 401 is fatal at once: a clear message, no enqueue, every job still pending."""
+    plan = make_plan(tmp_path, 3)
+    outcome, _ = await run(plan, tmp_path / "run", emu, options(emu), key="wrong-key")
+    assert outcome.fatal is not None and "401" in outcome.fatal and "OXEN_API_KEY" in outcome.fatal
+    assert "wrong-key" not in outcome.fatal
+    assert enqueued(emu) == 0
+    assert outcome.counts == {"pending": 3}
+
+
+async def test_a_completed_run_makes_no_request(emu: Emulator, tmp_path: Path) -> None:
+    """Everything done and on disk: a second run sends nothing at all, not even the event stream."""
+    plan = make_plan(tmp_path, 3)
+    first, journal = await run(plan, tmp_path / "run", emu, options(emu))
+    journal.close()
+    assert first.counts == {"done": 3}
+    second, _ = await run(plan, tmp_path / "run", emu, options(emu))
+    assert second.counts == {"done": 3}
+    assert second.requests_sent == 0
+
+
+async def test_a_deleted_video_is_fetched_again_without_paying_again(emu: Emulator, tmp_path: Path) -> None:
+    """A finished file that went missing is downloaded again from the same generation, not regenerated."""
+    plan = make_plan(tmp_path, 2)
+    _, journal = await run(plan, tmp_path / "run", emu, options(emu))
+    journal.close()
+    victim = next((tmp_path / "run" / "videos").rglob("*.mp4"))
+    victim.unlink()
+    outcome, _ = await run(plan, tmp_path / "run", emu, options(emu))
+    assert outcome.counts == {"done": 2}
+    assert victim.is_file()
+    assert enqueued(emu) == 2
