@@ -82,6 +82,8 @@ def _add_run(commands: Any) -> None:
     run.add_argument("--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this")
     run.add_argument("--upload-repo", metavar="NS/REPO[@BRANCH]",
                      help="Oxen repository for local reference images (manifest upload:)")
+    run.add_argument("--retry-invalid", action="store_true",
+                     help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)")
     run.add_argument("--inline-assets", action="store_true",
                      help="send local reference images as data: URIs instead of uploading them")
     run.add_argument("--stream-idle-timeout", type=float, metavar="S",
@@ -311,7 +313,7 @@ async def _execute(args: argparse.Namespace, plan: Any, options: RunOptions, cli
         handler = logs.add_run_log(run_dir, redact)
         journal = Journal.open(run_dir)
         try:
-            runner = Runner(plan, run_dir, journal, client, options)
+            runner = Runner(plan, run_dir, journal, client, options, retry_invalid=args.retry_invalid)
             try:
                 outcome = await _run_with_signals(runner, args, options)
             finally:

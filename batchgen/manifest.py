@@ -673,7 +673,8 @@ def _sorted(problems: list[Problem], manifest_file: str) -> list[Problem]:
     unique = list(dict.fromkeys(problems))
     unknown = sys.maxsize  # problems without a line go after the located ones of their file
     return sorted(
-        unique, key=lambda p: (p.file != manifest_file, p.file, unknown if p.line is None else p.line, p.column or 0)
+        unique,
+        key=lambda p: (p.file != manifest_file, p.file, unknown if p.line is None else p.line, p.column or 0),
     )
 
 

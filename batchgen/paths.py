@@ -76,23 +76,25 @@ def _text(value: Any) -> str:
 def sanitise(value: Any) -> str:
     """A value as one safe path segment.
 
-    `16:9` -> `16x9` (a colon between digits becomes `x`); any other `/ \\ : * ? " < > |`, control
-    character or whitespace run becomes `_`; leading/trailing dots and spaces are dropped; the
-    result is cut to MAX_VALUE_CHARS; an empty result is `_`; a Windows device name gets a `_`.
+    Leading/trailing whitespace and dots are dropped; `16:9` -> `16x9` (a colon between digits
+    becomes `x`); any other `/ \\ : * ? " < > |`, control character or whitespace run becomes one `_`;
+    the result is cut to MAX_VALUE_CHARS; an empty result is `_`; a Windows device name (CON, NUL,
+    COM1, LPT1, ..., also with an extension) gets a `_` after it: `CON` -> `CON_`, `lpt1.txt` -> `lpt1_.txt`.
     """
-    return _sanitise_text(_text(value))
+    return _sanitise_text(value if type(value) is str else _text(value))
 
 
 @lru_cache(maxsize=65536)
 def _sanitise_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text).strip().strip(". ")
     text = _RATIO_COLON.sub("x", text)
     text = _UNDERSCORES.sub("_", _UNSAFE_IN_VALUE.sub("_", text))
     text = text.strip(". ")[:MAX_VALUE_CHARS].rstrip(". ")
     if not text:
         return "_"
-    if text.split(".")[0].upper() in _RESERVED:
-        return text + "_"
+    stem, dot, rest = text.partition(".")
+    if stem.upper() in _RESERVED:
+        return f"{stem}_{dot}{rest}"
     return text
 
 
@@ -143,6 +145,7 @@ class OutputPattern:
     source: str
     parts: tuple[str | Var, ...]
     extension: str | None  # the extension written at the end of the pattern, if any
+    format: str  # the pattern as a str.format template (literal braces doubled)
 
     @classmethod
     def compile(cls, pattern: str) -> OutputPattern:
@@ -158,7 +161,8 @@ class OutputPattern:
             parts.append(part)
         last = parts[-1] if parts else ""
         found = _EXTENSION.search(last) if isinstance(last, str) else None
-        compiled = cls(pattern, tuple(parts), found.group(0) if found else None)
+        text = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else f"{{{p.name}}}" for p in parts)
+        compiled = cls(pattern, tuple(parts), found.group(0) if found else None, text)
         problem = check_relative(compiled.render(dict.fromkeys(compiled.names(), "x"), ".mp4"))
         if problem in ("is absolute", "has a '..' segment"):
             raise PatternError(f"{problem}: file names must stay inside the run's videos/ directory")
@@ -172,10 +176,11 @@ class OutputPattern:
 
     def render(self, values: Mapping[str, Any], extension: str) -> str:
         """The relative path for one job: sanitised values, `extension` appended if none is written."""
-        text = "".join(
-            p if isinstance(p, str) else (values[p.name] if p.name == "key" else sanitise(values[p.name]))
-            for p in self.parts
-        )
+        return self.render_safe({name: sanitise(value) for name, value in values.items()}, extension)
+
+    def render_safe(self, safe: Mapping[str, str], extension: str) -> str:
+        """`render` for values that are already safe segments (sanitised, or a hex key)."""
+        text = self.format.format_map(safe)
         return text if self.extension is not None else text + extension
 
 

@@ -35,6 +35,7 @@ from batchgen.paths import (
     PathRegistry,
     PatternError,
     check_relative,
+    sanitise,
 )
 from batchgen.pricing import format_usd, quote
 from batchgen.schema import (
@@ -212,9 +213,12 @@ class _Compiler:
         self.dynamic_fields: tuple[str, ...] = ()  # top-level request fields that hold templates
         self.failed = False
 
-    def problem(self, source: PathTuple, message: str, hint: str | None = None) -> None:
+    def problem(
+        self, source: PathTuple, message: str, hint: str | None = None, *, per_spec: bool = False
+    ) -> None:
+        """Record a problem; `per_spec` ones in shared fields (defaults) name the job spec they fail for."""
         self.failed = True
-        if source[:2] != ("jobs", self.spec.index):
+        if per_spec and source[:2] != ("jobs", self.spec.index):
             message += f" (for job '{self.spec.name}')"
         self.planner.static_problem(source, message, hint)
 
@@ -274,7 +278,7 @@ class _Compiler:
                 ok = False
                 known = sorted(self.var_names)
                 hint = did_you_mean(name, known) or "known variables: " + ", ".join(known)
-                self.problem(source, f"unknown variable '{name}'", hint)
+                self.problem(source, f"unknown variable '{name}'", hint, per_spec=True)
         for part in template.parts:
             if isinstance(part, AssetRef):
                 self.asset_fields[self.field] = None
@@ -658,10 +662,13 @@ class _Planner:
             )
             self.static_problem(("output", "pattern"), message)
             return None
-        values = {}
+        safe = {}
         for name, kind in plan.pattern_sources:
-            values[name] = v[name] if kind == "var" else (key[:KEY_CHARS] if kind == "key" else request[name])
-        path = pattern.render(values, model.extension)
+            if kind == "key":
+                safe[name] = key[:KEY_CHARS]
+            else:
+                safe[name] = sanitise(v[name] if kind == "var" else request[name])
+        path = pattern.render_safe(safe, model.extension)
         problem = check_relative(path)
         if problem:
             message = f"{path!r} {problem}"
@@ -687,7 +694,9 @@ class _Planner:
         output: str,
     ) -> Job:
         media = model.spec.media_type
-        seconds = total_duration(request, model.validator.default_duration_s) if media == "video" else None
+        seconds = None
+        if media == "video":
+            seconds = plan.duration_s if plan.duration_s is not None else total_duration(request, model.validator.default_duration_s)
         cost_key = (model.spec.id, seconds, request.get("generate_audio") is True)
         if cost_key not in self.costs:
             self.costs[cost_key] = quote(model.spec.pricing, request, seconds)
@@ -780,6 +789,8 @@ def _request_fields(manifest: Manifest, spec: JobSpec) -> tuple[dict[str, Any], 
     for name, value in spec.fields.items():
         fields[name] = value
         sources[name] = ("jobs", spec.index, name)
+    for name in [k for k, v in fields.items() if v is None]:  # `field: null` removes a default
+        del fields[name], sources[name]
     return fields, sources
 
 

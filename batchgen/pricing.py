@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 __all__ = ["format_usd", "quote", "rate"]
@@ -46,7 +46,7 @@ def quote(
 
 
 def format_usd(amount: Decimal | None) -> str:
-    """$1,234.56 (rounded to cents for display), or "unknown"."""
+    """$1,234.57 (rounded half up to cents, for display), or "unknown"."""
     if amount is None:
         return "unknown"
-    return f"${amount.quantize(Decimal('0.01')):,}"
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"

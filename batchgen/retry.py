@@ -50,10 +50,9 @@ _INVALID_MARKERS = (
     "is invalid",
     "exceeds maximum",
     "input should be",
-    "client error: forbidden for url",
     "unsupported_media_type",
-    "not found for url",
 )
+# A reference image the model could not fetch is not the request's fault: it may be back later.
 
 
 @dataclass(frozen=True, slots=True)

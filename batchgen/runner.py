@@ -103,7 +103,8 @@ class Runner:
     """Runs one plan in one run directory. Create, then `await run()` once."""
 
     def __init__(self, plan: Plan, run_dir: Path, journal: Journal, client: OxenClient,
-                 options: RunOptions, *, rng: random.Random | None = None) -> None:
+                 options: RunOptions, *, rng: random.Random | None = None, retry_invalid: bool = False) -> None:
+        self._restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
         self.plan = plan
         self.run_dir = run_dir
         self.videos_dir = run_dir / VIDEOS_DIR
@@ -185,7 +186,7 @@ class Runner:
         self.journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in self.plan.jobs)
         for job in self.plan.jobs:
             record = self.journal.get(job.key)
-            if record.state in RESTARTABLE:
+            if record.state in self._restartable:
                 record = self.journal.transition(job.key, JobState.PENDING, "rerun")
             if record.state is JobState.DONE and not self._output_intact(job, record):
                 record = self.journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
@@ -373,12 +374,11 @@ class Runner:
         content = await asyncio.to_thread(asset.path.read_bytes)
         if self.options.inline_assets:
             return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
-        known = self.journal.asset_url(asset.sha256)
-        if known is not None:
-            return known
         target = self.options.upload
         if target is None:
             raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
+        # Content-addressed: the same image always lands at the same path, so a rerun or another
+        # manifest finds it there (one HEAD) instead of uploading it again.
         repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
         url = self.client.file_url(target.namespace, target.repo, target.branch, repo_path)
         if not await self.client.file_exists(url):

@@ -58,6 +58,7 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (_S.DONE, _S.SUCCEEDED),  # the file went missing: fetch it again (never pay again)
         (_S.FAILED, _S.PENDING),
         (_S.CANCELLED, _S.PENDING),
+        (_S.INVALID, _S.PENDING),  # only when the user asks (--retry-invalid)
     }
 )
 
