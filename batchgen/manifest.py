@@ -331,6 +331,14 @@ def _reason(exc: OSError) -> str:
     )
 
 
+def _yaml_hint(problem: str) -> str | None:
+    if "'\\t'" in problem:
+        return "indent with spaces, not tabs"
+    if problem.startswith("mapping values are not allowed"):
+        return "check this line's indentation, and quote values that contain ': '"
+    return None
+
+
 def _compose(text: str, file: str) -> Node:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -343,7 +351,9 @@ def _compose(text: str, file: str) -> Node:
             message += f" ({exc.context}"
             message += f" on line {exc.context_mark.line + 1})" if exc.context_mark else ")"
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ManifestError([Problem(file, line, column, "", message)]) from None
+        raise ManifestError(
+            [Problem(file, line, column, "", message, _yaml_hint(exc.problem or ""))]
+        ) from None
     except yaml.YAMLError as exc:
         raise ManifestError([Problem(file, None, None, "", f"invalid YAML: {exc}")]) from None
     if node is None:
@@ -636,7 +646,11 @@ class _Checker:
             names.setdefault(name, i)
         self._check_var_sources(("jobs", i))
         if "model" not in job and not self.data.get("model"):
-            self.add(("jobs", i), "no model", "set `model:` at the top level (for every job) or in this job")
+            self.add(
+                ("jobs", i),
+                "no model is set for this job",
+                "set `model:` at the top level (for every job) or in this job",
+            )
 
 
 # ---------------------------------------------------------------- load

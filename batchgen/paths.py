@@ -161,7 +161,9 @@ class OutputPattern:
             parts.append(part)
         last = parts[-1] if parts else ""
         found = _EXTENSION.search(last) if isinstance(last, str) else None
-        text = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else f"{{{p.name}}}" for p in parts)
+        text = "".join(
+            p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else f"{{{p.name}}}" for p in parts
+        )
         compiled = cls(pattern, tuple(parts), found.group(0) if found else None, text)
         problem = check_relative(compiled.render(dict.fromkeys(compiled.names(), "x"), ".mp4"))
         if problem in ("is absolute", "has a '..' segment"):

@@ -420,6 +420,9 @@ class _SpecPlan:
     asset_fields: tuple[str, ...]
     dynamic_fields: tuple[str, ...]
     const_fields: tuple[str, ...]
+    fixed_duration: bool  # the model and the fields a duration is read from are the same in every job
+    duration_s: int | None = None  # that duration, once the first job has computed it
+    duration_known: bool = False
 
 
 class _Planner:
@@ -524,7 +527,8 @@ class _Planner:
         dynamic = compiler.dynamic_fields
         const = tuple(name for name in fields if name not in dynamic)
         asset_fields = tuple(compiler.asset_fields)
-        plan = _SpecPlan(spec, model, request, sources, pattern_sources, asset_fields, dynamic, const)
+        fixed = model.render is None and not {"multi_prompt", "duration"} & set(dynamic)
+        plan = _SpecPlan(spec, model, request, sources, pattern_sources, asset_fields, dynamic, const, fixed)
         for base, replica in _expansions(self.manifest, spec):
             self._plan_job(plan, base, replica)
 
@@ -657,9 +661,8 @@ class _Planner:
         assert pattern is not None  # plan_spec stops early without a pattern
         written = pattern.extension
         if written is not None and written.lower() != model.extension:
-            message = (
-                f"ends in '{written}' but {model.spec.id} makes {model.spec.media_type} ({model.extension})"
-            )
+            media = model.spec.media_type
+            message = f"ends in '{written}', but {model.spec.id} makes {media}s: use {model.extension} or no extension"
             self.static_problem(("output", "pattern"), message)
             return None
         safe = {}
@@ -694,9 +697,7 @@ class _Planner:
         output: str,
     ) -> Job:
         media = model.spec.media_type
-        seconds = None
-        if media == "video":
-            seconds = plan.duration_s if plan.duration_s is not None else total_duration(request, model.validator.default_duration_s)
+        seconds = self._duration(plan, model, request) if media == "video" else None
         cost_key = (model.spec.id, seconds, request.get("generate_audio") is True)
         if cost_key not in self.costs:
             self.costs[cost_key] = quote(model.spec.pricing, request, seconds)
@@ -715,6 +716,14 @@ class _Planner:
             cost_usd=self.costs[cost_key],
             duration_s=seconds,
         )
+
+    def _duration(self, plan: _SpecPlan, model: _Model, request: dict[str, Any]) -> int | None:
+        if plan.duration_known:
+            return plan.duration_s
+        seconds = total_duration(request, model.validator.default_duration_s)
+        if plan.fixed_duration:
+            plan.duration_s, plan.duration_known = seconds, True
+        return seconds
 
     def _assets_of(self, request: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[LocalAsset, ...]:
         strings: list[str] = []

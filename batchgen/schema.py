@@ -49,6 +49,8 @@ __all__ = [
     "is_reference_url",
     "known_model_ids",
     "normalise_schema",
+    "rule_checks",
+    "total_duration",
     "validate_request",
 ]
 
@@ -649,6 +651,15 @@ _KEYWORD_TESTS: Mapping[str, Callable[[Any], Predicate | None]] = {
 _CACHE_LIMIT = 20_000  # distinct values remembered per model (unique prompts would grow it forever)
 
 
+def _cache_key(name: str, value: Any) -> Any:
+    """A hashable key for a value: scalars (with their type: 1, 1.0 and True are equal in Python) and
+    lists of strings such as image URLs; None for anything else (shots, elements), which is not cached."""
+    kind = type(value)
+    if kind is list:
+        return (name, list, tuple(value)) if all(type(item) is str for item in value) else None
+    return None if kind is dict else (name, kind, value)
+
+
 class RequestValidator:
     """A model's schema and rules, compiled once; `check(request)` returns every Issue found."""
 
@@ -701,16 +712,8 @@ class RequestValidator:
         cache = self._cache
         for name in names:
             value = request[name]
-            kind = type(value)
-            if kind is list:
-                try:
-                    key: Any = (name, list, tuple(value))  # lists of strings (image URLs) repeat a lot
-                    found = cache.get(key)
-                except TypeError:  # unhashable items (shots, elements): no cache
-                    key, found = None, None
-            else:
-                key = (name, kind, value) if kind is not dict else None
-                found = cache.get(key) if key is not None else None
+            key = _cache_key(name, value)
+            found = cache.get(key) if key is not None else None
             if found is None:
                 found = self._check_value(name, value)
                 if key is not None and len(cache) < _CACHE_LIMIT:
@@ -837,6 +840,15 @@ def _size_message(error: jsonschema.ValidationError) -> str:
     return f"is {size} characters long; at most {limit} allowed"
 
 
+def _duplicate_message(items: Any) -> str:
+    seen: list[Any] = []
+    for item in items if isinstance(items, list) else []:
+        if any(type(item) is type(s) and item == s for s in seen):
+            return f"lists {describe_value(item)} more than once"
+        seen.append(item)
+    return "lists the same value more than once"
+
+
 def describe_error(error: jsonschema.ValidationError) -> str:
     """A jsonschema error as a short sentence saying what was expected and what was found."""
     kind = error.validator
@@ -855,7 +867,7 @@ def describe_error(error: jsonschema.ValidationError) -> str:
     if kind == "format" and error.validator_value == "uri":
         return f"{describe_value(error.instance)} is not a URL: {URL_EXPECTED}"
     if kind == "uniqueItems":
-        return "lists the same value twice"
+        return _duplicate_message(error.instance)
     if kind is None:
         return "is not allowed here"
     return error.message

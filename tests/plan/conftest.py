@@ -25,7 +25,12 @@ def tiny_png(colour: bytes = b"\xff\x00\x00") -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" + colour)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" + colour))
+        + chunk(b"IEND", b"")
+    )
 
 
 class Workspace:
@@ -64,4 +69,3 @@ class Workspace:
 def ws(tmp_path: Path) -> Workspace:
     """A Workspace in a fresh temporary directory."""
     return Workspace(tmp_path)
-

@@ -14,7 +14,8 @@ from batchgen.schema import SnapshotCatalog
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(p.stem for p in BAD.glob("*.yaml"))
-UPDATE = os.environ.get("BATCHGEN_UPDATE_EXPECTED") == "1"  # rewrite the .expected files (then review the diff)
+# BATCHGEN_UPDATE_EXPECTED=1 rewrites the .expected files from the current messages (then review the diff).
+UPDATE = os.environ.get("BATCHGEN_UPDATE_EXPECTED") == "1"
 
 
 def failure_text(name: str) -> str:

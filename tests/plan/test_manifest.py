@@ -51,7 +51,12 @@ upload: {namespace: acme, repo: assets}
     assert (job.location.line, job.location.column) == (9, 5)
     assert manifest.output_pattern == "{name}-{key}"
     assert manifest.run == {"concurrency": 3, "timeouts": {"generation_s": 600}}
-    assert manifest.upload == {"namespace": "acme", "repo": "assets", "branch": "main", "prefix": "batchgen-assets"}
+    assert manifest.upload == {
+        "namespace": "acme",
+        "repo": "assets",
+        "branch": "main",
+        "prefix": "batchgen-assets",
+    }
 
 
 def test_positions_map_any_field_path_to_line_and_column(ws: Workspace) -> None:
@@ -74,7 +79,10 @@ jobs:
     assert (second_shot.file, second_shot.line, second_shot.column) == ("m.yaml", 11, 19)
     first_shot = at(("jobs", 1, "multi_prompt", 0, "duration"))
     assert (first_shot.line, first_shot.column) == (9, 33)
-    assert (at(("jobs", 1, "multi_prompt"), key=True).line, at(("jobs", 1, "multi_prompt"), key=True).column) == (8, 5)
+    assert (
+        at(("jobs", 1, "multi_prompt"), key=True).line,
+        at(("jobs", 1, "multi_prompt"), key=True).column,
+    ) == (8, 5)
     assert at(("jobs", 1, "nonexistent", 3)).line == 7  # falls back to the nearest written ancestor
     assert (at(("jobs", 0)).line, at(("jobs", 0)).column) == (5, 5)
 
@@ -163,7 +171,8 @@ def test_local_asset_is_read_and_fingerprinted(ws: Workspace) -> None:
     """A local asset records its absolute path, sha256, size and media type; URLs stay URLs."""
     png = tiny_png()
     manifest = ws.load(
-        HEADER + "assets:\n  mug: refs/mug.png\n  web: https://x.test/a.png\n  inline: 'data:image/png;base64,AAAA'\n"
+        HEADER
+        + "assets:\n  mug: refs/mug.png\n  web: https://x.test/a.png\n  inline: 'data:image/png;base64,AAAA'\n"
         "jobs: [{name: a, prompt: x}]\n",
         {"refs/mug.png": png},
     )
@@ -194,7 +203,9 @@ def test_image_types_are_recognised_by_magic_bytes(ws: Workspace, data: bytes, m
 def test_asset_problems_name_the_file_and_the_line(ws: Workspace) -> None:
     """Missing and non-image asset files are problems at their `assets:` line."""
     errors = load_errors(
-        ws, HEADER + "assets:\n  a: gone.png\n  b: text.png\njobs: [{name: a, prompt: x}]\n", {"text.png": "hello"}
+        ws,
+        HEADER + "assets:\n  a: gone.png\n  b: text.png\njobs: [{name: a, prompt: x}]\n",
+        {"text.png": "hello"},
     )
     assert errors == [
         "m.yaml:5:6: assets.a: cannot read asset file 'gone.png': not found",
@@ -216,8 +227,12 @@ def test_csv_rows_are_read_in_file_order(ws: Workspace) -> None:
 
 def test_csv_problems_are_located_in_the_csv(ws: Workspace) -> None:
     """A ragged row is reported at its CSV line, naming the CSV file."""
-    errors = load_errors(ws, HEADER + "jobs: [{name: a, prompt: '{p}', rows: r.csv}]\n", {"r.csv": "p,q\n1,2\n3\n"})
-    assert errors == ["r.csv:3: row 2: has 1 cell, but the header has 2 cells\n    hint: quote cells that contain commas"]
+    errors = load_errors(
+        ws, HEADER + "jobs: [{name: a, prompt: '{p}', rows: r.csv}]\n", {"r.csv": "p,q\n1,2\n3\n"}
+    )
+    assert errors == [
+        "r.csv:3: row 2: has 1 cell, but the header has 2 cells\n    hint: quote cells that contain commas"
+    ]
 
 
 def test_many_ragged_rows_are_capped(ws: Workspace) -> None:
@@ -234,7 +249,11 @@ def test_schema_is_valid_draft_2020_12_and_documents_defaults() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     run = schema["properties"]["run"]["properties"]
-    assert (run["concurrency"]["default"], run["downloads"]["default"], run["retries"]["default"]) == (8, 4, 2)
+    assert (run["concurrency"]["default"], run["downloads"]["default"], run["retries"]["default"]) == (
+        8,
+        4,
+        2,
+    )
     assert json.loads(json.dumps(schema)) == schema
 
 

@@ -298,9 +298,14 @@ def test_text_and_unknown_models_are_problems(ws: Workspace) -> None:
     """batchgen runs image and video models only; an unknown id gets a did-you-mean over known ids."""
     spec = SnapshotCatalog().get(KLING)
     assert spec is not None
-    chat = ModelSpec.from_api({"id": "chat-model", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}})
+    chat = ModelSpec.from_api(
+        {"id": "chat-model", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}}
+    )
     ws.catalog = SnapshotCatalog([spec, chat])
-    errors = ws.errors(HEADER + "jobs: [{name: a, model: chat-model, prompt: x}, {name: b, model: kling-video-o3, prompt: y}]\n")
+    errors = ws.errors(
+        HEADER
+        + "jobs: [{name: a, model: chat-model, prompt: x}, {name: b, model: kling-video-o3, prompt: y}]\n"
+    )
     assert errors == [
         "m.yaml:4:25: jobs[0].model: 'chat-model' is a text model; batchgen runs image and video models only",
         f"m.yaml:4:66: jobs[1].model: unknown model 'kling-video-o3'\n    hint: did you mean '{KLING}'?",
@@ -310,7 +315,11 @@ def test_text_and_unknown_models_are_problems(ws: Workspace) -> None:
 def test_image_models_get_png_paths_and_per_image_quotes(ws: Workspace) -> None:
     """An image model's outputs end in .png and are quoted per image."""
     image = ModelSpec.from_api(
-        {"id": "img", "endpoint": "/images/generate", "pricing": {"method": "per_image", "cost_per_image": "0.04"}}
+        {
+            "id": "img",
+            "endpoint": "/images/generate",
+            "pricing": {"method": "per_image", "cost_per_image": "0.04"},
+        }
     )
     ws.catalog = SnapshotCatalog([image])
     (job,) = ws.plan("version: 1\nname: t\nmodel: img\njobs: [{name: a, prompt: x}]\n").jobs
@@ -324,7 +333,9 @@ def test_problems_in_many_expanded_jobs_are_reported_once_with_a_count(ws: Works
         HEADER + "matrix: {i: [" + ", ".join(map(str, range(100))) + "]}\n"
         "jobs: [{name: a, prompt: 'take {i}', aspect_ratio: '4:3', repeat: 100}]\n"
     )
-    assert errors == ['m.yaml:5:52: jobs[0] (a, 10000 jobs): aspect_ratio: "4:3" is not one of "9:16", "1:1", "16:9"']
+    assert errors == [
+        'm.yaml:5:52: jobs[0] (a, 10000 jobs): aspect_ratio: "4:3" is not one of "9:16", "1:1", "16:9"'
+    ]
 
 
 def test_validation_problem_is_located_at_its_source(ws: Workspace) -> None:
@@ -357,7 +368,10 @@ jobs:
 
 def test_plan_to_json_is_complete_and_serialisable(ws: Workspace) -> None:
     """plan_to_json holds every job's key, request, path, assets and location, and dumps as JSON."""
-    plan = ws.plan(HEADER + ASSETS + "jobs: [{name: j, prompt: x, input_image: ['{asset:mug}'], repeat: 2}]\n", files=FILES)
+    plan = ws.plan(
+        HEADER + ASSETS + "jobs: [{name: j, prompt: x, input_image: ['{asset:mug}'], repeat: 2}]\n",
+        files=FILES,
+    )
     data = plan_to_json(plan)
     assert json.loads(json.dumps(data)) == data
     assert (data["name"], data["job_count"], data["total_cost_usd"]) == ("t", 2, "2.240")
@@ -370,7 +384,10 @@ def test_plan_to_json_is_complete_and_serialisable(ws: Workspace) -> None:
 
 def test_format_plan_shows_counts_progress_cost_and_requests(ws: Workspace) -> None:
     """The human plan lists counts by model and ratio, what is done, the quote, and the first requests."""
-    plan = ws.plan(HEADER + "matrix: {r: ['16:9', '9:16']}\njobs: [{name: j, prompt: x, aspect_ratio: '{r}', repeat: 2}]\n")
+    plan = ws.plan(
+        HEADER
+        + "matrix: {r: ['16:9', '9:16']}\njobs: [{name: j, prompt: x, aspect_ratio: '{r}', repeat: 2}]\n"
+    )
     text = format_plan(plan, done_keys=frozenset({plan.jobs[0].key}), show_requests=1)
     lines = text.splitlines()
     assert lines[0] == f"Plan 't' ({ws.root / 'm.yaml'}): 4 jobs, 1 done, 3 to run"
@@ -384,6 +401,33 @@ def test_format_plan_shows_counts_progress_cost_and_requests(ws: Workspace) -> N
 
 def test_plan_is_pure(ws: Workspace, tmp_path: Path) -> None:
     """Planning twice from one loaded manifest gives equal plans (no clock, no randomness, no state)."""
-    manifest = load_manifest(ws.write(HEADER + "matrix: {s: [1, 2, 3]}\njobs: [{name: j, prompt: 'take {s}', seed: '{s}'}]\n"))
+    manifest = load_manifest(
+        ws.write(HEADER + "matrix: {s: [1, 2, 3]}\njobs: [{name: j, prompt: 'take {s}', seed: '{s}'}]\n")
+    )
     first, second = build_plan(manifest, ws.catalog), build_plan(manifest, ws.catalog)
     assert first == second and plan_to_json(first) == plan_to_json(second)
+
+
+def test_null_job_field_removes_a_default(ws: Workspace) -> None:
+    """A job field set to null drops the default of that name from the request instead of sending null."""
+    plan = ws.plan(
+        HEADER + "defaults: {negative_prompt: blur, seed: 3}\njobs: [{name: a, prompt: x, seed: null}]\n"
+    )
+    assert plan.jobs[0].request == {"model": KLING, "negative_prompt": "blur", "prompt": "x"}
+
+
+def test_shared_template_syntax_errors_are_reported_once(ws: Workspace) -> None:
+    """A broken template in defaults is one problem however many jobs use it; an unknown variable names the job."""
+    errors = ws.errors(
+        HEADER
+        + "defaults: {negative_prompt: 'bad {', aspect_ratio: '{ar}'}\n"
+        + "jobs: [{name: a, prompt: x}, {name: b, prompt: y}]\n"
+    )
+    assert errors == [
+        "m.yaml:4:29: defaults.negative_prompt: unclosed '{' at character 5: expected {name}, {asset:NAME} or"
+        " {asset:$name}; write {{ or }} for a literal brace",
+        "m.yaml:4:52: defaults.aspect_ratio: unknown variable 'ar' (for job 'a')\n"
+        "    hint: known variables: index, model, name, replica",
+        "m.yaml:4:52: defaults.aspect_ratio: unknown variable 'ar' (for job 'b')\n"
+        "    hint: known variables: index, model, name, replica",
+    ]
