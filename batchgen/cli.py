@@ -433,24 +433,36 @@ def _run_options(args: argparse.Namespace, manifest: Any) -> RunOptions:
         else:
             upload = None
         options = options_from_manifest(manifest.run or {}, upload)
-        limits = Limits(concurrency=args.concurrency or options.limits.concurrency,
-                        downloads=args.downloads or options.limits.downloads)
+        limits = Limits(
+            concurrency=options.limits.concurrency if args.concurrency is None else args.concurrency,
+            downloads=options.limits.downloads if args.downloads is None else args.downloads,
+        )
         retry: RetryPolicy = options.retry
         if args.retries is not None:
             retry = replace(retry, generation_retries=args.retries)
         timeouts: Timeouts = options.timeouts
-        if args.stream_idle_timeout:
+        if args.stream_idle_timeout is not None:
             timeouts = replace(timeouts, stream_idle_s=args.stream_idle_timeout)
-        if args.request_timeout:
+        if args.request_timeout is not None:
             timeouts = replace(timeouts, request_s=args.request_timeout)
-        budget = options.budget_usd if args.budget is None else Decimal(args.budget)
+        budget = options.budget_usd if args.budget is None else _usd(args.budget)
         options = replace(options, limits=limits, retry=retry, timeouts=timeouts, budget_usd=budget,
                           inline_assets=args.inline_assets)
-        if args.reconcile_interval:
+        if args.reconcile_interval is not None:
             options = replace(options, safety_reconcile_s=args.reconcile_interval)
-    except (ValueError, InvalidOperation) as exc:
+    except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return options
+
+
+def _usd(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"--budget must be a positive amount in USD, got {text!r}")
+    return value
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import RunLocked, StorageError
+from batchgen.errors import RunLocked, StorageError, UsageError
 from batchgen.states import JobState, check_transition
 
 JOURNAL_NAME = "state.sqlite"
@@ -133,7 +133,7 @@ class Journal:
     def open_existing(cls, run_dir: Path) -> Journal:
         """Open a journal for reading; a missing one is a user error, not a new run."""
         if not (run_dir / JOURNAL_NAME).is_file():
-            raise StorageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
+            raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
         return cls.open(run_dir)
 
     def close(self) -> None:

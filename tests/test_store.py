@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.errors import RunLocked, StorageError
+from batchgen.errors import RunLocked, UsageError
 from batchgen.states import IllegalTransition, JobState
 from batchgen.store import Journal, RunLock
 
@@ -66,7 +66,7 @@ def test_asset_urls_are_remembered(tmp_path: Path) -> None:
 
 def test_open_existing_refuses_a_directory_without_journal(tmp_path: Path) -> None:
     """`status` on a directory that is not a run directory is a clear error."""
-    with pytest.raises(StorageError, match="not a batchgen run directory"):
+    with pytest.raises(UsageError, match="not a batchgen run directory"):
         Journal.open_existing(tmp_path)
 
 
