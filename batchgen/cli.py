@@ -332,7 +332,7 @@ async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunO
     progress = None if args.no_progress else Progress(len(runner.plan.jobs),
                                                        interval_s=options.progress_interval_s)
     if progress is not None:
-        runner.on_change = lambda: progress.update(runner.stats())
+        runner.on_change = lambda: progress.update(runner.stats)
     presses = 0
     main_task = asyncio.current_task()
 
@@ -357,7 +357,7 @@ async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunO
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if progress is not None:
-        progress.close(runner.stats())
+        progress.close(runner.stats)
     return outcome
 
 

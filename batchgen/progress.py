@@ -49,11 +49,13 @@ class Progress:
             self._bar = tqdm(total=total, file=self._stream, unit="job", dynamic_ncols=True,
                              desc="done", smoothing=0.05)
 
-    def update(self, stats: RunStats, *, force: bool = False) -> None:
+    def update(self, snapshot: Callable[[], RunStats], *, force: bool = False) -> None:
+        """Show `snapshot()` if it is time to; taking the snapshot is skipped otherwise."""
         now = self._clock()
         if not force and now - self._last < self._interval_s:
             return
         self._last = now
+        stats = snapshot()
         done = stats.counts.get(JobState.DONE, 0)
         if self._bar is not None:
             self._bar.n = done
@@ -63,8 +65,8 @@ class Progress:
         print(f"[{_clock_text(elapsed)}] {done}/{stats.total} done · {describe(stats)}",
               file=self._stream, flush=True)
 
-    def close(self, stats: RunStats) -> None:
-        self.update(stats, force=True)
+    def close(self, snapshot: Callable[[], RunStats]) -> None:
+        self.update(snapshot, force=True)
         if self._bar is not None:
             self._bar.close()
 

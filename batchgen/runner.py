@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 VIDEOS_DIR = "videos"
 _ORPHAN_LIMIT = 10_000
+_CHARGED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}  # states whose generation may be billed
 
 
 class StopReason(StrEnum):
@@ -131,6 +132,9 @@ class Runner:
         self._stream: EventStream | None = None
         self._download_session: aiohttp.ClientSession | None = None
         self.on_change: Callable[[], None] = lambda: None
+        self._counts: Counter[JobState] = Counter()
+        self._spent = Decimal(0)
+        journal.on_transition = self._count_transition
 
     # -- the public surface -----------------------------------------------------------------
 
@@ -142,12 +146,8 @@ class Runner:
         self._notify()
 
     def stats(self) -> RunStats:
-        counts: dict[str, int] = {}
-        for record in self.journal.records().values():
-            if record.key in self.jobs:
-                counts[record.state] = counts.get(record.state, 0) + 1
         return RunStats(
-            counts=counts, total=len(self.jobs), spent_usd=self.spent_usd(), retried=self._retried,
+            counts={str(s): n for s, n in self._counts.items() if n}, total=len(self.jobs), spent_usd=self._spent, retried=self._retried,
             throttled_s=self.client.throttle.paused_s,
             stream_connected=(self._stream is None or self._stream.connected.is_set()
                               or not self._holding),
@@ -156,12 +156,16 @@ class Runner:
 
     def spent_usd(self) -> Decimal:
         """Quoted cost of every generation that exists or may exist at the provider for this plan."""
-        committed = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}
-        total = Decimal(0)
-        for key, job in self.jobs.items():
-            if job.cost_usd is not None and self.journal.get(key).state in committed:
-                total += job.cost_usd
-        return total
+        return self._spent
+
+    def _count_transition(self, key: str, old: JobState, new: JobState) -> None:
+        job = self.jobs.get(key)
+        if job is None:
+            return
+        self._counts[old] -= 1
+        self._counts[new] += 1
+        cost = job.cost_usd or Decimal(0)
+        self._spent += cost * ((new in _CHARGED) - (old in _CHARGED))
 
     async def run(self) -> RunOutcome:
         self._prepare()
@@ -176,7 +180,7 @@ class Runner:
                 fatal = str(group.exceptions[0])
             except* StorageError as group:
                 fatal = str(group.exceptions[0])
-        counts = {str(state): n for state, n in self.stats().counts.items()}
+        counts = {str(state): n for state, n in self._counts.items() if n}
         return RunOutcome(counts=counts, stop_reason=self.stopping, fatal=fatal,
                           download_failures=self._download_failures, requests_sent=self.client.requests_sent)
 
@@ -186,6 +190,8 @@ class Runner:
         self.journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in self.plan.jobs)
         for job in self.plan.jobs:
             record = self.journal.get(job.key)
+            self._counts[record.state] += 1
+            self._spent += (job.cost_usd or Decimal(0)) * (record.state in _CHARGED)
             if record.state in self._restartable:
                 record = self.journal.transition(job.key, JobState.PENDING, "rerun")
             if record.state is JobState.DONE and not self._output_intact(job, record):

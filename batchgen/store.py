@@ -9,7 +9,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ class Journal:
         self._conn = conn
         self.path = path
         self._records: dict[str, JobRecord] = {}
+        self.on_transition: Callable[[str, JobState, JobState], None] = lambda key, old, new: None
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(record, state=JobState(record.state))
@@ -213,6 +214,8 @@ class Journal:
                     (key, str(old.state), str(new), now, detail),
                 )
         self._records[key] = record
+        if old.state != new:
+            self.on_transition(key, old.state, new)
         return record
 
     def claim_generation(self, key: str, generation_id: str, attempt: int, new: JobState,
