@@ -7,7 +7,6 @@ Policy lives in pure modules (retry, reconcile, states); this module performs it
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -15,7 +14,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from batchgen.api import Completion, OxenClient, is_transient
+from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.config import RunOptions
 from batchgen.download import fetch_result, verify_file
 from batchgen.errors import (
@@ -42,7 +42,7 @@ from batchgen.errors import (
 )
 from batchgen.events import EventStream
 from batchgen.paths import ensure_inside, sidecar_path
-from batchgen.plan import Job, LocalAsset, Plan, resolve_request
+from batchgen.plan import Job, Plan, resolve_request
 from batchgen.reconcile import Pending, match_submissions
 from batchgen.retry import FailureKind, backoff, classify_generation_error
 from batchgen.states import AT_PROVIDER, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
@@ -89,17 +89,6 @@ class RunOutcome:
         return self.counts.get(JobState.DONE, 0) == sum(self.counts.values()) and self.fatal is None
 
 
-class _AssetUploadFailed(Exception):
-    pass
-
-
-@dataclass(slots=True)
-class _Assets:
-    urls: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-
-
 class Runner:
     """Runs one plan in one run directory. Create, then `await run()` once."""
 
@@ -124,7 +113,7 @@ class Runner:
         self._run_attempts: dict[str, int] = {}
         self._retried = 0
         self._download_failures = 0
-        self._assets = _Assets()
+        self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self._changed = asyncio.Event()
         self._reconcile_wanted = asyncio.Event()
         self.stopping: StopReason | None = None
@@ -298,7 +287,7 @@ class Runner:
         job = self.jobs[key]
         try:
             body = await self._request_body(job)
-        except _AssetUploadFailed as exc:
+        except AssetUnavailable as exc:
             self._release(key, JobState.FAILED, str(exc), error=str(exc))
             return
         self._run_attempts[key] = self._run_attempts.get(key, 0) + 1
@@ -353,46 +342,8 @@ class Runner:
     async def _request_body(self, job: Job) -> dict[str, Any]:
         if not job.assets:
             return dict(job.request)
-        urls = {asset.sha256: await self._asset_url(asset) for asset in job.assets}
+        urls = {asset.sha256: await self._assets.url(asset) for asset in job.assets}
         return resolve_request(job.request, urls)
-
-    # -- reference images --------------------------------------------------------------------
-
-    async def _asset_url(self, asset: LocalAsset) -> str:
-        assets = self._assets
-        if asset.sha256 in assets.urls:
-            return assets.urls[asset.sha256]
-        lock = assets.locks.setdefault(asset.sha256, asyncio.Lock())
-        async with lock:
-            if asset.sha256 in assets.failures:
-                raise _AssetUploadFailed(assets.failures[asset.sha256])
-            if asset.sha256 not in assets.urls:
-                try:
-                    assets.urls[asset.sha256] = await self._place_asset(asset)
-                except (ApiError, OSError) as exc:
-                    if isinstance(exc, Unauthenticated):
-                        raise
-                    assets.failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
-                    raise _AssetUploadFailed(assets.failures[asset.sha256]) from exc
-        return assets.urls[asset.sha256]
-
-    async def _place_asset(self, asset: LocalAsset) -> str:
-        content = await asyncio.to_thread(asset.path.read_bytes)
-        if self.options.inline_assets:
-            return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
-        target = self.options.upload
-        if target is None:
-            raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
-        # Content-addressed: the same image always lands at the same path, so a rerun or another
-        # manifest finds it there (one HEAD) instead of uploading it again.
-        repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
-        url = self.client.file_url(target.namespace, target.repo, target.branch, repo_path)
-        if not await self.client.file_exists(url):
-            url = await self.client.upload_file(target.namespace, target.repo, target.branch, repo_path,
-                                                content, asset.media_type)
-            log.info("uploaded reference image %s to %s", asset.name, repo_path)
-        self.journal.set_asset_url(asset.sha256, url)
-        return url
 
     # -- tracking --------------------------------------------------------------------------
 

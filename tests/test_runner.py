@@ -135,3 +135,24 @@ async def test_a_deleted_video_is_fetched_again_without_paying_again(emu: Emulat
     assert outcome.counts == {"done": 2}
     assert victim.is_file()
     assert enqueued(emu) == 2
+
+
+async def test_an_upload_failure_fails_only_the_jobs_that_need_the_image(emu: Emulator, tmp_path: Path) -> None:
+    """The upload repository does not exist: the job using the image fails with why; the other is done."""
+    from batchgen.config import UploadTarget
+
+    (tmp_path / "ref.png").write_bytes((Path(__file__).parents[1] / "jobs" / "refs" / "mug.png").read_bytes())
+    manifest = {
+        "version": 1, "name": "unit", "model": MODEL, "assets": {"mug": "ref.png"},
+        "jobs": [{"name": "with-image", "prompt": "@Image1 on a desk", "input_image": ["{asset:mug}"]},
+                 {"name": "text-only", "prompt": "a desk at dawn"}],
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    plan = build_plan(load_manifest(path), SnapshotCatalog())
+    opts = options(emu, upload=UploadTarget(namespace="nobody", repo="missing"))
+    outcome, journal = await run(plan, tmp_path / "run", emu, opts)
+    assert outcome.counts == {"done": 1, "failed": 1}
+    failed = next(r for r in journal.records().values() if r.state is JobState.FAILED)
+    assert failed.name == "with-image" and failed.error is not None and "upload of mug" in failed.error
+    assert enqueued(emu) == 1

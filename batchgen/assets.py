@@ -1,0 +1,70 @@
+"""Local reference images made reachable by the model: uploaded once to an Oxen repository at a
+content-addressed path (or inlined as data: URIs), one upload per image however many jobs use it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+from batchgen.api import OxenClient
+from batchgen.config import UploadTarget
+from batchgen.errors import ApiError, Unauthenticated
+from batchgen.plan import LocalAsset
+from batchgen.store import Journal
+
+log = logging.getLogger(__name__)
+
+
+class AssetUnavailable(Exception):
+    """A job's reference image could not be made reachable; only the jobs that need it fail."""
+
+
+class AssetPlacer:
+    """Gives each local asset a URL the model can fetch, once per run, shared by all its jobs."""
+
+    def __init__(self, client: OxenClient, journal: Journal, *, upload: UploadTarget | None,
+                 inline: bool) -> None:
+        self._client = client
+        self._journal = journal
+        self._upload = upload
+        self._inline = inline
+        self._urls: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.uploads = 0
+
+    async def url(self, asset: LocalAsset) -> str:
+        if asset.sha256 in self._urls:
+            return self._urls[asset.sha256]
+        async with self._locks.setdefault(asset.sha256, asyncio.Lock()):
+            if asset.sha256 in self._failures:
+                raise AssetUnavailable(self._failures[asset.sha256])
+            if asset.sha256 not in self._urls:
+                try:
+                    self._urls[asset.sha256] = await self._place(asset)
+                except (ApiError, OSError) as exc:
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    self._failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
+                    raise AssetUnavailable(self._failures[asset.sha256]) from exc
+        return self._urls[asset.sha256]
+
+    async def _place(self, asset: LocalAsset) -> str:
+        content = await asyncio.to_thread(asset.path.read_bytes)
+        if self._inline:
+            return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
+        target = self._upload
+        if target is None:
+            raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
+        # Content-addressed: the same image always lands at the same path, so a rerun or another
+        # manifest finds it there (one HEAD) instead of uploading it again.
+        repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
+        url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
+        if not await self._client.file_exists(url):
+            url = await self._client.upload_file(target.namespace, target.repo, target.branch, repo_path,
+                                                 content, asset.media_type)
+            self.uploads += 1
+            log.info("uploaded reference image %s to %s", asset.name, repo_path)
+        self._journal.set_asset_url(asset.sha256, url)
+        return url
