@@ -153,3 +153,29 @@ async def test_exit_two_and_nothing_sent_for_a_bad_manifest(emulator: Any, tmp_p
     assert "e2e.yaml:" in result.stderr and "nope" in result.stderr
     assert total_requests(emu) == 0
     assert not (tmp_path / "out").exists()
+
+
+async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any, tmp_path: Path) -> None:
+    """After a hard kill, `batchgen cancel` cancels what was still rendering; a rerun finishes the batch."""
+    import asyncio
+    import signal
+
+    emu = await emulator(time_scale=1.0)  # renders take minutes: they are surely in flight
+    manifest = write_manifest(tmp_path, count=4)
+
+    async def kill_once_enqueued(proc: asyncio.subprocess.Process) -> None:
+        while emu.counters.snapshot()["generations_enqueued"] < 4:
+            await asyncio.sleep(0.02)  # polling the emulator's counter, not waiting on the CLI
+        await asyncio.sleep(0.2)  # let the client journal the last answer
+        proc.send_signal(signal.SIGKILL)
+
+    killed = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path,
+                           on_start=kill_once_enqueued)
+    assert killed.code == -signal.SIGKILL
+    cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
+                              cwd=tmp_path)
+    assert cancelled.code == 0, cancelled.stderr
+    assert "cancelled 4 in-flight generation(s)" in cancelled.stdout
+    assert sorted(g.status for g in emu.generations()) == ["cancelled"] * 4
+    status = await run_cli("status", "out/e2e", cwd=tmp_path)
+    assert "cancelled 4" in status.stdout
