@@ -291,24 +291,32 @@ class Runner:
             self._release(key, JobState.FAILED, str(exc), error=str(exc))
             return
         self._run_attempts[key] = self._run_attempts.get(key, 0) + 1
-        for _ in range(self.client.retry_policy.request_attempts):
+        failures = 0
+        while failures < self.client.retry_policy.request_attempts:
             record = self.journal.transition(
                 key, JobState.SUBMITTING, attempts=self.journal.get(key).attempts + 1,
                 sent_request=_canonical(body), submitted_at=time.time(), generation_id=None, error=None,
             )
             outcome = await self._post(key, body, record)
+            if outcome == "rate_limited":  # the shared pause already waited it out: not a failure
+                continue
             if outcome != "retry":
                 return
+            failures += 1
+            await asyncio.sleep(backoff(failures, self.client.retry_policy, self._rng))
         self._release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
         self._pending.appendleft(key)
         self.request_stop(StopReason.API_UNAVAILABLE)
 
     async def _post(self, key: str, body: Mapping[str, Any], record: JobRecord) -> str:
-        """One enqueue attempt: 'ok', 'retry' (surely not created), or 'done' (decided otherwise)."""
+        """One enqueue: 'ok', 'done' (decided otherwise), or, when the generation surely does not
+        exist, 'rate_limited' or 'retry'."""
         try:
             generation_ids = await self.client.enqueue(body)
-        except (ConnectFailed, RateLimited):
-            return await self._pause_then("retry", record.attempts)
+        except RateLimited:
+            return "rate_limited"
+        except ConnectFailed:
+            return "retry"
         except InsufficientCredits as exc:
             self._release(key, JobState.PENDING, "no credits", error=exc.detail)
             self.request_stop(StopReason.NO_CREDITS)
@@ -322,13 +330,9 @@ class Runner:
             log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], exc)
             if await self._reconcile_ambiguous([key], settle=isinstance(exc, ResponseTimeout)):
                 return "done"
-            return await self._pause_then("retry", record.attempts)
+            return "retry"
         self._claim(key, generation_ids[0], JobState.QUEUED)
         return "ok"
-
-    async def _pause_then(self, result: str, attempt: int) -> str:
-        await asyncio.sleep(backoff(attempt, self.client.retry_policy, self._rng))
-        return result
 
     def _claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         record = self.journal.get(key)
