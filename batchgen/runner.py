@@ -41,7 +41,7 @@ from batchgen.errors import (
     Unauthenticated,
 )
 from batchgen.events import EventStream
-from batchgen.paths import ensure_inside, sidecar_path
+from batchgen.paths import UnsafePathError, ensure_inside, sidecar_path
 from batchgen.plan import Job, Plan, resolve_request
 from batchgen.reconcile import Pending, match_submissions
 from batchgen.retry import FailureKind, backoff, classify_generation_error
@@ -116,6 +116,7 @@ class Runner:
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self._changed = asyncio.Event()
         self._reconcile_wanted = asyncio.Event()
+        self._last_completion_at = time.monotonic()
         self.stopping: StopReason | None = None
         self._started_at = time.time()
         self._stream: EventStream | None = None
@@ -198,10 +199,10 @@ class Runner:
             self._downloads.put_nowait(job.key)
 
     def _output_intact(self, job: Job, record: JobRecord) -> bool:
-        path = self._final_path(job)
         try:
+            path = self._final_path(job)
             return path.is_file() and path.stat().st_size == record.size
-        except OSError:
+        except (OSError, UnsafePathError):
             return False
 
     def _has_work(self) -> bool:
@@ -213,7 +214,7 @@ class Runner:
     # -- the task group --------------------------------------------------------------------
 
     async def _run_tasks(self) -> None:
-        stream = EventStream(self.client, on_completion=self._on_completion,
+        stream = EventStream(self.client, on_completion=self._on_event,
                              on_connect=self._reconcile_wanted.set,
                              idle_timeout_s=self.options.timeouts.stream_idle_s)
         self._stream = stream
@@ -351,6 +352,10 @@ class Runner:
 
     # -- tracking --------------------------------------------------------------------------
 
+    def _on_event(self, completion: Completion) -> None:
+        self._last_completion_at = time.monotonic()
+        self._on_completion(completion)
+
     def _on_completion(self, completion: Completion) -> None:
         key = self._by_generation.get(completion.generation_id)
         if key is None:
@@ -400,14 +405,22 @@ class Runner:
             self._release(key, JobState.CANCELLED, "cancelled at the provider")
 
     async def _reconcile_loop(self) -> None:
+        """Reconcile after every (re)connect; while connected, also after `safety_reconcile_s`
+        without a completion event (a lively stream needs no checking); poll while disconnected."""
+        assert self._stream is not None
         while True:
-            assert self._stream is not None
-            interval = (self.options.safety_reconcile_s if self._stream.connected.is_set()
-                        else self.options.poll_interval_s)
+            if self._stream.connected.is_set():
+                wait = self._last_completion_at + self.options.safety_reconcile_s - time.monotonic()
+            else:
+                wait = self.options.poll_interval_s
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(max(0.0, wait)):
                     await self._reconcile_wanted.wait()
+            if self._stream.connected.is_set() and not self._reconcile_wanted.is_set() and (
+                    time.monotonic() - self._last_completion_at < self.options.safety_reconcile_s):
+                continue  # an event arrived meanwhile: the stream is alive
             self._reconcile_wanted.clear()
+            self._last_completion_at = time.monotonic()
             try:
                 await self._reconcile_in_flight()
             except ApiError as exc:
@@ -502,10 +515,13 @@ class Runner:
 
     async def _download(self, key: str) -> None:
         job = self.jobs[key]
-        final = self._final_path(job)
         record = self.journal.get(key)
-        if record.state is JobState.SUCCEEDED:
-            record = self.journal.transition(key, JobState.DOWNLOADING)
+        try:
+            final = self._final_path(job)  # checked now, not at plan time: a symlink may have appeared
+        except UnsafePathError as exc:
+            self._download_failures += 1
+            self.journal.transition(key, record.state, "unsafe output path", error=str(exc))
+            return
         assert self._download_session is not None
         for attempt in range(1, self.options.retry.download_attempts + 1):
             try:
@@ -520,15 +536,12 @@ class Runner:
                     raise
                 log.info("download of %s failed (%s), attempt %d", key[:12], exc, attempt)
                 await asyncio.sleep(backoff(attempt, self.options.retry, self._rng))
-            except StorageError:
-                self.journal.transition(key, JobState.SUCCEEDED, "storage error")
-                raise
         else:
             self._download_failures += 1
-            self.journal.transition(key, JobState.SUCCEEDED, "download failed",
+            self.journal.transition(key, record.state, "download failed",
                                     error="download failed; run again to fetch it")
             return
-        await self._write_sidecar(job, record, result.sha256, result.size)
+        await self._write_sidecar(job, final, result.sha256, result.size)
         self.journal.transition(key, JobState.DONE, sha256=result.sha256, size=result.size,
                                 downloaded_at=time.time(), error=None)
         self._urls.pop(key, None)
@@ -542,7 +555,7 @@ class Runner:
             raise DownloadError(f"generation {record.generation_id} has no result_url")
         return str(url)
 
-    async def _write_sidecar(self, job: Job, record: JobRecord, sha256: str, size: int) -> None:
+    async def _write_sidecar(self, job: Job, final: Path, sha256: str, size: int) -> None:
         fresh = self.journal.get(job.key)
         sidecar = {
             "job_key": job.key,
@@ -560,7 +573,7 @@ class Runner:
             "sha256": sha256,
             "size": size,
         }
-        path = sidecar_path(self._final_path(job))
+        path = sidecar_path(final)
         await asyncio.to_thread(_atomic_write, path, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
 
 
