@@ -9,6 +9,7 @@ from batchgen.emulator.config import EmulatorConfig, FaultConfig, LatencyConfig
 from batchgen.emulator.counters import Counters
 from batchgen.emulator.model import Generation
 from batchgen.emulator.server import Emulator, run_emulator
+from batchgen.emulator.timeline import Marks, Timeline
 
 __all__ = [
     "Clock",
@@ -19,7 +20,9 @@ __all__ = [
     "Generation",
     "LatencyConfig",
     "ManualClock",
+    "Marks",
     "SystemClock",
+    "Timeline",
     "create_app",
     "run_emulator",
     "state_of_app",

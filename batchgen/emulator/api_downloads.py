@@ -37,6 +37,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path
     problem = state.signer.problem(path, request.query)
     gen = state.queue.get(state.results.get(path, ""))
+    if gen is not None and request.method != "HEAD":
+        state.timeline.mark(gen.generation_id, "first_download")
     if problem or gen is None or gen.result is None:
         return forbidden(problem or "The specified key does not exist")
     blob = gen.result

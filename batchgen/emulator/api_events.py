@@ -79,6 +79,7 @@ class _Stream:
             url = self._state.result_url(gen, self._subscriber.origin)
             await self._response.write(frame(COMPLETED, completion_payload(gen, url)))
             counters.events_sent += 1
+            self._state.timeline.mark(gen.generation_id, "event_sent")
         elif not isinstance(notice, Close):
             await self._response.write(frame(notice.name, notice.payload))
             counters.unrelated_events_sent += 1

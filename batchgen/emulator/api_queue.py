@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -70,11 +71,22 @@ async def enqueue(request: web.Request) -> web.StreamResponse:
         generations = state.enqueue(spec, body, count, namespace)
     except InsufficientCredits:
         return insufficient_credits()
+    ids = [g.generation_id for g in generations]
+    state.counters.emit("enqueued", ids)
     if state.faults.should_cut_enqueue() and request.transport is not None:
         request.transport.close()  # created and counted, but the client never hears about it
+        state.counters.emit("enqueue_answered", ids)
         return web.Response()
-    return web.json_response(
-        {"generations": [{"generation_id": g.generation_id, "status": g.status} for g in generations]})
+    response = web.json_response(
+        {"generations": [{"generation_id": g.generation_id, "status": g.status} for g in generations]}
+    )
+    # Written here rather than by aiohttp after we return, so that the "enqueue_answered" test hook
+    # fires once the client can have the answer (prepare and write_eof are no-ops when repeated).
+    with contextlib.suppress(ConnectionResetError):  # the client gave up (e.g. a slow-response fault)
+        await response.prepare(request)
+        await response.write_eof()
+    state.counters.emit("enqueue_answered", ids)
+    return response
 
 
 async def get_one(request: web.Request) -> web.Response:

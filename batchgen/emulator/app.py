@@ -82,9 +82,12 @@ def _authorized(request: web.Request, auth: Auth) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
 
 
-async def _injected_fault(state: EmulatorState, key: str) -> web.Response | None:
+async def _injected_fault(request: web.Request, state: EmulatorState, key: str) -> web.Response | None:
     delay = state.faults.delay_for()
     if delay:
+        # Read the body first, as a server that is slow to *process* a request would have: a client
+        # that gives up during the stall then finds its request carried out all the same.
+        await request.read()
         await asyncio.sleep(delay)
     retry_after = state.faults.retry_after_for(key)
     if retry_after is not None:
@@ -95,9 +98,19 @@ async def _injected_fault(state: EmulatorState, key: str) -> web.Response | None
 
 @web.middleware
 async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count the request, check its key, inject API faults, then handle it."""
+    """Count (and, when asked, log) the request, check its key, inject API faults, then handle it."""
     state, key = state_of(request), route_key(request)
-    state.counters.requests[key or f"{request.method} <unmatched>"] += 1
+    name = key or f"{request.method} <unmatched>"
+    state.counters.requests[name] += 1
+    entry = state.counters.log_request(name, request.path, request.headers.get("Range"),
+                                       "Authorization" in request.headers)
+    response = await _gate(request, handler, state, key)
+    entry.answered(response.status, response.headers.get("Retry-After"))
+    return response
+
+
+async def _gate(request: web.Request, handler: Handler, state: EmulatorState,
+                key: str | None) -> web.StreamResponse:
     route = request.app[POLICIES].get((key or "").replace("HEAD ", "GET ", 1))
     if key is None or route is None:
         exception = request.match_info.http_exception
@@ -105,7 +118,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not _authorized(request, route.auth):
         return unauthenticated()
     if route.faults:
-        fault = await _injected_fault(state, key)
+        fault = await _injected_fault(request, state, key)
         if fault is not None:
             return fault
     return await handler(request)

@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+Listener = Callable[[str, Any], None]
+"""A test hook: called synchronously as ``listener(event, detail)`` from the emulator's event loop.
+
+Events: ``"request"`` (detail: the ``LoggedRequest``, as the request reaches the gateway, before its
+key is checked), ``"enqueued"`` (detail: the new generation ids, created and counted, before the
+answer is written) and ``"enqueue_answered"`` (detail: the same ids, once the answer was written to
+the socket, or the connection was cut by the enqueue-cut fault). A listener must not block.
+"""
+
+
+@dataclass
+class LoggedRequest:
+    """One request as the gateway saw it (recorded only while ``Counters.request_log`` is a list)."""
+
+    at: float  # time.monotonic() when it reached the gateway
+    route: str  # "METHOD /route/template", or "METHOD <unmatched>"
+    path: str  # the path, without the query string
+    range: str | None = None  # its Range header, if any
+    authorized: bool = False  # whether it carried an Authorization header (its value is not kept)
+    status: int | None = None  # set when the handler returned (a stream: when it ended); None if it raised
+    retry_after: str | None = None  # the Retry-After header of the answer, if any
+    answered_at: float | None = None  # time.monotonic() when the handler returned
+
+    def answered(self, status: int, retry_after: str | None) -> None:
+        self.status, self.retry_after, self.answered_at = status, retry_after, time.monotonic()
 
 
 def canonical_body(body: Any) -> str:
@@ -27,6 +55,24 @@ class Counters:
     unrelated_events_sent: int = 0
     keepalives_sent: int = 0
     faults: Counter[str] = field(default_factory=Counter)  # fault kind -> times injected
+    # Test hooks, left out of snapshot(): set request_log to [] to record every request in arrival
+    # order (off by default, so long benchmarks do not grow it); listeners get emit()'s events.
+    request_log: list[LoggedRequest] | None = field(default=None, repr=False, compare=False)
+    listeners: list[Listener] = field(default_factory=list, repr=False, compare=False)
+
+    def log_request(self, route: str, path: str, range_header: str | None,
+                    authorized: bool = False) -> LoggedRequest:
+        """Record a request's arrival (kept only while request_log is a list) and tell the listeners."""
+        entry = LoggedRequest(time.monotonic(), route, path, range_header, authorized)
+        if self.request_log is not None:
+            self.request_log.append(entry)
+        self.emit("request", entry)
+        return entry
+
+    def emit(self, event: str, detail: Any = None) -> None:
+        """Call every listener with ``(event, detail)``."""
+        for listener in list(self.listeners):
+            listener(event, detail)
 
     def count_enqueue(self, body: Any, generations: int) -> None:
         self.enqueue_requests += 1

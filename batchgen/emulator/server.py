@@ -18,6 +18,7 @@ from batchgen.emulator.counters import Counters
 from batchgen.emulator.model import Generation
 from batchgen.emulator.pricing import usd as to_usd
 from batchgen.emulator.state import EmulatorState
+from batchgen.emulator.timeline import Marks, Timeline
 
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -80,6 +81,15 @@ class Emulator:
         if gen is None:
             raise KeyError(generation_id)
         return gen
+
+    @property
+    def timeline(self) -> Timeline:
+        """Measurement marks (monotonic seconds) of every generation, for benchmarks."""
+        return self.state.timeline
+
+    def marks(self, generation_id: str) -> Marks:
+        """When the generation became terminal, its event was sent, its result first requested."""
+        return self.state.timeline.get(generation_id)
 
     def generations(self) -> list[Generation]:
         return self.state.queue.all()

@@ -17,6 +17,7 @@ from batchgen.emulator.faults import FaultInjector
 from batchgen.emulator.model import FakeQueue, Generation
 from batchgen.emulator.pricing import Ledger, estimate
 from batchgen.emulator.repos import RepoStore
+from batchgen.emulator.timeline import Timeline
 from batchgen.emulator.urls import UrlSigner
 
 RESULTS_REPO = "ai-generations"
@@ -31,6 +32,7 @@ class EmulatorState:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.counters = Counters()
+        self.timeline = Timeline()  # measurement marks for benchmarks (monotonic clock)
         self.catalog: Catalog = default_catalog()
         self.repos = RepoStore(self.clock)
         self.repos.seed_examples()
@@ -45,6 +47,7 @@ class EmulatorState:
         self._ids = random.Random(f"ids-{config.seed}")
 
     def _finished(self, gen: Generation) -> None:
+        self.timeline.mark(gen.generation_id, "terminal")
         if gen.result_path:
             self.results[gen.result_path] = gen.generation_id
         self.hub.publish_completion(gen)

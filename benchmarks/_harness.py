@@ -1,0 +1,335 @@
+"""Shared pieces of the run benchmarks (bench_requests, bench_latency, bench_concurrency, bench_overhead).
+
+- A manifest writer (the same shape as tests/e2e) and the CLI's wiring of manifest -> plan -> journal ->
+  OxenClient -> Runner, run in-process (`run_batchgen`).
+- `PollingClient`: the reference per-job polling client (the fal / Replicate pattern).
+- `EmulatorProcess`: the emulator in a child process, for measurements where the emulator must not
+  share the runner's CPU and event loop.
+- Small statistics and formatting helpers.
+
+Not a benchmark itself; the scripts import it (`python benchmarks/NAME.py` puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from batchgen.api import OxenClient
+from batchgen.config import Limits, RunOptions, Timeouts
+from batchgen.manifest import load_manifest
+from batchgen.models import model_catalog
+from batchgen.plan import Plan, build_plan
+from batchgen.runner import Runner, RunOutcome
+from batchgen.store import Journal
+
+VIDEO_MODEL = "kling-video-o3-pro-reference-to-video"
+TERMINAL = ("succeeded", "failed", "cancelled")
+DOWNLOAD_ROUTE = "GET /api/repos/{namespace}/{repo}/files/{path}"
+
+
+# -- manifests and plans ---------------------------------------------------------------------------
+
+
+def write_manifest(folder: Path, *, name: str, count: int, model: str = VIDEO_MODEL) -> Path:
+    """`count` distinct 5 s video jobs (one matrix axis), as in tests/e2e/test_run.py."""
+    manifest = {
+        "version": 1,
+        "name": name,
+        "model": model,
+        "defaults": {"aspect_ratio": "16:9", "duration": 5},
+        "jobs": [{"name": "clip", "prompt": "Clip number {n}, slow dolly shot",
+                  "matrix": {"n": list(range(count))}}],
+        "output": {"pattern": "{name}/{name}-{n}.mp4"},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+async def load_plan(manifest_path: Path, client: OxenClient | None) -> Plan:
+    """What `batchgen run` does: load, then plan against the shipped snapshots (+ registry if needed)."""
+    manifest = load_manifest(manifest_path)
+    return build_plan(manifest, await model_catalog(client, manifest))
+
+
+def run_options(base_url: str, *, concurrency: int, downloads: int = 4, time_scale: float = 1.0,
+                **overrides: Any) -> RunOptions:
+    """RunOptions as the CLI would build them, with the *time-based* defaults scaled by `time_scale`.
+
+    The emulator compresses simulated time by `time_scale`; scaling the runner's own timers the same
+    way (safety reconcile every 60 s, stream idle watchdog 45 s) keeps the run a faithful miniature
+    of the real-time one. Request/connect timeouts are not scaled (they bound real I/O).
+    """
+    defaults = RunOptions()
+    scaled_idle = max(0.5, defaults.timeouts.stream_idle_s * time_scale)
+    return RunOptions(
+        api_base=base_url,
+        limits=Limits(concurrency=concurrency, downloads=downloads),
+        timeouts=Timeouts(request_s=30.0, stream_idle_s=scaled_idle),
+        safety_reconcile_s=overrides.pop("safety_reconcile_s", defaults.safety_reconcile_s * time_scale),
+        poll_interval_s=overrides.pop("poll_interval_s", defaults.poll_interval_s * time_scale),
+        **overrides,
+    )
+
+
+@dataclass
+class BatchgenRun:
+    outcome: RunOutcome
+    jobs: int
+    started: float  # time.monotonic() when runner.run() was called
+    finished: float  # ... and when it returned
+    runner: Runner
+    cpu_s: float  # CPU time of this process (all threads) during runner.run()
+    main_thread_cpu_s: float  # ... of the event-loop thread alone
+
+    @property
+    def wall_s(self) -> float:
+        return self.finished - self.started
+
+
+async def run_batchgen(base_url: str, api_key: str, manifest_path: Path, run_dir: Path, options: RunOptions,
+                       *, on_runner: Callable[[Runner], None] | None = None) -> BatchgenRun:
+    """The CLI's `_run`/`_execute` wiring, minus argparse, the run lock, plan.json and results files."""
+    async with OxenClient(base_url, api_key, timeouts=options.timeouts, retry=options.retry) as client:
+        plan = await load_plan(manifest_path, client)
+        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
+        journal = Journal.open(run_dir)
+        try:
+            runner = Runner(plan, run_dir, journal, client, options)
+            if on_runner is not None:
+                on_runner(runner)
+            cpu, thread_cpu, started = time.process_time(), time.thread_time(), time.monotonic()
+            outcome = await runner.run()
+            finished = time.monotonic()
+            cpu, thread_cpu = time.process_time() - cpu, time.thread_time() - thread_cpu
+        finally:
+            journal.close()
+    return BatchgenRun(outcome, len(plan.jobs), started, finished, runner, cpu, thread_cpu)
+
+
+def plan_bodies(plan: Plan) -> list[dict[str, Any]]:
+    """The exact enqueue bodies batchgen sends for a plan (its jobs have no local assets)."""
+    return [dict(job.request) for job in plan.jobs]
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"batchgen-bench-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the reference polling client -------------------------------------------------------------------
+
+
+@dataclass
+class PolledJob:
+    generation_id: str
+    polls: int = 0
+    first_poll: float | None = None  # monotonic
+    last_poll: float | None = None
+    status: str = "queued"
+
+
+@dataclass
+class PollingStats:
+    jobs: list[PolledJob] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def wall_s(self) -> float:
+        return self.finished - self.started
+
+    def mean_poll_period_s(self) -> float | None:
+        """Achieved seconds between two status polls of one job (interval + round trip + loop lag)."""
+        spans = [(j.last_poll - j.first_poll, j.polls - 1) for j in self.jobs
+                 if j.first_poll is not None and j.last_poll is not None and j.polls > 1]
+        total = sum(n for _, n in spans)
+        return sum(s for s, _ in spans) / total if total else None
+
+
+class PollingClient:
+    """What fal-client / replicate-python / openai-python do for each job, written out:
+
+    enqueue (POST /api/ai/queue), then `sleep(interval); GET /api/ai/queue/{id}` until the status is
+    terminal, then download `result_url` once. At most `concurrency` jobs are in flight, like
+    batchgen's `-j`. One keep-alive session for the API and one (without the key) for results.
+    `interval_s` is in real seconds: pass the simulated interval times the emulator's time_scale.
+    """
+
+    def __init__(self, base_url: str, api_key: str, *, interval_s: float, concurrency: int,
+                 out_dir: Path) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.interval_s = interval_s
+        self.concurrency = concurrency
+        self.out_dir = out_dir
+
+    async def run(self, bodies: Sequence[dict[str, Any]]) -> PollingStats:
+        stats = PollingStats()
+        slots = asyncio.Semaphore(self.concurrency)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as api, aiohttp.ClientSession() as files:
+            stats.started = time.monotonic()
+            async with asyncio.TaskGroup() as group:
+                for index, body in enumerate(bodies):
+                    await slots.acquire()
+                    task = group.create_task(self._job(api, files, index, body, stats))
+                    task.add_done_callback(lambda _t: slots.release())
+            stats.finished = time.monotonic()
+        return stats
+
+    async def _job(self, api: aiohttp.ClientSession, files: aiohttp.ClientSession, index: int,
+                   body: dict[str, Any], stats: PollingStats) -> None:
+        stats.requests["POST /api/ai/queue"] += 1
+        async with api.post(f"{self.base_url}/api/ai/queue", json=body, headers=self.headers) as resp:
+            resp.raise_for_status()
+            answer = await resp.json()
+        job = PolledJob(str(answer["generations"][0]["generation_id"]))
+        stats.jobs.append(job)
+        row: dict[str, Any] = {}
+        while job.status not in TERMINAL:
+            await asyncio.sleep(self.interval_s)
+            stats.requests["GET /api/ai/queue/{id}"] += 1
+            async with api.get(f"{self.base_url}/api/ai/queue/{job.generation_id}", headers=self.headers) as resp:
+                resp.raise_for_status()
+                row = await resp.json()
+            now = time.monotonic()
+            job.first_poll = job.first_poll or now
+            job.last_poll = now
+            job.polls += 1
+            job.status = str(row["status"])
+        if job.status == "succeeded" and row.get("result_url"):
+            stats.requests["GET <result>"] += 1
+            async with files.get(str(row["result_url"])) as resp:
+                resp.raise_for_status()
+                content = await resp.read()
+            await asyncio.to_thread((self.out_dir / f"{index}.mp4").write_bytes, content)
+
+
+# -- the emulator in a child process ---------------------------------------------------------------
+
+
+def _serve(config: Any, conn: Connection) -> None:
+    """Child process: run one emulator until told to stop; answer 'snapshot' / 'marks' requests."""
+    from batchgen.emulator import run_emulator
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with run_emulator(config) as emu:
+            conn.send((emu.base_url, emu.api_key))
+            while True:
+                command = await loop.run_in_executor(None, conn.recv)
+                if command == "snapshot":
+                    conn.send(emu.counters.snapshot())
+                elif command == "cpu":
+                    conn.send(time.process_time())
+                elif command == "records":
+                    conn.send([(g.generation_id, g.status, g.enqueued_at, g.started_at, g.completed_at,
+                                emu.marks(g.generation_id)) for g in emu.generations()])
+                else:
+                    conn.send(None)
+                    return
+
+    asyncio.run(main())
+
+
+class EmulatorProcess:
+    """`with EmulatorProcess(config) as emu:` an emulator in its own process (its own core and GIL)."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self.base_url = ""
+        self.api_key = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(self._config, child), daemon=True)
+        self._proc.start()
+        deadline = time.monotonic() + 30
+        while not self._conn.poll(0.05):
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                self._proc.kill()
+                raise RuntimeError("the emulator process did not start (see its traceback above)")
+        self.base_url, self.api_key = self._conn.recv()
+        return self
+
+    def snapshot(self) -> dict[str, Any]:
+        self._conn.send("snapshot")
+        return dict(self._conn.recv())
+
+    def cpu_s(self) -> float:
+        """CPU seconds the emulator process has used so far (all its threads)."""
+        self._conn.send("cpu")
+        return float(self._conn.recv())
+
+    def records(self) -> list[Any]:
+        self._conn.send("records")
+        return list(self._conn.recv())
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._conn.send("stop")
+            self._conn.poll(10) and self._conn.recv()
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+
+
+@contextlib.asynccontextmanager
+async def emulators(configs: Iterable[Any]) -> AsyncIterator[list[Any]]:
+    """Several in-process emulators, started together and stopped together."""
+    from batchgen.emulator import run_emulator
+
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(run_emulator(config)) for config in configs]
+
+
+# -- numbers -----------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    """`p50 / p95 / max` of seconds, printed in milliseconds."""
+    if not values:
+        return "n/a"
+    return (f"p50 {percentile(values, 50) * 1e3:8.1f} ms   p95 {percentile(values, 95) * 1e3:8.1f} ms   "
+            f"max {max(values) * 1e3:8.1f} ms")
+
+
+def requests_by_endpoint(requests: dict[str, int]) -> dict[str, int]:
+    """The emulator's per-route counts with short names, for printing."""
+    short = {DOWNLOAD_ROUTE: "GET <result>", "HEAD /api/repos/{namespace}/{repo}/files/{path}": "HEAD <result>",
+             "GET /api/ai/queue/{generation_id}": "GET /api/ai/queue/{id}"}
+    return {short.get(route, route): n for route, n in sorted(requests.items())}
