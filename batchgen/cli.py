@@ -317,7 +317,11 @@ async def _execute(args: argparse.Namespace, plan: Any, options: RunOptions, cli
             try:
                 outcome = await _run_with_signals(runner, args, options)
             finally:
-                write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
+                try:
+                    write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
+                except StorageError as exc:  # never hide the run's own outcome behind this one
+                    print(f"batchgen: error: {exc} (the journal is intact: `batchgen status {run_dir}`)",
+                          file=sys.stderr)
         finally:
             journal.close()
             logs.remove_handler(handler)

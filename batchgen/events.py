@@ -79,7 +79,8 @@ class EventStream:
             except Unauthenticated:
                 raise
             except (ApiError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
-                failures += 1
+                # A stream that was up counts as a first failure: only failed connects back off further.
+                failures = 1 if self.connected.is_set() else failures + 1
                 log.info("event stream lost (%s); reconnecting (attempt %d)", _describe(exc), failures)
             finally:
                 self.connected.clear()

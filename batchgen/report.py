@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from batchgen.errors import StorageError
 from batchgen.plan import Job
 from batchgen.store import JobRecord, Journal
 
@@ -48,5 +49,9 @@ def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer.writerows(rows)
     for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
         tmp = run_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(run_dir / name)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(run_dir / name)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {run_dir / name}: {exc.strerror or exc}") from exc

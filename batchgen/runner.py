@@ -199,17 +199,24 @@ class Runner:
             self._downloads.put_nowait(job.key)
 
     def _output_intact(self, job: Job, record: JobRecord) -> bool:
+        """Cheap when the file is as we left it (size and mtime); a full sha256 check otherwise."""
         try:
             path = self._final_path(job)
-            return path.is_file() and path.stat().st_size == record.size
-        except (OSError, UnsafePathError):
+            stat = path.lstat()
+            if stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns:
+                return True
+            verify_file(path, job.media_type, expected_size=record.size, expected_sha256=record.sha256)
+        except (OSError, UnsafePathError, DownloadCorrupt, StorageError):
             return False
+        self.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
+        return True
 
     def _has_work(self) -> bool:
         return bool(self._pending or self._holding or not self._downloads.empty())
 
     def _final_path(self, job: Job) -> Path:
-        return ensure_inside(self.videos_dir, job.output_path)
+        # Checked against the run directory, so a symlinked videos/ cannot lead writes elsewhere.
+        return ensure_inside(self.run_dir, f"{VIDEOS_DIR}/{job.output_path}")
 
     # -- the task group --------------------------------------------------------------------
 
@@ -543,7 +550,7 @@ class Runner:
             return
         await self._write_sidecar(job, final, result.sha256, result.size)
         self.journal.transition(key, JobState.DONE, sha256=result.sha256, size=result.size,
-                                downloaded_at=time.time(), error=None)
+                                mtime_ns=_mtime_ns(final), downloaded_at=time.time(), error=None)
         self._urls.pop(key, None)
 
     async def _fresh_url(self, record: JobRecord) -> str:
@@ -575,6 +582,13 @@ class Runner:
         }
         path = sidecar_path(final)
         await asyncio.to_thread(_atomic_write, path, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _atomic_write(path: Path, text: str) -> None:

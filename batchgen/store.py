@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     downloaded_at REAL,
     sha256 TEXT,
     size INTEGER,
+    mtime_ns INTEGER,
     cost_usd TEXT,
     error TEXT,
     updated_at REAL NOT NULL
@@ -82,6 +83,7 @@ class JobRecord:
     downloaded_at: float | None = None
     sha256: str | None = None
     size: int | None = None
+    mtime_ns: int | None = None  # of the final file when it was verified: a cheap "unchanged" check
     cost_usd: str | None = None
     error: str | None = None
     updated_at: float = 0.0
