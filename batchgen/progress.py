@@ -12,9 +12,9 @@ from tqdm import tqdm
 from batchgen.runner import RunStats
 from batchgen.states import JobState
 
+# The event stream reports only completions, so queued and processing are shown as one count.
 _SHOWN = (
-    ("queued", (JobState.SUBMITTING, JobState.QUEUED)),
-    ("processing", (JobState.PROCESSING,)),
+    ("in flight", (JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING)),
     ("downloading", (JobState.SUCCEEDED, JobState.DOWNLOADING)),
     ("failed", (JobState.FAILED, JobState.INVALID)),
 )

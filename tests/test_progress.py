@@ -16,7 +16,7 @@ def stats(**counts: int) -> RunStats:
 def test_describe_shows_counts_spend_throttling_and_stream_health() -> None:
     """One line carries everything an operator checks at 3 a.m."""
     line = describe(stats(queued=2, processing=3, succeeded=1, failed=1, invalid=1))
-    assert line == ("queued 2 · processing 3 · downloading 1 · failed 2 · retried 1 · $3.36 · throttled 4s"
+    assert line == ("in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 · throttled 4s"
                     " · stream reconnecting · stopping (budget)")
 
 
