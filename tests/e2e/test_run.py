@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -43,7 +44,8 @@ def assert_all_verified(run_dir: Path, emu: Emulator, expected: int) -> None:
     for row in rows:
         video = run_dir / row["output_path"]
         sidecar = json.loads(video.with_suffix(".json").read_text())
-        assert sidecar["sha256"] == row["sha256"] == emu.result_sha256(row["generation_id"])
+        on_disk = hashlib.sha256(video.read_bytes()).hexdigest()
+        assert on_disk == sidecar["sha256"] == row["sha256"] == emu.result_sha256(row["generation_id"])
         assert video.stat().st_size == row["size"]
     assert not list(run_dir.rglob("*.part"))
 
