@@ -210,23 +210,39 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 async def _cancel(args: argparse.Namespace) -> int:
     from batchgen.api import OxenClient
-    from batchgen.states import AT_PROVIDER, JobState
     from batchgen.store import Journal, RunLock
 
     api_base, key = _api_settings(args, sandbox=False)
     with RunLock(args.run_dir):
         journal = Journal.open_existing(args.run_dir)
         try:
-            waiting = [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]
             async with OxenClient(api_base, key) as client:
-                for record in waiting:
-                    assert record.generation_id is not None
-                    await client.cancel(record.generation_id)
-                    journal.transition(record.key, JobState.CANCELLED, "cancelled by the user")
+                count = await _cancel_in_flight(journal, client)
         finally:
             journal.close()
-    print(f"cancelled {len(waiting)} in-flight generation(s); `batchgen run` resumes the rest")
+    print(f"cancelled {count} in-flight generation(s); `batchgen run` resumes the rest")
     return EXIT_OK
+
+
+async def _cancel_in_flight(journal: Any, client: Any) -> int:
+    """Cancel every generation the journal waits for, including submissions a crash left
+    ambiguous (found at the provider by their echoed parameters first)."""
+    from batchgen.reconcile import Pending, match_submissions
+    from batchgen.states import AT_PROVIDER, JobState
+
+    records = journal.records().values()
+    ambiguous = [Pending(r.key, r.sent_body() or {}, r.submitted_at or 0) for r in records
+                 if r.state is JobState.SUBMITTING]
+    if ambiguous:
+        rows = [row for model in sorted({str(p.body.get("model")) for p in ambiguous})
+                for row in await client.list_queue(model=model)]
+        for key, row in match_submissions(ambiguous, rows, journal.claimed_generation_ids()).items():
+            journal.claim_generation(key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED)
+    waiting = [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]
+    for record in waiting:
+        await client.cancel(record.generation_id)
+        journal.transition(record.key, JobState.CANCELLED, "cancelled by the user")
+    return len(waiting)
 
 
 # -- run ----------------------------------------------------------------------------------------
