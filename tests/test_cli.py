@@ -61,3 +61,13 @@ def test_plan_is_offline_and_exits_zero_for_the_demo(capsys: pytest.CaptureFixtu
     assert main(["plan", DEMO]) == 0
     out = capsys.readouterr().out
     assert "9 jobs" in out and "cost quote: $13.44" in out
+
+
+def test_the_emulator_subcommand_exposes_every_knob(capsys: pytest.CaptureFixture[str]) -> None:
+    """`batchgen emulator --help` lists the emulator's knobs (time scale, faults, credits)."""
+    with pytest.raises(SystemExit) as info:
+        main(["emulator", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--port", "--time-scale", "--credits-usd", "--enqueue-cut-rate", "--sse-cut-every-seconds"):
+        assert flag in out, flag

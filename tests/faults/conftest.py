@@ -20,6 +20,7 @@ import yaml
 
 from batchgen.emulator import Emulator
 from batchgen.emulator.counters import LoggedRequest
+from batchgen.emulator.media import ResultBlob
 from tests.e2e.conftest import CliResult, api_args, emulator, run_cli  # noqa: F401  (emulator: a fixture)
 from tests.e2e.test_run import assert_all_verified, results, write_manifest
 
@@ -150,3 +151,19 @@ def api_requests(emu: Emulator) -> list[LoggedRequest]:
 
 def total_requests(emu: Emulator) -> int:
     return sum(emu.counters.requests.values())
+
+
+class WrappedBlob:
+    """A result blob that behaves like `blob`; subclasses change what `iter_range` serves."""
+
+    def __init__(self, blob: ResultBlob) -> None:
+        self._blob = blob
+        self.content_type, self.extension = blob.content_type, blob.extension
+
+    @property
+    def size(self) -> int:
+        return self._blob.size
+
+    @property
+    def sha256(self) -> str:
+        return self._blob.sha256

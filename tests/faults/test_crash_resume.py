@@ -29,7 +29,14 @@ import pytest
 from batchgen.emulator import Emulator
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.media import ResultBlob
-from tests.faults.conftest import Harness, assert_complete, journal_jobs, replica_manifest, write_manifest
+from tests.faults.conftest import (
+    Harness,
+    WrappedBlob,
+    assert_complete,
+    journal_jobs,
+    replica_manifest,
+    write_manifest,
+)
 
 JOBS = 200
 KILLS = 12
@@ -38,20 +45,12 @@ RESULT_BYTES = 64 * 1024
 SLOW_DOWNLOAD_BPS = 320 * 1024  # two 32 KiB chunks per result, 0.1 s apart
 
 
-class TappedBlob:
+class TappedBlob(WrappedBlob):
     """A result blob that calls `on_half` once half of a full download has been written."""
 
     def __init__(self, blob: ResultBlob, on_half: Callable[[], None]) -> None:
-        self._blob, self._on_half = blob, on_half
-        self.content_type, self.extension = blob.content_type, blob.extension
-
-    @property
-    def size(self) -> int:
-        return self._blob.size
-
-    @property
-    def sha256(self) -> str:
-        return self._blob.sha256
+        super().__init__(blob)
+        self._on_half = on_half
 
     def iter_range(self, start: int = 0, stop: int | None = None, chunk: int = 256 * 1024) -> Iterator[bytes]:
         served = 0

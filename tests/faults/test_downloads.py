@@ -16,7 +16,7 @@ from typing import Any
 from batchgen.emulator import Emulator, FaultConfig
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.media import ResultBlob
-from tests.faults.conftest import Harness, assert_complete, results, write_manifest
+from tests.faults.conftest import Harness, WrappedBlob, assert_complete, results, write_manifest
 
 RESULT_BYTES = 256 * 1024
 _GID = re.compile(r"/([0-9a-f-]{36})\.mp4$")
@@ -71,20 +71,12 @@ async def test_expired_result_urls_are_refreshed_40_of_40_done(
     print(f"FIGURE expired: {len(refused)} URLs refused as expired, all refreshed")
 
 
-class CorruptFirst:
+class CorruptFirst(WrappedBlob):
     """Serves a result whose first 8 bytes are garbage on its first full download, then the real one."""
 
     def __init__(self, blob: ResultBlob) -> None:
-        self._blob, self.served_bad = blob, 0
-        self.content_type, self.extension = blob.content_type, blob.extension
-
-    @property
-    def size(self) -> int:
-        return self._blob.size
-
-    @property
-    def sha256(self) -> str:
-        return self._blob.sha256
+        super().__init__(blob)
+        self.served_bad = 0
 
     def iter_range(self, start: int = 0, stop: int | None = None, chunk: int = 256 * 1024) -> Iterator[bytes]:
         corrupt = start == 0 and not self.served_bad
