@@ -42,7 +42,7 @@ from batchgen.errors import (
 )
 from batchgen.events import EventStream
 from batchgen.paths import UnsafePathError, ensure_inside, sidecar_path
-from batchgen.plan import Job, Plan, resolve_request
+from batchgen.plan import Job, Location, Plan, resolve_request
 from batchgen.reconcile import Pending, match_submissions
 from batchgen.retry import FailureKind, backoff, classify_generation_error
 from batchgen.states import AT_PROVIDER, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
@@ -123,6 +123,7 @@ class Runner:
         self._download_session: aiohttp.ClientSession | None = None
         self.on_change: Callable[[], None] = lambda: None
         self._counts: Counter[JobState] = Counter()
+        self._leftovers: set[str] = set()
         self._spent = Decimal(0)
         journal.on_transition = self._count_transition
 
@@ -187,6 +188,36 @@ class Runner:
             if record.state is JobState.DONE and not self._output_intact(job, record):
                 record = self.journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
             self._adopt(job, record)
+        self._adopt_leftovers()
+
+    def _adopt_leftovers(self) -> None:
+        """Generations of jobs an edited manifest no longer plans: already paid for, so they are
+        still tracked and downloaded (never resubmitted), unless a planned job now owns their path."""
+        planned_paths = {job.output_path.casefold() for job in self.plan.jobs}
+        for record in self.journal.records().values():
+            if record.key in self.jobs or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
+                continue
+            if record.output_path.casefold() in planned_paths:
+                log.warning("job %s from an earlier version of the manifest is %s at the provider, but its "
+                            "path %s now belongs to another job: not downloaded", record.key[:12],
+                            record.state, record.output_path)
+                continue
+            job = _leftover_job(record)
+            self.jobs[job.key] = job
+            self._leftovers.add(job.key)
+            self._counts[record.state] += 1
+            self._adopt(job, record)
+        if self._leftovers:
+            log.warning("%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
+                        len(self._leftovers))
+
+    def _requeue(self, key: str, *, front: bool = False) -> None:
+        if key in self._leftovers:  # never submit a job the manifest no longer asks for
+            return
+        if front:
+            self._pending.appendleft(key)
+        else:
+            self._pending.append(key)
 
     def _adopt(self, job: Job, record: JobRecord) -> None:
         if record.state is JobState.PENDING:
@@ -388,10 +419,10 @@ class Runner:
             self.request_stop(StopReason.NO_CREDITS)
         elif verdict.kind is FailureKind.INVALID:
             self._release(key, JobState.INVALID, "rejected by the model", error=verdict.message)
-        elif self._run_attempts.get(key, 0) <= self.options.retry.generation_retries:
+        elif key not in self._leftovers and self._run_attempts.get(key, 0) <= self.options.retry.generation_retries:
             self._retried += 1
             self._release(key, JobState.PENDING, "retry", error=verdict.message)
-            self._pending.append(key)
+            self._requeue(key)
         else:
             self._release(key, JobState.FAILED, "attempts used up", error=verdict.message)
 
@@ -482,7 +513,7 @@ class Runner:
         if not in_submit:  # start-up: nothing matched, so the POST never reached the provider
             for item in pending:
                 self._release(item.key, JobState.PENDING, "not found at the provider")
-                self._pending.appendleft(item.key)
+                self._requeue(item.key, front=True)
         return False
 
     async def _find_rows(self, pending: list[Pending]) -> dict[str, Mapping[str, Any]]:
@@ -501,7 +532,7 @@ class Runner:
         if status == "cancelled":
             self.journal.claim_generation(key, generation_id, self.journal.get(key).attempts, JobState.PENDING)
             self._holding.discard(key)
-            self._pending.appendleft(key)
+            self._requeue(key, front=True)
             self._notify()
             return
         self._claim(key, generation_id, JobState.QUEUED)
@@ -582,6 +613,17 @@ class Runner:
         }
         path = sidecar_path(final)
         await asyncio.to_thread(_atomic_write, path, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+
+
+def _leftover_job(record: JobRecord) -> Job:
+    """Enough of a Job to track and download a journaled generation the plan no longer has."""
+    return Job(
+        key=record.key, index=record.idx, name=record.name, replica=0, model=record.model,
+        media_type="image" if record.output_path.lower().endswith(".png") else "video",
+        request=record.sent_body() or {}, output_path=record.output_path, vars={}, assets=(),
+        location=Location("(an earlier version of the manifest)", None, None), cost_usd=None,
+        duration_s=None,
+    )
 
 
 def _mtime_ns(path: Path) -> int | None:

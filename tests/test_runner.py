@@ -156,3 +156,33 @@ async def test_an_upload_failure_fails_only_the_jobs_that_need_the_image(emu: Em
     failed = next(r for r in journal.records().values() if r.state is JobState.FAILED)
     assert failed.name == "with-image" and failed.error is not None and "upload of mug" in failed.error
     assert enqueued(emu) == 1
+
+
+async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_downloaded(
+        emu: Emulator, tmp_path: Path) -> None:
+    """Hard stop with jobs in flight, then the manifest changes: the old generations are downloaded, not resent."""
+    import asyncio
+    import contextlib
+
+    run_dir = tmp_path / "run"
+    first = make_plan(tmp_path, 4)
+    opts = options(emu)
+    run_dir.mkdir()
+    journal = Journal.open(run_dir)
+    async with OxenClient(opts.api_base, emu.api_key, timeouts=opts.timeouts) as client:
+        runner = Runner(first, run_dir, journal, client, opts)
+        task = asyncio.create_task(runner.run())
+        runner.on_change = lambda: task.cancel() if runner.stats().counts.get(JobState.QUEUED) == 4 else None
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    journal.close()
+    assert enqueued(emu) == 4
+
+    manifest = {"version": 1, "name": "unit", "model": MODEL, "defaults": {"duration": 5},
+                "jobs": [{"name": "clip", "prompt": "new take {n}", "matrix": {"n": [0, 1]}}]}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+    second = build_plan(load_manifest(tmp_path / "m.yaml"), SnapshotCatalog())
+    outcome, journal = await run(second, run_dir, emu, opts)
+    assert outcome.counts == {"done": 6}  # 2 planned + 4 left over from the first version
+    assert enqueued(emu) == 6  # the 4 old ones were not sent again
+    assert len(list((run_dir / "videos").rglob("*.mp4"))) == 6
