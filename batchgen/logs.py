@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 
 class RedactFilter(logging.Filter):
@@ -57,6 +60,16 @@ class Human(logging.Formatter):
         return f"batchgen: {record.levelname.lower()}: {record.getMessage()}"
 
 
+class BarFriendlyHandler(logging.Handler):
+    """Writes lines to stderr through tqdm, so a progress bar is redrawn below them, not torn."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never take the run down
+            self.handleError(record)
+
+
 def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
     """Install the stderr handler on the 'batchgen' logger; returns the redaction filter."""
     logger = logging.getLogger("batchgen")
@@ -66,7 +79,7 @@ def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
         logger.removeHandler(handler)
         handler.close()
     redact = RedactFilter(secrets)
-    stderr = logging.StreamHandler()
+    stderr = BarFriendlyHandler()
     stderr.setLevel(logging.INFO if verbose else logging.WARNING)
     stderr.setFormatter(Human())
     stderr.addFilter(redact)

@@ -376,6 +376,7 @@ class Runner:
     def _claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         record = self.journal.get(key)
         self.journal.claim_generation(key, generation_id, record.attempts, state, **changes)
+        log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self._by_generation[generation_id] = key
         orphan = self._orphans.pop(generation_id, None)
         if orphan is not None:
@@ -404,6 +405,7 @@ class Runner:
         if record.state not in AT_PROVIDER or record.generation_id != completion.generation_id:
             return  # already handled (an event and a reconcile can both report it)
         if completion.status == "succeeded":
+            log.info("generation %s of %s succeeded", completion.generation_id, key[:12])
             self._release(key, JobState.SUCCEEDED, "succeeded", completed_at=time.time())
             if completion.url:
                 self._urls[key] = completion.url
@@ -414,6 +416,7 @@ class Runner:
 
     def _on_failure(self, key: str, error: str | None) -> None:
         verdict = classify_generation_error(error)
+        log.warning("job %s %s failed (%s): %s", key[:12], self.jobs[key].name, verdict.kind, verdict.message)
         if verdict.kind is FailureKind.NO_CREDITS:
             self._release(key, JobState.PENDING, "no credits", error=verdict.message)
             self.request_stop(StopReason.NO_CREDITS)
@@ -580,6 +583,8 @@ class Runner:
                                     error="download failed; run again to fetch it")
             return
         await self._write_sidecar(job, final, result.sha256, result.size)
+        log.info("downloaded %s to %s (%d bytes, sha256 %s)", key[:12], job.output_path, result.size,
+                 result.sha256[:16])
         self.journal.transition(key, JobState.DONE, sha256=result.sha256, size=result.size,
                                 mtime_ns=_mtime_ns(final), downloaded_at=time.time(), error=None)
         self._urls.pop(key, None)

@@ -1,0 +1,39 @@
+"""Logging for the CLI: the API key is redacted everywhere, JSON lines in run.log."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from batchgen import logs
+
+
+def test_the_key_is_redacted_on_stderr_and_in_run_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record quoting the key, even through an exception, shows *** on stderr and in run.log."""
+    redact = logs.configure(secrets=["sk-SECRET-1"], verbose=True)
+    handler = logs.add_run_log(tmp_path, redact)
+    log = logging.getLogger("batchgen.test")
+    try:
+        log.warning("calling with %s", "Bearer sk-SECRET-1")
+        try:
+            raise RuntimeError("header was sk-SECRET-1")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        logs.remove_handler(handler)
+    err = capsys.readouterr().err
+    text = (tmp_path / "run.log").read_text()
+    assert "sk-SECRET-1" not in err and "sk-SECRET-1" not in text
+    assert "Bearer ***" in err
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["message"] == "calling with Bearer ***" and lines[0]["level"] == "warning"
+    assert "header was ***" in lines[1]["message"]
+
+
+def test_a_secret_added_later_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sandbox's key is only known after start-up; add_secret covers it from then on."""
+    redact = logs.configure(secrets=[], verbose=True)
+    redact.add_secret("late-key")
+    logging.getLogger("batchgen.test").info("using late-key")
+    assert "using ***" in capsys.readouterr().err
