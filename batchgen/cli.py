@@ -213,20 +213,24 @@ async def _cancel(args: argparse.Namespace) -> int:
     from batchgen.store import Journal, RunLock
 
     api_base, key = _api_settings(args, sandbox=False)
-    with RunLock(args.run_dir):
-        journal = Journal.open_existing(args.run_dir)
-        try:
+    journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
+    try:
+        with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
-                count = await _cancel_in_flight(journal, client)
-        finally:
-            journal.close()
-    print(f"cancelled {count} in-flight generation(s); `batchgen run` resumes the rest")
+                counts = await _cancel_in_flight(journal, client)
+    finally:
+        journal.close()
+    print(f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)" + "".join(
+        f"; {n} had already {state} (kept: `batchgen run` downloads them)"
+        for state, n in sorted(counts.items()) if state != "cancelled"))
+    print("`batchgen run` resubmits the cancelled jobs (a new, paid generation each) and finishes the rest")
     return EXIT_OK
 
 
-async def _cancel_in_flight(journal: Any, client: Any) -> int:
+async def _cancel_in_flight(journal: Any, client: Any) -> dict[str, int]:
     """Cancel every generation the journal waits for, including submissions a crash left
-    ambiguous (found at the provider by their echoed parameters first)."""
+    ambiguous (found at the provider by their echoed parameters first). A generation that
+    finished meanwhile is journaled as what it is: cancelling it would lose a paid result."""
     from batchgen.reconcile import Pending, match_submissions
     from batchgen.states import AT_PROVIDER, JobState
 
@@ -235,14 +239,19 @@ async def _cancel_in_flight(journal: Any, client: Any) -> int:
                  if r.state is JobState.SUBMITTING]
     if ambiguous:
         rows = [row for model in sorted({str(p.body.get("model")) for p in ambiguous})
-                for row in await client.list_queue(model=model)]
+                for status in (None, "succeeded", "failed", "cancelled")
+                for row in await client.list_queue(model=model, status=status)]
         for key, row in match_submissions(ambiguous, rows, journal.claimed_generation_ids()).items():
             journal.claim_generation(key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED)
-    waiting = [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]
-    for record in waiting:
+    counts: dict[str, int] = {}
+    outcome = {"cancelled": JobState.CANCELLED, "succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED}
+    for record in [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]:
         await client.cancel(record.generation_id)
-        journal.transition(record.key, JobState.CANCELLED, "cancelled by the user")
-    return len(waiting)
+        status = str((await client.get_generation(record.generation_id)).get("status"))
+        if status in outcome:
+            journal.transition(record.key, outcome[status], f"{status} at the provider (cancel)")
+            counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 # -- run ----------------------------------------------------------------------------------------

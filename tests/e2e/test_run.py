@@ -180,7 +180,36 @@ async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any,
     cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
                               cwd=tmp_path)
     assert cancelled.code == 0, cancelled.stderr
-    assert "cancelled 4 in-flight generation(s)" in cancelled.stdout
+    assert "cancelled 4 in-flight generation(s)\n" in cancelled.stdout
     assert sorted(g.status for g in emu.generations()) == ["cancelled"] * 4
     status = await run_cli("status", "out/e2e", cwd=tmp_path)
     assert "cancelled 4" in status.stdout
+
+
+async def test_cancel_keeps_generations_that_already_finished(emulator: Any, tmp_path: Path) -> None:
+    """Generations that finished after a kill -9 are not marked cancelled: the rerun downloads them, 0 paid twice."""
+    import asyncio
+    import signal
+
+    emu = await emulator(time_scale=0.02)
+    manifest = write_manifest(tmp_path, count=3)
+    answered = asyncio.Event()
+    emu.counters.listeners.append(
+        lambda event, _: answered.set() if event == "enqueue_answered"
+        and emu.counters.generations_enqueued == 3 else None)
+
+    async def kill_once_enqueued(proc: asyncio.subprocess.Process) -> None:
+        await answered.wait()
+        proc.send_signal(signal.SIGKILL)
+
+    await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path, on_start=kill_once_enqueued)
+    async with asyncio.timeout(30):
+        await emu.wait_idle()  # all three finished at the provider meanwhile
+    cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
+                              cwd=tmp_path)
+    assert cancelled.code == 0, cancelled.stderr
+    assert "cancelled 0 in-flight generation(s); 3 had already succeeded" in cancelled.stdout
+    rerun = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)
+    assert rerun.code == 0, rerun.stderr
+    assert emu.counters.snapshot()["generations_enqueued"] == 3
+    assert_all_verified(tmp_path / "out" / "e2e", emu, 3)
