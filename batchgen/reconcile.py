@@ -13,8 +13,16 @@ from typing import Any
 # Fields the provider does not echo back at the top level of a queue row.
 _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 
+# A queue row's own fields (oxen-api.md §2); every other top-level field is an echoed request
+# parameter, and must then be one we sent.
+_ROW_FIELDS = frozenset({
+    "generation_id", "model_name", "prompt", "media_type", "status", "result_url", "error_message",
+    "enqueued_at", "started_at", "completed_at", "target_namespace", "target_repo", "target_directory",
+    "cost", "user_id", "user_image", "username", "num_generations", "model",
+})
+
 # Rows enqueued this long before our journaled submit time still count (clock skew).
-CLOCK_SKEW_S = 300.0
+CLOCK_SKEW_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +35,13 @@ class Pending:
 
 
 def row_matches(body: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
-    """True when a queue row could be the generation created by POSTing `body`."""
+    """True when a queue row could be the generation created by POSTing exactly `body`:
+    every parameter we sent is echoed equal, and the row echoes no parameter we did not send."""
     if row.get("model_name", body.get("model")) != body.get("model"):
         return False
-    return all(row.get(name) == value for name, value in body.items() if name not in _NOT_ECHOED)
+    if any(row.get(name) != value for name, value in body.items() if name not in _NOT_ECHOED):
+        return False
+    return all(name in body or name in _ROW_FIELDS or value is None for name, value in row.items())
 
 
 def match_submissions(pending: Sequence[Pending], rows: Iterable[Mapping[str, Any]],

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,6 @@ from batchgen.errors import (
     DownloadExpired,
     InsufficientCredits,
     RateLimited,
-    ResponseLost,
-    ResponseTimeout,
     StorageError,
     Unauthenticated,
 )
@@ -116,6 +115,8 @@ class Runner:
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self._changed = asyncio.Event()
         self._reconcile_wanted = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
+        self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
         self._last_completion_at = time.monotonic()
         self.stopping: StopReason | None = None
         self._started_at = time.time()
@@ -350,28 +351,42 @@ class Runner:
     async def _post(self, key: str, body: Mapping[str, Any], record: JobRecord) -> str:
         """One enqueue: 'ok', 'done' (decided otherwise), or, when the generation surely does not
         exist, 'rate_limited' or 'retry'."""
+        canonical = _canonical(body)
+        self._posting[canonical] += 1
         try:
             generation_ids = await self.client.enqueue(body)
-        except RateLimited:
+        except ApiError as exc:
+            self._posted(canonical)
+            return await self._after_failed_post(key, exc)
+        except BaseException:
+            self._posted(canonical)
+            raise
+        self._claim(key, generation_ids[0], JobState.QUEUED)  # claimed before an identical POST's look
+        self._posted(canonical)
+        return "ok"
+
+    def _posted(self, canonical: str) -> None:
+        self._posting[canonical] -= 1
+        self._notify()
+
+    async def _after_failed_post(self, key: str, exc: ApiError) -> str:
+        if isinstance(exc, RateLimited):
             return "rate_limited"
-        except ConnectFailed:
+        if isinstance(exc, ConnectFailed):
             return "retry"
-        except InsufficientCredits as exc:
+        if isinstance(exc, InsufficientCredits):
             self._release(key, JobState.PENDING, "no credits", error=exc.detail)
             self.request_stop(StopReason.NO_CREDITS)
             return "done"
-        except (ResponseLost, ApiStatusError) as exc:
-            if isinstance(exc, ApiStatusError) and not is_transient(exc):
-                if isinstance(exc, Unauthenticated):
-                    raise
-                self._release(key, JobState.INVALID, "rejected at enqueue", error=str(exc))
-                return "done"
-            log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], exc)
-            if await self._reconcile_ambiguous([key], settle=isinstance(exc, ResponseTimeout)):
-                return "done"
-            return "retry"
-        self._claim(key, generation_ids[0], JobState.QUEUED)
-        return "ok"
+        if isinstance(exc, ApiStatusError) and not is_transient(exc):
+            if isinstance(exc, Unauthenticated):
+                raise exc
+            self._release(key, JobState.INVALID, "rejected at enqueue", error=str(exc))
+            return "done"
+        log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], exc)
+        if await self._reconcile_ambiguous([key]):
+            return "done"
+        return "retry"
 
     def _claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         record = self.journal.get(key)
@@ -491,33 +506,38 @@ class Runner:
         submitted_at = self.journal.get(key).submitted_at
         return limit is not None and submitted_at is not None and time.time() - submitted_at > limit
 
-    async def _reconcile_ambiguous(self, keys: Iterable[str], *, settle: bool = False,
-                                   in_submit: bool = True) -> bool:
+    async def _reconcile_ambiguous(self, keys: Iterable[str], *, in_submit: bool = True) -> bool:
         """Find the provider's rows for submissions whose outcome we do not know.
 
-        Returns True when every key was resolved from what the provider has. With `settle`
-        (the POST timed out), looks a second time two request timeouts later, since a slow
-        server may still be creating the generation when the first look happens.
+        Returns True when every key was resolved from what the provider has. Looks at once (a
+        cut answer: the server is done), and if anything is missing, looks again once every
+        submission is two request timeouts old, since a slow server or a gateway that answered
+        5xx may still be creating the generation. Looks are serialised, and wait for identical
+        POSTs still in flight to be answered and claimed, so two replicas never adopt one row.
         """
         pending = [Pending(k, self.journal.get(k).sent_body() or {}, self.journal.get(k).submitted_at or 0)
                    for k in keys]
-        if not pending:
-            return True
-        for look in range(2 if settle else 1):
-            if look:
-                await asyncio.sleep(2 * self.options.timeouts.request_s)
-            found = await self._find_rows(pending)
-            for item in pending:
-                if item.key in found:
-                    self._adopt_row(item.key, found[item.key])
-            pending = [p for p in pending if p.key not in found]
+        for look in range(2):
             if not pending:
                 return True
-        if not in_submit:  # start-up: nothing matched, so the POST never reached the provider
+            if look:
+                settled_at = max(p.submitted_at for p in pending) + 2 * self.options.timeouts.request_s
+                await asyncio.sleep(max(0.0, settled_at - time.time()))
+            async with self._reconcile_lock:
+                await self._wait_until(partial(self._none_posting, {_canonical(p.body) for p in pending}))
+                found = await self._find_rows(pending)
+                for item in pending:
+                    if item.key in found:
+                        self._adopt_row(item.key, found[item.key])
+            pending = [p for p in pending if p.key not in found]
+        if pending and not in_submit:  # start-up: still nothing, so the POST never reached the provider
             for item in pending:
                 self._release(item.key, JobState.PENDING, "not found at the provider")
                 self._requeue(item.key, front=True)
-        return False
+        return not pending
+
+    def _none_posting(self, bodies: set[str]) -> bool:
+        return not any(self._posting[body] for body in bodies)
 
     async def _find_rows(self, pending: list[Pending]) -> dict[str, Mapping[str, Any]]:
         models = sorted({str(p.body.get("model")) for p in pending})

@@ -19,6 +19,12 @@ def test_a_row_matches_only_when_every_sent_parameter_is_echoed_equal() -> None:
     assert not row_matches({**BODY, "seed": 3}, row("a"))
 
 
+def test_a_row_echoing_a_parameter_we_did_not_send_is_not_ours() -> None:
+    """Another request with one more parameter (say, seed) is a different generation."""
+    assert not row_matches(BODY, row("a", seed=7))
+    assert row_matches(BODY, row("a", cost="1.12", target_repo="ai-generations", started_at=None))
+
+
 def test_identical_replicas_get_distinct_rows_and_claimed_rows_are_skipped() -> None:
     """Two identical submissions take two different rows; a row already journaled is never reused."""
     pending = [Pending("k1", BODY, 1000), Pending("k2", BODY, 1001)]
