@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -317,7 +318,8 @@ async def _api_endpoint(endpoint: _Endpoint | None) -> AsyncIterator[tuple[str, 
         return
     from batchgen.emulator import EmulatorConfig, run_emulator
 
-    config = EmulatorConfig(time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True)
+    # A fresh seed each time: generation ids never repeat across sandbox sessions, as on the real service.
+    config = EmulatorConfig(time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31))
     async with run_emulator(config) as emulator:
         print(f"batchgen: sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)",
               file=sys.stderr)
@@ -495,8 +497,10 @@ def _usd(text: str) -> Decimal:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    """The error to show for a task group's failure: its first non-cancellation error."""
+    while isinstance(exc, BaseExceptionGroup):
+        errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        exc = (errors or list(exc.exceptions))[0]
     return exc
 
 

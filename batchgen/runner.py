@@ -35,6 +35,7 @@ from batchgen.errors import (
     DownloadError,
     DownloadExpired,
     InsufficientCredits,
+    NotFound,
     RateLimited,
     StorageError,
     Unauthenticated,
@@ -299,9 +300,16 @@ class Runner:
         except TimeoutError:  # ...unless there is no stream to listen to: poll instead
             log.warning("the event stream is unavailable; tracking by polling every %.0fs until it is back",
                         self.options.poll_interval_s)
-        await self._reconcile_ambiguous([k for k in self._holding
-                                         if self.journal.get(k).state is JobState.SUBMITTING],
-                                        in_submit=False)
+        ambiguous = [k for k in self._holding if self.journal.get(k).state is JobState.SUBMITTING]
+        try:
+            await self._reconcile_ambiguous(ambiguous, in_submit=False)
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
+            self._holding.difference_update(ambiguous)
+            self.request_stop(StopReason.API_UNAVAILABLE)
+            return
         while True:
             await self._wait_until(self._may_submit)
             if self.stopping is not None or self._finished():
@@ -337,7 +345,17 @@ class Runner:
                 key, JobState.SUBMITTING, attempts=self.journal.get(key).attempts + 1,
                 sent_request=_canonical(body), submitted_at=time.time(), generation_id=None, error=None,
             )
-            outcome = await self._post(key, body, record)
+            try:
+                outcome = await self._post(key, body, record)
+            except ApiError as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                # Could not even ask whether the POST took effect: leave the job `submitting`, so the
+                # next run reconciles it first, and stop sending more into an API that is down.
+                log.error("cannot tell whether job %s was created (%s); stopping submissions", key[:12], exc)
+                self._holding.discard(key)
+                self.request_stop(StopReason.API_UNAVAILABLE)
+                return
             if outcome == "rate_limited":  # the shared pause already waited it out: not a failure
                 continue
             if outcome != "retry":
@@ -407,14 +425,16 @@ class Runner:
     # -- tracking --------------------------------------------------------------------------
 
     def _on_event(self, completion: Completion) -> None:
-        self._last_completion_at = time.monotonic()
+        if completion.generation_id in self._by_generation:  # other work on the account proves nothing
+            self._last_completion_at = time.monotonic()
         self._on_completion(completion)
 
     def _on_completion(self, completion: Completion) -> None:
         key = self._by_generation.get(completion.generation_id)
-        if key is None:
-            if len(self._orphans) < _ORPHAN_LIMIT:  # may be ours, its POST answer not read yet
-                self._orphans[completion.generation_id] = completion
+        if key is None:  # may be ours, its POST answer not read yet; keep the newest few
+            self._orphans[completion.generation_id] = completion
+            if len(self._orphans) > _ORPHAN_LIMIT:
+                del self._orphans[next(iter(self._orphans))]
             return
         record = self.journal.get(key)
         if record.state not in AT_PROVIDER or record.generation_id != completion.generation_id:
@@ -494,12 +514,36 @@ class Runner:
         for generation_id, key in waiting.items():
             row = active.get(generation_id)
             if row is None:
-                row = await self.client.get_generation(generation_id)
+                try:
+                    row = await self.client.get_generation(generation_id)
+                except NotFound:
+                    self._unknown_generation(key, generation_id)
+                    continue
             self._apply_row(key, row)
             if row.get("status") in ("queued", "processing") and self._overdue(key):
-                await self.client.cancel(generation_id)
-                self._on_failure(key, f"no result within {self.options.timeouts.generation_s:.0f}s; "
-                                      "cancelled at the provider")
+                await self._cancel_overdue(key, generation_id)
+
+    def _unknown_generation(self, key: str, generation_id: str) -> None:
+        """The provider has never heard of a generation we journaled: another account or API base.
+        Waiting would hang the run, and resubmitting might pay twice: fail it and say why."""
+        if self.journal.get(key).generation_id != generation_id:
+            return
+        message = (f"the API does not know generation {generation_id} (was it created with another key "
+                   f"or --api-base?); `batchgen run --retry-invalid` would submit it again")
+        log.error("job %s: %s", key[:12], message)
+        self._release(key, JobState.INVALID, "unknown at the provider", error=message)
+
+    async def _cancel_overdue(self, key: str, generation_id: str) -> None:
+        await self.client.cancel(generation_id)
+        row = await self.client.get_generation(generation_id)  # it may have finished meanwhile
+        record = self.journal.get(key)
+        if record.generation_id != generation_id or record.state not in AT_PROVIDER:
+            return
+        if row.get("status") == "cancelled":
+            self._on_failure(key, f"no result within {self.options.timeouts.generation_s:.0f}s; "
+                                  "cancelled at the provider")
+        else:
+            self._apply_row(key, row)
 
     def _overdue(self, key: str) -> bool:
         limit = self.options.timeouts.generation_s

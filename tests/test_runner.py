@@ -186,3 +186,22 @@ async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_dow
     assert outcome.counts == {"done": 6}  # 2 planned + 4 left over from the first version
     assert enqueued(emu) == 6  # the 4 old ones were not sent again
     assert len(list((run_dir / "videos").rglob("*.mp4"))) == 6
+
+
+async def test_a_generation_the_api_does_not_know_fails_the_job_instead_of_hanging(
+        emu: Emulator, tmp_path: Path) -> None:
+    """A journaled generation id the provider answers 404 for (another key or API base): invalid, said why."""
+    plan = make_plan(tmp_path, 1)
+    key = plan.jobs[0].key
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    journal = Journal.open(run_dir)
+    journal.add_jobs([(key, 0, "clip", MODEL, plan.jobs[0].output_path)])
+    journal.transition(key, JobState.SUBMITTING, sent_request="{}", submitted_at=0.0)
+    journal.claim_generation(key, "7cf9b23a-1234-5678-9abc-def012345678", 1, JobState.QUEUED)
+    journal.close()
+    outcome, journal = await run(plan, run_dir, emu, options(emu))
+    assert outcome.counts == {"invalid": 1}
+    error = journal.get(key).error
+    assert error is not None and "does not know generation 7cf9b23a" in error
+    assert enqueued(emu) == 0
