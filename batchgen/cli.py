@@ -299,6 +299,7 @@ async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, end
                               retry=options.retry) as client:
             plan = build_plan(manifest, await model_catalog(client, manifest))
             _check_assets_can_be_sent(plan, options)
+            _check_budget(plan, options)
             return await _execute(args, plan, options, client, redact)
 
 
@@ -398,8 +399,13 @@ def _summarise(outcome: Any, run_dir: Path, total: int) -> int:
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
     print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
+    if outcome.leftovers:
+        print(f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
+              f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)", file=sys.stderr)
     if outcome.fatal:
         print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+    if outcome.bad_key:
+        return EXIT_BAD_INPUT
     reasons = {
         StopReason.NO_CREDITS: "the account ran out of credits: submissions stopped, in-flight work was "
         "kept. Add credits and run the same command again.",
@@ -408,12 +414,30 @@ def _summarise(outcome: Any, run_dir: Path, total: int) -> int:
         StopReason.INTERRUPTED: "interrupted: run the same command again to resume.",
         StopReason.API_UNAVAILABLE: "the API kept failing: run the same command again to resume.",
     }
+    invalid = outcome.counts.get("invalid", 0)
     if outcome.stop_reason is not None and outcome.stop_reason in reasons:
         print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
+    elif invalid and done + invalid == total:
+        print(f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
+              "them in the manifest, or rerun with --retry-invalid", file=sys.stderr)
     elif done < total:
         print("batchgen: some jobs are not done (see results.csv or `batchgen status`); "
               "run the same command again to retry what is missing", file=sys.stderr)
     return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE
+
+
+def _check_budget(plan: Any, options: RunOptions) -> None:
+    """A budget that cannot be enforced, or that admits no job at all, is a usage error."""
+    budget = options.budget_usd
+    if budget is None or not plan.jobs:
+        return
+    unpriced = sorted({job.model for job in plan.jobs if job.cost_usd is None})
+    if unpriced:
+        raise UsageError(f"a budget of ${budget} cannot be enforced: no price is known for "
+                         f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway")
+    cheapest = min(job.cost_usd for job in plan.jobs)
+    if cheapest > budget:
+        raise UsageError(f"the budget of ${budget} is less than the cheapest job (${cheapest}): nothing could run")
 
 
 def _prepare_run_dir(run_dir: Path) -> None:

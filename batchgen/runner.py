@@ -14,7 +14,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
@@ -78,11 +78,13 @@ class RunStats:
 
 @dataclass(slots=True)
 class RunOutcome:
-    counts: dict[str, int]
+    counts: dict[str, int]  # planned jobs by state
     stop_reason: StopReason | None = None
     fatal: str | None = None
+    bad_key: bool = False  # the fatal error was a 401: fix the key, nothing to resume
     download_failures: int = 0
     requests_sent: int = 0
+    leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
 
     @property
     def complete(self) -> bool:
@@ -163,19 +165,24 @@ class Runner:
     async def run(self) -> RunOutcome:
         self._prepare()
         fatal: str | None = None
+        bad_key = False
         if self._has_work():
             try:
                 await self._run_tasks()
             except* Unauthenticated as group:
-                fatal = str(group.exceptions[0])
+                fatal, bad_key = str(group.exceptions[0]), True
             except* InsufficientCredits as group:
                 self.stopping = StopReason.NO_CREDITS
                 fatal = str(group.exceptions[0])
             except* StorageError as group:
                 fatal = str(group.exceptions[0])
-        counts = {str(state): n for state, n in self._counts.items() if n}
-        return RunOutcome(counts=counts, stop_reason=self.stopping, fatal=fatal,
-                          download_failures=self._download_failures, requests_sent=self.client.requests_sent)
+        counts: Counter[str] = Counter()
+        leftovers: Counter[str] = Counter()
+        for key in self.jobs:
+            (leftovers if key in self._leftovers else counts)[str(self.journal.get(key).state)] += 1
+        return RunOutcome(counts=dict(counts), stop_reason=self.stopping, fatal=fatal, bad_key=bad_key,
+                          download_failures=self._download_failures, requests_sent=self.client.requests_sent,
+                          leftovers=dict(leftovers))
 
     # -- start-up: what is missing -----------------------------------------------------------
 

@@ -28,6 +28,8 @@ def no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["run", DEMO, "--sandbox", "--upload-repo", "justone"], "upload repository must be 'namespace/repo"),
         (["run", "missing.yaml", "--sandbox"], "missing.yaml: cannot read the manifest"),
         (["status", "."], "is not a batchgen run directory"),
+        (["cancel", "nowhere", "--api-key", "k"], "nowhere is not a batchgen run directory"),
+        (["run", DEMO, "--sandbox", "--budget", "0.5"], "less than the cheapest job ($1.120)"),
     ],
 )
 def test_usage_errors_exit_two_with_one_clear_message(args: list[str], message: str, tmp_path: Path,
@@ -35,7 +37,7 @@ def test_usage_errors_exit_two_with_one_clear_message(args: list[str], message: 
     """Each mistake exits 2 with a message saying what to fix, and leaves no run directory behind."""
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("batchgen: error: ")
+    assert err.splitlines()[-1].startswith("batchgen: error: ")
     assert message in err
     assert not (tmp_path / "outputs").exists()
 

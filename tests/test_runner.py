@@ -183,7 +183,8 @@ async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_dow
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
     second = build_plan(load_manifest(tmp_path / "m.yaml"), SnapshotCatalog())
     outcome, journal = await run(second, run_dir, emu, opts)
-    assert outcome.counts == {"done": 6}  # 2 planned + 4 left over from the first version
+    assert outcome.counts == {"done": 2}
+    assert outcome.leftovers == {"done": 4}  # left over from the first version, downloaded
     assert enqueued(emu) == 6  # the 4 old ones were not sent again
     assert len(list((run_dir / "videos").rglob("*.mp4"))) == 6
 
