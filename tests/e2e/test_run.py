@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import signal
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,25 +160,28 @@ async def test_exit_two_and_nothing_sent_for_a_bad_manifest(emulator: Any, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any, tmp_path: Path) -> None:
-    """After a kill -9, `batchgen cancel` cancels every generation still rendering, even unjournaled ones."""
-    import asyncio
-    import signal
-
-    emu = await emulator(time_scale=1.0)  # renders take minutes: they are surely in flight
-    manifest = write_manifest(tmp_path, count=4)
-
+def kill_after_enqueues(emu: Emulator, count: int) -> Callable[[asyncio.subprocess.Process], Awaitable[None]]:
+    """An on_start hook that SIGKILLs the CLI as soon as the emulator answered its `count`-th enqueue."""
     answered = asyncio.Event()
     emu.counters.listeners.append(
         lambda event, _: answered.set() if event == "enqueue_answered"
-        and emu.counters.generations_enqueued == 4 else None)
+        and emu.counters.generations_enqueued == count else None)
 
-    async def kill_once_enqueued(proc: asyncio.subprocess.Process) -> None:
-        await answered.wait()  # the last answer may not be journaled: cancel must find it anyway
+    async def kill(proc: asyncio.subprocess.Process) -> None:
+        await answered.wait()
         proc.send_signal(signal.SIGKILL)
 
+    return kill
+
+
+async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any, tmp_path: Path) -> None:
+    """After a kill -9, `batchgen cancel` cancels every generation still rendering, even unjournaled ones."""
+    emu = await emulator(time_scale=1.0)  # renders take minutes: they are surely in flight
+    manifest = write_manifest(tmp_path, count=4)
+
+    # The last answer may not be journaled when the kill lands: cancel must find it anyway.
     killed = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path,
-                           on_start=kill_once_enqueued)
+                           on_start=kill_after_enqueues(emu, 4))
     assert killed.code == -signal.SIGKILL
     cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
                               cwd=tmp_path)
@@ -188,21 +194,10 @@ async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any,
 
 async def test_cancel_keeps_generations_that_already_finished(emulator: Any, tmp_path: Path) -> None:
     """Generations that finished after a kill -9 are not marked cancelled: the rerun downloads them, 0 paid twice."""
-    import asyncio
-    import signal
-
     emu = await emulator(time_scale=0.02)
     manifest = write_manifest(tmp_path, count=3)
-    answered = asyncio.Event()
-    emu.counters.listeners.append(
-        lambda event, _: answered.set() if event == "enqueue_answered"
-        and emu.counters.generations_enqueued == 3 else None)
-
-    async def kill_once_enqueued(proc: asyncio.subprocess.Process) -> None:
-        await answered.wait()
-        proc.send_signal(signal.SIGKILL)
-
-    await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path, on_start=kill_once_enqueued)
+    await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path,
+                  on_start=kill_after_enqueues(emu, 3))
     async with asyncio.timeout(30):
         await emu.wait_idle()  # all three finished at the provider meanwhile
     cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
