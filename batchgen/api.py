@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -221,6 +221,18 @@ class OxenClient:
             lambda: self.request("GET", "/api/ai/queue", params=params), what="GET /api/ai/queue"
         )
         return [dict(g) for g in answer.get("generations", [])]
+
+    async def list_every_status(self, models: Iterable[str]) -> list[dict[str, Any]]:
+        """Every queue row of these models, whatever its status (the listing has no 'all' filter).
+
+        Active rows are listed first: a row only moves forward (active to terminal), so it cannot
+        slip between the lists unseen.
+        """
+        rows: list[dict[str, Any]] = []
+        for model in sorted(set(models)):
+            for status in (None, "succeeded", "failed", "cancelled"):
+                rows.extend(await self.list_queue(model=model, status=status))
+        return rows
 
     async def cancel(self, generation_id: str) -> None:
         path = f"/api/ai/queue/{quote(generation_id, safe='')}"

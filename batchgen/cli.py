@@ -211,6 +211,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 async def _cancel(args: argparse.Namespace) -> int:
     from batchgen.api import OxenClient
+    from batchgen.cancel import cancel_in_flight
     from batchgen.store import Journal, RunLock
 
     api_base, key = _api_settings(args, sandbox=False)
@@ -218,7 +219,7 @@ async def _cancel(args: argparse.Namespace) -> int:
     try:
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
-                counts = await _cancel_in_flight(journal, client)
+                counts = await cancel_in_flight(journal, client)
     finally:
         journal.close()
     print(f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)" + "".join(
@@ -226,33 +227,6 @@ async def _cancel(args: argparse.Namespace) -> int:
         for state, n in sorted(counts.items()) if state != "cancelled"))
     print("`batchgen run` resubmits the cancelled jobs (a new, paid generation each) and finishes the rest")
     return EXIT_OK
-
-
-async def _cancel_in_flight(journal: Any, client: Any) -> dict[str, int]:
-    """Cancel every generation the journal waits for, including submissions a crash left
-    ambiguous (found at the provider by their echoed parameters first). A generation that
-    finished meanwhile is journaled as what it is: cancelling it would lose a paid result."""
-    from batchgen.reconcile import Pending, match_submissions
-    from batchgen.states import AT_PROVIDER, JobState
-
-    records = journal.records().values()
-    ambiguous = [Pending(r.key, r.sent_body() or {}, r.submitted_at or 0) for r in records
-                 if r.state is JobState.SUBMITTING]
-    if ambiguous:
-        rows = [row for model in sorted({str(p.body.get("model")) for p in ambiguous})
-                for status in (None, "succeeded", "failed", "cancelled")
-                for row in await client.list_queue(model=model, status=status)]
-        for key, row in match_submissions(ambiguous, rows, journal.claimed_generation_ids()).items():
-            journal.claim_generation(key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED)
-    counts: dict[str, int] = {}
-    outcome = {"cancelled": JobState.CANCELLED, "succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED}
-    for record in [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]:
-        await client.cancel(record.generation_id)
-        status = str((await client.get_generation(record.generation_id)).get("status"))
-        if status in outcome:
-            journal.transition(record.key, outcome[status], f"{status} at the provider (cancel)")
-            counts[status] = counts.get(status, 0) + 1
-    return counts
 
 
 # -- run ----------------------------------------------------------------------------------------

@@ -86,10 +86,6 @@ class RunOutcome:
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
 
-    @property
-    def complete(self) -> bool:
-        return self.counts.get(JobState.DONE, 0) == sum(self.counts.values()) and self.fatal is None
-
 
 class Runner:
     """Runs one plan in one run directory. Create, then `await run()` once."""
@@ -591,12 +587,7 @@ class Runner:
         return not any(self._posting[body] for body in bodies)
 
     async def _find_rows(self, pending: list[Pending]) -> dict[str, Mapping[str, Any]]:
-        models = sorted({str(p.body.get("model")) for p in pending})
-        rows: list[dict[str, Any]] = []
-        for model in models:
-            # Active rows first: a row only moves forward, so it cannot slip between the lists.
-            for status in (None, "succeeded", "failed", "cancelled"):
-                rows.extend(await self.client.list_queue(model=model, status=status))
+        rows = await self.client.list_every_status(str(p.body.get("model")) for p in pending)
         return match_submissions(pending, rows, self.journal.claimed_generation_ids())
 
     def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
@@ -720,12 +711,3 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _canonical(body: Mapping[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def verify_done(path: Path, media_type: str) -> bool:
-    """Full check of a finished file (signature and hash), for `status --verify`."""
-    try:
-        verify_file(path, media_type)
-    except (DownloadCorrupt, StorageError, OSError):
-        return False
-    return True

@@ -161,12 +161,6 @@ class Journal:
     def claimed_generation_ids(self) -> set[str]:
         return {row[0] for row in self._conn.execute("SELECT generation_id FROM generations")}
 
-    def generation_ids(self, key: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT generation_id FROM generations WHERE job_key=? ORDER BY attempt", (key,)
-        )
-        return [row[0] for row in rows]
-
     def asset_url(self, sha256: str) -> str | None:
         row = self._conn.execute("SELECT url FROM assets WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None else str(row[0])
