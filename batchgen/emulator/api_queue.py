@@ -94,7 +94,7 @@ async def get_one(request: web.Request) -> web.Response:
     gen = state.queue.get(request.match_info["generation_id"])
     if gen is None:
         return not_found()
-    return web.json_response(queue_row(gen, state.result_url(gen, origin_of(request))))
+    return web.json_response(queue_row(gen, state.result_url(gen, origin_of(request)), state.echoed_defaults(gen)))
 
 
 def parse_filters(request: web.Request, *, active_by_default: bool) -> Filters | str:
@@ -119,7 +119,8 @@ async def list_active(request: web.Request) -> web.Response:
     if isinstance(filters, str):
         return invalid_params(filters)
     origin = origin_of(request)
-    rows = [queue_row(gen, state.result_url(gen, origin)) for gen in state.queue.select(filters)]
+    selected = state.queue.select(filters)[: state.config.queue_list_cap]
+    rows = [queue_row(gen, state.result_url(gen, origin), state.echoed_defaults(gen)) for gen in selected]
     return web.json_response({"count": len(rows), "generations": rows})
 
 

@@ -175,6 +175,21 @@ class EmulatorConfig:
         False, "Let file uploads create missing repositories instead of answering 404."
     )
     max_upload_bytes: int = _knob(64 * 1024 * 1024, "Largest accepted request body (uploads), in bytes.")
+    queue_list_cap: int | None = _knob(
+        None, "Answer GET /api/ai/queue with at most this many rows, the oldest first (unset = all). The "
+        "docs document no cap and no paging there; this shows a client that trusts the lean list.",
+    )
+    echo_defaults: bool = _knob(
+        False, "Echo the model schema's default value of every parameter the request left out, in queue "
+        "and history rows (as a service that fills defaults in would).",
+    )
+    history_newest_first: bool = _knob(
+        True, "Order GET /api/ai/generations newest first; False: oldest first (the order is undocumented).",
+    )
+    events_for_other_namespaces: bool = _knob(
+        True, "Send completion events of generations billed to another namespace (target_namespace) on "
+        "the user's stream; the docs leave open whether they reach it.",
+    )
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
 
@@ -193,6 +208,7 @@ class EmulatorConfig:
         _check_int(self, "account_concurrency", low=1)
         _check_number(self, "credits_usd")
         _check_int(self, "max_upload_bytes", low=1024)
+        _check_int(self, "queue_list_cap", low=1)
         if not isinstance(self.latency, LatencyConfig):
             _fail(self, "latency", "a LatencyConfig")
         if not isinstance(self.faults, FaultConfig):

@@ -155,6 +155,18 @@ class FakeQueue:
         self._move(gen, "failed")
         gen.error_message = message
 
+    def force_terminal(self, gen: Generation, status: Status, error_message: str | None = None,
+                       result: ResultBlob | None = None, path: str | None = None) -> None:
+        """Move a fresh queued row straight to a terminal status (seeding older rows for tests)."""
+        self._expect(gen, "queued")
+        if status in ACTIVE:
+            raise ValueError(f"not a terminal status: {status}")
+        self._move(gen, status)
+        gen.started_at = gen.completed_at = gen.enqueued_at
+        gen.error_message = error_message
+        if status == "succeeded":
+            gen.cost, gen.result, gen.result_path = gen.price, result, path
+
     def cancel(self, gen: Generation) -> bool:
         """Cancel an active row; False (and no change) for a terminal one."""
         if not gen.active:

@@ -15,7 +15,7 @@ from batchgen.emulator.app import build_app
 from batchgen.emulator.clock import Clock
 from batchgen.emulator.config import EmulatorConfig, FaultConfig
 from batchgen.emulator.counters import Counters
-from batchgen.emulator.model import Generation
+from batchgen.emulator.model import Generation, Status
 from batchgen.emulator.pricing import usd as to_usd
 from batchgen.emulator.state import EmulatorState
 from batchgen.emulator.timeline import Marks, Timeline
@@ -118,6 +118,25 @@ class Emulator:
         """Change some fault knobs (validated); the others keep their values."""
         self.state.faults.config = dataclasses.replace(self.state.faults.config, **changes)
         return self.state.faults.config
+
+    def seed_history(self, count: int, request: dict[str, Any], *, namespace: str | None = None,
+                     age_seconds: float = 86_400.0, status: Status = "succeeded") -> list[Generation]:
+        """Add ``count`` terminal rows enqueued ``age_seconds`` ago (spread over the hour before), made
+        from ``request`` (an enqueue body with ``model``): an account with older work on it. They
+        send no events and charge nothing now."""
+        spec = self.state.catalog.get(str(request.get("model")))
+        if spec is None or spec.media_type is None:
+            raise ValueError(f"not an image or video model: {request.get('model')!r}")
+        now = self.state.clock.time()
+        body = {k: v for k, v in request.items() if k != "num_generations"}
+        return [
+            self.state.add_past_generation(
+                spec, dict(body), namespace=namespace or self.config.username,
+                enqueued_at=now - age_seconds - 3600.0 * (count - i) / max(1, count), status=status,
+                error_message="Seeded failure" if status == "failed" else None,
+            )
+            for i in range(count)
+        ]
 
     def add_credits(self, usd: float) -> None:
         """Top the balance up by ``usd`` dollars (a no-op on unlimited credits)."""

@@ -14,11 +14,12 @@ from batchgen.emulator.counters import Counters
 from batchgen.emulator.engine import Engine
 from batchgen.emulator.events import EventHub
 from batchgen.emulator.faults import FaultInjector
-from batchgen.emulator.model import FakeQueue, Generation
+from batchgen.emulator.media import make_result
+from batchgen.emulator.model import FakeQueue, Generation, Status
 from batchgen.emulator.pricing import Ledger, estimate
 from batchgen.emulator.repos import RepoStore
 from batchgen.emulator.timeline import Timeline
-from batchgen.emulator.urls import UrlSigner
+from batchgen.emulator.urls import UrlSigner, result_path
 
 RESULTS_REPO = "ai-generations"
 
@@ -50,7 +51,32 @@ class EmulatorState:
         self.timeline.mark(gen.generation_id, "terminal")
         if gen.result_path:
             self.results[gen.result_path] = gen.generation_id
-        self.hub.publish_completion(gen)
+        if gen.namespace == self.config.username or self.config.events_for_other_namespaces:
+            self.hub.publish_completion(gen)
+
+    def echoed_defaults(self, gen: Generation) -> dict[str, Any]:
+        """Schema defaults a row echoes for parameters left out (only with ``echo_defaults``)."""
+        if not self.config.echo_defaults:
+            return {}
+        spec = self.catalog.get(gen.model_id)
+        schema = (spec.public.get("request_schema") or {}) if spec else {}
+        properties = schema.get("properties") or {}
+        return {name: prop["default"] for name, prop in properties.items()
+                if isinstance(prop, dict) and "default" in prop}
+
+    def add_past_generation(self, spec: ModelSpec, body: dict[str, Any], *, namespace: str,
+                            enqueued_at: float, status: Status, error_message: str | None = None) -> Generation:
+        """A terminal row from before now, as an account with older work has (no event, no charge)."""
+        gen = self._new_generation(spec, body, estimate(spec, body), namespace)
+        gen.enqueued_at = enqueued_at
+        self.queue.add(gen)
+        result = path = None
+        if status == "succeeded":
+            result = make_result(gen.media_type, gen.generation_id, self.config.result_size_bytes)
+            path = result_path(gen.namespace, gen.repo, gen.directory, gen.generation_id, result.extension)
+            self.results[path] = gen.generation_id
+        self.queue.force_terminal(gen, status, error_message, result, path)
+        return gen
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))

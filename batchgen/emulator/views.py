@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from batchgen.emulator.model import Generation
@@ -15,9 +16,14 @@ def _seconds(timestamp: float | None) -> int | None:
     return None if timestamp is None else int(timestamp)
 
 
-def queue_row(gen: Generation, result_url: str | None) -> dict[str, Any]:
-    """QueueGenerationResponse: the documented fields plus every other request param at top level."""
-    row = {key: value for key, value in gen.request.items() if key not in NOT_ECHOED}
+def queue_row(gen: Generation, result_url: str | None,
+              defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """QueueGenerationResponse: the documented fields plus every other request param at top level.
+
+    ``defaults`` (schema defaults of parameters the request left out) are echoed too when given.
+    """
+    row = {key: value for key, value in (defaults or {}).items() if key not in gen.request}
+    row.update((key, value) for key, value in gen.request.items() if key not in NOT_ECHOED)
     row.update(
         generation_id=gen.generation_id,
         model_name=gen.model_id,
@@ -37,9 +43,10 @@ def user_id(username: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://hub.oxen.ai/{username}"))
 
 
-def history_row(gen: Generation, result_url: str | None, username: str) -> dict[str, Any]:
+def history_row(gen: Generation, result_url: str | None, username: str,
+                defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A ``/api/ai/generations`` row: the queue row plus cost, target and user fields."""
-    row = queue_row(gen, result_url)
+    row = queue_row(gen, result_url, defaults)
     row.update(
         cost=None if gen.cost is None else money_text(gen.cost),
         target_namespace=gen.namespace,
