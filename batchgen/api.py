@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import random
@@ -32,10 +33,14 @@ from batchgen.errors import (
     TransportError,
     Unauthenticated,
 )
+from batchgen.reconcile import Scope, merge_rows
 from batchgen.retry import backoff, parse_retry_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+HISTORY_PAGE_SIZE = 1000  # the documented maximum
+HISTORY_MAX_PAGES = 200  # 200,000 rows: past this, a reconcile gives up rather than guess
 
 
 class Throttle:
@@ -158,8 +163,8 @@ class OxenClient:
     def url(self, path: str) -> str:
         return self.api_base + path
 
-    def _auth(self, url: str) -> dict[str, str]:
-        """The Authorization header, only for the API's own origin."""
+    def auth_for(self, url: str) -> dict[str, str]:
+        """The Authorization header, only for the API's own origin (empty for any other host)."""
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
             return {}
@@ -173,7 +178,7 @@ class OxenClient:
         self.requests_sent += 1
         with _mapped_errors(method, path):
             async with self.session.request(method, url, json=json_body, params=params, data=data,
-                                            headers=self._auth(url)) as resp:
+                                            headers=self.auth_for(url)) as resp:
                 text = await resp.text()
                 body = _parse_json(text)
                 if resp.status >= 400:
@@ -215,24 +220,68 @@ class OxenClient:
         path = f"/api/ai/queue/{quote(generation_id, safe='')}"
         return dict(await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}"))
 
-    async def list_queue(self, *, model: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("model", model), ("status", status)) if v}
+    async def list_queue(self, *, model: str | None = None, status: str | None = None,
+                         namespace: str | None = None) -> list[dict[str, Any]]:
+        """The lean queue listing (active rows unless `status` is given). It documents no paging and
+        no cap, so a caller must not rely on it being complete."""
+        params = {k: v for k, v in (("model", model), ("status", status), ("namespace", namespace)) if v}
         answer = await self.with_retries(
             lambda: self.request("GET", "/api/ai/queue", params=params), what="GET /api/ai/queue"
         )
-        return [dict(g) for g in answer.get("generations", [])]
+        return _rows(answer, "GET /api/ai/queue")
 
-    async def list_every_status(self, models: Iterable[str]) -> list[dict[str, Any]]:
-        """Every queue row of these models, whatever its status (the listing has no 'all' filter).
+    async def history_since(self, *, model: str, namespace: str | None, since: float) -> list[dict[str, Any]]:
+        """Every row of `GET /api/ai/generations` (all statuses) enqueued at or after `since`.
 
-        Active rows are listed first: a row only moves forward (active to terminal), so it cannot
-        slip between the lists unseen.
+        The listing is paginated but its order is undocumented, so the first page decides: newest
+        first, read on until a page reaches back past `since`; oldest first, read backwards from the
+        last page until one does; no visible order, read every page. Never more than
+        HISTORY_MAX_PAGES: past that the search fails rather than guess.
         """
-        rows: list[dict[str, Any]] = []
-        for model in sorted(set(models)):
-            for status in (None, "succeeded", "failed", "cancelled"):
-                rows.extend(await self.list_queue(model=model, status=status))
-        return rows
+        base = {"model": model, "page_size": str(HISTORY_PAGE_SIZE), **({"namespace": namespace} if namespace else {})}
+
+        async def page(number: int) -> tuple[list[dict[str, Any]], int | None]:
+            answer = await self.with_retries(
+                lambda: self.request("GET", "/api/ai/generations", params={**base, "page": str(number)}),
+                what="GET /api/ai/generations",
+            )
+            total = answer.get("total_pages") if isinstance(answer, Mapping) else None
+            return _rows(answer, "GET /api/ai/generations"), total if isinstance(total, int) else None
+
+        first, pages = await page(1)
+        collected = list(first)
+        order = _time_order(first)
+        if pages is None:  # no page count: read on while pages come back full
+            number, rows = 1, first
+            while len(rows) >= HISTORY_PAGE_SIZE and not (order == "newest-first" and _reaches_before(rows, since)):
+                number += 1
+                _check_pages(number)
+                rows, _ = await page(number)
+                collected.extend(rows)
+        elif pages > 1:
+            _check_pages(pages)
+            if order == "oldest-first":
+                numbers: Iterable[int] = range(pages, 1, -1)
+            elif order == "newest-first" and _reaches_before(first, since):
+                numbers = ()
+            else:
+                numbers = range(2, pages + 1)
+            for number in numbers:
+                rows, _ = await page(number)
+                collected.extend(rows)
+                if order is not None and _reaches_before(rows, since):
+                    break
+        return [row for row in collected if not _enqueued_before(row, since)]
+
+    async def find_rows(self, scopes: Iterable[Scope], since: float) -> list[Mapping[str, Any]]:
+        """Every row in these (namespace, model) scopes that may have been enqueued since `since`:
+        active ones from the lean list, and all of them (terminal ones included) from the paginated
+        history, merged by generation id."""
+        listings: list[list[dict[str, Any]]] = []
+        for scope in scopes:
+            listings.append(await self.list_queue(model=scope.model, namespace=scope.namespace))
+            listings.append(await self.history_since(model=scope.model, namespace=scope.namespace, since=since))
+        return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:
         path = f"/api/ai/queue/{quote(generation_id, safe='')}"
@@ -254,7 +303,7 @@ class OxenClient:
         path = urlsplit(url).path
         await self.throttle.wait_clear()
         with _mapped_errors("HEAD", path):
-            async with self.session.head(url, headers=self._auth(url)) as resp:
+            async with self.session.head(url, headers=self.auth_for(url)) as resp:
                 return resp.status == 200
 
     async def upload_file(self, namespace: str, repo: str, branch: str, path: str, content: bytes,
@@ -283,7 +332,7 @@ class OxenClient:
         self.requests_sent += 1
         with _mapped_errors("GET", "/api/events"):
             resp = await self.session.get(
-                url, headers={**self._auth(url), "Accept": "text/event-stream"}, timeout=timeout
+                url, headers={**self.auth_for(url), "Accept": "text/event-stream"}, timeout=timeout
             )
         try:
             if resp.status >= 400:
@@ -295,6 +344,47 @@ class OxenClient:
             yield resp
         finally:
             resp.release()
+
+
+def _check_pages(pages: int) -> None:
+    if pages > HISTORY_MAX_PAGES:
+        raise ApiStatusError(200, "GET", "/api/ai/generations",
+                             f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess")
+
+
+def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
+    generations = answer.get("generations") if isinstance(answer, Mapping) else None
+    if not isinstance(generations, list) or not all(isinstance(g, Mapping) and "generation_id" in g
+                                                     for g in generations):
+        raise ApiStatusError(200, "GET", what.split(" ", 1)[1], "the listing has no list of generations")
+    return [dict(g) for g in generations]
+
+
+def _enqueued_at(row: Mapping[str, Any]) -> float | None:
+    value = row.get("enqueued_at")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _enqueued_before(row: Mapping[str, Any], since: float) -> bool:
+    at = _enqueued_at(row)
+    return at is not None and at < since
+
+
+def _reaches_before(rows: list[dict[str, Any]], since: float) -> bool:
+    return any(_enqueued_before(row, since) for row in rows)
+
+
+def _time_order(rows: list[dict[str, Any]]) -> str | None:
+    """'newest-first' or 'oldest-first' when a page's enqueue times say so; None when they cannot."""
+    times = [t for t in (_enqueued_at(row) for row in rows) if t is not None]
+    if len(times) < 2 or len(times) < len(rows):
+        return None
+    pairs = list(itertools.pairwise(times))
+    if all(a >= b for a, b in pairs):
+        return "newest-first"
+    if all(a <= b for a, b in pairs):
+        return "oldest-first"
+    return None
 
 
 def _parse_json(text: str) -> Any:

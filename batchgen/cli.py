@@ -219,7 +219,7 @@ async def _cancel(args: argparse.Namespace) -> int:
     try:
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
-                counts = await cancel_in_flight(journal, client)
+                counts = await cancel_in_flight(journal, client, _planned_defaults(args.run_dir))
     finally:
         journal.close()
     print(f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)" + "".join(
@@ -227,6 +227,16 @@ async def _cancel(args: argparse.Namespace) -> int:
         for state, n in sorted(counts.items()) if state != "cancelled"))
     print("`batchgen run` resubmits the cancelled jobs (a new, paid generation each) and finishes the rest")
     return EXIT_OK
+
+
+def _planned_defaults(run_dir: Path) -> dict[str, Any]:
+    """The per-model echoed defaults recorded in the run's plan.json (empty when unreadable)."""
+    try:
+        data = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    defaults = data.get("model_defaults") if isinstance(data, dict) else None
+    return defaults if isinstance(defaults, dict) else {}
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -478,7 +488,7 @@ def _run_options(args: argparse.Namespace, manifest: Any) -> RunOptions:
         options = replace(options, limits=limits, retry=retry, timeouts=timeouts, budget_usd=budget,
                           inline_assets=args.inline_assets)
         if args.reconcile_interval is not None:
-            options = replace(options, safety_reconcile_s=args.reconcile_interval)
+            options = replace(options, expected_render_s=args.reconcile_interval)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return options

@@ -88,7 +88,9 @@ class RunOptions:
     budget_usd: Decimal | None = None
     upload: UploadTarget | None = None
     inline_assets: bool = False
-    safety_reconcile_s: float = 60.0  # reconcile in-flight generations this often even when the stream is up
+    # How long a render is expected to take before this run has seen one (None: the docs' figure for
+    # the plan's media: 300 s for video, 30 s for images); it times the safety look for missed events.
+    expected_render_s: float | None = None
     poll_interval_s: float = 10.0  # per-generation polling only while the event stream is down
     progress_interval_s: float = 10.0  # plain progress lines when stderr is not a terminal
 
@@ -97,7 +99,8 @@ class RunOptions:
             raise ValueError(f"'api_base' must be an http(s) URL, got {self.api_base!r}")
         if self.budget_usd is not None:
             _positive("budget_usd", float(self.budget_usd))
-        _positive("safety_reconcile_s", self.safety_reconcile_s)
+        if self.expected_render_s is not None:
+            _positive("expected_render_s", self.expected_render_s)
         _positive("poll_interval_s", self.poll_interval_s)
         _positive("progress_interval_s", self.progress_interval_s)
 

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -111,11 +111,13 @@ async def fetch_result(
     chunk_size: int = 1024 * 1024,
     read_timeout: float = 60.0,
     max_resumes: int = 5,
+    headers: Mapping[str, str] | None = None,
 ) -> Downloaded:
     """Download `url` to `final_path` (via its `.part`), verified, resuming cuts up to `max_resumes` times.
 
     `session` must carry no credentials: result URLs are presigned, and the API key must never reach
-    a download host. `read_timeout` bounds each read, not the whole download.
+    a download host. `headers` are extra request headers (the caller adds Authorization only for a URL
+    on the API's own origin). `read_timeout` bounds each read, not the whole download.
     """
     _check_arguments(session, media_type, chunk_size, read_timeout, max_resumes)
     part = await asyncio.to_thread(_prepare, final_path)
@@ -125,7 +127,7 @@ async def fetch_result(
     while True:
         offset = part.size
         try:
-            await _attempt(session, url, part, chunk_size=chunk_size, client_timeout=timeout)
+            await _attempt(session, url, part, chunk_size=chunk_size, client_timeout=timeout, extra=headers)
             if part.complete:
                 break
             if part.size == offset:
@@ -161,9 +163,10 @@ async def _attempt(
     *,
     chunk_size: int,
     client_timeout: aiohttp.ClientTimeout,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
     """One GET from `part.size` on (Range) or from zero; `_Retry` when the connection is lost."""
-    headers = {"Accept-Encoding": "identity"}
+    headers = {**(extra or {}), "Accept-Encoding": "identity"}
     if part.size:
         headers["Range"] = f"bytes={part.size}-"
     try:

@@ -10,7 +10,7 @@ import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import product
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -45,6 +45,7 @@ from batchgen.schema import (
     RequestValidator,
     Rule,
     did_you_mean,
+    echoable_defaults,
     format_path,
     known_model_ids,
     total_duration,
@@ -105,6 +106,8 @@ class Plan:
     name: str
     jobs: tuple[Job, ...]
     total_cost_usd: Decimal | None
+    #: per model: parameter defaults the service may fill in and echo (see schema.echoable_defaults)
+    model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def count_by_model(self) -> dict[str, int]:
         """Jobs per model, in order of first appearance."""
@@ -881,7 +884,8 @@ def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:
         raise ManifestError(problems)
     jobs = tuple(planner.jobs)
     plan = Plan(manifest.path, manifest.name, jobs, None)
-    return Plan(manifest.path, manifest.name, jobs, plan.cost_of(jobs))
+    defaults = {model_id: echoable_defaults(model.spec) for model_id, model in planner.models.items() if model}
+    return Plan(manifest.path, manifest.name, jobs, plan.cost_of(jobs), defaults)
 
 
 # ---------------------------------------------------------------- output
@@ -924,6 +928,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "total_cost_usd": None if plan.total_cost_usd is None else str(plan.total_cost_usd),
         "by_model": plan.count_by_model(),
         "by_aspect_ratio": plan.count_by_aspect_ratio(),
+        "model_defaults": {model: dict(values) for model, values in plan.model_defaults.items()},
         "jobs": [_job_json(job) for job in plan.jobs],
     }
 

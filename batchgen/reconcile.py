@@ -1,7 +1,9 @@
-"""Pure matching of the provider's queue rows to journaled jobs (no I/O).
+"""Pure matching of the provider's rows to journaled jobs (no I/O).
 
 Enqueue has no idempotency key, so after a crash or a lost POST response the only way to know
 whether a job was created is to find a row whose echoed request parameters equal what we sent.
+Where to look follows from what was sent: rows billed to an organisation (`target_namespace`) are
+listed only under that namespace, and only rows enqueued since the submission can be ours.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 # Fields the provider does not echo back at the top level of a queue row.
 _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 
-# A queue row's own fields (oxen-api.md §2); every other top-level field is an echoed request
-# parameter, and must then be one we sent.
+# A queue or history row's own fields (docs/api-contract.md: queue row, history row); every other
+# top-level field is an echoed request parameter, and must then be one we sent (or a default).
 _ROW_FIELDS = frozenset({
     "generation_id", "model_name", "prompt", "media_type", "status", "result_url", "error_message",
     "enqueued_at", "started_at", "completed_at", "target_namespace", "target_repo", "target_directory",
@@ -23,6 +25,9 @@ _ROW_FIELDS = frozenset({
 
 # Rows enqueued this long before our journaled submit time still count (clock skew).
 CLOCK_SKEW_S = 120.0
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+_PROGRESS = {"queued": 0, "processing": 1, "succeeded": 2, "failed": 2, "cancelled": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +39,70 @@ class Pending:
     submitted_at: float
 
 
-def row_matches(body: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
-    """True when a queue row could be the generation created by POSTing exactly `body`:
-    every parameter we sent is echoed equal, and the row echoes no parameter we did not send."""
+@dataclass(frozen=True, slots=True, order=True)
+class Scope:
+    """One listing to search: a namespace (None: the caller's own, the listings' default) and a model."""
+
+    namespace: str | None
+    model: str
+
+
+def search_scopes(bodies: Iterable[Mapping[str, Any]]) -> list[Scope]:
+    """Every (namespace, model) the given request bodies bill to, in a stable order."""
+    scopes = set()
+    for body in bodies:
+        namespace = body.get("target_namespace")
+        scopes.add(Scope(namespace if isinstance(namespace, str) and namespace else None, str(body.get("model"))))
+    return sorted(scopes, key=lambda s: (s.namespace or "", s.model))
+
+
+def earliest_match(pending: Iterable[Pending]) -> float:
+    """The oldest `enqueued_at` a row may have and still be one of `pending` (bounds history paging)."""
+    return min((p.submitted_at for p in pending), default=0.0) - CLOCK_SKEW_S
+
+
+def row_matches(body: Mapping[str, Any], row: Mapping[str, Any],
+                defaults: Mapping[str, Any] | None = None) -> bool:
+    """True when a row could be the generation created by POSTing exactly `body`: every parameter we
+    sent is echoed equal, and every other parameter the row echoes is one the service may have filled
+    in itself: its value equals the model schema's default (`defaults`)."""
     if row.get("model_name", body.get("model")) != body.get("model"):
         return False
     if any(row.get(name) != value for name, value in body.items() if name not in _NOT_ECHOED):
         return False
-    return all(name in body or name in _ROW_FIELDS or value is None for name, value in row.items())
+    defaults = defaults or {}
+    return all(
+        name in body or name in _ROW_FIELDS or value is None or (name in defaults and defaults[name] == value)
+        for name, value in row.items()
+    )
 
 
-def match_submissions(pending: Sequence[Pending], rows: Iterable[Mapping[str, Any]],
-                      claimed: set[str]) -> dict[str, Mapping[str, Any]]:
+def merge_rows(*listings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One row per generation id from several listings, keeping the furthest-along status (a row only
+    moves forward, so an older listing may show it active while a newer one shows it finished)."""
+    merged: dict[str, Mapping[str, Any]] = {}
+    for rows in listings:
+        for row in rows:
+            generation_id = str(row.get("generation_id"))
+            seen = merged.get(generation_id)
+            if seen is None or _PROGRESS.get(str(row.get("status")), 0) > _PROGRESS.get(str(seen.get("status")), 0):
+                merged[generation_id] = row
+    return list(merged.values())
+
+
+def match_submissions(pending: Sequence[Pending], rows: Iterable[Mapping[str, Any]], claimed: set[str],
+                      defaults: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Mapping[str, Any]]:
     """Assign to each pending submission at most one unclaimed matching row, oldest first.
 
     Identical requests (replicas of one prompt) are interchangeable, so any one-to-one
-    assignment between them is correct. `claimed` is not modified.
+    assignment between them is correct. `claimed` is not modified. `defaults` maps a model id to
+    the defaults its rows may echo.
     """
     taken = set(claimed)
     ordered_rows = sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id"))))
     found: dict[str, Mapping[str, Any]] = {}
     for item in sorted(pending, key=lambda p: p.submitted_at):
+        model_defaults = (defaults or {}).get(str(item.body.get("model")))
         for row in ordered_rows:
             generation_id = str(row.get("generation_id"))
             if generation_id in taken:
@@ -62,8 +110,16 @@ def match_submissions(pending: Sequence[Pending], rows: Iterable[Mapping[str, An
             enqueued_at = row.get("enqueued_at")
             if isinstance(enqueued_at, int | float) and enqueued_at < item.submitted_at - CLOCK_SKEW_S:
                 continue
-            if row_matches(item.body, row):
+            if _namespace_differs(item.body, row):
+                continue
+            if row_matches(item.body, row, model_defaults):
                 found[item.key] = row
                 taken.add(generation_id)
                 break
     return found
+
+
+def _namespace_differs(body: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """A row that names its namespace must name the one we billed (when we named one)."""
+    sent, listed = body.get("target_namespace"), row.get("target_namespace")
+    return isinstance(sent, str) and isinstance(listed, str) and sent != listed

@@ -40,6 +40,7 @@ class FailureKind(StrEnum):
     TRANSIENT = "transient"  # may work if tried again
     INVALID = "invalid"  # the request itself is wrong: trying again pays nothing but fails the same
     NO_CREDITS = "no_credits"  # the account is empty: stop submitting, not a per-job problem
+    REFERENCE_REFUSED = "reference_refused"  # a reference image answered 403: fail now, say why
 
 
 # Substrings of the provider's documented model-validation messages (oxen-api.md §6.3, §8).
@@ -52,7 +53,11 @@ _INVALID_MARKERS = (
     "input should be",
     "unsupported_media_type",
 )
-# A reference image the model could not fetch is not the request's fault: it may be back later.
+# A reference image the model could not fetch is not the request's fault, and may be back later;
+# but one that answered 403 is private or blocks robots: retrying pays nothing and fails the same.
+_FORBIDDEN_MARKERS = ("403 client error", "forbidden for url")
+REFERENCE_HINT = ("a reference image answered 403 Forbidden: is its repository private? Reference images "
+                  "must be publicly downloadable (make the repository public, or use --inline-assets)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,8 @@ def classify_generation_error(message: str | None) -> FailureVerdict:
     lowered = text.lower()
     if "insufficient credits" in lowered:
         return FailureVerdict(FailureKind.NO_CREDITS, text)
+    if any(marker in lowered for marker in _FORBIDDEN_MARKERS):
+        return FailureVerdict(FailureKind.REFERENCE_REFUSED, f"{text} ({REFERENCE_HINT})")
     if any(marker in lowered for marker in _INVALID_MARKERS):
         return FailureVerdict(FailureKind.INVALID, text)
     return FailureVerdict(FailureKind.TRANSIENT, text)

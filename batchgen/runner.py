@@ -41,9 +41,10 @@ from batchgen.errors import (
     Unauthenticated,
 )
 from batchgen.events import EventStream
+from batchgen.overdue import RenderWatch, Waiting
 from batchgen.paths import UnsafePathError, ensure_inside, sidecar_path
 from batchgen.plan import Job, Location, Plan, resolve_request
-from batchgen.reconcile import Pending, match_submissions
+from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
 from batchgen.retry import FailureKind, backoff, classify_generation_error
 from batchgen.states import AT_PROVIDER, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord, Journal
@@ -51,6 +52,7 @@ from batchgen.store import JobRecord, Journal
 log = logging.getLogger(__name__)
 
 VIDEOS_DIR = "videos"
+EXPECTED_RENDER_S = {"video": 300.0, "image": 30.0}  # the docs: video 1-5 minutes, images 5-30 s
 _ORPHAN_LIMIT = 10_000
 _CHARGED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}  # states whose generation may be billed
 
@@ -116,7 +118,8 @@ class Runner:
         self._reconcile_wanted = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
-        self._last_completion_at = time.monotonic()
+        self._watch = RenderWatch(options.expected_render_s or _expected_render(plan))
+        self._stream_epoch: dict[str, int] = {}  # job key -> stream connections when it was claimed
         self.stopping: StopReason | None = None
         self._started_at = time.time()
         self._stream: EventStream | None = None
@@ -344,6 +347,7 @@ class Runner:
         self._run_attempts[key] = self._run_attempts.get(key, 0) + 1
         failures = 0
         while failures < self.client.retry_policy.request_attempts:
+            await self.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
             record = self.journal.transition(
                 key, JobState.SUBMITTING, attempts=self.journal.get(key).attempts + 1,
                 sent_request=_canonical(body), submitted_at=time.time(), generation_id=None, error=None,
@@ -391,10 +395,11 @@ class Runner:
         self._notify()
 
     async def _after_failed_post(self, key: str, exc: ApiError) -> str:
-        if isinstance(exc, RateLimited):
-            return "rate_limited"
-        if isinstance(exc, ConnectFailed):
-            return "retry"
+        if isinstance(exc, RateLimited | ConnectFailed):
+            # Surely not created (a 429 is answered before anything is done; a refused connection sent
+            # nothing): journal that now, so a crash during the wait leaves nothing to reconcile.
+            self.journal.transition(key, JobState.PENDING, f"not created: {type(exc).__name__}", error=None)
+            return "rate_limited" if isinstance(exc, RateLimited) else "retry"
         if isinstance(exc, InsufficientCredits):
             self._release(key, JobState.PENDING, "no credits", error=exc.detail)
             self.request_stop(StopReason.NO_CREDITS)
@@ -414,6 +419,7 @@ class Runner:
         self.journal.claim_generation(key, generation_id, record.attempts, state, **changes)
         log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self._by_generation[generation_id] = key
+        self._stream_epoch[key] = self._stream.connections if self._stream is not None else -1
         orphan = self._orphans.pop(generation_id, None)
         if orphan is not None:
             self._on_completion(orphan)
@@ -428,8 +434,12 @@ class Runner:
     # -- tracking --------------------------------------------------------------------------
 
     def _on_event(self, completion: Completion) -> None:
-        if completion.generation_id in self._by_generation:  # other work on the account proves nothing
-            self._last_completion_at = time.monotonic()
+        key = self._by_generation.get(completion.generation_id)
+        if key is not None:  # other work on the account proves nothing about ours
+            record = self.journal.get(key)
+            self._watch.event_arrived(_namespace(record))
+            if record.state in AT_PROVIDER and record.submitted_at is not None:
+                self._watch.observe_render(time.time() - record.submitted_at)
         self._on_completion(completion)
 
     def _on_completion(self, completion: Completion) -> None:
@@ -460,6 +470,8 @@ class Runner:
             self.request_stop(StopReason.NO_CREDITS)
         elif verdict.kind is FailureKind.INVALID:
             self._release(key, JobState.INVALID, "rejected by the model", error=verdict.message)
+        elif verdict.kind is FailureKind.REFERENCE_REFUSED:  # not transient: no retries in this run
+            self._release(key, JobState.FAILED, "reference image refused", error=verdict.message)
         elif key not in self._leftovers and self._run_attempts.get(key, 0) <= self.options.retry.generation_retries:
             self._retried += 1
             self._release(key, JobState.PENDING, "retry", error=verdict.message)
@@ -484,22 +496,24 @@ class Runner:
             self._release(key, JobState.CANCELLED, "cancelled at the provider")
 
     async def _reconcile_loop(self) -> None:
-        """Reconcile after every (re)connect; while connected, also after `safety_reconcile_s`
-        without a completion event (a lively stream needs no checking); poll while disconnected."""
+        """Reconcile after every (re)connect; while connected, when an in-flight generation is overdue
+        against the renders this run has seen (see `overdue`); poll while disconnected."""
         assert self._stream is not None
         while True:
             if self._stream.connected.is_set():
-                wait = self._last_completion_at + self.options.safety_reconcile_s - time.monotonic()
+                due = self._watch.next_look_at(self._waiting())
+                wait = None if due is None else due - time.time()
             else:
                 wait = self.options.poll_interval_s
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, wait)):
+                async with asyncio.timeout(None if wait is None else max(0.0, wait)):
                     await self._reconcile_wanted.wait()
-            if self._stream.connected.is_set() and not self._reconcile_wanted.is_set() and (
-                    time.monotonic() - self._last_completion_at < self.options.safety_reconcile_s):
-                continue  # an event arrived meanwhile: the stream is alive
+            if self._stream.connected.is_set() and not self._reconcile_wanted.is_set():
+                due = self._watch.next_look_at(self._waiting())
+                if due is None or due > time.time():
+                    continue  # an event (or a change of what is in flight) moved the deadline
             self._reconcile_wanted.clear()
-            self._last_completion_at = time.monotonic()
+            self._watch.looked(time.time())
             try:
                 await self._reconcile_in_flight()
             except ApiError as exc:
@@ -507,24 +521,45 @@ class Runner:
                     raise
                 log.info("reconcile failed (%s); will try again", exc)
 
+    def _waiting(self) -> list[Waiting]:
+        records = (self.journal.get(key) for key in self._by_generation.values() if key in self._holding)
+        return [Waiting(r.submitted_at or 0.0, _namespace(r)) for r in records if r.state in AT_PROVIDER]
+
     async def _reconcile_in_flight(self) -> None:
         """Ask the provider about every generation we wait for: the stream may have missed it."""
         waiting = {r.generation_id: r.key for r in self.journal.records().values()
                    if r.state in AT_PROVIDER and r.generation_id and r.key in self.jobs}
         if not waiting:
             return
-        active = {str(row["generation_id"]): row for row in await self.client.list_queue()}
+        connections = self._stream.connections if self._stream is not None else -1
+        active: dict[str, Mapping[str, Any]] = {}
+        for scope in search_scopes(self.journal.get(k).sent_body() or {} for k in waiting.values()):
+            for listed in await self.client.list_queue(model=scope.model, namespace=scope.namespace):
+                active[str(listed["generation_id"])] = listed
         for generation_id, key in waiting.items():
             row = active.get(generation_id)
-            if row is None:
+            if row is None:  # finished, or past a cap of the lean list: ask for it alone
                 try:
                     row = await self.client.get_generation(generation_id)
                 except NotFound:
                     self._unknown_generation(key, generation_id)
                     continue
+            if row.get("status") in ("succeeded", "failed") and self.journal.get(key).state in AT_PROVIDER:
+                self._learn_from_row(key, row, stream_missed=self._stream_epoch.get(key) == connections)
             self._apply_row(key, row)
             if row.get("status") in ("queued", "processing") and self._overdue(key):
                 await self._cancel_overdue(key, generation_id)
+
+    def _learn_from_row(self, key: str, row: Mapping[str, Any], *, stream_missed: bool) -> None:
+        """A look found a finished generation: learn its render time; if the stream was connected the
+        whole time since it was submitted, the stream missed its event."""
+        enqueued, completed = row.get("enqueued_at"), row.get("completed_at")
+        if isinstance(enqueued, int | float) and isinstance(completed, int | float):
+            self._watch.observe_render(float(completed) - float(enqueued))
+        if stream_missed and self._stream is not None and self._stream.connected.is_set():
+            log.info("the event stream did not announce generation %s; looking for completions sooner",
+                     row.get("generation_id"))
+            self._watch.event_missed()
 
     def _unknown_generation(self, key: str, generation_id: str) -> None:
         """The provider has never heard of a generation we journaled: another account or API base.
@@ -587,8 +622,9 @@ class Runner:
         return not any(self._posting[body] for body in bodies)
 
     async def _find_rows(self, pending: list[Pending]) -> dict[str, Mapping[str, Any]]:
-        rows = await self.client.list_every_status(str(p.body.get("model")) for p in pending)
-        return match_submissions(pending, rows, self.journal.claimed_generation_ids())
+        """Every namespace the submissions bill to, active rows and the history since they were sent."""
+        rows = await self.client.find_rows(search_scopes(p.body for p in pending), earliest_match(pending))
+        return match_submissions(pending, rows, self.journal.claimed_generation_ids(), self.plan.model_defaults)
 
     def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
         generation_id = str(row["generation_id"])
@@ -626,13 +662,20 @@ class Runner:
             self.journal.transition(key, record.state, "unsafe output path", error=str(exc))
             return
         assert self._download_session is not None
+        with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
         for attempt in range(1, self.options.retry.download_attempts + 1):
+            url = ""
             try:
                 url = self._urls.get(key) or await self._fresh_url(record)
                 result = await fetch_result(self._download_session, url, final, media_type=job.media_type,
-                                            read_timeout=self.options.timeouts.download_read_s)
+                                            read_timeout=self.options.timeouts.download_read_s,
+                                            headers=self.client.auth_for(url) if with_key else None)
                 break
             except DownloadExpired:
+                if not with_key and self.client.auth_for(url):
+                    with_key = True  # a private repository's file, perhaps: never sent to another host
+                    continue
+                with_key = False
                 self._urls.pop(key, None)
             except (DownloadCorrupt, DownloadError, ApiError) as exc:
                 if isinstance(exc, Unauthenticated):
@@ -691,6 +734,16 @@ def _leftover_job(record: JobRecord) -> Job:
         location=Location("(an earlier version of the manifest)", None, None), cost_usd=None,
         duration_s=None,
     )
+
+
+def _namespace(record: JobRecord) -> str | None:
+    """The namespace a job's current submission bills to (None: the caller's own)."""
+    namespace = (record.sent_body() or {}).get("target_namespace")
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
+def _expected_render(plan: Plan) -> float:
+    return max((EXPECTED_RENDER_S.get(job.media_type, 300.0) for job in plan.jobs), default=300.0)
 
 
 def _mtime_ns(path: Path) -> int | None:

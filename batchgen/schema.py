@@ -228,6 +228,25 @@ MODEL_RULES: Mapping[str, ModelRules] = {
 }
 NO_RULES = ModelRules()
 
+#: Defaults the docs give for parameters the registry schema omits or shows without a default
+#: (the walkthrough's `duration` and `negative_prompt`); a service may fill them in and echo them.
+DOCUMENTED_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "kling-video-o3-pro-reference-to-video": {"duration": 5, "negative_prompt": "blur, distort, and low quality"},
+}
+
+
+def echoable_defaults(spec: ModelSpec) -> dict[str, Any]:
+    """Values the service may fill in, and echo in its rows, for parameters a request leaves out: the
+    request schema's `default`s plus the documented ones. A reconcile accepts a row whose extra echoed
+    parameters all equal these (it is still ours)."""
+    properties = (spec.request_schema or {}).get("properties")
+    found = {
+        name: prop["default"]
+        for name, prop in (properties.items() if isinstance(properties, Mapping) else ())
+        if isinstance(prop, Mapping) and "default" in prop
+    }
+    return {**DOCUMENTED_DEFAULTS.get(spec.id, {}), **found}
+
 
 class Issue(NamedTuple):
     """One thing wrong with a request: where (a path inside the request), what, and how to fix it."""

@@ -81,7 +81,7 @@ def run_options(base_url: str, *, concurrency: int, downloads: int = 4, time_sca
         api_base=base_url,
         limits=Limits(concurrency=concurrency, downloads=downloads),
         timeouts=Timeouts(request_s=30.0, stream_idle_s=scaled_idle),
-        safety_reconcile_s=overrides.pop("safety_reconcile_s", defaults.safety_reconcile_s * time_scale),
+        expected_render_s=overrides.pop("expected_render_s", 300.0 * time_scale or None),
         poll_interval_s=overrides.pop("poll_interval_s", defaults.poll_interval_s * time_scale),
         **overrides,
     )

@@ -84,7 +84,7 @@ async def test_key_is_sent_to_the_api_origin_only() -> None:
     try:
         async with client_for(server) as client:
             assert await client.enqueue({"model": "m"}) == ["g"]
-            assert client._auth("http://other.example/api/x") == {}
+            assert client.auth_for("http://other.example/api/x") == {}
     finally:
         await server.close()
     assert seen == ["Bearer sekret-key"]
