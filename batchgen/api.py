@@ -306,6 +306,28 @@ class OxenClient:
             async with self.session.head(url, headers=self.auth_for(url)) as resp:
                 return resp.status == 200
 
+    async def create_repo(self, namespace: str, repo: str, description: str) -> bool:
+        """POST /api/repos; True when created, False when it already existed (409)."""
+        body = {"namespace": namespace, "name": repo, "description": description,
+                "user": {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}}
+        try:
+            await self.with_retries(lambda: self.request("POST", "/api/repos", json_body=body),
+                                    what="POST /api/repos")
+        except ApiStatusError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def repo_exists(self, namespace: str, repo: str) -> bool:
+        """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""
+        path = "/api/repos/" + "/".join(quote(p, safe="") for p in (namespace, repo))
+        try:
+            await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
+        except NotFound:
+            return False
+        return True
+
     async def upload_file(self, namespace: str, repo: str, branch: str, path: str, content: bytes,
                           content_type: str) -> str:
         """PUT one file into an Oxen repository; returns the URL a model can fetch it from."""

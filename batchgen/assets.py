@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Iterable
 
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
-from batchgen.errors import ApiError, Unauthenticated
+from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
 from batchgen.plan import LocalAsset
 from batchgen.store import Journal
 
@@ -33,6 +34,22 @@ class AssetPlacer:
         self._failures: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.uploads = 0
+
+    async def prepare(self, assets: Iterable[LocalAsset]) -> None:
+        """Place every asset before anything is submitted: a missing upload repository (or branch) is a
+        usage error now, not a bare 404 on every job later. With `create: true` the repository is
+        created first (409, already there, is fine)."""
+        target = self._upload
+        if target is not None and target.create and not self._inline:
+            created = await self._client.create_repo(target.namespace, target.repo, "Reference images for batchgen")
+            log.log(logging.WARNING if created else logging.INFO, "upload repository %s/%s: %s", target.namespace,
+                    target.repo, "created" if created else "already exists")
+        for asset in {a.sha256: a for a in assets}.values():
+            try:
+                await self.url(asset)
+            except AssetUnavailable as exc:
+                if isinstance(exc.__cause__, NotFound) and target is not None:
+                    raise UsageError(_missing_target(target)) from None
 
     async def url(self, asset: LocalAsset) -> str:
         if asset.sha256 in self._urls:
@@ -68,3 +85,11 @@ class AssetPlacer:
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
         return url
+
+
+def _missing_target(target: UploadTarget) -> str:
+    where = f"{target.namespace}/{target.repo}"
+    return (f"the upload repository {where} (branch {target.branch}) does not exist, or the key cannot "
+            f"write to it: the first upload answered 404. Create it (https://oxen.ai/new, public, so the "
+            f"model can fetch the images), add `create: true` under `upload:` to let batchgen create it, "
+            f"or pass --inline-assets to send the images as data: URIs")

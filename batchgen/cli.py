@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from batchgen import __version__
-from batchgen.config import DEFAULT_API_BASE, Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
+from batchgen.config import (
+    DEFAULT_API_BASE,
+    SANDBOX_IDENTITY,
+    Limits,
+    RetryPolicy,
+    RunOptions,
+    Timeouts,
+    UploadTarget,
+)
 from batchgen.errors import BatchgenError, StorageError, UsageError, UserError
 
 EXIT_OK = 0
@@ -155,9 +163,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get("OXEN_API_KEY", "")
     online = args.sandbox or bool(key or args.api_base)
     endpoint = None if args.sandbox else _Endpoint(_api_base(args), key)
-    plan = asyncio.run(_plan_with_models(manifest, endpoint if online else _OFFLINE))
+    run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
+    plan, notes = asyncio.run(_plan_with_models(manifest, endpoint if online else _OFFLINE, run_dir))
+    for note in notes:
+        print(f"batchgen: {note}", file=sys.stderr)
     done: frozenset[str] = frozenset()
-    run_dir = args.output_dir / plan.name
     if (run_dir / "state.sqlite").is_file():
         journal = Journal.open_existing(run_dir)
         done = frozenset(k for k, r in journal.records().items() if r.state == "done")
@@ -169,16 +179,33 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None) -> Any:
+async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, run_dir: Path) -> tuple[Any, list[str]]:
+    """The plan, and the lines to tell about the model descriptions it was made with. Online, the
+    upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
     from batchgen.models import model_catalog
     from batchgen.plan import build_plan
 
     if endpoint is _OFFLINE:
-        return build_plan(manifest, await model_catalog(None, manifest))
+        found = await model_catalog(None, manifest)
+        return build_plan(manifest, found.catalog), found.notes
     assert endpoint is None or isinstance(endpoint, _Endpoint)
     async with _api_endpoint(endpoint) as (api_base, api_key), OxenClient(api_base, api_key) as client:
-        return build_plan(manifest, await model_catalog(client, manifest))
+        found = await model_catalog(client, manifest, run_dir=run_dir)
+        plan = build_plan(manifest, found.catalog)
+        if endpoint is not None and manifest.upload and any(job.assets for job in plan.jobs):
+            await _check_upload_repo(client, manifest.upload)
+        return plan, found.notes
+
+
+async def _check_upload_repo(client: Any, upload: Any) -> None:
+    from batchgen.config import UploadTarget
+
+    target = UploadTarget.from_manifest(upload)
+    if not target.create and not await client.repo_exists(target.namespace, target.repo):
+        raise UsageError(f"the upload repository {target.namespace}/{target.repo} does not exist: create it "
+                         "(https://oxen.ai/new, public, so the model can fetch the images), or add "
+                         "`create: true` under `upload:` to let `batchgen run` create it")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -274,17 +301,29 @@ async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, end
     from batchgen.models import model_catalog
     from batchgen.plan import build_plan
 
+    run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
     async with _api_endpoint(endpoint) as (api_base, api_key):
         redact.add_secret(api_key)
-        options = replace(options, api_base=api_base)
-        if args.sandbox and options.upload is None and not options.inline_assets:
-            options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
+        options = replace(options, api_base=api_base, sandbox=args.sandbox)
+        if args.sandbox:
+            if options.upload is None and not options.inline_assets:
+                options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
+            if args.reconcile_interval is None:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
+                options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
         async with OxenClient(options.api_base, api_key, timeouts=options.timeouts,
                               retry=options.retry) as client:
-            plan = build_plan(manifest, await model_catalog(client, manifest))
+            found = await model_catalog(client, manifest, run_dir=run_dir)
+            plan = build_plan(manifest, found.catalog)
+            for note in found.notes:
+                print(f"batchgen: {note}", file=sys.stderr)
             _check_assets_can_be_sent(plan, options)
             _check_budget(plan, options)
-            return await _execute(args, plan, options, client, redact)
+            return await _execute(args, run_dir, plan, found, options, client, redact)
+
+
+def run_dir_name(name: str, *, sandbox: bool) -> str:
+    """Sandbox runs live apart (`<name>.sandbox`): a placeholder clip must never pass for a real result."""
+    return f"{name}.sandbox" if sandbox else name
 
 
 def _check_assets_can_be_sent(plan: Any, options: RunOptions) -> None:
@@ -311,24 +350,27 @@ async def _api_endpoint(endpoint: _Endpoint | None) -> AsyncIterator[tuple[str, 
         yield emulator.base_url, emulator.api_key
 
 
-async def _execute(args: argparse.Namespace, plan: Any, options: RunOptions, client: Any,
-                   redact: Any) -> int:
+async def _execute(args: argparse.Namespace, run_dir: Path, plan: Any, found: Any, options: RunOptions,
+                   client: Any, redact: Any) -> int:
     from batchgen import logs
     from batchgen.report import result_rows, write_results
-    from batchgen.runner import VIDEOS_DIR, Runner
+    from batchgen.rundir import VIDEOS_DIR
+    from batchgen.runner import Runner
     from batchgen.store import Journal, RunLock
 
-    run_dir = args.output_dir / plan.name
     _prepare_run_dir(run_dir)
     with RunLock(run_dir):
-        _write_run_files(run_dir, args.manifest, plan)
-        handler = logs.add_run_log(run_dir, redact)
         journal = Journal.open(run_dir)
         try:
-            runner = Runner(plan, run_dir, journal, client, options, retry_invalid=args.retry_invalid)
+            await _check_api_identity(journal, run_dir, options, client)
+            handler = logs.add_run_log(run_dir, redact)
             try:
+                runner = Runner(plan, run_dir, journal, client, options, retry_invalid=args.retry_invalid)
+                await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
+                _write_run_files(run_dir, args.manifest, plan, found)
                 outcome = await _run_with_signals(runner, args, options)
             finally:
+                logs.remove_handler(handler)
                 try:
                     write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
                 except StorageError as exc:  # never hide the run's own outcome behind this one
@@ -336,8 +378,44 @@ async def _execute(args: argparse.Namespace, plan: Any, options: RunOptions, cli
                           file=sys.stderr)
         finally:
             journal.close()
-            logs.remove_handler(handler)
     return _summarise(outcome, run_dir, len(plan.jobs))
+
+
+async def _check_api_identity(journal: Any, run_dir: Path, options: RunOptions, client: Any) -> None:
+    """A run directory holds the results of one API: the sandbox's placeholders, or one origin's real
+    generations. Mixing them would deliver a placeholder as a result, or lose track of paid work."""
+    from batchgen.errors import NotFound
+
+    identity = options.api_identity
+    recorded = journal.meta("api")
+    with_generation = [r for r in journal.records().values() if r.generation_id]
+    foreign = sorted({r.api for r in with_generation if r.api and r.api != identity})
+    legacy = [r for r in with_generation if not r.api]
+    if not foreign and legacy and identity != SANDBOX_IDENTITY:
+        # Journals from before the API was recorded: ask the API about a few of their generations.
+        for record in legacy[:3]:
+            try:
+                await client.get_generation(record.generation_id)
+            except NotFound:
+                foreign = ["an unknown API (its generations are not known here)"]
+                break
+        else:
+            journal.stamp_api([r.key for r in legacy], identity)
+    elif legacy:
+        foreign = ["an unknown API (made before batchgen recorded which)"]
+    if recorded and recorded != identity and not foreign and with_generation:
+        foreign = [recorded]
+    if foreign:
+        where = " and ".join(foreign)
+        fix = ("run without --sandbox to continue it" if foreign == [SANDBOX_IDENTITY]
+               else f"run it against {foreign[0]} again to continue it" if "://" in foreign[0] else "")
+        raise UsageError(
+            f"{run_dir} holds results from {where}, and this run is against {identity}: they must never "
+            f"be mixed (a sandbox placeholder is not a result; another API does not know these generations). "
+            f"Use another --output-dir{', or ' + fix if fix else ''}"
+        )
+    if recorded != identity:
+        journal.set_meta("api", identity)
 
 
 async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunOptions) -> Any:
@@ -434,16 +512,19 @@ def _prepare_run_dir(run_dir: Path) -> None:
         raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
 
 
-def _write_run_files(run_dir: Path, manifest: Path, plan: Any) -> None:
+def _write_run_files(run_dir: Path, manifest: Path, plan: Any, found: Any) -> None:
+    from batchgen.models import cache_files
     from batchgen.plan import plan_to_json
+    from batchgen.rundir import write_json
 
     try:
         shutil.copyfile(manifest, run_dir / "manifest.yaml")
-        tmp = run_dir / ".plan.json.tmp"
-        tmp.write_text(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(run_dir / "plan.json")
+        for relative, data in cache_files(found.live).items():
+            (run_dir / relative).parent.mkdir(exist_ok=True)
+            write_json(run_dir / relative, data)
     except OSError as exc:
         raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
+    write_json(run_dir / "plan.json", plan_to_json(plan))
 
 
 # -- shared helpers -----------------------------------------------------------------------------
@@ -468,7 +549,7 @@ def _run_options(args: argparse.Namespace, manifest: Any) -> RunOptions:
         if args.upload_repo:
             upload: UploadTarget | None = UploadTarget.parse(args.upload_repo)
         elif manifest.upload:
-            upload = UploadTarget(**{k: str(v) for k, v in manifest.upload.items()})
+            upload = UploadTarget.from_manifest(manifest.upload)
         else:
             upload = None
         options = options_from_manifest(manifest.run or {}, upload)

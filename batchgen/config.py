@@ -6,8 +6,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_API_BASE = "https://hub.oxen.ai"
+SANDBOX_IDENTITY = "sandbox"
+
+
+def api_origin(api_base: str) -> str:
+    """scheme://host[:port] of an API base, lower-cased, default ports dropped (its identity)."""
+    parts = urlsplit(api_base.strip())
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = parts.port if parts.port is not None and parts.port != default else None
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else "")
 
 
 def _positive(name: str, value: float) -> None:
@@ -68,6 +81,13 @@ class UploadTarget:
     repo: str
     branch: str = "main"
     prefix: str = "batchgen-assets"
+    create: bool = False  # create the repository (POST /api/repos) when it does not exist
+
+    @classmethod
+    def from_manifest(cls, upload: Mapping[str, Any]) -> UploadTarget:
+        return cls(namespace=str(upload["namespace"]), repo=str(upload["repo"]),
+                   branch=str(upload.get("branch", "main")), prefix=str(upload.get("prefix", "batchgen-assets")),
+                   create=upload.get("create") is True)
 
     @classmethod
     def parse(cls, text: str) -> UploadTarget:
@@ -93,6 +113,12 @@ class RunOptions:
     expected_render_s: float | None = None
     poll_interval_s: float = 10.0  # per-generation polling only while the event stream is down
     progress_interval_s: float = 10.0  # plain progress lines when stderr is not a terminal
+    sandbox: bool = False  # the built-in emulator: its results are placeholders, never real ones
+
+    @property
+    def api_identity(self) -> str:
+        """Which API results come from, as the journal records it: "sandbox", or the API's origin."""
+        return SANDBOX_IDENTITY if self.sandbox else api_origin(self.api_base)
 
     def __post_init__(self) -> None:
         if not self.api_base.startswith(("http://", "https://")):

@@ -57,7 +57,7 @@ JOB_SETTINGS = frozenset({"name", "model", "vars", "matrix", "rows", "repeat", "
 #: What the `run:` settings default to (the manifest exposes only what it wrote).
 RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 2}
 #: What `upload:` keys default to (filled in when `upload:` is present).
-UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets"}
+UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
 MAX_ASSET_BYTES = 50 * 1024 * 1024
 MAX_CSV_PROBLEMS = 10
 

@@ -48,6 +48,7 @@ from batchgen.schema import (
     echoable_defaults,
     format_path,
     known_model_ids,
+    merge_issues,
     total_duration,
 )
 from batchgen.templates import ASSET_PLACEHOLDER_PREFIX, AssetRef, TemplateSyntaxError, Var, parse_template
@@ -443,7 +444,7 @@ class _Planner:
         self.paths: PathRegistry[Job] = PathRegistry()
         self.models: dict[str, _Model | None] = {}
         self.checked_params: set[tuple[int, str]] = set()
-        self.once: dict[tuple[int, str], tuple[list[Issue], tuple[Rule, ...]]] = {}
+        self.once: dict[tuple[int, str], tuple[list[Issue], list[Issue], tuple[Rule, ...]]] = {}
         self.costs: dict[tuple[str, int | None, bool], Decimal | None] = {}
         self.by_sha = {a.sha256: a for a in manifest.assets.values() if isinstance(a, LocalAsset)}
         self.pattern = self._compile_pattern()
@@ -641,11 +642,11 @@ class _Planner:
             dynamic = set(plan.dynamic_fields)
             per_job = tuple(rule for rule in validator.rule_list if rule.values & dynamic)
             once = [rule for rule in validator.rule_list if rule not in per_job]
-            issues = validator.check_required(request) + validator.check_fields(request, plan.const_fields)
-            known = self.once[key] = (issues + validator.check_rules(request, once), per_job)
-        issues, per_job = known
+            schema_issues = validator.check_required(request) + validator.check_fields(request, plan.const_fields)
+            known = self.once[key] = (schema_issues, validator.check_rules(request, once), per_job)
+        schema_issues, rule_issues, per_job = known
         dynamic_issues = validator.check_fields(request, plan.dynamic_fields)
-        return [*issues, *dynamic_issues, *validator.check_rules(request, per_job)]
+        return merge_issues([*schema_issues, *dynamic_issues], [*rule_issues, *validator.check_rules(request, per_job)])
 
     def _issue_finding(self, plan: _SpecPlan, replica: int, issue: Issue) -> None:
         top = issue.path[0] if issue.path else None

@@ -42,16 +42,24 @@ from batchgen.errors import (
 )
 from batchgen.events import EventStream
 from batchgen.overdue import RenderWatch, Waiting
-from batchgen.paths import UnsafePathError, ensure_inside, sidecar_path
+from batchgen.paths import UnsafePathError, ensure_inside, fold, sidecar_path
 from batchgen.plan import Job, Location, Plan, resolve_request
 from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
 from batchgen.retry import FailureKind, backoff, classify_generation_error
+from batchgen.rundir import (
+    VIDEOS_DIR,
+    move_with_sidecar,
+    read_sidecar,
+    result_relpath,
+    set_aside_unowned,
+    superseded_relpath,
+    write_json,
+)
 from batchgen.states import AT_PROVIDER, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord, Journal
 
 log = logging.getLogger(__name__)
 
-VIDEOS_DIR = "videos"
 EXPECTED_RENDER_S = {"video": 300.0, "image": 30.0}  # the docs: video 1-5 minutes, images 5-30 s
 _ORPHAN_LIMIT = 10_000
 _CHARGED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}  # states whose generation may be billed
@@ -127,6 +135,8 @@ class Runner:
         self.on_change: Callable[[], None] = lambda: None
         self._counts: Counter[JobState] = Counter()
         self._leftovers: set[str] = set()
+        self._displaced: set[str] = set()  # leftovers whose path a planned job owns: to superseded/
+        self._prepared = False
         self._spent = Decimal(0)
         journal.on_transition = self._count_transition
 
@@ -148,6 +158,15 @@ class Runner:
             stopping=self.stopping, started_at=self._started_at,
         )
 
+    async def prepare_assets(self) -> None:
+        """Make every local reference image of the work left reachable before anything is submitted
+        (raises UsageError when the upload repository is missing); call once, before `run()`."""
+        self._prepare()
+        self._prepared = True
+        assets = [asset for key in self._pending for asset in self.jobs[key].assets]
+        if assets:
+            await self._assets.prepare(assets)
+
     def spent_usd(self) -> Decimal:
         """Quoted cost of every generation that exists or may exist at the provider for this plan."""
         return self._spent
@@ -162,7 +181,8 @@ class Runner:
         self._spent += cost * ((new in _CHARGED) - (old in _CHARGED))
 
     async def run(self) -> RunOutcome:
-        self._prepare()
+        if not self._prepared:
+            self._prepare()
         fatal: str | None = None
         bad_key = False
         if self._has_work():
@@ -187,8 +207,12 @@ class Runner:
 
     def _prepare(self) -> None:
         self.journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in self.plan.jobs)
+        self.journal.mark_planned(set(self.jobs))
+        self._set_aside_displaced()
         for job in self.plan.jobs:
             record = self.journal.get(job.key)
+            if record.state is JobState.SUPERSEDED:
+                record = self._restore(job, record)
             self._counts[record.state] += 1
             self._spent += (job.cost_usd or Decimal(0)) * (record.state in _CHARGED)
             if record.state in self._restartable:
@@ -198,17 +222,40 @@ class Runner:
             self._adopt(job, record)
         self._adopt_leftovers()
 
+    def _set_aside_displaced(self) -> None:
+        """Results of jobs the plan no longer has, at a path a planned job now owns (an edited manifest,
+        or a second manifest with the same name): moved to superseded/, never overwritten or deleted.
+        Ones still to be downloaded will go there directly."""
+        owners = {fold(job.output_path) for job in self.plan.jobs}
+        for record in self.journal.records().values():
+            if record.key in self.jobs or fold(record.output_path) not in owners:
+                continue
+            if record.state is JobState.DONE:
+                moved = move_with_sidecar(self.run_dir, result_relpath(record.output_path),
+                                          superseded_relpath(record.output_path, record.key))
+                if moved:
+                    self.journal.transition(record.key, JobState.SUPERSEDED, "its path belongs to another job now")
+                    log.warning("moved %s to %s: the manifest now gives its path to another job",
+                                record.output_path, superseded_relpath(record.output_path, record.key))
+                    continue
+                self.journal.transition(record.key, JobState.SUCCEEDED, "output missing; goes to superseded/")
+            if record.state in IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}:
+                self._displaced.add(record.key)
+
+    def _restore(self, job: Job, record: JobRecord) -> JobRecord:
+        """A planned job whose result was set aside by an earlier plan: put it back at its path."""
+        if ensure_inside(self.run_dir, result_relpath(job.output_path)).exists():
+            set_aside_unowned(self.run_dir, job.output_path)
+        if move_with_sidecar(self.run_dir, superseded_relpath(record.output_path, record.key),
+                             result_relpath(job.output_path)):
+            return self.journal.transition(job.key, JobState.DONE, "planned again: moved back")
+        return self.journal.transition(job.key, JobState.SUCCEEDED, "planned again; its file is gone")
+
     def _adopt_leftovers(self) -> None:
         """Generations of jobs an edited manifest no longer plans: already paid for, so they are
-        still tracked and downloaded (never resubmitted), unless a planned job now owns their path."""
-        planned_paths = {job.output_path.casefold() for job in self.plan.jobs}
+        still tracked and downloaded (never resubmitted); to superseded/ if a planned job owns the path."""
         for record in self.journal.records().values():
             if record.key in self.jobs or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
-                continue
-            if record.output_path.casefold() in planned_paths:
-                log.warning("job %s from an earlier version of the manifest is %s at the provider, but its "
-                            "path %s now belongs to another job: not downloaded", record.key[:12],
-                            record.state, record.output_path)
                 continue
             job = _leftover_job(record)
             self.jobs[job.key] = job
@@ -255,7 +302,9 @@ class Runner:
 
     def _final_path(self, job: Job) -> Path:
         # Checked against the run directory, so a symlinked videos/ cannot lead writes elsewhere.
-        return ensure_inside(self.run_dir, f"{VIDEOS_DIR}/{job.output_path}")
+        if job.key in self._displaced:
+            return ensure_inside(self.run_dir, superseded_relpath(job.output_path, job.key))
+        return ensure_inside(self.run_dir, result_relpath(job.output_path))
 
     # -- the task group --------------------------------------------------------------------
 
@@ -416,7 +465,8 @@ class Runner:
 
     def _claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         record = self.journal.get(key)
-        self.journal.claim_generation(key, generation_id, record.attempts, state, **changes)
+        self.journal.claim_generation(key, generation_id, record.attempts, state,
+                                      api=self.options.api_identity, **changes)
         log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self._by_generation[generation_id] = key
         self._stream_epoch[key] = self._stream.connections if self._stream is not None else -1
@@ -631,7 +681,8 @@ class Runner:
         status = row.get("status")
         log.info("job %s was already created at the provider as %s (%s)", key[:12], generation_id, status)
         if status == "cancelled":
-            self.journal.claim_generation(key, generation_id, self.journal.get(key).attempts, JobState.PENDING)
+            self.journal.claim_generation(key, generation_id, self.journal.get(key).attempts, JobState.PENDING,
+                                          api=self.options.api_identity)
             self._holding.discard(key)
             self._requeue(key, front=True)
             self._notify()
@@ -661,6 +712,8 @@ class Runner:
             self._download_failures += 1
             self.journal.transition(key, record.state, "unsafe output path", error=str(exc))
             return
+        if await asyncio.to_thread(self._make_room, job, record, final):
+            return
         assert self._download_session is not None
         with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
         for attempt in range(1, self.options.retry.download_attempts + 1):
@@ -688,11 +741,36 @@ class Runner:
                                     error="download failed; run again to fetch it")
             return
         await self._write_sidecar(job, final, result.sha256, result.size)
-        log.info("downloaded %s to %s (%d bytes, sha256 %s)", key[:12], job.output_path, result.size,
-                 result.sha256[:16])
-        self.journal.transition(key, JobState.DONE, sha256=result.sha256, size=result.size,
+        log.info("downloaded %s to %s (%d bytes, sha256 %s)", key[:12], final,
+                 result.size, result.sha256[:16])
+        done = JobState.SUPERSEDED if key in self._displaced else JobState.DONE
+        self.journal.transition(key, done, sha256=result.sha256, size=result.size,
                                 mtime_ns=_mtime_ns(final), downloaded_at=time.time(), error=None)
         self._urls.pop(key, None)
+
+    def _make_room(self, job: Job, record: JobRecord, final: Path) -> bool:
+        """Before a result is written to `final`: if a crash came between the rename and the journal, the
+        file there (with our sidecar and its sha256) is the result: True, journaled done. Any other file
+        there is moved to superseded/ first, never overwritten."""
+        if not (final.exists() or final.is_symlink()):
+            return False
+        sidecar = read_sidecar(final)
+        if sidecar and sidecar.get("job_key") == job.key and sidecar.get("generation_id") == record.generation_id:
+            try:
+                found = verify_file(final, job.media_type, expected_size=sidecar.get("size"),
+                                    expected_sha256=sidecar.get("sha256"))
+            except (DownloadCorrupt, StorageError):
+                found = None
+            if found is not None:
+                done = JobState.SUPERSEDED if job.key in self._displaced else JobState.DONE
+                self.journal.transition(job.key, done, "found complete on disk", sha256=found.sha256,
+                                        size=found.size, mtime_ns=_mtime_ns(final), error=None)
+                return True
+        if job.key not in self._displaced:
+            moved_to = set_aside_unowned(self.run_dir, job.output_path)
+            log.warning("kept the file found at %s in %s: job %s writes its result there", job.output_path,
+                        moved_to, job.key[:12])
+        return False
 
     async def _fresh_url(self, record: JobRecord) -> str:
         if not record.generation_id:
@@ -718,11 +796,11 @@ class Runner:
             "completed_at": fresh.completed_at,
             "downloaded_at": time.time(),
             "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+            "api": fresh.api,
             "sha256": sha256,
             "size": size,
         }
-        path = sidecar_path(final)
-        await asyncio.to_thread(_atomic_write, path, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        await asyncio.to_thread(partial(write_json, sidecar_path(final), sidecar, sort_keys=True))
 
 
 def _leftover_job(record: JobRecord) -> Job:
@@ -751,15 +829,6 @@ def _mtime_ns(path: Path) -> int | None:
         return path.lstat().st_mtime_ns
     except OSError:
         return None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _canonical(body: Mapping[str, Any]) -> str:

@@ -254,6 +254,7 @@ class Issue(NamedTuple):
     path: PathTuple
     message: str
     hint: str | None = None
+    keyword: str | None = None  # the JSON Schema keyword that failed (schema issues only)
 
 
 # The documented error strings (oxen-api.md §6.3), without the "422 - Value error, " envelope.
@@ -679,6 +680,21 @@ def _cache_key(name: str, value: Any) -> Any:
     return None if kind is dict else (name, kind, value)
 
 
+#: Schema keywords whose failures a documented rule restates with a better message (counts, presence).
+_RESTATED_BY_RULES = frozenset({"required", "maxItems", "minItems", "maxLength", "minLength", "maximum", "minimum"})
+
+
+def merge_issues(schema_issues: list[Issue], rule_issues: list[Issue]) -> list[Issue]:
+    """Both lists, minus the schema issues a documented rule already explains at the same place or
+    deeper (a live schema may check a count or a presence that a rule also checks; the rule's message
+    says more). Type and enum errors are always kept."""
+    rule_paths = [issue.path for issue in rule_issues]
+    kept = [issue for issue in schema_issues
+            if issue.keyword not in _RESTATED_BY_RULES
+            or not any(path[: len(issue.path)] == issue.path for path in rule_paths)]
+    return [*kept, *rule_issues]
+
+
 class RequestValidator:
     """A model's schema and rules, compiled once; `check(request)` returns every Issue found."""
 
@@ -714,14 +730,13 @@ class RequestValidator:
         """Every Issue with `request` (schema first, then the model's rules), in a stable order."""
         issues = self.check_required(request)
         issues.extend(self.check_fields(request, request))
-        issues.extend(self.check_rules(request))
-        return issues
+        return merge_issues(issues, self.check_rules(request))
 
     def check_required(self, request: Mapping[str, Any]) -> list[Issue]:
         """The schema's required parameters that `request` lacks."""
         if self._whole is not None:
             return []
-        return [Issue((name,), "Field required") for name in self._required if name not in request]
+        return [Issue((name,), "Field required", keyword="required") for name in self._required if name not in request]
 
     def check_fields(self, request: Mapping[str, Any], names: Iterable[str]) -> list[Issue]:
         """Schema issues of the parameters `names` of `request` (all of them if not `per_field`)."""
@@ -777,7 +792,7 @@ def _sorted_errors(validator: Draft202012Validator, value: Any) -> list[jsonsche
 
 
 def _issue(error: jsonschema.ValidationError, prefix: PathTuple) -> Issue:
-    return Issue((*prefix, *error.absolute_path), describe_error(error))
+    return Issue((*prefix, *error.absolute_path), describe_error(error), keyword=str(error.validator))
 
 
 def validate_request(request: Mapping[str, Any], spec: ModelSpec) -> list[tuple[str, str]]:

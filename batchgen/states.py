@@ -16,6 +16,7 @@ class JobState(StrEnum):
     FAILED = "failed"  # failed for good in this run (attempts used up, or no credits)
     INVALID = "invalid"  # the provider rejected the request itself: retrying cannot help
     CANCELLED = "cancelled"  # cancelled at the provider by `batchgen cancel`
+    SUPERSEDED = "superseded"  # its file was moved to superseded/: a later plan gave its path to another job
 
 
 IN_FLIGHT = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING})
@@ -59,6 +60,10 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (_S.FAILED, _S.PENDING),
         (_S.CANCELLED, _S.PENDING),
         (_S.INVALID, _S.PENDING),  # only when the user asks (--retry-invalid)
+        (_S.DONE, _S.SUPERSEDED),  # another job of the current plan owns its path: moved aside, kept
+        (_S.SUCCEEDED, _S.SUPERSEDED),  # paid, no longer planned, path taken: downloaded to superseded/
+        (_S.SUPERSEDED, _S.DONE),  # planned again: moved back to its path
+        (_S.SUPERSEDED, _S.SUCCEEDED),  # its file is gone: fetched again (never paid again)
     }
 )
 

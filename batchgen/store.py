@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     mtime_ns INTEGER,
     cost_usd TEXT,
     error TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    api TEXT,
+    planned INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS generations (
     generation_id TEXT PRIMARY KEY,
@@ -87,13 +89,17 @@ class JobRecord:
     cost_usd: str | None = None
     error: str | None = None
     updated_at: float = 0.0
+    api: str | None = None  # which API created its generation: an origin, or "sandbox"
+    planned: bool = True  # part of the plan of the run directory's latest run
 
     def sent_body(self) -> dict[str, Any] | None:
         return None if self.sent_request is None else dict(json.loads(self.sent_request))
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
-_UPDATABLE = frozenset(_COLUMNS) - {"key", "idx", "name", "model", "output_path", "state", "updated_at"}
+_UPDATABLE = frozenset(_COLUMNS) - {"key", "idx", "name", "model", "output_path", "state", "updated_at", "planned"}
+# Columns added after the first journal format, with their SQL definitions (added on open).
+_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1"}
 
 
 @contextlib.contextmanager
@@ -114,7 +120,7 @@ class Journal:
         self.on_transition: Callable[[str, JobState, JobState], None] = lambda key, old, new: None
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
-            self._records[record.key] = replace(record, state=JobState(record.state))
+            self._records[record.key] = replace(record, state=JobState(record.state), planned=bool(record.planned))
 
     @classmethod
     def open(cls, run_dir: Path) -> Journal:
@@ -126,6 +132,7 @@ class Journal:
             # only a power cut can lose the last commits, and those are reconciled on resume.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created_at', ?)",
                 (SCHEMA_VERSION, repr(time.time())),
@@ -153,6 +160,14 @@ class Journal:
 
     def __contains__(self, key: object) -> bool:
         return key in self._records
+
+    def meta(self, name: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
     def created_at(self) -> float:
         row = self._conn.execute("SELECT value FROM meta WHERE key='created_at'").fetchone()
@@ -224,6 +239,24 @@ class Journal:
             )
             return self.transition(key, new, generation_id=generation_id, **changes)
 
+    def mark_planned(self, keys: set[str]) -> None:
+        """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""
+        changes = [(int(key in keys), key) for key, r in self._records.items() if r.planned != (key in keys)]
+        if not changes:
+            return
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany("UPDATE jobs SET planned=? WHERE key=?", changes)
+        for planned, key in changes:
+            self._records[key] = replace(self._records[key], planned=bool(planned))
+
+    def stamp_api(self, keys: Iterable[str], api: str) -> None:
+        """Record which API created the generations of `keys` (journals from before that was kept)."""
+        chosen = [key for key in keys if self._records[key].api != api]
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany("UPDATE jobs SET api=? WHERE key=?", [(api, key) for key in chosen])
+        for key in chosen:
+            self._records[key] = replace(self._records[key], api=api)
+
     def set_asset_url(self, sha256: str, url: str) -> None:
         with _storage_errors("write the journal"), self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
@@ -240,6 +273,13 @@ class Journal:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
 
 
 class RunLock:

@@ -64,7 +64,7 @@ def write_manifest(folder: Path, *, name: str, count: int, model: str = VIDEO_MO
 async def load_plan(manifest_path: Path, client: OxenClient | None) -> Plan:
     """What `batchgen run` does: load, then plan against the shipped snapshots (+ registry if needed)."""
     manifest = load_manifest(manifest_path)
-    return build_plan(manifest, await model_catalog(client, manifest))
+    return build_plan(manifest, (await model_catalog(client, manifest)).catalog)
 
 
 def run_options(base_url: str, *, concurrency: int, downloads: int = 4, time_scale: float = 1.0,

@@ -46,7 +46,7 @@ def test_retry_after_accepts_seconds_and_http_dates(header: str | None, expected
         ("Total shot duration (16s) exceeds maximum allowed (15s).", FailureKind.INVALID),
         ("duration value '2' is invalid. Try using duration='5' instead, as duration support may vary "
          "by model and mode.", FailureKind.INVALID),
-        ("403 Client Error: Forbidden for url: https://x/y.png", FailureKind.TRANSIENT),
+        ("403 Client Error: Forbidden for url: https://x/y.png", FailureKind.REFERENCE_REFUSED),
         ("Upstream provider timed out", FailureKind.TRANSIENT),
         (None, FailureKind.TRANSIENT),
     ],

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 import asyncio
 import dataclasses
+import re
 import signal
 import sys
 from pathlib import Path

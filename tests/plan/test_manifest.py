@@ -56,6 +56,7 @@ upload: {namespace: acme, repo: assets}
         "repo": "assets",
         "branch": "main",
         "prefix": "batchgen-assets",
+        "create": False,
     }
 
 

@@ -1,0 +1,102 @@
+"""The run directory's files: where results and set-aside results live, and the only moves and
+writes that touch them (atomic, never following a name out of the directory, never deleting a result).
+
+```
+RUN_DIR/
+  videos/<output path>          results of the current plan, each with a <stem>.json sidecar
+  superseded/<key12>/<path>     results whose path a later plan gave to another job (kept, not counted)
+  superseded/replaced-<time>/…  files found at a result's path that no journaled job owned
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import StorageError
+from batchgen.paths import KEY_CHARS, ensure_inside, sidecar_path
+
+VIDEOS_DIR = "videos"
+SUPERSEDED_DIR = "superseded"
+
+
+def result_relpath(output_path: str) -> str:
+    return f"{VIDEOS_DIR}/{output_path}"
+
+
+def superseded_relpath(output_path: str, key: str) -> str:
+    return f"{SUPERSEDED_DIR}/{key[:KEY_CHARS]}/{output_path}"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.write(text)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_json(path: Path, data: Any, *, sort_keys: bool = False) -> None:
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+
+
+def read_sidecar(result: Path) -> dict[str, Any] | None:
+    """The JSON sidecar of a result file, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(sidecar_path(result).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def move_with_sidecar(run_dir: Path, source: str, destination: str) -> bool:
+    """Move a result (and its sidecar, if any) from one path inside `run_dir` to another; never
+    overwrites (the destination must be free). Returns False when there was no file to move."""
+    src = ensure_inside(run_dir, source)
+    dst = ensure_inside(run_dir, destination)
+    try:
+        if not src.is_file() or src.is_symlink():
+            return False
+        if dst.exists() or dst.is_symlink():
+            raise StorageError(f"cannot move {source} to {destination}: something is already there")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        src_sidecar, dst_sidecar = sidecar_path(src), sidecar_path(dst)
+        if src_sidecar.is_file() and not src_sidecar.is_symlink() and not dst_sidecar.exists():
+            os.replace(src_sidecar, dst_sidecar)
+        _fsync_directory(dst.parent)
+        _fsync_directory(src.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot move {source} to {destination}: {exc.strerror or exc}") from exc
+    return True
+
+
+def set_aside_unowned(run_dir: Path, output_path: str, now: float | None = None) -> str | None:
+    """Move a file found at a result's path that no journaled job owns (edited by hand, or left by a
+    crash) to `superseded/replaced-<UTC time>/`, so writing the result there destroys nothing.
+    Returns where it went (None: nothing was there)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    for attempt in range(1, 1000):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        destination = f"{SUPERSEDED_DIR}/replaced-{stamp}{suffix}/{output_path}"
+        if not ensure_inside(run_dir, destination).exists():
+            return destination if move_with_sidecar(run_dir, result_relpath(output_path), destination) else None
+    raise StorageError(f"cannot find a free place under {SUPERSEDED_DIR}/ for {output_path}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
