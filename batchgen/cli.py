@@ -214,22 +214,33 @@ def _cmd_status(args: argparse.Namespace) -> int:
     journal = Journal.open_existing(args.run_dir)
     try:
         records = sorted(journal.records().values(), key=lambda r: r.idx)
+        api = journal.meta("api")
     finally:
         journal.close()
     if args.json:
         for r in records:
             print(json.dumps({"key": r.key, "index": r.idx, "name": r.name, "state": r.state,
-                              "output_path": r.output_path, "generation_id": r.generation_id,
-                              "attempts": r.attempts, "sha256": r.sha256, "error": r.error}))
+                              "planned": r.planned, "output_path": r.output_path, "generation_id": r.generation_id,
+                              "api": r.api, "attempts": r.attempts, "sha256": r.sha256, "error": r.error}))
         return EXIT_OK
+    planned = [r for r in records if r.planned]
     counts: dict[str, int] = {}
-    for r in records:
+    for r in planned:
         counts[r.state] = counts.get(r.state, 0) + 1
-    print(f"{args.run_dir}: {len(records)} jobs · " + " · ".join(f"{s} {n}" for s, n in sorted(counts.items())))
-    for r in records:
+    print(f"{args.run_dir}: {len(planned)} jobs · " + " · ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+          + (f"  (results from {api})" if api else ""))
+    superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
+    earlier = sum(1 for r in records if not r.planned and r.state != "superseded")
+    if superseded:
+        print(f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
+              "other jobs, kept in superseded/ (not counted above)")
+    if earlier:
+        print(f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
+              "`batchgen status --json` lists them)")
+    for r in planned:
         if r.state != "done" and r.error:
             print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
-    return EXIT_OK if counts.get("done", 0) == len(records) else EXIT_INCOMPLETE
+    return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -244,9 +255,16 @@ async def _cancel(args: argparse.Namespace) -> int:
     api_base, key = _api_settings(args, sandbox=False)
     journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
     try:
+        if journal.meta("api") == SANDBOX_IDENTITY:
+            raise UsageError(f"{args.run_dir} was run in the sandbox: its generations lived only in the "
+                             "sandbox's emulator, which stopped with the run; there is nothing to cancel")
+        _warn_if_key_flag(args)
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
-                counts = await cancel_in_flight(journal, client, _planned_defaults(args.run_dir))
+                options = RunOptions(api_base=api_base)
+                await _check_api_identity(journal, args.run_dir, options, client)
+                counts = await cancel_in_flight(journal, client, _planned_defaults(args.run_dir),
+                                                api=options.api_identity)
     finally:
         journal.close()
     print(f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)" + "".join(
@@ -358,7 +376,11 @@ async def _execute(args: argparse.Namespace, run_dir: Path, plan: Any, found: An
     from batchgen.runner import Runner
     from batchgen.store import Journal, RunLock
 
+    _warn_if_key_flag(args)
     _prepare_run_dir(run_dir)
+    real = run_dir.resolve()
+    if real != run_dir.absolute():
+        print(f"batchgen: {run_dir} leads through a symlink: the files are written to {real}", file=sys.stderr)
     with RunLock(run_dir):
         journal = Journal.open(run_dir)
         try:
@@ -530,6 +552,12 @@ def _write_run_files(run_dir: Path, manifest: Path, plan: Any, found: Any) -> No
 # -- shared helpers -----------------------------------------------------------------------------
 
 
+def _warn_if_key_flag(args: argparse.Namespace) -> None:
+    if getattr(args, "api_key", None):
+        print("batchgen: warning: a key given with --api-key shows in `ps` and in shell history; "
+              "prefer the OXEN_API_KEY variable", file=sys.stderr)
+
+
 def _api_base(args: argparse.Namespace) -> str:
     return str(args.api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE)
 
@@ -537,6 +565,7 @@ def _api_base(args: argparse.Namespace) -> str:
 def _api_settings(args: argparse.Namespace, *, sandbox: bool) -> tuple[str, str]:
     api_base = _api_base(args)
     key = args.api_key or os.environ.get("OXEN_API_KEY", "")
+
     if not key and not sandbox:
         raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
     return api_base, key

@@ -123,7 +123,8 @@ class Runner:
         self._download_failures = 0
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self._changed = asyncio.Event()
-        self._reconcile_wanted = asyncio.Event()
+        self._reconcile_wanted = False  # a (re)connect asks for a full reconcile
+        self._look_wake = asyncio.Event()  # wakes the reconcile loop: a reconcile wanted, or a new deadline
         self._reconcile_lock = asyncio.Lock()
         self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
         self._watch = RenderWatch(options.expected_render_s or _expected_render(plan))
@@ -310,7 +311,7 @@ class Runner:
 
     async def _run_tasks(self) -> None:
         stream = EventStream(self.client, on_completion=self._on_event,
-                             on_connect=self._reconcile_wanted.set,
+                             on_connect=self._want_reconcile,
                              idle_timeout_s=self.options.timeouts.stream_idle_s)
         self._stream = stream
         timeouts = self.options.timeouts
@@ -470,6 +471,7 @@ class Runner:
         log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self._by_generation[generation_id] = key
         self._stream_epoch[key] = self._stream.connections if self._stream is not None else -1
+        self._look_wake.set()  # the reconcile loop counts this generation's deadline in
         orphan = self._orphans.pop(generation_id, None)
         if orphan is not None:
             self._on_completion(orphan)
@@ -545,6 +547,10 @@ class Runner:
         elif status == "cancelled" and record.state in AT_PROVIDER:
             self._release(key, JobState.CANCELLED, "cancelled at the provider")
 
+    def _want_reconcile(self) -> None:
+        self._reconcile_wanted = True
+        self._look_wake.set()
+
     async def _reconcile_loop(self) -> None:
         """Reconcile after every (re)connect; while connected, when an in-flight generation is overdue
         against the renders this run has seen (see `overdue`); poll while disconnected."""
@@ -557,12 +563,13 @@ class Runner:
                 wait = self.options.poll_interval_s
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(None if wait is None else max(0.0, wait)):
-                    await self._reconcile_wanted.wait()
-            if self._stream.connected.is_set() and not self._reconcile_wanted.is_set():
+                    await self._look_wake.wait()
+            self._look_wake.clear()
+            if self._stream.connected.is_set() and not self._reconcile_wanted:
                 due = self._watch.next_look_at(self._waiting())
                 if due is None or due > time.time():
-                    continue  # an event (or a change of what is in flight) moved the deadline
-            self._reconcile_wanted.clear()
+                    continue  # woken by a new generation in flight: its deadline is now counted
+            self._reconcile_wanted = False
             self._watch.looked(time.time())
             try:
                 await self._reconcile_in_flight()
@@ -572,7 +579,7 @@ class Runner:
                 log.info("reconcile failed (%s); will try again", exc)
 
     def _waiting(self) -> list[Waiting]:
-        records = (self.journal.get(key) for key in self._by_generation.values() if key in self._holding)
+        records = (self.journal.get(key) for key in self._holding)
         return [Waiting(r.submitted_at or 0.0, _namespace(r)) for r in records if r.state in AT_PROVIDER]
 
     async def _reconcile_in_flight(self) -> None:
@@ -607,8 +614,9 @@ class Runner:
         if isinstance(enqueued, int | float) and isinstance(completed, int | float):
             self._watch.observe_render(float(completed) - float(enqueued))
         if stream_missed and self._stream is not None and self._stream.connected.is_set():
-            log.info("the event stream did not announce generation %s; looking for completions sooner",
-                     row.get("generation_id"))
+            if not self._watch.missed_events:
+                log.warning("the event stream did not announce generation %s (nor, perhaps, others): looking "
+                            "for completions sooner, at 1.5x the longest render seen", row.get("generation_id"))
             self._watch.event_missed()
 
     def _unknown_generation(self, key: str, generation_id: str) -> None:

@@ -1,6 +1,15 @@
 """Matching the provider's echoed queue rows to submissions whose answer was lost."""
 
-from batchgen.reconcile import Pending, match_submissions, row_matches
+from batchgen.reconcile import (
+    CLOCK_SKEW_S,
+    Pending,
+    Scope,
+    earliest_match,
+    match_submissions,
+    merge_rows,
+    row_matches,
+    search_scopes,
+)
 
 BODY = {"model": "kling", "prompt": "a cat", "duration": 5, "aspect_ratio": "16:9"}
 
@@ -42,3 +51,40 @@ def test_rows_far_older_than_the_submission_are_not_ours() -> None:
 def test_no_row_means_not_created() -> None:
     """Without a matching row the submission is reported as not found (safe to send again)."""
     assert match_submissions([Pending("k", BODY, 1000)], [row("x", prompt="a dog")], claimed=set()) == {}
+
+
+def test_a_row_echoing_schema_defaults_we_left_out_is_still_ours() -> None:
+    """A service that fills in aspect_ratio/generate_audio defaults and echoes them must not make a
+    crash recovery pay again; a non-default extra value still rules the row out."""
+    body = {"model": "kling", "prompt": "a cat"}
+    defaults = {"aspect_ratio": "16:9", "generate_audio": False, "duration": 5}
+    echoed = row("a", generate_audio=False)
+    assert not row_matches(body, echoed)  # without the defaults: an unknown extra parameter
+    assert row_matches(body, echoed, defaults)
+    assert not row_matches(body, row("b", aspect_ratio="9:16"), defaults)
+    found = match_submissions([Pending("k", body, 1000)], [echoed], claimed=set(), defaults={"kling": defaults})
+    assert found["k"]["generation_id"] == "a"
+
+
+def test_rows_of_another_namespace_are_not_ours() -> None:
+    """A history row that names a different target namespace than the one billed is skipped."""
+    body = {**BODY, "target_namespace": "acme-org"}
+    rows = [row("mine", target_namespace="someone"), row("org", target_namespace="acme-org")]
+    assert match_submissions([Pending("k", body, 1000)], rows, claimed=set())["k"]["generation_id"] == "org"
+
+
+def test_search_scopes_cover_every_namespace_and_model_billed() -> None:
+    """Org-billed bodies are searched under their namespace; the own namespace needs no filter."""
+    bodies = [BODY, {**BODY, "target_namespace": "acme-org"}, {**BODY, "model": "flux"}, BODY]
+    assert search_scopes(bodies) == [Scope(None, "flux"), Scope(None, "kling"), Scope("acme-org", "kling")]
+
+
+def test_earliest_match_allows_for_clock_skew() -> None:
+    """History paging stops before the oldest submission minus the skew allowance."""
+    assert earliest_match([Pending("a", BODY, 5000), Pending("b", BODY, 4000)]) == 4000 - CLOCK_SKEW_S
+
+
+def test_merged_listings_keep_the_furthest_status() -> None:
+    """The same row seen active in the lean list and finished in the history counts as finished."""
+    merged = merge_rows([row("g", status="processing")], [row("g", status="succeeded"), row("h")])
+    assert {r["generation_id"]: r["status"] for r in merged} == {"g": "succeeded", "h": "queued"}
