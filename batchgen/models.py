@@ -27,7 +27,7 @@ async def model_catalog(client: OxenClient | None, manifest: Manifest) -> ModelC
     fetched = []
     for model_id in missing:
         try:
-            fetched.append(ModelSpec.from_api(await client.get_model(model_id)))
+            fetched.append(ModelSpec.from_api(await client.get_model(model_id), model_id))
         except NotFound:
             continue
     return ChainCatalog(shipped, SnapshotCatalog(fetched))
