@@ -116,7 +116,8 @@ class FaultConfig:
         0.0, "Share of result downloads that announce the full Content-Length but close halfway (0-1)."
     )
     download_short_length_rate: float = _knob(
-        0.0, "Share of result downloads whose Content-Length, and body, stop a quarter short of the file: "
+        0.0,
+        "Share of result downloads whose Content-Length, and body, stop a quarter short of the file: "
         "a complete-looking answer that is not the whole file (0-1).",
     )
     download_bytes_per_second: float | None = _knob(

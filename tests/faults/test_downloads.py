@@ -72,7 +72,8 @@ async def test_expired_result_urls_are_refreshed_40_of_40_done(
 
 
 async def test_answers_with_a_short_content_length_are_never_kept_20_of_20_done(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """Every result's first download is a complete-looking answer whose Content-Length (and body)
     stop a quarter short of the file: the MP4 box check discards each one and it is fetched again;
     20/20 final files match the emulator's sha256 (0 short files kept)."""
