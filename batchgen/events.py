@@ -29,7 +29,7 @@ def completion_from_event(event: ServerSentEvent) -> Completion | None:
         return None
     try:
         payload = json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested about a thousand levels deep
         log.warning("ignoring a %s event whose data is not JSON", COMPLETION_EVENT)
         return None
     if not isinstance(payload, dict) or "generation_id" not in payload:

@@ -36,6 +36,12 @@ def test_completion_events_are_parsed_and_others_ignored() -> None:
     assert completion_from_event(cancelled) is None
 
 
+def test_completion_data_nested_too_deeply_for_json_is_ignored() -> None:
+    """Event data of 100,000 nested brackets (under the 1 MiB cap) is ignored, not a RecursionError."""
+    deep = event("media_generation_completed", "[" * 100_000 + "]" * 100_000)
+    assert completion_from_event(deep) is None
+
+
 async def test_stream_delivers_completions_and_reconnects_after_going_silent() -> None:
     """Events reach the callback; a stream silent past the idle timeout is replaced by a new one."""
     connections = 0
