@@ -287,12 +287,13 @@ class OxenClient:
         path = f"/api/ai/queue/{quote(generation_id, safe='')}"
         await self.with_retries(lambda: self.request("DELETE", path), what=f"DELETE {path}")
 
-    async def get_model(self, model_id: str) -> dict[str, Any]:
+    async def get_model(self, model_id: str) -> Any:
+        """The registry's answer as parsed JSON, unchecked (`ModelSpec.from_api` judges it)."""
         path = f"/api/ai/models/{quote(model_id, safe='')}"
         answer = await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
         if isinstance(answer, Mapping) and isinstance(answer.get("data"), Mapping):
             answer = answer["data"]
-        return dict(answer)
+        return answer
 
     def file_url(self, namespace: str, repo: str, branch: str, path: str) -> str:
         parts = "/".join(quote(p, safe="") for p in (namespace, repo))
@@ -414,3 +415,5 @@ def _parse_json(text: str) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return {"error": text[:300]}
+    except RecursionError:  # JSON nested about a thousand levels deep
+        return {"error": "the answer is JSON nested too deeply to read"}

@@ -378,9 +378,6 @@ async def _execute(args: argparse.Namespace, run_dir: Path, plan: Any, found: An
 
     _warn_if_key_flag(args)
     _prepare_run_dir(run_dir)
-    real = run_dir.resolve()
-    if real != run_dir.absolute():
-        print(f"batchgen: {run_dir} leads through a symlink: the files are written to {real}", file=sys.stderr)
     with RunLock(run_dir):
         journal = Journal.open(run_dir)
         try:
@@ -527,6 +524,9 @@ def _check_budget(plan: Any, options: RunOptions) -> None:
 def _prepare_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        real = run_dir.resolve()
+        if real != run_dir.absolute():
+            print(f"batchgen: {run_dir} leads through a symlink: the files are written to {real}", file=sys.stderr)
         probe = run_dir / ".write-test"
         probe.write_text("")
         probe.unlink()

@@ -3,6 +3,7 @@
     BatchgenError
     ├── UserError                  bad input or usage; exit 2, nothing sent
     │   ├── ManifestError          one or more Problems, each with file:line:column and field
+    │   ├── ModelDescriptionError  the registry's description of a model cannot be used
     │   ├── RunLocked              another runner holds the run directory
     │   └── UsageError             a bad flag or argument combination
     ├── ApiError                   the Oxen API said no, or could not be reached
@@ -17,6 +18,7 @@
     │           └── ResponseTimeout  ...and the server may still be acting on it
     ├── DownloadError              a result could not be fetched or verified
     │   ├── DownloadExpired        the presigned URL no longer works: refresh it
+    │   ├── DownloadStalled        the server sends too slowly: fetch a fresh URL, try again
     │   └── DownloadCorrupt        the bytes are not a valid result: fetch again
     └── StorageError               the run directory or journal cannot be written
 
@@ -68,6 +70,20 @@ class ManifestError(UserError):
             raise ValueError("ManifestError needs at least one problem")
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ModelDescriptionError(UserError):
+    """The API's description of a model (`GET /api/ai/models/{id}`) is not one batchgen can validate
+    requests against: not a model object, or a request schema that is invalid, recursive or too large."""
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        self.model_id = model_id
+        self.reason = reason
+        super().__init__(
+            f"the API's description of model {model_id} is unusable: {reason}\n"
+            "    hint: nothing was sent; check that --api-base (or OXEN_API_BASE) is the Oxen API, "
+            "or pick another model"
+        )
 
 
 class RunLocked(UserError):
@@ -139,6 +155,11 @@ class DownloadError(BatchgenError):
 
 class DownloadExpired(DownloadError):
     """The presigned result URL was refused; get a fresh one from the queue endpoint."""
+
+
+class DownloadStalled(DownloadError):
+    """The server kept the connection alive but sent too slowly, resume after resume; the `.part` is
+    kept: get a fresh URL (maybe another server) and call again."""
 
 
 class DownloadCorrupt(DownloadError):

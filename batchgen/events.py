@@ -15,7 +15,7 @@ from batchgen.api import Completion, OxenClient
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, Unauthenticated
 from batchgen.retry import backoff
-from batchgen.sse import ServerSentEvent, SSEDecoder
+from batchgen.sse import ServerSentEvent, SSEDecoder, SSELimitExceeded
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def completion_from_event(event: ServerSentEvent) -> Completion | None:
         return None
     try:
         payload = json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested about a thousand levels deep
         log.warning("ignoring a %s event whose data is not JSON", COMPLETION_EVENT)
         return None
     if not isinstance(payload, dict) or "generation_id" not in payload:
@@ -78,6 +78,10 @@ class EventStream:
                 failures = 0  # the server ended a healthy stream: reconnect at once
             except Unauthenticated:
                 raise
+            except SSELimitExceeded as exc:
+                # Not a cut: a server sending this again must not be reconnected to at full speed.
+                failures += 1
+                log.warning("event stream: %s; dropping the connection and reconnecting", exc)
             except (ApiError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
                 # A stream that was up counts as a first failure: only failed connects back off further.
                 failures = 1 if self.connected.is_set() else failures + 1
@@ -99,7 +103,12 @@ class EventStream:
                     chunk = await resp.content.readany()
                 if not chunk:
                     break
-                self._dispatch(decoder.feed(chunk))
+                try:
+                    events = decoder.feed(chunk)
+                except SSELimitExceeded:
+                    resp.close()  # the rest of this stream cannot be trusted: never reuse the connection
+                    raise
+                self._dispatch(events)
             self._dispatch(decoder.close())
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:

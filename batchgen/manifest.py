@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.events import MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchgen.errors import ManifestError, Problem
@@ -34,6 +36,11 @@ from batchgen.templates import ASSET_PLACEHOLDER_PREFIX, is_identifier
 __all__ = [
     "BUILTIN_VARS",
     "JOB_SETTINGS",
+    "MAX_ASSET_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MANIFEST_VALUES",
+    "MAX_NESTING_DEPTH",
+    "MAX_ROWS_BYTES",
     "RUN_DEFAULTS",
     "UPLOAD_DEFAULTS",
     "Asset",
@@ -60,6 +67,19 @@ RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 
 UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
 MAX_ASSET_BYTES = 50 * 1024 * 1024
 MAX_CSV_PROBLEMS = 10
+# Limits on hostile or mistaken input: each is refused as a located problem (exit 2), never a hang,
+# a crash or unbounded memory.
+#: The largest manifest read. Far above any hand-written one (big batches come from `matrix:` and
+#: `rows:`), and small enough for PyYAML's pure-Python parser to get through in seconds.
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+#: The largest rows CSV read: 100,000 rows of a few hundred bytes each, with room to spare.
+MAX_ROWS_BYTES = 64 * 1024 * 1024
+#: The deepest nesting of mappings and lists. A manifest needs about six levels; PyYAML's composer
+#: and every check after it recurse once per level, so thousands of levels would exhaust the stack.
+MAX_NESTING_DEPTH = 32
+#: The most values a manifest may expand to. A YAML alias is expanded each time it is used, so ten
+#: levels of anchors in 1 KB would otherwise expand to billions of values (an "alias bomb").
+MAX_MANIFEST_VALUES = 250_000
 
 _SAFE_NAME = re.compile(r"\w[\w.-]*")
 _RESERVED_NAMES = frozenset(
@@ -222,18 +242,42 @@ class _Tree:
         self.problems: list[Problem] = []
         self._active: set[int] = set()
         self._constructor = SafeConstructor()
+        self._count = 0  # values produced so far, each use of an alias counted again
 
     def problem(self, node: Node, path: PathTuple, message: str, hint: str | None = None) -> None:
         line, column = _mark(node)
         self.problems.append(Problem(self.file, line, column, format_path(path), message, hint))
 
+    def _refuse(self, node: Node, path: PathTuple, message: str, hint: str) -> ManifestError:
+        """Stop converting: the problem is shown at the top-level entry being expanded (e.g. `vars.x`)."""
+        top = path[:2]
+        line, column = self.values.get(top) or _mark(node)
+        self.problems.append(Problem(self.file, line, column, format_path(top), message, hint))
+        return ManifestError(self.problems)
+
     def convert(self, node: Node, path: PathTuple) -> Any:
+        self._count += 1
+        if self._count > MAX_MANIFEST_VALUES:
+            raise self._refuse(
+                node,
+                path,
+                f"the manifest expands to more than {MAX_MANIFEST_VALUES:,} values "
+                "(each use of a YAML alias is expanded again)",
+                "use aliases sparingly, and matrix: or rows: for large batches",
+            )
         self.values[path] = _mark(node)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if id(node) in self._active:
             self.problem(node, path, "refers to itself (a recursive YAML alias)")
             return None
+        if len(self._active) >= MAX_NESTING_DEPTH:  # aliases and merges can nest deeper than the text
+            raise self._refuse(
+                node,
+                path,
+                f"nests mappings and lists more than {MAX_NESTING_DEPTH} levels deep (through YAML aliases)",
+                "a manifest needs only a few levels: flatten these aliases",
+            )
         self._active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -308,15 +352,60 @@ def _mark(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+class _Refused(Exception):
+    """A file that is not a regular file, or too large; the message completes "<the file> ..."."""
+
+
+def _read_regular(path: Path, limit: int, expected: str) -> bytes:
+    """The content of a regular file of at most `limit` bytes; `_Refused` otherwise (OSError passes).
+
+    Checked before opening, then again on the open descriptor (the path may change in between). The
+    open never blocks: O_NONBLOCK makes opening a FIFO return at once, and a FIFO is then refused.
+    """
+    _check_stat(os.stat(path), limit, expected)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as file:
+        _check_stat(os.fstat(fd), limit, expected)
+        data = file.read(limit + 1)  # never more than the limit, even from a file that grows
+    if len(data) > limit:
+        raise _Refused(f"is more than {limit} bytes; the limit is {limit}")
+    return data
+
+
+def _check_stat(status: os.stat_result, limit: int, expected: str) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise _Refused(f"is {_file_kind(status.st_mode)}, not {expected}")
+    if status.st_size > limit:
+        raise _Refused(f"is {status.st_size} bytes; the limit is {limit}")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
 def _read_text(path: Path, file: str) -> str:
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        data = _read_regular(path, MAX_MANIFEST_BYTES, "a regular file")
     except OSError as exc:
         raise ManifestError(
             [Problem(file, None, None, "", f"cannot read the manifest: {_reason(exc)}")]
         ) from None
+    except _Refused as exc:
+        hint = "give the path of a manifest file"
+        if "limit" in str(exc):
+            hint = "a manifest is written by hand: list large sets of values in a CSV named by `rows:`"
+        raise ManifestError([Problem(file, None, None, "", f"the manifest {exc}", hint)]) from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         problem = Problem(
             file, line, None, "", f"the manifest is not UTF-8 text (bad byte at offset {exc.start})"
         )
@@ -339,9 +428,39 @@ def _yaml_hint(problem: str) -> str | None:
     return None
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__()
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops at MAX_NESTING_DEPTH, before PyYAML's recursive composer exhausts the stack."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if not self.check_event(MappingStartEvent, SequenceStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_NESTING_DEPTH:
+            raise _TooDeep(self.current_event.start_mark)  # set by check_event
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _compose(text: str, file: str) -> Node:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
+    except _TooDeep as exc:
+        message = f"mappings and lists are nested more than {MAX_NESTING_DEPTH} levels deep"
+        hint = "a manifest needs only a few levels: look for brackets that are never closed"
+        problem = Problem(file, exc.mark.line + 1, exc.mark.column + 1, "", message, hint)
+        raise ManifestError([problem]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = "invalid YAML: " + (exc.problem or "syntax error")
@@ -445,14 +564,11 @@ def _load_asset(name: str, value: str, base: Path) -> Asset | str:
 def _load_local(name: str, value: str, base: Path) -> LocalAsset | str:
     path = base / value
     try:
-        if path.is_dir():
-            return f"asset file '{value}' is a directory, not an image file"
-        size = path.stat().st_size
-        if size > MAX_ASSET_BYTES:
-            return f"asset file '{value}' is {size} bytes; the limit is {MAX_ASSET_BYTES}"
-        data = path.read_bytes()
+        data = _read_regular(path, MAX_ASSET_BYTES, "an image file")
     except OSError as exc:
         return f"cannot read asset file '{value}': {_reason(exc)}"
+    except _Refused as exc:
+        return f"asset file '{value}' {exc}"
     media_type = _image_type(data)
     if media_type is None:
         return f"asset file '{value}' is not a PNG, JPEG, WebP or GIF image"
@@ -541,10 +657,12 @@ def _load_rows(
 ) -> Rows | list[Problem]:
     shown = os.path.normpath(os.path.join(os.path.dirname(manifest_file), value))
     try:
-        text = (base / value).read_bytes().decode("utf-8-sig")
+        text = _read_regular(base / value, MAX_ROWS_BYTES, "a regular file").decode("utf-8-sig")
     except OSError as exc:
         message = f"cannot read CSV file '{value}': {_reason(exc)}"
         return [Problem(where.file, where.line, where.column, field, message)]
+    except _Refused as exc:
+        return [Problem(where.file, where.line, where.column, field, f"CSV file '{value}' {exc}")]
     except UnicodeDecodeError as exc:
         return [Problem(shown, None, None, "", f"is not UTF-8 text (bad byte at offset {exc.start})")]
     reader = _CsvReader(shown)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.api import OxenClient
-from batchgen.errors import ApiError, NotFound, Unauthenticated
+from batchgen.errors import ApiError, ModelDescriptionError, NotFound, Unauthenticated
 from batchgen.manifest import Manifest
 from batchgen.pricing import rate
 from batchgen.schema import ChainCatalog, ModelCatalog, ModelSpec, SnapshotCatalog
@@ -70,7 +70,7 @@ async def model_catalog(client: OxenClient | None, manifest: Manifest, *,
             cached.append(fresh)
             continue
         try:
-            spec = ModelSpec.from_api(await client.get_model(model_id))
+            spec = ModelSpec.from_api(await client.get_model(model_id), model_id)
         except NotFound:
             if (snapshot := shipped.get(model_id)) is not None:
                 result.notes.append(f"{model_id}: not in the live model registry; validated with the shipped "
@@ -107,8 +107,8 @@ def read_cached(run_dir: Path, model_id: str, *, max_age_s: float | None = None)
     try:
         if max_age_s is not None and time.time() - path.stat().st_mtime > max_age_s:
             return None
-        return ModelSpec.from_api(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
+        return ModelSpec.from_api(json.loads(path.read_text(encoding="utf-8")), model_id)
+    except (OSError, ValueError, ModelDescriptionError):
         return None
 
 

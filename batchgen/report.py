@@ -15,6 +15,9 @@ from batchgen.store import JobRecord, Journal
 
 FIELDS = ("index", "key", "name", "replica", "model", "state", "output_path", "generation_id",
           "attempts", "sha256", "size", "cost_usd", "error")
+# A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
+# text from the server, such as an error message, must never run as one when results.csv is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def result_rows(jobs: Iterable[Job], journal: Journal, videos_prefix: str) -> list[dict[str, Any]]:
@@ -40,17 +43,25 @@ def result_rows(jobs: Iterable[Job], journal: Journal, videos_prefix: str) -> li
     return rows
 
 
+def _as_text(value: Any) -> Any:
+    """A text cell that a spreadsheet would take for a formula, prefixed with ' so it stays text."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Write both files atomically (a reader never sees half a file)."""
+    """Write both files atomically (a reader never sees half a file); in the CSV, text cells that
+    start like a formula get a leading ' (the JSONL keeps every value as it is)."""
     jsonl = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
+    # terminator, so with a bare LF a CR inside a server's message would split the row.
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({name: _as_text(value) for name, value in row.items()} for row in rows)
     for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
         tmp = run_dir / f".{name}.tmp"
         try:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8", newline="")
             tmp.replace(run_dir / name)
         except OSError as exc:
             tmp.unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from batchgen.errors import (
     DownloadCorrupt,
     DownloadError,
     DownloadExpired,
+    DownloadStalled,
     InsufficientCredits,
     NotFound,
     RateLimited,
@@ -741,6 +742,8 @@ class Runner:
             except (DownloadCorrupt, DownloadError, ApiError) as exc:
                 if isinstance(exc, Unauthenticated):
                     raise
+                if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
+                    self._urls.pop(key, None)
                 log.info("download of %s failed (%s), attempt %d", key[:12], exc, attempt)
                 await asyncio.sleep(backoff(attempt, self.options.retry, self._rng))
         else:

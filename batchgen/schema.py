@@ -16,21 +16,28 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
+from batchgen.errors import ModelDescriptionError
 from batchgen.templates import ASSET_PLACEHOLDER_PREFIX
 
 __all__ = [
     "GENERIC_PARAMETERS",
+    "MAX_MODEL_DEPTH",
+    "MAX_MODEL_TEXT",
+    "MAX_MODEL_VALUES",
+    "MAX_UNIT_PRICE_USD",
     "MODEL_RULES",
     "ChainCatalog",
     "Issue",
@@ -67,23 +74,43 @@ class ModelSpec:
 
     id: str
     media_type: str  # "video" | "image" | "text"
-    request_schema: Mapping[str, Any] | None
+    request_schema: Mapping[str, Any] | None  # checked, with every $ref expanded (see from_api)
     pricing: Mapping[str, Any] | None
     raw: Mapping[str, Any] = field(repr=False)
 
     @classmethod
-    def from_api(cls, obj: Mapping[str, Any]) -> ModelSpec:
-        """Build from the API's model object (`request_schema`, falling back to `json_request_schema`)."""
-        model_id = obj.get("id") or obj.get("name")
-        if not isinstance(model_id, str) or not model_id:
-            raise ValueError("model object has no 'id'")
+    def from_api(cls, obj: Any, model_id: str) -> ModelSpec:
+        """Build from the API's answer about `model_id` (`request_schema`, else `json_request_schema`).
+
+        The answer is checked like any other input: `ModelDescriptionError` unless it is a model object
+        whose request schema is valid JSON Schema within the size limits, with local, non-recursive
+        `$ref`s only (they are expanded here, so validation never resolves one) and patterns that
+        Python's `re` compiles.
+        """
+        try:
+            return cls._checked(obj)
+        except _Unusable as exc:
+            raise ModelDescriptionError(model_id, str(exc)) from None
+
+    @classmethod
+    def _checked(cls, obj: Any) -> ModelSpec:
+        if not isinstance(obj, Mapping):
+            raise _Unusable(f"expected a JSON object describing the model, got {_json_kind(obj)}")
+        _check_size(obj, "its description")
+        own_id = obj.get("id") or obj.get("name")
+        if not isinstance(own_id, str) or not own_id:
+            raise _Unusable(f"it has no 'id' (the answer was {describe_value(obj, 120)})")
         schema = obj.get("request_schema") or obj.get("json_request_schema")
+        if schema is not None and not isinstance(schema, Mapping):
+            raise _Unusable(f"its request schema is {_json_kind(schema)}, not a JSON object")
         pricing = obj.get("pricing")
+        pricing = pricing if isinstance(pricing, Mapping) else None
+        _check_prices(pricing)
         return cls(
-            id=model_id,
+            id=own_id,
             media_type=_media_type(obj),
-            request_schema=schema if isinstance(schema, Mapping) else None,
-            pricing=pricing if isinstance(pricing, Mapping) else None,
+            request_schema=None if schema is None else _checked_schema(schema),
+            pricing=pricing,
             raw=obj,
         )
 
@@ -125,7 +152,8 @@ class SnapshotCatalog:
     def from_directory(cls, directory: Path) -> SnapshotCatalog:
         """Load every `*.json` model object in `directory`."""
         return cls(
-            ModelSpec.from_api(json.loads(p.read_text("utf-8"))) for p in sorted(directory.glob("*.json"))
+            ModelSpec.from_api(json.loads(p.read_text("utf-8")), p.stem)
+            for p in sorted(directory.glob("*.json"))
         )
 
     def get(self, model_id: str) -> ModelSpec | None:
@@ -138,7 +166,9 @@ class SnapshotCatalog:
 def _shipped_specs() -> list[ModelSpec]:
     folder = resources.files("batchgen").joinpath("data", "models")
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
-    return [ModelSpec.from_api(json.loads(e.read_text("utf-8"))) for e in entries]
+    return [
+        ModelSpec.from_api(json.loads(e.read_text("utf-8")), e.name.removesuffix(".json")) for e in entries
+    ]
 
 
 class ChainCatalog:
@@ -512,6 +542,219 @@ def _decomposable(schema: Mapping[str, Any]) -> bool:
     return not extra and schema.get("type", "object") in ("object", ["object"])
 
 
+# ---------------------------------------------------------------- the registry's answer, checked
+#
+# A model object from the registry is input like any other: a broken or hostile answer must give one
+# clear error (ModelDescriptionError), never a traceback, a hang or a stack overflow in jsonschema.
+# For scale: the documented Kling schema has about 60 values, 6 levels and 3 KB of text.
+
+#: Deepest nesting of objects and arrays in a model object, and in its request schema once its $refs
+#: are expanded: normalise_schema and jsonschema recurse once per level or more.
+MAX_MODEL_DEPTH = 32
+#: Most values (objects, arrays and scalars) in a model object, and in its request schema once its
+#: $refs are expanded (a few $refs used many times each would otherwise expand exponentially).
+MAX_MODEL_VALUES = 50_000
+#: Most characters in the keys and strings of a model object (or of its expanded request schema).
+MAX_MODEL_TEXT = 1_000_000
+#: The highest price per second or per image taken at face value (the documented ones are $0.012 to
+#: $0.448): above it a quote is nonsense, and formatting an absurd Decimal exponent would fail.
+MAX_UNIT_PRICE_USD = 10_000
+
+# JSON Schema keywords whose value is a subschema, a list of subschemas, or a map of name -> subschema
+# (draft 2020-12); every other keyword holds data (enum, const, default, ...) or a constraint.
+_SUBSCHEMA = frozenset(
+    {"additionalProperties", "contains", "propertyNames", "not", "if", "then", "else", "items"}
+    | {"unevaluatedItems", "unevaluatedProperties", "contentSchema"}
+)
+_SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_DYNAMIC_REFS = frozenset({"$dynamicRef", "$recursiveRef"})
+
+
+class _Unusable(Exception):
+    """Why a model object cannot be used (raised as ModelDescriptionError by ModelSpec.from_api)."""
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str | int | float):
+        kind = "a string" if isinstance(value, str) else "a number"
+        return f"{kind} {describe_value(value)}"
+    return type(value).__name__
+
+
+def _check_size(value: Any, what: str) -> None:
+    """Refuse `value` when it is too deep, has too many values or too much text (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    values = 1
+    text = 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            text += len(item)
+        elif isinstance(item, Mapping | list):
+            if depth > MAX_MODEL_DEPTH:
+                raise _Unusable(f"{what} nests objects and arrays more than {MAX_MODEL_DEPTH} levels deep")
+            values += len(item)
+            if values > MAX_MODEL_VALUES:
+                raise _Unusable(f"{what} has more than {MAX_MODEL_VALUES:,} values")
+            if isinstance(item, Mapping):
+                text += sum(len(key) for key in item if isinstance(key, str))
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        if text > MAX_MODEL_TEXT:
+            raise _Unusable(f"{what} holds more than {MAX_MODEL_TEXT:,} characters of text")
+
+
+def _check_prices(pricing: Mapping[str, Any] | None) -> None:
+    for key, value in (pricing or {}).items():
+        if (
+            not str(key).startswith("cost_per_")
+            or isinstance(value, bool)
+            or not isinstance(value, int | float | str)
+        ):
+            continue
+        try:
+            price = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            continue  # not a number: pricing.rate treats it as no price
+        if price.is_finite() and price > MAX_UNIT_PRICE_USD:
+            raise _Unusable(
+                f"its price {key} = {describe_value(value)} is over ${MAX_UNIT_PRICE_USD:,} per unit"
+            )
+
+
+def _checked_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` with its $refs expanded, once it is known to be usable; `_Unusable` otherwise."""
+    expanded = _RefExpander(schema).expand()
+    _check_size(expanded, "its request schema (with its $refs expanded)")
+    try:
+        Draft202012Validator.check_schema(normalise_schema(expanded))
+    except jsonschema.SchemaError as exc:
+        raise _Unusable(f"its request schema is not valid JSON Schema: {_shorten(exc.message)}") from None
+    return expanded
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _compile_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        reason = f"its request schema has a pattern Python's re cannot compile: {describe_value(pattern)}"
+        raise _Unusable(f"{reason} ({_shorten(str(exc), 80)})") from None
+
+
+class _RefExpander:
+    """Copies a schema with every `$ref` replaced by what it points to, so that validating never has
+    to resolve one: only JSON pointers into the schema itself, and no cycles. Every `pattern` (and
+    `patternProperties` name) met on the way is compiled.
+
+    A `$ref` with sibling keywords becomes one more `allOf` entry, as in draft 2020-12. The root's
+    `$defs`/`definitions` are dropped once expanded into place.
+    """
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self._root = root
+        self._active = [id(root)]  # targets being expanded: meeting one again is a cycle
+        self._values = 0
+
+    def expand(self) -> dict[str, Any]:
+        out = self._schema(self._root, 1)
+        return out if isinstance(out, dict) else {"allOf": [out]}
+
+    def _schema(self, node: Any, depth: int) -> Any:
+        if not isinstance(node, Mapping):
+            return node  # a boolean schema, or something check_schema refuses
+        self._values += 1
+        if depth > MAX_MODEL_DEPTH:
+            raise _Unusable(
+                f"its request schema nests more than {MAX_MODEL_DEPTH} levels deep with its $refs expanded"
+            )
+        if self._values > MAX_MODEL_VALUES:
+            raise _Unusable(
+                f"its request schema has more than {MAX_MODEL_VALUES:,} subschemas with its $refs expanded"
+            )
+        skipped = {"$ref", "$defs", "definitions"} if node is self._root else {"$ref"}
+        out = {key: self._keyword(key, value, depth) for key, value in node.items() if key not in skipped}
+        if "$ref" not in node:
+            return out
+        target = self._follow(node["$ref"], depth)
+        if not out:
+            return target
+        earlier = out.get("allOf")
+        out["allOf"] = (
+            [*earlier, target] if isinstance(earlier, list) else [target] if earlier is None else earlier
+        )
+        return out
+
+    def _keyword(self, key: str, value: Any, depth: int) -> Any:
+        if key in _DYNAMIC_REFS:
+            raise _Unusable(f"its request schema uses {key}, which batchgen does not follow")
+        if key == "pattern" and isinstance(value, str):
+            _compile_pattern(value)
+        if key in _SUBSCHEMA:
+            return self._schema(value, depth + 1)
+        if key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            return [self._schema(item, depth + 2) for item in value]
+        if key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            if key == "patternProperties":
+                for name in value:
+                    _compile_pattern(str(name))
+            return {name: self._schema(item, depth + 2) for name, item in value.items()}
+        return value  # data or a constraint: kept as it is
+
+    def _follow(self, ref: Any, depth: int) -> Any:
+        target = self._resolve(ref)
+        if id(target) in self._active:
+            raise _Unusable(
+                f"its request schema is recursive: $ref {describe_value(ref)} leads back to itself"
+            )
+        self._active.append(id(target))
+        try:
+            return self._schema(target, depth)
+        finally:
+            self._active.pop()
+
+    def _resolve(self, ref: Any) -> Any:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise _Unusable(
+                f"its request schema has a $ref to another document ({describe_value(ref)}); "
+                "batchgen follows only references within the schema"
+            )
+        pointer = unquote(ref[1:])
+        if pointer and not pointer.startswith("/"):
+            raise _Unusable(
+                f"its request schema has a $ref to an anchor ({describe_value(ref)}); batchgen follows only JSON pointers"
+            )
+        node: Any = self._root
+        for token in pointer.split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, Mapping) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and _is_index(token, len(node)):
+                node = node[int(token)]
+            else:
+                raise _Unusable(
+                    f"its request schema has a $ref that points to nothing ({describe_value(ref)})"
+                )
+        return node
+
+
+def _is_index(token: str, length: int) -> bool:
+    return token.isascii() and token.isdigit() and len(token) < 10 and int(token) < length
+
+
 # ---------------------------------------------------------------- fast "surely valid" predicates
 #
 # jsonschema is thorough but slow (tens of microseconds per value). For the common keywords we build
@@ -763,7 +1006,7 @@ class RequestValidator:
         validator = self._props.get(name)
         if validator is None:
             return []
-        return [_issue(e, (name,)) for e in _sorted_errors(validator, value)]
+        return _schema_issues(validator, value, (name,))
 
     def check_rules(self, request: Mapping[str, Any], rules: Iterable[Rule] | None = None) -> list[Issue]:
         """Issues with the model's documented rules (MODEL_RULES); only `rules` of them if given."""
@@ -777,7 +1020,7 @@ class RequestValidator:
         key = json.dumps(request, sort_keys=True, default=str)
         found = self._cache.get(key)
         if found is None and self._whole is not None:
-            found = self._cache[key] = [_issue(e, ()) for e in _sorted_errors(self._whole, request)]
+            found = self._cache[key] = _schema_issues(self._whole, request, ())
         return list(found or ())
 
 
@@ -787,8 +1030,17 @@ def _default_duration(properties: Mapping[str, Any], fallback: int) -> int:
     return default if type(default) is int else fallback
 
 
-def _sorted_errors(validator: Draft202012Validator, value: Any) -> list[jsonschema.ValidationError]:
-    return sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+def _schema_issues(validator: Draft202012Validator, value: Any, prefix: PathTuple) -> list[Issue]:
+    """The schema's issues with `value`; an Issue too when jsonschema itself fails on it."""
+    try:
+        errors = list(validator.iter_errors(value))
+    except Exception as exc:  # from_api's checks make this unreachable; still, never crash a plan
+        message = (
+            f"cannot be checked against the model's request schema (jsonschema failed: {type(exc).__name__})"
+        )
+        return [Issue(prefix, message, "the model's registry schema may be broken: try again later")]
+    errors.sort(key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    return [_issue(e, prefix) for e in errors]
 
 
 def _issue(error: jsonschema.ValidationError, prefix: PathTuple) -> Issue:

@@ -7,6 +7,9 @@ fields, comments ignored, dispatch on a blank line, an unterminated last event d
 
 Two pure pieces: `SSELineDecoder` (text → lines) and `SSEDecoder` (bytes → events). The I/O
 adapter that feeds `resp.content.iter_any()` chunks to `SSEDecoder.feed` lives with the HTTP client.
+
+Neither holds more than `MAX_EVENT_SIZE` characters of one line or one event: past it they raise
+`SSELimitExceeded`, and the caller drops the connection (the rest of that stream cannot be trusted).
 """
 
 from __future__ import annotations
@@ -17,11 +20,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SSEDecoder", "SSELineDecoder", "ServerSentEvent"]
+__all__ = ["MAX_EVENT_SIZE", "SSEDecoder", "SSELimitExceeded", "SSELineDecoder", "ServerSentEvent"]
+
+#: The longest line, and the largest event (its data lines together), in characters, that a decoder
+#: holds. A completion event is a few hundred bytes; a stream that sends a megabyte without ending a
+#: line or an event is broken or hostile, and buffering it would take memory without bound.
+MAX_EVENT_SIZE = 1024 * 1024
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _DIGITS = re.compile(r"[0-9]+")
 _BOM = "\ufeff"
+
+
+class SSELimitExceeded(ValueError):
+    """A line or an event grew past the decoder's limit; drop the connection (the decoder is spent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +55,14 @@ class SSELineDecoder:
 
     A CR that ends a chunk ends its line at once (no waiting for the next chunk); a LF at the start
     of the next chunk is then swallowed, so a CRLF split across two chunks is one line break.
+    A line longer than `max_line` characters raises `SSELimitExceeded` before it is buffered.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_EVENT_SIZE) -> None:
         self._partial: list[str] = []
+        self._partial_size = 0
         self._skip_lf = False
+        self._max_line = max_line
 
     def decode(self, text: str) -> list[str]:
         """Return the lines completed by `text`, without their line breaks."""
@@ -60,19 +75,33 @@ class SSELineDecoder:
         self._skip_lf = text[-1] == "\r"
         parts = _LINE_BREAK.split(text)
         if len(parts) == 1:
-            self._partial.append(text)
+            self._hold(text)
             return []
         if self._partial:
-            self._partial.append(parts[0])
+            self._hold(parts[0])
             parts[0] = "".join(self._partial)
         tail = parts.pop()
-        self._partial = [tail] if tail else []
+        self._partial, self._partial_size = [], 0
+        if any(len(part) > self._max_line for part in parts):
+            self._too_long()
+        self._hold(tail)
         return parts
+
+    def _hold(self, text: str) -> None:
+        if self._partial_size + len(text) > self._max_line:
+            self._too_long()
+        if text:
+            self._partial.append(text)
+            self._partial_size += len(text)
+
+    def _too_long(self) -> None:
+        self._partial, self._partial_size = [], 0
+        raise SSELimitExceeded(f"a line longer than {self._max_line} characters")
 
     def flush(self) -> list[str]:
         """At end of input: return the unterminated last line, if any, and reset."""
         line = "".join(self._partial)
-        self._partial = []
+        self._partial, self._partial_size = [], 0
         self._skip_lf = False
         return [line] if line else []
 
@@ -83,15 +112,20 @@ class SSEDecoder:
     Besides events it keeps what a caller's watchdog or reconnect logic needs: `bytes_seen` (every
     byte fed, keep-alives included), `comments` (comment lines such as `: keep-alive`),
     `last_event_id` (for a `Last-Event-ID` header) and `retry` (the server's reconnection time, ms).
+
+    A line or an event (its data lines, joined) longer than `max_size` characters raises
+    `SSELimitExceeded`, having buffered at most that much; the decoder must not be fed again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_size: int = MAX_EVENT_SIZE) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._lines = SSELineDecoder()
+        self._lines = SSELineDecoder(max_size)
+        self._max_size = max_size
         self._at_start = True
         self._closed = False
         self._event = ""
         self._data: list[str] = []
+        self._data_size = 0
         self._retry_in_event: int | None = None
         self.last_event_id: str | None = None
         self.retry: int | None = None
@@ -148,6 +182,10 @@ class SSEDecoder:
         if name == "event":
             self._event = value
         elif name == "data":
+            self._data_size += len(value) + (1 if self._data else 0)  # the size of "\n".join(data)
+            if self._data_size > self._max_size:
+                self._reset_event()
+                raise SSELimitExceeded(f"an event larger than {self._max_size} characters")
             self._data.append(value)
         elif name == "id":
             if "\0" not in value:
@@ -172,4 +210,5 @@ class SSEDecoder:
     def _reset_event(self) -> None:
         self._event = ""
         self._data = []
+        self._data_size = 0
         self._retry_in_event = None

@@ -38,9 +38,12 @@ BLOCK = MIB
 
 
 def payload_block() -> bytes:
-    """1 MiB starting with an `ftyp` box; the payload repeats it (content does not matter to speed)."""
-    ftyp = (24).to_bytes(4, "big") + b"ftypisom" + (512).to_bytes(4, "big") + b"isomiso2"
-    return ftyp + bytes(range(256)) * ((BLOCK - len(ftyp)) // 256) + bytes((BLOCK - len(ftyp)) % 256)
+    """1 MiB starting with an `ftyp` box and an `mdat` box running to the end of the file (size 0), so
+    the payload, which repeats this block, passes fetch_result's MP4 box check; content does not
+    matter to speed."""
+    head = (24).to_bytes(4, "big") + b"ftypisom" + (512).to_bytes(4, "big") + b"isomiso2"
+    head += (0).to_bytes(4, "big") + b"mdat"
+    return head + bytes(range(256)) * ((BLOCK - len(head)) // 256) + bytes((BLOCK - len(head)) % 256)
 
 
 def serve(conn: Connection) -> None:

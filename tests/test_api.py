@@ -152,3 +152,27 @@ def test_error_detail_reads_every_envelope_shape() -> None:
     assert error_detail({"error": {"title": "T", "detail": "D"}}, "x") == "D"
     assert error_detail({"error_message": "E"}, "x") == "E"
     assert error_detail(None, "fallback") == "fallback"
+
+
+async def test_get_model_returns_the_parsed_answer_whatever_its_shape() -> None:
+    """get_model hands back the parsed JSON unchecked (a list stays a list), unwraps {"data": {...}},
+    and an answer nested too deeply for json.loads becomes an error mapping, not RecursionError."""
+    answers = {
+        "list": b'[{"id": "m"}]',
+        "wrapped": b'{"data": {"id": "m"}}',
+        "null": b"null",
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+    }
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=answers[request.match_info["id"]], content_type="application/json")
+
+    server = await serve([web.get("/api/ai/models/{id}", handler)])
+    try:
+        async with client_for(server) as client:
+            assert await client.get_model("list") == [{"id": "m"}]
+            assert await client.get_model("wrapped") == {"id": "m"}
+            assert await client.get_model("null") is None
+            assert await client.get_model("deep") == {"error": "the answer is JSON nested too deeply to read"}
+    finally:
+        await server.close()

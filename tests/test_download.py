@@ -19,16 +19,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen.download import Downloaded, fetch_result, part_path_for, redact_url, verify_file
-from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, StorageError
+from batchgen.download import Downloaded, RateGuard, fetch_result, part_path_for, redact_url, verify_file
+from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
+from batchgen.emulator.media import make_result
+from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
 
 CUT = 50_000  # bytes a cutting handler sends before dropping the connection
 
 
 def mp4_bytes(size: int, seed: int = 1) -> bytes:
-    """A payload that starts with a valid MP4 `ftyp` box, followed by deterministic noise."""
+    """A structurally valid MP4 of `size` bytes: an `ftyp` box, then one `mdat` box of deterministic noise."""
     ftyp = (24).to_bytes(4, "big") + b"ftypisom" + (512).to_bytes(4, "big") + b"isomiso2"
-    return ftyp + random.Random(seed).randbytes(size - len(ftyp))
+    mdat = (size - len(ftyp)).to_bytes(4, "big") + b"mdat"
+    return ftyp + mdat + random.Random(seed).randbytes(size - len(ftyp) - len(mdat))
 
 
 PAYLOAD = mp4_bytes(300_000)
@@ -103,6 +106,19 @@ class Storage:
         await self.release.wait()
         return resp
 
+    async def drip(self, request: web.Request, start: int) -> web.StreamResponse:
+        """Send payload[start:] one byte every 20 ms: never silent long enough for a read timeout."""
+        resp = web.StreamResponse(status=206 if start else 200)
+        resp.content_length = len(self.payload) - start
+        if start:
+            resp.headers["Content-Range"] = f"bytes {start}-{len(self.payload) - 1}/{len(self.payload)}"
+        await resp.prepare(request)
+        for offset in range(start, len(self.payload)):
+            await resp.write(self.payload[offset : offset + 1])
+            self.bytes_sent += 1
+            await asyncio.sleep(0.02)  # the pace of the drip, not a wait for anything
+        return resp
+
     async def ranged(self, request: web.Request, **kwargs: Any) -> web.StreamResponse:
         """Honour a `Range: bytes=N-` header as a real object store does (206, or 416 past the end)."""
         start = range_start(request)
@@ -171,6 +187,17 @@ def build_app(storage: Storage) -> web.Application:
     async def capped(request: web.Request) -> web.StreamResponse:
         return await storage.ranged(request, cap=100_000)
 
+    async def drip(request: web.Request) -> web.StreamResponse:
+        return await storage.drip(request, range_start(request) or 0)
+
+    async def slow_headers(request: web.Request) -> web.StreamResponse:
+        await storage.release.wait()  # never answers while the test runs
+        return await storage.ranged(request)
+
+    async def short_length(request: web.Request) -> web.StreamResponse:
+        # Announces (and so sends) only the first 200,000 bytes, as a complete 200 answer.
+        return await storage.send(request, 200, 0, cap=200_000)
+
     @web.middleware
     async def record(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -192,6 +219,9 @@ def build_app(storage: Storage) -> web.Application:
         "stall-once": stall_once,
         "hang": hang,
         "capped": capped,
+        "drip": drip,
+        "slow-headers": slow_headers,
+        "short-length": short_length,
     }.items():
         app.router.add_get(f"/{route}", handler)
     return app
@@ -403,6 +433,100 @@ async def test_stalled_read_times_out_and_resumes(harness: Harness) -> None:
     assert [h.get("Range") for h in harness.storage.headers_seen("stall-once")] == [None, f"bytes={CUT}-"]
 
 
+async def test_a_dripping_server_stalls_each_attempt_then_raises_download_stalled(harness: Harness) -> None:
+    """One byte every 20 ms never trips the read timeout, but is under the minimum rate: each attempt
+    ends after one window and resumes with Range; once the resumes are used up, DownloadStalled
+    (a DownloadError) is raised, the URL's token is not shown, and the .part keeps what arrived."""
+    with pytest.raises(DownloadStalled, match="gave up after 3 attempts that were too slow") as caught:
+        await harness.fetch("drip", max_resumes=2, read_timeout=5, min_rate_bytes=1000, min_rate_window_s=0.3)
+    assert isinstance(caught.value, DownloadError)
+    assert "fewer than 1000 bytes in 0.3 s" in str(caught.value) and "s3cr3t" not in str(caught.value)
+    ranges = [h.get("Range") for h in harness.storage.headers_seen("drip")]
+    assert len(ranges) == 3 and ranges[0] is None
+    offsets = [int(r.removeprefix("bytes=").removesuffix("-")) for r in ranges[1:] if r]
+    assert 0 < offsets[0] < offsets[1] < 1000  # each attempt kept its few bytes and resumed after them
+    kept = harness.part.read_bytes()
+    assert len(kept) >= offsets[1] and PAYLOAD.startswith(kept)
+    assert not harness.final.exists()
+
+
+async def test_a_server_that_never_sends_its_headers_stalls_too(harness: Harness) -> None:
+    """The rate window starts with the request: headers that never come end the attempt as a stall."""
+    with pytest.raises(DownloadStalled, match="gave up after 1 attempts"):
+        await harness.fetch("slow-headers", max_resumes=0, read_timeout=5, min_rate_window_s=0.2)
+
+
+async def test_a_content_length_shorter_than_the_file_is_corrupt_not_kept(harness: Harness) -> None:
+    """A complete-looking 200 whose Content-Length stops mid-file fails the MP4 box check at commit:
+    DownloadCorrupt, nothing at the final path, the .part discarded."""
+    with pytest.raises(DownloadCorrupt, match="needs 299976 bytes but the file has 199976 left"):
+        await harness.fetch("short-length")
+    assert not harness.final.exists() and not harness.part.exists()
+
+
+async def test_a_cut_png_is_corrupt_when_its_content_length_agrees(harness: Harness) -> None:
+    """An image whose body and Content-Length both stop before IEND is refused the same way."""
+    harness.storage.payload = PNG[:-12] + bytes(4)
+    with pytest.raises(DownloadCorrupt, match="a PNG without its final IEND chunk"):
+        await harness.fetch("ok", media_type="image")
+    assert not harness.final.exists() and not harness.part.exists()
+
+
+async def test_the_emulators_drip_fault_ends_in_download_stalled(tmp_path: Path) -> None:
+    """Against the emulator with downloads throttled to 200 B/s (20 bytes every 0.1 s), fetch_result
+    with a 1000-byte / 0.3 s minimum gives up with DownloadStalled after its one resume."""
+    faults = FaultConfig(download_bytes_per_second=200)
+    async with (
+        run_emulator(EmulatorConfig(time_scale=0.001, faults=faults)) as emu,
+        aiohttp.ClientSession() as http,
+    ):
+        auth = {"Authorization": f"Bearer {emu.api_key}"}
+        body = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a drip"}
+        async with http.post(f"{emu.base_url}/api/ai/queue", json=body, headers=auth) as resp:
+            (generation,) = (await resp.json())["generations"]
+        async with asyncio.timeout(10):
+            await emu.wait_for_status(generation["generation_id"], "succeeded")
+        async with http.get(
+            f"{emu.base_url}/api/ai/queue/{generation['generation_id']}", headers=auth
+        ) as resp:
+            url = (await resp.json())["result_url"]
+        async with asyncio.timeout(10):
+            with pytest.raises(DownloadStalled, match="gave up after 2 attempts that were too slow"):
+                await fetch_result(
+                    http, url, tmp_path / "v.mp4", max_resumes=1, min_rate_bytes=1000, min_rate_window_s=0.3
+                )
+    assert emu.counters.downloads == 2
+    assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("size", [0, 300_000, 3 * 1024 * 1024 + 7])
+def test_the_emulator_results_pass_the_structure_checks(tmp_path: Path, size: int) -> None:
+    """The emulator's MP4 (its top-level boxes, padded or not) and PNG pass verify_file's structure
+    checks; the same bytes one short do not."""
+    for media_type in ("video", "image"):
+        content = make_result(media_type, "5f0c6a9e-0d7c-4f4e-9d1b-2a3b4c5d6e7f", size).read()
+        path = tmp_path / f"result-{media_type}"
+        path.write_bytes(content)
+        assert verify_file(path, media_type).size == len(content) == max(size, len(content))
+        path.write_bytes(content[:-1])
+        with pytest.raises(DownloadCorrupt):
+            verify_file(path, media_type)
+
+
+def test_rate_guard_deadline_slides_with_the_bytes_that_arrive() -> None:
+    """No verdict before one window; then the deadline is one window after the latest arrival that,
+    with the ones after it, makes up the minimum; older arrivals are forgotten."""
+    guard = RateGuard(100, 10.0, now=0.0)
+    assert guard.deadline() == 10.0
+    guard.add(60, now=1.0)
+    assert guard.deadline() == 10.0  # 60 < 100: still judged at the end of the first window
+    guard.add(60, now=2.0)
+    assert guard.deadline() == 11.0  # 120 bytes since t=1: fine until the t=1 bytes leave the window
+    guard.add(100, now=15.0)
+    assert guard.deadline() == 25.0  # the last 100 bytes alone suffice: the rest is forgotten
+    assert guard.describe() == "fewer than 100 bytes in 10 s"
+
+
 async def test_cancellation_propagates_and_leaves_no_final_file(harness: Harness) -> None:
     """Cancelling mid-download re-raises CancelledError and leaves at most a resumable .part."""
     task = asyncio.create_task(harness.fetch("hang"))
@@ -496,19 +620,48 @@ def test_part_path_appends_dot_part_to_the_name(final: str, part: str) -> None:
     assert part_path_for(Path(final)) == Path(part)
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(40)
-JPEG = b"\xff\xd8\xff\xe0" + bytes(40)
-WEBP = b"RIFF\x20\x00\x00\x00WEBPVP8 " + bytes(40)
-GIF = b"GIF89a" + bytes(40)
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(28) + PNG_IEND
+JPEG = b"\xff\xd8\xff\xe0" + bytes(40) + b"\xff\xd9"
+WEBP = b"RIFF\x20\x00\x00\x00WEBPVP8 " + bytes(24)  # RIFF size 32 = the 40-byte file minus 8
+GIF = b"GIF89a" + bytes(40) + b"\x3b"
+
+
+def box(kind: bytes, body: bytes, *, size: int | None = None, large: bool = False) -> bytes:
+    """One MP4 box; `size` overrides the recorded size, `large` records it as a 64-bit largesize."""
+    if large:
+        return (1).to_bytes(4, "big") + kind + (size or 16 + len(body)).to_bytes(8, "big") + body
+    return (8 + len(body) if size is None else size).to_bytes(4, "big") + kind + body
+
+
+FTYP = box(b"ftyp", b"isom" + (512).to_bytes(4, "big") + b"isomiso2")
 
 
 @pytest.mark.parametrize(
     ("content", "media_type", "valid"),
     [
         pytest.param(PAYLOAD, "video", True, id="mp4-ftyp"),
+        pytest.param(box(b"wide", b"") + box(b"mdat", bytes(8), size=0), "video", True, id="quicktime-wide"),
+        pytest.param(FTYP + box(b"mdat", bytes(100), large=True), "video", True, id="mp4-largesize"),
+        pytest.param(FTYP + box(b"mdat", bytes(100), size=0), "video", True, id="mp4-last-box-to-end"),
+        pytest.param(PAYLOAD[:-1], "video", False, id="mp4-cut-short"),
+        pytest.param(PAYLOAD + b"\0", "video", False, id="mp4-stray-byte-after-last-box"),
         pytest.param(
-            (16).to_bytes(4, "big") + b"wide" + bytes(8) + b"mdat", "video", True, id="quicktime-wide"
+            FTYP + box(b"mdat", bytes(100), size=4), "video", False, id="mp4-box-smaller-than-its-header"
         ),
+        pytest.param(
+            FTYP + box(b"mdat", bytes(100), size=15, large=True), "video", False, id="mp4-bad-largesize"
+        ),
+        pytest.param(
+            FTYP + box(b"mdat", bytes(100), size=10**9, large=True),
+            "video",
+            False,
+            id="mp4-largesize-past-end",
+        ),
+        pytest.param(PNG[:-12], "image", False, id="png-without-iend"),
+        pytest.param(JPEG[:-2], "image", False, id="jpeg-without-eoi"),
+        pytest.param(GIF[:-1], "image", False, id="gif-without-trailer"),
+        pytest.param(WEBP[:-1], "image", False, id="webp-riff-size-mismatch"),
         pytest.param(
             (99_999).to_bytes(4, "big") + b"ftyp" + bytes(40), "video", False, id="ftyp-box-too-big"
         ),

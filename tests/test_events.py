@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -32,6 +34,12 @@ def test_completion_events_are_parsed_and_others_ignored() -> None:
     assert completion_from_event(event("media_generation_completed", "not json")) is None
     cancelled = event("media_generation_completed", '{"generation_id":"a","status":"cancelled"}')
     assert completion_from_event(cancelled) is None
+
+
+def test_completion_data_nested_too_deeply_for_json_is_ignored() -> None:
+    """Event data of 100,000 nested brackets (under the 1 MiB cap) is ignored, not a RecursionError."""
+    deep = event("media_generation_completed", "[" * 100_000 + "]" * 100_000)
+    assert completion_from_event(deep) is None
 
 
 async def test_stream_delivers_completions_and_reconnects_after_going_silent() -> None:
@@ -84,3 +92,65 @@ async def test_stream_delivers_completions_and_reconnects_after_going_silent() -
     assert got[0].url == "http://x/v.mp4?t=1"
     assert got[1].error == "Insufficient credits"
     assert connects >= 2 and connections >= 2
+
+
+async def test_an_oversized_event_drops_the_connection_logs_once_and_reconnects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that sends an event over the 1 MiB cap (then would stream on forever) is dropped
+    with one warning; the stream reconnects (on_connect again, so the runner reconciles) and the
+    next connection's completion is delivered."""
+    connections = 0
+    first_closed = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        nonlocal connections
+        connections += 1
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if connections == 1:
+            await resp.write(b"event: media_generation_completed\ndata: ")
+            try:
+                while True:  # an endless data line: only the client can end this
+                    await resp.write(b"x" * 65536)
+            finally:  # the client hung up: a write failed, or aiohttp cancelled this handler
+                first_closed.set()
+        await resp.write(SUCCEEDED.encode())
+        await asyncio.Event().wait()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/events", events)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    got: list[Completion] = []
+    delivered = asyncio.Event()
+    connects = 0
+
+    def on_completion(c: Completion) -> None:
+        got.append(c)
+        delivered.set()
+
+    def on_connect() -> None:
+        nonlocal connects
+        connects += 1
+
+    try:
+        async with OxenClient(str(server.make_url("")).rstrip("/"), "k", timeouts=Timeouts()) as client:
+            stream = EventStream(client, on_completion=on_completion, on_connect=on_connect, idle_timeout_s=5)
+            task = asyncio.create_task(stream.run())
+            with caplog.at_level(logging.WARNING, logger="batchgen.events"):
+                async with asyncio.timeout(10):
+                    await delivered.wait()
+                    await first_closed.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await server.close()
+    assert [c.generation_id for c in got] == ["g1"]
+    assert connects == connections == 2 and stream.connections == 2
+    warnings = [r.getMessage() for r in caplog.records if r.name == "batchgen.events"]
+    assert warnings == [
+        "event stream: a line longer than 1048576 characters; dropping the connection and reconnecting"
+    ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchgen.sse import ServerSentEvent, SSEDecoder, SSELineDecoder
+from batchgen.sse import MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder, SSELimitExceeded, SSELineDecoder
 
 
 def decode_all(*chunks: bytes) -> list[ServerSentEvent]:
@@ -268,3 +269,62 @@ def test_random_streams_and_random_chunkings_round_trip(
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     assert decode_all(*chunks) == expected
+
+
+# Limits: a line or an event past MAX_EVENT_SIZE characters raises, having buffered at most that much.
+
+CHUNK = 64 * 1024
+
+
+def test_300_mb_without_a_newline_stops_after_about_the_cap_with_bounded_memory() -> None:
+    """~300 MB in 64 KiB chunks and no line break: the decoder raises once a line passes 1 MiB, having
+    been fed at most the cap plus one chunk, and never holds much more than the cap."""
+    decoder = SSEDecoder()
+    chunk = b"data: " + b"x" * (CHUNK - 6)
+    tracemalloc.start()
+    fed = 0
+    try:
+        with pytest.raises(SSELimitExceeded, match="a line longer than 1048576 characters"):
+            for _ in range(300 * 1024 * 1024 // CHUNK):
+                fed += len(chunk)
+                decoder.feed(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert MAX_EVENT_SIZE == 1024 * 1024
+    assert MAX_EVENT_SIZE < fed <= MAX_EVENT_SIZE + CHUNK
+    assert peak < 4 * MAX_EVENT_SIZE
+
+
+def test_an_event_of_many_short_data_lines_past_the_cap_raises() -> None:
+    """Short lines that add up to an event over the cap raise too (the event is never dispatched)."""
+    decoder = SSEDecoder(max_size=100)
+    assert decoder.feed(b"data: " + b"a" * 49 + b"\ndata: " + b"b" * 50 + b"\n\n") == [
+        ev("a" * 49 + "\n" + "b" * 50)
+    ]
+    decoder.feed(b"data: " + b"a" * 50 + b"\n")
+    with pytest.raises(SSELimitExceeded, match="an event larger than 100 characters"):
+        decoder.feed(b"data: " + b"b" * 50 + b"\n")
+
+
+def test_a_line_at_the_cap_passes_and_one_character_more_raises() -> None:
+    """The cap is inclusive, whether the line arrives whole or across chunks."""
+    at_cap = b"data:" + b"x" * 95  # 100 characters
+    assert SSEDecoder(max_size=100).feed(at_cap + b"\n\n") == [ev("x" * 95)]
+    decoder = SSEDecoder(max_size=100)
+    assert decoder.feed(at_cap[:60]) == [] and decoder.feed(at_cap[60:] + b"\n\n") == [ev("x" * 95)]
+    with pytest.raises(SSELimitExceeded):
+        SSEDecoder(max_size=100).feed(at_cap + b"x\n\n")
+    split = SSEDecoder(max_size=100)
+    split.feed(at_cap)
+    with pytest.raises(SSELimitExceeded):
+        split.feed(b"x")
+
+
+def test_line_decoder_limit_counts_the_line_held_across_chunks() -> None:
+    """SSELineDecoder raises as soon as the partial line it holds would pass its limit."""
+    lines = SSELineDecoder(max_line=10)
+    assert lines.decode("abcde") == []
+    assert lines.decode("fghij\nklm") == ["abcdefghij"]
+    with pytest.raises(SSELimitExceeded, match="a line longer than 10 characters"):
+        lines.decode("nopqrstu")

@@ -48,9 +48,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     start, stop = span or (0, blob.size)
     response = web.StreamResponse(status=206 if span else 200, headers={"Accept-Ranges": "bytes"})
     response.content_type = blob.content_type
-    response.content_length = stop - start
     if span:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{blob.size}"
+    if request.method != "HEAD" and stop - start > 1 and state.faults.should_shorten_download():
+        stop -= max(1, (stop - start) // 4)  # Content-Length and body agree; the file is longer
+    response.content_length = stop - start
     await response.prepare(request)
     if request.method != "HEAD":
         state.counters.downloads += 1

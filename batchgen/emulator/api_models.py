@@ -24,5 +24,9 @@ async def search_models(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model_id"]
-    spec = state_of(request).catalog.get(model_id)
+    state = state_of(request)
+    override = state.model_overrides.get(model_id)
+    if override is not None:  # a test asked for this exact answer, however broken
+        return web.Response(body=override, content_type="application/json")
+    spec = state.catalog.get(model_id)
     return model_not_found(model_id) if spec is None else web.json_response(spec.public)

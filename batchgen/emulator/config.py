@@ -115,6 +115,11 @@ class FaultConfig:
     download_truncate_rate: float = _knob(
         0.0, "Share of result downloads that announce the full Content-Length but close halfway (0-1)."
     )
+    download_short_length_rate: float = _knob(
+        0.0,
+        "Share of result downloads whose Content-Length, and body, stop a quarter short of the file: "
+        "a complete-looking answer that is not the whole file (0-1).",
+    )
     download_bytes_per_second: float | None = _knob(
         None, "Throttle result downloads to this many bytes per second."
     )
@@ -124,7 +129,8 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         for name in ("generation_failure_rate", "rate_limit_rate", "server_error_rate",
-                     "slow_response_rate", "enqueue_cut_rate", "download_truncate_rate"):
+                     "slow_response_rate", "enqueue_cut_rate", "download_truncate_rate",
+                     "download_short_length_rate"):
             _check_number(self, name, high=1.0)
         _check_int(self, "rate_limit_retry_after_seconds", low=0, high=86_400)
         for name in ("rate_limit_burst_seconds", "rate_limit_burst_period_seconds",

@@ -88,6 +88,9 @@ class FaultInjector:
     def should_truncate_download(self) -> bool:
         return self._roll(self._config.download_truncate_rate, "download_truncated")
 
+    def should_shorten_download(self) -> bool:
+        return self._roll(self._config.download_short_length_rate, "download_short_length")
+
     def transient_failure(self) -> str | None:
         """A transient-looking error_message when this generation must fail, else None."""
         if not self._roll(self._config.generation_failure_rate, "generation_failure"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -137,6 +138,21 @@ class Emulator:
             )
             for i in range(count)
         ]
+
+    def override_model(self, model_id: str, answer: Any) -> None:
+        """Test hook: answer ``GET /api/ai/models/{model_id}`` with ``answer`` instead of the registry's
+        model object. ``bytes`` are sent as they are (for JSON too deep to serialise, or not JSON at
+        all); anything else is serialised as JSON (``None`` is ``null``). Listing, search and the
+        queue are unaffected. Undo with ``restore_model``.
+        """
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError("model_id must be a non-empty string")
+        body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        self.state.model_overrides[model_id] = body
+
+    def restore_model(self, model_id: str) -> None:
+        """Serve the registry's own answer for ``model_id`` again."""
+        self.state.model_overrides.pop(model_id, None)
 
     def add_credits(self, usd: float) -> None:
         """Top the balance up by ``usd`` dollars (a no-op on unlimited credits)."""

@@ -45,6 +45,8 @@ class EmulatorState:
         self.engine = Engine(self.queue, self.catalog, config, self.faults, self.ledger,
                              self.repos.fetch, self._finished)
         self.results: dict[str, str] = {}  # result path -> generation id
+        # Test hook (Emulator.override_model): model id -> raw body served by GET /api/ai/models/{id}.
+        self.model_overrides: dict[str, bytes] = {}
         self._ids = random.Random(f"ids-{config.seed}")
 
     def _finished(self, gen: Generation) -> None:

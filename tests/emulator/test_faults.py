@@ -185,6 +185,25 @@ async def test_truncated_downloads(api: Api) -> None:
         assert len(await resp.read()) == size
 
 
+async def test_short_length_downloads(api: Api) -> None:
+    """download_short_length_rate=1: a complete, well-framed answer three quarters of the file long
+    (a 206 keeps its honest Content-Range); counted as download_short_length."""
+    row = await api.finished_row(video())
+    size = api.emu.generation(row["generation_id"]).result.size  # type: ignore[union-attr]
+    api.emu.set_faults(download_short_length_rate=1.0)
+    async with api.session.get(row["result_url"]) as resp:
+        body = await resp.read()
+        assert resp.status == 200 and int(resp.headers["Content-Length"]) == len(body) == size - size // 4
+    async with api.session.get(row["result_url"], headers={"Range": "bytes=100-"}) as resp:
+        body = await resp.read()
+        assert resp.headers["Content-Range"] == f"bytes 100-{size - 1}/{size}"
+        assert len(body) == (size - 100) - (size - 100) // 4
+    assert api.emu.counters.faults["download_short_length"] == 2
+    api.emu.set_faults(download_short_length_rate=0.0)
+    async with api.session.get(row["result_url"]) as resp:
+        assert len(await resp.read()) == size
+
+
 async def test_slow_downloads(make_api: Any) -> None:
     """download_bytes_per_second throttles result downloads."""
     api = await make_api(result_size_bytes=20_000, faults=FaultConfig(download_bytes_per_second=50_000))

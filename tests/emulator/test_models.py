@@ -136,3 +136,23 @@ async def test_developer_filter(api: Api) -> None:
     """developer_name= narrows the list to that developer's models."""
     _, payload = await api.request("GET", "/api/ai/models", params={"developer_name": "openai"})
     assert [model["id"] for model in payload["data"]] == [CHAT]
+
+
+async def test_override_model_serves_any_answer_until_restored(api: Api) -> None:
+    """Test hook: override_model makes GET /api/ai/models/{id} answer exactly what a test asked
+    (JSON, or raw bytes), for known and unknown ids; listing is unaffected; restore_model undoes it."""
+    api.emu.override_model(KLING, ["not", "a", "model"])
+    api.emu.override_model("no-such-model", None)
+    api.emu.override_model(OMNI, b'{"id": ' + b"[" * 5000)
+    assert await api.request("GET", f"/api/ai/models/{KLING}") == (200, ["not", "a", "model"])
+    assert await api.request("GET", "/api/ai/models/no-such-model") == (200, None)
+    async with api.session.get(api.url(f"/api/ai/models/{OMNI}")) as resp:
+        assert (resp.status, resp.content_type) == (200, "application/json")
+        assert await resp.read() == b'{"id": ' + b"[" * 5000
+    _, listing = await api.request("GET", "/api/ai/models")
+    assert KLING in {model["id"] for model in listing["data"]}
+    api.emu.restore_model(KLING)
+    status, payload = await api.request("GET", f"/api/ai/models/{KLING}")
+    assert status == 200 and payload["id"] == KLING
+    with pytest.raises(ValueError, match="non-empty"):
+        api.emu.override_model("", {})

@@ -71,6 +71,31 @@ async def test_expired_result_urls_are_refreshed_40_of_40_done(
     print(f"FIGURE expired: {len(refused)} URLs refused as expired, all refreshed")
 
 
+async def test_answers_with_a_short_content_length_are_never_kept_20_of_20_done(
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
+    """Every result's first download is a complete-looking answer whose Content-Length (and body)
+    stop a quarter short of the file: the MP4 box check discards each one and it is fetched again;
+    20/20 final files match the emulator's sha256 (0 short files kept)."""
+    emu = await start_emulator(seed=11, result_size_bytes=RESULT_BYTES)
+    seen: set[str] = set()
+
+    def shorten_first(event: str, detail: Any) -> None:
+        if event == "request" and "/files/" in detail.path:  # runs just before this download's dice roll
+            emu.set_faults(download_short_length_rate=0.0 if detail.path in seen else 1.0)
+            seen.add(detail.path)
+
+    emu.counters.listeners.append(shorten_first)
+    manifest = write_manifest(tmp_path, count=20)
+    result = await harness.run(emu, manifest, "-j", "16", "--downloads", "8")
+    assert result.code == 0, result.stderr
+    assert_complete(tmp_path / "out" / "e2e", emu, 20)  # every kept file has the emulator's sha256
+    assert emu.counters.faults["download_short_length"] == 20
+    fetched = Counter(gid_of(r) for r in downloads(emu) if r.status == 200)
+    assert sorted(fetched.values()) == [2] * 20  # each short answer discarded, fetched again once
+    print("FIGURE short length: 20 short answers discarded and fetched again, 0 kept")
+
+
 class CorruptFirst(WrappedBlob):
     """Serves a result whose first 8 bytes are garbage on its first full download, then the real one."""
 

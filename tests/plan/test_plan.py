@@ -287,7 +287,9 @@ def test_unpriced_model_has_no_quote(ws: Workspace) -> None:
     """A model without usable pricing quotes None, and so does the plan total."""
     spec = SnapshotCatalog().get(KLING)
     assert spec is not None
-    unpriced = ModelSpec.from_api({**spec.raw, "id": "free-video", "pricing": {"method": "time"}})
+    unpriced = ModelSpec.from_api(
+        {**spec.raw, "id": "free-video", "pricing": {"method": "time"}}, "free-video"
+    )
     ws.catalog = SnapshotCatalog([spec, unpriced])
     plan = ws.plan(HEADER + "jobs: [{name: a, prompt: x}, {name: b, model: free-video, prompt: x}]\n")
     assert [j.cost_usd for j in plan.jobs] == [Decimal("1.120"), None]
@@ -299,7 +301,8 @@ def test_text_and_unknown_models_are_problems(ws: Workspace) -> None:
     spec = SnapshotCatalog().get(KLING)
     assert spec is not None
     chat = ModelSpec.from_api(
-        {"id": "chat-model", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}}
+        {"id": "chat-model", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}},
+        "chat-model",
     )
     ws.catalog = SnapshotCatalog([spec, chat])
     errors = ws.errors(
@@ -319,7 +322,8 @@ def test_image_models_get_png_paths_and_per_image_quotes(ws: Workspace) -> None:
             "id": "img",
             "endpoint": "/images/generate",
             "pricing": {"method": "per_image", "cost_per_image": "0.04"},
-        }
+        },
+        "img",
     )
     ws.catalog = SnapshotCatalog([image])
     (job,) = ws.plan("version: 1\nname: t\nmodel: img\njobs: [{name: a, prompt: x}]\n").jobs

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batchgen.errors import ModelDescriptionError
 from batchgen.schema import (
     MODEL_RULES,
     ChainCatalog,
@@ -66,19 +67,21 @@ def test_shipped_snapshot_matches_the_documented_schema() -> None:
 def test_model_spec_reads_either_schema_field_and_media_type() -> None:
     """request_schema is preferred, json_request_schema is the fallback; media type from output or endpoint."""
     a = ModelSpec.from_api(
-        {"id": "a", "json_request_schema": {"type": "object"}, "capabilities": {"output": ["image"]}}
+        {"id": "a", "json_request_schema": {"type": "object"}, "capabilities": {"output": ["image"]}}, "a"
     )
     b = ModelSpec.from_api(
-        {"id": "b", "request_schema": {"title": "x"}, "json_request_schema": {"title": "y"}}
+        {"id": "b", "request_schema": {"title": "x"}, "json_request_schema": {"title": "y"}}, "b"
     )
-    c = ModelSpec.from_api({"id": "c", "endpoint": "/videos/generate"})
-    d = ModelSpec.from_api({"id": "d", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}})
+    c = ModelSpec.from_api({"id": "c", "endpoint": "/videos/generate"}, "c")
+    d = ModelSpec.from_api(
+        {"id": "d", "endpoint": "/chat/completions", "capabilities": {"output": ["text"]}}, "d"
+    )
     assert (a.request_schema, a.media_type) == ({"type": "object"}, "image")
     assert b.request_schema == {"title": "x"}
     assert (c.media_type, c.request_schema, c.pricing) == ("video", None, None)
     assert d.media_type == "text"
-    with pytest.raises(ValueError, match="no 'id'"):
-        ModelSpec.from_api({"object": "model"})
+    with pytest.raises(ModelDescriptionError, match="no 'id'"):
+        ModelSpec.from_api({"object": "model"}, "m")
 
 
 def test_catalogs_from_directory_and_chained(tmp_path: Path) -> None:
@@ -203,7 +206,7 @@ def test_rules_are_keyed_by_model_id() -> None:
     """MODEL_RULES has an entry for each shipped model; a model without rules gets schema checks only."""
     assert set(MODEL_RULES) == {KLING, OMNI}
     bare = ModelSpec.from_api(
-        {"id": "other", "endpoint": "/videos/generate", "request_schema": {"required": ["prompt"]}}
+        {"id": "other", "endpoint": "/videos/generate", "request_schema": {"required": ["prompt"]}}, "other"
     )
     assert validate_request({"model": "other", "multi_prompt": "anything"}, bare) == [
         ("prompt", "Field required")
@@ -211,8 +214,12 @@ def test_rules_are_keyed_by_model_id() -> None:
 
 
 def test_invalid_registry_schema_is_reported() -> None:
-    """A registry schema that is not valid JSON Schema is one problem, not a crash."""
-    broken = ModelSpec.from_api({"id": "x", "endpoint": "/videos/generate", "request_schema": {"type": 5}})
+    """A registry schema that is not valid JSON Schema is refused by from_api, and one problem (not a
+    crash) for a spec built without it."""
+    raw = {"id": "x", "endpoint": "/videos/generate", "request_schema": {"type": 5}}
+    with pytest.raises(ModelDescriptionError, match="its request schema is not valid JSON Schema"):
+        ModelSpec.from_api(raw, "x")
+    broken = ModelSpec(id="x", media_type="video", request_schema={"type": 5}, pricing=None, raw=raw)
     [(path, message)] = validate_request({"model": "x"}, broken)
     assert path == "" and message.startswith("the registry schema of x is not valid JSON Schema")
 
@@ -220,7 +227,8 @@ def test_invalid_registry_schema_is_reported() -> None:
 def test_non_decomposable_schema_is_validated_whole() -> None:
     """A schema with top-level keywords beyond properties/required is checked as one (still tolerant)."""
     odd = ModelSpec.from_api(
-        {"id": "x", "endpoint": "/videos/generate", "request_schema": {"type": "object", "minProperties": 3}}
+        {"id": "x", "endpoint": "/videos/generate", "request_schema": {"type": "object", "minProperties": 3}},
+        "x",
     )
     assert not RequestValidator(odd).per_field
     assert validate_request({"model": "x"}, odd) == [("", "{'model': 'x'} does not have enough properties")]
