@@ -385,8 +385,15 @@ class Runner:
         return bool(self._pending) and len(self._holding) < self.options.limits.concurrency
 
     def _over_budget(self, job: Job) -> bool:
+        """Whether sending `job` could exceed the budget. Jobs holding a slot count as spent whatever
+        their state: one dispatched but not yet journaled, or put back to pending by a 429, is still
+        going to be sent."""
         budget = self.options.budget_usd
-        return budget is not None and self.spent_usd() + (job.cost_usd or Decimal(0)) > budget
+        if budget is None:
+            return False
+        committed = self._spent + sum((self.jobs[k].cost_usd or Decimal(0)) for k in self._holding
+                                      if self.journal.get(k).state not in _CHARGED)
+        return committed + (job.cost_usd or Decimal(0)) > budget
 
     async def _submit(self, key: str) -> None:
         job = self.jobs[key]

@@ -137,9 +137,12 @@ async def test_a_deleted_video_is_fetched_again_without_paying_again(emu: Emulat
     assert enqueued(emu) == 2
 
 
-async def test_an_upload_failure_fails_only_the_jobs_that_need_the_image(emu: Emulator, tmp_path: Path) -> None:
-    """The upload repository does not exist: the job using the image fails with why; the other is done."""
+async def test_a_missing_upload_repository_is_refused_before_anything_is_enqueued(
+        emu: Emulator, tmp_path: Path) -> None:
+    """The upload repository does not exist: the images are placed before any submission, so the run
+    is refused with how to create it and nothing is enqueued (not one failed job per image later)."""
     from batchgen.config import UploadTarget
+    from batchgen.errors import UsageError
 
     (tmp_path / "ref.png").write_bytes((Path(__file__).parents[1] / "jobs" / "refs" / "mug.png").read_bytes())
     manifest = {
@@ -151,11 +154,34 @@ async def test_an_upload_failure_fails_only_the_jobs_that_need_the_image(emu: Em
     path.write_text(yaml.safe_dump(manifest))
     plan = build_plan(load_manifest(path), SnapshotCatalog())
     opts = options(emu, upload=UploadTarget(namespace="nobody", repo="missing"))
-    outcome, journal = await run(plan, tmp_path / "run", emu, opts)
-    assert outcome.counts == {"done": 1, "failed": 1}
-    failed = next(r for r in journal.records().values() if r.state is JobState.FAILED)
-    assert failed.name == "with-image" and failed.error is not None and "upload of mug" in failed.error
-    assert enqueued(emu) == 1
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    async with OxenClient(opts.api_base, emu.api_key, timeouts=opts.timeouts) as client:
+        runner = Runner(plan, run_dir, Journal.open(run_dir), client, opts)
+        with pytest.raises(UsageError, match="nobody/missing .* does not exist"):
+            await runner.prepare_assets()
+    assert enqueued(emu) == 0
+
+
+async def test_a_429_at_enqueue_is_journaled_as_not_created_before_waiting(tmp_path: Path) -> None:
+    """Every 429 to a POST moves its job back to pending in the journal at once, so a crash during the
+    Retry-After wait leaves nothing to reconcile; the POST is sent again only after the pause."""
+    faults = FaultConfig(rate_limit_burst_seconds=1.0, rate_limit_routes=("POST /api/ai/queue",))
+    async with run_emulator(EmulatorConfig(time_scale=0.0005, keepalive_seconds=0.5, faults=faults)) as emu:
+        emu.counters.request_log = []
+        plan = make_plan(tmp_path, 4)
+        outcome, journal = await run(plan, tmp_path / "run", emu, options(emu))
+        assert outcome.counts == {"done": 4}
+        limited = [r for r in emu.counters.request_log if r.route == "POST /api/ai/queue" and r.status == 429]
+        assert limited  # the storm really hit the POSTs
+        import sqlite3
+        with sqlite3.connect(journal.path) as conn:
+            rows = conn.execute("SELECT job_key, from_state, to_state, detail FROM transitions ORDER BY seq").fetchall()
+        not_created = [r for r in rows if r[1:] == ("submitting", "pending", "not created: RateLimited")]
+        assert len(not_created) == len(limited)
+        for key, *_ in not_created:  # after each, the job was sent again and succeeded exactly once
+            assert [r[2] for r in rows if r[0] == key][-1] == "done"
+        assert enqueued(emu) == 4
 
 
 async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_downloaded(

@@ -192,6 +192,10 @@ class EmulatorConfig:
     history_newest_first: bool = _knob(
         True, "Order GET /api/ai/generations newest first; False: oldest first (the order is undocumented).",
     )
+    private_results: bool = _knob(
+        False, "Result downloads answer 404 unless they carry the API key, as files of a private repository "
+        "would (the docs do not say whether result_url needs the key).",
+    )
     events_for_other_namespaces: bool = _knob(
         True, "Send completion events of generations billed to another namespace (target_namespace) on "
         "the user's stream; the docs leave open whether they reach it.",
