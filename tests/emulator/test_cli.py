@@ -117,5 +117,5 @@ def test_every_flag_is_documented() -> None:
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     flags = [action.option_strings[0] for action in parser._actions if action.dest != "help"]
-    assert len(flags) == 37
+    assert len(flags) == 39
     assert [flag for flag in flags if f"`{flag}`" not in docs] == []
