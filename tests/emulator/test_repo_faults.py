@@ -39,11 +39,9 @@ async def test_read_only_can_be_switched_at_runtime(api: Api) -> None:
 
 
 async def test_upload_cut_commits_but_never_answers(api: Api) -> None:
-    """upload_cut_rate=1: every PUT that arrives is committed and counted, then closed with no answer.
-
-    aiohttp itself sends a PUT a second time when its connection drops before the answer (PUT is
-    idempotent to it), so one client call can make two commits: a delivery client must guard for that.
-    """
+    """upload_cut_rate=1: every PUT that arrives is committed and counted, then closed with no answer."""
+    # aiohttp resends a PUT once by itself when the connection drops before the answer (PUT is
+    # idempotent to it), so this one call may arrive, and commit, twice.
     await create_repo(api)
     events: list[tuple[str, Any]] = []
     api.emu.counters.listeners.append(lambda event, detail: events.append((event, detail)))
