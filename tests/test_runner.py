@@ -158,7 +158,7 @@ async def test_a_missing_upload_repository_is_refused_before_anything_is_enqueue
     run_dir.mkdir()
     async with OxenClient(opts.api_base, emu.api_key, timeouts=opts.timeouts) as client:
         runner = Runner(plan, run_dir, Journal.open(run_dir), client, opts)
-        with pytest.raises(UsageError, match="nobody/missing .* does not exist"):
+        with pytest.raises(UsageError, match=r"nobody/missing .* does not exist"):
             await runner.prepare_assets()
     assert enqueued(emu) == 0
 

@@ -8,11 +8,13 @@ from batchgen.emulator.clock import Clock, ManualClock, SystemClock
 from batchgen.emulator.config import EmulatorConfig, FaultConfig, LatencyConfig
 from batchgen.emulator.counters import Counters
 from batchgen.emulator.model import Generation
+from batchgen.emulator.repos import Commit, StoredFile
 from batchgen.emulator.server import Emulator, run_emulator
 from batchgen.emulator.timeline import Marks, Timeline
 
 __all__ = [
     "Clock",
+    "Commit",
     "Counters",
     "Emulator",
     "EmulatorConfig",
@@ -21,6 +23,7 @@ __all__ = [
     "LatencyConfig",
     "ManualClock",
     "Marks",
+    "StoredFile",
     "SystemClock",
     "Timeline",
     "create_app",

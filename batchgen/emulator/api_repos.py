@@ -1,19 +1,30 @@
-"""``/api/repos``: create a repository, upload files (multipart PUT), read public files."""
+"""``/api/repos``: create a repository, read it, list, read and create its branches."""
 
 from __future__ import annotations
 
-import mimetypes
-import posixpath
+from collections import Counter
+from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from batchgen.emulator.api_queue import read_json_object
-from batchgen.emulator.repos import DEFAULT_BRANCH, StoredFile
-from batchgen.emulator.responses import error_response, invalid_params, not_found, state_of, success
+from batchgen.emulator.repos import DEFAULT_BRANCH, Repo
+from batchgen.emulator.responses import (
+    OXEN_VERSION,
+    bad_request,
+    branch_not_found,
+    error_response,
+    invalid_params,
+    path_not_found,
+    read_only,
+    repo_not_found,
+    state_of,
+    success,
+)
 
-OXEN_VERSION = "0.36.0"
-FormValue = str | bytes | bytearray | web.FileField
+MIN_VERSION = "0.36.0"
+_TABULAR = ("text/csv", "text/tab-separated-values", "application/jsonl", "application/x-ndjson",
+            "application/vnd.apache.parquet")
 
 
 async def create_repo(request: web.Request) -> web.Response:
@@ -27,61 +38,79 @@ async def create_repo(request: web.Request) -> web.Response:
     if not state_of(request).repos.create(namespace, name, description or ""):
         return error_response(409, "resource_already_exists", "The resource already exists",
                               f"Repository {namespace}/{name} already exists")
-    repository = {"namespace": namespace, "name": name, "description": description, "is_public": True}
+    repository = {"namespace": namespace, "name": name, "description": description, "is_public": True,
+                  "latest_commit": None, "min_version": MIN_VERSION}
     return success("resource_created", repository=repository)
 
 
-def _content_type(upload: web.FileField, destination: str) -> str:
-    declared = upload.content_type
-    if declared and declared != "application/octet-stream":
-        return declared
-    return mimetypes.guess_type(destination)[0] or "application/octet-stream"
+def _data_type(content_type: str) -> str:
+    major = content_type.partition("/")[0]
+    if content_type in _TABULAR:
+        return "tabular"
+    return major if major in ("image", "video", "audio", "text") else "binary"
 
 
-def _files(form: MultiDictProxy[FormValue]) -> list[web.FileField] | str:
-    singles, many = form.getall("file", []), form.getall("files[]", [])
-    if singles and many:
-        return "Cannot upload both 'file' and 'files[]' in one request"
-    uploads = singles or many
-    if not uploads or not all(isinstance(item, web.FileField) for item in uploads):
-        return "No file provided: send the binary in a 'file' form field"
-    return [item for item in uploads if isinstance(item, web.FileField)]
+def repo_of(request: web.Request) -> Repo | web.Response:
+    """The repository the path names, or the 404 to answer."""
+    namespace, name = request.match_info["namespace"], request.match_info["repo"]
+    repo = state_of(request).repos.repo(namespace, name)
+    return repo_not_found(namespace, name) if repo is None else repo
 
 
-def _text_fields(form: MultiDictProxy[FormValue]) -> dict[str, str] | str:
-    values = {name: form.get(name) for name in ("message", "name", "email")}
-    for name, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            return f"Missing form field: {name}"
-    return {name: str(value) for name, value in values.items()}
+def branch_json(repo: Repo, branch: str) -> dict[str, Any]:
+    commit_id = repo.branches[branch]
+    return {"name": branch, "commit_id": commit_id, "commit": repo.commits[commit_id].as_json()}
 
 
-async def upload(request: web.Request) -> web.Response:
-    state, info = state_of(request), request.match_info
-    namespace, repo_name, path = info["namespace"], info["repo"], info["path"].strip("/")
-    if state.config.auto_create_repos:
-        state.repos.create(namespace, repo_name)
-    repo = state.repos.repo(namespace, repo_name)
-    if repo is None or info["branch"] != DEFAULT_BRANCH:
-        return not_found()
-    form = await request.post()
-    uploads, fields = _files(form), _text_fields(form)
-    if isinstance(uploads, str) or isinstance(fields, str):
-        return invalid_params(uploads if isinstance(uploads, str) else str(fields))
-    into_directory = len(uploads) > 1 or "files[]" in form or repo.is_dir(path)
-    stored = {}
-    for item in uploads:
-        destination = posixpath.join(path, posixpath.basename(item.filename)) if into_directory else path
-        stored[destination.strip("/")] = StoredFile(item.file.read(), _content_type(item, destination))
-    commit = state.repos.commit(namespace, repo_name, stored, message=fields["message"],
-                                author=fields["name"], email=fields["email"])
-    state.counters.uploads += len(stored)
-    return success("resource_created", oxen_version=OXEN_VERSION, commit=commit.as_json())
+async def show_repo(request: web.Request) -> web.Response:
+    repo = repo_of(request)
+    if isinstance(repo, web.Response):
+        return repo
+    files = (repo.tree(DEFAULT_BRANCH) or {}).values()
+    counts = Counter(_data_type(stored.content_type) for stored in files)
+    view = {
+        "namespace": repo.namespace, "name": repo.name, "min_version": MIN_VERSION, "is_empty": repo.is_empty,
+        "size": sum(len(stored.data) for stored in files), "branch_count": len(repo.branches),
+        "data_types": [{"data_type": kind, "count": count} for kind, count in sorted(counts.items())],
+    }
+    return success("resource_found", oxen_version=OXEN_VERSION, repository=view)
 
 
-async def get_file(request: web.Request) -> web.Response:
-    info = request.match_info
-    stored = state_of(request).repos.get(info["namespace"], info["repo"], info["branch"], info["path"])
-    if stored is None:
-        return not_found()
-    return web.Response(body=stored.data, content_type=stored.content_type)
+async def list_branches(request: web.Request) -> web.Response:
+    repo = repo_of(request)
+    if isinstance(repo, web.Response):
+        return repo
+    branches = [branch_json(repo, name) for name in sorted(repo.branches)]
+    return success("resource_found", oxen_version=OXEN_VERSION, branches=branches)
+
+
+async def show_branch(request: web.Request) -> web.Response:
+    repo = repo_of(request)
+    if isinstance(repo, web.Response):
+        return repo
+    branch = request.match_info["branch"]
+    if branch not in repo.branches:
+        return branch_not_found(branch)
+    return success("resource_found", oxen_version=OXEN_VERSION, branch=branch_json(repo, branch))
+
+
+async def create_branch(request: web.Request) -> web.Response:
+    """``{"new_name", "from_name"}`` or ``{"new_name", "commit_id"}``; an existing new_name is returned as is."""
+    repo = repo_of(request)
+    if isinstance(repo, web.Response):
+        return repo
+    if repo.read_only:
+        return read_only(repo.namespace, repo.name)
+    body = await read_json_object(request)
+    new_name = None if body is None else body.get("new_name")
+    source = None if body is None else body.get("from_name", body.get("commit_id"))
+    if not isinstance(new_name, str) or not isinstance(source, str) or not new_name or "/" in new_name:
+        return bad_request("Invalid request body")
+    if new_name in repo.branches:
+        return success("resource_found", oxen_version=OXEN_VERSION, branch=branch_json(repo, new_name))
+    from_branch = body is not None and "from_name" in body
+    commit_id = repo.branches.get(source) if from_branch else source
+    if commit_id is None or commit_id not in repo.commits:
+        return branch_not_found(source) if from_branch else path_not_found(source)
+    state_of(request).repos.create_branch(repo.namespace, repo.name, new_name, commit_id)
+    return success("resource_created", oxen_version=OXEN_VERSION, branch=branch_json(repo, new_name))

@@ -10,7 +10,16 @@ from enum import Enum
 
 from aiohttp import web
 
-from batchgen.emulator import api_downloads, api_events, api_history, api_models, api_queue, api_repos
+from batchgen.emulator import (
+    api_commits,
+    api_downloads,
+    api_events,
+    api_files,
+    api_history,
+    api_models,
+    api_queue,
+    api_repos,
+)
 from batchgen.emulator.clock import Clock
 from batchgen.emulator.config import EmulatorConfig
 from batchgen.emulator.responses import (
@@ -33,33 +42,47 @@ class Auth(Enum):
     NONE = "none"
 
 
+class Faults(Enum):
+    """Which 429 / 5xx / slow-response fault knobs reach a route."""
+
+    API = "api"  # every one, unless the knob's *_routes list leaves the route out
+    OPT_IN = "opt-in"  # only a knob whose *_routes list names the route (repositories)
+    NONE = "none"  # none (result downloads have knobs of their own)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     path: str
     handler: Handler
     auth: Auth
-    faults: bool  # an API route: subject to 429 / 5xx / slow-response faults
+    faults: Faults
     head: bool = False
 
 
-REPO_FILE = "/api/repos/{namespace}/{repo}/file/{branch}/{path:.*}"
+REPO = "/api/repos/{namespace}/{repo}"
+REPO_FILE = REPO + "/file/{branch}/{path:.*}"
 ROUTES = (
-    Route("POST", "/api/ai/queue", api_queue.enqueue, Auth.REQUIRED, True),
-    Route("GET", "/api/ai/queue", api_queue.list_active, Auth.REQUIRED, True),
-    Route("GET", "/api/ai/queue/{generation_id}", api_queue.get_one, Auth.REQUIRED, True),
-    Route("DELETE", "/api/ai/queue/{generation_id}", api_queue.cancel, Auth.REQUIRED, True),
-    Route("GET", "/api/ai/generations", api_history.list_history, Auth.REQUIRED, True),
-    Route("GET", "/api/ai/generations/{generation_id}", api_history.get_details, Auth.REQUIRED, True),
-    Route("GET", "/api/ai/models", api_models.list_models, Auth.OPTIONAL, True),
-    Route("GET", "/api/ai/models/search", api_models.search_models, Auth.OPTIONAL, True),
-    Route("GET", "/api/ai/models/{model_id:.+}", api_models.get_model, Auth.OPTIONAL, True),
-    Route("GET", "/api/events", api_events.events, Auth.REQUIRED, True),
-    Route("POST", "/api/repos", api_repos.create_repo, Auth.REQUIRED, False),
-    Route("PUT", REPO_FILE, api_repos.upload, Auth.REQUIRED, False),
-    Route("GET", REPO_FILE, api_repos.get_file, Auth.NONE, False, head=True),
-    Route("GET", "/api/repos/{namespace}/{repo}/files/{path:.*}", api_downloads.download, Auth.NONE, False,
-          head=True),
+    Route("POST", "/api/ai/queue", api_queue.enqueue, Auth.REQUIRED, Faults.API),
+    Route("GET", "/api/ai/queue", api_queue.list_active, Auth.REQUIRED, Faults.API),
+    Route("GET", "/api/ai/queue/{generation_id}", api_queue.get_one, Auth.REQUIRED, Faults.API),
+    Route("DELETE", "/api/ai/queue/{generation_id}", api_queue.cancel, Auth.REQUIRED, Faults.API),
+    Route("GET", "/api/ai/generations", api_history.list_history, Auth.REQUIRED, Faults.API),
+    Route("GET", "/api/ai/generations/{generation_id}", api_history.get_details, Auth.REQUIRED, Faults.API),
+    Route("GET", "/api/ai/models", api_models.list_models, Auth.OPTIONAL, Faults.API),
+    Route("GET", "/api/ai/models/search", api_models.search_models, Auth.OPTIONAL, Faults.API),
+    Route("GET", "/api/ai/models/{model_id:.+}", api_models.get_model, Auth.OPTIONAL, Faults.API),
+    Route("GET", "/api/events", api_events.events, Auth.REQUIRED, Faults.API),
+    Route("POST", "/api/repos", api_repos.create_repo, Auth.REQUIRED, Faults.OPT_IN),
+    Route("GET", REPO, api_repos.show_repo, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("GET", REPO + "/branches", api_repos.list_branches, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("POST", REPO + "/branches", api_repos.create_branch, Auth.REQUIRED, Faults.OPT_IN),
+    Route("GET", REPO + "/branches/{branch}", api_repos.show_branch, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("GET", REPO + "/commits/history/{resource:.+}", api_commits.history, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("GET", REPO + "/commits/{commit_id}", api_commits.show_commit, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("PUT", REPO_FILE, api_files.upload, Auth.REQUIRED, Faults.OPT_IN),
+    Route("GET", REPO_FILE, api_files.get_file, Auth.NONE, Faults.OPT_IN, head=True),
+    Route("GET", REPO + "/files/{path:.*}", api_downloads.download, Auth.NONE, Faults.NONE, head=True),
 )
 
 POLICIES = web.AppKey("batchgen_emulator_policies", dict[str, Route])
@@ -82,17 +105,22 @@ def _authorized(request: web.Request, auth: Auth) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
 
 
-async def _injected_fault(request: web.Request, state: EmulatorState, key: str) -> web.Response | None:
-    delay = state.faults.delay_for()
+async def _injected_fault(request: web.Request, state: EmulatorState, key: str,
+                          opt_in: bool) -> web.Response | None:
+    delay = state.faults.delay_for(key, opt_in=opt_in)
     if delay:
         # Read the body first, as a server that is slow to *process* a request would have: a client
-        # that gives up during the stall then finds its request carried out all the same.
-        await request.read()
+        # that gives up during the stall then finds its request carried out all the same. A form is
+        # read through post(), which keeps it for the handler (its raw stream can be read only once).
+        if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            await request.post()
+        else:
+            await request.read()
         await asyncio.sleep(delay)
-    retry_after = state.faults.retry_after_for(key)
+    retry_after = state.faults.retry_after_for(key, opt_in=opt_in)
     if retry_after is not None:
         return rate_limited(retry_after)
-    status = state.faults.server_error_for(key)
+    status = state.faults.server_error_for(key, opt_in=opt_in)
     return None if status is None else server_error(status)
 
 
@@ -117,8 +145,8 @@ async def _gate(request: web.Request, handler: Handler, state: EmulatorState,
         return method_not_allowed() if exception is not None and exception.status == 405 else not_found()
     if not _authorized(request, route.auth):
         return unauthenticated()
-    if route.faults:
-        fault = await _injected_fault(request, state, key)
+    if route.faults is not Faults.NONE:
+        fault = await _injected_fault(request, state, key, route.faults is Faults.OPT_IN)
         if fault is not None:
             return fault
     return await handler(request)

@@ -102,8 +102,15 @@ class FaultConfig:
     )
     slow_response_rate: float = _knob(0.0, "Share of API requests delayed before they are handled (0-1).")
     slow_response_seconds: float = _knob(1.0, "Delay of a slow API response, in real seconds.")
+    slow_response_routes: tuple[str, ...] = _knob(
+        (), "Routes subject to slow responses, as 'METHOD /template' or '/template'; empty = every API route."
+    )
     enqueue_cut_rate: float = _knob(
         0.0, "Share of POST /api/ai/queue calls that create the generations but close the connection "
+        "without a response (0-1).",
+    )
+    upload_cut_rate: float = _knob(
+        0.0, "Share of repository file uploads (PUT) that make the commit but close the connection "
         "without a response (0-1).",
     )
     sse_cut_every_seconds: float | None = _knob(
@@ -129,7 +136,7 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         for name in ("generation_failure_rate", "rate_limit_rate", "server_error_rate",
-                     "slow_response_rate", "enqueue_cut_rate", "download_truncate_rate",
+                     "slow_response_rate", "enqueue_cut_rate", "upload_cut_rate", "download_truncate_rate",
                      "download_short_length_rate"):
             _check_number(self, name, high=1.0)
         _check_int(self, "rate_limit_retry_after_seconds", low=0, high=86_400)
@@ -142,6 +149,7 @@ class FaultConfig:
         _check_positive(self, "download_bytes_per_second")
         self._check_routes("rate_limit_routes")
         self._check_routes("server_error_routes")
+        self._check_routes("slow_response_routes")
         burst, period = self.rate_limit_burst_seconds, self.rate_limit_burst_period_seconds
         if period and burst > period:
             _fail(self, "rate_limit_burst_seconds", f"at most rate_limit_burst_period_seconds ({period})")

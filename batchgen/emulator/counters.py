@@ -15,7 +15,9 @@ Listener = Callable[[str, Any], None]
 Events: ``"request"`` (detail: the ``LoggedRequest``, as the request reaches the gateway, before its
 key is checked), ``"enqueued"`` (detail: the new generation ids, created and counted, before the
 answer is written) and ``"enqueue_answered"`` (detail: the same ids, once the answer was written to
-the socket, or the connection was cut by the enqueue-cut fault). A listener must not block.
+the socket, or the connection was cut by the enqueue-cut fault), ``"committed"`` (detail: the commit id of a
+file upload, made and counted, before the answer is written) and ``"upload_answered"`` (detail: the same
+id, once the answer was written or the upload-cut fault closed the connection). A listener must not block.
 """
 
 
@@ -49,7 +51,8 @@ class Counters:
     enqueued_by_body: Counter[str] = field(default_factory=Counter)  # canonical body -> generations
     downloads: int = 0
     bytes_served: int = 0  # result-download body bytes actually written
-    uploads: int = 0
+    uploads: int = 0  # files stored through PUT .../file/...
+    commits: int = 0  # commits those uploads made
     sse_connections: int = 0
     events_sent: int = 0  # media_generation_completed frames written, summed over connections
     unrelated_events_sent: int = 0
@@ -79,6 +82,10 @@ class Counters:
         self.generations_enqueued += generations
         self.enqueued_by_body[canonical_body(body)] += generations
 
+    def count_commit(self, files: int) -> None:
+        self.commits += 1
+        self.uploads += files
+
     def enqueued_for(self, body: Any) -> int:
         """Generations enqueued with exactly this body (key order does not matter)."""
         return self.enqueued_by_body[canonical_body(body)]
@@ -93,6 +100,7 @@ class Counters:
             "downloads": self.downloads,
             "bytes_served": self.bytes_served,
             "uploads": self.uploads,
+            "commits": self.commits,
             "sse_connections": self.sse_connections,
             "events_sent": self.events_sent,
             "unrelated_events_sent": self.unrelated_events_sent,

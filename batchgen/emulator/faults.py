@@ -20,10 +20,15 @@ TRANSIENT_ERRORS = (
 )
 
 
-def route_selected(routes: tuple[str, ...], route_key: str) -> bool:
-    """Whether ``route_key`` ("METHOD /template") is in ``routes``; an empty tuple selects every route."""
+def route_selected(routes: tuple[str, ...], route_key: str, *, opt_in: bool = False) -> bool:
+    """Whether ``route_key`` ("METHOD /template") is in ``routes``.
+
+    An empty tuple selects every route, except opt-in routes (repositories), which must be named.
+    """
     template = route_key.partition(" ")[2]
-    return not routes or any(entry in (route_key, template) for entry in routes)
+    if not routes:
+        return not opt_in
+    return any(entry in (route_key, template) for entry in routes)
 
 
 class FaultInjector:
@@ -58,9 +63,9 @@ class FaultInjector:
         phase = elapsed % period if period else elapsed
         return burst - phase if burst and phase < burst else 0.0
 
-    def retry_after_for(self, route_key: str) -> int | None:
+    def retry_after_for(self, route_key: str, *, opt_in: bool = False) -> int | None:
         """Retry-After seconds when this request must get a 429, else None."""
-        if not route_selected(self._config.rate_limit_routes, route_key):
+        if not route_selected(self._config.rate_limit_routes, route_key, opt_in=opt_in):
             return None
         left = self._burst_left()
         if left > 0:
@@ -70,20 +75,25 @@ class FaultInjector:
             return self._config.rate_limit_retry_after_seconds
         return None
 
-    def server_error_for(self, route_key: str) -> int | None:
+    def server_error_for(self, route_key: str, *, opt_in: bool = False) -> int | None:
         """The 5xx status this request must get, else None."""
-        if not route_selected(self._config.server_error_routes, route_key):
+        if not route_selected(self._config.server_error_routes, route_key, opt_in=opt_in):
             return None
         hit = self._roll(self._config.server_error_rate, "server_error")
         return self._config.server_error_status if hit else None
 
-    def delay_for(self) -> float:
+    def delay_for(self, route_key: str, *, opt_in: bool = False) -> float:
         """Seconds to stall this API request before handling it."""
+        if not route_selected(self._config.slow_response_routes, route_key, opt_in=opt_in):
+            return 0.0
         hit = self._roll(self._config.slow_response_rate, "slow_response")
         return self._config.slow_response_seconds if hit else 0.0
 
     def should_cut_enqueue(self) -> bool:
         return self._roll(self._config.enqueue_cut_rate, "enqueue_cut")
+
+    def should_cut_upload(self) -> bool:
+        return self._roll(self._config.upload_cut_rate, "upload_cut")
 
     def should_truncate_download(self) -> bool:
         return self._roll(self._config.download_truncate_rate, "download_truncated")

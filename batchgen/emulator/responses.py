@@ -10,6 +10,7 @@ from batchgen.emulator.state import EmulatorState
 
 STATE = web.AppKey("batchgen_emulator_state", EmulatorState)
 
+OXEN_VERSION = "0.36.0"  # what the repository routes report as the server version
 INVALID_PARAMS_TITLE = "Invalid parameters supplied, please check your request and try again."
 
 
@@ -76,6 +77,31 @@ def forbidden(reason: str) -> web.Response:
 
 def method_not_allowed() -> web.Response:
     return error_response(405, "method_not_allowed", "Method not allowed")
+
+
+def bad_request(detail: str) -> web.Response:
+    """oxen-server's 400 for a request it cannot carry out (repository routes)."""
+    return error_response(400, "bad_request", "Bad Request", detail)
+
+
+def repo_not_found(namespace: str, name: str) -> web.Response:
+    """oxen-server's 404 for a repository that does not exist."""
+    body = {"status": "error", "status_message": "resource_not_found", "oxen_version": OXEN_VERSION,
+            "status_description": f"Repository '{namespace}/{name}' not found"}
+    return web.json_response(body, status=404)
+
+
+def branch_not_found(branch: str) -> web.Response:
+    return error_response(404, "resource_not_found", "Branch does not exist", f"Could not find branch: {branch}")
+
+
+def path_not_found(path: str) -> web.Response:
+    return error_response(404, "resource_not_found", "Resource not found", f"Could not find path: {path}")
+
+
+def read_only(namespace: str, name: str) -> web.Response:
+    return error_response(403, "forbidden", "You do not have write access to this repository",
+                          f"The API key may read {namespace}/{name} but not write to it")
 
 
 def success(status_message: str, **fields: Any) -> web.Response:

@@ -18,6 +18,7 @@ from batchgen.emulator.config import EmulatorConfig, FaultConfig
 from batchgen.emulator.counters import Counters
 from batchgen.emulator.model import Generation, Status
 from batchgen.emulator.pricing import usd as to_usd
+from batchgen.emulator.repos import DEFAULT_BRANCH, Commit, Repo, StoredFile
 from batchgen.emulator.state import EmulatorState
 from batchgen.emulator.timeline import Marks, Timeline
 
@@ -153,6 +154,41 @@ class Emulator:
     def restore_model(self, model_id: str) -> None:
         """Serve the registry's own answer for ``model_id`` again."""
         self.state.model_overrides.pop(model_id, None)
+
+    def _repo(self, namespace: str, name: str) -> Repo:
+        repo = self.state.repos.repo(namespace, name)
+        if repo is None:
+            raise KeyError(f"no repository {namespace}/{name}")
+        return repo
+
+    def create_repo(self, namespace: str, name: str, *, description: str = "", read_only: bool = False) -> bool:
+        """Create an empty repository (no commit, no branch yet); False if it already exists."""
+        return self.state.repos.create(namespace, name, description, read_only=read_only)
+
+    def set_repo_read_only(self, namespace: str, name: str, read_only: bool = True) -> None:
+        """Let the emulator's key read but not write a repository (uploads and branch creation get 403)."""
+        self._repo(namespace, name).read_only = read_only
+
+    def repo_files(self, namespace: str, name: str, revision: str = DEFAULT_BRANCH) -> dict[str, StoredFile]:
+        """Every file (path -> ``.data``, ``.content_type``, ``.sha256``) at a branch or commit id."""
+        tree = self._repo(namespace, name).tree(revision)
+        if tree is None:
+            raise KeyError(f"no branch or commit {revision!r} in {namespace}/{name}")
+        return dict(tree)
+
+    def repo_file(self, namespace: str, name: str, path: str, revision: str = DEFAULT_BRANCH) -> StoredFile:
+        """One file at a branch (its newest version) or at a commit id; KeyError if it is not there."""
+        return self.repo_files(namespace, name, revision)[path.strip("/")]
+
+    def repo_commits(self, namespace: str, name: str, revision: str = DEFAULT_BRANCH,
+                     path: str = "") -> list[Commit]:
+        """The history of a branch or commit id, oldest first, each with the paths it ``added`` and
+        ``modified``; only the commits touching ``path`` when one is given. Empty for an empty repository."""
+        repo = self._repo(namespace, name)
+        commit_id = repo.resolve(revision)
+        if commit_id is None and not repo.is_empty:
+            raise KeyError(f"no branch or commit {revision!r} in {namespace}/{name}")
+        return [] if commit_id is None else list(reversed(repo.history(commit_id, path)))
 
     def add_credits(self, usd: float) -> None:
         """Top the balance up by ``usd`` dollars (a no-op on unlimited credits)."""

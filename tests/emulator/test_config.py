@@ -36,6 +36,8 @@ from batchgen.emulator import EmulatorConfig, FaultConfig, LatencyConfig
         (FaultConfig, "download_bytes_per_second", -10),
         (FaultConfig, "server_error_routes", ["POST /api/ai/queue"]),
         (FaultConfig, "rate_limit_routes", ("queue",)),
+        (FaultConfig, "slow_response_routes", ("file",)),
+        (FaultConfig, "upload_cut_rate", 2),
     ],
 )
 def test_invalid_values_name_the_field(cls: type, field: str, value: Any) -> None:

@@ -1,35 +1,11 @@
-"""Repositories: create, multipart upload (PUT), public GET, and uploaded files as model references."""
+"""Repositories and branches: create (POST), read (GET), list, read and create branches."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
-import pytest
 
-from .support import KLING, Api
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-
-
-def form(files: list[tuple[str, str, bytes, str]], **fields: str) -> aiohttp.FormData:
-    data = aiohttp.FormData()
-    for name, filename, payload, content_type in files:
-        data.add_field(name, payload, filename=filename, content_type=content_type)
-    defaults = {"message": "add ref", "name": "Me", "email": "me@example.com"}
-    for key, value in {**defaults, **fields}.items():
-        data.add_field(key, value)
-    return data
-
-
-async def create_repo(api: Api, namespace: str = "me", name: str = "assets") -> tuple[int, Any]:
-    body = {
-        "namespace": namespace,
-        "name": name,
-        "user": {"name": "Me", "email": "me@example.com"},
-        "description": "refs",
-    }
-    return await api.request("POST", "/api/repos", json=body)
+from .repo_support import create_repo, png, put_ok
+from .support import Api
 
 
 async def test_create_repo_then_conflict(api: Api) -> None:
@@ -37,116 +13,117 @@ async def test_create_repo_then_conflict(api: Api) -> None:
     status, payload = await create_repo(api)
     assert status == 200
     assert (payload["status"], payload["status_message"]) == ("success", "resource_created")
-    assert payload["repository"]["name"] == "assets"
+    assert (payload["repository"]["name"], payload["repository"]["latest_commit"]) == ("assets", None)
     status, payload = await create_repo(api)
     assert status == 409
     assert payload["status_message"] == "resource_already_exists"
 
 
-async def test_upload_then_get_public_file(api: Api, session: aiohttp.ClientSession) -> None:
-    """PUT .../file/main/{path} stores the bytes; GET of the same URL serves them with their type, no key."""
+async def test_repo_info_empty_then_filled(api: Api) -> None:
+    """GET /api/repos/{ns}/{repo}: a new repository is empty with no branch; after an upload it has main."""
     await create_repo(api)
-    path = "/api/repos/me/assets/file/main/refs/a.png"
-    status, payload = await api.request("PUT", path, data=form([("file", "a.png", PNG, "image/png")]))
+    status, payload = await api.request("GET", "/api/repos/me/assets")
+    assert (status, payload["status_message"]) == (200, "resource_found")
+    repository = payload["repository"]
+    assert (repository["namespace"], repository["name"]) == ("me", "assets")
+    assert (repository["is_empty"], repository["branch_count"], repository["size"]) == (True, 0, 0)
+    await put_ok(api, "main/a.png", [png("a.png", b"12345")])
+    repository = (await api.request("GET", "/api/repos/me/assets"))[1]["repository"]
+    assert (repository["is_empty"], repository["branch_count"], repository["size"]) == (False, 1, 5)
+    assert repository["data_types"] == [{"data_type": "image", "count": 1}]
+
+
+async def test_missing_repo_is_404(api: Api) -> None:
+    """GET of a repository that does not exist (and of its branches) is 404 with status_description."""
+    for path in ("/api/repos/me/nope", "/api/repos/me/nope/branches/main", "/api/repos/me/nope/branches"):
+        status, payload = await api.request("GET", path)
+        assert (status, payload["status_description"]) == (404, "Repository 'me/nope' not found"), path
+
+
+async def test_branch_with_its_head_commit(api: Api) -> None:
+    """GET .../branches/{branch} names the head commit (commit_id and commit), which moves with each upload."""
+    await create_repo(api)
+    first = await put_ok(api, "main/a.png", [png("a.png")])
+    second = await put_ok(api, "main/b.png", [png("b.png")], message="second")
+    status, payload = await api.request("GET", "/api/repos/me/assets/branches/main")
     assert status == 200
-    assert (payload["status"], payload["status_message"]) == ("success", "resource_created")
-    assert payload["commit"].keys() == {"id", "parent_ids", "message", "author", "email", "timestamp"}
-    assert (payload["commit"]["message"], payload["commit"]["author"]) == ("add ref", "Me")
-    async with session.get(api.url(path)) as resp:
+    branch = payload["branch"]
+    assert (branch["name"], branch["commit_id"], branch["commit"]["id"]) == ("main", second, second)
+    assert (branch["commit"]["parent_ids"], branch["commit"]["message"]) == ([first], "second")
+
+
+async def test_missing_branch_is_404(api: Api) -> None:
+    """A branch the repository does not have is 404 'Branch does not exist'."""
+    await create_repo(api)
+    await put_ok(api, "main/a.png", [png("a.png")])
+    status, payload = await api.request("GET", "/api/repos/me/assets/branches/dev")
+    assert (status, payload["error"]["detail"]) == (404, "Could not find branch: dev")
+
+
+async def test_create_branch_from_a_branch(api: Api) -> None:
+    """POST .../branches {new_name, from_name} starts at the source head; later uploads stay apart."""
+    await create_repo(api)
+    head = await put_ok(api, "main/a.png", [png("a.png", b"main")])
+    body = {"new_name": "dev", "from_name": "main"}
+    status, payload = await api.request("POST", "/api/repos/me/assets/branches", json=body)
+    assert (status, payload["status_message"]) == (200, "resource_created")
+    assert (payload["branch"]["name"], payload["branch"]["commit_id"]) == ("dev", head)
+    await put_ok(api, "dev/a.png", [png("a.png", b"dev")])
+    assert api.emu.repo_file("me", "assets", "a.png").data == b"main"
+    assert api.emu.repo_file("me", "assets", "a.png", revision="dev").data == b"dev"
+
+
+async def test_create_branch_from_a_commit(api: Api) -> None:
+    """POST .../branches {new_name, commit_id} points the new branch at that commit."""
+    await create_repo(api)
+    first = await put_ok(api, "main/a.png", [png("a.png", b"one")])
+    await put_ok(api, "main/a.png", [png("a.png", b"two")])
+    body = {"new_name": "old", "commit_id": first}
+    status, payload = await api.request("POST", "/api/repos/me/assets/branches", json=body)
+    assert (status, payload["branch"]["commit_id"]) == (200, first)
+    assert api.emu.repo_file("me", "assets", "a.png", revision="old").data == b"one"
+
+
+async def test_creating_an_existing_branch_returns_it(api: Api) -> None:
+    """An existing new_name is answered 200 resource_found with the branch unchanged (nothing is created)."""
+    await create_repo(api)
+    head = await put_ok(api, "main/a.png", [png("a.png")])
+    body = {"new_name": "main", "from_name": "main"}
+    status, payload = await api.request("POST", "/api/repos/me/assets/branches", json=body)
+    assert (status, payload["status_message"], payload["branch"]["commit_id"]) == (200, "resource_found", head)
+
+
+async def test_create_branch_refusals(api: Api) -> None:
+    """A body without new_name and a source is 400; an unknown source branch or commit is 404."""
+    await create_repo(api)
+    await put_ok(api, "main/a.png", [png("a.png")])
+    url = "/api/repos/me/assets/branches"
+    assert (await api.request("POST", url, json={"new_name": "dev"}))[0] == 400
+    assert (await api.request("POST", url, json={"new_name": "a/b", "from_name": "main"}))[0] == 400
+    status, payload = await api.request("POST", url, json={"new_name": "dev", "from_name": "nope"})
+    assert (status, payload["error"]["detail"]) == (404, "Could not find branch: nope")
+    status, payload = await api.request("POST", url, json={"new_name": "dev", "commit_id": "f" * 32})
+    assert (status, payload["error"]["detail"]) == (404, f"Could not find path: {'f' * 32}")
+    branches = (await api.request("GET", url))[1]["branches"]
+    assert [branch["name"] for branch in branches] == ["main"]
+
+
+async def test_list_branches(api: Api) -> None:
+    """GET .../branches lists every branch with its head commit, by name."""
+    await create_repo(api)
+    head = await put_ok(api, "main/a.png", [png("a.png")])
+    await api.request("POST", "/api/repos/me/assets/branches", json={"new_name": "dev", "from_name": "main"})
+    status, payload = await api.request("GET", "/api/repos/me/assets/branches")
+    assert status == 200
+    assert [(b["name"], b["commit_id"]) for b in payload["branches"]] == [("dev", head), ("main", head)]
+
+
+async def test_reads_need_no_key_but_a_wrong_key_is_401(api: Api, session: aiohttp.ClientSession) -> None:
+    """Repository reads answer without a key (public repositories); a wrong key is still 401."""
+    await create_repo(api)
+    async with session.get(api.url("/api/repos/me/assets")) as resp:
         assert resp.status == 200
-        assert resp.content_type == "image/png"
-        assert await resp.read() == PNG
-    assert api.emu.counters.uploads == 1
-
-
-async def test_content_type_is_guessed_from_the_path(api: Api, session: aiohttp.ClientSession) -> None:
-    """A part sent as application/octet-stream is served with the type its path implies."""
-    await create_repo(api)
-    path = "/api/repos/me/assets/file/main/b.jpg"
-    await api.request(
-        "PUT", path, data=form([("file", "b.jpg", b"\xff\xd8\xff", "application/octet-stream")])
-    )
-    async with session.get(api.url(path)) as resp:
-        assert resp.content_type == "image/jpeg"
-
-
-async def test_several_files_go_into_the_directory(api: Api, session: aiohttp.ClientSession) -> None:
-    """Several 'file' parts (or files[]) are stored under {path}/{filename}; commits chain."""
-    await create_repo(api)
-    parts = [("file", "x.png", PNG, "image/png"), ("file", "y.png", PNG + b"y", "image/png")]
-    _, first = await api.request("PUT", "/api/repos/me/assets/file/main/images", data=form(parts))
-    _, second = await api.request(
-        "PUT", "/api/repos/me/assets/file/main/more", data=form([("files[]", "z.png", PNG, "image/png")])
-    )
-    for name in ("images/x.png", "images/y.png", "more/z.png"):
-        async with session.get(api.url(f"/api/repos/me/assets/file/main/{name}")) as resp:
-            assert resp.status == 200, name
-    assert second["commit"]["parent_ids"] == [first["commit"]["id"]]
-
-
-@pytest.mark.parametrize(
-    ("files", "fields", "detail"),
-    [
-        ([], {}, "No file provided: send the binary in a 'file' form field"),
-        (
-            [("file", "a.png", PNG, "image/png"), ("files[]", "b.png", PNG, "image/png")],
-            {},
-            "Cannot upload both 'file' and 'files[]' in one request",
-        ),
-        ([("file", "a.png", PNG, "image/png")], {"email": ""}, "Missing form field: email"),
-    ],
-)
-async def test_bad_uploads_are_400(api: Api, files: list[Any], fields: dict[str, str], detail: str) -> None:
-    """Uploads without a file, with both file and files[], or without author fields are 400."""
-    await create_repo(api)
-    status, payload = await api.request(
-        "PUT", "/api/repos/me/assets/file/main/a.png", data=form(files, **fields)
-    )
-    assert status == 400
-    assert payload["error"]["detail"] == detail
-
-
-async def test_upload_to_missing_repo_or_branch_is_404(api: Api) -> None:
-    """Uploading into a repository that was not created, or to another branch, is 404."""
-    data = form([("file", "a.png", PNG, "image/png")])
-    assert (await api.request("PUT", "/api/repos/me/nope/file/main/a.png", data=data))[0] == 404
-    await create_repo(api)
-    data = form([("file", "a.png", PNG, "image/png")])
-    assert (await api.request("PUT", "/api/repos/me/assets/file/dev/a.png", data=data))[0] == 404
-
-
-async def test_auto_create_repos(make_api: Any) -> None:
-    """With auto_create_repos, an upload creates its repository."""
-    api = await make_api(auto_create_repos=True)
-    status, _ = await api.request(
-        "PUT", "/api/repos/me/new/file/main/a.png", data=form([("file", "a.png", PNG, "image/png")])
-    )
-    assert status == 200
-
-
-async def test_missing_file_is_404(api: Api, session: aiohttp.ClientSession) -> None:
-    """GET of a file that does not exist is 404 with the resource_not_found envelope."""
-    async with session.get(api.url("/api/repos/elau/assets/file/main/nope.png")) as resp:
-        assert resp.status == 404
-        assert (await resp.json())["status_message"] == "resource_not_found"
-
-
-async def test_uploaded_reference_reaches_the_model(api: Api) -> None:
-    """An uploaded image's hub URL (any host) is fetched by the model and recorded."""
-    await create_repo(api)
-    await api.request(
-        "PUT", "/api/repos/me/assets/file/main/refs/a.png", data=form([("file", "a.png", PNG, "image/png")])
-    )
-    url = "https://hub.oxen.ai/api/repos/me/assets/file/main/refs/a.png"
-    row = await api.finished_row({"model": KLING, "prompt": "@Image1 waves", "input_image": [url]})
-    assert row["status"] == "succeeded"
-    assert url in api.emu.fetched_references
-
-
-async def test_upload_without_key_is_401(api: Api, session: aiohttp.ClientSession) -> None:
-    """PUT needs the Bearer key even though GET does not."""
-    await create_repo(api)
-    async with session.put(
-        api.url("/api/repos/me/assets/file/main/a.png"), data=form([("file", "a.png", PNG, "image/png")])
-    ) as resp:
+    async with session.get(api.url("/api/repos/me/assets"), headers={"Authorization": "Bearer bad"}) as resp:
+        assert resp.status == 401
+    async with session.post(api.url("/api/repos/me/assets/branches"), json={}) as resp:
         assert resp.status == 401
