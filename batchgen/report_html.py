@@ -38,6 +38,7 @@ __all__ = [
     "embed_json",
     "load_report",
     "media_href",
+    "prompt_of",
     "render_report",
     "write_report",
 ]
