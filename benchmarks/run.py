@@ -64,7 +64,7 @@ CLIENTS = ("batchgen", "poller", "ceiling", "ceiling+fsync")
 ROWS = ("gen-2k", "gen-10k", "rss", "plan", "download", "requests", "latency")
 POLL_S = 5.0  # the documented poller's interval, simulated seconds
 RENDER_SCALE = 0.01  # row 6: 1-5 min renders in 0.6-3 s
-RENDERS = LatencyConfig(queue_wait_median_seconds=3.0, video_render_median_seconds=180.0, latency_sigma=0.3)
+RENDERS = LatencyConfig(queue_wait_median_seconds=3.0, video_render_median_seconds=165.0, latency_sigma=0.3)
 
 
 # -- running a measured subprocess -----------------------------------------------------------------
