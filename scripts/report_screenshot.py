@@ -28,7 +28,7 @@ def sandbox_demo_run(out: Path) -> Path:
     """`batchgen run jobs/demo.yaml --sandbox -o OUT`: the built-in emulator, nothing paid."""
     subprocess.run([sys.executable, "-m", "batchgen", "run", "jobs/demo.yaml", "--sandbox", "-o", str(out),
                     "--no-progress"], cwd=REPO, env=clean_env(), check=True, timeout=120)
-    return out / "demo"
+    return out / "demo.sandbox"
 
 
 async def capture(report: Path, out: Path, width: int, height: int) -> None:

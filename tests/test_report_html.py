@@ -253,7 +253,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=90, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    return out / "demo"
+    return out / "demo.sandbox"
 
 
 @pytest.fixture

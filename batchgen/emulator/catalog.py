@@ -32,6 +32,10 @@ class Catalog:
     def get(self, model_id: str) -> ModelSpec | None:
         return self._specs.get(model_id)
 
+    def copy(self) -> Catalog:
+        """An independent copy (each emulator gets its own, so a test changing one leaks nowhere)."""
+        return Catalog([ModelSpec(s.id, s.media_type, s.rules, copy.deepcopy(s.public)) for s in self._specs.values()])
+
     def all(self) -> list[ModelSpec]:
         return list(self._specs.values())
 

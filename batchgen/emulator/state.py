@@ -34,7 +34,7 @@ class EmulatorState:
         self.clock: Clock = clock or SystemClock()
         self.counters = Counters()
         self.timeline = Timeline()  # measurement marks for benchmarks (monotonic clock)
-        self.catalog: Catalog = default_catalog()
+        self.catalog: Catalog = default_catalog().copy()
         self.repos = RepoStore(self.clock)
         self.repos.seed_examples()
         self.queue = FakeQueue(self.clock, config.account_concurrency)

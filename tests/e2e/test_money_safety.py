@@ -120,7 +120,7 @@ async def test_the_live_price_is_quoted_and_its_change_said_in_one_line(emulator
     emu = await emulator()
     spec = emu.state.catalog.get(MODEL)
     assert spec is not None
-    spec.public["pricing"] = {"method": "per_video_output_second", "cost_per_second": 0.5}
+    emu.override_model(MODEL, {**spec.public, "pricing": {"method": "per_video_output_second", "cost_per_second": 0.5}})
     manifest = write_manifest(tmp_path, count=2)
     offline = await run_cli("plan", str(manifest), cwd=tmp_path)
     assert offline.code == 0 and "snapshot shipped with batchgen, of 2026-06-26" in offline.stderr
