@@ -229,3 +229,29 @@ async def test_a_key_on_the_command_line_is_warned_about(emulator: Any, tmp_path
     quiet = await run_cli("run", str(manifest), "-o", "out", "--api-base", emu.base_url, "--no-progress",
                           cwd=tmp_path, env=env)
     assert quiet.code == 0 and "shows in `ps`" not in quiet.stderr
+
+
+async def test_plan_with_a_key_checks_the_upload_repository(emulator: Any, tmp_path: Path) -> None:
+    """`plan` with a key looks the upload repository up (without writing to it): missing is exit 2."""
+    emu = await emulator(auto_create_repos=False)
+    manifest = asset_manifest(tmp_path)
+    missing = await run_cli("plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key,
+                            cwd=tmp_path)
+    assert missing.code == 2 and "acme/campaign-refs does not exist" in missing.stderr
+    emu.create_repo("acme", "campaign-refs")
+    found = await run_cli("plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key,
+                          cwd=tmp_path)
+    assert found.code == 0, found.stderr
+    assert emu.counters.snapshot()["uploads"] == 0  # plan never writes
+
+
+async def test_a_symlinked_run_directory_says_where_the_files_go(emulator: Any, tmp_path: Path) -> None:
+    """`-o` through a symlink: the run says, in one line, the real place its files are written to."""
+    emu = await emulator()
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "disk")
+    manifest = write_manifest(tmp_path, count=1)
+    result = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert f"out/e2e leads through a symlink: the files are written to {tmp_path / 'disk' / 'e2e'}" in result.stderr
+    assert (tmp_path / "disk" / "e2e" / "videos").is_dir()
