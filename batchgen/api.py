@@ -30,11 +30,10 @@ from batchgen.errors import (
     RateLimited,
     ResponseLost,
     ResponseTimeout,
-    TransportError,
     Unauthenticated,
 )
 from batchgen.reconcile import Scope, merge_rows
-from batchgen.retry import backoff, parse_retry_after
+from batchgen.retry import Action, decide, parse_retry_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +52,11 @@ class Throttle:
 
     def pause(self, seconds: float) -> None:
         self._until = max(self._until, self._clock() + seconds)
+
+    @property
+    def until(self) -> float:
+        """When the pause ends, on the throttle's clock (time.monotonic by default)."""
+        return self._until
 
     def remaining(self) -> float:
         return max(0.0, self._until - self._clock())
@@ -100,13 +104,6 @@ def _status_error(status: int, method: str, path: str, body: Any, headers: Mappi
     if status == 404:
         return NotFound(status, method, path, detail)
     return ApiStatusError(status, method, path, detail)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth trying again: lost connections, 429, 5xx and 408."""
-    if isinstance(exc, TransportError | RateLimited):
-        return True
-    return isinstance(exc, ApiStatusError) and (exc.status >= 500 or exc.status == 408)
 
 
 @contextlib.contextmanager
@@ -188,22 +185,21 @@ class OxenClient:
                     raise error
                 return body
 
-    async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str,
-                           retry_if: Callable[[BaseException], bool] = is_transient) -> T:
-        """Run an idempotent call, retrying transient failures with capped, jittered backoff."""
+    async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
+        """Run an idempotent call, trying again as `retry.decide` says (the one loop for such calls)."""
         rng = random.Random()
         attempt = 0
         while True:
             try:
                 return await call()
             except ApiError as exc:
-                # A 429 is the server asking us to wait, not a failure: it costs no attempt.
-                attempt += 0 if isinstance(exc, RateLimited) else 1
-                if not retry_if(exc) or attempt >= self.retry_policy.request_attempts:
+                verdict = decide(exc, attempt=attempt + 1, policy=self.retry_policy, rng=rng, idempotent=True)
+                if verdict.action is not Action.RETRY:
                     raise
-                delay = 0.0 if isinstance(exc, RateLimited) else backoff(attempt, self.retry_policy, rng)
+                attempt += verdict.costs_attempt
                 log.info("retrying %s after %s (attempt %d)", what, exc, attempt)
-                await self._sleep(delay)
+                # A 429 set the shared pause, which the next request waits out: no sleep of its own.
+                await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
 
     # -- the endpoints -------------------------------------------------------------------
 

@@ -1,4 +1,13 @@
-"""Pure retry policy: how long to wait, and what a failure means (no sleeping, no I/O here)."""
+"""The one retry decision: what a failure means and what to do about it (pure: no sleeping, no I/O).
+
+- `decide(error, attempt=..., policy=..., rng=..., idempotent=...)` classifies an error of an API call:
+  retry after N seconds, look for it at the provider before sending it again (a POST that may have
+  been acted on), fail the job (the request itself is wrong), stop the run (no credits), or give up.
+- `classify_generation_error(message)` reads a failed generation's error text.
+- `backoff` and `parse_retry_after` give the waits.
+
+Callers sleep through what they are told; an idempotent call loops with `OxenClient.with_retries`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,54 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from batchgen.config import RetryPolicy
+from batchgen.errors import (
+    ApiError,
+    ApiStatusError,
+    ConnectFailed,
+    InsufficientCredits,
+    RateLimited,
+    TransportError,
+    Unauthenticated,
+)
+
+DEFAULT_RETRY_AFTER_S = 5.0  # a 429 without a usable Retry-After
+
+
+class Action(StrEnum):
+    RETRY = "retry"  # surely not acted on (or idempotent): send it again after `delay_s`
+    LOOK_FIRST = "look_first"  # a POST that may have been acted on: find it at the provider first
+    REJECT_JOB = "reject_job"  # the request itself is refused: retrying cannot help
+    STOP_RUN = "stop_run"  # the account cannot pay: stop submitting; the job waits for the next run
+    FATAL = "fatal"  # the key is wrong: nothing can go on
+    GIVE_UP = "give_up"  # attempts used up (or not retryable): let the error through
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    delay_s: float = 0.0
+    costs_attempt: bool = True  # a 429 is the server asking us to wait: it costs no attempt
+
+
+def decide(error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Random,
+           idempotent: bool) -> Verdict:
+    """What to do after `error` on try number `attempt` (from 1) of one API call."""
+    if isinstance(error, Unauthenticated):
+        return Verdict(Action.FATAL)
+    if isinstance(error, InsufficientCredits):
+        return Verdict(Action.STOP_RUN)
+    if isinstance(error, RateLimited):  # answered before anything was done: not acted on, no attempt used
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
+        return Verdict(Action.RETRY, wait, costs_attempt=False)
+    transient = isinstance(error, TransportError) or (
+        isinstance(error, ApiStatusError) and (error.status >= 500 or error.status == 408))
+    if not transient:
+        return Verdict(Action.REJECT_JOB if not idempotent else Action.GIVE_UP)
+    if not idempotent and not isinstance(error, ConnectFailed):
+        return Verdict(Action.LOOK_FIRST)  # lost answer, timeout, 5xx: it may exist now
+    if attempt >= policy.request_attempts:
+        return Verdict(Action.GIVE_UP)
+    return Verdict(Action.RETRY, backoff(attempt, policy, rng))
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -36,6 +93,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+# -- failed generations ---------------------------------------------------------------------------
+
+
 class FailureKind(StrEnum):
     TRANSIENT = "transient"  # may work if tried again
     INVALID = "invalid"  # the request itself is wrong: trying again pays nothing but fails the same
@@ -43,7 +103,7 @@ class FailureKind(StrEnum):
     REFERENCE_REFUSED = "reference_refused"  # a reference image answered 403: fail now, say why
 
 
-# Substrings of the provider's documented model-validation messages (oxen-api.md §6.3, §8).
+# Substrings of the provider's documented model-validation messages (docs/api-contract.md).
 _INVALID_MARKERS = (
     "422",
     "value error",

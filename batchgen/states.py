@@ -27,6 +27,9 @@ AT_PROVIDER = frozenset({JobState.QUEUED, JobState.PROCESSING})
 
 NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED, JobState.DOWNLOADING})
 
+BILLED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}
+"""States whose generation exists or may exist at the provider, so its price counts as spent."""
+
 RESTARTABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 """States a new run puts back to pending: running again finishes what is missing."""
 

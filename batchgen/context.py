@@ -1,0 +1,109 @@
+"""What the parts of a running batch share: the journal, the client, the scheduler's state, the jobs
+and their generations, and the few moves every part makes the same way (claim, release, notify)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchgen import scheduler
+from batchgen.api import OxenClient
+from batchgen.config import RunOptions
+from batchgen.paths import ensure_inside
+from batchgen.plan import Job, Plan
+from batchgen.rundir import result_relpath, superseded_relpath
+from batchgen.states import JobState
+from batchgen.store import JobRecord, Journal
+
+if TYPE_CHECKING:
+    from batchgen.events import EventStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class RunContext:
+    """One run's shared state. Created by `Runner`; its parts hold a reference to it."""
+
+    plan: Plan
+    run_dir: Path
+    journal: Journal
+    client: OxenClient
+    options: RunOptions
+    state: scheduler.RunState
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    jobs: dict[str, Job] = field(default_factory=dict)
+    by_generation: dict[str, str] = field(default_factory=dict)  # generation id -> job key
+    urls: dict[str, str] = field(default_factory=dict)  # freshest result URL per job (memory only: they expire)
+    displaced: set[str] = field(default_factory=set)  # leftovers whose path a planned job owns: to superseded/
+    counts: Counter[JobState] = field(default_factory=Counter)  # jobs of this run by state, for progress
+    stream: EventStream | None = None
+    on_change: Callable[[], None] = lambda: None
+    on_claimed: Callable[[str, str], None] = lambda key, generation_id: None
+    queue_download: Callable[[str], None] = lambda key: None
+    apply_row: Callable[[str, Mapping[str, Any]], None] = lambda key, row: None  # set to the tracker's
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.jobs = {job.key: job for job in self.plan.jobs}
+        self.journal.on_transition = self._journaled
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.on_change()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        # No await between the check and clear(), so a change cannot slip in unseen.
+        while not predicate():
+            self.changed.clear()
+            await self.changed.wait()
+
+    def _journaled(self, key: str, old: JobState, new: JobState) -> None:
+        if key not in self.jobs:
+            return
+        self.counts[old] -= 1
+        self.counts[new] += 1
+        if key not in self.state.leftovers:
+            scheduler.journaled(self.state, key, new)
+
+    # -- moves every part makes alike ------------------------------------------------------------
+
+    def record(self, key: str) -> JobRecord:
+        return self.journal.get(key)
+
+    def release(self, key: str, state: JobState, detail: str, **changes: Any) -> None:
+        """Journal `state` for a job holding a provider slot, and give the slot back."""
+        self.journal.transition(key, state, detail, **changes)
+        scheduler.release(self.state, key, state)
+        self.notify()
+
+    def claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
+        """Journal that `generation_id` belongs to `key` (atomically with the state change)."""
+        record = self.journal.get(key)
+        self.journal.claim_generation(key, generation_id, record.attempts, state,
+                                      api=self.options.api_identity, **changes)
+        log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
+        self.by_generation[generation_id] = key
+        self.on_claimed(key, generation_id)
+        self.notify()
+
+    def stop(self, reason: scheduler.StopReason) -> None:
+        if scheduler.stop(self.state, reason):
+            log.warning("stopping submissions: %s", reason)
+        self.notify()
+
+    def final_path(self, job: Job) -> Path:
+        """Where a job's result goes, checked against the run directory (a symlinked videos/ cannot
+        lead writes elsewhere)."""
+        if job.key in self.displaced:
+            return ensure_inside(self.run_dir, superseded_relpath(job.output_path, job.key))
+        return ensure_inside(self.run_dir, result_relpath(job.output_path))

@@ -1,0 +1,176 @@
+"""Fetching results: download workers that turn a succeeded generation into a verified file at its path,
+then hand it to the run's sinks. What to do when a download fails is decided here, from the policy
+in the run's options: refresh an expired URL, try the API's own origin once with the key, back off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from batchgen.context import RunContext
+from batchgen.download import Downloaded, fetch_result, verify_file
+from batchgen.errors import (
+    ApiError,
+    DownloadCorrupt,
+    DownloadError,
+    DownloadExpired,
+    DownloadStalled,
+    StorageError,
+    Unauthenticated,
+)
+from batchgen.paths import UnsafePathError
+from batchgen.plan import Job
+from batchgen.retry import backoff
+from batchgen.rundir import read_sidecar, set_aside_unowned
+from batchgen.sinks import ResultSink, VerifiedResult
+from batchgen.states import JobState
+from batchgen.store import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+class Fetcher:
+    """A queue of jobs to download and the workers that drain it."""
+
+    def __init__(self, ctx: RunContext, sinks: Sequence[ResultSink]) -> None:
+        self.ctx = ctx
+        self.sinks = tuple(sinks)
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.active = 0
+        self.failures = 0
+        self.session: aiohttp.ClientSession | None = None
+        ctx.queue_download = self.queue.put_nowait
+
+    def busy(self) -> bool:
+        return self.active > 0 or not self.queue.empty()
+
+    async def worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            self.active += 1
+            try:
+                await self.fetch(key)
+            finally:
+                self.active -= 1
+                self.ctx.notify()
+
+    async def fetch(self, key: str) -> None:
+        ctx = self.ctx
+        job, record = ctx.jobs[key], ctx.record(key)
+        try:
+            final = ctx.final_path(job)  # checked now, not at plan time: a symlink may have appeared
+        except UnsafePathError as exc:
+            self.failures += 1
+            ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
+            return
+        if await asyncio.to_thread(self._make_room, job, record, final):
+            return
+        result = await self._download(job, record, final)
+        if result is None:
+            self.failures += 1
+            ctx.journal.transition(key, record.state, "download failed", error="download failed; run again to fetch it")
+            return
+        await self._deliver(job, final, result)
+
+    async def _download(self, job: Job, record: JobRecord, final: Path) -> Downloaded | None:
+        ctx, key = self.ctx, job.key
+        assert self.session is not None
+        with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
+        for attempt in range(1, ctx.options.retry.download_attempts + 1):
+            url = ""
+            try:
+                url = ctx.urls.get(key) or await self._fresh_url(record)
+                return await fetch_result(self.session, url, final, media_type=job.media_type,
+                                          read_timeout=ctx.options.timeouts.download_read_s,
+                                          headers=ctx.client.auth_for(url) if with_key else None)
+            except DownloadExpired:
+                if not with_key and ctx.client.auth_for(url):
+                    with_key = True  # a private repository's file, perhaps: never sent to another host
+                    continue
+                with_key = False
+                ctx.urls.pop(key, None)
+            except (DownloadCorrupt, DownloadError, ApiError) as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
+                    ctx.urls.pop(key, None)
+                log.info("download of %s failed (%s), attempt %d", key[:12], exc, attempt)
+                await ctx.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
+        return None
+
+    async def _deliver(self, job: Job, final: Path, result: Downloaded) -> None:
+        ctx = self.ctx
+        fresh = ctx.record(job.key)
+        verified = VerifiedResult(job.key, final, result.sha256, result.size, _metadata(job, fresh, result))
+        for sink in self.sinks:
+            await sink.deliver(verified)
+        log.info("downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16])
+        done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
+        ctx.journal.transition(job.key, done, sha256=result.sha256, size=result.size, mtime_ns=_mtime_ns(final),
+                               downloaded_at=time.time(), error=None)
+        ctx.urls.pop(job.key, None)
+
+    async def _fresh_url(self, record: JobRecord) -> str:
+        if not record.generation_id:
+            raise DownloadError("no generation id to fetch a result URL for")
+        row = await self.ctx.client.get_generation(record.generation_id)
+        url = row.get("result_url")
+        if not url:
+            raise DownloadError(f"generation {record.generation_id} has no result_url")
+        return str(url)
+
+    def _make_room(self, job: Job, record: JobRecord, final: Path) -> bool:
+        """Before a result is written to `final`: if a crash came between the rename and the journal, the
+        file there (with our sidecar and its sha256) is the result: True, journaled done. Any other file
+        there is moved to superseded/ first, never overwritten."""
+        if not (final.exists() or final.is_symlink()):
+            return False
+        sidecar = read_sidecar(final)
+        if sidecar and sidecar.get("job_key") == job.key and sidecar.get("generation_id") == record.generation_id:
+            try:
+                found = verify_file(final, job.media_type, expected_size=sidecar.get("size"),
+                                    expected_sha256=sidecar.get("sha256"))
+            except (DownloadCorrupt, StorageError):
+                found = None
+            if found is not None:
+                done = JobState.SUPERSEDED if job.key in self.ctx.displaced else JobState.DONE
+                self.ctx.journal.transition(job.key, done, "found complete on disk", sha256=found.sha256,
+                                            size=found.size, mtime_ns=_mtime_ns(final), error=None)
+                return True
+        if job.key not in self.ctx.displaced:
+            moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
+            log.warning("kept the file found at %s in %s: job %s writes its result there", job.output_path,
+                        moved_to, job.key[:12])
+        return False
+
+
+def _metadata(job: Job, record: JobRecord, result: Downloaded) -> dict[str, object]:
+    return {
+        "job_key": job.key,
+        "name": job.name,
+        "replica": job.replica,
+        "model": job.model,
+        "generation_id": record.generation_id,
+        "request": record.sent_body() or dict(job.request),
+        "vars": dict(job.vars),
+        "manifest": f"{job.location.file}:{job.location.line}",
+        "submitted_at": record.submitted_at,
+        "completed_at": record.completed_at,
+        "downloaded_at": time.time(),
+        "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+        "api": record.api,
+        "sha256": result.sha256,
+        "size": result.size,
+    }
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return None

@@ -1,0 +1,237 @@
+"""What happens next in a run, decided without I/O: which job to submit, when to wait or stop, what a
+failed generation does to its job, and when to look for completions the event stream missed.
+
+The runner (`runner.py` and its parts) carries these decisions out. Nothing here awaits, sleeps, reads a
+clock or touches the network, a file or the journal: time is passed in, so every rule is a table test.
+
+Every limit on submitting is one kind of thing, a `Limit`, checked in one place (`next_submission`):
+the account's provider slots, the shared 429 pause, and the budget. Downloads use a `Slots` too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from batchgen.retry import FailureKind, classify_generation_error
+from batchgen.states import BILLED, JobState
+
+
+class StopReason(StrEnum):
+    NO_CREDITS = "no_credits"
+    BUDGET = "budget"
+    INTERRUPTED = "interrupted"
+    API_UNAVAILABLE = "api_unavailable"
+
+
+# -- decisions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    until: float | None  # None: until something changes (a slot is given back)
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: StopReason
+
+
+Decision = Submit | Wait | Stop
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+
+class Limit(Protocol):
+    """Something that may hold back the next submission: `None` lets it through."""
+
+    def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None: ...
+
+
+@dataclass(slots=True)
+class Slots:
+    """A capacity shared by the keys that hold a place (provider concurrency, downloads)."""
+
+    capacity: int
+    name: str = "slots"
+    held: set[str] = field(default_factory=set)
+
+    def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None:
+        return Wait(None, f"all {self.capacity} {self.name} in use") if len(self.held) >= self.capacity else None
+
+    def take(self, key: str) -> None:
+        self.held.add(key)
+
+    def give(self, key: str) -> None:
+        self.held.discard(key)
+
+
+@dataclass(slots=True)
+class Pause:
+    """The one pause every API call of a run shares, set by a 429's Retry-After."""
+
+    until: float = 0.0
+
+    def extend(self, until: float) -> None:
+        self.until = max(self.until, until)
+
+    def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None:
+        return Wait(self.until, "the API asked us to wait (429)") if now < self.until else None
+
+
+@dataclass(slots=True)
+class Budget:
+    """Quoted spend against an optional cap. A job is billed while its generation exists or may
+    exist (states in `BILLED`), and also while it holds a provider slot whatever its state: one
+    dispatched but not journaled yet, or put back by a 429, is still going to be sent."""
+
+    limit: Decimal | None = None
+    billed: dict[str, Decimal] = field(default_factory=dict)
+    spent: Decimal = Decimal(0)
+
+    def bill(self, key: str, cost: Decimal) -> None:
+        if key not in self.billed:
+            self.billed[key] = cost
+            self.spent += cost
+
+    def unbill(self, key: str) -> None:
+        self.spent -= self.billed.pop(key, Decimal(0))
+
+    def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None:
+        if self.limit is not None and key not in self.billed and self.spent + cost > self.limit:
+            return Stop(StopReason.BUDGET)
+        return None
+
+
+# -- the run's state ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything the decisions read: what is left, what holds a slot, what it costs, why we stop."""
+
+    costs: Mapping[str, Decimal]
+    slots: Slots
+    budget: Budget = field(default_factory=Budget)
+    pause: Pause = field(default_factory=Pause)
+    retries: int = 2  # extra attempts of a transiently failed generation, per run
+    pending: deque[str] = field(default_factory=deque)
+    leftovers: set[str] = field(default_factory=set)  # journaled jobs the plan no longer has: never submitted
+    run_attempts: Counter[str] = field(default_factory=Counter)
+    retried: int = 0
+    stopping: StopReason | None = None
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        return (self.pause, self.slots, self.budget)
+
+    def cost(self, key: str) -> Decimal:
+        return self.costs.get(key, Decimal(0))
+
+
+def next_submission(state: RunState, now: float) -> Decision | None:
+    """The next step of the submit loop; None when there is nothing more to submit."""
+    if state.stopping is not None or not state.pending:
+        return None
+    key = state.pending[0]
+    for limit in state.limits:
+        held_back = limit.blocks(key, state.cost(key), now)
+        if held_back is not None:
+            return held_back
+    return Submit(key)
+
+
+def dispatch(state: RunState, key: str) -> None:
+    """`key` is being submitted: it leaves the queue, holds a slot, and counts against the budget."""
+    if not state.pending or state.pending[0] != key:
+        raise RuntimeError(f"dispatch of {key!r}, which is not next")
+    state.pending.popleft()
+    state.slots.take(key)
+    state.budget.bill(key, state.cost(key))
+    state.run_attempts[key] += 1
+
+
+def journaled(state: RunState, key: str, new: JobState) -> None:
+    """Keep the budget in step with a journaled state change."""
+    if new in BILLED:
+        state.budget.bill(key, state.cost(key))
+    elif key not in state.slots.held:
+        state.budget.unbill(key)
+
+
+def release(state: RunState, key: str, now_in: JobState) -> None:
+    """`key` gives its slot back, now journaled as `now_in`."""
+    state.slots.give(key)
+    if now_in not in BILLED:
+        state.budget.unbill(key)
+
+
+def requeue(state: RunState, key: str, *, front: bool = False) -> bool:
+    """Put `key` back in the queue, unless the plan no longer has it (never resubmitted)."""
+    if key in state.leftovers:
+        return False
+    if front:
+        state.pending.appendleft(key)
+    else:
+        state.pending.append(key)
+    return True
+
+
+def stop(state: RunState, reason: StopReason) -> bool:
+    """Stop submitting (the first reason sticks); True when this call stopped it."""
+    if state.stopping is not None:
+        return False
+    state.stopping = reason
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class FailureOutcome:
+    """What a failed generation does to its job."""
+
+    state: JobState
+    detail: str
+    error: str
+    requeue: bool = False
+    stop: StopReason | None = None
+
+
+def after_generation_failed(state: RunState, key: str, message: str | None) -> FailureOutcome:
+    """The provider says the generation of `key` failed: retry it, fail it, or stop the run."""
+    verdict = classify_generation_error(message)
+    if verdict.kind is FailureKind.NO_CREDITS:
+        return FailureOutcome(JobState.PENDING, "no credits", verdict.message, requeue=False,
+                              stop=StopReason.NO_CREDITS)
+    if verdict.kind is FailureKind.INVALID:
+        return FailureOutcome(JobState.INVALID, "rejected by the model", verdict.message)
+    if verdict.kind is FailureKind.REFERENCE_REFUSED:  # not transient: retrying pays nothing, fails the same
+        return FailureOutcome(JobState.FAILED, "reference image refused", verdict.message)
+    if key not in state.leftovers and state.run_attempts[key] <= state.retries:
+        return FailureOutcome(JobState.PENDING, "retry", verdict.message, requeue=True)
+    return FailureOutcome(JobState.FAILED, "attempts used up", verdict.message)
+
+
+def apply_failure(state: RunState, key: str, outcome: FailureOutcome) -> None:
+    """Carry a FailureOutcome out on the state (the caller journals `outcome.state` first)."""
+    release(state, key, outcome.state)
+    if outcome.requeue and requeue(state, key):
+        state.retried += 1
+    if outcome.stop is not None:
+        stop(state, outcome.stop)
+
+
+def finished(state: RunState, *, downloads_left: bool) -> bool:
+    """Nothing more will happen: no submission to come, nothing at the provider, nothing to fetch."""
+    no_more_submits = state.stopping is not None or not state.pending
+    return no_more_submits and not state.slots.held and not downloads_left

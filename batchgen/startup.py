@@ -1,0 +1,125 @@
+"""Start-up of a run: what is missing. Journals the plan's jobs, puts displaced results aside (and set-aside
+ones back), checks finished files, and sorts every job into to-submit, at-the-provider or to-download."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from batchgen import scheduler
+from batchgen.context import RunContext
+from batchgen.download import verify_file
+from batchgen.errors import DownloadCorrupt, StorageError
+from batchgen.paths import UnsafePathError, ensure_inside, fold
+from batchgen.plan import Job, Location
+from batchgen.rundir import move_with_sidecar, result_relpath, set_aside_unowned, superseded_relpath
+from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
+from batchgen.store import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
+    """Bring the journal and the run directory in line with the plan; returns the keys to download."""
+    restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
+    journal = ctx.journal
+    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in ctx.plan.jobs)
+    journal.mark_planned(set(ctx.jobs))
+    _set_aside_displaced(ctx)
+    downloads: list[str] = []
+    for job in ctx.plan.jobs:
+        record = journal.get(job.key)
+        ctx.counts[record.state] += 1  # counted as found; the changes below update it through the journal
+        if record.state in BILLED:
+            ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
+        if record.state is JobState.SUPERSEDED:
+            record = _restore(ctx, job, record)
+        if record.state in restartable:
+            record = journal.transition(job.key, JobState.PENDING, "rerun")
+        if record.state is JobState.DONE and not _output_intact(ctx, job, record):
+            record = journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
+        _adopt(ctx, job, record, downloads)
+    _adopt_leftovers(ctx, downloads)
+    return downloads
+
+
+def _adopt(ctx: RunContext, job: Job, record: JobRecord, downloads: list[str]) -> None:
+    if record.state is JobState.PENDING:
+        scheduler.requeue(ctx.state, job.key)
+    elif record.state in IN_FLIGHT:
+        ctx.state.slots.take(job.key)
+        if record.generation_id:
+            ctx.by_generation[record.generation_id] = job.key
+    elif record.state in NEEDS_DOWNLOAD:
+        downloads.append(job.key)
+
+
+def _set_aside_displaced(ctx: RunContext) -> None:
+    """Results of jobs the plan no longer has, at a path a planned job now owns (an edited manifest,
+    or a second manifest with the same name): moved to superseded/, never overwritten or deleted.
+    Ones still to be downloaded will go there directly."""
+    owners = {fold(job.output_path) for job in ctx.plan.jobs}
+    for record in ctx.journal.records().values():
+        if record.key in ctx.jobs or fold(record.output_path) not in owners:
+            continue
+        if record.state is JobState.DONE:
+            aside = superseded_relpath(record.output_path, record.key)
+            if move_with_sidecar(ctx.run_dir, result_relpath(record.output_path), aside):
+                ctx.journal.transition(record.key, JobState.SUPERSEDED, "its path belongs to another job now")
+                log.warning("moved %s to %s: the manifest now gives its path to another job",
+                            record.output_path, aside)
+                continue
+            ctx.journal.transition(record.key, JobState.SUCCEEDED, "output missing; goes to superseded/")
+        if record.state in IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}:
+            ctx.displaced.add(record.key)
+
+
+def _restore(ctx: RunContext, job: Job, record: JobRecord) -> JobRecord:
+    """A planned job whose result was set aside by an earlier plan: put it back at its path."""
+    if ensure_inside(ctx.run_dir, result_relpath(job.output_path)).exists():
+        set_aside_unowned(ctx.run_dir, job.output_path)
+    if move_with_sidecar(ctx.run_dir, superseded_relpath(record.output_path, record.key),
+                         result_relpath(job.output_path)):
+        return ctx.journal.transition(job.key, JobState.DONE, "planned again: moved back")
+    return ctx.journal.transition(job.key, JobState.SUCCEEDED, "planned again; its file is gone")
+
+
+def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
+    """Generations of jobs an edited manifest no longer plans: already paid for, so they are still
+    tracked and downloaded (never resubmitted); to superseded/ if a planned job owns the path."""
+    for record in ctx.journal.records().values():
+        if record.key in ctx.jobs or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
+            continue
+        job = leftover_job(record)
+        ctx.jobs[job.key] = job
+        ctx.state.leftovers.add(job.key)
+        ctx.counts[record.state] += 1
+        _adopt(ctx, job, record, downloads)
+    if ctx.state.leftovers:
+        log.warning("%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
+                    len(ctx.state.leftovers))
+
+
+def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
+    """Cheap when the file is as we left it (size and mtime); a full sha256 check otherwise."""
+    try:
+        path = ctx.final_path(job)
+        stat = path.lstat()
+        if stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns:
+            return True
+        verify_file(path, job.media_type, expected_size=record.size, expected_sha256=record.sha256)
+    except (OSError, UnsafePathError, DownloadCorrupt, StorageError):
+        return False
+    ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
+    return True
+
+
+def leftover_job(record: JobRecord) -> Job:
+    """Enough of a Job to track and download a journaled generation the plan no longer has."""
+    return Job(
+        key=record.key, index=record.idx, name=record.name, replica=0, model=record.model,
+        media_type="image" if record.output_path.lower().endswith(".png") else "video",
+        request=record.sent_body() or {}, output_path=record.output_path, vars={}, assets=(),
+        location=Location("(an earlier version of the manifest)", None, None), cost_usd=None,
+        duration_s=None,
+    )

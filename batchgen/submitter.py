@@ -1,0 +1,213 @@
+"""Submitting: the loop that carries out the scheduler's submit decisions, one POST per job journaled
+`submitting` first, and the reconcile that finds a submission whose answer was lost before it is sent
+again (the API has no idempotency key)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from batchgen import scheduler
+from batchgen.assets import AssetPlacer, AssetUnavailable
+from batchgen.context import RunContext
+from batchgen.errors import ApiError, Unauthenticated
+from batchgen.plan import Job, canonical_json, resolve_request
+from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
+from batchgen.retry import Action, Verdict, backoff, decide
+from batchgen.states import JobState
+
+log = logging.getLogger(__name__)
+
+
+class Submitter:
+    """Submits the plan's jobs as the scheduler allows, and reconciles ambiguous submissions."""
+
+    def __init__(self, ctx: RunContext, assets: AssetPlacer) -> None:
+        self.ctx = ctx
+        self.assets = assets
+        self._lock = asyncio.Lock()  # looks at the provider are serialised
+        self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def submit_all(self, group: asyncio.TaskGroup, *, finished: Any) -> None:
+        """Reconcile what a crash left ambiguous, then submit until the scheduler says no more."""
+        ctx, state = self.ctx, self.ctx.state
+        ambiguous = [k for k in state.slots.held if ctx.record(k).state is JobState.SUBMITTING]
+        try:
+            await self.reconcile(ambiguous, at_start=True)
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
+            for key in ambiguous:  # left `submitting` for the next run to reconcile
+                scheduler.release(state, key, JobState.SUBMITTING)
+            ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+            return
+        while not finished():
+            state.pause.extend(ctx.client.throttle.until)
+            decision = scheduler.next_submission(state, time.monotonic())
+            if isinstance(decision, scheduler.Submit):
+                scheduler.dispatch(state, decision.key)
+                group.create_task(self.submit(decision.key), name=f"submit-{decision.key[:8]}")
+            elif isinstance(decision, scheduler.Stop):
+                ctx.stop(decision.reason)
+                return
+            elif decision is None and state.stopping is not None:
+                return
+            else:
+                until = decision.until if isinstance(decision, scheduler.Wait) else None
+                await self._wait(None if until is None else until - time.monotonic())
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Until something changes (a slot given back, a stop), or `seconds` pass."""
+        self.ctx.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(None if seconds is None else max(0.0, seconds)):
+                await self.ctx.changed.wait()
+
+    # -- one job ---------------------------------------------------------------------------------
+
+    async def submit(self, key: str) -> None:
+        ctx = self.ctx
+        job = ctx.jobs[key]
+        try:
+            body = await self._request_body(job)
+        except AssetUnavailable as exc:
+            ctx.release(key, JobState.FAILED, str(exc), error=str(exc))
+            return
+        sent = canonical_json(body)
+        attempt = 0
+        while True:
+            await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
+            ctx.journal.transition(key, JobState.SUBMITTING, attempts=ctx.record(key).attempts + 1,
+                                   sent_request=sent, submitted_at=time.time(), generation_id=None, error=None)
+            try:
+                error = await self._post(key, body, sent)
+                if error is None:
+                    return
+                verdict = decide(error, attempt=attempt + 1, policy=ctx.client.retry_policy, rng=ctx.rng,
+                                 idempotent=False)
+                attempt += verdict.costs_attempt
+                if not await self._after_failed_post(key, error, verdict, attempt):
+                    return
+            except ApiError as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                # Could not even ask whether the POST took effect: leave the job `submitting`, so the
+                # next run reconciles it first, and stop sending more into an API that is down.
+                log.error("cannot tell whether job %s was created (%s); stopping submissions", key[:12], exc)
+                scheduler.release(ctx.state, key, JobState.SUBMITTING)
+                ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+                return
+
+    async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
+        """One enqueue; the error when it failed. The generation is claimed before an identical POST's
+        reconcile can look (the `posting` count), so two replicas never adopt one row."""
+        self._posting[sent] += 1
+        try:
+            generation_ids = await self.ctx.client.enqueue(body)
+        except ApiError as exc:
+            return exc
+        finally:
+            self._posting[sent] -= 1
+            self.ctx.notify()
+        self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
+        return None
+
+    async def _after_failed_post(self, key: str, error: ApiError, verdict: Verdict, attempt: int) -> bool:
+        """Carry the retry decision out; True to send the POST again."""
+        ctx = self.ctx
+        action = verdict.action
+        if action is Action.FATAL:
+            raise error
+        if action is Action.STOP_RUN:
+            ctx.release(key, JobState.PENDING, "no credits", error=str(getattr(error, "detail", error)))
+            ctx.stop(scheduler.StopReason.NO_CREDITS)
+            return False
+        if action is Action.REJECT_JOB:
+            ctx.release(key, JobState.INVALID, "rejected at enqueue", error=str(error))
+            return False
+        if action is Action.RETRY:
+            # Surely not created (a 429 is answered before anything is done; a refused connection sent
+            # nothing): journal that now, so a crash during the wait leaves nothing to reconcile.
+            ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
+            if verdict.costs_attempt:
+                await ctx.sleep(verdict.delay_s)
+            return True
+        if action is Action.LOOK_FIRST:
+            log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], error)
+            if await self.reconcile([key]):
+                return False
+            if attempt < ctx.client.retry_policy.request_attempts:  # surely not created: send it again
+                await ctx.sleep(backoff(attempt, ctx.client.retry_policy, ctx.rng))
+                return True
+        ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
+        scheduler.requeue(ctx.state, key, front=True)
+        ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+        return False
+
+    async def _request_body(self, job: Job) -> dict[str, Any]:
+        if not job.assets:
+            return dict(job.request)
+        urls = {asset.sha256: await self.assets.url(asset) for asset in job.assets}
+        return resolve_request(job.request, urls)
+
+    # -- finding lost submissions ----------------------------------------------------------------
+
+    async def reconcile(self, keys: Iterable[str], *, at_start: bool = False) -> bool:
+        """Find the provider's rows for submissions whose outcome we do not know.
+
+        Returns True when every key was resolved from what the provider has. Looks at once (a cut
+        answer: the server is done), and if anything is missing, looks again once every submission is
+        two request timeouts old, since a slow server or a gateway that answered 5xx may still be
+        creating the generation. Looks are serialised, and wait for identical POSTs still in flight to
+        be answered and claimed, so two replicas never adopt one row.
+        """
+        ctx = self.ctx
+        pending = [Pending(k, ctx.record(k).sent_body() or {}, ctx.record(k).submitted_at or 0) for k in keys]
+        for look in range(2):
+            if not pending:
+                return True
+            if look:
+                settled_at = max(p.submitted_at for p in pending) + 2 * ctx.options.timeouts.request_s
+                await ctx.sleep(max(0.0, settled_at - time.time()))
+            async with self._lock:
+                await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
+                rows = await ctx.client.find_rows(search_scopes(p.body for p in pending), earliest_match(pending))
+                found = match_submissions(pending, rows, ctx.journal.claimed_generation_ids(),
+                                          ctx.plan.model_defaults)
+                for item in pending:
+                    if item.key in found:
+                        self._adopt_row(item.key, found[item.key])
+            pending = [p for p in pending if p.key not in found]
+        if pending and at_start:  # still nothing, so the POST never reached the provider
+            for item in pending:
+                ctx.release(item.key, JobState.PENDING, "not found at the provider")
+                scheduler.requeue(ctx.state, item.key, front=True)
+        return not pending
+
+    def _none_posting(self, bodies: set[str]) -> bool:
+        return not any(self._posting[body] for body in bodies)
+
+    def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
+        ctx = self.ctx
+        generation_id = str(row["generation_id"])
+        status = row.get("status")
+        log.info("job %s was already created at the provider as %s (%s)", key[:12], generation_id, status)
+        if status == "cancelled":  # claimed (never adopted by another job), and the job goes again
+            ctx.journal.claim_generation(key, generation_id, ctx.record(key).attempts, JobState.PENDING,
+                                         api=ctx.options.api_identity)
+            scheduler.release(ctx.state, key, JobState.PENDING)
+            scheduler.requeue(ctx.state, key, front=True)
+            ctx.notify()
+            return
+        ctx.claim(key, generation_id, JobState.QUEUED)
+        if status != "queued":
+            ctx.apply_row(key, row)  # found running or finished: the tracker takes it from there
