@@ -15,7 +15,7 @@ from typing import Any
 # Fields the provider does not echo back at the top level of a queue row.
 _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 
-# A queue or history row's own fields (docs/api-contract.md: queue row, history row); every other
+# A queue or history row's own fields (docs/api-contract.md §2 "Queue rows", §7 "History"); every other
 # top-level field is an echoed request parameter, and must then be one we sent (or a default).
 _ROW_FIELDS = frozenset({
     "generation_id", "model_name", "prompt", "media_type", "status", "result_url", "error_message",

@@ -103,7 +103,7 @@ class FailureKind(StrEnum):
     REFERENCE_REFUSED = "reference_refused"  # a reference image answered 403: fail now, say why
 
 
-# Substrings of the provider's documented model-validation messages (docs/api-contract.md).
+# Substrings of the provider's documented model-validation messages (docs/api-contract.md §6.3, §8).
 _INVALID_MARKERS = (
     "422",
     "value error",

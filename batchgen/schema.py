@@ -198,7 +198,7 @@ def known_model_ids(catalog: ModelCatalog) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- the rules the registry schema omits
 
-#: Parameters the queue itself accepts for every model (oxen-api.md §1).
+#: Parameters the queue itself accepts for every model (docs/api-contract.md §1, "Enqueue").
 GENERIC_PARAMETERS: Mapping[str, Any] = {
     "target_namespace": {"type": "string", "minLength": 1},
     "seed": {"type": "integer"},
@@ -234,7 +234,7 @@ class ModelRules:
 
 
 MODEL_RULES: Mapping[str, ModelRules] = {
-    # oxen-api.md §6.3 (walkthrough WT and VG): the documented rules and error strings.
+    # docs/api-contract.md §6.3 (from the walkthrough WT and VG): the documented rules and error strings.
     "kling-video-o3-pro-reference-to-video": ModelRules(
         extra_properties=_KLING_REFERENCE_EXTRAS,
         prompt_xor_multi_prompt=True,
@@ -245,7 +245,7 @@ MODEL_RULES: Mapping[str, ModelRules] = {
         max_reference_images_per_element=3,
         tail_needs_start=True,
     ),
-    # oxen-api.md §6.4: prompt is required (in its schema), duration 3-15 (in its schema), no multi_prompt.
+    # docs/api-contract.md §6.4: prompt required and duration 3-15 (both in its schema); no multi_prompt.
     "kling-video-o3-omni": ModelRules(
         extra_properties={"response_format": {"enum": ["url", "b64_json"]}},
         accepts_multi_prompt=False,
@@ -287,7 +287,7 @@ class Issue(NamedTuple):
     keyword: str | None = None  # the JSON Schema keyword that failed (schema issues only)
 
 
-# The documented error strings (oxen-api.md §6.3), without the "422 - Value error, " envelope.
+# The documented error strings (docs/api-contract.md §6.3), without the "422 - Value error, " envelope.
 _BOTH = "Cannot provide both 'prompt' and 'multi_prompt'."
 _NEITHER = "Either 'prompt' or 'multi_prompt' must be provided."
 
