@@ -1,6 +1,7 @@
 """batchgen: run large batches of Oxen.ai video and image generations from a YAML manifest."""
 
 from batchgen.api import OxenClient
+from batchgen.batch import BatchResult, run_manifest, run_manifest_async
 from batchgen.config import Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
 from batchgen.errors import (
     ApiError,
@@ -14,6 +15,7 @@ from batchgen.manifest import Manifest, load_manifest
 from batchgen.plan import Job, Plan, build_plan
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.schema import SnapshotCatalog
+from batchgen.sinks import LocalSink, ResultSink, VerifiedResult
 from batchgen.states import JobState
 from batchgen.store import Journal
 
@@ -21,16 +23,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ApiError",
+    "BatchResult",
     "BatchgenError",
     "Job",
     "JobState",
     "Journal",
     "Limits",
+    "LocalSink",
     "Manifest",
     "ManifestError",
     "OxenClient",
     "Plan",
     "Problem",
+    "ResultSink",
     "RetryPolicy",
     "RunOptions",
     "RunOutcome",
@@ -42,7 +47,10 @@ __all__ = [
     "Timeouts",
     "UploadTarget",
     "UserError",
+    "VerifiedResult",
     "__version__",
     "build_plan",
     "load_manifest",
+    "run_manifest",
+    "run_manifest_async",
 ]

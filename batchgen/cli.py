@@ -7,35 +7,30 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from batchgen import __version__
-from batchgen.config import (
-    DEFAULT_API_BASE,
-    SANDBOX_IDENTITY,
-    Limits,
-    RetryPolicy,
-    RunOptions,
-    Timeouts,
-    UploadTarget,
-)
-from batchgen.errors import BatchgenError, StorageError, UsageError, UserError
+from batchgen.config import DEFAULT_API_BASE, SANDBOX_IDENTITY, RunOptions, UploadTarget
+from batchgen.errors import BatchgenError, UsageError, UserError
+
+if TYPE_CHECKING:  # the commands import what they need when they run: `batchgen --help` stays fast
+    from batchgen.api import OxenClient
+    from batchgen.manifest import Manifest
+    from batchgen.plan import Plan
+    from batchgen.runner import RunOutcome, RunStats
+
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
 EXIT_HARD_STOP = 130
 
-SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in --sandbox
-SANDBOX_UPLOAD = "sandbox/assets"
 
 EPILOG = """\
 exit codes:
@@ -72,7 +67,7 @@ def _add_api_flags(parser: argparse.ArgumentParser) -> None:
                         help="API key (default $OXEN_API_KEY; prefer the variable: flags show in `ps`)")
 
 
-def _add_run(commands: Any) -> None:
+def _add_run(commands: Commands) -> None:
     run = commands.add_parser(
         "run", help="run (or resume) every job of a manifest",
         description="Plan, validate, submit under the concurrency limit, track through one event "
@@ -105,7 +100,7 @@ def _add_run(commands: Any) -> None:
     run.set_defaults(handler=_cmd_run)
 
 
-def _add_plan(commands: Any) -> None:
+def _add_plan(commands: Commands) -> None:
     plan = commands.add_parser(
         "plan", help="show the jobs, cost quote and validation errors; sends nothing",
         description="Expand and validate a manifest offline. Exit 0 when valid, 2 otherwise.",
@@ -119,21 +114,21 @@ def _add_plan(commands: Any) -> None:
     plan.set_defaults(handler=_cmd_plan)
 
 
-def _add_status(commands: Any) -> None:
+def _add_status(commands: Commands) -> None:
     status = commands.add_parser("status", help="summarise a run directory from its journal")
     status.add_argument("run_dir", type=Path)
     status.add_argument("--json", action="store_true", help="one JSON object per job")
     status.set_defaults(handler=_cmd_status)
 
 
-def _add_cancel(commands: Any) -> None:
+def _add_cancel(commands: Commands) -> None:
     cancel = commands.add_parser("cancel", help="cancel a run's in-flight generations at the provider")
     cancel.add_argument("run_dir", type=Path)
     _add_api_flags(cancel)
     cancel.set_defaults(handler=_cmd_cancel)
 
 
-def _add_emulator(commands: Any) -> None:
+def _add_emulator(commands: Commands) -> None:
     from batchgen.emulator import cli as emulator_cli
 
     emulator = commands.add_parser(
@@ -163,6 +158,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get("OXEN_API_KEY", "")
     online = args.sandbox or bool(key or args.api_base)
     endpoint = None if args.sandbox else _Endpoint(_api_base(args), key)
+    from batchgen.batch import run_dir_name
+
     run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
     plan, notes = asyncio.run(_plan_with_models(manifest, endpoint if online else _OFFLINE, run_dir))
     for note in notes:
@@ -179,10 +176,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, run_dir: Path) -> tuple[Any, list[str]]:
+async def _plan_with_models(manifest: Manifest, endpoint: _Endpoint | object | None,
+                            run_dir: Path) -> tuple[Plan, list[str]]:
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
+    from batchgen.batch import api_endpoint
     from batchgen.models import model_catalog
     from batchgen.plan import build_plan
 
@@ -190,7 +189,9 @@ async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, 
         found = await model_catalog(None, manifest)
         return build_plan(manifest, found.catalog), found.notes
     assert endpoint is None or isinstance(endpoint, _Endpoint)
-    async with _api_endpoint(endpoint) as (api_base, api_key), OxenClient(api_base, api_key) as client:
+    say = lambda text: print(f"batchgen: {text}", file=sys.stderr)  # noqa: E731
+    given = None if endpoint is None else (endpoint.api_base, endpoint.api_key)
+    async with api_endpoint(given, say) as (api_base, api_key), OxenClient(api_base, api_key) as client:
         found = await model_catalog(client, manifest, run_dir=run_dir)
         plan = build_plan(manifest, found.catalog)
         if endpoint is not None and manifest.upload and any(job.assets for job in plan.jobs):
@@ -198,8 +199,7 @@ async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, 
         return plan, found.notes
 
 
-async def _check_upload_repo(client: Any, upload: Any) -> None:
-    from batchgen.config import UploadTarget
+async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -> None:
 
     target = UploadTarget.from_manifest(upload)
     if not target.create and not await client.repo_exists(target.namespace, target.repo):
@@ -249,6 +249,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 async def _cancel(args: argparse.Namespace) -> int:
     from batchgen.api import OxenClient
+    from batchgen.batch import check_api_identity
     from batchgen.cancel import cancel_in_flight
     from batchgen.store import Journal, RunLock
 
@@ -262,7 +263,7 @@ async def _cancel(args: argparse.Namespace) -> int:
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
                 options = RunOptions(api_base=api_base)
-                await _check_api_identity(journal, args.run_dir, options, client)
+                await check_api_identity(journal, args.run_dir, options, client)
                 counts = await cancel_in_flight(journal, client, _planned_defaults(args.run_dir),
                                                 api=options.api_identity)
     finally:
@@ -274,7 +275,7 @@ async def _cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _planned_defaults(run_dir: Path) -> dict[str, Any]:
+def _planned_defaults(run_dir: Path) -> dict[str, dict[str, object]]:
     """The per-model echoed defaults recorded in the run's plan.json (empty when unreadable)."""
     try:
         data = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
@@ -298,156 +299,63 @@ _OFFLINE = object()
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from batchgen import logs
-    from batchgen.manifest import load_manifest
 
     env_key = os.environ.get("OXEN_API_KEY", "")
-    redact = logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
-    manifest = load_manifest(args.manifest)  # bad input stops here: nothing sent, nothing written
-    options = _run_options(args, manifest)
-    endpoint = None if args.sandbox else _Endpoint(*_api_settings(args, sandbox=False))
+    logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
     try:
-        return asyncio.run(_run(args, manifest, options, endpoint, redact))
+        return asyncio.run(_run(args))
     except KeyboardInterrupt:
         print("batchgen: stopped at once; the journal is intact: run the same command to resume",
               file=sys.stderr)
         return EXIT_HARD_STOP
 
 
-async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, endpoint: _Endpoint | None,
-               redact: Any) -> int:
-    from batchgen.api import OxenClient
-    from batchgen.models import model_catalog
-    from batchgen.plan import build_plan
-
-    run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
-    async with _api_endpoint(endpoint) as (api_base, api_key):
-        redact.add_secret(api_key)
-        options = replace(options, api_base=api_base, sandbox=args.sandbox)
-        if args.sandbox:
-            if options.upload is None and not options.inline_assets:
-                options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
-            if args.reconcile_interval is None:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
-                options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
-        async with OxenClient(options.api_base, api_key, timeouts=options.timeouts,
-                              retry=options.retry) as client:
-            found = await model_catalog(client, manifest, run_dir=run_dir)
-            plan = build_plan(manifest, found.catalog)
-            for note in found.notes:
-                print(f"batchgen: {note}", file=sys.stderr)
-            _check_assets_can_be_sent(plan, options)
-            _check_budget(plan, options)
-            return await _execute(args, run_dir, plan, found, options, client, redact)
-
-
-def run_dir_name(name: str, *, sandbox: bool) -> str:
-    """Sandbox runs live apart (`<name>.sandbox`): a placeholder clip must never pass for a real result."""
-    return f"{name}.sandbox" if sandbox else name
-
-
-def _check_assets_can_be_sent(plan: Any, options: RunOptions) -> None:
-    if options.upload is None and not options.inline_assets and any(job.assets for job in plan.jobs):
-        raise UsageError(
-            f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
-            "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass --upload-repo NS/REPO, "
-            "or pass --inline-assets to send them as data: URIs"
-        )
-
-
-@contextlib.asynccontextmanager
-async def _api_endpoint(endpoint: _Endpoint | None) -> AsyncIterator[tuple[str, str]]:
-    if endpoint is not None:
-        yield endpoint.api_base, endpoint.api_key
-        return
-    from batchgen.emulator import EmulatorConfig, run_emulator
-
-    # A fresh seed each time: generation ids never repeat across sandbox sessions, as on the real service.
-    config = EmulatorConfig(time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31))
-    async with run_emulator(config) as emulator:
-        print(f"batchgen: sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)",
-              file=sys.stderr)
-        yield emulator.base_url, emulator.api_key
-
-
-async def _execute(args: argparse.Namespace, run_dir: Path, plan: Any, found: Any, options: RunOptions,
-                   client: Any, redact: Any) -> int:
-    from batchgen import logs
-    from batchgen.report import result_rows, write_results
-    from batchgen.rundir import VIDEOS_DIR
-    from batchgen.runner import Runner
-    from batchgen.store import Journal, RunLock
-
-    _warn_if_key_flag(args)
-    _prepare_run_dir(run_dir)
-    with RunLock(run_dir):
-        journal = Journal.open(run_dir)
-        try:
-            await _check_api_identity(journal, run_dir, options, client)
-            handler = logs.add_run_log(run_dir, redact)
-            try:
-                runner = Runner(plan, run_dir, journal, client, options, retry_invalid=args.retry_invalid)
-                await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
-                _write_run_files(run_dir, args.manifest, plan, found)
-                outcome = await _run_with_signals(runner, args, options)
-            finally:
-                logs.remove_handler(handler)
-                try:
-                    write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
-                except StorageError as exc:  # never hide the run's own outcome behind this one
-                    print(f"batchgen: error: {exc} (the journal is intact: `batchgen status {run_dir}`)",
-                          file=sys.stderr)
-        finally:
-            journal.close()
-    return _summarise(outcome, run_dir, len(plan.jobs))
-
-
-async def _check_api_identity(journal: Any, run_dir: Path, options: RunOptions, client: Any) -> None:
-    """A run directory holds the results of one API: the sandbox's placeholders, or one origin's real
-    generations. Mixing them would deliver a placeholder as a result, or lose track of paid work."""
-    from batchgen.errors import NotFound
-
-    identity = options.api_identity
-    recorded = journal.meta("api")
-    with_generation = [r for r in journal.records().values() if r.generation_id]
-    foreign = sorted({r.api for r in with_generation if r.api and r.api != identity})
-    legacy = [r for r in with_generation if not r.api]
-    if not foreign and legacy and identity != SANDBOX_IDENTITY:
-        # Journals from before the API was recorded: ask the API about a few of their generations.
-        for record in legacy[:3]:
-            try:
-                await client.get_generation(record.generation_id)
-            except NotFound:
-                foreign = ["an unknown API (its generations are not known here)"]
-                break
-        else:
-            journal.stamp_api([r.key for r in legacy], identity)
-    elif legacy:
-        foreign = ["an unknown API (made before batchgen recorded which)"]
-    if recorded and recorded != identity and not foreign and with_generation:
-        foreign = [recorded]
-    if foreign:
-        where = " and ".join(foreign)
-        fix = ("run without --sandbox to continue it" if foreign == [SANDBOX_IDENTITY]
-               else f"run it against {foreign[0]} again to continue it" if "://" in foreign[0] else "")
-        raise UsageError(
-            f"{run_dir} holds results from {where}, and this run is against {identity}: they must never "
-            f"be mixed (a sandbox placeholder is not a result; another API does not know these generations). "
-            f"Use another --output-dir{', or ' + fix if fix else ''}"
-        )
-    if recorded != identity:
-        journal.set_meta("api", identity)
-
-
-async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunOptions) -> Any:
-    """First Ctrl-C (or SIGTERM): stop submitting and drain. Second: stop at once."""
+async def _run(args: argparse.Namespace) -> int:
+    """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
+    from batchgen.batch import run_manifest_async, usd
     from batchgen.progress import Progress
-    from batchgen.runner import StopReason
 
-    progress = None if args.no_progress else Progress(len(runner.plan.jobs),
-                                                       interval_s=options.progress_interval_s)
-    if progress is not None:
-        runner.on_change = lambda: progress.update(runner.stats)
+    try:
+        budget = None if args.budget is None else usd(args.budget)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    overrides = {name: value for name, value in (
+        ("concurrency", args.concurrency), ("downloads", args.downloads), ("retries", args.retries),
+        ("budget_usd", budget), ("upload_repo", args.upload_repo), ("stream_idle_timeout_s", args.stream_idle_timeout),
+        ("request_timeout_s", args.request_timeout), ("expected_render_s", args.reconcile_interval),
+    ) if value is not None}
+    bar: list[Progress] = []
+    last: list[Callable[[], RunStats]] = []
+
+    def on_progress(snapshot: Callable[[], RunStats]) -> None:
+        if not last and args.api_key and not args.sandbox:
+            _warn_if_key_flag(args)  # once the run has started: errors before it come first, and alone
+        last[:] = [snapshot]
+        if args.no_progress:
+            return
+        if not bar:
+            bar.append(Progress(snapshot().total, interval_s=10.0))
+        bar[0].update(snapshot)
+
+    stop = asyncio.Event()
+    with _signals(stop):
+        result = await run_manifest_async(
+            args.manifest, sandbox=args.sandbox, api_base=args.api_base, api_key=args.api_key,
+            output_dir=args.output_dir, notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            progress=on_progress, stop=stop, inline_assets=args.inline_assets, retry_invalid=args.retry_invalid,
+            **overrides,
+        )
+    if bar and last:
+        bar[0].close(last[0])
+    return _summarise(result.outcome, result.run_dir, result.total)
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM): stop submitting and drain. Second: stop at once."""
     presses = 0
     main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
         nonlocal presses
@@ -455,26 +363,22 @@ async def _run_with_signals(runner: Any, args: argparse.Namespace, options: RunO
         if presses == 1:
             print("\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
                   "and download (Ctrl-C again to exit now; rerun to resume)", file=sys.stderr)
-            runner.request_stop(StopReason.INTERRUPTED)
+            stop.set()
         elif main_task is not None:
             main_task.cancel()
 
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        outcome = await runner.run()
+        yield
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    if progress is not None:
-        progress.close(runner.stats)
-    return outcome
 
 
-def _summarise(outcome: Any, run_dir: Path, total: int) -> int:
+def _summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
     from batchgen.runner import StopReason
 
     done = outcome.counts.get("done", 0)
@@ -507,48 +411,6 @@ def _summarise(outcome: Any, run_dir: Path, total: int) -> int:
     return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE
 
 
-def _check_budget(plan: Any, options: RunOptions) -> None:
-    """A budget that cannot be enforced, or that admits no job at all, is a usage error."""
-    budget = options.budget_usd
-    if budget is None or not plan.jobs:
-        return
-    unpriced = sorted({job.model for job in plan.jobs if job.cost_usd is None})
-    if unpriced:
-        raise UsageError(f"a budget of ${budget} cannot be enforced: no price is known for "
-                         f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway")
-    cheapest = min(job.cost_usd for job in plan.jobs)
-    if cheapest > budget:
-        raise UsageError(f"the budget of ${budget} is less than the cheapest job (${cheapest}): nothing could run")
-
-
-def _prepare_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        real = run_dir.resolve()
-        if real != run_dir.absolute():
-            print(f"batchgen: {run_dir} leads through a symlink: the files are written to {real}", file=sys.stderr)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
-
-
-def _write_run_files(run_dir: Path, manifest: Path, plan: Any, found: Any) -> None:
-    from batchgen.models import cache_files
-    from batchgen.plan import plan_to_json
-    from batchgen.rundir import write_json
-
-    try:
-        shutil.copyfile(manifest, run_dir / "manifest.yaml")
-        for relative, data in cache_files(found.live).items():
-            (run_dir / relative).parent.mkdir(exist_ok=True)
-            write_json(run_dir / relative, data)
-    except OSError as exc:
-        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
-    write_json(run_dir / "plan.json", plan_to_json(plan))
-
-
 # -- shared helpers -----------------------------------------------------------------------------
 
 
@@ -569,49 +431,6 @@ def _api_settings(args: argparse.Namespace, *, sandbox: bool) -> tuple[str, str]
     if not key and not sandbox:
         raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
     return api_base, key
-
-
-def _run_options(args: argparse.Namespace, manifest: Any) -> RunOptions:
-    from batchgen.config import options_from_manifest
-
-    try:
-        if args.upload_repo:
-            upload: UploadTarget | None = UploadTarget.parse(args.upload_repo)
-        elif manifest.upload:
-            upload = UploadTarget.from_manifest(manifest.upload)
-        else:
-            upload = None
-        options = options_from_manifest(manifest.run or {}, upload)
-        limits = Limits(
-            concurrency=options.limits.concurrency if args.concurrency is None else args.concurrency,
-            downloads=options.limits.downloads if args.downloads is None else args.downloads,
-        )
-        retry: RetryPolicy = options.retry
-        if args.retries is not None:
-            retry = replace(retry, generation_retries=args.retries)
-        timeouts: Timeouts = options.timeouts
-        if args.stream_idle_timeout is not None:
-            timeouts = replace(timeouts, stream_idle_s=args.stream_idle_timeout)
-        if args.request_timeout is not None:
-            timeouts = replace(timeouts, request_s=args.request_timeout)
-        budget = options.budget_usd if args.budget is None else _usd(args.budget)
-        options = replace(options, limits=limits, retry=retry, timeouts=timeouts, budget_usd=budget,
-                          inline_assets=args.inline_assets)
-        if args.reconcile_interval is not None:
-            options = replace(options, expected_render_s=args.reconcile_interval)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return options
-
-
-def _usd(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"--budget must be a positive amount in USD, got {text!r}")
-    return value
 
 
 def _unwrap(exc: BaseException) -> BaseException:

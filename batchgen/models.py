@@ -21,11 +21,11 @@ from batchgen.api import OxenClient
 from batchgen.errors import ApiError, ModelDescriptionError, NotFound, Unauthenticated
 from batchgen.manifest import Manifest
 from batchgen.pricing import rate
+from batchgen.rundir import MODELS_DIR, model_file_name
 from batchgen.schema import ChainCatalog, ModelCatalog, ModelSpec, SnapshotCatalog
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = "models"  # the run directory's cache of live descriptions
 CACHE_FRESH_S = 3600.0  # a description read live this recently is reused (a resume does not re-read it)
 _VALIDATING_KEYWORDS = ("type", "enum", "const", "default", "minimum", "maximum", "exclusiveMinimum",
                         "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "pattern",
@@ -103,22 +103,13 @@ def _fall_back(model_id: str, exc: ApiError, run_dir: Path | None, shipped: Snap
 
 def read_cached(run_dir: Path, model_id: str, *, max_age_s: float | None = None) -> ModelSpec | None:
     """The description an earlier run read live (None if absent, unreadable or older than `max_age_s`)."""
-    path = run_dir / MODELS_DIR / f"{_file_name(model_id)}.json"
+    path = run_dir / MODELS_DIR / f"{model_file_name(model_id)}.json"
     try:
         if max_age_s is not None and time.time() - path.stat().st_mtime > max_age_s:
             return None
         return ModelSpec.from_api(json.loads(path.read_text(encoding="utf-8")), model_id)
     except (OSError, ValueError, ModelDescriptionError):
         return None
-
-
-def cache_files(specs: list[ModelSpec]) -> dict[str, Mapping[str, Any]]:
-    """The run directory's cache entries (relative path -> JSON) for live descriptions."""
-    return {f"{MODELS_DIR}/{_file_name(spec.id)}.json": spec.raw for spec in specs}
-
-
-def _file_name(model_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id).lstrip(".") or "model"
 
 
 def describe_changes(snapshot: ModelSpec, live: ModelSpec) -> list[str]:

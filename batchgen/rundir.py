@@ -14,15 +14,55 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchgen.errors import StorageError
 from batchgen.paths import KEY_CHARS, ensure_inside, sidecar_path
 
+if TYPE_CHECKING:
+    from batchgen.plan import Plan
+    from batchgen.schema import ModelSpec
+
 VIDEOS_DIR = "videos"
 SUPERSEDED_DIR = "superseded"
+MODELS_DIR = "models"  # the live model descriptions a run read (a cache: see models.read_cached)
+
+
+def prepare_run_dir(run_dir: Path) -> Path | None:
+    """Create the run directory and prove it writable; returns where it really is when that differs
+    (a symlink on the way), else None."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+        real = run_dir.resolve()
+        return real if real != run_dir.absolute() else None
+    except OSError as exc:
+        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
+
+
+def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[ModelSpec]) -> None:
+    """What a run was made from: a copy of the manifest, the plan, and the live model descriptions."""
+    from batchgen.plan import plan_to_json
+
+    try:
+        shutil.copyfile(manifest, run_dir / "manifest.yaml")
+        for spec in live:
+            (run_dir / MODELS_DIR).mkdir(exist_ok=True)
+            write_json(run_dir / MODELS_DIR / f"{model_file_name(spec.id)}.json", spec.raw)
+    except OSError as exc:
+        raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
+    write_json(run_dir / "plan.json", plan_to_json(plan))
+
+
+def model_file_name(model_id: str) -> str:
+    """A model id as a safe file name (never a path)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id).lstrip(".") or "model"
 
 
 def result_relpath(output_path: str) -> str:
