@@ -15,7 +15,7 @@ from batchgen.states import JobState
 # The event stream reports only completions, so queued and processing are shown as one count.
 _SHOWN = (
     ("in flight", (JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING)),
-    ("downloading", (JobState.SUCCEEDED, JobState.DOWNLOADING)),
+    ("downloading", (JobState.SUCCEEDED,)),
     ("failed", (JobState.FAILED, JobState.INVALID)),
 )
 

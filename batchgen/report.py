@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import StorageError
 from batchgen.plan import Job
+from batchgen.rundir import atomic_write
 from batchgen.store import JobRecord, Journal
 
 FIELDS = ("index", "key", "name", "replica", "model", "state", "output_path", "generation_id",
@@ -59,10 +59,4 @@ def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows({name: _as_text(value) for name, value in row.items()} for row in rows)
     for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
-        tmp = run_dir / f".{name}.tmp"
-        try:
-            tmp.write_text(text, encoding="utf-8", newline="")
-            tmp.replace(run_dir / name)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write {run_dir / name}: {exc.strerror or exc}") from exc
+        atomic_write(run_dir / name, text)

@@ -77,7 +77,7 @@ def atomic_write(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename: a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as file:
+        with open(tmp, "w", encoding="utf-8", newline="") as file:  # text as given: CSV rows keep their CRLF
             file.write(text)
         tmp.replace(path)
     except OSError as exc:

@@ -11,7 +11,6 @@ class JobState(StrEnum):
     QUEUED = "queued"  # the provider holds a generation id for it, waiting
     PROCESSING = "processing"  # the provider is rendering it
     SUCCEEDED = "succeeded"  # rendered (and paid for); the file is not on disk yet
-    DOWNLOADING = "downloading"  # streaming to a .part file
     DONE = "done"  # verified file at its final path, sidecar written
     FAILED = "failed"  # failed for good in this run (attempts used up, or no credits)
     INVALID = "invalid"  # the provider rejected the request itself: retrying cannot help
@@ -25,7 +24,7 @@ IN_FLIGHT = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING
 AT_PROVIDER = frozenset({JobState.QUEUED, JobState.PROCESSING})
 """States whose generation is known to exist and is not finished."""
 
-NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED, JobState.DOWNLOADING})
+NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED})
 
 BILLED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}
 """States whose generation exists or may exist at the provider, so its price counts as spent."""
@@ -55,10 +54,7 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (_S.PROCESSING, _S.INVALID),
         (_S.QUEUED, _S.CANCELLED),
         (_S.PROCESSING, _S.CANCELLED),
-        (_S.SUCCEEDED, _S.DOWNLOADING),
-        (_S.DOWNLOADING, _S.SUCCEEDED),  # the download failed; it will be tried again
-        (_S.DOWNLOADING, _S.DONE),
-        (_S.SUCCEEDED, _S.DONE),  # a verified file was already at the final path
+        (_S.SUCCEEDED, _S.DONE),  # downloaded and verified (or a verified file was already at its path)
         (_S.DONE, _S.SUCCEEDED),  # the file went missing: fetch it again (never pay again)
         (_S.FAILED, _S.PENDING),
         (_S.CANCELLED, _S.PENDING),

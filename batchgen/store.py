@@ -34,14 +34,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     generation_id TEXT,
     sent_request TEXT,
     submitted_at REAL,
-    enqueued_at REAL,
     started_at REAL,
     completed_at REAL,
     downloaded_at REAL,
     sha256 TEXT,
     size INTEGER,
     mtime_ns INTEGER,
-    cost_usd TEXT,
     error TEXT,
     updated_at REAL NOT NULL,
     api TEXT,
@@ -79,14 +77,12 @@ class JobRecord:
     generation_id: str | None = None
     sent_request: str | None = None  # the exact JSON body POSTed for the current attempt
     submitted_at: float | None = None
-    enqueued_at: float | None = None
     started_at: float | None = None
     completed_at: float | None = None
     downloaded_at: float | None = None
     sha256: str | None = None
     size: int | None = None
     mtime_ns: int | None = None  # of the final file when it was verified: a cheap "unchanged" check
-    cost_usd: str | None = None
     error: str | None = None
     updated_at: float = 0.0
     api: str | None = None  # which API created its generation: an origin, or "sandbox"
@@ -133,6 +129,8 @@ class Journal:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             _add_missing_columns(conn)
+            # The `downloading` state is no longer written: a `.part` file plus `succeeded` says the same.
+            conn.execute("UPDATE jobs SET state='succeeded' WHERE state='downloading'")
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created_at', ?)",
                 (SCHEMA_VERSION, repr(time.time())),
