@@ -40,6 +40,7 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
             record = journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
         _adopt(ctx, job, record, downloads)
     _adopt_leftovers(ctx, downloads)
+    journal.flush()  # files were moved to match: the journal says so before anything else happens
     return downloads
 
 

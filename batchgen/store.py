@@ -1,8 +1,15 @@
-"""The run journal: one SQLite file (WAL) per run directory, a row per job key, every transition
-committed before the side effect that follows it, plus the run-directory lock."""
+"""The run journal: one SQLite file (WAL) per run directory, a row per job key, plus the run-directory lock.
+
+Changes are group-committed: `transition` updates the in-memory mirror at once and queues the write;
+everything queued in one turn of the event loop is committed in one transaction at the end of that turn
+(`flush`). A caller whose next side effect depends on a change being durable (a POST after `submitting`)
+calls `flush()` first. A crash loses at most the queued changes of the current turn, all of which a
+resume recovers: the journal is then only behind the provider, never ahead of it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -94,6 +101,8 @@ class JobRecord:
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
 _UPDATABLE = frozenset(_COLUMNS) - {"key", "idx", "name", "model", "output_path", "state", "updated_at", "planned"}
+_WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in a fixed order
+_UPDATE_ROW = f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
 # Columns added after the first journal format, with their SQL definitions (added on open).
 _ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1"}
 
@@ -114,9 +123,14 @@ class Journal:
         self.path = path
         self._records: dict[str, JobRecord] = {}
         self.on_transition: Callable[[str, JobState, JobState], None] = lambda key, old, new: None
+        self._dirty: dict[str, JobRecord] = {}  # changed rows not yet committed
+        self._log: list[tuple[str, str, str, float, str | None]] = []  # transitions not yet committed
+        self._claims: list[tuple[str, str, int, float]] = []  # generation claims not yet committed
+        self._flush_scheduled = False
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(record, state=JobState(record.state), planned=bool(record.planned))
+        self._claimed = {row[0] for row in conn.execute("SELECT generation_id FROM generations")}
 
     @classmethod
     def open(cls, run_dir: Path) -> Journal:
@@ -145,6 +159,8 @@ class Journal:
         return cls.open(run_dir)
 
     def close(self) -> None:
+        with contextlib.suppress(StorageError):
+            self.flush()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
@@ -164,6 +180,7 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, name: str, value: str) -> None:
+        self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
@@ -172,13 +189,14 @@ class Journal:
         return float(row[0])
 
     def claimed_generation_ids(self) -> set[str]:
-        return {row[0] for row in self._conn.execute("SELECT generation_id FROM generations")}
+        return set(self._claimed)
 
     def asset_url(self, sha256: str) -> str | None:
         row = self._conn.execute("SELECT url FROM assets WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None else str(row[0])
 
     def transition_log(self, key: str | None = None) -> list[tuple[str, str, str]]:
+        self.flush()
         query = "SELECT job_key, from_state, to_state FROM transitions"
         rows = self._conn.execute(query + " WHERE job_key=? ORDER BY seq", (key,)) if key else (
             self._conn.execute(query + " ORDER BY seq")
@@ -189,6 +207,7 @@ class Journal:
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
         """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
+        self.flush()
         now = time.time()
         new = [j for j in jobs if j[0] not in self._records]
         with _storage_errors("write the journal"), self._transaction():
@@ -203,7 +222,8 @@ class Journal:
         return len(new)
 
     def transition(self, key: str, new: JobState, detail: str | None = None, **changes: Any) -> JobRecord:
-        """Commit a state change (and field changes) for one job; raises on an illegal change."""
+        """Change a job's state (and fields); raises on an illegal change. Committed with everything else
+        of this turn of the event loop (or at once outside one); `flush()` commits it now."""
         old = self._records[key]
         check_transition(old.state, new)
         unknown = set(changes) - _UPDATABLE
@@ -211,34 +231,54 @@ class Journal:
             raise TypeError(f"not journal fields: {sorted(unknown)}")
         now = time.time()
         record = replace(old, state=new, updated_at=now, **changes)
-        assignments = ", ".join(f"{name}=?" for name in ("state", "updated_at", *changes))
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute(
-                f"UPDATE jobs SET {assignments} WHERE key=?",
-                (str(new), now, *changes.values(), key),
-            )
-            if old.state != new:
-                self._conn.execute(
-                    "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)",
-                    (key, str(old.state), str(new), now, detail),
-                )
-        self._records[key] = record
+        self._records[key] = self._dirty[key] = record
+        if old.state != new:
+            self._log.append((key, str(old.state), str(new), now, detail))
+        self._schedule_flush()
         if old.state != new:
             self.on_transition(key, old.state, new)
         return record
 
     def claim_generation(self, key: str, generation_id: str, attempt: int, new: JobState,
                          **changes: Any) -> JobRecord:
-        """Record that `generation_id` belongs to job `key` and move the job to `new`, atomically."""
+        """Record that `generation_id` belongs to job `key` and move the job to `new` (one transaction)."""
+        self._claims.append((generation_id, key, attempt, time.time()))
+        self._claimed.add(generation_id)
+        return self.transition(key, new, generation_id=generation_id, **changes)
+
+    def flush(self) -> None:
+        """Commit every queued change in one transaction (a no-op when nothing is queued)."""
+        self._flush_scheduled = False
+        if not (self._dirty or self._log or self._claims):
+            return
+        rows = [(str(r.state), *(getattr(r, name) for name in _WRITTEN), r.updated_at, r.key)
+                for r in self._dirty.values()]
+        log, claims = self._log, self._claims
+        self._dirty, self._log, self._claims = {}, [], []
         with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute(
-                "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)",
-                (generation_id, key, attempt, time.time()),
-            )
-            return self.transition(key, new, generation_id=generation_id, **changes)
+            self._conn.executemany("INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)", claims)
+            self._conn.executemany(_UPDATE_ROW, rows)
+            self._conn.executemany(
+                "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)", log)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (start-up, tools, tests): commit at once
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        if self._flush_scheduled:
+            self.flush()
 
     def mark_planned(self, keys: set[str]) -> None:
         """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""
+        self.flush()
         changes = [(int(key in keys), key) for key, r in self._records.items() if r.planned != (key in keys)]
         if not changes:
             return
@@ -249,6 +289,7 @@ class Journal:
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
         """Record which API created the generations of `keys` (journals from before that was kept)."""
+        self.flush()
         chosen = [key for key in keys if self._records[key].api != api]
         with _storage_errors("write the journal"), self._transaction():
             self._conn.executemany("UPDATE jobs SET api=? WHERE key=?", [(api, key) for key in chosen])
@@ -256,6 +297,7 @@ class Journal:
             self._records[key] = replace(self._records[key], api=api)
 
     def set_asset_url(self, sha256: str, url: str) -> None:
+        self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
 
