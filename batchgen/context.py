@@ -91,7 +91,7 @@ class RunContext:
         record = self.journal.get(key)
         self.journal.claim_generation(key, generation_id, record.attempts, state,
                                       api=self.options.api_identity, **changes)
-        log.info("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
+        log.debug("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self.by_generation[generation_id] = key
         self.on_claimed(key, generation_id)
         self.notify()

@@ -109,7 +109,7 @@ class Fetcher:
         verified = VerifiedResult(job.key, final, result.sha256, result.size, _metadata(job, fresh, result))
         for sink in self.sinks:
             await sink.deliver(verified)
-        log.info("downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16])
+        log.debug("downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16])
         done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
         ctx.journal.transition(job.key, done, sha256=result.sha256, size=result.size, mtime_ns=_mtime_ns(final),
                                downloaded_at=time.time(), error=None)

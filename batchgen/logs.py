@@ -71,16 +71,17 @@ class BarFriendlyHandler(logging.Handler):
 
 
 def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
-    """Install the stderr handler on the 'batchgen' logger; returns the redaction filter."""
+    """Install the stderr handler on the 'batchgen' logger; returns the redaction filter. Per-step lines
+    (each job submitted, finished, downloaded) are DEBUG: on stderr and in run.log only with `verbose`."""
     logger = logging.getLogger("batchgen")
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
     redact = RedactFilter(secrets)
     stderr = BarFriendlyHandler()
-    stderr.setLevel(logging.INFO if verbose else logging.WARNING)
+    stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
     stderr.setFormatter(Human())
     stderr.addFilter(redact)
     logger.addHandler(stderr)
@@ -88,8 +89,9 @@ def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
 
 
 def add_run_log(run_dir: Path, redact: RedactFilter) -> logging.Handler:
+    """run.log in `run_dir`: JSON lines at the `batchgen` logger's level (INFO, or DEBUG with -v)."""
     handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
-    handler.setLevel(logging.INFO)
+    handler.setLevel(logging.NOTSET)
     handler.setFormatter(JsonLines())
     handler.addFilter(redact)
     logging.getLogger("batchgen").addHandler(handler)

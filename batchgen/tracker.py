@@ -62,7 +62,7 @@ class Tracker:
         if record.state not in AT_PROVIDER or record.generation_id != completion.generation_id:
             return  # already handled (an event and a reconcile can both report it)
         if completion.status == "succeeded":
-            log.info("generation %s of %s succeeded", completion.generation_id, key[:12])
+            log.debug("generation %s of %s succeeded", completion.generation_id, key[:12])
             if completion.url:
                 ctx.urls[key] = completion.url
             ctx.release(key, JobState.SUCCEEDED, "succeeded", completed_at=time.time())

@@ -33,4 +33,5 @@ def test_the_python_example_runs_and_writes_what_the_cli_writes(tmp_path: Path) 
     for row in rows:
         video = run_dir / row["output_path"]
         assert video.is_file() and json.loads(video.with_suffix(".json").read_text())["sha256"] == row["sha256"]
-    assert any('"submitted ' in line for line in (run_dir / "run.log").read_text().splitlines())
+    lines = [json.loads(line) for line in (run_dir / "run.log").read_text().splitlines()]
+    assert lines and all(line["level"] in ("info", "warning", "error") for line in lines)  # per-step: DEBUG, -v only
