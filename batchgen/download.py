@@ -21,19 +21,21 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import io
 import logging
 import os
+import queue
 import re
+import stat
+import threading
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import aiofiles
 import aiohttp
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
 
@@ -73,6 +75,10 @@ MIN_RATE_WINDOW_S = 30.0
 #: Top-level MP4 boxes walked before giving up (a real file has a handful, a fragmented one a few
 #: thousand): bounds the reads a hostile file can cause at commit.
 MAX_MP4_BOXES = 100_000
+#: Results up to this size are held in memory until complete and land in one worker-thread hop; larger
+#: ones stream to disk through a writer thread as they arrive (memory per download stays bounded).
+SMALL_BYTES = 4 * 1024 * 1024
+_QUEUED_CHUNKS = 8  # chunks waiting for the writer thread, at most (the reader waits beyond that)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,28 +146,246 @@ class RateGuard:
 
 
 class _Part:
-    """The `.part` file's content so far: size, running sha256, first bytes, expected total size."""
+    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are.
+
+    Small results stay in memory until they are complete, then land in one worker-thread hop (write,
+    fsync, verify, rename, and whatever `land` adds, such as the sidecar). A result that grows past
+    `SMALL_BYTES`, or an existing `.part` to resume, goes to a `_DiskWriter`: one thread that writes and
+    hashes while the event loop reads on, fed through a bounded queue.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = 0
-        self.hasher = hashlib.sha256()
         self.head = b""
         self.total: int | None = None
+        self.chunks: list[bytes] = []  # memory mode
+        self.writer: _DiskWriter | None = None  # disk mode
 
     def restart(self) -> None:
-        """Forget everything: the next write truncates the file."""
-        self.size, self.hasher, self.head, self.total = 0, hashlib.sha256(), b"", None
+        """Forget everything: the next bytes start the file afresh."""
+        self.size, self.head, self.total, self.chunks = 0, b"", None, []
+        if self.writer is not None:
+            self.writer.send(("truncate",))
 
-    def add(self, chunk: bytes) -> None:
+    async def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        self.hasher.update(chunk)
         if len(self.head) < _HEAD_BYTES:
             self.head += chunk[: _HEAD_BYTES - len(self.head)]
+        if self.writer is None and self.size > SMALL_BYTES:
+            self.writer = _DiskWriter(self.path, append=False)
+            for held in self.chunks:
+                await self.writer.write(held)
+            self.chunks = []
+        if self.writer is not None:
+            await self.writer.write(chunk)
+        else:
+            self.chunks.append(chunk)
 
     @property
     def complete(self) -> bool:
         return self.total is None or self.size >= self.total
+
+    async def commit(self, final: Path, media_type: str, land: Land | None,
+                     dirs: DirectorySync | None) -> Downloaded:
+        if self.writer is not None:
+            return await self.writer.commit(self, final, media_type, land, dirs)
+        data = b"".join(self.chunks)
+        return await asyncio.to_thread(_land_bytes, data, self.path, final, media_type, self.total, land, dirs)
+
+    async def keep(self) -> None:
+        """Giving up: what arrived so far goes to the `.part`, for a later call to resume from."""
+        if self.writer is None and self.chunks:
+            data = b"".join(self.chunks)
+            try:
+                await asyncio.to_thread(_write_part, self.path, data)
+            except OSError as exc:
+                raise _storage_error("write", self.path, exc) from exc
+
+    async def abandon(self) -> None:
+        """Stop the writer thread (the `.part` stays as written, for a later call to resume)."""
+        if self.writer is not None:
+            await self.writer.close()
+
+
+Land = Callable[["Downloaded"], None]
+
+
+class DirectorySync:
+    """Directories whose new entries (renamed results) still need an fsync: collected across results
+    and synced together (`flush`), instead of one directory fsync per file. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirty: set[Path] = set()
+
+    def add(self, directory: Path) -> None:
+        with self._lock:
+            self._dirty.add(directory)
+
+    def flush(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for directory in dirty:
+            with contextlib.suppress(FileNotFoundError):
+                _fsync_directory(directory)
+
+
+class _DiskWriter:
+    """One thread that appends to the `.part` and hashes as it goes; at most `_QUEUED_CHUNKS` chunks wait."""
+
+    def __init__(self, path: Path, *, append: bool, hasher: hashlib._Hash | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._room = asyncio.Semaphore(_QUEUED_CHUNKS)
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+        self.path, self.hasher, self.written = path, hasher or hashlib.sha256(), 0
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, args=(append,), name=f"write-{path.name}", daemon=True).start()
+
+    def send(self, command: tuple[Any, ...]) -> None:
+        self._queue.put(command)
+
+    async def write(self, chunk: bytes) -> None:
+        await self._room.acquire()
+        if self.error is not None:
+            raise self.error
+        self.send(("write", chunk))
+
+    async def commit(self, part: _Part, final: Path, media_type: str, land: Land | None,
+                     dirs: DirectorySync | None) -> Downloaded:
+        result: asyncio.Future[Downloaded] = self._loop.create_future()
+        self.send(("commit", part.total, final, media_type, land, dirs, result))
+        return await result
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.send(("stop",))
+        await asyncio.shield(self._done)
+
+    def _run(self, append: bool) -> None:
+        file: BinaryIO | None = None
+        try:
+            file = _open_part_file(self.path, append=append)
+            while True:
+                command = self._queue.get()
+                if command[0] == "write":
+                    file.write(command[1])
+                    self.hasher.update(command[1])
+                    self.written += len(command[1])
+                    self._loop.call_soon_threadsafe(self._room.release)
+                elif command[0] == "truncate":
+                    file.seek(0)
+                    file.truncate()
+                    self.hasher, self.written = hashlib.sha256(), 0
+                elif command[0] == "commit":
+                    self._commit(file, *command[1:])
+                    file = None
+                    self._drain()
+                    return
+                elif command[0] == "stop":
+                    return
+        except OSError as exc:
+            self.error = _storage_error("write", self.path, exc)
+            self._loop.call_soon_threadsafe(self._room.release)
+            self._drain()
+        finally:
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()
+            self._loop.call_soon_threadsafe(_resolve, self._done, None, None)
+
+    def _commit(self, file: BinaryIO, total: int | None, final: Path, media_type: str, land: Land | None,
+                dirs: DirectorySync | None, result: asyncio.Future[Downloaded]) -> None:
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            with open(self.path, "rb", buffering=0, opener=_open_no_follow) as check:
+                head = check.read(_HEAD_BYTES)
+            done = _finish(self.path, final, media_type, self.written, total, head, self.hasher, None, land, dirs)
+            self._loop.call_soon_threadsafe(_resolve, result, done, None)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            with contextlib.suppress(OSError):
+                file.close()
+            error = _storage_error("write", self.path, exc) if isinstance(exc, OSError) else exc
+            self._loop.call_soon_threadsafe(_resolve, result, None, error)
+
+    def _drain(self) -> None:
+        """After a commit or a storage error: answer what is still queued until told to stop."""
+        while True:
+            command = self._queue.get()
+            if command[0] == "write":
+                self._loop.call_soon_threadsafe(self._room.release)
+            elif command[0] == "commit":
+                self._loop.call_soon_threadsafe(_resolve, command[-1], None, self.error)
+            elif command[0] == "stop":
+                return
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _open_part_file(path: Path, *, append: bool) -> BinaryIO:
+    return open(path, "ab" if append else "wb", opener=_open_no_follow)
+
+
+def _write_part(path: Path, data: bytes) -> None:
+    with _open_part_file(path, append=False) as file:
+        file.write(data)
+
+
+def _land_bytes(data: bytes, part: Path, final: Path, media_type: str, total: int | None, land: Land | None,
+                dirs: DirectorySync | None) -> Downloaded:
+    """A small result in one hop: write the `.part`, fsync, verify, rename, land (sync, in a thread)."""
+    try:
+        with _open_part_file(part, append=False) as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        raise _storage_error("write", part, exc) from exc
+    return _finish(part, final, media_type, len(data), total, data[:_HEAD_BYTES], hashlib.sha256(data), data,
+                   land, dirs)
+
+
+def _finish(part: Path, final: Path, media_type: str, size: int, total: int | None, head: bytes,
+            hasher: hashlib._Hash, data: bytes | None, land: Land | None,
+            dirs: DirectorySync | None) -> Downloaded:
+    """Verify the written `.part`, then atomically make it the final file and land it (sync, in a thread)."""
+    problem = _problem(head, size, media_type)
+    if total is not None and size != total:
+        problem = f"{size} bytes but the server announced {total}"
+    if not problem:
+        try:
+            problem = (_structure_problem(io.BytesIO(data), size, head, media_type) if data is not None
+                       else _structure_problem_of(part, size, head, media_type))
+        except OSError as exc:
+            raise _storage_error("read", part, exc) from exc
+    if problem:
+        _discard(part)
+        raise DownloadCorrupt(f"{final}: {problem}; the download was discarded")
+    _refuse_symlink(final)
+    try:
+        os.replace(part, final)
+        if dirs is None:
+            _fsync_directory(final.parent)
+        else:
+            dirs.add(final.parent)
+    except OSError as exc:
+        raise _storage_error("move the download to", final, exc) from exc
+    done = Downloaded(path=final, size=size, sha256=hasher.hexdigest())
+    if land is not None:
+        land(done)
+    return done
 
 
 async def fetch_result(
@@ -176,6 +400,8 @@ async def fetch_result(
     headers: Mapping[str, str] | None = None,
     min_rate_bytes: int = MIN_RATE_BYTES,
     min_rate_window_s: float = MIN_RATE_WINDOW_S,
+    land: Land | None = None,
+    dirs: DirectorySync | None = None,
 ) -> Downloaded:
     """Download `url` to `final_path` (via its `.part`), verified, resuming cuts up to `max_resumes` times.
 
@@ -183,24 +409,37 @@ async def fetch_result(
     a download host. `headers` are extra request headers (the caller adds Authorization only for a URL
     on the API's own origin). `read_timeout` bounds each read, not the whole download. An attempt that
     receives fewer than `min_rate_bytes` within any `min_rate_window_s` seconds is ended and resumed
-    like a cut; when the last resume ends that way too, `DownloadStalled` is raised.
+    like a cut; when the last resume ends that way too, `DownloadStalled` is raised. `land` runs in the
+    worker thread right after the rename (the caller's sidecar, say); with `dirs`, the directory fsync
+    is left to `dirs.flush()` (batched across results) instead of done per file.
     """
     _check_arguments(session, media_type, chunk_size, read_timeout, max_resumes)
     if min_rate_bytes <= 0 or min_rate_window_s <= 0:
         raise ValueError("min_rate_bytes and min_rate_window_s must be > 0")
-    part = await asyncio.to_thread(_prepare, final_path)
+    part = await _prepare(final_path)
+    try:
+        await _receive(session, url, part, chunk_size=chunk_size, read_timeout=read_timeout,
+                       max_resumes=max_resumes, headers=headers, min_rate=(min_rate_bytes, min_rate_window_s))
+        return await part.commit(final_path, media_type, land, dirs)
+    finally:
+        await part.abandon()
+
+
+async def _receive(session: aiohttp.ClientSession, url: str, part: _Part, *, chunk_size: int,
+                   read_timeout: float, max_resumes: int, headers: Mapping[str, str] | None,
+                   min_rate: tuple[int, float]) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
     safe_url = redact_url(url)
     loop = asyncio.get_running_loop()
     failures = 0
     while True:
         offset = part.size
-        guard = RateGuard(min_rate_bytes, min_rate_window_s, loop.time())
+        guard = RateGuard(*min_rate, loop.time())
         try:
             await _attempt(session, url, part, chunk_size=chunk_size, client_timeout=timeout, guard=guard,
                            extra=headers)
             if part.complete:
-                break
+                return
             if part.size == offset:
                 raise _Retry(f"the response ended at byte {offset} of {part.total}")
             # A complete response that stops short of the end: the server serves ranges in pieces.
@@ -208,9 +447,9 @@ async def fetch_result(
         except _Retry as retry:
             failures += 1
             if failures > max_resumes:
+                await part.keep()
                 _give_up(retry, failures, safe_url, part)
             logger.debug("download.resume path=%s offset=%d reason=%s", part.path, part.size, retry)
-    return await asyncio.to_thread(_commit, part, final_path, media_type)
 
 
 def _give_up(retry: _Retry, failures: int, safe_url: str, part: _Part) -> None:
@@ -322,36 +561,11 @@ def _range_not_satisfiable(resp: aiohttp.ClientResponse, part: _Part, safe_url: 
 
 
 async def _stream_body(resp: aiohttp.ClientResponse, part: _Part, chunk_size: int, guard: RateGuard) -> None:
-    file = await _open_part(part)
     loop = asyncio.get_running_loop()
-    try:
-        # Only the reads are under the rate deadline: a write cancelled midway would leave the file
-        # longer than part.size.
-        while chunk := await _before(guard, resp.content.read(chunk_size)):
-            guard.add(len(chunk), loop.time())
-            await _storage_call(file.write(chunk), "write", part.path)
-            part.add(chunk)
-        if part.complete:
-            await _storage_call(file.flush(), "flush", part.path)
-            await _storage_call(asyncio.to_thread(os.fsync, file.fileno()), "fsync", part.path)
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            # A resume later in this call trusts part.size, so a close that loses bytes must not pass.
-            await _storage_call(file.close(), "close", part.path)
-        else:
-            # Cancelled: never replace the cancellation. The next call re-reads the .part from disk.
-            with contextlib.suppress(OSError):
-                await file.close()
-        raise
-    await _storage_call(file.close(), "close", part.path)
-
-
-async def _open_part(part: _Part) -> AsyncBufferedIOBase:
-    mode: Literal["ab", "wb"] = "ab" if part.size else "wb"
-    try:
-        return await aiofiles.open(part.path, mode, opener=_open_no_follow)
-    except OSError as exc:
-        raise _storage_error("open", part.path, exc) from exc
+    # Only the reads are under the rate deadline: a chunk handed over is kept whole.
+    while chunk := await _before(guard, resp.content.read(chunk_size)):
+        guard.add(len(chunk), loop.time())
+        await part.add(chunk)
 
 
 async def _storage_call(awaitable: Awaitable[_T], action: str, path: Path) -> _T:
@@ -377,23 +591,43 @@ def _refuse_symlink(path: Path) -> None:
         raise StorageError(f"refusing to write through a symlink at {path}")
 
 
-def _prepare(final_path: Path) -> _Part:
-    """Refuse symlinks, create the directory, and take over an existing `.part` (sync, run in a thread)."""
+async def _prepare(final_path: Path) -> _Part:
+    """A fresh `_Part`, or one that takes over the `.part` an earlier call left (hashed in a thread).
+    The directory is made before any request (in a thread, only when it does not exist yet)."""
     part = _Part(part_path_for(final_path))
-    _refuse_symlink(final_path)
-    _refuse_symlink(part.path)
+    if _lstat_kind(final_path.parent) != "dir":
+        await asyncio.to_thread(_make_directory, final_path)
+    if _lstat_kind(final_path) == "link":
+        raise StorageError(f"refusing to write through a symlink at {final_path}")
+    kind = _lstat_kind(part.path)
+    if kind is None:
+        return part
+    if kind == "link":
+        raise StorageError(f"refusing to write through a symlink at {part.path}")
+    try:
+        part.size, hasher, part.head = await asyncio.to_thread(_hash_file, part.path)
+    except OSError as exc:
+        raise _storage_error("read", part.path, exc) from exc
+    part.writer = _DiskWriter(part.path, append=True, hasher=hasher)
+    part.writer.written = part.size
+    logger.debug("download.found-part path=%s size=%d", part.path, part.size)
+    return part
+
+
+def _lstat_kind(path: Path) -> str | None:
+    """"dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file"
+
+
+def _make_directory(final_path: Path) -> None:
     try:
         final_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _storage_error("create the directory for", final_path, exc) from exc
-    try:
-        part.size, part.hasher, part.head = _hash_file(part.path)
-    except FileNotFoundError:
-        return part
-    except OSError as exc:
-        raise _storage_error("read", part.path, exc) from exc
-    logger.debug("download.found-part path=%s size=%d", part.path, part.size)
-    return part
 
 
 def _hash_file(path: Path) -> tuple[int, hashlib._Hash, bytes]:
@@ -406,28 +640,6 @@ def _hash_file(path: Path) -> tuple[int, hashlib._Hash, bytes]:
             hasher.update(block)
             size += len(block)
     return size, hasher, head
-
-
-def _commit(part: _Part, final_path: Path, media_type: str) -> Downloaded:
-    """Verify the `.part`, then atomically make it the final file (sync, run in a thread)."""
-    problem = _problem(part.head, part.size, media_type)
-    if part.total is not None and part.size != part.total:
-        problem = f"{part.size} bytes but the server announced {part.total}"
-    if not problem:
-        try:
-            problem = _structure_problem(part.path, part.size, part.head, media_type)
-        except OSError as exc:
-            raise _storage_error("read", part.path, exc) from exc
-    if problem:
-        _discard(part.path)
-        raise DownloadCorrupt(f"{final_path}: {problem}; the download was discarded")
-    _refuse_symlink(final_path)
-    try:
-        os.replace(part.path, final_path)
-        _fsync_directory(final_path.parent)
-    except OSError as exc:
-        raise _storage_error("move the download to", final_path, exc) from exc
-    return Downloaded(path=final_path, size=part.size, sha256=part.hasher.hexdigest())
 
 
 def _discard(path: Path) -> None:
@@ -468,30 +680,34 @@ def _looks_like_image(head: bytes) -> bool:
     )
 
 
-def _structure_problem(path: Path, size: int, head: bytes, media_type: str) -> str | None:
+def _structure_problem_of(path: Path, size: int, head: bytes, media_type: str) -> str | None:
+    with open(path, "rb", buffering=0, opener=_open_no_follow) as file:
+        return _structure_problem(file, size, head, media_type)
+
+
+def _structure_problem(file: BinaryIO, size: int, head: bytes, media_type: str) -> str | None:
     """Why the file's own structure says it is cut short (or padded), or None; a few small reads.
 
     This is what catches a body that matched a Content-Length shorter than the real file.
     """
-    with open(path, "rb", buffering=0, opener=_open_no_follow) as file:
-        if media_type == "video":
-            return _mp4_problem(file, size)
-        if head.startswith(b"\x89PNG\r\n\x1a\n"):
-            return (
-                None
-                if _tail(file, size, 12) == _PNG_IEND
-                else "a PNG without its final IEND chunk (cut short?)"
-            )
-        if head.startswith(b"\xff\xd8\xff"):
-            return (
-                None
-                if _tail(file, size, 2) == b"\xff\xd9"
-                else "a JPEG without its end-of-image marker (cut short?)"
-            )
-        if head.startswith((b"GIF87a", b"GIF89a")):
-            return None if _tail(file, size, 1) == b"\x3b" else "a GIF without its trailer byte (cut short?)"
-        riff_size = int.from_bytes(head[4:8], "little") + 8
-        return None if riff_size == size else f"a WebP of {size} bytes whose RIFF header says {riff_size}"
+    if media_type == "video":
+        return _mp4_problem(file, size)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return (
+            None
+            if _tail(file, size, 12) == _PNG_IEND
+            else "a PNG without its final IEND chunk (cut short?)"
+        )
+    if head.startswith(b"\xff\xd8\xff"):
+        return (
+            None
+            if _tail(file, size, 2) == b"\xff\xd9"
+            else "a JPEG without its end-of-image marker (cut short?)"
+        )
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return None if _tail(file, size, 1) == b"\x3b" else "a GIF without its trailer byte (cut short?)"
+    riff_size = int.from_bytes(head[4:8], "little") + 8
+    return None if riff_size == size else f"a WebP of {size} bytes whose RIFF header says {riff_size}"
 
 
 def _tail(file: BinaryIO, size: int, count: int) -> bytes:
@@ -549,7 +765,7 @@ def verify_file(
     problem = _problem(head, size, media_type)
     if problem is None:
         try:
-            problem = _structure_problem(path, size, head, media_type)
+            problem = _structure_problem_of(path, size, head, media_type)
         except OSError as exc:
             raise _storage_error("read", path, exc) from exc
     if problem is None and expected_size is not None and size != expected_size:

@@ -186,6 +186,7 @@ class Runner:
                     task.cancel()
             for sink in self.fetcher.sinks:
                 await sink.close()
+        self.journal.flush()  # a commit that failed in the background (a full disk) is reported here
 
     async def _wait_for_stream(self, stream: EventStream) -> None:
         try:  # no event may fire before we listen...

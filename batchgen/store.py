@@ -127,6 +127,7 @@ class Journal:
         self._log: list[tuple[str, str, str, float, str | None]] = []  # transitions not yet committed
         self._claims: list[tuple[str, str, int, float]] = []  # generation claims not yet committed
         self._flush_scheduled = False
+        self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(record, state=JobState(record.state), planned=bool(record.planned))
@@ -224,6 +225,8 @@ class Journal:
     def transition(self, key: str, new: JobState, detail: str | None = None, **changes: Any) -> JobRecord:
         """Change a job's state (and fields); raises on an illegal change. Committed with everything else
         of this turn of the event loop (or at once outside one); `flush()` commits it now."""
+        if self._failure is not None:
+            raise self._failure
         old = self._records[key]
         check_transition(old.state, new)
         unknown = set(changes) - _UPDATABLE
@@ -249,17 +252,19 @@ class Journal:
     def flush(self) -> None:
         """Commit every queued change in one transaction (a no-op when nothing is queued)."""
         self._flush_scheduled = False
+        if self._failure is not None:
+            raise self._failure
         if not (self._dirty or self._log or self._claims):
             return
         rows = [(str(r.state), *(getattr(r, name) for name in _WRITTEN), r.updated_at, r.key)
                 for r in self._dirty.values()]
-        log, claims = self._log, self._claims
-        self._dirty, self._log, self._claims = {}, [], []
         with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany("INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)", claims)
+            self._conn.executemany("INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)", self._claims)
             self._conn.executemany(_UPDATE_ROW, rows)
             self._conn.executemany(
-                "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)", log)
+                "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)",
+                self._log)
+        self._dirty, self._log, self._claims = {}, [], []
 
     def _schedule_flush(self) -> None:
         if self._flush_scheduled:
@@ -274,7 +279,10 @@ class Journal:
 
     def _flush_soon(self) -> None:
         if self._flush_scheduled:
-            self.flush()
+            try:
+                self.flush()
+            except StorageError as exc:  # raised by the next change, in the task that makes it
+                self._failure = exc
 
     def mark_planned(self, keys: set[str]) -> None:
         """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""

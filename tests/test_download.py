@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import io
 import os
 import random
 import re
@@ -13,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from batchgen import download
 from batchgen.download import Downloaded, RateGuard, fetch_result, part_path_for, redact_url, verify_file
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.emulator.media import make_result
@@ -47,11 +48,11 @@ class Storage:
     bytes_sent: int = 0
     sent: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
-    client_wrote: int = 0  # bytes the client has written to its .part (see `observe_writes`)
+    client_wrote: int = 0  # bytes the client has taken in (see `observe_writes`)
     wrote: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def note_client_write(self, size: int) -> None:
-        """Called by the instrumented aiofiles: the client stored `size` more bytes."""
+        """Called by the instrumented download: the client took in `size` more bytes."""
         async with self.wrote:
             self.client_wrote += size
             self.wrote.notify_all()
@@ -257,22 +258,14 @@ class Harness:
 
 
 def observe_writes(monkeypatch: pytest.MonkeyPatch, storage: Storage) -> None:
-    """Make every aiofiles file report its writes to `storage`."""
-    real_open = aiofiles.open
+    """Make every download report the bytes it has taken in (to memory or its .part) to `storage`."""
+    real_add = download._Part.add
 
-    async def observed_open(*args: Any, **kwargs: Any) -> Any:
-        file = await real_open(*args, **kwargs)
-        real_write = file.write
+    async def observed_add(self: download._Part, chunk: bytes) -> None:
+        await real_add(self, chunk)
+        await storage.note_client_write(len(chunk))
 
-        async def write(data: bytes) -> int:
-            written: int = await real_write(data)
-            await storage.note_client_write(len(data))
-            return written
-
-        file.write = write
-        return file
-
-    monkeypatch.setattr(aiofiles, "open", observed_open)
+    monkeypatch.setattr(download._Part, "add", observed_add)
 
 
 @pytest.fixture
@@ -555,18 +548,18 @@ async def test_disk_full_on_write_raises_storage_error(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC while writing is a StorageError naming the .part and the OS reason, never the URL's token."""
-    real_open = aiofiles.open
+    real_open = download._open_part_file
 
-    async def open_then_fail_writes(*args: Any, **kwargs: Any) -> Any:
-        file = await real_open(*args, **kwargs)
-
-        async def write(data: bytes) -> int:
+    class Full(io.BufferedWriter):
+        def write(self, data: Any) -> int:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        file.write = write
-        return file
+    def open_then_fail_writes(path: Path, *, append: bool) -> Any:
+        real = real_open(path, append=append)
+        real.close()
+        return Full(io.FileIO(path, "ab"))
 
-    monkeypatch.setattr(aiofiles, "open", open_then_fail_writes)
+    monkeypatch.setattr(download, "_open_part_file", open_then_fail_writes)
     with pytest.raises(StorageError, match="No space left on device") as caught:
         await harness.fetch("ok")
     assert str(harness.part) in str(caught.value)
