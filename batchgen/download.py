@@ -36,6 +36,7 @@ import aiohttp
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
+from batchgen.media import image_type
 
 __all__ = [
     "MAX_MP4_BOXES",
@@ -463,9 +464,7 @@ def _looks_like_mp4(head: bytes, size: int) -> bool:
 
 
 def _looks_like_image(head: bytes) -> bool:
-    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")) or (
-        head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    )
+    return image_type(head) is not None
 
 
 def _structure_problem(path: Path, size: int, head: bytes, media_type: str) -> str | None:

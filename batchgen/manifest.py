@@ -30,8 +30,9 @@ from yaml.events import MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchgen.errors import ManifestError, Problem
-from batchgen.schema import describe_error, describe_value, did_you_mean, format_path
+from batchgen.media import image_type
 from batchgen.templates import ASSET_PLACEHOLDER_PREFIX, is_identifier
+from batchgen.wording import describe_error, describe_value, did_you_mean, format_path
 
 __all__ = [
     "BUILTIN_VARS",
@@ -87,12 +88,6 @@ _RESERVED_NAMES = frozenset(
 )
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 _DATA_URI = re.compile(r"data:image/[A-Za-z0-9.+-]+(;[^,]*)?,.+", re.DOTALL)
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 _HINTS = {
     ("version",): "start the manifest with `version: 1`",
     ("name",): "it names the run directory: e.g. `name: spring-campaign`",
@@ -569,19 +564,10 @@ def _load_local(name: str, value: str, base: Path) -> LocalAsset | str:
         return f"cannot read asset file '{value}': {_reason(exc)}"
     except _Refused as exc:
         return f"asset file '{value}' {exc}"
-    media_type = _image_type(data)
+    media_type = image_type(data)
     if media_type is None:
         return f"asset file '{value}' is not a PNG, JPEG, WebP or GIF image"
     return LocalAsset(name, path.resolve(), hashlib.sha256(data).hexdigest(), len(data), media_type)
-
-
-def _image_type(data: bytes) -> str | None:
-    for magic, media_type in _MAGIC:
-        if data.startswith(magic):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 # ---------------------------------------------------------------- CSV rows

@@ -44,14 +44,13 @@ from batchgen.schema import (
     ModelSpec,
     RequestValidator,
     Rule,
-    did_you_mean,
     echoable_defaults,
-    format_path,
     known_model_ids,
     merge_issues,
     total_duration,
 )
 from batchgen.templates import ASSET_PLACEHOLDER_PREFIX, AssetRef, TemplateSyntaxError, Var, parse_template
+from batchgen.wording import did_you_mean, format_path
 
 __all__ = [
     "MAX_JOBS",

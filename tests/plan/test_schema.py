@@ -19,11 +19,11 @@ from batchgen.schema import (
     RequestValidator,
     SnapshotCatalog,
     fast_predicate,
-    format_path,
     is_reference_url,
     normalise_schema,
     validate_request,
 )
+from batchgen.wording import format_path
 
 KLING = "kling-video-o3-pro-reference-to-video"
 OMNI = "kling-video-o3-omni"
