@@ -19,6 +19,7 @@ from typing import Any
 
 from batchgen.errors import ManifestError, Problem
 from batchgen.manifest import (
+    ASSET_PLACEHOLDER_PREFIX,
     JOB_SETTINGS,
     Asset,
     JobSpec,
@@ -49,7 +50,7 @@ from batchgen.schema import (
     merge_issues,
     total_duration,
 )
-from batchgen.templates import ASSET_PLACEHOLDER_PREFIX, AssetRef, TemplateSyntaxError, Var, parse_template
+from batchgen.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 from batchgen.wording import did_you_mean, format_path
 
 __all__ = [

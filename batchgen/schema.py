@@ -29,7 +29,7 @@ import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
 from batchgen.errors import ModelDescriptionError
-from batchgen.templates import ASSET_PLACEHOLDER_PREFIX
+from batchgen.manifest.model import ASSET_PLACEHOLDER_PREFIX
 from batchgen.wording import URL_EXPECTED, describe_error, describe_value, format_path
 
 __all__ = [
