@@ -12,8 +12,8 @@ from batchgen.errors import (
 )
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.plan import Job, Plan, build_plan
+from batchgen.registry import SnapshotCatalog
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
-from batchgen.schema import SnapshotCatalog
 from batchgen.states import JobState
 from batchgen.store import Journal
 

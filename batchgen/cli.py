@@ -183,8 +183,8 @@ async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, 
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
-    from batchgen.models import model_catalog
     from batchgen.plan import build_plan
+    from batchgen.registry.live import model_catalog
 
     if endpoint is _OFFLINE:
         found = await model_catalog(None, manifest)
@@ -316,8 +316,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, endpoint: _Endpoint | None,
                redact: Any) -> int:
     from batchgen.api import OxenClient
-    from batchgen.models import model_catalog
     from batchgen.plan import build_plan
+    from batchgen.registry.live import model_catalog
 
     run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
     async with _api_endpoint(endpoint) as (api_base, api_key):
@@ -535,8 +535,8 @@ def _prepare_run_dir(run_dir: Path) -> None:
 
 
 def _write_run_files(run_dir: Path, manifest: Path, plan: Any, found: Any) -> None:
-    from batchgen.models import cache_files
     from batchgen.plan import plan_to_json
+    from batchgen.registry.live import cache_files
     from batchgen.rundir import write_json
 
     try:

@@ -38,18 +38,11 @@ from batchgen.paths import (
     check_relative,
     sanitise,
 )
-from batchgen.pricing import format_usd, quote
-from batchgen.schema import (
-    Issue,
-    ModelCatalog,
-    ModelSpec,
-    RequestValidator,
-    Rule,
-    echoable_defaults,
-    known_model_ids,
-    merge_issues,
-    total_duration,
-)
+from batchgen.registry.catalog import ModelCatalog, known_model_ids
+from batchgen.registry.pricing import format_usd, quote
+from batchgen.registry.rules import Issue, Rule, echoable_defaults, total_duration
+from batchgen.registry.spec import ModelSpec
+from batchgen.registry.validation import RequestValidator, merge_issues
 from batchgen.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 from batchgen.wording import did_you_mean, format_path
 
@@ -107,7 +100,7 @@ class Plan:
     name: str
     jobs: tuple[Job, ...]
     total_cost_usd: Decimal | None
-    #: per model: parameter defaults the service may fill in and echo (see schema.echoable_defaults)
+    #: per model: parameter defaults the service may fill in and echo (see registry.echoable_defaults)
     model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def count_by_model(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ import pytest
 
 from batchgen.manifest import load_manifest
 from batchgen.plan import build_plan, format_plan, job_key, plan_to_json, resolve_request
-from batchgen.schema import ModelSpec, SnapshotCatalog
+from batchgen.registry import ModelSpec, SnapshotCatalog
 from tests.plan.conftest import HEADER, KLING, Workspace, tiny_png
 
 ASSETS = "assets:\n  mug: refs/mug.png\n  web: https://x.test/web.png\n"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchgen.errors import ModelDescriptionError
-from batchgen.schema import (
+from batchgen.registry import (
     MODEL_RULES,
     ChainCatalog,
     ModelSpec,
