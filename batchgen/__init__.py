@@ -11,7 +11,7 @@ from batchgen.errors import (
     UserError,
 )
 from batchgen.manifest import Manifest, load_manifest
-from batchgen.plan import Job, Plan, build_plan
+from batchgen.planning import Job, Plan, build_plan
 from batchgen.registry import SnapshotCatalog
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.states import JobState

@@ -156,7 +156,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.manifest import load_manifest
-    from batchgen.plan import format_plan, plan_to_json
+    from batchgen.planning import format_plan, plan_to_json
     from batchgen.store import Journal
 
     manifest = load_manifest(args.manifest)
@@ -183,7 +183,7 @@ async def _plan_with_models(manifest: Any, endpoint: _Endpoint | object | None, 
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
-    from batchgen.plan import build_plan
+    from batchgen.planning import build_plan
     from batchgen.registry.live import model_catalog
 
     if endpoint is _OFFLINE:
@@ -316,7 +316,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, manifest: Any, options: RunOptions, endpoint: _Endpoint | None,
                redact: Any) -> int:
     from batchgen.api import OxenClient
-    from batchgen.plan import build_plan
+    from batchgen.planning import build_plan
     from batchgen.registry.live import model_catalog
 
     run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
@@ -535,7 +535,7 @@ def _prepare_run_dir(run_dir: Path) -> None:
 
 
 def _write_run_files(run_dir: Path, manifest: Path, plan: Any, found: Any) -> None:
-    from batchgen.plan import plan_to_json
+    from batchgen.planning import plan_to_json
     from batchgen.registry.live import cache_files
     from batchgen.rundir import write_json
 

@@ -37,6 +37,7 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
 from batchgen.media import image_type
+from batchgen.rundir import part_path
 
 __all__ = [
     "MAX_MP4_BOXES",
@@ -87,7 +88,7 @@ class Downloaded:
 
 def part_path_for(final_path: Path) -> Path:
     """Where the download of `final_path` is written until it is verified: the name plus `.part`."""
-    return final_path.with_name(final_path.name + ".part")
+    return part_path(final_path)
 
 
 def redact_url(url: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import StorageError
-from batchgen.plan import Job
+from batchgen.planning import Job
 from batchgen.store import JobRecord, Journal
 
 FIELDS = ("index", "key", "name", "replica", "model", "state", "output_path", "generation_id",

@@ -1,5 +1,7 @@
-"""The run directory's files: where results and set-aside results live, and the only moves and
-writes that touch them (atomic, never following a name out of the directory, never deleting a result).
+"""The run directory's files: where results, `.part` downloads, sidecars and set-aside results live.
+
+The only moves and writes that touch them are here (atomic, never following a name out of the
+directory, never deleting a result); `ensure_inside` refuses any path that resolves outside it.
 
 ```
 RUN_DIR/
@@ -19,10 +21,36 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import StorageError
-from batchgen.paths import KEY_CHARS, ensure_inside, sidecar_path
+from batchgen.planning.paths import KEY_CHARS, check_relative
 
 VIDEOS_DIR = "videos"
 SUPERSEDED_DIR = "superseded"
+
+
+class UnsafePathError(ValueError):
+    """A relative output path would escape the run directory or break on some file system."""
+
+
+def part_path(final: Path) -> Path:
+    """Where a download is streamed before it is verified and renamed: `<name>.part` beside it."""
+    return final.with_name(final.name + ".part")
+
+
+def sidecar_path(final: Path) -> Path:
+    """The job's metadata file: `<stem>.json` beside the result."""
+    return final.with_suffix(".json")
+
+
+def ensure_inside(root: Path, relative: str) -> Path:
+    """`root / relative`, resolved; raise UnsafePathError if it is unsafe or escapes `root` (symlinks too)."""
+    problem = check_relative(relative)
+    if problem:
+        raise UnsafePathError(f"output path {relative!r} {problem}")
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
+    return target
 
 
 def result_relpath(output_path: str) -> str:

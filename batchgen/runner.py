@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -42,17 +41,21 @@ from batchgen.errors import (
     Unauthenticated,
 )
 from batchgen.events import EventStream
+from batchgen.manifest import Location
 from batchgen.overdue import RenderWatch, Waiting
-from batchgen.paths import UnsafePathError, ensure_inside, fold, sidecar_path
-from batchgen.plan import Job, Location, Plan, resolve_request
+from batchgen.planning import Job, Plan, canonical_json, resolve_request
+from batchgen.planning.paths import fold
 from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
 from batchgen.retry import FailureKind, backoff, classify_generation_error
 from batchgen.rundir import (
     VIDEOS_DIR,
+    UnsafePathError,
+    ensure_inside,
     move_with_sidecar,
     read_sidecar,
     result_relpath,
     set_aside_unowned,
+    sidecar_path,
     superseded_relpath,
     write_json,
 )
@@ -850,4 +853,4 @@ def _mtime_ns(path: Path) -> int | None:
 
 
 def _canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(body)

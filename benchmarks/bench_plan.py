@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan
+from batchgen.planning import build_plan
 from batchgen.registry import SnapshotCatalog
 
 PRODUCTS = 25

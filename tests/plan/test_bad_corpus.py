@@ -9,7 +9,7 @@ import pytest
 
 from batchgen.errors import ManifestError
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan
+from batchgen.planning import build_plan
 from batchgen.registry import SnapshotCatalog
 
 BAD = Path(__file__).parent / "bad"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan, format_plan, job_key, plan_to_json, resolve_request
+from batchgen.planning import build_plan, format_plan, job_key, plan_to_json, resolve_request
 from batchgen.registry import ModelSpec, SnapshotCatalog
 from tests.plan.conftest import HEADER, KLING, Workspace, tiny_png
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan, plan_to_json
+from batchgen.planning import build_plan, plan_to_json
 from batchgen.registry import SnapshotCatalog
 
 CATALOG = SnapshotCatalog()

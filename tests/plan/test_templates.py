@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchgen.manifest import is_identifier
-from batchgen.templates import AssetRef, TemplateSyntaxError, Var, parse_template
+from batchgen.planning.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ Syntax, inside any string of a manifest:
 - `{{` and `}}`    a literal `{` or `}`
 
 Anything else between braces, or a lone brace, is a syntax error. This module only parses;
-rendering (which needs variables and assets) lives in `plan.py` and `paths.py`.
+rendering (which needs variables and assets) lives in `compiler.py` and `paths.py`.
 """
 
 from __future__ import annotations
