@@ -1,23 +1,24 @@
-"""batchgen: run large batches of Oxen.ai video and image generations from a YAML manifest."""
+"""batchgen: run large batches of Oxen.ai video and image generations from a YAML manifest.
 
-from batchgen.api import OxenClient
-from batchgen.batch import BatchResult, run_manifest, run_manifest_async
-from batchgen.config import Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
-from batchgen.errors import (
-    ApiError,
-    BatchgenError,
-    ManifestError,
-    Problem,
-    StorageError,
-    UserError,
-)
-from batchgen.manifest import Manifest, load_manifest
-from batchgen.plan import Job, Plan, build_plan
-from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
-from batchgen.schema import SnapshotCatalog
-from batchgen.sinks import LocalSink, ResultSink, VerifiedResult
-from batchgen.states import JobState
-from batchgen.store import Journal
+The public names below are imported on first use (PEP 562), so importing one part of batchgen
+(`batchgen.manifest`, `batchgen.cli`) does not load every other part (the runner, aiohttp, jsonschema).
+"""
+
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:
+    from batchgen.api import OxenClient
+    from batchgen.batch import BatchResult, run_manifest, run_manifest_async
+    from batchgen.config import Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
+    from batchgen.errors import ApiError, BatchgenError, ManifestError, Problem, StorageError, UserError
+    from batchgen.manifest import Manifest, load_manifest
+    from batchgen.planning import Job, Plan, build_plan
+    from batchgen.registry import SnapshotCatalog
+    from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
+    from batchgen.sinks import LocalSink, ResultSink, VerifiedResult
+    from batchgen.states import JobState
+    from batchgen.store import Journal
 
 __version__ = "0.1.0"
 
@@ -54,3 +55,32 @@ __all__ = [
     "run_manifest",
     "run_manifest_async",
 ]
+
+#: Where each public name lives.
+_HOMES = {
+    "OxenClient": "batchgen.api",
+    **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.batch"),
+    **dict.fromkeys(("LocalSink", "ResultSink", "VerifiedResult"), "batchgen.sinks"),
+    **dict.fromkeys(("Limits", "RetryPolicy", "RunOptions", "Timeouts", "UploadTarget"), "batchgen.config"),
+    **dict.fromkeys(("ApiError", "BatchgenError", "ManifestError", "Problem"), "batchgen.errors"),
+    **dict.fromkeys(("StorageError", "UserError"), "batchgen.errors"),
+    **dict.fromkeys(("Manifest", "load_manifest"), "batchgen.manifest"),
+    **dict.fromkeys(("Job", "Plan", "build_plan"), "batchgen.planning"),
+    "SnapshotCatalog": "batchgen.registry",
+    **dict.fromkeys(("Runner", "RunOutcome", "RunStats", "StopReason"), "batchgen.runner"),
+    "JobState": "batchgen.states",
+    "Journal": "batchgen.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'batchgen' has no attribute {name!r}")
+    value = getattr(_import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

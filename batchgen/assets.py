@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
-from batchgen.plan import LocalAsset
+from batchgen.manifest import LocalAsset
 from batchgen.store import Journal
 
 log = logging.getLogger(__name__)

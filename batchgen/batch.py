@@ -38,8 +38,8 @@ from batchgen.config import (
 )
 from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
-from batchgen.models import Catalog, model_catalog
-from batchgen.plan import Plan, build_plan
+from batchgen.planning import Plan, build_plan
+from batchgen.registry.live import Catalog, model_catalog
 from batchgen.report import result_rows, write_results
 from batchgen.rundir import VIDEOS_DIR, prepare_run_dir, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason

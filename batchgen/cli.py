@@ -21,7 +21,7 @@ from batchgen.errors import BatchgenError, UsageError, UserError
 if TYPE_CHECKING:  # the commands import what they need when they run: `batchgen --help` stays fast
     from batchgen.api import OxenClient
     from batchgen.manifest import Manifest
-    from batchgen.plan import Plan
+    from batchgen.planning import Plan
     from batchgen.runner import RunOutcome, RunStats
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -151,7 +151,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.manifest import load_manifest
-    from batchgen.plan import format_plan, plan_to_json
+    from batchgen.planning import format_plan, plan_to_json
     from batchgen.store import Journal
 
     manifest = load_manifest(args.manifest)
@@ -182,8 +182,8 @@ async def _plan_with_models(manifest: Manifest, endpoint: _Endpoint | object | N
     upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
     from batchgen.batch import api_endpoint
-    from batchgen.models import model_catalog
-    from batchgen.plan import build_plan
+    from batchgen.planning import build_plan
+    from batchgen.registry.live import model_catalog
 
     if endpoint is _OFFLINE:
         found = await model_catalog(None, manifest)

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from batchgen import scheduler
 from batchgen.api import OxenClient
 from batchgen.config import RunOptions
-from batchgen.paths import ensure_inside
-from batchgen.plan import Job, Plan
-from batchgen.rundir import result_relpath, superseded_relpath
+from batchgen.planning import Job, Plan
+from batchgen.rundir import ensure_inside, result_relpath, superseded_relpath
 from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
 

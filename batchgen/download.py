@@ -38,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
+from batchgen.media import image_type
+from batchgen.rundir import part_path
 
 __all__ = [
     "MAX_MP4_BOXES",
@@ -92,7 +94,7 @@ class Downloaded:
 
 def part_path_for(final_path: Path) -> Path:
     """Where the download of `final_path` is written until it is verified: the name plus `.part`."""
-    return final_path.with_name(final_path.name + ".part")
+    return part_path(final_path)
 
 
 def redact_url(url: str) -> str:
@@ -675,9 +677,7 @@ def _looks_like_mp4(head: bytes, size: int) -> bool:
 
 
 def _looks_like_image(head: bytes) -> bool:
-    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")) or (
-        head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    )
+    return image_type(head) is not None
 
 
 def _structure_problem_of(path: Path, size: int, head: bytes, media_type: str) -> str | None:

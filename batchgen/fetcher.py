@@ -23,10 +23,9 @@ from batchgen.errors import (
     StorageError,
     Unauthenticated,
 )
-from batchgen.paths import UnsafePathError
-from batchgen.plan import Job
+from batchgen.planning import Job
 from batchgen.retry import backoff
-from batchgen.rundir import read_sidecar, set_aside_unowned
+from batchgen.rundir import UnsafePathError, read_sidecar, set_aside_unowned
 from batchgen.sinks import ResultSink, VerifiedResult
 from batchgen.states import JobState
 from batchgen.store import JobRecord
@@ -68,7 +67,11 @@ class Fetcher:
             self.failures += 1
             ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
             return
-        if await asyncio.to_thread(self._make_room, job, record, final):
+        found = await asyncio.to_thread(self._make_room, job, record, final)
+        if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
+            done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
+            ctx.journal.transition(job.key, done, "found complete on disk", sha256=found.sha256, size=found.size,
+                                   mtime_ns=_mtime_ns(final), error=None)
             return
         result = await self._download(job, record, final)
         if result is None:
@@ -124,12 +127,12 @@ class Fetcher:
             raise DownloadError(f"generation {record.generation_id} has no result_url")
         return str(url)
 
-    def _make_room(self, job: Job, record: JobRecord, final: Path) -> bool:
-        """Before a result is written to `final`: if a crash came between the rename and the journal, the
-        file there (with our sidecar and its sha256) is the result: True, journaled done. Any other file
-        there is moved to superseded/ first, never overwritten."""
+    def _make_room(self, job: Job, record: JobRecord, final: Path) -> Downloaded | None:
+        """Before a result is written to `final` (in a worker thread): if a crash came between the rename
+        and the journal, the file there (with our sidecar and its sha256) is the result, returned. Any
+        other file there is moved to superseded/ first, never overwritten."""
         if not (final.exists() or final.is_symlink()):
-            return False
+            return None
         sidecar = read_sidecar(final)
         if sidecar and sidecar.get("job_key") == job.key and sidecar.get("generation_id") == record.generation_id:
             try:
@@ -138,15 +141,12 @@ class Fetcher:
             except (DownloadCorrupt, StorageError):
                 found = None
             if found is not None:
-                done = JobState.SUPERSEDED if job.key in self.ctx.displaced else JobState.DONE
-                self.ctx.journal.transition(job.key, done, "found complete on disk", sha256=found.sha256,
-                                            size=found.size, mtime_ns=_mtime_ns(final), error=None)
-                return True
+                return found
         if job.key not in self.ctx.displaced:
             moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
             log.warning("kept the file found at %s in %s: job %s writes its result there", job.output_path,
                         moved_to, job.key[:12])
-        return False
+        return None
 
 
 def _metadata(job: Job, record: JobRecord, result: Downloaded) -> dict[str, object]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from batchgen.plan import Job
+from batchgen.planning import Job
 from batchgen.rundir import atomic_write
 from batchgen.store import JobRecord, Journal
 

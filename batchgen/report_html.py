@@ -28,7 +28,7 @@ from urllib.parse import quote
 import yaml
 
 from batchgen.errors import StorageError, UsageError
-from batchgen.pricing import format_usd
+from batchgen.registry.pricing import format_usd
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, JobState
 
 __all__ = [

@@ -1,5 +1,7 @@
-"""The run directory's files: where results and set-aside results live, and the only moves and
-writes that touch them (atomic, never following a name out of the directory, never deleting a result).
+"""The run directory's files: where results, `.part` downloads, sidecars and set-aside results live.
+
+The only moves and writes that touch them are here (atomic, never following a name out of the
+directory, never deleting a result); `ensure_inside` refuses any path that resolves outside it.
 
 ```
 RUN_DIR/
@@ -21,15 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.errors import StorageError
-from batchgen.paths import KEY_CHARS, ensure_inside, sidecar_path
+from batchgen.planning.paths import KEY_CHARS, check_relative
 
 if TYPE_CHECKING:
-    from batchgen.plan import Plan
-    from batchgen.schema import ModelSpec
+    from batchgen.planning import Plan
+    from batchgen.registry import ModelSpec
 
 VIDEOS_DIR = "videos"
 SUPERSEDED_DIR = "superseded"
-MODELS_DIR = "models"  # the live model descriptions a run read (a cache: see models.read_cached)
+MODELS_DIR = "models"  # the live model descriptions a run read (a cache: see registry.live.read_cached)
 
 
 def prepare_run_dir(run_dir: Path) -> Path | None:
@@ -48,7 +50,7 @@ def prepare_run_dir(run_dir: Path) -> Path | None:
 
 def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[ModelSpec]) -> None:
     """What a run was made from: a copy of the manifest, the plan, and the live model descriptions."""
-    from batchgen.plan import plan_to_json
+    from batchgen.planning import plan_to_json
 
     try:
         shutil.copyfile(manifest, run_dir / "manifest.yaml")
@@ -63,6 +65,32 @@ def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[Mo
 def model_file_name(model_id: str) -> str:
     """A model id as a safe file name (never a path)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id).lstrip(".") or "model"
+
+
+class UnsafePathError(ValueError):
+    """A relative output path would escape the run directory or break on some file system."""
+
+
+def part_path(final: Path) -> Path:
+    """Where a download is streamed before it is verified and renamed: `<name>.part` beside it."""
+    return final.with_name(final.name + ".part")
+
+
+def sidecar_path(final: Path) -> Path:
+    """The job's metadata file: `<stem>.json` beside the result."""
+    return final.with_suffix(".json")
+
+
+def ensure_inside(root: Path, relative: str) -> Path:
+    """`root / relative`, resolved; raise UnsafePathError if it is unsafe or escapes `root` (symlinks too)."""
+    problem = check_relative(relative)
+    if problem:
+        raise UnsafePathError(f"output path {relative!r} {problem}")
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
+    return target
 
 
 def result_relpath(output_path: str) -> str:

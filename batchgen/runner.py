@@ -27,7 +27,7 @@ from batchgen.context import RunContext
 from batchgen.errors import InsufficientCredits, StorageError, Unauthenticated
 from batchgen.events import EventStream
 from batchgen.fetcher import Fetcher
-from batchgen.plan import Plan
+from batchgen.planning import Plan
 from batchgen.scheduler import StopReason
 from batchgen.sinks import LocalSink, ResultSink
 from batchgen.startup import prepare

@@ -11,8 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from batchgen.paths import sidecar_path
-from batchgen.rundir import write_json
+from batchgen.rundir import sidecar_path, write_json
 
 
 @dataclass(frozen=True, slots=True)

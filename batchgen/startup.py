@@ -10,9 +10,17 @@ from batchgen import scheduler
 from batchgen.context import RunContext
 from batchgen.download import verify_file
 from batchgen.errors import DownloadCorrupt, StorageError
-from batchgen.paths import UnsafePathError, ensure_inside, fold
-from batchgen.plan import Job, Location
-from batchgen.rundir import move_with_sidecar, result_relpath, set_aside_unowned, superseded_relpath
+from batchgen.manifest import Location
+from batchgen.planning import Job
+from batchgen.planning.paths import fold
+from batchgen.rundir import (
+    UnsafePathError,
+    ensure_inside,
+    move_with_sidecar,
+    result_relpath,
+    set_aside_unowned,
+    superseded_relpath,
+)
 from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
 

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -128,6 +129,7 @@ class Journal:
         self._claims: list[tuple[str, str, int, float]] = []  # generation claims not yet committed
         self._flush_scheduled = False
         self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
+        self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(record, state=JobState(record.state), planned=bool(record.planned))
@@ -272,8 +274,11 @@ class Journal:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (start-up, tools, tests): commit at once
+            if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+                raise RuntimeError("the journal was changed from a worker thread; change it on the loop's")
             self.flush()
             return
+        self._loop_thread = threading.get_ident()
         self._flush_scheduled = True
         loop.call_soon(self._flush_soon)
 

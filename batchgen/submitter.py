@@ -17,7 +17,7 @@ from batchgen import scheduler
 from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, Unauthenticated
-from batchgen.plan import Job, canonical_json, resolve_request
+from batchgen.planning import Job, canonical_json, resolve_request
 from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
 from batchgen.retry import Action, Verdict, backoff, decide
 from batchgen.states import JobState

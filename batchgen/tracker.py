@@ -15,7 +15,7 @@ from batchgen.api import Completion
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, NotFound, Unauthenticated
 from batchgen.overdue import RenderWatch, Waiting
-from batchgen.plan import Plan
+from batchgen.planning import Plan
 from batchgen.reconcile import search_scopes
 from batchgen.states import AT_PROVIDER, JobState
 from batchgen.store import JobRecord

@@ -32,8 +32,8 @@ import yaml
 from batchgen.api import OxenClient
 from batchgen.config import Limits, RunOptions, Timeouts
 from batchgen.manifest import load_manifest
-from batchgen.models import model_catalog
-from batchgen.plan import Plan, build_plan
+from batchgen.planning import Plan, build_plan
+from batchgen.registry.live import model_catalog
 from batchgen.runner import Runner, RunOutcome
 from batchgen.store import Journal
 

@@ -17,8 +17,8 @@ import zlib
 from pathlib import Path
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan
-from batchgen.schema import SnapshotCatalog
+from batchgen.planning import build_plan
+from batchgen.registry import SnapshotCatalog
 
 PRODUCTS = 25
 RATIOS = ("16:9", "9:16")

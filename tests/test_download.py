@@ -707,3 +707,33 @@ def test_unknown_media_type_is_a_programming_error(tmp_path: Path) -> None:
     """A media type other than image/video is rejected loudly rather than skipping verification."""
     with pytest.raises(ValueError, match="media_type"):
         verify_file(tmp_path / "x", "audio")
+
+
+async def test_a_large_result_streams_to_its_part_and_a_cut_call_resumes_from_disk(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SMALL_BYTES a result is written (and hashed) by a writer thread as it arrives: a call that gives
+    up leaves every byte received in the .part, and the next call resumes it with Range."""
+    monkeypatch.setattr(download, "SMALL_BYTES", 10_000)
+    with pytest.raises(DownloadError, match="gave up after 1"):
+        await harness.fetch("cut-always", max_resumes=0)
+    assert harness.part.read_bytes() == PAYLOAD[:CUT]
+    result = await harness.fetch("ok")
+    assert (result.size, result.sha256) == (len(PAYLOAD), PAYLOAD_SHA)
+    assert [h.get("Range") for h in harness.storage.headers_seen("ok")] == [f"bytes={CUT}-"]
+    assert not harness.part.exists() and harness.final.read_bytes() == PAYLOAD
+
+
+async def test_a_small_result_lands_in_one_worker_hop(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small result is written, fsynced, verified and renamed in a single thread hop, and `land` runs in it."""
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting_to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real_to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(download.asyncio, "to_thread", counting_to_thread)
+    landed: list[Downloaded] = []
+    harness.out.mkdir()
+    result = await harness.fetch("ok", land=landed.append)
+    assert hops == ["_land_bytes"] and landed == [result]

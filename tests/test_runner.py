@@ -14,9 +14,9 @@ from batchgen.api import OxenClient
 from batchgen.config import Limits, RunOptions, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, FaultConfig, run_emulator
 from batchgen.manifest import load_manifest
-from batchgen.plan import Plan, build_plan
+from batchgen.planning import Plan, build_plan
+from batchgen.registry import SnapshotCatalog
 from batchgen.runner import Runner, RunOutcome, StopReason
-from batchgen.schema import SnapshotCatalog
 from batchgen.states import JobState
 from batchgen.store import Journal
 

@@ -11,8 +11,8 @@ import pytest
 
 from batchgen.errors import ManifestError
 from batchgen.manifest import Manifest, load_manifest
-from batchgen.plan import Plan, build_plan
-from batchgen.schema import SnapshotCatalog
+from batchgen.planning import Plan, build_plan
+from batchgen.registry import SnapshotCatalog
 
 KLING = "kling-video-o3-pro-reference-to-video"
 HEADER = f"version: 1\nname: t\nmodel: {KLING}\n"

@@ -9,8 +9,8 @@ import pytest
 
 from batchgen.errors import ManifestError
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan
-from batchgen.schema import SnapshotCatalog
+from batchgen.planning import build_plan
+from batchgen.registry import SnapshotCatalog
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(p.stem for p in BAD.glob("*.yaml"))

@@ -6,8 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from batchgen.manifest import LocalAsset, load_manifest
-from batchgen.plan import build_plan
-from batchgen.schema import SnapshotCatalog
+from batchgen.planning import build_plan
+from batchgen.registry import SnapshotCatalog
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 

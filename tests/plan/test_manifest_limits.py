@@ -16,7 +16,9 @@ import pytest
 
 from batchgen import manifest as manifest_module
 from batchgen.errors import ManifestError
-from batchgen.manifest import load_manifest
+from batchgen.manifest import assets as assets_module
+from batchgen.manifest import load_manifest, yaml_tree
+from batchgen.manifest import rows as rows_module
 from tests.plan.conftest import HEADER, Workspace, tiny_png
 
 JOB = "jobs: [{name: a, prompt: x}]\n"
@@ -101,8 +103,8 @@ def test_dev_zero_as_the_manifest_is_refused(memory_ceiling: None) -> None:
 def test_files_over_their_size_limit_are_refused(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """A manifest, rows CSV or asset over its limit is a problem saying the size and the limit."""
     png = tiny_png() + bytes(200)
-    monkeypatch.setattr(manifest_module, "MAX_ROWS_BYTES", 10)
-    monkeypatch.setattr(manifest_module, "MAX_ASSET_BYTES", 100)
+    monkeypatch.setattr(rows_module, "MAX_ROWS_BYTES", 10)
+    monkeypatch.setattr(assets_module, "MAX_ASSET_BYTES", 100)
     path = ws.write(
         HEADER + "rows: r.csv\nassets: {mug: mug.png}\n" + JOB,
         files={"r.csv": "p\n" + "x\n" * 10, "mug.png": png},
@@ -111,7 +113,7 @@ def test_files_over_their_size_limit_are_refused(ws: Workspace, monkeypatch: pyt
         "m.yaml:4:7: rows: CSV file 'r.csv' is 22 bytes; the limit is 10",
         f"m.yaml:5:15: assets.mug: asset file 'mug.png' is {len(png)} bytes; the limit is 100",
     ]
-    monkeypatch.setattr(manifest_module, "MAX_MANIFEST_BYTES", 50)
+    monkeypatch.setattr(yaml_tree, "MAX_MANIFEST_BYTES", 50)
     (problem,) = problems_within(path)
     assert problem.startswith(f"m.yaml: the manifest is {path.stat().st_size} bytes; the limit is 50\n")
 

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.paths import (
+from batchgen.planning.paths import (
     DEFAULT_PATTERN,
     OutputPattern,
     PathRegistry,
     PatternError,
-    UnsafePathError,
     check_relative,
-    ensure_inside,
-    part_path,
     sanitise,
-    sidecar_path,
 )
+from batchgen.rundir import UnsafePathError, ensure_inside, part_path, sidecar_path
 from tests.plan.conftest import HEADER, Workspace
 
 

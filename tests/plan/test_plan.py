@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan, format_plan, job_key, plan_to_json, resolve_request
-from batchgen.schema import ModelSpec, SnapshotCatalog
+from batchgen.planning import build_plan, format_plan, job_key, plan_to_json, resolve_request
+from batchgen.registry import ModelSpec, SnapshotCatalog
 from tests.plan.conftest import HEADER, KLING, Workspace, tiny_png
 
 ASSETS = "assets:\n  mug: refs/mug.png\n  web: https://x.test/web.png\n"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from batchgen.pricing import format_usd, quote, rate
+from batchgen.registry.pricing import format_usd, quote, rate
 
 PER_SECOND = {"method": "per_video_output_second", "cost_per_second": 0.224}
 

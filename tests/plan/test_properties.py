@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchgen.manifest import load_manifest
-from batchgen.plan import build_plan, plan_to_json
-from batchgen.schema import SnapshotCatalog
+from batchgen.planning import build_plan, plan_to_json
+from batchgen.registry import SnapshotCatalog
 
 CATALOG = SnapshotCatalog()
 WORDS = st.sampled_from(["mug", "bag", "Hat", "hat", "café", "a b", "16:9", "x/y", "1", "true"])

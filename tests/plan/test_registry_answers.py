@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchgen.errors import ModelDescriptionError, UserError
-from batchgen.schema import (
+from batchgen.registry import (
     MAX_MODEL_DEPTH,
     MAX_MODEL_VALUES,
     ModelSpec,

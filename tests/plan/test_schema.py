@@ -12,18 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchgen.errors import ModelDescriptionError
-from batchgen.schema import (
+from batchgen.registry import (
     MODEL_RULES,
     ChainCatalog,
     ModelSpec,
     RequestValidator,
     SnapshotCatalog,
     fast_predicate,
-    format_path,
     is_reference_url,
     normalise_schema,
     validate_request,
 )
+from batchgen.wording import format_path
 
 KLING = "kling-video-o3-pro-reference-to-video"
 OMNI = "kling-video-o3-omni"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.templates import AssetRef, TemplateSyntaxError, Var, is_identifier, parse_template
+from batchgen.manifest import is_identifier
+from batchgen.planning.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Which model descriptions a run validates and quotes with: the live registry when there is a key,
-cached in the run directory; the snapshots shipped with the package when offline.
+"""The live model registry and its cache in the run directory: which descriptions a run plans with.
 
-With a key, `GET /api/ai/models/{id}` is read for every model the manifest names, shipped ones
-included, so a price or schema change at Oxen is seen (and said, in one line) instead of a budget
-being enforced with a stale price. If the registry cannot be reached, the copy cached in the run
-directory by an earlier run serves, then the shipped snapshot, each said so.
+The live registry when there is a key, cached in the run directory; the snapshots shipped with the
+package when offline. With a key, `GET /api/ai/models/{id}` is read for every model the manifest
+names, shipped ones included, so a price or schema change at Oxen is seen (and said, in one line)
+instead of a budget being enforced with a stale price. If the registry cannot be reached, the copy
+cached in the run directory by an earlier run serves, then the shipped snapshot, each said so.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any
 from batchgen.api import OxenClient
 from batchgen.errors import ApiError, ModelDescriptionError, NotFound, Unauthenticated
 from batchgen.manifest import Manifest
-from batchgen.pricing import rate
+from batchgen.registry.catalog import ChainCatalog, ModelCatalog, SnapshotCatalog
+from batchgen.registry.pricing import rate
+from batchgen.registry.spec import ModelSpec
 from batchgen.rundir import MODELS_DIR, model_file_name
-from batchgen.schema import ChainCatalog, ModelCatalog, ModelSpec, SnapshotCatalog
 
 log = logging.getLogger(__name__)
 

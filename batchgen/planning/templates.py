@@ -8,7 +8,7 @@ Syntax, inside any string of a manifest:
 - `{{` and `}}`    a literal `{` or `}`
 
 Anything else between braces, or a lone brace, is a syntax error. This module only parses;
-rendering (which needs variables and assets) lives in `plan.py` and `paths.py`.
+rendering (which needs variables and assets) lives in `compiler.py` and `paths.py`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,16 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from batchgen.manifest.model import is_identifier
+
 __all__ = [
-    "ASSET_PLACEHOLDER_PREFIX",
     "AssetRef",
     "Template",
     "TemplateSyntaxError",
     "Var",
-    "is_identifier",
     "parse_template",
 ]
 
-#: A local asset is written into a request as this prefix + its sha256 (hex) until upload.
-ASSET_PLACEHOLDER_PREFIX = "batchgen-asset:sha256:"
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
 _FIELD_HELP = "expected {name}, {asset:NAME} or {asset:$name}; write {{ or }} for a literal brace"
@@ -93,17 +89,12 @@ class Template:
         )
 
 
-def is_identifier(name: str) -> bool:
-    """Whether `name` can be used as a variable name in a template."""
-    return _IDENTIFIER.fullmatch(name) is not None
-
-
 def _parse_field(inner: str) -> Var | AssetRef:
-    if _IDENTIFIER.fullmatch(inner):
+    if is_identifier(inner):
         return Var(inner)
     if inner.startswith("asset:"):
         ref = inner[len("asset:") :]
-        if ref.startswith("$") and _IDENTIFIER.fullmatch(ref[1:]):
+        if ref.startswith("$") and is_identifier(ref[1:]):
             return AssetRef(ref[1:], via_var=True)
         if _ASSET_NAME.fullmatch(ref):
             return AssetRef(ref, via_var=False)

@@ -1,7 +1,7 @@
-"""Output paths: the pattern, sanitised values, safety checks, collisions, `.part` and sidecar names.
+"""Output paths (pure): the pattern, sanitised values, safety checks, collisions.
 
-Pure except `ensure_inside`, which resolves symlinks on disk (the runner calls it before each write).
-A path here is always a relative POSIX string under the run's `videos/` directory.
+A path here is always a relative POSIX string under the run's `videos/` directory; the file system
+side (`ensure_inside`, `.part` and sidecar names) is in `batchgen.rundir`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from batchgen.templates import AssetRef, TemplateSyntaxError, Var, parse_template
+from batchgen.planning.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 
 __all__ = [
     "DEFAULT_PATTERN",
@@ -25,13 +24,9 @@ __all__ = [
     "OutputPattern",
     "PathRegistry",
     "PatternError",
-    "UnsafePathError",
     "check_relative",
-    "ensure_inside",
     "fold",
-    "part_path",
     "sanitise",
-    "sidecar_path",
 ]
 
 #: Used when the manifest has no `output.pattern`; the key makes it collision-free by construction.
@@ -54,10 +49,6 @@ _RATIO_COLON = re.compile(r"(?<=\d):(?=\d)")
 _UNSAFE_IN_VALUE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f\s]+')
 _UNDERSCORES = re.compile(r"_{2,}")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
-
-
-class UnsafePathError(ValueError):
-    """A relative output path would escape the run directory or break on some file system."""
 
 
 class PatternError(ValueError):
@@ -233,28 +224,3 @@ class PathRegistry(Generic[Owner]):
         for prefix in prefixes:
             self._dirs.setdefault(prefix, owner)
         return None
-
-
-# ---------------------------------------------------------------- the file system side
-
-
-def part_path(final: Path) -> Path:
-    """Where a download is streamed before it is verified and renamed: `<name>.part` beside it."""
-    return final.with_name(final.name + ".part")
-
-
-def sidecar_path(final: Path) -> Path:
-    """The job's metadata file: `<stem>.json` beside the result."""
-    return final.with_suffix(".json")
-
-
-def ensure_inside(root: Path, relative: str) -> Path:
-    """`root / relative`, resolved; raise UnsafePathError if it is unsafe or escapes `root` (symlinks too)."""
-    problem = check_relative(relative)
-    if problem:
-        raise UnsafePathError(f"output path {relative!r} {problem}")
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if target == base or not target.is_relative_to(base):
-        raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
-    return target

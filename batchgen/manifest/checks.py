@@ -1,0 +1,211 @@
+"""Checking manifest data: its JSON Schema (errors as located problems), then the semantic checks.
+
+The semantic checks are those the schema cannot express: safe names, unique job names, built-in
+variables, and loading the assets and rows the manifest names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchgen.errors import Problem
+from batchgen.manifest.assets import load_asset
+from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
+from batchgen.manifest.rows import load_rows
+from batchgen.wording import describe_error, describe_value, did_you_mean, format_path
+
+if TYPE_CHECKING:
+    import jsonschema
+
+__all__ = ["Checker", "manifest_schema", "schema_problems"]
+
+_SAFE_NAME = re.compile(r"\w[\w.-]*")
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
+)
+_HINTS = {
+    ("version",): "start the manifest with `version: 1`",
+    ("name",): "it names the run directory: e.g. `name: spring-campaign`",
+    ("jobs",): "list at least one job: `jobs: [{name: hero, prompt: ...}]`",
+    ("jobs", "name"): "every job needs a name: `- name: hero`",
+    ("upload", "namespace"): "e.g. `upload: {namespace: acme, repo: assets}`",
+    ("upload", "repo"): "e.g. `upload: {namespace: acme, repo: assets}`",
+}
+_DEFAULTS_HINTS = {
+    "model": "set `model:` at the top level (for every job) or in a job",
+}
+
+
+@cache
+def _schema_text() -> str:
+    return resources.files("batchgen").joinpath("data", "manifest.schema.json").read_text("utf-8")
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema (draft 2020-12), as shipped in batchgen/data/manifest.schema.json."""
+    schema: dict[str, Any] = json.loads(_schema_text())
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # on first use: importing batchgen.manifest stays light (see tests/test_layout.py)
+
+    return jsonschema.Draft202012Validator(manifest_schema())
+
+
+def schema_problems(data: Any, positions: Positions) -> Iterator[Problem]:
+    """Where `data` breaks the manifest's JSON Schema, as located problems."""
+    for error in _validator().iter_errors(data):
+        yield from _error_problems(error, positions)
+
+
+def _error_problems(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Problem]:
+    path: PathTuple = tuple(error.absolute_path)
+    if "propertyNames" in error.schema_path:
+        yield _name_problem(error, path, positions)
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        known = list(schema.get("properties", {}))
+        for key in [k for k in error.instance if k not in known]:
+            hint = did_you_mean(key, known) or "allowed here: " + ", ".join(known)
+            yield _problem(positions.at((*path, key), key=True), (*path, key), f"unknown key '{key}'", hint)
+    elif error.validator == "required" and isinstance(error.instance, dict):
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        for key in [k for k in required if k not in error.instance]:
+            context = tuple(p for p in path if isinstance(p, str))
+            where = positions.at(path)
+            yield _problem(where, path, f"missing required key '{key}'", _HINTS.get((*context, key)))
+    else:
+        yield _problem(positions.at(path), path, describe_error(error), _value_hint(path, error.instance))
+
+
+def _name_problem(error: jsonschema.ValidationError, path: PathTuple, positions: Positions) -> Problem:
+    key = str(error.instance)
+    where = positions.at((*path, key), key=True)
+    if error.validator == "not":
+        message = f"'{key}' cannot be set in defaults"
+        return _problem(where, (*path, key), message, _DEFAULTS_HINTS.get(key, f"set `{key}:` in each job"))
+    if path and path[-1] == "assets":
+        message = f"'{key}' is not a valid asset name: use letters, digits, '_', '.' and '-'"
+    else:
+        message = (
+            f"'{key}' is not a valid variable name: use letters, digits and '_', not starting with a digit"
+        )
+    return _problem(where, (*path, key), message)
+
+
+def _value_hint(path: PathTuple, value: Any) -> str | None:
+    if path and path[-1] == "num_generations":
+        count = value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else "N"
+        return (
+            f"batchgen tracks every generation as its own job (own key, retry and file): "
+            f"use `repeat: {count}` for {count} generations of the same request"
+        )
+    return None
+
+
+def _problem(where: Location, path: PathTuple, message: str, hint: str | None = None) -> Problem:
+    return Problem(where.file, where.line, where.column, format_path(path), message, hint)
+
+
+class Checker:
+    """Semantic checks on schema-shaped data (each guarded, since the schema may have failed)."""
+
+    def __init__(self, data: dict[str, Any], positions: Positions, base: Path) -> None:
+        self.data = data
+        self.positions = positions
+        self.base = base
+        self.problems: list[Problem] = []
+        self.assets: dict[str, Asset] = {}
+        self.rows: dict[PathTuple, Rows] = {}
+
+    def add(self, path: PathTuple, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.problems.append(_problem(self.positions.at(path, key=key), path, message, hint))
+
+    def run(self) -> None:
+        self._check_safe_name(("name",), self.data.get("name"), "it names the run directory")
+        self._check_assets()
+        self._check_var_sources(())
+        jobs = self.data.get("jobs")
+        names: dict[str, int] = {}
+        for i, job in enumerate(jobs if isinstance(jobs, list) else []):
+            if isinstance(job, dict):
+                self._check_job(i, job, names)
+
+    def _check_safe_name(self, path: PathTuple, name: Any, what: str) -> None:
+        if not isinstance(name, str) or not name:
+            return
+        ok = _SAFE_NAME.fullmatch(name) and not name.endswith(".") and len(name) <= 100
+        reserved = name.split(".")[0].upper() in _RESERVED_NAMES
+        if not ok or reserved:
+            message = f"{describe_value(name)} is not a safe name: use letters, digits, '.', '_' and '-'"
+            if reserved:
+                message = f"{describe_value(name)} is a reserved file name on Windows"
+            suggestion = re.sub(r"[^\w.-]+", "-", name).strip(".-")[:100] or "my-name"
+            suggestion += "-1" if reserved else ""
+            self.add(path, message, f"{what}: e.g. '{suggestion}'")
+
+    def _check_assets(self) -> None:
+        assets = self.data.get("assets")
+        for name, value in assets.items() if isinstance(assets, dict) else ():
+            if isinstance(value, str) and value:
+                loaded = load_asset(name, value, self.base)
+                if isinstance(loaded, str):
+                    self.add(("assets", name), loaded)
+                else:
+                    self.assets[name] = loaded
+
+    def _check_var_sources(self, prefix: PathTuple) -> None:
+        node = self._get(prefix)
+        for section in ("vars", "matrix"):
+            names = node.get(section) if isinstance(node, dict) else None
+            for name in names if isinstance(names, dict) else ():
+                if name in BUILTIN_VARS:
+                    self.add(
+                        (*prefix, section, name),
+                        f"'{name}' is a built-in variable",
+                        "choose another name",
+                        key=True,
+                    )
+        rows = node.get("rows") if isinstance(node, dict) else None
+        if isinstance(rows, str) and rows:
+            path = (*prefix, "rows")
+            loaded = load_rows(
+                rows, self.base, self.positions.file, self.positions.at(path), format_path(path)
+            )
+            if isinstance(loaded, list):
+                self.problems.extend(loaded)
+            else:
+                self.rows[(*prefix, "rows")] = loaded
+
+    def _get(self, path: PathTuple) -> Any:
+        node: Any = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+    def _check_job(self, i: int, job: dict[str, Any], names: dict[str, int]) -> None:
+        name = job.get("name")
+        self._check_safe_name(("jobs", i, "name"), name, "job names appear in file names")
+        if isinstance(name, str):
+            if name in names:
+                first = names[name]
+                line = self.positions.at(("jobs", first, "name")).line
+                self.add(
+                    ("jobs", i, "name"), f"job name '{name}' is already used by jobs[{first}] (line {line})"
+                )
+            names.setdefault(name, i)
+        self._check_var_sources(("jobs", i))
+        if "model" not in job and not self.data.get("model"):
+            self.add(
+                ("jobs", i),
+                "no model is set for this job",
+                "set `model:` at the top level (for every job) or in this job",
+            )

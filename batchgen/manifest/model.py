@@ -1,0 +1,148 @@
+"""What a loaded manifest is: `Manifest`, `JobSpec`, assets, rows, positions, and the names they reserve."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ASSET_PLACEHOLDER_PREFIX",
+    "BUILTIN_VARS",
+    "JOB_SETTINGS",
+    "RUN_DEFAULTS",
+    "UPLOAD_DEFAULTS",
+    "Asset",
+    "JobSpec",
+    "LocalAsset",
+    "Location",
+    "Manifest",
+    "PathTuple",
+    "Positions",
+    "Rows",
+    "UrlAsset",
+    "is_identifier",
+]
+
+PathTuple = tuple[str | int, ...]
+
+#: Variables batchgen defines for every job; manifests may not define them.
+BUILTIN_VARS = ("name", "replica", "index", "model", "key")
+#: Keys of a job spec that steer expansion; every other key is a request field.
+JOB_SETTINGS = frozenset({"name", "model", "vars", "matrix", "rows", "repeat", "num_generations"})
+#: What the `run:` settings default to (the manifest exposes only what it wrote).
+RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 2}
+#: What `upload:` keys default to (filled in when `upload:` is present).
+UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
+#: A local asset is written into a request as this prefix + its sha256 (hex) until upload.
+ASSET_PLACEHOLDER_PREFIX = "batchgen-asset:sha256:"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_identifier(name: str) -> bool:
+    """Whether `name` can be used as a variable name (in `vars:`, a CSV header, a `{name}` template)."""
+    return _IDENTIFIER.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place in an input file (1-based line and column; None when unknown)."""
+
+    file: str
+    line: int | None
+    column: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlAsset:
+    """An asset given as an http(s) URL or a data: URI; sent as written."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAsset:
+    """A local image file, read at load time; uploaded once by the runner (content-addressed)."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    media_type: str
+
+    @property
+    def placeholder(self) -> str:
+        """What requests carry until the runner substitutes the uploaded URL (planning.resolve_request)."""
+        return ASSET_PLACEHOLDER_PREFIX + self.sha256
+
+
+Asset = UrlAsset | LocalAsset
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A CSV file of variables: the header names them; each row is one set of values (strings)."""
+
+    file: str
+    header: tuple[str, ...]
+    rows: tuple[Mapping[str, str], ...]
+    lines: tuple[int, ...]  # the CSV line of each row
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """Where each value (and each mapping key) of the manifest was written: path -> (line, column)."""
+
+    file: str
+    values: Mapping[PathTuple, tuple[int, int]]
+    keys: Mapping[PathTuple, tuple[int, int]]
+
+    def at(self, path: PathTuple, *, key: bool = False) -> Location:
+        """The location of `path` (its key when `key`), else of its nearest written ancestor."""
+        found = self.keys.get(path) if key else None
+        probe = path
+        while found is None and probe:
+            found = self.values.get(probe)
+            probe = probe[:-1]
+        found = found or self.values.get(())
+        return Location(self.file, found[0], found[1]) if found else Location(self.file, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One entry of `jobs:`, before expansion."""
+
+    index: int
+    name: str
+    model: str | None
+    vars: Mapping[str, Any]
+    matrix: Mapping[str, tuple[Any, ...]]
+    rows: Rows | None
+    repeat: int
+    fields: Mapping[str, Any]  # the request fields written in the job
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A loaded, structurally valid manifest. Plan it with `batchgen.planning.build_plan`."""
+
+    path: Path
+    file: str  # the manifest's name as shown in problems
+    name: str
+    model: str | None
+    target_namespace: str | None
+    defaults: Mapping[str, Any]
+    assets: Mapping[str, Asset]
+    vars: Mapping[str, Any]
+    matrix: Mapping[str, tuple[Any, ...]]
+    rows: Rows | None
+    jobs: tuple[JobSpec, ...]
+    output_pattern: str | None
+    run: Mapping[str, Any]
+    upload: Mapping[str, Any] | None
+    positions: Positions = field(repr=False)

@@ -1,0 +1,90 @@
+"""The planner's problems: each located once in the manifest, or grouped per job spec with a count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchgen.errors import Problem
+from batchgen.manifest.model import JobSpec, Location, Manifest, PathTuple
+from batchgen.planning.jobs import Job
+from batchgen.wording import format_path
+
+__all__ = ["Finding", "PlanProblems", "differing_vars", "duplicate_hint"]
+
+
+@dataclass(slots=True)
+class Finding:
+    """Problems of one kind from many expanded jobs of one spec, reported once with a count."""
+
+    spec: JobSpec
+    replica: int
+    location: Location
+    field: str
+    message: str
+    hint: str | None
+    count: int = 1
+
+    def problem(self) -> Problem:
+        who = f"replica {self.replica}" if self.count == 1 else f"{self.count} jobs"
+        field = f"jobs[{self.spec.index}] ({self.spec.name}, {who})" + (
+            f": {self.field}" if self.field else ""
+        )
+        return Problem(
+            self.location.file, self.location.line, self.location.column, field, self.message, self.hint
+        )
+
+
+class PlanProblems:
+    """Collects problems instead of stopping at the first; `all_problems` gives them in manifest order."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.problems: dict[Problem, None] = {}
+        self.findings: dict[tuple[Any, ...], Finding] = {}
+
+    def static_problem(
+        self, source: PathTuple, message: str, hint: str | None = None, *, key: bool = False
+    ) -> None:
+        where = self.manifest.positions.at(source, key=key)
+        self.problems[Problem(where.file, where.line, where.column, format_path(source), message, hint)] = (
+            None
+        )
+
+    def finding(
+        self,
+        spec: JobSpec,
+        replica: int,
+        where: Location,
+        field: str,
+        message: str,
+        hint: str | None,
+        group: Any,
+    ) -> None:
+        """Record one per-job problem; those with the same `group` in one spec are reported once."""
+        found = self.findings.get((spec.index, group))
+        if found is None:
+            self.findings[(spec.index, group)] = Finding(spec, replica, where, field, message, hint)
+        else:
+            found.count += 1
+
+    def all_problems(self) -> list[Problem]:
+        """Every problem, in manifest order (ties keep the order they were found in)."""
+        found = [*self.problems, *(f.problem() for f in self.findings.values())]
+        return sorted(found, key=lambda p: (p.file != self.manifest.file, p.line or 0, p.column or 0))
+
+
+def differing_vars(first: Job, second: Job) -> list[str]:
+    """The variables whose values differ between two jobs (to say why they clash)."""
+    names = first.vars.keys() | second.vars.keys()
+    return sorted(k for k in names if first.vars.get(k) != second.vars.get(k))
+
+
+def duplicate_hint(differing: list[str]) -> str:
+    """The hint for two jobs that would send the same request."""
+    if differing:
+        return (
+            f"the jobs differ only in variables no request field uses ({', '.join(differing)}): "
+            "use them in a field, or remove them"
+        )
+    return "two jobs would send the identical request; use `repeat: N` for several generations of one request"

@@ -1,0 +1,86 @@
+"""Model catalogs: looking a model up by id in the shipped snapshots, in given specs, or in a chain.
+
+The only I/O here is reading the model snapshots shipped in `batchgen/data/models/`; the live
+registry and the run directory's cache are in `batchgen.registry.live`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from batchgen.registry.spec import ModelSpec
+
+__all__ = ["ChainCatalog", "ListableCatalog", "ModelCatalog", "SnapshotCatalog", "known_model_ids"]
+
+
+class ModelCatalog(Protocol):
+    """Anything that can look a model up by id (snapshots, the live registry, a chain of both)."""
+
+    def get(self, model_id: str) -> ModelSpec | None: ...
+
+
+@runtime_checkable
+class ListableCatalog(Protocol):
+    """A catalog that can also list its ids (used for "did you mean" on an unknown model)."""
+
+    def get(self, model_id: str) -> ModelSpec | None: ...
+
+    def ids(self) -> tuple[str, ...]: ...
+
+
+class SnapshotCatalog:
+    """Model objects stored as JSON files; by default the snapshots shipped with batchgen."""
+
+    def __init__(self, specs: Iterable[ModelSpec] | None = None) -> None:
+        self._specs = {s.id: s for s in (_shipped_specs() if specs is None else specs)}
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> SnapshotCatalog:
+        """Load every `*.json` model object in `directory`."""
+        return cls(
+            ModelSpec.from_api(json.loads(p.read_text("utf-8")), p.stem)
+            for p in sorted(directory.glob("*.json"))
+        )
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        return self._specs.get(model_id)
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._specs))
+
+
+def _shipped_specs() -> list[ModelSpec]:
+    folder = resources.files("batchgen").joinpath("data", "models")
+    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
+    return [
+        ModelSpec.from_api(json.loads(e.read_text("utf-8")), e.name.removesuffix(".json")) for e in entries
+    ]
+
+
+class ChainCatalog:
+    """Asks each catalog in turn; the first that knows the model wins."""
+
+    def __init__(self, *catalogs: ModelCatalog) -> None:
+        self._catalogs = catalogs
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        for catalog in self._catalogs:
+            spec = catalog.get(model_id)
+            if spec is not None:
+                return spec
+        return None
+
+    def ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for catalog in self._catalogs:
+            seen.update(dict.fromkeys(known_model_ids(catalog)))
+        return tuple(sorted(seen))
+
+
+def known_model_ids(catalog: ModelCatalog) -> tuple[str, ...]:
+    """The ids a catalog can list (empty when it cannot)."""
+    return catalog.ids() if isinstance(catalog, ListableCatalog) else ()
