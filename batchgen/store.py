@@ -275,7 +275,7 @@ class Journal:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (start-up, tools, tests): commit at once
             if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
-                raise RuntimeError("the journal was changed from a worker thread; change it on the loop's")
+                raise RuntimeError("the journal was changed from a worker thread; change it on the loop's") from None
             self.flush()
             return
         self._loop_thread = threading.get_ident()
