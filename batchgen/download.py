@@ -1,12 +1,9 @@
-"""Result downloads: a presigned URL becomes a verified file at its final path, or nothing does.
+"""Result downloads over HTTP: a presigned URL becomes a verified file at its final path (via `landing`).
 
-Owns the `<final>.part` protocol. Bytes stream into the `.part` in bounded chunks and are hashed on
-the way. A cut connection is resumed with `Range`; so is a `.part` left by an earlier call; so is an
-attempt that receives too little over a sliding window (a server dripping bytes keeps a socket
-alive forever otherwise). The result is checked (length, file signature, and the file's own
-structure where the format records its length: MP4 boxes, PNG/JPEG/GIF trailers, the WebP RIFF
-size), fsynced, and renamed onto the final path atomically. A partial or corrupt file never appears
-at the final path.
+A cut connection is resumed with `Range`; so is a `.part` left by an earlier call; so is an attempt
+that receives too little over a sliding window (a server dripping bytes keeps a socket alive forever
+otherwise). What lands is checked by `verify`: a partial or corrupt file never appears at the final
+path.
 
 Errors (see `batchgen.errors`): `DownloadExpired` (refresh the URL, call again; the `.part` is kept),
 `DownloadStalled` (every attempt was too slow: get a fresh URL, call again; the `.part` is kept),
@@ -18,78 +15,48 @@ presigned tokens are secrets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import hashlib
-import io
 import logging
-import os
-import queue
 import re
-import stat
-import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
-from batchgen.media import image_type
+from batchgen.errors import DownloadError, DownloadExpired, DownloadStalled
+from batchgen.landing import DirectorySync, Land, Part, prepare_part
 from batchgen.rundir import part_path
+from batchgen.verify import MEDIA_TYPES, Downloaded, storage_error
 
-__all__ = [
-    "MAX_MP4_BOXES",
-    "MIN_RATE_BYTES",
-    "MIN_RATE_WINDOW_S",
-    "Downloaded",
-    "RateGuard",
-    "fetch_result",
-    "part_path_for",
-    "redact_url",
-    "verify_file",
-]
+__all__ = ["MIN_RATE_BYTES", "MIN_RATE_WINDOW_S", "RateGuard", "fetch_result", "part_path_for", "redact_url"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-MEDIA_TYPES = frozenset({"image", "video"})
+
 _EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
+
+
 # ServerDisconnectedError and sock_read timeouts are ClientConnectionErrors; TimeoutError is a guard.
 _CUT_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
+
+
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
+
+
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)", re.ASCII)
-_HEAD_BYTES = 16
-_HASH_BLOCK = 1024 * 1024
-# Box types a QuickTime/MP4 file can start with; Oxen's results start with `ftyp`.
-_MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
-_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every PNG, CRC included
+
 
 #: An attempt that receives fewer than this many bytes within any `MIN_RATE_WINDOW_S` seconds is
 #: stalled and resumed: aiohttp's read timeout only catches total silence, and a server sending one
 #: byte every few seconds would hold the download forever. 32 KiB in 30 s is ~1 KiB/s: any real
 #: link does better; only a dying or hostile server does worse.
 MIN_RATE_BYTES = 32 * 1024
+
+
 MIN_RATE_WINDOW_S = 30.0
-#: Top-level MP4 boxes walked before giving up (a real file has a handful, a fragmented one a few
-#: thousand): bounds the reads a hostile file can cause at commit.
-MAX_MP4_BOXES = 100_000
-#: Results up to this size are held in memory until complete and land in one worker-thread hop; larger
-#: ones stream to disk through a writer thread as they arrive (memory per download stays bounded).
-SMALL_BYTES = 4 * 1024 * 1024
-_QUEUED_CHUNKS = 8  # chunks waiting for the writer thread, at most (the reader waits beyond that)
-
-
-@dataclass(frozen=True, slots=True)
-class Downloaded:
-    """A verified result file."""
-
-    path: Path
-    size: int
-    sha256: str
 
 
 def part_path_for(final_path: Path) -> Path:
@@ -147,249 +114,6 @@ class RateGuard:
         return f"fewer than {self._min_bytes} bytes in {self._window_s:g} s"
 
 
-class _Part:
-    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are.
-
-    Small results stay in memory until they are complete, then land in one worker-thread hop (write,
-    fsync, verify, rename, and whatever `land` adds, such as the sidecar). A result that grows past
-    `SMALL_BYTES`, or an existing `.part` to resume, goes to a `_DiskWriter`: one thread that writes and
-    hashes while the event loop reads on, fed through a bounded queue.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = 0
-        self.head = b""
-        self.total: int | None = None
-        self.chunks: list[bytes] = []  # memory mode
-        self.writer: _DiskWriter | None = None  # disk mode
-
-    def restart(self) -> None:
-        """Forget everything: the next bytes start the file afresh."""
-        self.size, self.head, self.total, self.chunks = 0, b"", None, []
-        if self.writer is not None:
-            self.writer.send(("truncate",))
-
-    async def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if len(self.head) < _HEAD_BYTES:
-            self.head += chunk[: _HEAD_BYTES - len(self.head)]
-        if self.writer is None and self.size > SMALL_BYTES:
-            self.writer = _DiskWriter(self.path, append=False)
-            for held in self.chunks:
-                await self.writer.write(held)
-            self.chunks = []
-        if self.writer is not None:
-            await self.writer.write(chunk)
-        else:
-            self.chunks.append(chunk)
-
-    @property
-    def complete(self) -> bool:
-        return self.total is None or self.size >= self.total
-
-    async def commit(self, final: Path, media_type: str, land: Land | None,
-                     dirs: DirectorySync | None) -> Downloaded:
-        if self.writer is not None:
-            return await self.writer.commit(self, final, media_type, land, dirs)
-        data = b"".join(self.chunks)
-        return await asyncio.to_thread(_land_bytes, data, self.path, final, media_type, self.total, land, dirs)
-
-    async def keep(self) -> None:
-        """Giving up: what arrived so far goes to the `.part`, for a later call to resume from."""
-        if self.writer is None and self.chunks:
-            data = b"".join(self.chunks)
-            try:
-                await asyncio.to_thread(_write_part, self.path, data)
-            except OSError as exc:
-                raise _storage_error("write", self.path, exc) from exc
-
-    async def abandon(self) -> None:
-        """Stop the writer thread (the `.part` stays as written, for a later call to resume)."""
-        if self.writer is not None:
-            await self.writer.close()
-
-
-Land = Callable[["Downloaded"], None]
-
-
-class DirectorySync:
-    """Directories whose new entries (renamed results) still need an fsync: collected across results
-    and synced together (`flush`), instead of one directory fsync per file. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._dirty: set[Path] = set()
-
-    def add(self, directory: Path) -> None:
-        with self._lock:
-            self._dirty.add(directory)
-
-    def flush(self) -> None:
-        with self._lock:
-            dirty, self._dirty = self._dirty, set()
-        for directory in dirty:
-            with contextlib.suppress(FileNotFoundError):
-                _fsync_directory(directory)
-
-
-class _DiskWriter:
-    """One thread that appends to the `.part` and hashes as it goes; at most `_QUEUED_CHUNKS` chunks wait."""
-
-    def __init__(self, path: Path, *, append: bool, hasher: hashlib._Hash | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._room = asyncio.Semaphore(_QUEUED_CHUNKS)
-        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._done: asyncio.Future[None] = self._loop.create_future()
-        self._closed = False
-        self.path, self.hasher, self.written = path, hasher or hashlib.sha256(), 0
-        self.error: BaseException | None = None
-        threading.Thread(target=self._run, args=(append,), name=f"write-{path.name}", daemon=True).start()
-
-    def send(self, command: tuple[Any, ...]) -> None:
-        self._queue.put(command)
-
-    async def write(self, chunk: bytes) -> None:
-        await self._room.acquire()
-        if self.error is not None:
-            raise self.error
-        self.send(("write", chunk))
-
-    async def commit(self, part: _Part, final: Path, media_type: str, land: Land | None,
-                     dirs: DirectorySync | None) -> Downloaded:
-        result: asyncio.Future[Downloaded] = self._loop.create_future()
-        self.send(("commit", part.total, final, media_type, land, dirs, result))
-        return await result
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.send(("stop",))
-        await asyncio.shield(self._done)
-
-    def _run(self, append: bool) -> None:
-        file: BinaryIO | None = None
-        try:
-            file = _open_part_file(self.path, append=append)
-            while True:
-                command = self._queue.get()
-                if command[0] == "write":
-                    file.write(command[1])
-                    self.hasher.update(command[1])
-                    self.written += len(command[1])
-                    self._loop.call_soon_threadsafe(self._room.release)
-                elif command[0] == "truncate":
-                    file.seek(0)
-                    file.truncate()
-                    self.hasher, self.written = hashlib.sha256(), 0
-                elif command[0] == "commit":
-                    self._commit(file, *command[1:])
-                    file = None
-                    self._drain()
-                    return
-                elif command[0] == "stop":
-                    return
-        except OSError as exc:
-            self.error = _storage_error("write", self.path, exc)
-            self._loop.call_soon_threadsafe(self._room.release)
-            self._drain()
-        finally:
-            if file is not None:
-                with contextlib.suppress(OSError):
-                    file.close()
-            self._loop.call_soon_threadsafe(_resolve, self._done, None, None)
-
-    def _commit(self, file: BinaryIO, total: int | None, final: Path, media_type: str, land: Land | None,
-                dirs: DirectorySync | None, result: asyncio.Future[Downloaded]) -> None:
-        try:
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
-            with open(self.path, "rb", buffering=0, opener=_open_no_follow) as check:
-                head = check.read(_HEAD_BYTES)
-            done = _finish(self.path, final, media_type, self.written, total, head, self.hasher, None, land, dirs)
-            self._loop.call_soon_threadsafe(_resolve, result, done, None)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            with contextlib.suppress(OSError):
-                file.close()
-            error = _storage_error("write", self.path, exc) if isinstance(exc, OSError) else exc
-            self._loop.call_soon_threadsafe(_resolve, result, None, error)
-
-    def _drain(self) -> None:
-        """After a commit or a storage error: answer what is still queued until told to stop."""
-        while True:
-            command = self._queue.get()
-            if command[0] == "write":
-                self._loop.call_soon_threadsafe(self._room.release)
-            elif command[0] == "commit":
-                self._loop.call_soon_threadsafe(_resolve, command[-1], None, self.error)
-            elif command[0] == "stop":
-                return
-
-
-def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
-
-
-def _open_part_file(path: Path, *, append: bool) -> BinaryIO:
-    return open(path, "ab" if append else "wb", opener=_open_no_follow)
-
-
-def _write_part(path: Path, data: bytes) -> None:
-    with _open_part_file(path, append=False) as file:
-        file.write(data)
-
-
-def _land_bytes(data: bytes, part: Path, final: Path, media_type: str, total: int | None, land: Land | None,
-                dirs: DirectorySync | None) -> Downloaded:
-    """A small result in one hop: write the `.part`, fsync, verify, rename, land (sync, in a thread)."""
-    try:
-        with _open_part_file(part, append=False) as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-    except OSError as exc:
-        raise _storage_error("write", part, exc) from exc
-    return _finish(part, final, media_type, len(data), total, data[:_HEAD_BYTES], hashlib.sha256(data), data,
-                   land, dirs)
-
-
-def _finish(part: Path, final: Path, media_type: str, size: int, total: int | None, head: bytes,
-            hasher: hashlib._Hash, data: bytes | None, land: Land | None,
-            dirs: DirectorySync | None) -> Downloaded:
-    """Verify the written `.part`, then atomically make it the final file and land it (sync, in a thread)."""
-    problem = _problem(head, size, media_type)
-    if total is not None and size != total:
-        problem = f"{size} bytes but the server announced {total}"
-    if not problem:
-        try:
-            problem = (_structure_problem(io.BytesIO(data), size, head, media_type) if data is not None
-                       else _structure_problem_of(part, size, head, media_type))
-        except OSError as exc:
-            raise _storage_error("read", part, exc) from exc
-    if problem:
-        _discard(part)
-        raise DownloadCorrupt(f"{final}: {problem}; the download was discarded")
-    _refuse_symlink(final)
-    try:
-        os.replace(part, final)
-        if dirs is None:
-            _fsync_directory(final.parent)
-        else:
-            dirs.add(final.parent)
-    except OSError as exc:
-        raise _storage_error("move the download to", final, exc) from exc
-    done = Downloaded(path=final, size=size, sha256=hasher.hexdigest())
-    if land is not None:
-        land(done)
-    return done
-
-
 async def fetch_result(
     session: aiohttp.ClientSession,
     url: str,
@@ -418,7 +142,7 @@ async def fetch_result(
     _check_arguments(session, media_type, chunk_size, read_timeout, max_resumes)
     if min_rate_bytes <= 0 or min_rate_window_s <= 0:
         raise ValueError("min_rate_bytes and min_rate_window_s must be > 0")
-    part = await _prepare(final_path)
+    part = await prepare_part(final_path)
     try:
         await _receive(session, url, part, chunk_size=chunk_size, read_timeout=read_timeout,
                        max_resumes=max_resumes, headers=headers, min_rate=(min_rate_bytes, min_rate_window_s))
@@ -427,7 +151,7 @@ async def fetch_result(
         await part.abandon()
 
 
-async def _receive(session: aiohttp.ClientSession, url: str, part: _Part, *, chunk_size: int,
+async def _receive(session: aiohttp.ClientSession, url: str, part: Part, *, chunk_size: int,
                    read_timeout: float, max_resumes: int, headers: Mapping[str, str] | None,
                    min_rate: tuple[int, float]) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
@@ -454,7 +178,7 @@ async def _receive(session: aiohttp.ClientSession, url: str, part: _Part, *, chu
             logger.debug("download.resume path=%s offset=%d reason=%s", part.path, part.size, retry)
 
 
-def _give_up(retry: _Retry, failures: int, safe_url: str, part: _Part) -> None:
+def _give_up(retry: _Retry, failures: int, safe_url: str, part: Part) -> None:
     kept = f"{part.size} bytes kept in {part.path} to resume from"
     if isinstance(retry, _Stalled):
         raise DownloadStalled(
@@ -492,7 +216,7 @@ async def _before(guard: RateGuard, awaitable: Awaitable[_T]) -> _T:
 async def _attempt(
     session: aiohttp.ClientSession,
     url: str,
-    part: _Part,
+    part: Part,
     *,
     chunk_size: int,
     client_timeout: aiohttp.ClientTimeout,
@@ -517,7 +241,7 @@ async def _attempt(
         raise DownloadError(f"GET {redact_url(url)} failed: {type(exc).__name__}") from exc
 
 
-def _start(resp: aiohttp.ClientResponse, part: _Part, safe_url: str) -> bool:
+def _start(resp: aiohttp.ClientResponse, part: Part, safe_url: str) -> bool:
     """Check the status and set `part` up for the body; False when there is no body to read."""
     status = resp.status
     if status in _EXPIRED_STATUSES:
@@ -540,7 +264,7 @@ def _start(resp: aiohttp.ClientResponse, part: _Part, safe_url: str) -> bool:
     raise DownloadError(f"GET {safe_url} -> unexpected HTTP {status}")
 
 
-def _start_partial(resp: aiohttp.ClientResponse, part: _Part) -> None:
+def _start_partial(resp: aiohttp.ClientResponse, part: Part) -> None:
     match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
     if match is None or int(match[1]) != part.size:
         part.restart()
@@ -551,7 +275,7 @@ def _start_partial(resp: aiohttp.ClientResponse, part: _Part) -> None:
         part.total = part.size + resp.content_length
 
 
-def _range_not_satisfiable(resp: aiohttp.ClientResponse, part: _Part, safe_url: str) -> bool:
+def _range_not_satisfiable(resp: aiohttp.ClientResponse, part: Part, safe_url: str) -> bool:
     match = _UNSATISFIED_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
     if part.size and match is not None and int(match[1]) == part.size:
         part.total = part.size  # the .part already holds the whole file (a crash before the rename)
@@ -562,7 +286,7 @@ def _range_not_satisfiable(resp: aiohttp.ClientResponse, part: _Part, safe_url: 
     raise _Retry("range not satisfiable")
 
 
-async def _stream_body(resp: aiohttp.ClientResponse, part: _Part, chunk_size: int, guard: RateGuard) -> None:
+async def _stream_body(resp: aiohttp.ClientResponse, part: Part, chunk_size: int, guard: RateGuard) -> None:
     loop = asyncio.get_running_loop()
     # Only the reads are under the rate deadline: a chunk handed over is kept whole.
     while chunk := await _before(guard, resp.content.read(chunk_size)):
@@ -574,204 +298,4 @@ async def _storage_call(awaitable: Awaitable[_T], action: str, path: Path) -> _T
     try:
         return await awaitable
     except OSError as exc:
-        raise _storage_error(action, path, exc) from exc
-
-
-def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
-    if exc.errno == errno.ELOOP:
-        return StorageError(f"refusing to write through a symlink at {path}")
-    reason = exc.strerror or type(exc).__name__
-    return StorageError(f"cannot {action} {path}: {reason} (errno {exc.errno})")
-
-
-def _open_no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW, 0o666)
-
-
-def _refuse_symlink(path: Path) -> None:
-    if path.is_symlink():
-        raise StorageError(f"refusing to write through a symlink at {path}")
-
-
-async def _prepare(final_path: Path) -> _Part:
-    """A fresh `_Part`, or one that takes over the `.part` an earlier call left (hashed in a thread).
-    The directory is made before any request (in a thread, only when it does not exist yet)."""
-    part = _Part(part_path_for(final_path))
-    if _lstat_kind(final_path.parent) != "dir":
-        await asyncio.to_thread(_make_directory, final_path)
-    if _lstat_kind(final_path) == "link":
-        raise StorageError(f"refusing to write through a symlink at {final_path}")
-    kind = _lstat_kind(part.path)
-    if kind is None:
-        return part
-    if kind == "link":
-        raise StorageError(f"refusing to write through a symlink at {part.path}")
-    try:
-        part.size, hasher, part.head = await asyncio.to_thread(_hash_file, part.path)
-    except OSError as exc:
-        raise _storage_error("read", part.path, exc) from exc
-    part.writer = _DiskWriter(part.path, append=True, hasher=hasher)
-    part.writer.written = part.size
-    logger.debug("download.found-part path=%s size=%d", part.path, part.size)
-    return part
-
-
-def _lstat_kind(path: Path) -> str | None:
-    """"dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file"
-
-
-def _make_directory(final_path: Path) -> None:
-    try:
-        final_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _storage_error("create the directory for", final_path, exc) from exc
-
-
-def _hash_file(path: Path) -> tuple[int, hashlib._Hash, bytes]:
-    """Size, sha256 state and first bytes of a regular file, read without following a symlink."""
-    hasher, size, head = hashlib.sha256(), 0, b""
-    with open(path, "rb", opener=_open_no_follow) as file:
-        while block := file.read(_HASH_BLOCK):
-            if not head:
-                head = block[:_HEAD_BYTES]
-            hasher.update(block)
-            size += len(block)
-    return size, hasher, head
-
-
-def _discard(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        logger.warning("download.discard-failed path=%s error=%s", path, exc)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _problem(head: bytes, size: int, media_type: str) -> str | None:
-    """Why the file is not a plausible `media_type` result, or None when it is."""
-    if size == 0:
-        return "the file is empty"
-    if media_type == "video" and not _looks_like_mp4(head, size):
-        return f"not an MP4 file (starts with {head[:8]!r})"
-    if media_type == "image" and not _looks_like_image(head):
-        return f"not a PNG, JPEG, WebP or GIF image (starts with {head[:8]!r})"
-    return None
-
-
-def _looks_like_mp4(head: bytes, size: int) -> bool:
-    """A first box with a known top-level type and a size that fits (0: to end of file, 1: 64-bit)."""
-    box_size = int.from_bytes(head[:4], "big")
-    return len(head) >= 8 and head[4:8] in _MP4_FIRST_BOXES and (box_size in (0, 1) or 8 <= box_size <= size)
-
-
-def _looks_like_image(head: bytes) -> bool:
-    return image_type(head) is not None
-
-
-def _structure_problem_of(path: Path, size: int, head: bytes, media_type: str) -> str | None:
-    with open(path, "rb", buffering=0, opener=_open_no_follow) as file:
-        return _structure_problem(file, size, head, media_type)
-
-
-def _structure_problem(file: BinaryIO, size: int, head: bytes, media_type: str) -> str | None:
-    """Why the file's own structure says it is cut short (or padded), or None; a few small reads.
-
-    This is what catches a body that matched a Content-Length shorter than the real file.
-    """
-    if media_type == "video":
-        return _mp4_problem(file, size)
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return (
-            None
-            if _tail(file, size, 12) == _PNG_IEND
-            else "a PNG without its final IEND chunk (cut short?)"
-        )
-    if head.startswith(b"\xff\xd8\xff"):
-        return (
-            None
-            if _tail(file, size, 2) == b"\xff\xd9"
-            else "a JPEG without its end-of-image marker (cut short?)"
-        )
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return None if _tail(file, size, 1) == b"\x3b" else "a GIF without its trailer byte (cut short?)"
-    riff_size = int.from_bytes(head[4:8], "little") + 8
-    return None if riff_size == size else f"a WebP of {size} bytes whose RIFF header says {riff_size}"
-
-
-def _tail(file: BinaryIO, size: int, count: int) -> bytes:
-    file.seek(max(0, size - count))
-    return file.read(count)
-
-
-def _mp4_problem(file: BinaryIO, size: int) -> str | None:
-    """The top-level boxes must tile the file exactly: 32-bit sizes, 64-bit `largesize` (size 1),
-    and size 0 meaning "to the end of the file"."""
-    offset = 0
-    for _ in range(MAX_MP4_BOXES):
-        if offset == size:
-            return None
-        file.seek(offset)
-        header = file.read(16)
-        if len(header) < 8:
-            return f"an MP4 with {size - offset} stray bytes after its last box at byte {offset}"
-        box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
-        if box_size == 0:
-            return None
-        if box_size == 1:
-            box_size = int.from_bytes(header[8:16], "big") if len(header) == 16 else 0
-            if box_size < 16:
-                return f"an MP4 box {kind!r} at byte {offset} with an impossible 64-bit size"
-        elif box_size < 8:
-            return f"an MP4 box {kind!r} at byte {offset} with an impossible size {box_size}"
-        if offset + box_size > size:
-            return (
-                f"an MP4 box {kind!r} at byte {offset} needs {box_size} bytes but the file has "
-                f"{size - offset} left (cut short?)"
-            )
-        offset += box_size
-    return f"an MP4 with more than {MAX_MP4_BOXES} top-level boxes"
-
-
-def verify_file(
-    path: Path, media_type: str, *, expected_size: int | None = None, expected_sha256: str | None = None
-) -> Downloaded:
-    """Size, sha256 and signature of an existing result file; `DownloadCorrupt` when it is not valid.
-
-    Used on resume to confirm a file finished by an earlier run. A missing file is `DownloadCorrupt`
-    too (fetch it again); an unreadable one or a symlink is `StorageError`.
-    """
-    if media_type not in MEDIA_TYPES:
-        raise ValueError(f"media_type must be one of {sorted(MEDIA_TYPES)}, not {media_type!r}")
-    _refuse_symlink(path)
-    try:
-        size, hasher, head = _hash_file(path)
-    except FileNotFoundError as exc:
-        raise DownloadCorrupt(f"{path}: the file does not exist") from exc
-    except OSError as exc:
-        raise _storage_error("read", path, exc) from exc
-    digest = hasher.hexdigest()
-    problem = _problem(head, size, media_type)
-    if problem is None:
-        try:
-            problem = _structure_problem_of(path, size, head, media_type)
-        except OSError as exc:
-            raise _storage_error("read", path, exc) from exc
-    if problem is None and expected_size is not None and size != expected_size:
-        problem = f"{size} bytes, expected {expected_size}"
-    if problem is None and expected_sha256 is not None and digest != expected_sha256.lower():
-        problem = f"sha256 {digest}, expected {expected_sha256}"
-    if problem:
-        raise DownloadCorrupt(f"{path}: {problem}")
-    return Downloaded(path=path, size=size, sha256=digest)
+        raise storage_error(action, path, exc) from exc

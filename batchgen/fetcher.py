@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from batchgen.context import RunContext
-from batchgen.download import Downloaded, fetch_result, verify_file
+from batchgen.download import fetch_result
 from batchgen.errors import (
     ApiError,
     DownloadCorrupt,
@@ -29,6 +29,7 @@ from batchgen.rundir import UnsafePathError, read_sidecar, set_aside_unowned
 from batchgen.sinks import ResultSink, VerifiedResult
 from batchgen.states import JobState
 from batchgen.store import JobRecord
+from batchgen.verify import Downloaded, verify_file
 
 log = logging.getLogger(__name__)
 

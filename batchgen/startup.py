@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from batchgen import scheduler
 from batchgen.context import RunContext
-from batchgen.download import verify_file
 from batchgen.errors import DownloadCorrupt, StorageError
 from batchgen.manifest import Location
 from batchgen.planning import Job
@@ -23,6 +22,7 @@ from batchgen.rundir import (
 )
 from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
+from batchgen.verify import verify_file
 
 log = logging.getLogger(__name__)
 

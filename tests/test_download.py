@@ -19,11 +19,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen import download
-from batchgen.download import Downloaded, RateGuard, fetch_result, part_path_for, redact_url, verify_file
+from batchgen import landing
+from batchgen.download import RateGuard, fetch_result, part_path_for, redact_url
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.emulator.media import make_result
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
+from batchgen.verify import Downloaded, verify_file
 
 CUT = 50_000  # bytes a cutting handler sends before dropping the connection
 
@@ -259,13 +260,13 @@ class Harness:
 
 def observe_writes(monkeypatch: pytest.MonkeyPatch, storage: Storage) -> None:
     """Make every download report the bytes it has taken in (to memory or its .part) to `storage`."""
-    real_add = download._Part.add
+    real_add = landing.Part.add
 
-    async def observed_add(self: download._Part, chunk: bytes) -> None:
+    async def observed_add(self: landing.Part, chunk: bytes) -> None:
         await real_add(self, chunk)
         await storage.note_client_write(len(chunk))
 
-    monkeypatch.setattr(download._Part, "add", observed_add)
+    monkeypatch.setattr(landing.Part, "add", observed_add)
 
 
 @pytest.fixture
@@ -548,7 +549,7 @@ async def test_disk_full_on_write_raises_storage_error(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC while writing is a StorageError naming the .part and the OS reason, never the URL's token."""
-    real_open = download._open_part_file
+    real_open = landing._open_part_file
 
     class Full(io.BufferedWriter):
         def write(self, data: Any) -> int:
@@ -559,7 +560,7 @@ async def test_disk_full_on_write_raises_storage_error(
         real.close()
         return Full(io.FileIO(path, "ab"))
 
-    monkeypatch.setattr(download, "_open_part_file", open_then_fail_writes)
+    monkeypatch.setattr(landing, "_open_part_file", open_then_fail_writes)
     with pytest.raises(StorageError, match="No space left on device") as caught:
         await harness.fetch("ok")
     assert str(harness.part) in str(caught.value)
@@ -713,7 +714,7 @@ async def test_a_large_result_streams_to_its_part_and_a_cut_call_resumes_from_di
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past SMALL_BYTES a result is written (and hashed) by a writer thread as it arrives: a call that gives
     up leaves every byte received in the .part, and the next call resumes it with Range."""
-    monkeypatch.setattr(download, "SMALL_BYTES", 10_000)
+    monkeypatch.setattr(landing, "SMALL_BYTES", 10_000)
     with pytest.raises(DownloadError, match="gave up after 1"):
         await harness.fetch("cut-always", max_resumes=0)
     assert harness.part.read_bytes() == PAYLOAD[:CUT]
@@ -732,7 +733,7 @@ async def test_a_small_result_lands_in_one_worker_hop(harness: Harness, monkeypa
         hops.append(getattr(func, "__name__", repr(func)))
         return await real_to_thread(func, *args, **kwargs)
 
-    monkeypatch.setattr(download.asyncio, "to_thread", counting_to_thread)
+    monkeypatch.setattr(landing.asyncio, "to_thread", counting_to_thread)
     landed: list[Downloaded] = []
     harness.out.mkdir()
     result = await harness.fetch("ok", land=landed.append)

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "batchgen"
 MAX_LINES = 450
 #: Modules being restructured elsewhere, still over MAX_LINES. This list only shrinks: remove a
 #: module from it once it has been split.
-OVERSIZED = {"runner.py", "cli.py", "download.py", "report_html.py", "api.py"}
+OVERSIZED = {"cli.py"}  # being split; this list only shrinks
 
 _PROBE = """
 import json, sys
@@ -50,6 +50,7 @@ def test_modules_stay_small() -> None:
         if "emulator" not in path.relative_to(PACKAGE).parts
     }
     assert set(sizes) >= OVERSIZED, "an exempt module no longer exists: take it off the list"
+    assert all(sizes[name] > MAX_LINES for name in OVERSIZED), "an exempt module fits now: take it off the list"
     too_big = {name: lines for name, lines in sizes.items() if lines > MAX_LINES and name not in OVERSIZED}
     assert too_big == {}
 
