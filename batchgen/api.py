@@ -126,9 +126,16 @@ def _mapped_errors(method: str, path: str) -> Iterator[None]:
 class OxenClient:
     """Typed calls to the Oxen API. Owns its aiohttp session unless one is given."""
 
-    def __init__(self, api_base: str, api_key: str, *, timeouts: Timeouts | None = None,
-                 retry: RetryPolicy | None = None, throttle: Throttle | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        throttle: Throttle | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self._origin = urlsplit(self.api_base)
         self._key = api_key
@@ -167,15 +174,23 @@ class OxenClient:
             return {}
         return {"Authorization": f"Bearer {self._key}"}
 
-    async def request(self, method: str, path: str, *, json_body: Any = None,
-                      params: Mapping[str, str] | None = None, data: Any = None) -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        data: Any = None,
+    ) -> Any:
         """One HTTP call, no retries: the parsed JSON body, or a mapped error."""
         await self.throttle.wait_clear()
         url = self.url(path)
         self.requests_sent += 1
         with _mapped_errors(method, path):
-            async with self.session.request(method, url, json=json_body, params=params, data=data,
-                                            headers=self.auth_for(url)) as resp:
+            async with self.session.request(
+                method, url, json=json_body, params=params, data=data, headers=self.auth_for(url)
+            ) as resp:
                 text = await resp.text()
                 body = _parse_json(text)
                 if resp.status >= 400:
@@ -216,8 +231,9 @@ class OxenClient:
         path = f"/api/ai/queue/{quote(generation_id, safe='')}"
         return dict(await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}"))
 
-    async def list_queue(self, *, model: str | None = None, status: str | None = None,
-                         namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list_queue(
+        self, *, model: str | None = None, status: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         """The lean queue listing (active rows unless `status` is given). It documents no paging and
         no cap, so a caller must not rely on it being complete."""
         params = {k: v for k, v in (("model", model), ("status", status), ("namespace", namespace)) if v}
@@ -234,7 +250,11 @@ class OxenClient:
         last page until one does; no visible order, read every page. Never more than
         HISTORY_MAX_PAGES: past that the search fails rather than guess.
         """
-        base = {"model": model, "page_size": str(HISTORY_PAGE_SIZE), **({"namespace": namespace} if namespace else {})}
+        base = {
+            "model": model,
+            "page_size": str(HISTORY_PAGE_SIZE),
+            **({"namespace": namespace} if namespace else {}),
+        }
 
         async def page(number: int) -> tuple[list[dict[str, Any]], int | None]:
             answer = await self.with_retries(
@@ -249,7 +269,9 @@ class OxenClient:
         order = _time_order(first)
         if pages is None:  # no page count: read on while pages come back full
             number, rows = 1, first
-            while len(rows) >= HISTORY_PAGE_SIZE and not (order == "newest-first" and _reaches_before(rows, since)):
+            while len(rows) >= HISTORY_PAGE_SIZE and not (
+                order == "newest-first" and _reaches_before(rows, since)
+            ):
                 number += 1
                 _check_pages(number)
                 rows, _ = await page(number)
@@ -276,7 +298,9 @@ class OxenClient:
         listings: list[list[dict[str, Any]]] = []
         for scope in scopes:
             listings.append(await self.list_queue(model=scope.model, namespace=scope.namespace))
-            listings.append(await self.history_since(model=scope.model, namespace=scope.namespace, since=since))
+            listings.append(
+                await self.history_since(model=scope.model, namespace=scope.namespace, since=since)
+            )
         return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:
@@ -305,11 +329,16 @@ class OxenClient:
 
     async def create_repo(self, namespace: str, repo: str, description: str) -> bool:
         """POST /api/repos; True when created, False when it already existed (409)."""
-        body = {"namespace": namespace, "name": repo, "description": description,
-                "user": {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}}
+        body = {
+            "namespace": namespace,
+            "name": repo,
+            "description": description,
+            "user": {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"},
+        }
         try:
-            await self.with_retries(lambda: self.request("POST", "/api/repos", json_body=body),
-                                    what="POST /api/repos")
+            await self.with_retries(
+                lambda: self.request("POST", "/api/repos", json_body=body), what="POST /api/repos"
+            )
         except ApiStatusError as exc:
             if exc.status == 409:
                 return False
@@ -325,8 +354,9 @@ class OxenClient:
             return False
         return True
 
-    async def upload_file(self, namespace: str, repo: str, branch: str, path: str, content: bytes,
-                          content_type: str) -> str:
+    async def upload_file(
+        self, namespace: str, repo: str, branch: str, path: str, content: bytes, content_type: str
+    ) -> str:
         """PUT one file into an Oxen repository; returns the URL a model can fetch it from."""
         url = self.file_url(namespace, repo, branch, path)
         api_path = urlsplit(url).path
@@ -367,14 +397,19 @@ class OxenClient:
 
 def _check_pages(pages: int) -> None:
     if pages > HISTORY_MAX_PAGES:
-        raise ApiStatusError(200, "GET", "/api/ai/generations",
-                             f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess")
+        raise ApiStatusError(
+            200,
+            "GET",
+            "/api/ai/generations",
+            f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess",
+        )
 
 
 def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
     generations = answer.get("generations") if isinstance(answer, Mapping) else None
-    if not isinstance(generations, list) or not all(isinstance(g, Mapping) and "generation_id" in g
-                                                     for g in generations):
+    if not isinstance(generations, list) or not all(
+        isinstance(g, Mapping) and "generation_id" in g for g in generations
+    ):
         raise ApiStatusError(200, "GET", what.split(" ", 1)[1], "the listing has no list of generations")
     return [dict(g) for g in generations]
 

@@ -24,8 +24,9 @@ class AssetUnavailable(Exception):
 class AssetPlacer:
     """Gives each local asset a URL the model can fetch, once per run, shared by all its jobs."""
 
-    def __init__(self, client: OxenClient, journal: Journal, *, upload: UploadTarget | None,
-                 inline: bool) -> None:
+    def __init__(
+        self, client: OxenClient, journal: Journal, *, upload: UploadTarget | None, inline: bool
+    ) -> None:
         self._client = client
         self._journal = journal
         self._upload = upload
@@ -41,9 +42,16 @@ class AssetPlacer:
         created first (409, already there, is fine)."""
         target = self._upload
         if target is not None and target.create and not self._inline:
-            created = await self._client.create_repo(target.namespace, target.repo, "Reference images for batchgen")
-            log.log(logging.WARNING if created else logging.INFO, "upload repository %s/%s: %s", target.namespace,
-                    target.repo, "created" if created else "already exists")
+            created = await self._client.create_repo(
+                target.namespace, target.repo, "Reference images for batchgen"
+            )
+            log.log(
+                logging.WARNING if created else logging.INFO,
+                "upload repository %s/%s: %s",
+                target.namespace,
+                target.repo,
+                "created" if created else "already exists",
+            )
         for asset in {a.sha256: a for a in assets}.values():
             try:
                 await self.url(asset)
@@ -79,8 +87,9 @@ class AssetPlacer:
         repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
         url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
         if not await self._client.file_exists(url):
-            url = await self._client.upload_file(target.namespace, target.repo, target.branch, repo_path,
-                                                 content, asset.media_type)
+            url = await self._client.upload_file(
+                target.namespace, target.repo, target.branch, repo_path, content, asset.media_type
+            )
             self.uploads += 1
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
@@ -89,7 +98,9 @@ class AssetPlacer:
 
 def _missing_target(target: UploadTarget) -> str:
     where = f"{target.namespace}/{target.repo}"
-    return (f"the upload repository {where} (branch {target.branch}) does not exist, or the key cannot "
-            f"write to it: the first upload answered 404. Create it (https://oxen.ai/new, public, so the "
-            f"model can fetch the images), add `create: true` under `upload:` to let batchgen create it, "
-            f"or pass --inline-assets to send the images as data: URIs")
+    return (
+        f"the upload repository {where} (branch {target.branch}) does not exist, or the key cannot "
+        f"write to it: the first upload answered 404. Create it (https://oxen.ai/new, public, so the "
+        f"model can fetch the images), add `create: true` under `upload:` to let batchgen create it, "
+        f"or pass --inline-assets to send the images as data: URIs"
+    )

@@ -51,8 +51,20 @@ log = logging.getLogger(__name__)
 
 SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in the sandbox
 SANDBOX_UPLOAD = "sandbox/assets"
-_OVERRIDES = frozenset({"concurrency", "downloads", "retries", "budget_usd", "upload_repo", "inline_assets",
-                        "retry_invalid", "stream_idle_timeout_s", "request_timeout_s", "expected_render_s"})
+_OVERRIDES = frozenset(
+    {
+        "concurrency",
+        "downloads",
+        "retries",
+        "budget_usd",
+        "upload_repo",
+        "inline_assets",
+        "retry_invalid",
+        "stream_idle_timeout_s",
+        "request_timeout_s",
+        "expected_render_s",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +81,34 @@ class BatchResult:
         return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal
 
 
-def run_manifest(manifest: str | os.PathLike[str], *, sandbox: bool = False, api_base: str | None = None,
-                 api_key: str | None = None, output_dir: str | os.PathLike[str] = "outputs",
-                 **overrides: Any) -> BatchResult:
+def run_manifest(
+    manifest: str | os.PathLike[str],
+    *,
+    sandbox: bool = False,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    output_dir: str | os.PathLike[str] = "outputs",
+    **overrides: Any,
+) -> BatchResult:
     """Run (or resume) a manifest to the end; see `run_manifest_async` for the arguments."""
-    return asyncio.run(run_manifest_async(manifest, sandbox=sandbox, api_base=api_base, api_key=api_key,
-                                          output_dir=output_dir, **overrides))
+    return asyncio.run(
+        run_manifest_async(
+            manifest, sandbox=sandbox, api_base=api_base, api_key=api_key, output_dir=output_dir, **overrides
+        )
+    )
 
 
 async def run_manifest_async(
-    manifest: str | os.PathLike[str], *, sandbox: bool = False, api_base: str | None = None,
-    api_key: str | None = None, output_dir: str | os.PathLike[str] = "outputs",
-    notify: Callable[[str], None] | None = None, progress: Callable[[Callable[[], RunStats]], None] | None = None,
-    stop: asyncio.Event | None = None, **overrides: Any,
+    manifest: str | os.PathLike[str],
+    *,
+    sandbox: bool = False,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    output_dir: str | os.PathLike[str] = "outputs",
+    notify: Callable[[str], None] | None = None,
+    progress: Callable[[Callable[[], RunStats]], None] | None = None,
+    stop: asyncio.Event | None = None,
+    **overrides: Any,
 ) -> BatchResult:
     """Run (or resume) a manifest to the end, inside an event loop that is already running.
 
@@ -111,14 +138,27 @@ async def run_manifest_async(
                 options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
             if "expected_render_s" not in overrides:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
                 options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
-        async with OxenClient(options.api_base, key_used, timeouts=options.timeouts, retry=options.retry) as client:
+        async with OxenClient(
+            options.api_base, key_used, timeouts=options.timeouts, retry=options.retry
+        ) as client:
             found = await model_catalog(client, loaded, run_dir=run_dir)
             plan = build_plan(loaded, found.catalog)
             for note in found.notes:
                 say(note)
             check_can_run(plan, options)
-            return await _execute(path, run_dir, plan, found, options, client, key_used, say, progress, stop,
-                                  retry_invalid=bool(overrides.get("retry_invalid")))
+            return await _execute(
+                path,
+                run_dir,
+                plan,
+                found,
+                options,
+                client,
+                key_used,
+                say,
+                progress,
+                stop,
+                retry_invalid=bool(overrides.get("retry_invalid")),
+            )
 
 
 def run_dir_name(name: str, *, sandbox: bool) -> str:
@@ -139,17 +179,31 @@ def check_can_run(plan: Plan, options: RunOptions) -> None:
         return
     unpriced = sorted({job.model for job in plan.jobs if job.cost_usd is None})
     if unpriced:
-        raise UsageError(f"a budget of ${budget} cannot be enforced: no price is known for "
-                         f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway")
+        raise UsageError(
+            f"a budget of ${budget} cannot be enforced: no price is known for "
+            f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway"
+        )
     cheapest = min(job.cost_usd or Decimal(0) for job in plan.jobs)
     if cheapest > budget:
-        raise UsageError(f"the budget of ${budget} is less than the cheapest job (${cheapest}): nothing could run")
+        raise UsageError(
+            f"the budget of ${budget} is less than the cheapest job (${cheapest}): nothing could run"
+        )
 
 
-async def _execute(manifest: Path, run_dir: Path, plan: Plan, found: Catalog, options: RunOptions,
-                   client: OxenClient, key: str, say: Callable[[str], None],
-                   progress: Callable[[Callable[[], RunStats]], None] | None, stop: asyncio.Event | None, *,
-                   retry_invalid: bool) -> BatchResult:
+async def _execute(
+    manifest: Path,
+    run_dir: Path,
+    plan: Plan,
+    found: Catalog,
+    options: RunOptions,
+    client: OxenClient,
+    key: str,
+    say: Callable[[str], None],
+    progress: Callable[[Callable[[], RunStats]], None] | None,
+    stop: asyncio.Event | None,
+    *,
+    retry_invalid: bool,
+) -> BatchResult:
     real = prepare_run_dir(run_dir)
     if real is not None:
         say(f"{run_dir} leads through a symlink: the files are written to {real}")
@@ -209,7 +263,9 @@ def _run_log(run_dir: Path, key: str) -> Any:
             logger.setLevel(previous)
 
 
-async def check_api_identity(journal: Journal, run_dir: Path, options: RunOptions, client: OxenClient) -> None:
+async def check_api_identity(
+    journal: Journal, run_dir: Path, options: RunOptions, client: OxenClient
+) -> None:
     """A run directory holds the results of one API: the sandbox's placeholders, or one origin's real
     generations. Mixing them would deliver a placeholder as a result, or lose track of paid work."""
     identity = options.api_identity
@@ -233,8 +289,13 @@ async def check_api_identity(journal: Journal, run_dir: Path, options: RunOption
         foreign = [recorded]
     if foreign:
         where = " and ".join(foreign)
-        fix = ("run without --sandbox to continue it" if foreign == [SANDBOX_IDENTITY]
-               else f"run it against {foreign[0]} again to continue it" if "://" in foreign[0] else "")
+        fix = (
+            "run without --sandbox to continue it"
+            if foreign == [SANDBOX_IDENTITY]
+            else f"run it against {foreign[0]} again to continue it"
+            if "://" in foreign[0]
+            else ""
+        )
         raise UsageError(
             f"{run_dir} holds results from {where}, and this run is against {identity}: they must never "
             f"be mixed (a sandbox placeholder is not a result; another API does not know these generations). "
@@ -245,7 +306,9 @@ async def check_api_identity(journal: Journal, run_dir: Path, options: RunOption
 
 
 @contextlib.asynccontextmanager
-async def api_endpoint(given: tuple[str, str] | None, say: Callable[[str], None]) -> AsyncIterator[tuple[str, str]]:
+async def api_endpoint(
+    given: tuple[str, str] | None, say: Callable[[str], None]
+) -> AsyncIterator[tuple[str, str]]:
     """The API to talk to: the one given, or a built-in emulator for the length of a sandbox run."""
     if given is not None:
         yield given
@@ -253,7 +316,9 @@ async def api_endpoint(given: tuple[str, str] | None, say: Callable[[str], None]
     from batchgen.emulator import EmulatorConfig, run_emulator
 
     # A fresh seed each time: generation ids never repeat across sandbox sessions, as on the real service.
-    config = EmulatorConfig(time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31))
+    config = EmulatorConfig(
+        time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31)
+    )
     async with run_emulator(config) as emulator:
         say(f"sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)")
         yield emulator.base_url, emulator.api_key
@@ -271,8 +336,10 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
             upload = None
         options = options_from_manifest(manifest.run or {}, upload)
         concurrency, downloads = overrides.get("concurrency"), overrides.get("downloads")
-        limits = Limits(concurrency=options.limits.concurrency if concurrency is None else int(concurrency),
-                        downloads=options.limits.downloads if downloads is None else int(downloads))
+        limits = Limits(
+            concurrency=options.limits.concurrency if concurrency is None else int(concurrency),
+            downloads=options.limits.downloads if downloads is None else int(downloads),
+        )
         retry = options.retry
         if overrides.get("retries") is not None:
             retry = replace(retry, generation_retries=int(overrides["retries"]))
@@ -282,8 +349,14 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
         if overrides.get("request_timeout_s") is not None:
             timeouts = replace(timeouts, request_s=float(overrides["request_timeout_s"]))
         budget = options.budget_usd if overrides.get("budget_usd") is None else usd(overrides["budget_usd"])
-        options = replace(options, limits=limits, retry=retry, timeouts=timeouts, budget_usd=budget,
-                          inline_assets=bool(overrides.get("inline_assets")))
+        options = replace(
+            options,
+            limits=limits,
+            retry=retry,
+            timeouts=timeouts,
+            budget_usd=budget,
+            inline_assets=bool(overrides.get("inline_assets")),
+        )
         if overrides.get("expected_render_s") is not None:
             options = replace(options, expected_render_s=float(overrides["expected_render_s"]))
     except ValueError as exc:

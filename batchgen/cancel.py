@@ -13,21 +13,29 @@ from batchgen.store import Journal
 _OUTCOME = {"cancelled": JobState.CANCELLED, "succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED}
 
 
-async def cancel_in_flight(journal: Journal, client: OxenClient,
-                           model_defaults: Mapping[str, Mapping[str, Any]] | None = None, *,
-                           api: str | None = None) -> dict[str, int]:
+async def cancel_in_flight(
+    journal: Journal,
+    client: OxenClient,
+    model_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    api: str | None = None,
+) -> dict[str, int]:
     """Cancel every generation the journal waits for, including submissions a crash left
     ambiguous (found at the provider by their echoed parameters first, in every namespace they bill
     to). A generation that finished meanwhile is journaled as what it is: cancelling it would lose a
     paid result. Returns how many ended in each provider status."""
-    ambiguous = [Pending(r.key, r.sent_body() or {}, r.submitted_at or 0) for r in journal.records().values()
-                 if r.state is JobState.SUBMITTING]
+    ambiguous = [
+        Pending(r.key, r.sent_body() or {}, r.submitted_at or 0)
+        for r in journal.records().values()
+        if r.state is JobState.SUBMITTING
+    ]
     if ambiguous:
         rows = await client.find_rows(search_scopes(p.body for p in ambiguous), earliest_match(ambiguous))
         found = match_submissions(ambiguous, rows, journal.claimed_generation_ids(), model_defaults)
         for key, row in found.items():
-            journal.claim_generation(key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED,
-                                     api=api)
+            journal.claim_generation(
+                key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED, api=api
+            )
     counts: dict[str, int] = {}
     for record in [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]:
         assert record.generation_id is not None

@@ -61,40 +61,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_api_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-base", default=None, metavar="URL",
-                        help=f"API origin (default {DEFAULT_API_BASE}, or $OXEN_API_BASE)")
-    parser.add_argument("--api-key", default=None, metavar="KEY",
-                        help="API key (default $OXEN_API_KEY; prefer the variable: flags show in `ps`)")
+    parser.add_argument(
+        "--api-base",
+        default=None,
+        metavar="URL",
+        help=f"API origin (default {DEFAULT_API_BASE}, or $OXEN_API_BASE)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="API key (default $OXEN_API_KEY; prefer the variable: flags show in `ps`)",
+    )
 
 
 def _add_run(commands: Commands) -> None:
     run = commands.add_parser(
-        "run", help="run (or resume) every job of a manifest",
+        "run",
+        help="run (or resume) every job of a manifest",
         description="Plan, validate, submit under the concurrency limit, track through one event "
         "stream, and download every result. Running it again finishes only what is missing.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("manifest", type=Path, help="the YAML manifest")
-    run.add_argument("--sandbox", action="store_true",
-                     help="run against a built-in emulator of the API (no key, nothing paid)")
+    run.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against a built-in emulator of the API (no key, nothing paid)",
+    )
     _add_api_flags(run)
-    run.add_argument("-o", "--output-dir", type=Path, default=Path("outputs"),
-                     help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)")
-    run.add_argument("-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)")
+    run.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("outputs"),
+        help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)",
+    )
+    run.add_argument(
+        "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
+    )
     run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
     run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
-    run.add_argument("--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this")
-    run.add_argument("--upload-repo", metavar="NS/REPO[@BRANCH]",
-                     help="Oxen repository for local reference images (manifest upload:)")
-    run.add_argument("--retry-invalid", action="store_true",
-                     help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)")
-    run.add_argument("--inline-assets", action="store_true",
-                     help="send local reference images as data: URIs instead of uploading them")
-    run.add_argument("--stream-idle-timeout", type=float, metavar="S",
-                     help="reconnect the event stream after S seconds without a byte (default 45)")
-    run.add_argument("--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)")
-    run.add_argument("--reconcile-interval", type=float, metavar="S",
-                     help="safety reconcile of in-flight generations every S seconds (default 60)")
+    run.add_argument(
+        "--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this"
+    )
+    run.add_argument(
+        "--upload-repo",
+        metavar="NS/REPO[@BRANCH]",
+        help="Oxen repository for local reference images (manifest upload:)",
+    )
+    run.add_argument(
+        "--retry-invalid",
+        action="store_true",
+        help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
+    )
+    run.add_argument(
+        "--inline-assets",
+        action="store_true",
+        help="send local reference images as data: URIs instead of uploading them",
+    )
+    run.add_argument(
+        "--stream-idle-timeout",
+        type=float,
+        metavar="S",
+        help="reconnect the event stream after S seconds without a byte (default 45)",
+    )
+    run.add_argument(
+        "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
+    )
+    run.add_argument(
+        "--reconcile-interval",
+        type=float,
+        metavar="S",
+        help="safety reconcile of in-flight generations every S seconds (default 60)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     run.set_defaults(handler=_cmd_run)
@@ -102,13 +143,19 @@ def _add_run(commands: Commands) -> None:
 
 def _add_plan(commands: Commands) -> None:
     plan = commands.add_parser(
-        "plan", help="show the jobs, cost quote and validation errors; sends nothing",
+        "plan",
+        help="show the jobs, cost quote and validation errors; sends nothing",
         description="Expand and validate a manifest offline. Exit 0 when valid, 2 otherwise.",
     )
     plan.add_argument("manifest", type=Path)
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
-    plan.add_argument("-o", "--output-dir", type=Path, default=Path("outputs"),
-                      help="where runs live, to count jobs already done (default: outputs)")
+    plan.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("outputs"),
+        help="where runs live, to count jobs already done (default: outputs)",
+    )
     plan.add_argument("--sandbox", action="store_true", help="look models up in the built-in emulator")
     _add_api_flags(plan)
     plan.set_defaults(handler=_cmd_plan)
@@ -132,7 +179,8 @@ def _add_emulator(commands: Commands) -> None:
     from batchgen.emulator import cli as emulator_cli
 
     emulator = commands.add_parser(
-        "emulator", help="run the local emulator of the Oxen API in the foreground",
+        "emulator",
+        help="run the local emulator of the Oxen API in the foreground",
         description="A local emulator of Oxen's hosted inference API, for demos and tests.",
     )
     emulator_cli.add_arguments(emulator)
@@ -176,8 +224,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _plan_with_models(manifest: Manifest, endpoint: _Endpoint | object | None,
-                            run_dir: Path) -> tuple[Plan, list[str]]:
+async def _plan_with_models(
+    manifest: Manifest, endpoint: _Endpoint | object | None, run_dir: Path
+) -> tuple[Plan, list[str]]:
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload repository is checked too (without writing to it)."""
     from batchgen.api import OxenClient
@@ -203,9 +252,11 @@ async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -
 
     target = UploadTarget.from_manifest(upload)
     if not target.create and not await client.repo_exists(target.namespace, target.repo):
-        raise UsageError(f"the upload repository {target.namespace}/{target.repo} does not exist: create it "
-                         "(https://oxen.ai/new, public, so the model can fetch the images), or add "
-                         "`create: true` under `upload:` to let `batchgen run` create it")
+        raise UsageError(
+            f"the upload repository {target.namespace}/{target.repo} does not exist: create it "
+            "(https://oxen.ai/new, public, so the model can fetch the images), or add "
+            "`create: true` under `upload:` to let `batchgen run` create it"
+        )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -219,24 +270,45 @@ def _cmd_status(args: argparse.Namespace) -> int:
         journal.close()
     if args.json:
         for r in records:
-            print(json.dumps({"key": r.key, "index": r.idx, "name": r.name, "state": r.state,
-                              "planned": r.planned, "output_path": r.output_path, "generation_id": r.generation_id,
-                              "api": r.api, "attempts": r.attempts, "sha256": r.sha256, "error": r.error}))
+            print(
+                json.dumps(
+                    {
+                        "key": r.key,
+                        "index": r.idx,
+                        "name": r.name,
+                        "state": r.state,
+                        "planned": r.planned,
+                        "output_path": r.output_path,
+                        "generation_id": r.generation_id,
+                        "api": r.api,
+                        "attempts": r.attempts,
+                        "sha256": r.sha256,
+                        "error": r.error,
+                    }
+                )
+            )
         return EXIT_OK
     planned = [r for r in records if r.planned]
     counts: dict[str, int] = {}
     for r in planned:
         counts[r.state] = counts.get(r.state, 0) + 1
-    print(f"{args.run_dir}: {len(planned)} jobs · " + " · ".join(f"{s} {n}" for s, n in sorted(counts.items()))
-          + (f"  (results from {api})" if api else ""))
+    print(
+        f"{args.run_dir}: {len(planned)} jobs · "
+        + " · ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+        + (f"  (results from {api})" if api else "")
+    )
     superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
     earlier = sum(1 for r in records if not r.planned and r.state != "superseded")
     if superseded:
-        print(f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
-              "other jobs, kept in superseded/ (not counted above)")
+        print(
+            f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
+            "other jobs, kept in superseded/ (not counted above)"
+        )
     if earlier:
-        print(f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
-              "`batchgen status --json` lists them)")
+        print(
+            f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
+            "`batchgen status --json` lists them)"
+        )
     for r in planned:
         if r.state != "done" and r.error:
             print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
@@ -257,20 +329,28 @@ async def _cancel(args: argparse.Namespace) -> int:
     journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
     try:
         if journal.meta("api") == SANDBOX_IDENTITY:
-            raise UsageError(f"{args.run_dir} was run in the sandbox: its generations lived only in the "
-                             "sandbox's emulator, which stopped with the run; there is nothing to cancel")
+            raise UsageError(
+                f"{args.run_dir} was run in the sandbox: its generations lived only in the "
+                "sandbox's emulator, which stopped with the run; there is nothing to cancel"
+            )
         _warn_if_key_flag(args)
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key) as client:
                 options = RunOptions(api_base=api_base)
                 await check_api_identity(journal, args.run_dir, options, client)
-                counts = await cancel_in_flight(journal, client, _planned_defaults(args.run_dir),
-                                                api=options.api_identity)
+                counts = await cancel_in_flight(
+                    journal, client, _planned_defaults(args.run_dir), api=options.api_identity
+                )
     finally:
         journal.close()
-    print(f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)" + "".join(
-        f"; {n} had already {state} (kept: `batchgen run` downloads them)"
-        for state, n in sorted(counts.items()) if state != "cancelled"))
+    print(
+        f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)"
+        + "".join(
+            f"; {n} had already {state} (kept: `batchgen run` downloads them)"
+            for state, n in sorted(counts.items())
+            if state != "cancelled"
+        )
+    )
     print("`batchgen run` resubmits the cancelled jobs (a new, paid generation each) and finishes the rest")
     return EXIT_OK
 
@@ -305,8 +385,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
-        print("batchgen: stopped at once; the journal is intact: run the same command to resume",
-              file=sys.stderr)
+        print(
+            "batchgen: stopped at once; the journal is intact: run the same command to resume",
+            file=sys.stderr,
+        )
         return EXIT_HARD_STOP
 
 
@@ -319,11 +401,20 @@ async def _run(args: argparse.Namespace) -> int:
         budget = None if args.budget is None else usd(args.budget)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    overrides = {name: value for name, value in (
-        ("concurrency", args.concurrency), ("downloads", args.downloads), ("retries", args.retries),
-        ("budget_usd", budget), ("upload_repo", args.upload_repo), ("stream_idle_timeout_s", args.stream_idle_timeout),
-        ("request_timeout_s", args.request_timeout), ("expected_render_s", args.reconcile_interval),
-    ) if value is not None}
+    overrides = {
+        name: value
+        for name, value in (
+            ("concurrency", args.concurrency),
+            ("downloads", args.downloads),
+            ("retries", args.retries),
+            ("budget_usd", budget),
+            ("upload_repo", args.upload_repo),
+            ("stream_idle_timeout_s", args.stream_idle_timeout),
+            ("request_timeout_s", args.request_timeout),
+            ("expected_render_s", args.reconcile_interval),
+        )
+        if value is not None
+    }
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
 
@@ -340,9 +431,16 @@ async def _run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     with _signals(stop):
         result = await run_manifest_async(
-            args.manifest, sandbox=args.sandbox, api_base=args.api_base, api_key=args.api_key,
-            output_dir=args.output_dir, notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
-            progress=on_progress, stop=stop, inline_assets=args.inline_assets, retry_invalid=args.retry_invalid,
+            args.manifest,
+            sandbox=args.sandbox,
+            api_base=args.api_base,
+            api_key=args.api_key,
+            output_dir=args.output_dir,
+            notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            progress=on_progress,
+            stop=stop,
+            inline_assets=args.inline_assets,
+            retry_invalid=args.retry_invalid,
             **overrides,
         )
     if bar and last:
@@ -361,8 +459,11 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
         nonlocal presses
         presses += 1
         if presses == 1:
-            print("\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
-                  "and download (Ctrl-C again to exit now; rerun to resume)", file=sys.stderr)
+            print(
+                "\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
+                "and download (Ctrl-C again to exit now; rerun to resume)",
+                file=sys.stderr,
+            )
             stop.set()
         elif main_task is not None:
             main_task.cancel()
@@ -385,8 +486,11 @@ def _summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
     print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
     if outcome.leftovers:
-        print(f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
-              f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)", file=sys.stderr)
+        print(
+            f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
+            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
+            file=sys.stderr,
+        )
     if outcome.fatal:
         print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
     if outcome.bad_key:
@@ -403,11 +507,17 @@ def _summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
     if outcome.stop_reason is not None and outcome.stop_reason in reasons:
         print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
     elif invalid and done + invalid == total:
-        print(f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
-              "them in the manifest, or rerun with --retry-invalid", file=sys.stderr)
+        print(
+            f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
+            "them in the manifest, or rerun with --retry-invalid",
+            file=sys.stderr,
+        )
     elif done < total:
-        print("batchgen: some jobs are not done (see results.csv or `batchgen status`); "
-              "run the same command again to retry what is missing", file=sys.stderr)
+        print(
+            "batchgen: some jobs are not done (see results.csv or `batchgen status`); "
+            "run the same command again to retry what is missing",
+            file=sys.stderr,
+        )
     return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE
 
 
@@ -416,8 +526,11 @@ def _summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
 
 def _warn_if_key_flag(args: argparse.Namespace) -> None:
     if getattr(args, "api_key", None):
-        print("batchgen: warning: a key given with --api-key shows in `ps` and in shell history; "
-              "prefer the OXEN_API_KEY variable", file=sys.stderr)
+        print(
+            "batchgen: warning: a key given with --api-key shows in `ps` and in shell history; "
+            "prefer the OXEN_API_KEY variable",
+            file=sys.stderr,
+        )
 
 
 def _api_base(args: argparse.Namespace) -> str:

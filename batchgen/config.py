@@ -85,9 +85,13 @@ class UploadTarget:
 
     @classmethod
     def from_manifest(cls, upload: Mapping[str, Any]) -> UploadTarget:
-        return cls(namespace=str(upload["namespace"]), repo=str(upload["repo"]),
-                   branch=str(upload.get("branch", "main")), prefix=str(upload.get("prefix", "batchgen-assets")),
-                   create=upload.get("create") is True)
+        return cls(
+            namespace=str(upload["namespace"]),
+            repo=str(upload["repo"]),
+            branch=str(upload.get("branch", "main")),
+            prefix=str(upload.get("prefix", "batchgen-assets")),
+            create=upload.get("create") is True,
+        )
 
     @classmethod
     def parse(cls, text: str) -> UploadTarget:
@@ -137,8 +141,11 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
     known = {f.name for f in fields(Timeouts)}
     timeout_kwargs = {
         name: float(timeouts[key])
-        for key, name in (("request_s", "request_s"), ("download_s", "download_read_s"),
-                          ("generation_s", "generation_s"))
+        for key, name in (
+            ("request_s", "request_s"),
+            ("download_s", "download_read_s"),
+            ("generation_s", "generation_s"),
+        )
         if key in timeouts and name in known
     }
     budget = run.get("budget_usd")

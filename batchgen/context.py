@@ -40,8 +40,12 @@ class RunContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jobs: dict[str, Job] = field(default_factory=dict)
     by_generation: dict[str, str] = field(default_factory=dict)  # generation id -> job key
-    urls: dict[str, str] = field(default_factory=dict)  # freshest result URL per job (memory only: they expire)
-    displaced: set[str] = field(default_factory=set)  # leftovers whose path a planned job owns: to superseded/
+    urls: dict[str, str] = field(
+        default_factory=dict
+    )  # freshest result URL per job (memory only: they expire)
+    displaced: set[str] = field(
+        default_factory=set
+    )  # leftovers whose path a planned job owns: to superseded/
     counts: Counter[JobState] = field(default_factory=Counter)  # jobs of this run by state, for progress
     stream: EventStream | None = None
     on_change: Callable[[], None] = lambda: None
@@ -88,8 +92,9 @@ class RunContext:
     def claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         """Journal that `generation_id` belongs to `key` (atomically with the state change)."""
         record = self.journal.get(key)
-        self.journal.claim_generation(key, generation_id, record.attempts, state,
-                                      api=self.options.api_identity, **changes)
+        self.journal.claim_generation(
+            key, generation_id, record.attempts, state, api=self.options.api_identity, **changes
+        )
         log.debug("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
         self.by_generation[generation_id] = key
         self.on_claimed(key, generation_id)

@@ -144,16 +144,32 @@ async def fetch_result(
         raise ValueError("min_rate_bytes and min_rate_window_s must be > 0")
     part = await prepare_part(final_path)
     try:
-        await _receive(session, url, part, chunk_size=chunk_size, read_timeout=read_timeout,
-                       max_resumes=max_resumes, headers=headers, min_rate=(min_rate_bytes, min_rate_window_s))
+        await _receive(
+            session,
+            url,
+            part,
+            chunk_size=chunk_size,
+            read_timeout=read_timeout,
+            max_resumes=max_resumes,
+            headers=headers,
+            min_rate=(min_rate_bytes, min_rate_window_s),
+        )
         return await part.commit(final_path, media_type, land, dirs)
     finally:
         await part.abandon()
 
 
-async def _receive(session: aiohttp.ClientSession, url: str, part: Part, *, chunk_size: int,
-                   read_timeout: float, max_resumes: int, headers: Mapping[str, str] | None,
-                   min_rate: tuple[int, float]) -> None:
+async def _receive(
+    session: aiohttp.ClientSession,
+    url: str,
+    part: Part,
+    *,
+    chunk_size: int,
+    read_timeout: float,
+    max_resumes: int,
+    headers: Mapping[str, str] | None,
+    min_rate: tuple[int, float],
+) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
     safe_url = redact_url(url)
     loop = asyncio.get_running_loop()
@@ -162,8 +178,9 @@ async def _receive(session: aiohttp.ClientSession, url: str, part: Part, *, chun
         offset = part.size
         guard = RateGuard(*min_rate, loop.time())
         try:
-            await _attempt(session, url, part, chunk_size=chunk_size, client_timeout=timeout, guard=guard,
-                           extra=headers)
+            await _attempt(
+                session, url, part, chunk_size=chunk_size, client_timeout=timeout, guard=guard, extra=headers
+            )
             if part.complete:
                 return
             if part.size == offset:

@@ -54,9 +54,15 @@ class EventStream:
     completed while it was disconnected: the stream has no ids and no replay.
     """
 
-    def __init__(self, client: OxenClient, *, on_completion: Callable[[Completion], None],
-                 on_connect: Callable[[], None], idle_timeout_s: float,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: OxenClient,
+        *,
+        on_completion: Callable[[Completion], None],
+        on_connect: Callable[[], None],
+        idle_timeout_s: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._client = client
         self._on_completion = on_completion
         self._on_connect = on_connect

@@ -71,13 +71,22 @@ class Fetcher:
         found = await asyncio.to_thread(self._make_room, job, record, final)
         if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
             done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
-            ctx.journal.transition(job.key, done, "found complete on disk", sha256=found.sha256, size=found.size,
-                                   mtime_ns=_mtime_ns(final), error=None)
+            ctx.journal.transition(
+                job.key,
+                done,
+                "found complete on disk",
+                sha256=found.sha256,
+                size=found.size,
+                mtime_ns=_mtime_ns(final),
+                error=None,
+            )
             return
         result = await self._download(job, record, final)
         if result is None:
             self.failures += 1
-            ctx.journal.transition(key, record.state, "download failed", error="download failed; run again to fetch it")
+            ctx.journal.transition(
+                key, record.state, "download failed", error="download failed; run again to fetch it"
+            )
             return
         await self._deliver(job, final, result)
 
@@ -89,9 +98,14 @@ class Fetcher:
             url = ""
             try:
                 url = ctx.urls.get(key) or await self._fresh_url(record)
-                return await fetch_result(self.session, url, final, media_type=job.media_type,
-                                          read_timeout=ctx.options.timeouts.download_read_s,
-                                          headers=ctx.client.auth_for(url) if with_key else None)
+                return await fetch_result(
+                    self.session,
+                    url,
+                    final,
+                    media_type=job.media_type,
+                    read_timeout=ctx.options.timeouts.download_read_s,
+                    headers=ctx.client.auth_for(url) if with_key else None,
+                )
             except DownloadExpired:
                 if not with_key and ctx.client.auth_for(url):
                     with_key = True  # a private repository's file, perhaps: never sent to another host
@@ -113,10 +127,19 @@ class Fetcher:
         verified = VerifiedResult(job.key, final, result.sha256, result.size, _metadata(job, fresh, result))
         for sink in self.sinks:
             await sink.deliver(verified)
-        log.debug("downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16])
+        log.debug(
+            "downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16]
+        )
         done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
-        ctx.journal.transition(job.key, done, sha256=result.sha256, size=result.size, mtime_ns=_mtime_ns(final),
-                               downloaded_at=time.time(), error=None)
+        ctx.journal.transition(
+            job.key,
+            done,
+            sha256=result.sha256,
+            size=result.size,
+            mtime_ns=_mtime_ns(final),
+            downloaded_at=time.time(),
+            error=None,
+        )
         ctx.urls.pop(job.key, None)
 
     async def _fresh_url(self, record: JobRecord) -> str:
@@ -135,18 +158,30 @@ class Fetcher:
         if not (final.exists() or final.is_symlink()):
             return None
         sidecar = read_sidecar(final)
-        if sidecar and sidecar.get("job_key") == job.key and sidecar.get("generation_id") == record.generation_id:
+        if (
+            sidecar
+            and sidecar.get("job_key") == job.key
+            and sidecar.get("generation_id") == record.generation_id
+        ):
             try:
-                found = verify_file(final, job.media_type, expected_size=sidecar.get("size"),
-                                    expected_sha256=sidecar.get("sha256"))
+                found = verify_file(
+                    final,
+                    job.media_type,
+                    expected_size=sidecar.get("size"),
+                    expected_sha256=sidecar.get("sha256"),
+                )
             except (DownloadCorrupt, StorageError):
                 found = None
             if found is not None:
                 return found
         if job.key not in self.ctx.displaced:
             moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
-            log.warning("kept the file found at %s in %s: job %s writes its result there", job.output_path,
-                        moved_to, job.key[:12])
+            log.warning(
+                "kept the file found at %s in %s: job %s writes its result there",
+                job.output_path,
+                moved_to,
+                job.key[:12],
+            )
         return None
 
 

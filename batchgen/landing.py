@@ -89,12 +89,15 @@ class Part:
     def complete(self) -> bool:
         return self.total is None or self.size >= self.total
 
-    async def commit(self, final: Path, media_type: str, land: Land | None,
-                     dirs: DirectorySync | None) -> Downloaded:
+    async def commit(
+        self, final: Path, media_type: str, land: Land | None, dirs: DirectorySync | None
+    ) -> Downloaded:
         if self.writer is not None:
             return await self.writer.commit(self, final, media_type, land, dirs)
         data = b"".join(self.chunks)
-        return await asyncio.to_thread(_land_bytes, data, self.path, final, media_type, self.total, land, dirs)
+        return await asyncio.to_thread(
+            _land_bytes, data, self.path, final, media_type, self.total, land, dirs
+        )
 
     async def keep(self) -> None:
         """Giving up: what arrived so far goes to the `.part`, for a later call to resume from."""
@@ -156,8 +159,9 @@ class _DiskWriter:
             raise self.error
         self.send(("write", chunk))
 
-    async def commit(self, part: Part, final: Path, media_type: str, land: Land | None,
-                     dirs: DirectorySync | None) -> Downloaded:
+    async def commit(
+        self, part: Part, final: Path, media_type: str, land: Land | None, dirs: DirectorySync | None
+    ) -> Downloaded:
         result: asyncio.Future[Downloaded] = self._loop.create_future()
         self.send(("commit", part.total, final, media_type, land, dirs, result))
         return await result
@@ -200,15 +204,25 @@ class _DiskWriter:
                     file.close()
             self._loop.call_soon_threadsafe(_resolve, self._done, None, None)
 
-    def _commit(self, file: BinaryIO, total: int | None, final: Path, media_type: str, land: Land | None,
-                dirs: DirectorySync | None, result: asyncio.Future[Downloaded]) -> None:
+    def _commit(
+        self,
+        file: BinaryIO,
+        total: int | None,
+        final: Path,
+        media_type: str,
+        land: Land | None,
+        dirs: DirectorySync | None,
+        result: asyncio.Future[Downloaded],
+    ) -> None:
         try:
             file.flush()
             os.fsync(file.fileno())
             file.close()
             with open(self.path, "rb", buffering=0, opener=open_no_follow) as check:
                 head = check.read(HEAD_BYTES)
-            done = _finish(self.path, final, media_type, self.written, total, head, self.hasher, None, land, dirs)
+            done = _finish(
+                self.path, final, media_type, self.written, total, head, self.hasher, None, land, dirs
+            )
             self._loop.call_soon_threadsafe(_resolve, result, done, None)
         except BaseException as exc:  # handed to the awaiting coroutine
             with contextlib.suppress(OSError):
@@ -246,8 +260,15 @@ def _write_part(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def _land_bytes(data: bytes, part: Path, final: Path, media_type: str, total: int | None, land: Land | None,
-                dirs: DirectorySync | None) -> Downloaded:
+def _land_bytes(
+    data: bytes,
+    part: Path,
+    final: Path,
+    media_type: str,
+    total: int | None,
+    land: Land | None,
+    dirs: DirectorySync | None,
+) -> Downloaded:
     """A small result in one hop: write the `.part`, fsync, verify, rename, land (sync, in a thread)."""
     try:
         with _open_part_file(part, append=False) as file:
@@ -256,21 +277,34 @@ def _land_bytes(data: bytes, part: Path, final: Path, media_type: str, total: in
             os.fsync(file.fileno())
     except OSError as exc:
         raise storage_error("write", part, exc) from exc
-    return _finish(part, final, media_type, len(data), total, data[:HEAD_BYTES], hashlib.sha256(data), data,
-                   land, dirs)
+    return _finish(
+        part, final, media_type, len(data), total, data[:HEAD_BYTES], hashlib.sha256(data), data, land, dirs
+    )
 
 
-def _finish(part: Path, final: Path, media_type: str, size: int, total: int | None, head: bytes,
-            hasher: hashlib._Hash, data: bytes | None, land: Land | None,
-            dirs: DirectorySync | None) -> Downloaded:
+def _finish(
+    part: Path,
+    final: Path,
+    media_type: str,
+    size: int,
+    total: int | None,
+    head: bytes,
+    hasher: hashlib._Hash,
+    data: bytes | None,
+    land: Land | None,
+    dirs: DirectorySync | None,
+) -> Downloaded:
     """Verify the written `.part`, then atomically make it the final file and land it (sync, in a thread)."""
     problem = signature_problem(head, size, media_type)
     if total is not None and size != total:
         problem = f"{size} bytes but the server announced {total}"
     if not problem:
         try:
-            problem = (structure_problem(io.BytesIO(data), size, head, media_type) if data is not None
-                       else structure_problem_of(part, size, head, media_type))
+            problem = (
+                structure_problem(io.BytesIO(data), size, head, media_type)
+                if data is not None
+                else structure_problem_of(part, size, head, media_type)
+            )
         except OSError as exc:
             raise storage_error("read", part, exc) from exc
     if problem:
@@ -315,7 +349,7 @@ async def prepare_part(final_path: Path) -> Part:
 
 
 def _lstat_kind(path: Path) -> str | None:
-    """"dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
+    """ "dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
     try:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):

@@ -37,8 +37,15 @@ def describe(stats: RunStats) -> str:
 class Progress:
     """Shows a run's progress; call `update` as often as you like, it rate-limits itself."""
 
-    def __init__(self, total: int, *, stream: TextIO | None = None, interval_s: float = 10.0,
-                 tty: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty() if tty is None else tty
         self._interval_s = 0.1 if self._tty else interval_s
@@ -46,8 +53,9 @@ class Progress:
         self._last = float("-inf")
         self._bar: tqdm[Any] | None = None
         if self._tty:
-            self._bar = tqdm(total=total, file=self._stream, unit="job", dynamic_ncols=True,
-                             desc="done", smoothing=0.05)
+            self._bar = tqdm(
+                total=total, file=self._stream, unit="job", dynamic_ncols=True, desc="done", smoothing=0.05
+            )
 
     def update(self, snapshot: Callable[[], RunStats], *, force: bool = False) -> None:
         """Show `snapshot()` if it is time to; taking the snapshot is skipped otherwise."""
@@ -62,8 +70,11 @@ class Progress:
             self._bar.set_postfix_str(describe(stats), refresh=True)
             return
         elapsed = time.time() - stats.started_at
-        print(f"[{_clock_text(elapsed)}] {done}/{stats.total} done · {describe(stats)}",
-              file=self._stream, flush=True)
+        print(
+            f"[{_clock_text(elapsed)}] {done}/{stats.total} done · {describe(stats)}",
+            file=self._stream,
+            flush=True,
+        )
 
     def close(self, snapshot: Callable[[], RunStats]) -> None:
         self.update(snapshot, force=True)

@@ -17,11 +17,29 @@ _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 
 # A queue or history row's own fields (docs/api-contract.md §2 "Queue rows", §7 "History"); every other
 # top-level field is an echoed request parameter, and must then be one we sent (or a default).
-_ROW_FIELDS = frozenset({
-    "generation_id", "model_name", "prompt", "media_type", "status", "result_url", "error_message",
-    "enqueued_at", "started_at", "completed_at", "target_namespace", "target_repo", "target_directory",
-    "cost", "user_id", "user_image", "username", "num_generations", "model",
-})
+_ROW_FIELDS = frozenset(
+    {
+        "generation_id",
+        "model_name",
+        "prompt",
+        "media_type",
+        "status",
+        "result_url",
+        "error_message",
+        "enqueued_at",
+        "started_at",
+        "completed_at",
+        "target_namespace",
+        "target_repo",
+        "target_directory",
+        "cost",
+        "user_id",
+        "user_image",
+        "username",
+        "num_generations",
+        "model",
+    }
+)
 
 # Rows enqueued this long before our journaled submit time still count (clock skew).
 CLOCK_SKEW_S = 120.0
@@ -52,7 +70,9 @@ def search_scopes(bodies: Iterable[Mapping[str, Any]]) -> list[Scope]:
     scopes = set()
     for body in bodies:
         namespace = body.get("target_namespace")
-        scopes.add(Scope(namespace if isinstance(namespace, str) and namespace else None, str(body.get("model"))))
+        scopes.add(
+            Scope(namespace if isinstance(namespace, str) and namespace else None, str(body.get("model")))
+        )
     return sorted(scopes, key=lambda s: (s.namespace or "", s.model))
 
 
@@ -61,8 +81,9 @@ def earliest_match(pending: Iterable[Pending]) -> float:
     return min((p.submitted_at for p in pending), default=0.0) - CLOCK_SKEW_S
 
 
-def row_matches(body: Mapping[str, Any], row: Mapping[str, Any],
-                defaults: Mapping[str, Any] | None = None) -> bool:
+def row_matches(
+    body: Mapping[str, Any], row: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> bool:
     """True when a row could be the generation created by POSTing exactly `body`: every parameter we
     sent is echoed equal, and every other parameter the row echoes is one the service may have filled
     in itself: its value equals the model schema's default (`defaults`)."""
@@ -85,13 +106,19 @@ def merge_rows(*listings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
         for row in rows:
             generation_id = str(row.get("generation_id"))
             seen = merged.get(generation_id)
-            if seen is None or _PROGRESS.get(str(row.get("status")), 0) > _PROGRESS.get(str(seen.get("status")), 0):
+            if seen is None or _PROGRESS.get(str(row.get("status")), 0) > _PROGRESS.get(
+                str(seen.get("status")), 0
+            ):
                 merged[generation_id] = row
     return list(merged.values())
 
 
-def match_submissions(pending: Sequence[Pending], rows: Iterable[Mapping[str, Any]], claimed: set[str],
-                      defaults: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Mapping[str, Any]]:
+def match_submissions(
+    pending: Sequence[Pending],
+    rows: Iterable[Mapping[str, Any]],
+    claimed: set[str],
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Mapping[str, Any]]:
     """Assign to each pending submission at most one unclaimed matching row, oldest first.
 
     Identical requests (replicas of one prompt) are interchangeable, so any one-to-one

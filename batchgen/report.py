@@ -13,8 +13,21 @@ from batchgen.planning import Job
 from batchgen.rundir import atomic_write
 from batchgen.store import JobRecord, Journal
 
-FIELDS = ("index", "key", "name", "replica", "model", "state", "output_path", "generation_id",
-          "attempts", "sha256", "size", "cost_usd", "error")
+FIELDS = (
+    "index",
+    "key",
+    "name",
+    "replica",
+    "model",
+    "state",
+    "output_path",
+    "generation_id",
+    "attempts",
+    "sha256",
+    "size",
+    "cost_usd",
+    "error",
+)
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
 # text from the server, such as an error message, must never run as one when results.csv is opened.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -25,21 +38,23 @@ def result_rows(jobs: Iterable[Job], journal: Journal, videos_prefix: str) -> li
     rows = []
     for job in jobs:
         record: JobRecord | None = records.get(job.key)
-        rows.append({
-            "index": job.index,
-            "key": job.key,
-            "name": job.name,
-            "replica": job.replica,
-            "model": job.model,
-            "state": str(record.state) if record else "pending",
-            "output_path": f"{videos_prefix}/{job.output_path}",
-            "generation_id": record.generation_id if record else None,
-            "attempts": record.attempts if record else 0,
-            "sha256": record.sha256 if record else None,
-            "size": record.size if record else None,
-            "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
-            "error": record.error if record else None,
-        })
+        rows.append(
+            {
+                "index": job.index,
+                "key": job.key,
+                "name": job.name,
+                "replica": job.replica,
+                "model": job.model,
+                "state": str(record.state) if record else "pending",
+                "output_path": f"{videos_prefix}/{job.output_path}",
+                "generation_id": record.generation_id if record else None,
+                "attempts": record.attempts if record else 0,
+                "sha256": record.sha256 if record else None,
+                "size": record.size if record else None,
+                "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+                "error": record.error if record else None,
+            }
+        )
     return rows
 
 

@@ -51,8 +51,18 @@ Money = str | Decimal
 
 #: States whose generation exists or may exist at the provider: they count towards the quoted spend.
 CHARGED_STATES = frozenset(str(s) for s in IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE})
-_STATE_ORDER = ("failed", "invalid", "cancelled", "pending", "submitting", "queued", "processing",
-                "succeeded", "downloading", "done")
+_STATE_ORDER = (
+    "failed",
+    "invalid",
+    "cancelled",
+    "pending",
+    "submitting",
+    "queued",
+    "processing",
+    "succeeded",
+    "downloading",
+    "done",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,8 +106,13 @@ class ReportCard:
 def embed_json(data: Any) -> str:
     """JSON safe to place inside a <script> element: it cannot close the element or start markup."""
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def media_href(path: str | None) -> str | None:
@@ -116,17 +131,19 @@ def render_report(header: ReportHeader, cards: Sequence[ReportCard]) -> str:
     data = {"format": FORMAT, "header": _header_json(header), "cards": [_card_json(c) for c in cards]}
     campaign = "".join(" " if ch in "\u2028\u2029" or not ch.isprintable() else ch for ch in header.campaign)
     title = html.escape(f"{campaign} · batchgen report", quote=True)  # the script sets the exact one
-    return "".join((
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n",
-        "<meta name=\"referrer\" content=\"no-referrer\">\n",
-        "<meta name=\"color-scheme\" content=\"light dark\">\n",
-        f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
-        _BODY,
-        f"<script type=\"application/json\" id=\"batchgen-data\">{embed_json(data)}</script>\n",
-        f"<script>{_JS}</script>\n</body>\n</html>\n",
-    ))
+    return "".join(
+        (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n',
+            '<meta name="referrer" content="no-referrer">\n',
+            '<meta name="color-scheme" content="light dark">\n',
+            f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
+            _BODY,
+            f'<script type="application/json" id="batchgen-data">{embed_json(data)}</script>\n',
+            f"<script>{_JS}</script>\n</body>\n</html>\n",
+        )
+    )
 
 
 def _money(value: Money | None) -> tuple[str | None, float | None]:
@@ -277,8 +294,10 @@ def _card_from(job: Mapping[str, Any], row: Mapping[str, Any] | None, run_dir: P
         state=_str(row.get("state")) or "pending",
         video_path=path if exists else None,
         media_type=str(job.get("media_type") or "video"),
-        vars={str(k): v if isinstance(v, str | int | float) and not isinstance(v, bool) else _display(v)
-              for k, v in (job.get("vars") or {}).items()},
+        vars={
+            str(k): v if isinstance(v, str | int | float) and not isinstance(v, bool) else _display(v)
+            for k, v in (job.get("vars") or {}).items()
+        },
         prompt=prompt_of(request),
         aspect_ratio=_str(request.get("aspect_ratio")),
         duration_s=job.get("duration_s"),
@@ -336,8 +355,9 @@ def _manifest_budget(run_dir: Path) -> str | None:
 # ---------------------------------------------------------------- the one write
 
 
-def write_report(run_dir: Path, header: ReportHeader, cards: Sequence[ReportCard],
-                 *, name: str = REPORT_NAME) -> Path:
+def write_report(
+    run_dir: Path, header: ReportHeader, cards: Sequence[ReportCard], *, name: str = REPORT_NAME
+) -> Path:
     """Render and write `run_dir/name` atomically (a reader never sees half a file); return its path."""
     text = render_report(header, cards)
     target = run_dir / name
@@ -353,6 +373,7 @@ def write_report(run_dir: Path, header: ReportHeader, cards: Sequence[ReportCard
 
 # ---------------------------------------------------------------- the page
 
+
 def _asset(name: str) -> str:
     return resources.files("batchgen").joinpath("data", "report", name).read_text("utf-8")
 
@@ -364,7 +385,9 @@ _JS = _asset("script.js")
 
 
 def _hash(source: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+    )
 
 
 _CSP = (

@@ -47,8 +47,9 @@ class Verdict:
     costs_attempt: bool = True  # a 429 is the server asking us to wait: it costs no attempt
 
 
-def decide(error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Random,
-           idempotent: bool) -> Verdict:
+def decide(
+    error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Random, idempotent: bool
+) -> Verdict:
     """What to do after `error` on try number `attempt` (from 1) of one API call."""
     if isinstance(error, Unauthenticated):
         return Verdict(Action.FATAL)
@@ -58,7 +59,8 @@ def decide(error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Ra
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
         return Verdict(Action.RETRY, wait, costs_attempt=False)
     transient = isinstance(error, TransportError) or (
-        isinstance(error, ApiStatusError) and (error.status >= 500 or error.status == 408))
+        isinstance(error, ApiStatusError) and (error.status >= 500 or error.status == 408)
+    )
     if not transient:
         return Verdict(Action.REJECT_JOB if not idempotent else Action.GIVE_UP)
     if not idempotent and not isinstance(error, ConnectFailed):
@@ -116,8 +118,10 @@ _INVALID_MARKERS = (
 # A reference image the model could not fetch is not the request's fault, and may be back later;
 # but one that answered 403 is private or blocks robots: retrying pays nothing and fails the same.
 _FORBIDDEN_MARKERS = ("403 client error", "forbidden for url")
-REFERENCE_HINT = ("a reference image answered 403 Forbidden: is its repository private? Reference images "
-                  "must be publicly downloadable (make the repository public, or use --inline-assets)")
+REFERENCE_HINT = (
+    "a reference image answered 403 Forbidden: is its repository private? Reference images "
+    "must be publicly downloadable (make the repository public, or use --inline-assets)"
+)
 
 
 @dataclass(frozen=True, slots=True)

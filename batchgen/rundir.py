@@ -158,7 +158,9 @@ def set_aside_unowned(run_dir: Path, output_path: str, now: float | None = None)
         suffix = "" if attempt == 1 else f"-{attempt}"
         destination = f"{SUPERSEDED_DIR}/replaced-{stamp}{suffix}/{output_path}"
         if not ensure_inside(run_dir, destination).exists():
-            return destination if move_with_sidecar(run_dir, result_relpath(output_path), destination) else None
+            return (
+                destination if move_with_sidecar(run_dir, result_relpath(output_path), destination) else None
+            )
     raise StorageError(f"cannot find a free place under {SUPERSEDED_DIR}/ for {output_path}")
 
 

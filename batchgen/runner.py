@@ -69,15 +69,36 @@ class Runner:
     """Runs one plan in one run directory. Create, optionally `await prepare_assets()`, then `await run()`
     once. `on_change` is called after every change (progress displays read `stats()`)."""
 
-    def __init__(self, plan: Plan, run_dir: Path, journal: Journal, client: OxenClient, options: RunOptions, *,
-                 rng: random.Random | None = None, retry_invalid: bool = False,
-                 sinks: Sequence[ResultSink] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        run_dir: Path,
+        journal: Journal,
+        client: OxenClient,
+        options: RunOptions,
+        *,
+        rng: random.Random | None = None,
+        retry_invalid: bool = False,
+        sinks: Sequence[ResultSink] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         costs = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs}
-        state = scheduler.RunState(costs=costs, slots=scheduler.Slots(options.limits.concurrency, "provider slots"),
-                                   budget=scheduler.Budget(options.budget_usd), retries=options.retry.generation_retries)
-        self.ctx = RunContext(plan, run_dir, journal, client, options, state, rng=rng or random.Random(), sleep=sleep)
-        self.plan, self.run_dir, self.journal, self.client, self.options = plan, run_dir, journal, client, options
+        state = scheduler.RunState(
+            costs=costs,
+            slots=scheduler.Slots(options.limits.concurrency, "provider slots"),
+            budget=scheduler.Budget(options.budget_usd),
+            retries=options.retry.generation_retries,
+        )
+        self.ctx = RunContext(
+            plan, run_dir, journal, client, options, state, rng=rng or random.Random(), sleep=sleep
+        )
+        self.plan, self.run_dir, self.journal, self.client, self.options = (
+            plan,
+            run_dir,
+            journal,
+            client,
+            options,
+        )
         self._retry_invalid = retry_invalid
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self.submitter = Submitter(self.ctx, self._assets)
@@ -111,11 +132,14 @@ class Runner:
     def stats(self) -> RunStats:
         ctx, stream = self.ctx, self.ctx.stream
         return RunStats(
-            counts={str(s): n for s, n in ctx.counts.items() if n}, total=len(ctx.jobs),
-            spent_usd=ctx.state.budget.spent, retried=ctx.state.retried,
+            counts={str(s): n for s, n in ctx.counts.items() if n},
+            total=len(ctx.jobs),
+            spent_usd=ctx.state.budget.spent,
+            retried=ctx.state.retried,
             throttled_s=self.client.throttle.paused_s,
             stream_connected=stream is None or stream.connected.is_set() or not ctx.state.slots.held,
-            stopping=ctx.state.stopping, started_at=self._started_at,
+            stopping=ctx.state.stopping,
+            started_at=self._started_at,
         )
 
     def spent_usd(self) -> Decimal:
@@ -163,21 +187,27 @@ class Runner:
 
     async def _run_tasks(self) -> None:
         ctx = self.ctx
-        stream = EventStream(self.client, on_completion=self.tracker.on_event,
-                             on_connect=self.tracker.want_reconcile,
-                             idle_timeout_s=self.options.timeouts.stream_idle_s)
+        stream = EventStream(
+            self.client,
+            on_completion=self.tracker.on_event,
+            on_connect=self.tracker.want_reconcile,
+            idle_timeout_s=self.options.timeouts.stream_idle_s,
+        )
         ctx.stream = stream
         timeouts = self.options.timeouts
-        session_timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect_s,
-                                                sock_read=timeouts.download_read_s)
+        session_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect_s, sock_read=timeouts.download_read_s
+        )
         async with aiohttp.ClientSession(timeout=session_timeout) as session:
             self.fetcher.session = session
             async with asyncio.TaskGroup() as group:
                 background = [
                     group.create_task(stream.run(), name="event-stream"),
                     group.create_task(self.tracker.reconcile_loop(), name="reconcile"),
-                    *(group.create_task(self.fetcher.worker(), name=f"download-{i}")
-                      for i in range(self.options.limits.downloads)),
+                    *(
+                        group.create_task(self.fetcher.worker(), name=f"download-{i}")
+                        for i in range(self.options.limits.downloads)
+                    ),
                 ]
                 await self._wait_for_stream(stream)
                 await self.submitter.submit_all(group, finished=self._finished)
@@ -193,14 +223,22 @@ class Runner:
             async with asyncio.timeout(self.options.timeouts.stream_idle_s):
                 await stream.wait_connected()
         except TimeoutError:  # ...unless there is no stream to listen to: poll instead
-            log.warning("the event stream is unavailable; tracking by polling every %.0fs until it is back",
-                        self.options.poll_interval_s)
+            log.warning(
+                "the event stream is unavailable; tracking by polling every %.0fs until it is back",
+                self.options.poll_interval_s,
+            )
 
     def _outcome(self, fatal: str | None, bad_key: bool) -> RunOutcome:
         counts: Counter[str] = Counter()
         leftovers: Counter[str] = Counter()
         for key in self.ctx.jobs:
             (leftovers if key in self.ctx.state.leftovers else counts)[str(self.journal.get(key).state)] += 1
-        return RunOutcome(counts=dict(counts), stop_reason=self.ctx.state.stopping, fatal=fatal, bad_key=bad_key,
-                          download_failures=self.fetcher.failures, requests_sent=self.client.requests_sent,
-                          leftovers=dict(leftovers))
+        return RunOutcome(
+            counts=dict(counts),
+            stop_reason=self.ctx.state.stopping,
+            fatal=fatal,
+            bad_key=bad_key,
+            download_failures=self.fetcher.failures,
+            requests_sent=self.client.requests_sent,
+            leftovers=dict(leftovers),
+        )

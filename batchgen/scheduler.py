@@ -68,7 +68,9 @@ class Slots:
     held: set[str] = field(default_factory=set)
 
     def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None:
-        return Wait(None, f"all {self.capacity} {self.name} in use") if len(self.held) >= self.capacity else None
+        return (
+            Wait(None, f"all {self.capacity} {self.name} in use") if len(self.held) >= self.capacity else None
+        )
 
     def take(self, key: str) -> None:
         self.held.add(key)
@@ -211,8 +213,9 @@ def after_generation_failed(state: RunState, key: str, message: str | None) -> F
     """The provider says the generation of `key` failed: retry it, fail it, or stop the run."""
     verdict = classify_generation_error(message)
     if verdict.kind is FailureKind.NO_CREDITS:
-        return FailureOutcome(JobState.PENDING, "no credits", verdict.message, requeue=False,
-                              stop=StopReason.NO_CREDITS)
+        return FailureOutcome(
+            JobState.PENDING, "no credits", verdict.message, requeue=False, stop=StopReason.NO_CREDITS
+        )
     if verdict.kind is FailureKind.INVALID:
         return FailureOutcome(JobState.INVALID, "rejected by the model", verdict.message)
     if verdict.kind is FailureKind.REFERENCE_REFUSED:  # not transient: retrying pays nothing, fails the same

@@ -42,7 +42,9 @@ class LocalSink:
     name = "local"
 
     async def deliver(self, result: VerifiedResult) -> None:
-        await asyncio.to_thread(partial(write_json, sidecar_path(result.path), result.metadata, sort_keys=True))
+        await asyncio.to_thread(
+            partial(write_json, sidecar_path(result.path), result.metadata, sort_keys=True)
+        )
 
     async def close(self) -> None:
         return None

@@ -75,8 +75,11 @@ def _set_aside_displaced(ctx: RunContext) -> None:
             aside = superseded_relpath(record.output_path, record.key)
             if move_with_sidecar(ctx.run_dir, result_relpath(record.output_path), aside):
                 ctx.journal.transition(record.key, JobState.SUPERSEDED, "its path belongs to another job now")
-                log.warning("moved %s to %s: the manifest now gives its path to another job",
-                            record.output_path, aside)
+                log.warning(
+                    "moved %s to %s: the manifest now gives its path to another job",
+                    record.output_path,
+                    aside,
+                )
                 continue
             ctx.journal.transition(record.key, JobState.SUCCEEDED, "output missing; goes to superseded/")
         if record.state in IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}:
@@ -87,8 +90,9 @@ def _restore(ctx: RunContext, job: Job, record: JobRecord) -> JobRecord:
     """A planned job whose result was set aside by an earlier plan: put it back at its path."""
     if ensure_inside(ctx.run_dir, result_relpath(job.output_path)).exists():
         set_aside_unowned(ctx.run_dir, job.output_path)
-    if move_with_sidecar(ctx.run_dir, superseded_relpath(record.output_path, record.key),
-                         result_relpath(job.output_path)):
+    if move_with_sidecar(
+        ctx.run_dir, superseded_relpath(record.output_path, record.key), result_relpath(job.output_path)
+    ):
         return ctx.journal.transition(job.key, JobState.DONE, "planned again: moved back")
     return ctx.journal.transition(job.key, JobState.SUCCEEDED, "planned again; its file is gone")
 
@@ -105,8 +109,10 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
         ctx.counts[record.state] += 1
         _adopt(ctx, job, record, downloads)
     if ctx.state.leftovers:
-        log.warning("%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
-                    len(ctx.state.leftovers))
+        log.warning(
+            "%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
+            len(ctx.state.leftovers),
+        )
 
 
 def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
@@ -126,9 +132,17 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
 def leftover_job(record: JobRecord) -> Job:
     """Enough of a Job to track and download a journaled generation the plan no longer has."""
     return Job(
-        key=record.key, index=record.idx, name=record.name, replica=0, model=record.model,
+        key=record.key,
+        index=record.idx,
+        name=record.name,
+        replica=0,
+        model=record.model,
         media_type="image" if record.output_path.lower().endswith(".png") else "video",
-        request=record.sent_body() or {}, output_path=record.output_path, vars={}, assets=(),
-        location=Location("(an earlier version of the manifest)", None, None), cost_usd=None,
+        request=record.sent_body() or {},
+        output_path=record.output_path,
+        vars={},
+        assets=(),
+        location=Location("(an earlier version of the manifest)", None, None),
+        cost_usd=None,
         duration_s=None,
     )

@@ -101,9 +101,20 @@ class JobRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
-_UPDATABLE = frozenset(_COLUMNS) - {"key", "idx", "name", "model", "output_path", "state", "updated_at", "planned"}
+_UPDATABLE = frozenset(_COLUMNS) - {
+    "key",
+    "idx",
+    "name",
+    "model",
+    "output_path",
+    "state",
+    "updated_at",
+    "planned",
+}
 _WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in a fixed order
-_UPDATE_ROW = f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
+_UPDATE_ROW = (
+    f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
+)
 # Columns added after the first journal format, with their SQL definitions (added on open).
 _ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1"}
 
@@ -132,7 +143,9 @@ class Journal:
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
-            self._records[record.key] = replace(record, state=JobState(record.state), planned=bool(record.planned))
+            self._records[record.key] = replace(
+                record, state=JobState(record.state), planned=bool(record.planned)
+            )
         self._claimed = {row[0] for row in conn.execute("SELECT generation_id FROM generations")}
 
     @classmethod
@@ -201,8 +214,10 @@ class Journal:
     def transition_log(self, key: str | None = None) -> list[tuple[str, str, str]]:
         self.flush()
         query = "SELECT job_key, from_state, to_state FROM transitions"
-        rows = self._conn.execute(query + " WHERE job_key=? ORDER BY seq", (key,)) if key else (
-            self._conn.execute(query + " ORDER BY seq")
+        rows = (
+            self._conn.execute(query + " WHERE job_key=? ORDER BY seq", (key,))
+            if key
+            else (self._conn.execute(query + " ORDER BY seq"))
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
@@ -220,8 +235,9 @@ class Journal:
                 [(*j, now) for j in new],
             )
         for key, idx, name, model, output_path in new:
-            self._records[key] = JobRecord(key, idx, name, model, output_path, JobState.PENDING,
-                                           updated_at=now)
+            self._records[key] = JobRecord(
+                key, idx, name, model, output_path, JobState.PENDING, updated_at=now
+            )
         return len(new)
 
     def transition(self, key: str, new: JobState, detail: str | None = None, **changes: Any) -> JobRecord:
@@ -244,8 +260,9 @@ class Journal:
             self.on_transition(key, old.state, new)
         return record
 
-    def claim_generation(self, key: str, generation_id: str, attempt: int, new: JobState,
-                         **changes: Any) -> JobRecord:
+    def claim_generation(
+        self, key: str, generation_id: str, attempt: int, new: JobState, **changes: Any
+    ) -> JobRecord:
         """Record that `generation_id` belongs to job `key` and move the job to `new` (one transaction)."""
         self._claims.append((generation_id, key, attempt, time.time()))
         self._claimed.add(generation_id)
@@ -258,14 +275,17 @@ class Journal:
             raise self._failure
         if not (self._dirty or self._log or self._claims):
             return
-        rows = [(str(r.state), *(getattr(r, name) for name in _WRITTEN), r.updated_at, r.key)
-                for r in self._dirty.values()]
+        rows = [
+            (str(r.state), *(getattr(r, name) for name in _WRITTEN), r.updated_at, r.key)
+            for r in self._dirty.values()
+        ]
         with _storage_errors("write the journal"), self._transaction():
             self._conn.executemany("INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)", self._claims)
             self._conn.executemany(_UPDATE_ROW, rows)
             self._conn.executemany(
                 "INSERT INTO transitions (job_key, from_state, to_state, at, detail) VALUES (?,?,?,?,?)",
-                self._log)
+                self._log,
+            )
         self._dirty, self._log, self._claims = {}, [], []
 
     def _schedule_flush(self) -> None:
@@ -275,7 +295,9 @@ class Journal:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (start-up, tools, tests): commit at once
             if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
-                raise RuntimeError("the journal was changed from a worker thread; change it on the loop's") from None
+                raise RuntimeError(
+                    "the journal was changed from a worker thread; change it on the loop's"
+                ) from None
             self.flush()
             return
         self._loop_thread = threading.get_ident()

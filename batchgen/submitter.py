@@ -86,15 +86,23 @@ class Submitter:
         attempt = 0
         while True:
             await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
-            ctx.journal.transition(key, JobState.SUBMITTING, attempts=ctx.record(key).attempts + 1,
-                                   sent_request=sent, submitted_at=time.time(), generation_id=None, error=None)
+            ctx.journal.transition(
+                key,
+                JobState.SUBMITTING,
+                attempts=ctx.record(key).attempts + 1,
+                sent_request=sent,
+                submitted_at=time.time(),
+                generation_id=None,
+                error=None,
+            )
             ctx.journal.flush()  # durable before the POST: after a crash, this job is looked for, not resent
             try:
                 error = await self._post(key, body, sent)
                 if error is None:
                     return
-                verdict = decide(error, attempt=attempt + 1, policy=ctx.client.retry_policy, rng=ctx.rng,
-                                 idempotent=False)
+                verdict = decide(
+                    error, attempt=attempt + 1, policy=ctx.client.retry_policy, rng=ctx.rng, idempotent=False
+                )
                 attempt += verdict.costs_attempt
                 if not await self._after_failed_post(key, error, verdict, attempt):
                     return
@@ -182,9 +190,12 @@ class Submitter:
                 await ctx.sleep(max(0.0, settled_at - time.time()))
             async with self._lock:
                 await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
-                rows = await ctx.client.find_rows(search_scopes(p.body for p in pending), earliest_match(pending))
-                found = match_submissions(pending, rows, ctx.journal.claimed_generation_ids(),
-                                          ctx.plan.model_defaults)
+                rows = await ctx.client.find_rows(
+                    search_scopes(p.body for p in pending), earliest_match(pending)
+                )
+                found = match_submissions(
+                    pending, rows, ctx.journal.claimed_generation_ids(), ctx.plan.model_defaults
+                )
                 for item in pending:
                     if item.key in found:
                         self._adopt_row(item.key, found[item.key])
@@ -204,8 +215,9 @@ class Submitter:
         status = row.get("status")
         log.info("job %s was already created at the provider as %s (%s)", key[:12], generation_id, status)
         if status == "cancelled":  # claimed (never adopted by another job), and the job goes again
-            ctx.journal.claim_generation(key, generation_id, ctx.record(key).attempts, JobState.PENDING,
-                                         api=ctx.options.api_identity)
+            ctx.journal.claim_generation(
+                key, generation_id, ctx.record(key).attempts, JobState.PENDING, api=ctx.options.api_identity
+            )
             scheduler.release(ctx.state, key, JobState.PENDING)
             scheduler.requeue(ctx.state, key, front=True)
             ctx.notify()

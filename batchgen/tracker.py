@@ -86,8 +86,14 @@ class Tracker:
         if status == "processing" and record.state is JobState.QUEUED:
             self.ctx.journal.transition(key, JobState.PROCESSING, started_at=time.time())
         elif status in ("succeeded", "failed"):
-            self.on_completion(Completion(str(row["generation_id"]), str(status),
-                                          url=row.get("result_url"), error=row.get("error_message")))
+            self.on_completion(
+                Completion(
+                    str(row["generation_id"]),
+                    str(status),
+                    url=row.get("result_url"),
+                    error=row.get("error_message"),
+                )
+            )
         elif status == "cancelled" and record.state in AT_PROVIDER:
             self.ctx.release(key, JobState.CANCELLED, "cancelled at the provider")
 
@@ -141,8 +147,11 @@ class Tracker:
     async def reconcile_in_flight(self) -> None:
         """Ask the provider about every generation we wait for: the stream may have missed it."""
         ctx = self.ctx
-        waiting = {ctx.record(k).generation_id: k for k in ctx.state.slots.held
-                   if ctx.record(k).state in AT_PROVIDER and ctx.record(k).generation_id}
+        waiting = {
+            ctx.record(k).generation_id: k
+            for k in ctx.state.slots.held
+            if ctx.record(k).state in AT_PROVIDER and ctx.record(k).generation_id
+        }
         if not waiting:
             return
         connections = ctx.stream.connections if ctx.stream is not None else -1
@@ -174,8 +183,11 @@ class Tracker:
         stream = self.ctx.stream
         if stream_missed and stream is not None and stream.connected.is_set():
             if not self.watch.missed_events:
-                log.warning("the event stream did not announce generation %s (nor, perhaps, others): looking "
-                            "for completions sooner, at 1.5x the longest render seen", row.get("generation_id"))
+                log.warning(
+                    "the event stream did not announce generation %s (nor, perhaps, others): looking "
+                    "for completions sooner, at 1.5x the longest render seen",
+                    row.get("generation_id"),
+                )
             self.watch.event_missed()
 
     def _unknown_generation(self, key: str, generation_id: str) -> None:
@@ -183,8 +195,10 @@ class Tracker:
         Waiting would hang the run, and resubmitting might pay twice: fail it and say why."""
         if self.ctx.record(key).generation_id != generation_id:
             return
-        message = (f"the API does not know generation {generation_id} (was it created with another key "
-                   f"or --api-base?); `batchgen run --retry-invalid` would submit it again")
+        message = (
+            f"the API does not know generation {generation_id} (was it created with another key "
+            f"or --api-base?); `batchgen run --retry-invalid` would submit it again"
+        )
         log.error("job %s: %s", key[:12], message)
         self.ctx.release(key, JobState.INVALID, "unknown at the provider", error=message)
 
@@ -196,8 +210,9 @@ class Tracker:
         if record.generation_id != generation_id or record.state not in AT_PROVIDER:
             return
         if row.get("status") == "cancelled":
-            self.on_failure(key, f"no result within {ctx.options.timeouts.generation_s:.0f}s; "
-                                 "cancelled at the provider")
+            self.on_failure(
+                key, f"no result within {ctx.options.timeouts.generation_s:.0f}s; cancelled at the provider"
+            )
         else:
             self.apply_row(key, row)
 

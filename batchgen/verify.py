@@ -126,9 +126,7 @@ def structure_problem(file: BinaryIO, size: int, head: bytes, media_type: str) -
         return _mp4_problem(file, size)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return (
-            None
-            if _tail(file, size, 12) == _PNG_IEND
-            else "a PNG without its final IEND chunk (cut short?)"
+            None if _tail(file, size, 12) == _PNG_IEND else "a PNG without its final IEND chunk (cut short?)"
         )
     if head.startswith(b"\xff\xd8\xff"):
         return (

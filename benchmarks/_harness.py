@@ -52,8 +52,13 @@ def write_manifest(folder: Path, *, name: str, count: int, model: str = VIDEO_MO
         "name": name,
         "model": model,
         "defaults": {"aspect_ratio": "16:9", "duration": 5},
-        "jobs": [{"name": "clip", "prompt": "Clip number {n}, slow dolly shot",
-                  "matrix": {"n": list(range(count))}}],
+        "jobs": [
+            {
+                "name": "clip",
+                "prompt": "Clip number {n}, slow dolly shot",
+                "matrix": {"n": list(range(count))},
+            }
+        ],
         "output": {"pattern": "{name}/{name}-{n}.mp4"},
     }
     path = folder / f"{name}.yaml"
@@ -67,8 +72,9 @@ async def load_plan(manifest_path: Path, client: OxenClient | None) -> Plan:
     return build_plan(manifest, (await model_catalog(client, manifest)).catalog)
 
 
-def run_options(base_url: str, *, concurrency: int, downloads: int = 4, time_scale: float = 1.0,
-                **overrides: Any) -> RunOptions:
+def run_options(
+    base_url: str, *, concurrency: int, downloads: int = 4, time_scale: float = 1.0, **overrides: Any
+) -> RunOptions:
     """RunOptions as the CLI would build them, with the *time-based* defaults scaled by `time_scale`.
 
     The emulator compresses simulated time by `time_scale`; scaling the runner's own timers the same
@@ -102,8 +108,15 @@ class BatchgenRun:
         return self.finished - self.started
 
 
-async def run_batchgen(base_url: str, api_key: str, manifest_path: Path, run_dir: Path, options: RunOptions,
-                       *, on_runner: Callable[[Runner], None] | None = None) -> BatchgenRun:
+async def run_batchgen(
+    base_url: str,
+    api_key: str,
+    manifest_path: Path,
+    run_dir: Path,
+    options: RunOptions,
+    *,
+    on_runner: Callable[[Runner], None] | None = None,
+) -> BatchgenRun:
     """The CLI's `_run`/`_execute` wiring, minus argparse, the run lock, plan.json and results files."""
     async with OxenClient(base_url, api_key, timeouts=options.timeouts, retry=options.retry) as client:
         plan = await load_plan(manifest_path, client)
@@ -161,8 +174,11 @@ class PollingStats:
 
     def mean_poll_period_s(self) -> float | None:
         """Achieved seconds between two status polls of one job (interval + round trip + loop lag)."""
-        spans = [(j.last_poll - j.first_poll, j.polls - 1) for j in self.jobs
-                 if j.first_poll is not None and j.last_poll is not None and j.polls > 1]
+        spans = [
+            (j.last_poll - j.first_poll, j.polls - 1)
+            for j in self.jobs
+            if j.first_poll is not None and j.last_poll is not None and j.polls > 1
+        ]
         total = sum(n for _, n in spans)
         return sum(s for s, _ in spans) / total if total else None
 
@@ -176,8 +192,9 @@ class PollingClient:
     `interval_s` is in real seconds: pass the simulated interval times the emulator's time_scale.
     """
 
-    def __init__(self, base_url: str, api_key: str, *, interval_s: float, concurrency: int,
-                 out_dir: Path) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, interval_s: float, concurrency: int, out_dir: Path
+    ) -> None:
         self.base_url = base_url
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.interval_s = interval_s
@@ -199,8 +216,14 @@ class PollingClient:
             stats.finished = time.monotonic()
         return stats
 
-    async def _job(self, api: aiohttp.ClientSession, files: aiohttp.ClientSession, index: int,
-                   body: dict[str, Any], stats: PollingStats) -> None:
+    async def _job(
+        self,
+        api: aiohttp.ClientSession,
+        files: aiohttp.ClientSession,
+        index: int,
+        body: dict[str, Any],
+        stats: PollingStats,
+    ) -> None:
         stats.requests["POST /api/ai/queue"] += 1
         async with api.post(f"{self.base_url}/api/ai/queue", json=body, headers=self.headers) as resp:
             resp.raise_for_status()
@@ -211,7 +234,9 @@ class PollingClient:
         while job.status not in TERMINAL:
             await asyncio.sleep(self.interval_s)
             stats.requests["GET /api/ai/queue/{id}"] += 1
-            async with api.get(f"{self.base_url}/api/ai/queue/{job.generation_id}", headers=self.headers) as resp:
+            async with api.get(
+                f"{self.base_url}/api/ai/queue/{job.generation_id}", headers=self.headers
+            ) as resp:
                 resp.raise_for_status()
                 row = await resp.json()
             now = time.monotonic()
@@ -245,8 +270,19 @@ def _serve(config: Any, conn: Connection) -> None:
                 elif command == "cpu":
                     conn.send(time.process_time())
                 elif command == "records":
-                    conn.send([(g.generation_id, g.status, g.enqueued_at, g.started_at, g.completed_at,
-                                emu.marks(g.generation_id)) for g in emu.generations()])
+                    conn.send(
+                        [
+                            (
+                                g.generation_id,
+                                g.status,
+                                g.enqueued_at,
+                                g.started_at,
+                                g.completed_at,
+                                emu.marks(g.generation_id),
+                            )
+                            for g in emu.generations()
+                        ]
+                    )
                 else:
                     conn.send(None)
                     return
@@ -324,12 +360,17 @@ def summary_ms(values: Sequence[float]) -> str:
     """`p50 / p95 / max` of seconds, printed in milliseconds."""
     if not values:
         return "n/a"
-    return (f"p50 {percentile(values, 50) * 1e3:8.1f} ms   p95 {percentile(values, 95) * 1e3:8.1f} ms   "
-            f"max {max(values) * 1e3:8.1f} ms")
+    return (
+        f"p50 {percentile(values, 50) * 1e3:8.1f} ms   p95 {percentile(values, 95) * 1e3:8.1f} ms   "
+        f"max {max(values) * 1e3:8.1f} ms"
+    )
 
 
 def requests_by_endpoint(requests: dict[str, int]) -> dict[str, int]:
     """The emulator's per-route counts with short names, for printing."""
-    short = {DOWNLOAD_ROUTE: "GET <result>", "HEAD /api/repos/{namespace}/{repo}/files/{path}": "HEAD <result>",
-             "GET /api/ai/queue/{generation_id}": "GET /api/ai/queue/{id}"}
+    short = {
+        DOWNLOAD_ROUTE: "GET <result>",
+        "HEAD /api/repos/{namespace}/{repo}/files/{path}": "HEAD <result>",
+        "GET /api/ai/queue/{generation_id}": "GET /api/ai/queue/{id}",
+    }
     return {short.get(route, route): n for route, n in sorted(requests.items())}

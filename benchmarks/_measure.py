@@ -29,8 +29,17 @@ def main() -> int:
     finished = time.monotonic()
     code = os.waitstatus_to_exitcode(status)
     with open(result, "w") as file:
-        json.dump({"returncode": code, "started_wall": started_wall, "started": started, "finished": finished,
-                   "peak_rss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, file)
+        json.dump(
+            {
+                "returncode": code,
+                "started_wall": started_wall,
+                "started": started,
+                "finished": finished,
+                "peak_rss_kib": usage.ru_maxrss,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+            },
+            file,
+        )
     return code if code >= 0 else 128 - code
 
 

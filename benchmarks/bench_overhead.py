@@ -81,8 +81,9 @@ def peak_rss_kib() -> int:
 # -- throughput ------------------------------------------------------------------------------------
 
 
-def throughput(jobs: int, concurrency: int, downloads: int, profiler: cProfile.Profile | None = None
-               ) -> dict[str, Any]:
+def throughput(
+    jobs: int, concurrency: int, downloads: int, profiler: cProfile.Profile | None = None
+) -> dict[str, Any]:
     with h.temp_dir("overhead") as tmp:
         manifest = h.write_manifest(tmp, name="overhead", count=jobs)
         with h.EmulatorProcess(ZERO) as emu:
@@ -105,31 +106,42 @@ def throughput(jobs: int, concurrency: int, downloads: int, profiler: cProfile.P
             reset_peak_rss()
             rss_before = rss_kib()
             emu_cpu = emu.cpu_s()
-            run = asyncio.run(h.run_batchgen(emu.base_url, emu.api_key, manifest, tmp / "run", options,
-                                             on_runner=attach))
+            run = asyncio.run(
+                h.run_batchgen(emu.base_url, emu.api_key, manifest, tmp / "run", options, on_runner=attach)
+            )
             emu_cpu = emu.cpu_s() - emu_cpu
             requests = h.requests_by_endpoint(emu.snapshot()["requests"])
-    return {"run": run, "emu_cpu": emu_cpu, "requests": requests,
-            "rss_growth_kib": peak_rss_kib() - rss_before}
+    return {
+        "run": run,
+        "emu_cpu": emu_cpu,
+        "requests": requests,
+        "rss_growth_kib": peak_rss_kib() - rss_before,
+    }
 
 
 def print_throughput(jobs: int, configs: list[tuple[int, int]]) -> list[dict[str, Any]]:
     print(f"Throughput: {jobs} jobs per configuration, emulator in a child process (time_scale 0)")
-    print(f"{'C x downloads':>14}{'done':>7}{'wall':>9}{'gen/s':>8}{'CPU/gen':>10}{'loop thread':>13}"
-          f"{'emulator':>10}{'peak RSS +':>12}   requests")
+    print(
+        f"{'C x downloads':>14}{'done':>7}{'wall':>9}{'gen/s':>8}{'CPU/gen':>10}{'loop thread':>13}"
+        f"{'emulator':>10}{'peak RSS +':>12}   requests"
+    )
     results = []
     for concurrency, downloads in configs:
         result = throughput(jobs, concurrency, downloads)
         run: h.BatchgenRun = result["run"]
         done = run.outcome.counts.get("done", 0)
         reqs = ", ".join(f"{k} {v}" for k, v in result["requests"].items())
-        print(f"{f'{concurrency} x {downloads}':>14}{done:>7}{run.wall_s:>8.2f}s{done / run.wall_s:>8.0f}"
-              f"{run.cpu_s / jobs * 1e3:>8.2f}ms{run.main_thread_cpu_s / jobs * 1e3:>11.2f}ms"
-              f"{result['emu_cpu'] / jobs * 1e3:>8.2f}ms{result['rss_growth_kib'] / 1024:>9.1f} MiB   {reqs}")
+        print(
+            f"{f'{concurrency} x {downloads}':>14}{done:>7}{run.wall_s:>8.2f}s{done / run.wall_s:>8.0f}"
+            f"{run.cpu_s / jobs * 1e3:>8.2f}ms{run.main_thread_cpu_s / jobs * 1e3:>11.2f}ms"
+            f"{result['emu_cpu'] / jobs * 1e3:>8.2f}ms{result['rss_growth_kib'] / 1024:>9.1f} MiB   {reqs}"
+        )
         results.append(result)
     best = max(r["run"].outcome.counts.get("done", 0) / r["run"].wall_s for r in results)
-    print(f"best: {best:,.0f} generations/s (target >= {TARGET:,.0f}). CPU/gen is this process (all threads); "
-          "at 100% of one core it caps gen/s at 1000 / (CPU ms per gen).")
+    print(
+        f"best: {best:,.0f} generations/s (target >= {TARGET:,.0f}). CPU/gen is this process (all threads); "
+        "at 100% of one core it caps gen/s at 1000 / (CPU ms per gen)."
+    )
     return results
 
 
@@ -140,10 +152,26 @@ def cli_run(jobs: int, concurrency: int, downloads: int) -> None:
     with h.temp_dir("overhead-cli") as tmp:
         manifest = h.write_manifest(tmp, name="cli", count=jobs)
         with h.EmulatorProcess(ZERO) as emu:
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()}
-            command = [sys.executable, "-m", "batchgen", "run", str(manifest), "-o", str(tmp / "out"),
-                       "--api-base", emu.base_url, "-j", str(concurrency), "--downloads", str(downloads)]
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()
+            }
+            command = [
+                sys.executable,
+                "-m",
+                "batchgen",
+                "run",
+                str(manifest),
+                "-o",
+                str(tmp / "out"),
+                "--api-base",
+                emu.base_url,
+                "-j",
+                str(concurrency),
+                "--downloads",
+                str(downloads),
+            ]
             env["OXEN_API_KEY"] = emu.api_key
             started = time.monotonic()
             proc = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
@@ -151,11 +179,14 @@ def cli_run(jobs: int, concurrency: int, downloads: int) -> None:
         journal = tmp / "out" / "cli" / "state.sqlite"
         with sqlite3.connect(journal) as conn:
             first, last, done = conn.execute(
-                "SELECT min(submitted_at), max(downloaded_at), sum(state = 'done') FROM jobs").fetchone()
-    print(f"CLI: `batchgen run -j {concurrency} --downloads {downloads}` ({jobs} jobs, progress lines on): "
-          f"exit {proc.returncode}, {done} done, {wall:.2f} s from start to exit "
-          f"({jobs / wall:,.0f} gen/s), {last - first:.2f} s from first submit to last download "
-          f"({jobs / (last - first):,.0f} gen/s)")
+                "SELECT min(submitted_at), max(downloaded_at), sum(state = 'done') FROM jobs"
+            ).fetchone()
+    print(
+        f"CLI: `batchgen run -j {concurrency} --downloads {downloads}` ({jobs} jobs, progress lines on): "
+        f"exit {proc.returncode}, {done} done, {wall:.2f} s from start to exit "
+        f"({jobs / wall:,.0f} gen/s), {last - first:.2f} s from first submit to last download "
+        f"({jobs / (last - first):,.0f} gen/s)"
+    )
     if proc.returncode != 0:
         print(proc.stderr[-2000:])
 
@@ -187,7 +218,9 @@ def _memory_child(jobs: int, conn: Connection) -> None:
         (tmp / "prepared").mkdir()
         journal = Journal.open(tmp / "prepared")
         client = OxenClient("http://127.0.0.1:9", "unused")
-        runner = Runner(plan, tmp / "prepared", journal, client, h.run_options("http://127.0.0.1:9", concurrency=64))
+        runner = Runner(
+            plan, tmp / "prepared", journal, client, h.run_options("http://127.0.0.1:9", concurrency=64)
+        )
         runner._prepare()  # what run() does first: journal rows and the in-memory mirror
         out["prepared_traced"] = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
@@ -208,12 +241,18 @@ def memory(jobs: int) -> None:
     per = 10_000 / jobs
     mib = 1024 * 1024
     print(f"Memory ({jobs:,} jobs, in a fresh process; figures scaled to 10,000 jobs):")
-    print(f"  run of all {jobs:,} jobs (C 64 x 16 downloads, {out['done']:.0f} done in {out['wall']:.1f} s, "
-          f"{out['done'] / out['wall']:,.0f} gen/s): peak RSS {out['rss_peak_run'] / 1024:.0f} MiB, "
-          f"{(out['rss_peak_run'] - out['rss_start']) / 1024 * per:.1f} MiB per 10,000 jobs above the "
-          f"{out['rss_start'] / 1024:.0f} MiB of the process with everything imported")
-    print(f"  of which the plan (tracemalloc):            {out['plan_traced'] / mib * per:7.1f} MiB per 10,000 jobs")
-    print(f"  plan + journal + prepared runner (traced):  {out['prepared_traced'] / mib * per:7.1f} MiB per 10,000 jobs")
+    print(
+        f"  run of all {jobs:,} jobs (C 64 x 16 downloads, {out['done']:.0f} done in {out['wall']:.1f} s, "
+        f"{out['done'] / out['wall']:,.0f} gen/s): peak RSS {out['rss_peak_run'] / 1024:.0f} MiB, "
+        f"{(out['rss_peak_run'] - out['rss_start']) / 1024 * per:.1f} MiB per 10,000 jobs above the "
+        f"{out['rss_start'] / 1024:.0f} MiB of the process with everything imported"
+    )
+    print(
+        f"  of which the plan (tracemalloc):            {out['plan_traced'] / mib * per:7.1f} MiB per 10,000 jobs"
+    )
+    print(
+        f"  plan + journal + prepared runner (traced):  {out['prepared_traced'] / mib * per:7.1f} MiB per 10,000 jobs"
+    )
 
 
 # -- profile ---------------------------------------------------------------------------------------
@@ -228,16 +267,23 @@ def profile(jobs: int, concurrency: int, downloads: int) -> None:
     for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         by_module[_module(filename, name)] += tottime
     total = sum(by_module.values())
-    print(f"Profile (cProfile, event-loop thread, {jobs} jobs, C {concurrency} x {downloads} downloads; "
-          f"{jobs / run.wall_s:,.0f} gen/s under the profiler): {total / jobs * 1e3:.2f} ms per generation")
+    print(
+        f"Profile (cProfile, event-loop thread, {jobs} jobs, C {concurrency} x {downloads} downloads; "
+        f"{jobs / run.wall_s:,.0f} gen/s under the profiler): {total / jobs * 1e3:.2f} ms per generation"
+    )
     print("  self time by module:")
     for module, seconds in by_module.most_common(18):
         print(f"  {seconds / jobs * 1e6:8.0f} us/gen {seconds / total * 100:5.1f}%  {module}")
     print("  batchgen functions by cumulative time (per generation):")
-    rows = [(ct, tt, nc, f"{Path(fn).name}:{line}({name})") for (fn, line, name), (_cc, nc, tt, ct, _c)
-            in stats.stats.items() if "/batchgen/" in fn and "/emulator/" not in fn]  # type: ignore[attr-defined]
+    rows = [
+        (ct, tt, nc, f"{Path(fn).name}:{line}({name})")
+        for (fn, line, name), (_cc, nc, tt, ct, _c) in stats.stats.items()
+        if "/batchgen/" in fn and "/emulator/" not in fn
+    ]  # type: ignore[attr-defined]
     for ct, tt, nc, label in sorted(rows, reverse=True)[:22]:
-        print(f"  {ct / jobs * 1e6:8.0f} us cum {tt / jobs * 1e6:6.0f} us self {nc / jobs:6.1f} entries  {label}")
+        print(
+            f"  {ct / jobs * 1e6:8.0f} us cum {tt / jobs * 1e6:6.0f} us self {nc / jobs:6.1f} entries  {label}"
+        )
 
 
 def _module(filename: str, name: str) -> str:

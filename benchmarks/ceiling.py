@@ -57,14 +57,18 @@ class Ceiling:
     async def run(self) -> None:
         self.args.output_dir.mkdir(parents=True, exist_ok=True)
         no_limit = aiohttp.ClientTimeout(total=None)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=no_limit) as api, \
-                aiohttp.ClientSession(timeout=no_limit) as files:  # results: no API key
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=no_limit) as api,
+            aiohttp.ClientSession(timeout=no_limit) as files,
+        ):  # results: no API key
             self.requests["GET /api/events"] += 1
             async with api.get(f"{self.base}/api/events", headers=self.headers) as stream:
                 stream.raise_for_status()
                 async with asyncio.TaskGroup() as group:
                     tasks = [group.create_task(self.read_events(stream))]
-                    tasks += [group.create_task(self.download_worker(files)) for _ in range(self.args.downloads)]
+                    tasks += [
+                        group.create_task(self.download_worker(files)) for _ in range(self.args.downloads)
+                    ]
                     for body in self.bodies:
                         await self.slots.acquire()
                         group.create_task(self.enqueue(api, body))
@@ -138,8 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             await ceiling.run()
 
     asyncio.run(bounded())
-    print(json.dumps({"jobs": len(bodies), "done": ceiling.finished - ceiling.failed, "failed": ceiling.failed,
-                      "requests": dict(ceiling.requests)}))
+    print(
+        json.dumps(
+            {
+                "jobs": len(bodies),
+                "done": ceiling.finished - ceiling.failed,
+                "failed": ceiling.failed,
+                "requests": dict(ceiling.requests),
+            }
+        )
+    )
     return 0 if ceiling.failed == 0 else 1
 
 

@@ -59,12 +59,22 @@ def expand(manifest: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         matrix = {**(manifest.get("matrix") or {}), **(spec.get("matrix") or {})}
         for combo in combinations(matrix):
             for replica in range(int(spec.get("repeat", 1))):
-                variables = {**(manifest.get("vars") or {}), **combo, "name": spec["name"], "replica": replica}
+                variables = {
+                    **(manifest.get("vars") or {}),
+                    **combo,
+                    "name": spec["name"],
+                    "replica": replica,
+                }
                 request = {"model": model, **defaults, **fill(fields, variables)}
                 canonical = CANONICAL.encode({"model": model, "request": request, "replica": replica})
-                yield {"index": index, "key": hashlib.sha256(canonical.encode()).hexdigest(),
-                       "name": spec["name"], "replica": replica,
-                       "output_path": fill(pattern, variables), "request": request}
+                yield {
+                    "index": index,
+                    "key": hashlib.sha256(canonical.encode()).hexdigest(),
+                    "name": spec["name"],
+                    "replica": replica,
+                    "output_path": fill(pattern, variables),
+                    "request": request,
+                }
                 index += 1
 
 
@@ -73,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     manifest = yaml.load(path.read_text("utf-8"), Loader=loader)
     jobs = list(expand(manifest))
-    sys.stdout.write(json.dumps({"name": manifest["name"], "job_count": len(jobs), "jobs": jobs},
-                                separators=(",", ":")) + "\n")
+    sys.stdout.write(
+        json.dumps({"name": manifest["name"], "job_count": len(jobs), "jobs": jobs}, separators=(",", ":"))
+        + "\n"
+    )
     return 0
 
 

@@ -43,15 +43,19 @@ class Poller:
         self.args.output_dir.mkdir(parents=True, exist_ok=True)
         slots = asyncio.Semaphore(self.args.concurrency)
         no_limit = aiohttp.ClientTimeout(total=None)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=no_limit) as api, \
-                aiohttp.ClientSession(timeout=no_limit) as files, asyncio.TaskGroup() as group:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=no_limit) as api,
+            aiohttp.ClientSession(timeout=no_limit) as files,
+            asyncio.TaskGroup() as group,
+        ):
             for index, body in enumerate(self.bodies):
                 await slots.acquire()
                 task = group.create_task(self.job(api, files, index, body))
                 task.add_done_callback(lambda _task: slots.release())
 
-    async def job(self, api: aiohttp.ClientSession, files: aiohttp.ClientSession, index: int,
-                  body: dict[str, Any]) -> None:
+    async def job(
+        self, api: aiohttp.ClientSession, files: aiohttp.ClientSession, index: int, body: dict[str, Any]
+    ) -> None:
         self.requests["POST /api/ai/queue"] += 1
         async with api.post(f"{self.base}/api/ai/queue", json=body, headers=self.headers) as resp:
             resp.raise_for_status()
@@ -79,9 +83,13 @@ class Poller:
     def summary(self) -> dict[str, Any]:
         gaps = sum(n for _, n in self.poll_spans)
         period = sum(s for s, _ in self.poll_spans) / gaps if gaps else None
-        return {"jobs": len(self.bodies), "done": self.status["succeeded"],
-                "failed": len(self.bodies) - self.status["succeeded"], "requests": dict(self.requests),
-                "poll_period_s": period}
+        return {
+            "jobs": len(self.bodies),
+            "done": self.status["succeeded"],
+            "failed": len(self.bodies) - self.status["succeeded"],
+            "requests": dict(self.requests),
+            "poll_period_s": period,
+        }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

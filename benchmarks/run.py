@@ -73,8 +73,11 @@ RENDERS = LatencyConfig(queue_wait_median_seconds=3.0, video_render_median_secon
 
 def child_env() -> dict[str, str]:
     """This environment without the API settings and proxies (everything here is 127.0.0.1)."""
-    return {k: v for k, v in os.environ.items()
-            if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()
+    }
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,15 @@ def run_measured(command: Sequence[str], *, timeout_s: float, cwd: Path, stdout:
     timed_out = False
     with open(stdout, "wb") as out, tempfile.TemporaryFile() as err:
         started_wall, started = time.time(), time.monotonic()
-        child = subprocess.Popen(wrapped, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=err, start_new_session=True)
+        child = subprocess.Popen(
+            wrapped,
+            cwd=cwd,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
         try:
             child.wait(timeout=timeout_s)
         except BaseException as exc:  # the timeout, or Ctrl-C: do not leave the group running
@@ -131,11 +141,26 @@ def run_measured(command: Sequence[str], *, timeout_s: float, cwd: Path, stdout:
         m = json.loads(result.read_text())
         result.unlink()
     except (OSError, ValueError):  # killed before it could write
-        m = {"returncode": child.returncode, "started_wall": started_wall, "started": started,
-             "finished": finished, "peak_rss_kib": 0, "cpu_s": 0.0}
-    return Proc(tuple(command), int(m["returncode"]), timed_out, m["finished"] - m["started"],
-                int(m["peak_rss_kib"]), float(m["cpu_s"]), float(m["started_wall"]), float(m["finished"]),
-                stdout, stderr)
+        m = {
+            "returncode": child.returncode,
+            "started_wall": started_wall,
+            "started": started,
+            "finished": finished,
+            "peak_rss_kib": 0,
+            "cpu_s": 0.0,
+        }
+    return Proc(
+        tuple(command),
+        int(m["returncode"]),
+        timed_out,
+        m["finished"] - m["started"],
+        int(m["peak_rss_kib"]),
+        float(m["cpu_s"]),
+        float(m["started_wall"]),
+        float(m["finished"]),
+        stdout,
+        stderr,
+    )
 
 
 # -- the clients against the emulator -----------------------------------------------------------
@@ -187,12 +212,14 @@ class ClientRun:
         if not self.ok:
             return f"{self.client}: {self.done} of {self.scenario.jobs} done; {self.proc.failure()}"
         routes = ", ".join(f"{route} {n:,}" for route, n in self.requests.items())
-        return (f"{self.client}: {self.done:,} done in {self.proc.wall_s:.2f} s from start to exit "
-                f"({self.rate:,.0f}/s); start -> first enqueue {self.startup_s:.2f} s; "
-                f"first enqueue -> last result GET {self.window_s:.2f} s "
-                f"({self.done / self.window_s:,.0f}/s); CPU {self.proc.cpu_s / self.done * 1e3:.2f} ms/gen "
-                f"(emulator {self.emulator_cpu_s / self.done * 1e3:.2f} ms/gen); peak RSS "
-                f"{self.proc.peak_rss_kib / 1024:.0f} MiB; requests: {routes}")
+        return (
+            f"{self.client}: {self.done:,} done in {self.proc.wall_s:.2f} s from start to exit "
+            f"({self.rate:,.0f}/s); start -> first enqueue {self.startup_s:.2f} s; "
+            f"first enqueue -> last result GET {self.window_s:.2f} s "
+            f"({self.done / self.window_s:,.0f}/s); CPU {self.proc.cpu_s / self.done * 1e3:.2f} ms/gen "
+            f"(emulator {self.emulator_cpu_s / self.done * 1e3:.2f} ms/gen); peak RSS "
+            f"{self.proc.peak_rss_kib / 1024:.0f} MiB; requests: {routes}"
+        )
 
 
 def emulator_command(config: EmulatorConfig) -> str:
@@ -246,14 +273,53 @@ class Bench:
         manifest, bodies = self.inputs(sc.jobs)
         api = ["--api-base", base_url, "--api-key", api_key]
         if client == "batchgen":
-            return [PY, "-m", "batchgen", "run", str(manifest), "-o", str(out), *api, "--no-progress",
-                    "-j", str(sc.concurrency), "--downloads", str(sc.downloads), *sc.batchgen_flags]
+            return [
+                PY,
+                "-m",
+                "batchgen",
+                "run",
+                str(manifest),
+                "-o",
+                str(out),
+                *api,
+                "--no-progress",
+                "-j",
+                str(sc.concurrency),
+                "--downloads",
+                str(sc.downloads),
+                *sc.batchgen_flags,
+            ]
         if client == "poller":
-            return [PY, str(HERE / "poller.py"), str(bodies), "-o", str(out), *api, "-j", str(sc.concurrency),
-                    "--interval", f"{sc.poll_interval_s:g}", "--timeout", f"{self.timeout_s:g}"]
+            return [
+                PY,
+                str(HERE / "poller.py"),
+                str(bodies),
+                "-o",
+                str(out),
+                *api,
+                "-j",
+                str(sc.concurrency),
+                "--interval",
+                f"{sc.poll_interval_s:g}",
+                "--timeout",
+                f"{self.timeout_s:g}",
+            ]
         fsync = ["--fsync"] if client == "ceiling+fsync" else []
-        return [PY, str(HERE / "ceiling.py"), str(bodies), "-o", str(out), *api, "-j", str(sc.concurrency),
-                "--downloads", str(sc.downloads), *fsync, "--timeout", f"{self.timeout_s:g}"]
+        return [
+            PY,
+            str(HERE / "ceiling.py"),
+            str(bodies),
+            "-o",
+            str(out),
+            *api,
+            "-j",
+            str(sc.concurrency),
+            "--downloads",
+            str(sc.downloads),
+            *fsync,
+            "--timeout",
+            f"{self.timeout_s:g}",
+        ]
 
     def client_run(self, client: str, sc: Scenario, row: str) -> ClientRun:
         """One client's run of a scenario against a fresh emulator process (cached per scenario)."""
@@ -263,15 +329,20 @@ class Bench:
             with h.EmulatorProcess(sc.emulator) as emu:
                 command = self.command(client, sc, emu.base_url, emu.api_key, out)
                 emulator_cpu = emu.cpu_s()
-                proc = run_measured(command, timeout_s=self.timeout_s, cwd=self.work,
-                                    stdout=self.work / f"{sc.name}-{client}.stdout")
+                proc = run_measured(
+                    command,
+                    timeout_s=self.timeout_s,
+                    cwd=self.work,
+                    stdout=self.work / f"{sc.name}-{client}.stdout",
+                )
                 emulator_cpu = emu.cpu_s() - emulator_cpu
                 requests = h.requests_by_endpoint(emu.snapshot()["requests"])
                 records = emu.records()
             shutil.rmtree(out, ignore_errors=True)
             shown = self.show(command, emu.base_url)
-            self._runs[client, sc.name] = self._client_run(client, sc, proc, requests, records, shown,
-                                                           emulator_cpu)
+            self._runs[client, sc.name] = self._client_run(
+                client, sc, proc, requests, records, shown, emulator_cpu
+            )
         run = self._runs[client, sc.name]
         first = self._first_row.setdefault((client, sc.name), row)
         if first != row:
@@ -281,8 +352,16 @@ class Bench:
         self.note(row, f"{client}: {run.shown}")
         return run
 
-    def _client_run(self, client: str, sc: Scenario, proc: Proc, requests: dict[str, int],
-                    records: list[Any], shown: str, emulator_cpu_s: float) -> ClientRun:
+    def _client_run(
+        self,
+        client: str,
+        sc: Scenario,
+        proc: Proc,
+        requests: dict[str, int],
+        records: list[Any],
+        shown: str,
+        emulator_cpu_s: float,
+    ) -> ClientRun:
         # records: (generation_id, status, enqueued_at, started_at, completed_at, marks)
         fetched = [r for r in records if r[5].first_download is not None]
         first_enqueue = window = 0.0
@@ -297,9 +376,20 @@ class Bench:
         if client != "batchgen" and proc.ok:
             with contextlib.suppress(ValueError):
                 summary = json.loads(proc.last_line())
-        return ClientRun(client, sc, proc, requests, len(fetched), first_enqueue, window, delays, renders,
-                         emulator_cpu_s,
-                         shown, summary)
+        return ClientRun(
+            client,
+            sc,
+            proc,
+            requests,
+            len(fetched),
+            first_enqueue,
+            window,
+            delays,
+            renders,
+            emulator_cpu_s,
+            shown,
+            summary,
+        )
 
 
 # -- rows ---------------------------------------------------------------------------------------------
@@ -333,16 +423,25 @@ def throughput_row(bench: Bench, key: str, jobs: int) -> Row:
     measured = bg.ok and ref.ok
     ratio = bg.rate / ref.rate if measured else 0.0
     notes = [r.describe() for r in runs.values()]
-    notes.append("gen/s = jobs / seconds from spawn to exit (interpreter start, planning and the last "
-                 f"write included); poller interval {POLL_S:g} s x time scale 0 = 0 s")
+    notes.append(
+        "gen/s = jobs / seconds from spawn to exit (interpreter start, planning and the last "
+        f"write included); poller interval {POLL_S:g} s x time scale 0 = 0 s"
+    )
     if runs["ceiling"].ok and runs["ceiling"].emulator_cpu_s:
         cap = runs["ceiling"].done / runs["ceiling"].emulator_cpu_s
-        notes.append(f"the emulator needs {1e3 / cap:.2f} ms of CPU per generation: on its own core it "
-                     f"serves at most about {cap:,.0f} generations/s to any client")
-    return Row(key, f"generations/s, {jobs:,} jobs (-j 64, 16 downloads, time scale 0)",
-               cells, f"{ratio:.2f}x ceiling+fsync" if measured else "—",
-               "≥ 1,000/s and ≥ 0.8x ceiling+fsync",
-               (bg.rate >= 1000 and ratio >= 0.8) if measured else None, notes)
+        notes.append(
+            f"the emulator needs {1e3 / cap:.2f} ms of CPU per generation: on its own core it "
+            f"serves at most about {cap:,.0f} generations/s to any client"
+        )
+    return Row(
+        key,
+        f"generations/s, {jobs:,} jobs (-j 64, 16 downloads, time scale 0)",
+        cells,
+        f"{ratio:.2f}x ceiling+fsync" if measured else "—",
+        "≥ 1,000/s and ≥ 0.8x ceiling+fsync",
+        (bg.rate >= 1000 and ratio >= 0.8) if measured else None,
+        notes,
+    )
 
 
 def rss_row(bench: Bench) -> Row:
@@ -356,28 +455,45 @@ def rss_row(bench: Bench) -> Row:
             continue
         per[client] = (b.proc.peak_rss_kib - a.proc.peak_rss_kib) * 1024 / MB / ((big - small) / 1000)
         cells.append(f"{per[client]:.2f} MB")
-        notes.append(f"{client}: peak RSS {a.proc.peak_rss_kib / 1024:.1f} MiB at {small:,} jobs, "
-                     f"{b.proc.peak_rss_kib / 1024:.1f} MiB at {big:,} jobs")
-    notes.append(f"per 1,000 jobs = (peak at {big:,} - peak at {small:,}) / {(big - small) / 1000:g}, "
-                 "so the fixed start-up memory cancels out")
+        notes.append(
+            f"{client}: peak RSS {a.proc.peak_rss_kib / 1024:.1f} MiB at {small:,} jobs, "
+            f"{b.proc.peak_rss_kib / 1024:.1f} MiB at {big:,} jobs"
+        )
+    notes.append(
+        f"per 1,000 jobs = (peak at {big:,} - peak at {small:,}) / {(big - small) / 1000:g}, "
+        "so the fixed start-up memory cancels out"
+    )
     value = per.get("batchgen")
-    return Row("rss", f"peak RSS per 1,000 jobs ({small:,} vs {big:,} jobs)", four(cells),
-               "—", "≤ 1 MB per 1,000 jobs", None if value is None else value <= 1.0, notes)
+    return Row(
+        "rss",
+        f"peak RSS per 1,000 jobs ({small:,} vs {big:,} jobs)",
+        four(cells),
+        "—",
+        "≤ 1 MB per 1,000 jobs",
+        None if value is None else value <= 1.0,
+        notes,
+    )
 
 
 def plan_row(bench: Bench) -> Row:
     jobs = 100_000
     manifest = bench.manifest(jobs)
     runs = {}
-    for name, command in (("batchgen", [PY, "-m", "batchgen", "plan", "--json", str(manifest)]),
-                          ("minimal", [PY, str(HERE / "plan_minimal.py"), str(manifest)])):
+    for name, command in (
+        ("batchgen", [PY, "-m", "batchgen", "plan", "--json", str(manifest)]),
+        ("minimal", [PY, str(HERE / "plan_minimal.py"), str(manifest)]),
+    ):
         out = bench.work / f"plan-{name}.json"
         runs[name] = run_measured(command, timeout_s=bench.timeout_s, cwd=bench.work, stdout=out)
         bench.note("plan", f"{name}: {bench.show(command)} > plan.json")
     bg, ref = runs["batchgen"], runs["minimal"]
-    notes = [f"{name}: {p.wall_s:.2f} s, peak RSS {p.peak_rss_kib / 1024:.0f} MiB, "
-             f"{p.stdout.stat().st_size / MB:.1f} MB of JSON" if p.ok else f"{name}: {p.failure()}"
-             for name, p in runs.items()]
+    notes = [
+        f"{name}: {p.wall_s:.2f} s, peak RSS {p.peak_rss_kib / 1024:.0f} MiB, "
+        f"{p.stdout.stat().st_size / MB:.1f} MB of JSON"
+        if p.ok
+        else f"{name}: {p.failure()}"
+        for name, p in runs.items()
+    ]
     for p in runs.values():
         p.stdout.unlink(missing_ok=True)
     if not (bg.ok and ref.ok):
@@ -385,16 +501,26 @@ def plan_row(bench: Bench) -> Row:
     time_ratio, rss_ratio = bg.wall_s / ref.wall_s, bg.peak_rss_kib / ref.peak_rss_kib
     met = bg.wall_s < 2 and bg.peak_rss_kib * 1024 < 300 * MIB and time_ratio <= 2 and rss_ratio <= 2
     notes.append("the minimal script (benchmarks/plan_minimal.py) sits in the ceiling column")
-    return Row("plan", "plan --json, 100,000 jobs: wall, peak RSS",
-               (f"{bg.wall_s:.2f} s, {bg.peak_rss_kib / 1024:.0f} MiB", "—",
-                f"{ref.wall_s:.2f} s, {ref.peak_rss_kib / 1024:.0f} MiB", "—"),
-               f"{time_ratio:.1f}x time, {rss_ratio:.1f}x RSS",
-               "< 2 s, < 300 MiB, ≤ 2x minimal", met, notes)
+    return Row(
+        "plan",
+        "plan --json, 100,000 jobs: wall, peak RSS",
+        (
+            f"{bg.wall_s:.2f} s, {bg.peak_rss_kib / 1024:.0f} MiB",
+            "—",
+            f"{ref.wall_s:.2f} s, {ref.peak_rss_kib / 1024:.0f} MiB",
+            "—",
+        ),
+        f"{time_ratio:.1f}x time, {rss_ratio:.1f}x RSS",
+        "< 2 s, < 300 MiB, ≤ 2x minimal",
+        met,
+        notes,
+    )
 
 
 def result_url(base_url: str, api_key: str, generation_id: str) -> str:
-    request = urllib.request.Request(f"{base_url}/api/ai/queue/{generation_id}",
-                                     headers={"Authorization": f"Bearer {api_key}"})
+    request = urllib.request.Request(
+        f"{base_url}/api/ai/queue/{generation_id}", headers={"Authorization": f"Bearer {api_key}"}
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=30) as answer:
         return str(json.load(answer)["result_url"])
@@ -423,8 +549,9 @@ def download_row(bench: Bench) -> Row:
             out = bench.work / "download-out"
             command = bench.command("batchgen", sc, emu.base_url, emu.api_key, out)
             seen = {r[0] for r in emu.records()}
-            proc = run_measured(command, timeout_s=bench.timeout_s, cwd=bench.work,
-                                stdout=bench.work / "download.stdout")
+            proc = run_measured(
+                command, timeout_s=bench.timeout_s, cwd=bench.work, stdout=bench.work / "download.stdout"
+            )
             fresh = [r for r in emu.records() if r[0] not in seen and r[5].first_download is not None]
             files = list(out.rglob("*.mp4"))
             shutil.rmtree(out, ignore_errors=True)
@@ -432,15 +559,21 @@ def download_row(bench: Bench) -> Row:
                 notes.append(f"batchgen: {proc.failure()}")
                 break
             times["batchgen"].append(proc.finished_mono - fresh[0][5].first_download)
-            notes.append(f"batchgen run {rep + 1}: {proc.wall_s:.2f} s from spawn to exit, "
-                         f"{times['batchgen'][-1]:.2f} s from its result GET to exit")
+            notes.append(
+                f"batchgen run {rep + 1}: {proc.wall_s:.2f} s from spawn to exit, "
+                f"{times['batchgen'][-1]:.2f} s from its result GET to exit"
+            )
             bench.note("download", f"batchgen: {bench.show(command, emu.base_url)}")
             url = result_url(emu.base_url, emu.api_key, fresh[0][0])
-            for name, script in (("curl", 'curl -s -f -o "$1" "$2"'),
-                                 ("curl+sync", 'curl -s -f -o "$1" "$2" && sync "$1"')):
+            for name, script in (
+                ("curl", 'curl -s -f -o "$1" "$2"'),
+                ("curl+sync", 'curl -s -f -o "$1" "$2" && sync "$1"'),
+            ):
                 target = bench.work / f"{name}.mp4"
                 shell = ["sh", "-c", script, "sh", str(target), url]
-                p = run_measured(shell, timeout_s=bench.timeout_s, cwd=bench.work, stdout=bench.work / "curl.out")
+                p = run_measured(
+                    shell, timeout_s=bench.timeout_s, cwd=bench.work, stdout=bench.work / "curl.out"
+                )
                 got = target.stat().st_size if target.exists() else 0
                 target.unlink(missing_ok=True)
                 if p.ok and got == size:
@@ -454,13 +587,25 @@ def download_row(bench: Bench) -> Row:
     rate = {name: size / MB / statistics.median(values) for name, values in times.items()}
     ratio = rate["batchgen"] / rate["curl+sync"]
     notes.append(sha256_floor(size))
-    notes.append(f"median of {reps} run(s) each, alternating; batchgen: from its result GET arriving at the emulator "
-                 "(timeline mark) to the CLI's exit (hash, fsync, rename, journal, results files); curl: "
-                 "spawn to exit; `sync FILE` flushes that file only")
-    return Row("download", "one 500 MB download on loopback, MB/s",
-               (f"{rate['batchgen']:,.0f} MB/s", "—", f"curl {rate['curl']:,.0f} MB/s",
-                f"curl+sync {rate['curl+sync']:,.0f} MB/s"),
-               f"{ratio:.2f}x curl+sync", "≥ 0.9x curl then sync", ratio >= 0.9, notes)
+    notes.append(
+        f"median of {reps} run(s) each, alternating; batchgen: from its result GET arriving at the emulator "
+        "(timeline mark) to the CLI's exit (hash, fsync, rename, journal, results files); curl: "
+        "spawn to exit; `sync FILE` flushes that file only"
+    )
+    return Row(
+        "download",
+        "one 500 MB download on loopback, MB/s",
+        (
+            f"{rate['batchgen']:,.0f} MB/s",
+            "—",
+            f"curl {rate['curl']:,.0f} MB/s",
+            f"curl+sync {rate['curl+sync']:,.0f} MB/s",
+        ),
+        f"{ratio:.2f}x curl+sync",
+        "≥ 0.9x curl then sync",
+        ratio >= 0.9,
+        notes,
+    )
 
 
 def requests_scenario() -> Scenario:
@@ -477,19 +622,28 @@ def requests_row(bench: Bench) -> Row:
     renders = bg.renders or ceiling.renders
     notes = [r.describe() for r in runs.values()]
     if renders:
-        notes.append(f"renders (simulated): min {min(renders) / 60:.1f} min, median "
-                     f"{statistics.median(renders) / 60:.1f} min, max {max(renders) / 60:.1f} min; batchgen "
-                     f"--reconcile-interval {300 * RENDER_SCALE:g} (300 s x time scale {RENDER_SCALE})")
+        notes.append(
+            f"renders (simulated): min {min(renders) / 60:.1f} min, median "
+            f"{statistics.median(renders) / 60:.1f} min, max {max(renders) / 60:.1f} min; batchgen "
+            f"--reconcile-interval {300 * RENDER_SCALE:g} (300 s x time scale {RENDER_SCALE})"
+        )
     period = runs["poller"].summary.get("poll_period_s")
     if period:
-        notes.append(f"poller: achieved period {period / RENDER_SCALE:.2f} s simulated (interval "
-                     f"{POLL_S:g} s x {RENDER_SCALE})")
+        notes.append(
+            f"poller: achieved period {period / RENDER_SCALE:.2f} s simulated (interval "
+            f"{POLL_S:g} s x {RENDER_SCALE})"
+        )
     ideal = 2 + 1 / sc.jobs
     measured = bg.ok and ceiling.ok
-    return Row("requests", f"requests per generation, {sc.jobs} jobs of 1-5 min renders, -j 8",
-               (cells[0], cells[1], cells[2], "—"),
-               f"{bg.per_generation / ceiling.per_generation:.2f}x ceiling" if measured else "—",
-               f"≤ 2.05 (2 + 1/{sc.jobs} = {ideal:.2f})", bg.per_generation <= 2.05 if measured else None, notes)
+    return Row(
+        "requests",
+        f"requests per generation, {sc.jobs} jobs of 1-5 min renders, -j 8",
+        (cells[0], cells[1], cells[2], "—"),
+        f"{bg.per_generation / ceiling.per_generation:.2f}x ceiling" if measured else "—",
+        f"≤ 2.05 (2 + 1/{sc.jobs} = {ideal:.2f})",
+        bg.per_generation <= 2.05 if measured else None,
+        notes,
+    )
 
 
 def latency_row(bench: Bench) -> Row:
@@ -498,13 +652,20 @@ def latency_row(bench: Bench) -> Row:
     p50 = {c: h.percentile(r.delays, 50) * 1e3 if r.delays else None for c, r in runs.items()}
     cells = [f"{v:.1f} ms" if v is not None else "failed" for v in p50.values()]
     notes = [f"{c}: {h.summary_ms(r.delays)} ({len(r.delays)} generations)" for c, r in runs.items()]
-    notes.append("measured by the emulator: the generation finishing (and its event published) -> the "
-                 "first GET of its result arriving; the same runs as row 'requests'")
+    notes.append(
+        "measured by the emulator: the generation finishing (and its event published) -> the "
+        "first GET of its result arriving; the same runs as row 'requests'"
+    )
     bg, ceiling = p50["batchgen"], p50["ceiling"]
-    return Row("latency", "generation finished -> download started, p50",
-               (cells[0], cells[1], cells[2], "—"),
-               f"{bg / ceiling:.1f}x ceiling" if bg and ceiling else "—",
-               "p50 ≤ 20 ms", None if bg is None else bg <= 20, notes)
+    return Row(
+        "latency",
+        "generation finished -> download started, p50",
+        (cells[0], cells[1], cells[2], "—"),
+        f"{bg / ceiling:.1f}x ceiling" if bg and ceiling else "—",
+        "p50 ≤ 20 ms",
+        None if bg is None else bg <= 20,
+        notes,
+    )
 
 
 # -- the table ------------------------------------------------------------------------------------------
@@ -513,22 +674,35 @@ def latency_row(bench: Bench) -> Row:
 def environment(work: Path) -> str:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     commit = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, batchgen {commit or '?'}, "
-            f"work dir {work.parent}, load average {load}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, batchgen {commit or '?'}, "
+        f"work dir {work.parent}, load average {load}"
+    )
 
 
 def print_table(rows: list[Row]) -> None:
     header = ("figure", "batchgen", "5 s poller", "ceiling", "ceiling+fsync", "ratio", "goal", "met")
-    lines = [(r.figure, *r.cells, r.ratio, r.goal, {True: "yes", False: "no", None: "n/a"}[r.met])
-             for r in rows]
+    lines = [
+        (r.figure, *r.cells, r.ratio, r.goal, {True: "yes", False: "no", None: "n/a"}[r.met]) for r in rows
+    ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     for line in [header, tuple("-" * w for w in widths), *lines]:
         print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
@@ -558,14 +732,25 @@ def selected_rows(only: list[str] | None, quick: bool) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="rows: " + ", ".join(f"{i} {r}" for i, r in enumerate(ROWS, 1)))
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the 10,000-job row, RSS from 500 vs 2,000 jobs, one download run")
-    parser.add_argument("--only", action="append", metavar="ROW", help="only these rows (repeat or comma-separate)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="kill any one subprocess after S seconds")
-    parser.add_argument("--tmp-dir", type=Path, help="where the work directory is made (default: the system's)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="rows: " + ", ".join(f"{i} {r}" for i, r in enumerate(ROWS, 1)),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the 10,000-job row, RSS from 500 vs 2,000 jobs, one download run",
+    )
+    parser.add_argument(
+        "--only", action="append", metavar="ROW", help="only these rows (repeat or comma-separate)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="kill any one subprocess after S seconds"
+    )
+    parser.add_argument(
+        "--tmp-dir", type=Path, help="where the work directory is made (default: the system's)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (inputs, stdout files)")
     return parser.parse_args(argv)
 
@@ -595,8 +780,10 @@ def main(argv: list[str] | None = None) -> int:
         for note in row.notes:
             print(f"  {note}")
     print()
-    print(f"Reproduce one row: python benchmarks/run.py --only ROW{' --quick' if args.quick else ''}. "
-          "By hand ($WORK: the inputs, kept with --keep):")
+    print(
+        f"Reproduce one row: python benchmarks/run.py --only ROW{' --quick' if args.quick else ''}. "
+        "By hand ($WORK: the inputs, kept with --keep):"
+    )
     for row in results:
         print(f"[{row.key}]")
         for line in bench.commands.get(row.key, []):

@@ -26,8 +26,23 @@ from tests.e2e.conftest import clean_env  # noqa: E402
 
 def sandbox_demo_run(out: Path) -> Path:
     """`batchgen run jobs/demo.yaml --sandbox -o OUT`: the built-in emulator, nothing paid."""
-    subprocess.run([sys.executable, "-m", "batchgen", "run", "jobs/demo.yaml", "--sandbox", "-o", str(out),
-                    "--no-progress"], cwd=REPO, env=clean_env(), check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchgen",
+            "run",
+            "jobs/demo.yaml",
+            "--sandbox",
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=clean_env(),
+        check=True,
+        timeout=120,
+    )
     return out / "demo.sandbox"
 
 
@@ -37,8 +52,10 @@ async def capture(report: Path, out: Path, width: int, height: int) -> None:
         await page.goto(report.as_uri())
         await page.wait_for("window.batchgenReport")
         # every video in view shows its first frame before the shot
-        await page.wait_for('[...document.querySelectorAll("#grid video")].every(v => v.readyState >= 2 || v.error)',
-                            limit_s=20)
+        await page.wait_for(
+            '[...document.querySelectorAll("#grid video")].every(v => v.readyState >= 2 || v.error)',
+            limit_s=20,
+        )
         await page.screenshot(out)
         if page.errors():
             raise SystemExit(f"the page reported errors: {page.errors()}")
@@ -46,7 +63,9 @@ async def capture(report: Path, out: Path, width: int, height: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, help="an existing run directory (default: a fresh sandbox demo run)")
+    parser.add_argument(
+        "--run-dir", type=Path, help="an existing run directory (default: a fresh sandbox demo run)"
+    )
     parser.add_argument("--sandbox", action="store_true", help="mark an existing --run-dir as a sandbox run")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "report.png")
     parser.add_argument("--width", type=int, default=1280)

@@ -29,10 +29,19 @@ from urllib.parse import urlsplit
 import aiohttp
 
 FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--no-default-browser-check", "--mute-audio",
-    "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
 )
 Predicate = Callable[[dict[str, Any]], bool]
 #: Events kept in `Chromium.events`: what a page reports as going wrong.
@@ -88,9 +97,14 @@ class Chromium:
             raise FileNotFoundError("no chromium binary (install Debian's `chromium` or set $CHROMIUM)")
         profile = tempfile.mkdtemp(prefix="batchgen-chromium-")
         proc = await asyncio.create_subprocess_exec(
-            binary, *FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            binary,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "about:blank",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         _LIVE_GROUPS.add(proc.pid)
         browser = cls(proc, profile)
@@ -146,8 +160,11 @@ class Chromium:
                     method, session, predicate, future = waiter
                     if future.done():
                         self._waiters.remove(waiter)
-                    elif (data.get("method") == method and session in (None, data.get("sessionId"))
-                          and (predicate is None or predicate(params))):
+                    elif (
+                        data.get("method") == method
+                        and session in (None, data.get("sessionId"))
+                        and (predicate is None or predicate(params))
+                    ):
                         self._waiters.remove(waiter)
                         future.set_result(params)
         finally:
@@ -158,8 +175,14 @@ class Chromium:
             self._calls.clear()
             self._waiters.clear()
 
-    async def send(self, method: str, params: dict[str, Any] | None = None, *,
-                   session_id: str | None = None, limit_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+    async def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        limit_s: float = CALL_TIMEOUT_S,
+    ) -> dict[str, Any]:
         """One CDP command; returns its result, raises CDPError on an error answer."""
         assert self._ws is not None
         call_id = next(self._ids)
@@ -179,8 +202,9 @@ class Chromium:
         result: dict[str, Any] = answer.get("result", {})
         return result
 
-    def expect(self, method: str, session_id: str | None = None,
-               predicate: Predicate | None = None) -> asyncio.Future[dict[str, Any]]:
+    def expect(
+        self, method: str, session_id: str | None = None, predicate: Predicate | None = None
+    ) -> asyncio.Future[dict[str, Any]]:
         """A future for the next `method` event whose params satisfy `predicate` (register it before
         causing the event; await it under a timeout)."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -195,8 +219,10 @@ class Chromium:
         await page.send("Page.enable")
         await page.send("Runtime.enable")
         await page.send("Log.enable")
-        await page.send("Emulation.setDeviceMetricsOverride",
-                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        await page.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         return page
 
     async def _stop(self) -> None:
@@ -233,8 +259,9 @@ class Page:
         self.browser = browser
         self.session_id = session_id
 
-    async def send(self, method: str, params: dict[str, Any] | None = None,
-                   limit_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+    async def send(
+        self, method: str, params: dict[str, Any] | None = None, limit_s: float = CALL_TIMEOUT_S
+    ) -> dict[str, Any]:
         return await self.browser.send(method, params, session_id=self.session_id, limit_s=limit_s)
 
     async def goto(self, url: str, limit_s: float = CALL_TIMEOUT_S) -> None:
@@ -249,9 +276,16 @@ class Page:
 
     async def evaluate(self, expression: str, limit_s: float = CALL_TIMEOUT_S) -> Any:
         """The JSON value of `expression` (awaited if it is a promise); a thrown error raises CDPError."""
-        result = await self.send("Runtime.evaluate", {
-            "expression": expression, "awaitPromise": True, "returnByValue": True, "userGesture": True,
-        }, limit_s=limit_s)
+        result = await self.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "awaitPromise": True,
+                "returnByValue": True,
+                "userGesture": True,
+            },
+            limit_s=limit_s,
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
@@ -285,7 +319,9 @@ class Page:
                 details = params.get("exceptionDetails", {})
                 found.append(details.get("exception", {}).get("description") or details.get("text", "?"))
             elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-                found.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+                found.append(
+                    " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 found.append(params["entry"].get("text", "?"))
         return found

@@ -22,8 +22,11 @@ from batchgen.errors import (
     Unauthenticated,
 )
 
-NOT_FOUND = {"error": {"type": "resource_not_found", "title": "The requested resource could not be found"},
-             "status": "error", "status_message": "resource_not_found"}
+NOT_FOUND = {
+    "error": {"type": "resource_not_found", "title": "The requested resource could not be found"},
+    "status": "error",
+    "status_message": "resource_not_found",
+}
 
 
 async def serve(routes: list[web.RouteDef]) -> TestServer:
@@ -35,28 +38,52 @@ async def serve(routes: list[web.RouteDef]) -> TestServer:
 
 
 def client_for(server: TestServer, **kwargs: Any) -> OxenClient:
-    return OxenClient(str(server.make_url("")).rstrip("/"), "sekret-key",
-                      timeouts=Timeouts(request_s=2), **kwargs)
+    return OxenClient(
+        str(server.make_url("")).rstrip("/"), "sekret-key", timeouts=Timeouts(request_s=2), **kwargs
+    )
 
 
 @pytest.mark.parametrize(
     ("status", "body", "error", "detail"),
     [
         (404, NOT_FOUND, NotFound, "The requested resource could not be found"),
-        (401, {"error": {"type": "unauthenticated", "title": "Unauthenticated"}, "status": "error",
-               "status_message": "unauthenticated"}, Unauthenticated, "Unauthenticated"),
-        (402, {"error": {"type": "insufficient_credits", "title": "Insufficient credits"}},
-         InsufficientCredits, "Insufficient credits"),
+        (
+            401,
+            {
+                "error": {"type": "unauthenticated", "title": "Unauthenticated"},
+                "status": "error",
+                "status_message": "unauthenticated",
+            },
+            Unauthenticated,
+            "Unauthenticated",
+        ),
+        (
+            402,
+            {"error": {"type": "insufficient_credits", "title": "Insufficient credits"}},
+            InsufficientCredits,
+            "Insufficient credits",
+        ),
         (400, {"error": {"message": "Insufficient credits"}}, InsufficientCredits, "Insufficient credits"),
         (404, {"error": {"message": "Model not found: nope"}}, NotFound, "Model not found: nope"),
-        (400, {"error": {"type": "invalid_params", "title": "Invalid",
-                         "detail": "num_generations must be an integer between 1 and 4"}},
-         ApiStatusError, "num_generations must be an integer between 1 and 4"),
+        (
+            400,
+            {
+                "error": {
+                    "type": "invalid_params",
+                    "title": "Invalid",
+                    "detail": "num_generations must be an integer between 1 and 4",
+                }
+            },
+            ApiStatusError,
+            "num_generations must be an integer between 1 and 4",
+        ),
     ],
 )
-async def test_error_envelopes_map_to_specific_errors(status: int, body: dict[str, Any],
-                                                      error: type[Exception], detail: str) -> None:
+async def test_error_envelopes_map_to_specific_errors(
+    status: int, body: dict[str, Any], error: type[Exception], detail: str
+) -> None:
     """Both documented error envelopes become the most specific error, with the server's text."""
+
     async def handler(request: web.Request) -> web.Response:
         return web.json_response(body, status=status)
 
@@ -92,6 +119,7 @@ async def test_key_is_sent_to_the_api_origin_only() -> None:
 
 async def test_a_cut_response_is_maybe_sent_and_a_refused_connection_is_not() -> None:
     """A connection closed before the answer is ResponseLost; nothing listening is ConnectFailed."""
+
     async def cut(request: web.Request) -> web.Response:
         assert request.transport is not None
         request.transport.close()

@@ -32,8 +32,9 @@ def no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["run", DEMO, "--sandbox", "--budget", "0.5"], "less than the cheapest job ($1.120)"),
     ],
 )
-def test_usage_errors_exit_two_with_one_clear_message(args: list[str], message: str, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_two_with_one_clear_message(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each mistake exits 2 with a message saying what to fix, and leaves no run directory behind."""
     assert main(args) == 2
     err = capsys.readouterr().err

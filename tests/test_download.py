@@ -711,7 +711,8 @@ def test_unknown_media_type_is_a_programming_error(tmp_path: Path) -> None:
 
 
 async def test_a_large_result_streams_to_its_part_and_a_cut_call_resumes_from_disk(
-        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past SMALL_BYTES a result is written (and hashed) by a writer thread as it arrives: a call that gives
     up leaves every byte received in the .part, and the next call resumes it with Range."""
     monkeypatch.setattr(landing, "SMALL_BYTES", 10_000)
@@ -724,7 +725,9 @@ async def test_a_large_result_streams_to_its_part_and_a_cut_call_resumes_from_di
     assert not harness.part.exists() and harness.final.read_bytes() == PAYLOAD
 
 
-async def test_a_small_result_lands_in_one_worker_hop(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_small_result_lands_in_one_worker_hop(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A small result is written, fsynced, verified and renamed in a single thread hop, and `land` runs in it."""
     hops: list[str] = []
     real_to_thread = asyncio.to_thread

@@ -15,10 +15,14 @@ from batchgen.config import Timeouts
 from batchgen.events import EventStream, completion_from_event
 from batchgen.sse import ServerSentEvent
 
-SUCCEEDED = ('event: media_generation_completed\r\ndata: {"generation_id":"g1","status":"succeeded",'
-             '"media_type":"video","model":"m","url":"http://x/v.mp4?t=1"}\r\n\r\n')
-FAILED = ('event: media_generation_completed\ndata: {"generation_id":"g2","status":"failed",'
-          '"media_type":"video","error":"Insufficient credits"}\n\n')
+SUCCEEDED = (
+    'event: media_generation_completed\r\ndata: {"generation_id":"g1","status":"succeeded",'
+    '"media_type":"video","model":"m","url":"http://x/v.mp4?t=1"}\r\n\r\n'
+)
+FAILED = (
+    'event: media_generation_completed\ndata: {"generation_id":"g2","status":"failed",'
+    '"media_type":"video","error":"Insufficient credits"}\n\n'
+)
 UNRELATED = 'event: deployment_status\ndata: {"generation_id":"g3","status":"succeeded"}\n\n'
 
 
@@ -78,8 +82,9 @@ async def test_stream_delivers_completions_and_reconnects_after_going_silent() -
 
     try:
         async with OxenClient(str(server.make_url("")).rstrip("/"), "k", timeouts=Timeouts()) as client:
-            stream = EventStream(client, on_completion=on_completion, on_connect=on_connect,
-                                 idle_timeout_s=0.3)
+            stream = EventStream(
+                client, on_completion=on_completion, on_connect=on_connect, idle_timeout_s=0.3
+            )
             task = asyncio.create_task(stream.run())
             async with asyncio.timeout(10):
                 await both.wait()

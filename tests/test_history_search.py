@@ -40,7 +40,9 @@ def history_requests(emu: Emulator) -> int:
 
 
 @pytest.mark.parametrize("newest_first", [True, False])
-async def test_only_rows_since_the_submission_come_back_in_few_pages(start: Start, newest_first: bool) -> None:
+async def test_only_rows_since_the_submission_come_back_in_few_pages(
+    start: Start, newest_first: bool
+) -> None:
     """Thousands of identical older rows are skipped by time, whichever order the listing pages in,
     reading one page (newest first) or two (oldest first: the first, then the last) of three."""
     emu = await start(history_newest_first=newest_first, latency=SLOW)

@@ -9,7 +9,9 @@ import pytest
 from batchgen import logs
 
 
-def test_the_key_is_redacted_on_stderr_and_in_run_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_key_is_redacted_on_stderr_and_in_run_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A record quoting the key, even through an exception, shows *** on stderr and in run.log."""
     redact = logs.configure(secrets=["sk-SECRET-1"], verbose=True)
     handler = logs.add_run_log(tmp_path, redact)

@@ -9,15 +9,25 @@ from batchgen.runner import RunStats, StopReason
 
 
 def stats(**counts: int) -> RunStats:
-    return RunStats(counts=counts, total=10, spent_usd=Decimal("3.36"), retried=1, throttled_s=4.0,
-                    stream_connected=False, stopping=StopReason.BUDGET, started_at=time.time())
+    return RunStats(
+        counts=counts,
+        total=10,
+        spent_usd=Decimal("3.36"),
+        retried=1,
+        throttled_s=4.0,
+        stream_connected=False,
+        stopping=StopReason.BUDGET,
+        started_at=time.time(),
+    )
 
 
 def test_describe_shows_counts_spend_throttling_and_stream_health() -> None:
     """One line carries everything an operator checks at 3 a.m."""
     line = describe(stats(queued=2, processing=3, succeeded=1, failed=1, invalid=1))
-    assert line == ("in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 · throttled 4s"
-                    " · stream reconnecting · stopping (budget)")
+    assert line == (
+        "in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 · throttled 4s"
+        " · stream reconnecting · stopping (budget)"
+    )
 
 
 def test_plain_lines_are_rate_limited_and_snapshots_taken_only_when_shown() -> None:

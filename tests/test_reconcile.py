@@ -15,8 +15,16 @@ BODY = {"model": "kling", "prompt": "a cat", "duration": 5, "aspect_ratio": "16:
 
 
 def row(gid: str, at: float = 1000, **overrides: object) -> dict[str, object]:
-    base = {"generation_id": gid, "model_name": "kling", "prompt": "a cat", "duration": 5,
-            "aspect_ratio": "16:9", "status": "queued", "enqueued_at": at, "media_type": "video"}
+    base = {
+        "generation_id": gid,
+        "model_name": "kling",
+        "prompt": "a cat",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "status": "queued",
+        "enqueued_at": at,
+        "media_type": "video",
+    }
     return {**base, **overrides}
 
 
@@ -62,7 +70,9 @@ def test_a_row_echoing_schema_defaults_we_left_out_is_still_ours() -> None:
     assert not row_matches(body, echoed)  # without the defaults: an unknown extra parameter
     assert row_matches(body, echoed, defaults)
     assert not row_matches(body, row("b", aspect_ratio="9:16"), defaults)
-    found = match_submissions([Pending("k", body, 1000)], [echoed], claimed=set(), defaults={"kling": defaults})
+    found = match_submissions(
+        [Pending("k", body, 1000)], [echoed], claimed=set(), defaults={"kling": defaults}
+    )
     assert found["k"]["generation_id"] == "a"
 
 

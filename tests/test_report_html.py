@@ -40,7 +40,9 @@ needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no chromium binary: `apt-get install -y chromium` (Debian) or set $CHROMIUM to run the browser tests",
 )
-HOSTILE = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">&amp;\u2028\u2029'
+HOSTILE = (
+    '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">&amp;\u2028\u2029'
+)
 
 
 def data_of(page_html: str) -> dict[str, Any]:
@@ -53,16 +55,33 @@ def data_of(page_html: str) -> dict[str, Any]:
 
 def card(index: int, **fields: Any) -> ReportCard:
     base: dict[str, Any] = {
-        "key": f"{index:064x}", "index": index, "name": f"clip-{index}", "replica": 0, "state": "done",
-        "video_path": f"videos/clip-{index}.mp4", "vars": {"n": index}, "prompt": f"prompt {index}",
-        "aspect_ratio": "16:9", "duration_s": 5, "cost_usd": "1.120", "generation_id": f"gen-{index}",
-        "sha256": "ab" * 32, "model": "kling-video-o3-pro-reference-to-video",
+        "key": f"{index:064x}",
+        "index": index,
+        "name": f"clip-{index}",
+        "replica": 0,
+        "state": "done",
+        "video_path": f"videos/clip-{index}.mp4",
+        "vars": {"n": index},
+        "prompt": f"prompt {index}",
+        "aspect_ratio": "16:9",
+        "duration_s": 5,
+        "cost_usd": "1.120",
+        "generation_id": f"gen-{index}",
+        "sha256": "ab" * 32,
+        "model": "kling-video-o3-pro-reference-to-video",
     }
     return ReportCard(**{**base, **fields})
 
 
-HEADER = ReportHeader(campaign="spring", generated_at="2026-03-01T07:00:00+00:00", counts={"done": 1},
-                      spend_usd=Decimal("13.440"), budget_usd="20", sandbox=True, api_origin="http://127.0.0.1:1")
+HEADER = ReportHeader(
+    campaign="spring",
+    generated_at="2026-03-01T07:00:00+00:00",
+    counts={"done": 1},
+    spend_usd=Decimal("13.440"),
+    budget_usd="20",
+    sandbox=True,
+    api_origin="http://127.0.0.1:1",
+)
 
 
 # ---------------------------------------------------------------- the renderer (pure)
@@ -70,10 +89,22 @@ HEADER = ReportHeader(campaign="spring", generated_at="2026-03-01T07:00:00+00:00
 
 def test_hostile_strings_cannot_close_the_data_script() -> None:
     """Markup in any field stays inside the JSON blob, escaped, and round-trips to the same string."""
-    header = ReportHeader(campaign=HOSTILE, generated_at=HOSTILE, counts={HOSTILE: 1}, spend_usd=None,
-                          api_origin=HOSTILE)
-    hostile = card(0, name=HOSTILE, state=HOSTILE, vars={HOSTILE: HOSTILE}, prompt=HOSTILE, error=HOSTILE,
-                   generation_id=HOSTILE, model=HOSTILE, sha256=HOSTILE, key=HOSTILE, video_path=HOSTILE)
+    header = ReportHeader(
+        campaign=HOSTILE, generated_at=HOSTILE, counts={HOSTILE: 1}, spend_usd=None, api_origin=HOSTILE
+    )
+    hostile = card(
+        0,
+        name=HOSTILE,
+        state=HOSTILE,
+        vars={HOSTILE: HOSTILE},
+        prompt=HOSTILE,
+        error=HOSTILE,
+        generation_id=HOSTILE,
+        model=HOSTILE,
+        sha256=HOSTILE,
+        key=HOSTILE,
+        video_path=HOSTILE,
+    )
     page_html = render_report(header, [hostile])
     assert len(re.findall(r"<script", page_html, re.I)) == 2
     assert len(re.findall(r"</script", page_html, re.I)) == 2
@@ -94,20 +125,23 @@ def test_embed_json_escapes_markup_and_line_separators() -> None:
     assert json.loads(text) == {"a": "<b>&\u2028\u2029"}
 
 
-@pytest.mark.parametrize(("path", "href"), [
-    ("videos/hero/16x9-abc.mp4", "videos/hero/16x9-abc.mp4"),
-    ("videos/a b/#1?x=100%.mp4", "videos/a%20b/%231%3Fx%3D100%25.mp4"),
-    ('videos/"><script>.mp4', "videos/%22%3E%3Cscript%3E.mp4"),
-    ("videos/é/ü.mp4", "videos/%C3%A9/%C3%BC.mp4"),
-    ("videos/x:y.mp4", "videos/x%3Ay.mp4"),
-    ("../outside.mp4", None),
-    ("videos/../../outside.mp4", None),
-    ("/etc/passwd", None),
-    ("javascript:alert(1)", None),
-    ("C:/videos/x.mp4", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("path", "href"),
+    [
+        ("videos/hero/16x9-abc.mp4", "videos/hero/16x9-abc.mp4"),
+        ("videos/a b/#1?x=100%.mp4", "videos/a%20b/%231%3Fx%3D100%25.mp4"),
+        ('videos/"><script>.mp4', "videos/%22%3E%3Cscript%3E.mp4"),
+        ("videos/é/ü.mp4", "videos/%C3%A9/%C3%BC.mp4"),
+        ("videos/x:y.mp4", "videos/x%3Ay.mp4"),
+        ("../outside.mp4", None),
+        ("videos/../../outside.mp4", None),
+        ("/etc/passwd", None),
+        ("javascript:alert(1)", None),
+        ("C:/videos/x.mp4", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_media_href_encodes_each_segment_and_stays_relative(path: str | None, href: str | None) -> None:
     """Links are relative, percent-encoded per segment, and never leave the run directory."""
     assert media_href(path) == href
@@ -133,10 +167,27 @@ def test_csp_admits_exactly_the_inline_script_and_style() -> None:
 
 def test_header_and_card_data() -> None:
     """Money is shown rounded to cents with a number to sort by; counts come in state order."""
-    header = ReportHeader(campaign="c", generated_at="t", counts={"done": 7, "pending": 1, "failed": 2},
-                          spend_usd="13.445", budget_usd=Decimal("40"))
-    data = data_of(render_report(header, [card(0, cost_usd=Decimal("2.240"), duration_s=10.0,
-                                                vars={"seed": 7, "w": 1.5, "p": "x"}, video_path=None)]))
+    header = ReportHeader(
+        campaign="c",
+        generated_at="t",
+        counts={"done": 7, "pending": 1, "failed": 2},
+        spend_usd="13.445",
+        budget_usd=Decimal("40"),
+    )
+    data = data_of(
+        render_report(
+            header,
+            [
+                card(
+                    0,
+                    cost_usd=Decimal("2.240"),
+                    duration_s=10.0,
+                    vars={"seed": 7, "w": 1.5, "p": "x"},
+                    video_path=None,
+                )
+            ],
+        )
+    )
     assert data["header"]["counts"] == [["failed", 2], ["pending", 1], ["done", 7]]
     assert (data["header"]["spend"], data["header"]["spend_n"]) == ("$13.45", 13.445)
     assert (data["header"]["budget"], data["header"]["budget_n"]) == ("$40.00", 40.0)
@@ -153,31 +204,98 @@ def write_run(run_dir: Path) -> list[dict[str, Any]]:
     """A small run directory as the runner leaves it: plan.json, results.jsonl, manifest.yaml, files."""
     run_dir.mkdir()
     jobs = [
-        {"index": 0, "key": "a" * 64, "name": "hero", "replica": 0, "model": "m", "media_type": "video",
-         "output_path": "hero/16x9-a.mp4", "duration_s": 5, "cost_usd": "1.120",
-         "vars": {"product": "mug", "n": 3, "flag": True},
-         "request": {"prompt": "a mug", "aspect_ratio": "16:9"}},
-        {"index": 1, "key": "b" * 64, "name": "hero", "replica": 1, "model": "m", "media_type": "video",
-         "output_path": "hero/16x9-b.mp4", "duration_s": 5, "cost_usd": "1.120", "vars": {"product": "mug"},
-         "request": {"prompt": "a mug", "aspect_ratio": "16:9"}},
-        {"index": 2, "key": "c" * 64, "name": "shots", "replica": 0, "model": "m", "media_type": "video",
-         "output_path": "shots/c.mp4", "duration_s": 10, "cost_usd": "2.240", "vars": {},
-         "request": {"multi_prompt": [{"prompt": "waves", "duration": 5}, {"prompt": "coast"}]}},
-        {"index": 3, "key": "d" * 64, "name": "still", "replica": 0, "model": "i", "media_type": "image",
-         "output_path": "still/d.png", "duration_s": None, "cost_usd": None, "vars": {},
-         "request": {"prompt": "a still"}},
-        {"index": 4, "key": "e" * 64, "name": "gone", "replica": 0, "model": "m", "media_type": "video",
-         "output_path": "gone/e.mp4", "duration_s": 5, "cost_usd": "1.120", "vars": {},
-         "request": {"prompt": "moved away"}},
+        {
+            "index": 0,
+            "key": "a" * 64,
+            "name": "hero",
+            "replica": 0,
+            "model": "m",
+            "media_type": "video",
+            "output_path": "hero/16x9-a.mp4",
+            "duration_s": 5,
+            "cost_usd": "1.120",
+            "vars": {"product": "mug", "n": 3, "flag": True},
+            "request": {"prompt": "a mug", "aspect_ratio": "16:9"},
+        },
+        {
+            "index": 1,
+            "key": "b" * 64,
+            "name": "hero",
+            "replica": 1,
+            "model": "m",
+            "media_type": "video",
+            "output_path": "hero/16x9-b.mp4",
+            "duration_s": 5,
+            "cost_usd": "1.120",
+            "vars": {"product": "mug"},
+            "request": {"prompt": "a mug", "aspect_ratio": "16:9"},
+        },
+        {
+            "index": 2,
+            "key": "c" * 64,
+            "name": "shots",
+            "replica": 0,
+            "model": "m",
+            "media_type": "video",
+            "output_path": "shots/c.mp4",
+            "duration_s": 10,
+            "cost_usd": "2.240",
+            "vars": {},
+            "request": {"multi_prompt": [{"prompt": "waves", "duration": 5}, {"prompt": "coast"}]},
+        },
+        {
+            "index": 3,
+            "key": "d" * 64,
+            "name": "still",
+            "replica": 0,
+            "model": "i",
+            "media_type": "image",
+            "output_path": "still/d.png",
+            "duration_s": None,
+            "cost_usd": None,
+            "vars": {},
+            "request": {"prompt": "a still"},
+        },
+        {
+            "index": 4,
+            "key": "e" * 64,
+            "name": "gone",
+            "replica": 0,
+            "model": "m",
+            "media_type": "video",
+            "output_path": "gone/e.mp4",
+            "duration_s": 5,
+            "cost_usd": "1.120",
+            "vars": {},
+            "request": {"prompt": "moved away"},
+        },
     ]
-    plan = {"format": "batchgen-plan/1", "name": "spring", "manifest": "x.yaml", "job_count": len(jobs),
-            "total_cost_usd": None, "jobs": jobs}
+    plan = {
+        "format": "batchgen-plan/1",
+        "name": "spring",
+        "manifest": "x.yaml",
+        "job_count": len(jobs),
+        "total_cost_usd": None,
+        "jobs": jobs,
+    }
     (run_dir / "plan.json").write_text(json.dumps(plan))
     rows = [
-        {"key": "a" * 64, "state": "done", "output_path": "videos/hero/16x9-a.mp4", "generation_id": "g-a",
-         "sha256": "1" * 64, "error": None},
-        {"key": "b" * 64, "state": "failed", "output_path": "videos/hero/16x9-b.mp4", "generation_id": "g-b",
-         "sha256": None, "error": "generation failed: upstream timeout"},
+        {
+            "key": "a" * 64,
+            "state": "done",
+            "output_path": "videos/hero/16x9-a.mp4",
+            "generation_id": "g-a",
+            "sha256": "1" * 64,
+            "error": None,
+        },
+        {
+            "key": "b" * 64,
+            "state": "failed",
+            "output_path": "videos/hero/16x9-b.mp4",
+            "generation_id": "g-b",
+            "sha256": None,
+            "error": "generation failed: upstream timeout",
+        },
         {"key": "c" * 64, "state": "processing", "output_path": "videos/shots/c.mp4", "generation_id": "g-c"},
         {"key": "d" * 64, "state": "done", "output_path": "videos/still/d.png", "generation_id": "g-d"},
         {"key": "e" * 64, "state": "done", "output_path": "videos/gone/e.mp4", "generation_id": "g-e"},
@@ -249,8 +367,23 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`batchgen run jobs/demo.yaml --sandbox` into a temporary directory (the real CLI, once per module)."""
     out = tmp_path_factory.mktemp("demo-run")
     proc = subprocess.run(
-        [sys.executable, "-m", "batchgen", "run", "jobs/demo.yaml", "--sandbox", "-o", str(out), "--no-progress"],
-        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=90, check=False,
+        [
+            sys.executable,
+            "-m",
+            "batchgen",
+            "run",
+            "jobs/demo.yaml",
+            "--sandbox",
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return out / "demo.sandbox"
@@ -304,7 +437,9 @@ async def choose(page: Page, selector: str, value: str) -> None:
 
 async def visible(page: Page) -> list[str]:
     """Keys of the cards in the grid, in display order (read from the DOM, not from the script)."""
-    keys: list[str] = await page.evaluate('[...document.querySelectorAll("#grid .card")].map(c => c.dataset.key)')
+    keys: list[str] = await page.evaluate(
+        '[...document.querySelectorAll("#grid .card")].map(c => c.dataset.key)'
+    )
     assert keys == await page.evaluate("batchgenReport.visibleKeys()")
     return keys
 
@@ -339,11 +474,14 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
     await open_report(page, run_dir)
     rows = results_of(run_dir)
     assert await page.evaluate('document.querySelectorAll(".card").length') == len(rows) == 9
-    h264 = await page.evaluate("""document.createElement("video").canPlayType('video/mp4; codecs="avc1.42E01E"')""")
+    h264 = await page.evaluate(
+        """document.createElement("video").canPlayType('video/mp4; codecs="avc1.42E01E"')"""
+    )
     videos = await page.evaluate(SETTLE_VIDEOS, limit_s=30)
     assert sorted(v["src"] for v in videos) == sorted(r["output_path"] for r in rows)
-    for video, row in zip(sorted(videos, key=lambda v: v["src"]), sorted(rows, key=lambda r: r["output_path"]),
-                          strict=True):
+    for video, row in zip(
+        sorted(videos, key=lambda v: v["src"]), sorted(rows, key=lambda r: r["output_path"]), strict=True
+    ):
         assert (run_dir / video["src"]).stat().st_size == row["size"]
         if h264:  # this Chromium says it decodes H.264: then every file must load and show its first frame
             assert video["error"] is None and video["how"] != "timeout", video
@@ -356,7 +494,7 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
     await page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
     if h264:
         await page.wait_for('(v => !v.paused && v.currentTime > 0)(document.querySelector("#grid video"))')
-    await page.evaluate('window.scrollTo(0, 0)')
+    await page.evaluate("window.scrollTo(0, 0)")
     shot = await page.screenshot(tmp_path / "report.png")
     assert png_size(shot) == (1280, 800)
     print(f"screenshot: {shot}")
@@ -373,30 +511,41 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
     keys = [r["key"] for r in rows]
     shown = await visible(page)
     assert shown[0] == failed and sorted(shown) == sorted(keys)
-    listed = await page.evaluate('[...document.querySelectorAll("#failure-list li")].map(li => li.textContent)')
+    listed = await page.evaluate(
+        '[...document.querySelectorAll("#failure-list li")].map(li => li.textContent)'
+    )
     assert len(listed) == 1 and "mug-morning · take 1" in listed[0] and "<b>content policy</b>" in listed[0]
-    error = await page.evaluate(f'document.querySelector(\'[data-key="{failed}"] .error\').textContent')
+    error = await page.evaluate(f"document.querySelector('[data-key=\"{failed}\"] .error').textContent")
     assert error == "generation failed: <b>content policy</b>"
-    assert await page.evaluate(f'document.querySelector(\'[data-key="{failed}"] video\')') is None
+    assert await page.evaluate(f"document.querySelector('[data-key=\"{failed}\"] video')") is None
 
     await choose(page, "#state-filter", "failed")
     assert await visible(page) == [failed]
     await choose(page, "#state-filter", "done")
     assert sorted(await visible(page)) == sorted(k for k in keys if k != failed)
     await choose(page, "#state-filter", "")
-    portrait = [r["key"] for r in sorted(rows, key=lambda r: (r["key"] != failed, r["index"]))
-                if "/9x16-" in r["output_path"]]
+    portrait = [
+        r["key"]
+        for r in sorted(rows, key=lambda r: (r["key"] != failed, r["index"]))
+        if "/9x16-" in r["output_path"]
+    ]
     assert portrait[0] == failed
     await choose(page, 'select.var-filter[data-var="aspect_ratio"]', "9:16")
     assert await visible(page) == portrait
     assert await page.evaluate('document.getElementById("shown").textContent') == "3 of 9 shown"
-    await choose(page, '#job-filter', "coastline")
-    assert await visible(page) == [r["key"] for r in rows if r["name"] == "coastline" and "/9x16-" in r["output_path"]]
+    await choose(page, "#job-filter", "coastline")
+    assert await visible(page) == [
+        r["key"] for r in rows if r["name"] == "coastline" and "/9x16-" in r["output_path"]
+    ]
     await choose(page, 'select.var-filter[data-var="aspect_ratio"]', "")
-    await choose(page, '#job-filter', "")
-    await page.evaluate('(s => { s.value = "COAST"; s.dispatchEvent(new Event("input")); })(document.getElementById("search"))')
+    await choose(page, "#job-filter", "")
+    await page.evaluate(
+        '(s => { s.value = "COAST"; s.dispatchEvent(new Event("input")); })(document.getElementById("search"))'
+    )
     await page.wait_for('document.querySelectorAll("#grid .card").length === 3')
-    await page.evaluate('(s => { s.value = ""; s.dispatchEvent(new Event("input")); })(document.getElementById("search"))')
+    await page.evaluate(
+        '(s => { s.value = ""; s.dispatchEvent(new Event("input")); })(document.getElementById("search"))'
+    )
     await page.wait_for('document.querySelectorAll("#grid .card").length === 9')
 
     await choose(page, "#failures-first", "false")
@@ -420,7 +569,9 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
 
 @needs_chromium
 @pytest.mark.timeout(90)
-async def test_demo_report_picks_export_as_csv_and_persist(demo_run: Path, page: Page, tmp_path: Path) -> None:
+async def test_demo_report_picks_export_as_csv_and_persist(
+    demo_run: Path, page: Page, tmp_path: Path
+) -> None:
     """Two picked cards download (a real Blob download) as a CSV of exactly their keys and paths, and
     the picks survive a reload (localStorage keyed by the campaign)."""
     run_dir = tmp_path / "demo"
@@ -429,15 +580,17 @@ async def test_demo_report_picks_export_as_csv_and_persist(demo_run: Path, page:
     rows = results_of(run_dir)
     chosen = [rows[7], rows[2]]
     for row in chosen:
-        await page.evaluate(f'document.querySelector(\'[data-key="{row["key"]}"] .pick-box\').click()')
+        await page.evaluate(f"document.querySelector('[data-key=\"{row['key']}\"] .pick-box').click()")
     assert await page.evaluate('document.getElementById("pick-count").textContent') == "2 picked"
     assert await page.evaluate('document.querySelectorAll(".card.picked").length') == 2
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     browser = page.browser
-    await browser.send("Browser.setDownloadBehavior",
-                       {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True})
+    await browser.send(
+        "Browser.setDownloadBehavior",
+        {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True},
+    )
     begun = browser.expect("Browser.downloadWillBegin")
     finished = browser.expect("Browser.downloadProgress", predicate=lambda p: p.get("state") == "completed")
     await page.evaluate('document.getElementById("export").click()')
@@ -468,9 +621,13 @@ async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page,
     odd = 'videos/"><img src=x onerror="window.__pwned=3"> #1 100%.mp4'
     (tmp_path / "videos").mkdir()
     shutil.copyfile(next((demo_run / "videos").rglob("*.mp4")), tmp_path / odd)
-    header = ReportHeader(campaign=HOSTILE, generated_at="now", counts={"failed": 1, "done": 1}, spend_usd="1")
-    cards = [card(0, name=HOSTILE, prompt=HOSTILE, vars={HOSTILE: HOSTILE}, video_path=odd),
-             card(1, state="failed", error=HOSTILE, generation_id=HOSTILE, video_path=None)]
+    header = ReportHeader(
+        campaign=HOSTILE, generated_at="now", counts={"failed": 1, "done": 1}, spend_usd="1"
+    )
+    cards = [
+        card(0, name=HOSTILE, prompt=HOSTILE, vars={HOSTILE: HOSTILE}, video_path=odd),
+        card(1, state="failed", error=HOSTILE, generation_id=HOSTILE, video_path=None),
+    ]
     path = write_report(tmp_path, header, cards)
     await page.goto(path.as_uri())
     await page.wait_for("window.batchgenReport")
@@ -487,7 +644,9 @@ async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page,
         error: document.querySelector("{second} .error").textContent,
         src: document.querySelector("video").getAttribute("src"),
     }})""")
-    assert found["pwned"] is None and found["scripts"] == 2 and found["images"] == 0 and found["handlers"] == 0
+    assert (
+        found["pwned"] is None and found["scripts"] == 2 and found["images"] == 0 and found["handlers"] == 0
+    )
     assert found["title"] == HOSTILE + " · batchgen report"
     assert found["name"] == found["prompt"] == found["error"] == HOSTILE
     assert found["varKey"] == HOSTILE + " "
@@ -499,18 +658,30 @@ async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page,
 
 @needs_chromium
 @pytest.mark.timeout(90)
-async def test_two_thousand_cards_render_and_mount_media_lazily(demo_run: Path, page: Page,
-                                                                tmp_path: Path) -> None:
+async def test_two_thousand_cards_render_and_mount_media_lazily(
+    demo_run: Path, page: Page, tmp_path: Path
+) -> None:
     """2,000 cards build at once but only those near the viewport hold a <video>; scrolling moves them."""
     files = sorted((demo_run / "videos").rglob("*.mp4"))
     shutil.copytree(demo_run / "videos", tmp_path / "videos")
     states = ["done"] * 8 + ["failed", "invalid"]
-    cards = [card(i, state=states[i % 10], replica=i // 9, vars={"product": f"p{i % 7}", "tagline": f"line {i}"},
-                  video_path=files[i % len(files)].relative_to(demo_run).as_posix(),
-                  error=None if i % 10 < 8 else "boom")
-             for i in range(2000)]
-    header = ReportHeader(campaign="big", generated_at="now", counts={"done": 1600, "failed": 200, "invalid": 200},
-                          spend_usd="2240")
+    cards = [
+        card(
+            i,
+            state=states[i % 10],
+            replica=i // 9,
+            vars={"product": f"p{i % 7}", "tagline": f"line {i}"},
+            video_path=files[i % len(files)].relative_to(demo_run).as_posix(),
+            error=None if i % 10 < 8 else "boom",
+        )
+        for i in range(2000)
+    ]
+    header = ReportHeader(
+        campaign="big",
+        generated_at="now",
+        counts={"done": 1600, "failed": 200, "invalid": 200},
+        spend_usd="2240",
+    )
     path = write_report(tmp_path, header, cards)
     await page.goto(path.as_uri(), limit_s=30)
     await page.wait_for("window.batchgenReport")
@@ -521,10 +692,15 @@ async def test_two_thousand_cards_render_and_mount_media_lazily(demo_run: Path, 
     await page.wait_for('document.querySelectorAll("#grid video").length > 0')
     first = await page.evaluate('document.querySelectorAll("#grid video").length')
     assert 0 < first <= 60
-    assert await page.evaluate("document.querySelectorAll('select.var-filter[data-var=\"tagline\"]').length") == 0
+    assert (
+        await page.evaluate("document.querySelectorAll('select.var-filter[data-var=\"tagline\"]').length")
+        == 0
+    )
 
     await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
-    await page.wait_for('!document.querySelector("#grid .card:first-child video") && !!document.querySelector("#grid .card:last-child video")')
+    await page.wait_for(
+        '!document.querySelector("#grid .card:first-child video") && !!document.querySelector("#grid .card:last-child video")'
+    )
     assert await page.evaluate('document.querySelectorAll("#grid video").length') <= 60
 
     await choose(page, "#state-filter", "invalid")

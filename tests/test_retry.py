@@ -27,8 +27,16 @@ def test_backoff_jitter_stays_within_its_share() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("8", 8.0), (" 2.5 ", 2.5), ("-3", 0.0), ("", None), (None, None), ("soon", None),
-     ("Wed, 25 Nov 2026 12:00:10 GMT", 10.0), ("Wed, 25 Nov 2026 11:59:00 GMT", 0.0)],
+    [
+        ("8", 8.0),
+        (" 2.5 ", 2.5),
+        ("-3", 0.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("Wed, 25 Nov 2026 12:00:10 GMT", 10.0),
+        ("Wed, 25 Nov 2026 11:59:00 GMT", 0.0),
+    ],
 )
 def test_retry_after_accepts_seconds_and_http_dates(header: str | None, expected: float | None) -> None:
     """Retry-After is delta-seconds or an HTTP-date; garbage means 'not given'."""
@@ -40,12 +48,17 @@ def test_retry_after_accepts_seconds_and_http_dates(header: str | None, expected
     ("message", "kind"),
     [
         ("Insufficient credits", FailureKind.NO_CREDITS),
-        ("Getting model response error: 422 - Value error, Cannot provide both 'prompt' and 'multi_prompt'.",
-         FailureKind.INVALID),
+        (
+            "Getting model response error: 422 - Value error, Cannot provide both 'prompt' and 'multi_prompt'.",
+            FailureKind.INVALID,
+        ),
         ("Field required", FailureKind.INVALID),
         ("Total shot duration (16s) exceeds maximum allowed (15s).", FailureKind.INVALID),
-        ("duration value '2' is invalid. Try using duration='5' instead, as duration support may vary "
-         "by model and mode.", FailureKind.INVALID),
+        (
+            "duration value '2' is invalid. Try using duration='5' instead, as duration support may vary "
+            "by model and mode.",
+            FailureKind.INVALID,
+        ),
         ("403 Client Error: Forbidden for url: https://x/y.png", FailureKind.REFERENCE_REFUSED),
         ("Upstream provider timed out", FailureKind.TRANSIENT),
         (None, FailureKind.TRANSIENT),

@@ -25,7 +25,9 @@ MODEL = "kling-video-o3-pro-reference-to-video"
 
 def make_plan(tmp_path: Path, count: int) -> Plan:
     manifest = {
-        "version": 1, "name": "unit", "model": MODEL,
+        "version": 1,
+        "name": "unit",
+        "model": MODEL,
         "defaults": {"duration": 5},
         "jobs": [{"name": "clip", "prompt": "take {n}", "matrix": {"n": list(range(count))}}],
     }
@@ -49,8 +51,15 @@ def options(emu: Emulator, **overrides: Any) -> RunOptions:
     return RunOptions(**{**base, **overrides})
 
 
-async def run(plan: Plan, run_dir: Path, emu: Emulator, opts: RunOptions, *, key: str | None = None,
-              hook: Callable[[Runner], None] | None = None) -> tuple[RunOutcome, Journal]:
+async def run(
+    plan: Plan,
+    run_dir: Path,
+    emu: Emulator,
+    opts: RunOptions,
+    *,
+    key: str | None = None,
+    hook: Callable[[Runner], None] | None = None,
+) -> tuple[RunOutcome, Journal]:
     run_dir.mkdir(exist_ok=True)
     journal = Journal.open(run_dir)
     async with OxenClient(opts.api_base, key or emu.api_key, timeouts=opts.timeouts) as client:
@@ -64,7 +73,9 @@ def enqueued(emu: Emulator) -> int:
     return int(emu.counters.snapshot()["generations_enqueued"])
 
 
-async def test_stop_lets_in_flight_work_finish_and_a_rerun_does_the_rest(emu: Emulator, tmp_path: Path) -> None:
+async def test_stop_lets_in_flight_work_finish_and_a_rerun_does_the_rest(
+    emu: Emulator, tmp_path: Path
+) -> None:
     """After request_stop nothing new is sent; what was in flight is downloaded; a rerun adds only the rest."""
     plan = make_plan(tmp_path, 12)
 
@@ -72,7 +83,9 @@ async def test_stop_lets_in_flight_work_finish_and_a_rerun_does_the_rest(emu: Em
         if runner.stopping is None and runner.stats().counts.get(JobState.QUEUED):
             runner.request_stop()
 
-    outcome, journal = await run(plan, tmp_path / "run", emu, options(emu), hook=stop_once_something_is_queued)
+    outcome, journal = await run(
+        plan, tmp_path / "run", emu, options(emu), hook=stop_once_something_is_queued
+    )
     assert outcome.stop_reason is StopReason.INTERRUPTED
     sent = enqueued(emu)
     assert 1 <= sent <= 4  # never more than the concurrency limit was in flight
@@ -138,7 +151,8 @@ async def test_a_deleted_video_is_fetched_again_without_paying_again(emu: Emulat
 
 
 async def test_a_missing_upload_repository_is_refused_before_anything_is_enqueued(
-        emu: Emulator, tmp_path: Path) -> None:
+    emu: Emulator, tmp_path: Path
+) -> None:
     """The upload repository does not exist: the images are placed before any submission, so the run
     is refused with how to create it and nothing is enqueued (not one failed job per image later)."""
     from batchgen.config import UploadTarget
@@ -146,9 +160,14 @@ async def test_a_missing_upload_repository_is_refused_before_anything_is_enqueue
 
     (tmp_path / "ref.png").write_bytes((Path(__file__).parents[1] / "jobs" / "refs" / "mug.png").read_bytes())
     manifest = {
-        "version": 1, "name": "unit", "model": MODEL, "assets": {"mug": "ref.png"},
-        "jobs": [{"name": "with-image", "prompt": "@Image1 on a desk", "input_image": ["{asset:mug}"]},
-                 {"name": "text-only", "prompt": "a desk at dawn"}],
+        "version": 1,
+        "name": "unit",
+        "model": MODEL,
+        "assets": {"mug": "ref.png"},
+        "jobs": [
+            {"name": "with-image", "prompt": "@Image1 on a desk", "input_image": ["{asset:mug}"]},
+            {"name": "text-only", "prompt": "a desk at dawn"},
+        ],
     }
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(manifest))
@@ -175,8 +194,11 @@ async def test_a_429_at_enqueue_is_journaled_as_not_created_before_waiting(tmp_p
         limited = [r for r in emu.counters.request_log if r.route == "POST /api/ai/queue" and r.status == 429]
         assert limited  # the storm really hit the POSTs
         import sqlite3
+
         with sqlite3.connect(journal.path) as conn:
-            rows = conn.execute("SELECT job_key, from_state, to_state, detail FROM transitions ORDER BY seq").fetchall()
+            rows = conn.execute(
+                "SELECT job_key, from_state, to_state, detail FROM transitions ORDER BY seq"
+            ).fetchall()
         not_created = [r for r in rows if r[1:] == ("submitting", "pending", "not created: RateLimited")]
         assert len(not_created) == len(limited)
         for key, *_ in not_created:  # after each, the job was sent again and succeeded exactly once
@@ -185,7 +207,8 @@ async def test_a_429_at_enqueue_is_journaled_as_not_created_before_waiting(tmp_p
 
 
 async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_downloaded(
-        emu: Emulator, tmp_path: Path) -> None:
+    emu: Emulator, tmp_path: Path
+) -> None:
     """Hard stop with jobs in flight, then the manifest changes: the old generations are downloaded, not resent."""
     import asyncio
     import contextlib
@@ -204,8 +227,13 @@ async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_dow
     journal.close()
     assert enqueued(emu) == 4
 
-    manifest = {"version": 1, "name": "unit", "model": MODEL, "defaults": {"duration": 5},
-                "jobs": [{"name": "clip", "prompt": "new take {n}", "matrix": {"n": [0, 1]}}]}
+    manifest = {
+        "version": 1,
+        "name": "unit",
+        "model": MODEL,
+        "defaults": {"duration": 5},
+        "jobs": [{"name": "clip", "prompt": "new take {n}", "matrix": {"n": [0, 1]}}],
+    }
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
     second = build_plan(load_manifest(tmp_path / "m.yaml"), SnapshotCatalog())
     outcome, journal = await run(second, run_dir, emu, opts)
@@ -216,7 +244,8 @@ async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_dow
 
 
 async def test_a_generation_the_api_does_not_know_fails_the_job_instead_of_hanging(
-        emu: Emulator, tmp_path: Path) -> None:
+    emu: Emulator, tmp_path: Path
+) -> None:
     """A journaled generation id the provider answers 404 for (another key or API base): invalid, said why."""
     plan = make_plan(tmp_path, 1)
     key = plan.jobs[0].key

@@ -15,12 +15,24 @@ from batchgen.states import JobState
 COST = Decimal("1.12")
 
 
-def state(pending: list[str], *, capacity: int = 2, budget: str | None = None, held: tuple[str, ...] = (),
-          retries: int = 2, leftovers: tuple[str, ...] = ()) -> RunState:
+def state(
+    pending: list[str],
+    *,
+    capacity: int = 2,
+    budget: str | None = None,
+    held: tuple[str, ...] = (),
+    retries: int = 2,
+    leftovers: tuple[str, ...] = (),
+) -> RunState:
     keys = [*pending, *held, *leftovers]
-    run = RunState(costs=dict.fromkeys(keys, COST), slots=Slots(capacity, held=set(held)),
-                   budget=scheduler.Budget(None if budget is None else Decimal(budget)), retries=retries,
-                   pending=deque(pending), leftovers=set(leftovers))
+    run = RunState(
+        costs=dict.fromkeys(keys, COST),
+        slots=Slots(capacity, held=set(held)),
+        budget=scheduler.Budget(None if budget is None else Decimal(budget)),
+        retries=retries,
+        pending=deque(pending),
+        leftovers=set(leftovers),
+    )
     for key in held:
         run.budget.bill(key, COST)
     return run
@@ -39,8 +51,15 @@ def state(pending: list[str], *, capacity: int = 2, budget: str | None = None, h
         (["a"], ("x",), 2, "2.24", 0.0, 0.0, Submit("a")),  # exactly the budget is allowed
     ],
 )
-def test_next_submission(pending: list[str], held: tuple[str, ...], capacity: int, budget: str | None,
-                         now: float, pause_until: float, expected: object) -> None:
+def test_next_submission(
+    pending: list[str],
+    held: tuple[str, ...],
+    capacity: int,
+    budget: str | None,
+    now: float,
+    pause_until: float,
+    expected: object,
+) -> None:
     """What the submit loop does next, from slots, the shared 429 pause and the budget."""
     run = state(pending, capacity=capacity, budget=budget, held=held)
     run.pause.until = pause_until
@@ -90,10 +109,19 @@ def test_a_job_put_back_by_a_429_still_counts_against_the_budget() -> None:
 
 @pytest.mark.parametrize(
     ("end", "billed"),
-    [(JobState.SUCCEEDED, True), (JobState.DONE, True), (JobState.FAILED, False), (JobState.CANCELLED, False),
-     (JobState.INVALID, False), (JobState.PENDING, False), (JobState.SUBMITTING, True)],
+    [
+        (JobState.SUCCEEDED, True),
+        (JobState.DONE, True),
+        (JobState.FAILED, False),
+        (JobState.CANCELLED, False),
+        (JobState.INVALID, False),
+        (JobState.PENDING, False),
+        (JobState.SUBMITTING, True),
+    ],
 )
-def test_releasing_a_slot_keeps_the_spend_only_when_a_generation_may_exist(end: JobState, billed: bool) -> None:
+def test_releasing_a_slot_keeps_the_spend_only_when_a_generation_may_exist(
+    end: JobState, billed: bool
+) -> None:
     """Giving the slot back unbills a job unless its generation exists or may exist (or is paid for)."""
     run = state(["a"])
     scheduler.dispatch(run, "a")
@@ -105,18 +133,41 @@ def test_releasing_a_slot_keeps_the_spend_only_when_a_generation_may_exist(end: 
 @pytest.mark.parametrize(
     ("message", "attempts", "expected_state", "requeued", "stop"),
     [
-        ("Getting model response error: 503 - Service temporarily unavailable", 1, JobState.PENDING, True, None),
-        ("Getting model response error: 503 - Service temporarily unavailable", 3, JobState.FAILED, False, None),
+        (
+            "Getting model response error: 503 - Service temporarily unavailable",
+            1,
+            JobState.PENDING,
+            True,
+            None,
+        ),
+        (
+            "Getting model response error: 503 - Service temporarily unavailable",
+            3,
+            JobState.FAILED,
+            False,
+            None,
+        ),
         ("Insufficient credits", 1, JobState.PENDING, False, StopReason.NO_CREDITS),
-        ("Getting model response error: 422 - Value error, Cannot provide both 'prompt' and 'multi_prompt'.",
-         1, JobState.INVALID, False, None),
-        ("Getting model response error: 403 Client Error: Forbidden for url: https://x/y.png", 1,
-         JobState.FAILED, False, None),
+        (
+            "Getting model response error: 422 - Value error, Cannot provide both 'prompt' and 'multi_prompt'.",
+            1,
+            JobState.INVALID,
+            False,
+            None,
+        ),
+        (
+            "Getting model response error: 403 Client Error: Forbidden for url: https://x/y.png",
+            1,
+            JobState.FAILED,
+            False,
+            None,
+        ),
         (None, 2, JobState.PENDING, True, None),  # no message: transient, attempts left
     ],
 )
-def test_what_a_failed_generation_does_to_its_job(message: str | None, attempts: int, expected_state: JobState,
-                                                  requeued: bool, stop: StopReason | None) -> None:
+def test_what_a_failed_generation_does_to_its_job(
+    message: str | None, attempts: int, expected_state: JobState, requeued: bool, stop: StopReason | None
+) -> None:
     """Retry while attempts remain (1 + retries), fail for good, reject, or stop the run for credits."""
     run = state(["a"], retries=2)
     scheduler.dispatch(run, "a")
@@ -147,8 +198,9 @@ def test_leftovers_are_never_submitted_again() -> None:
         ([], (), None, True, False),  # and what succeeded is still downloaded
     ],
 )
-def test_when_a_run_is_finished(pending: list[str], held: tuple[str, ...], stopping: StopReason | None,
-                                downloads_left: bool, done: bool) -> None:
+def test_when_a_run_is_finished(
+    pending: list[str], held: tuple[str, ...], stopping: StopReason | None, downloads_left: bool, done: bool
+) -> None:
     """Finished: nothing more to submit (or stopping), nothing at the provider, nothing to download."""
     run = state(pending, held=held)
     run.stopping = stopping
@@ -168,8 +220,11 @@ def _imports(module: str) -> set[str]:
         assert spec is not None and spec.origin is not None
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            found = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            )
             for imported in found:
                 if imported not in seen:
                     seen.add(imported)

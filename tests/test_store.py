@@ -73,10 +73,12 @@ def test_open_existing_refuses_a_directory_without_journal(tmp_path: Path) -> No
 def test_a_second_lock_holder_is_refused_until_release(tmp_path: Path) -> None:
     """Two runners on one run directory: the second is refused with the holder's pid."""
     with RunLock(tmp_path):
-        script = (f"import sys; from pathlib import Path; from batchgen.store import RunLock\n"
-                  f"from batchgen.errors import RunLocked\n"
-                  f"try:\n    RunLock(Path({str(tmp_path)!r})).acquire()\nexcept RunLocked as e:\n"
-                  f"    print(e); sys.exit(3)\n")
+        script = (
+            f"import sys; from pathlib import Path; from batchgen.store import RunLock\n"
+            f"from batchgen.errors import RunLocked\n"
+            f"try:\n    RunLock(Path({str(tmp_path)!r})).acquire()\nexcept RunLocked as e:\n"
+            f"    print(e); sys.exit(3)\n"
+        )
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
         assert result.returncode == 3
         assert "in use by batchgen" in result.stdout

@@ -33,10 +33,16 @@ async def history(request: web.Request) -> web.Response:
     if commit_id is None and not repo.is_empty:
         return path_not_found(resource)
     commits = [] if commit_id is None else repo.history(commit_id, path)
-    chunk = commits[(page - 1) * page_size:page * page_size]
-    return success("resource_found", oxen_version=OXEN_VERSION, commits=[c.as_json() for c in chunk],
-                   page_number=page, page_size=page_size, total_entries=len(commits),
-                   total_pages=math.ceil(len(commits) / page_size))
+    chunk = commits[(page - 1) * page_size : page * page_size]
+    return success(
+        "resource_found",
+        oxen_version=OXEN_VERSION,
+        commits=[c.as_json() for c in chunk],
+        page_number=page,
+        page_size=page_size,
+        total_entries=len(commits),
+        total_pages=math.ceil(len(commits) / page_size),
+    )
 
 
 async def show_commit(request: web.Request) -> web.Response:

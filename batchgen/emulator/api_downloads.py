@@ -64,8 +64,14 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _send(request: web.Request, response: web.StreamResponse, state: EmulatorState,
-                blob: ResultBlob, start: int, stop: int) -> None:
+async def _send(
+    request: web.Request,
+    response: web.StreamResponse,
+    state: EmulatorState,
+    blob: ResultBlob,
+    start: int,
+    stop: int,
+) -> None:
     """Write ``[start, stop)``, throttled and truncated as the fault knobs say."""
     truncated = state.faults.should_truncate_download()
     end = start + (stop - start) // 2 if truncated else stop

@@ -29,8 +29,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 class _Stream:
-    def __init__(self, request: web.Request, response: web.StreamResponse, subscriber: Subscriber,
-                 state: EmulatorState) -> None:
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, subscriber: Subscriber, state: EmulatorState
+    ) -> None:
         self._request, self._response = request, response
         self._subscriber, self._state = subscriber, state
         self._loop = asyncio.get_running_loop()

@@ -97,16 +97,29 @@ async def upload(request: web.Request) -> web.StreamResponse:
     planned, fields = _plan(form, repo, branch, path), _text_fields(form)
     if isinstance(planned, str) or isinstance(fields, str):
         return bad_request(planned if isinstance(planned, str) else str(fields))
-    commit = state.repos.commit(repo.namespace, repo.name, branch, planned, message=fields["message"],
-                                author=fields["name"], email=fields["email"])
+    commit = state.repos.commit(
+        repo.namespace,
+        repo.name,
+        branch,
+        planned,
+        message=fields["message"],
+        author=fields["name"],
+        email=fields["email"],
+    )
     state.counters.count_commit(len(planned))
     state.counters.emit("committed", commit.id)
     if state.faults.should_cut_upload() and request.transport is not None:
         request.transport.close()  # committed, but the client never hears about it
         state.counters.emit("upload_answered", commit.id)
         return web.Response()
-    response = web.json_response({"status": "success", "status_message": "resource_created",
-                                  "oxen_version": OXEN_VERSION, "commit": commit.as_json()})
+    response = web.json_response(
+        {
+            "status": "success",
+            "status_message": "resource_created",
+            "oxen_version": OXEN_VERSION,
+            "commit": commit.as_json(),
+        }
+    )
     # Written here so that "upload_answered" fires once the client can have the answer.
     with contextlib.suppress(ConnectionResetError):
         await response.prepare(request)

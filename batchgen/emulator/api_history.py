@@ -36,21 +36,28 @@ async def list_history(request: web.Request) -> web.Response:
         if isinstance(problem, str):
             return invalid_params(problem)
     assert not isinstance(filters, str) and isinstance(page, int) and isinstance(page_size, int)
-    matching = sorted(state.queue.select(filters), key=lambda gen: (gen.enqueued_at, gen.seq),
-                      reverse=state.config.history_newest_first)
+    matching = sorted(
+        state.queue.select(filters),
+        key=lambda gen: (gen.enqueued_at, gen.seq),
+        reverse=state.config.history_newest_first,
+    )
     charged = [gen.cost for gen in matching if gen.cost is not None]
     window = matching[(page - 1) * page_size : page * page_size]
     origin, username = origin_of(request), state.config.username
-    return web.json_response({
-        "count": len(window),
-        "generations": [history_row(gen, state.result_url(gen, origin), username, state.echoed_defaults(gen))
-                        for gen in window],
-        "page_number": page,
-        "page_size": page_size,
-        "total_cost": money_text(sum(charged, Decimal(0))) if charged else None,
-        "total_entries": len(matching),
-        "total_pages": math.ceil(len(matching) / page_size),
-    })
+    return web.json_response(
+        {
+            "count": len(window),
+            "generations": [
+                history_row(gen, state.result_url(gen, origin), username, state.echoed_defaults(gen))
+                for gen in window
+            ],
+            "page_number": page,
+            "page_size": page_size,
+            "total_cost": money_text(sum(charged, Decimal(0))) if charged else None,
+            "total_entries": len(matching),
+            "total_pages": math.ceil(len(matching) / page_size),
+        }
+    )
 
 
 async def get_details(request: web.Request) -> web.Response:
@@ -58,6 +65,7 @@ async def get_details(request: web.Request) -> web.Response:
     gen = state.queue.get(request.match_info["generation_id"])
     if gen is None:
         return not_found()
-    row = history_row(gen, state.result_url(gen, origin_of(request)), state.config.username,
-                      state.echoed_defaults(gen))
+    row = history_row(
+        gen, state.result_url(gen, origin_of(request)), state.config.username, state.echoed_defaults(gen)
+    )
     return success("resource_found", generation=row)

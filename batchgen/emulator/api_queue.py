@@ -94,7 +94,9 @@ async def get_one(request: web.Request) -> web.Response:
     gen = state.queue.get(request.match_info["generation_id"])
     if gen is None:
         return not_found()
-    return web.json_response(queue_row(gen, state.result_url(gen, origin_of(request)), state.echoed_defaults(gen)))
+    return web.json_response(
+        queue_row(gen, state.result_url(gen, origin_of(request)), state.echoed_defaults(gen))
+    )
 
 
 def parse_filters(request: web.Request, *, active_by_default: bool) -> Filters | str:
@@ -107,8 +109,11 @@ def parse_filters(request: web.Request, *, active_by_default: bool) -> Filters |
         return f"media_type must be one of: {', '.join(MEDIA_TYPES)}"
     return Filters(
         namespace=query.get("namespace") or state_of(request).config.username,
-        model=query.get("model"), status=status, media_type=media_type,
-        repo=query.get("repo"), folder=query.get("folder"),
+        model=query.get("model"),
+        status=status,
+        media_type=media_type,
+        repo=query.get("repo"),
+        folder=query.get("folder"),
         active_only=active_by_default and status is None,
     )
 

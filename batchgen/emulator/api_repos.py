@@ -23,8 +23,13 @@ from batchgen.emulator.responses import (
 )
 
 MIN_VERSION = "0.36.0"
-_TABULAR = ("text/csv", "text/tab-separated-values", "application/jsonl", "application/x-ndjson",
-            "application/vnd.apache.parquet")
+_TABULAR = (
+    "text/csv",
+    "text/tab-separated-values",
+    "application/jsonl",
+    "application/x-ndjson",
+    "application/vnd.apache.parquet",
+)
 
 
 async def create_repo(request: web.Request) -> web.Response:
@@ -36,10 +41,20 @@ async def create_repo(request: web.Request) -> web.Response:
         return invalid_params("namespace and name are required")
     description = body.get("description") if isinstance(body.get("description"), str) else ""
     if not state_of(request).repos.create(namespace, name, description or ""):
-        return error_response(409, "resource_already_exists", "The resource already exists",
-                              f"Repository {namespace}/{name} already exists")
-    repository = {"namespace": namespace, "name": name, "description": description, "is_public": True,
-                  "latest_commit": None, "min_version": MIN_VERSION}
+        return error_response(
+            409,
+            "resource_already_exists",
+            "The resource already exists",
+            f"Repository {namespace}/{name} already exists",
+        )
+    repository = {
+        "namespace": namespace,
+        "name": name,
+        "description": description,
+        "is_public": True,
+        "latest_commit": None,
+        "min_version": MIN_VERSION,
+    }
     return success("resource_created", repository=repository)
 
 
@@ -69,8 +84,12 @@ async def show_repo(request: web.Request) -> web.Response:
     files = (repo.tree(DEFAULT_BRANCH) or {}).values()
     counts = Counter(_data_type(stored.content_type) for stored in files)
     view = {
-        "namespace": repo.namespace, "name": repo.name, "min_version": MIN_VERSION, "is_empty": repo.is_empty,
-        "size": sum(len(stored.data) for stored in files), "branch_count": len(repo.branches),
+        "namespace": repo.namespace,
+        "name": repo.name,
+        "min_version": MIN_VERSION,
+        "is_empty": repo.is_empty,
+        "size": sum(len(stored.data) for stored in files),
+        "branch_count": len(repo.branches),
         "data_types": [{"data_type": kind, "count": count} for kind, count in sorted(counts.items())],
     }
     return success("resource_found", oxen_version=OXEN_VERSION, repository=view)

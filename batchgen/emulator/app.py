@@ -105,8 +105,9 @@ def _authorized(request: web.Request, auth: Auth) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
 
 
-async def _injected_fault(request: web.Request, state: EmulatorState, key: str,
-                          opt_in: bool) -> web.Response | None:
+async def _injected_fault(
+    request: web.Request, state: EmulatorState, key: str, opt_in: bool
+) -> web.Response | None:
     delay = state.faults.delay_for(key, opt_in=opt_in)
     if delay:
         # Read the body first, as a server that is slow to *process* a request would have: a client
@@ -130,15 +131,17 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     state, key = state_of(request), route_key(request)
     name = key or f"{request.method} <unmatched>"
     state.counters.requests[name] += 1
-    entry = state.counters.log_request(name, request.path, request.headers.get("Range"),
-                                       "Authorization" in request.headers)
+    entry = state.counters.log_request(
+        name, request.path, request.headers.get("Range"), "Authorization" in request.headers
+    )
     response = await _gate(request, handler, state, key)
     entry.answered(response.status, response.headers.get("Retry-After"))
     return response
 
 
-async def _gate(request: web.Request, handler: Handler, state: EmulatorState,
-                key: str | None) -> web.StreamResponse:
+async def _gate(
+    request: web.Request, handler: Handler, state: EmulatorState, key: str | None
+) -> web.StreamResponse:
     route = request.app[POLICIES].get((key or "").replace("HEAD ", "GET ", 1))
     if key is None or route is None:
         exception = request.match_info.http_exception

@@ -34,7 +34,9 @@ class Catalog:
 
     def copy(self) -> Catalog:
         """An independent copy (each emulator gets its own, so a test changing one leaks nowhere)."""
-        return Catalog([ModelSpec(s.id, s.media_type, s.rules, copy.deepcopy(s.public)) for s in self._specs.values()])
+        return Catalog(
+            [ModelSpec(s.id, s.media_type, s.rules, copy.deepcopy(s.public)) for s in self._specs.values()]
+        )
 
     def all(self) -> list[ModelSpec]:
         return list(self._specs.values())

@@ -16,8 +16,11 @@ from batchgen.emulator.config import EmulatorConfig, FaultConfig, LatencyConfig
 from batchgen.emulator.server import Emulator
 
 CLI_DEFAULTS: dict[str, Any] = {"port": 8765}  # a fixed, memorable port for humans
-SECTIONS = ((EmulatorConfig, "emulator"), (LatencyConfig, "latency (simulated seconds)"),
-            (FaultConfig, "faults (all off by default)"))
+SECTIONS = (
+    (EmulatorConfig, "emulator"),
+    (LatencyConfig, "latency (simulated seconds)"),
+    (FaultConfig, "faults (all off by default)"),
+)
 
 
 def _flag(name: str) -> str:

@@ -106,11 +106,13 @@ class FaultConfig:
         (), "Routes subject to slow responses, as 'METHOD /template' or '/template'; empty = every API route."
     )
     enqueue_cut_rate: float = _knob(
-        0.0, "Share of POST /api/ai/queue calls that create the generations but close the connection "
+        0.0,
+        "Share of POST /api/ai/queue calls that create the generations but close the connection "
         "without a response (0-1).",
     )
     upload_cut_rate: float = _knob(
-        0.0, "Share of repository file uploads (PUT) that make the commit but close the connection "
+        0.0,
+        "Share of repository file uploads (PUT) that make the commit but close the connection "
         "without a response (0-1).",
     )
     sse_cut_every_seconds: float | None = _knob(
@@ -135,13 +137,24 @@ class FaultConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("generation_failure_rate", "rate_limit_rate", "server_error_rate",
-                     "slow_response_rate", "enqueue_cut_rate", "upload_cut_rate", "download_truncate_rate",
-                     "download_short_length_rate"):
+        for name in (
+            "generation_failure_rate",
+            "rate_limit_rate",
+            "server_error_rate",
+            "slow_response_rate",
+            "enqueue_cut_rate",
+            "upload_cut_rate",
+            "download_truncate_rate",
+            "download_short_length_rate",
+        ):
             _check_number(self, name, high=1.0)
         _check_int(self, "rate_limit_retry_after_seconds", low=0, high=86_400)
-        for name in ("rate_limit_burst_seconds", "rate_limit_burst_period_seconds",
-                     "slow_response_seconds", "credits_exhaust_after_usd"):
+        for name in (
+            "rate_limit_burst_seconds",
+            "rate_limit_burst_period_seconds",
+            "slow_response_seconds",
+            "credits_exhaust_after_usd",
+        ):
             _check_number(self, name)
         _check_int(self, "server_error_status", low=500, high=599)
         _check_positive(self, "sse_cut_every_seconds")
@@ -190,22 +203,27 @@ class EmulatorConfig:
     )
     max_upload_bytes: int = _knob(64 * 1024 * 1024, "Largest accepted request body (uploads), in bytes.")
     queue_list_cap: int | None = _knob(
-        None, "Answer GET /api/ai/queue with at most this many rows, the oldest first (unset = all). The "
+        None,
+        "Answer GET /api/ai/queue with at most this many rows, the oldest first (unset = all). The "
         "docs document no cap and no paging there; this shows a client that trusts the lean list.",
     )
     echo_defaults: bool = _knob(
-        False, "Echo the model schema's default value of every parameter the request left out, in queue "
+        False,
+        "Echo the model schema's default value of every parameter the request left out, in queue "
         "and history rows (as a service that fills defaults in would).",
     )
     history_newest_first: bool = _knob(
-        True, "Order GET /api/ai/generations newest first; False: oldest first (the order is undocumented).",
+        True,
+        "Order GET /api/ai/generations newest first; False: oldest first (the order is undocumented).",
     )
     private_results: bool = _knob(
-        False, "Result downloads answer 404 unless they carry the API key, as files of a private repository "
+        False,
+        "Result downloads answer 404 unless they carry the API key, as files of a private repository "
         "would (the docs do not say whether result_url needs the key).",
     )
     events_for_other_namespaces: bool = _knob(
-        True, "Send completion events of generations billed to another namespace (target_namespace) on "
+        True,
+        "Send completion events of generations billed to another namespace (target_namespace) on "
         "the user's stream; the docs leave open whether they reach it.",
     )
     latency: LatencyConfig = field(default_factory=LatencyConfig)

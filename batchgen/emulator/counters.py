@@ -63,8 +63,9 @@ class Counters:
     request_log: list[LoggedRequest] | None = field(default=None, repr=False, compare=False)
     listeners: list[Listener] = field(default_factory=list, repr=False, compare=False)
 
-    def log_request(self, route: str, path: str, range_header: str | None,
-                    authorized: bool = False) -> LoggedRequest:
+    def log_request(
+        self, route: str, path: str, range_header: str | None, authorized: bool = False
+    ) -> LoggedRequest:
         """Record a request's arrival (kept only while request_log is a list) and tell the listeners."""
         entry = LoggedRequest(time.monotonic(), route, path, range_header, authorized)
         if self.request_log is not None:

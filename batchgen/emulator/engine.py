@@ -23,9 +23,16 @@ INSUFFICIENT_CREDITS = "Insufficient credits"
 
 
 class Engine:
-    def __init__(self, queue: FakeQueue, catalog: Catalog, config: EmulatorConfig, faults: FaultInjector,
-                 ledger: Ledger, fetch: Callable[[str], bool],
-                 on_finished: Callable[[Generation], None]) -> None:
+    def __init__(
+        self,
+        queue: FakeQueue,
+        catalog: Catalog,
+        config: EmulatorConfig,
+        faults: FaultInjector,
+        ledger: Ledger,
+        fetch: Callable[[str], bool],
+        on_finished: Callable[[Generation], None],
+    ) -> None:
         self._queue, self._catalog, self._config = queue, catalog, config
         self._faults, self._ledger, self._fetch = faults, ledger, fetch
         self._on_finished = on_finished
@@ -116,8 +123,11 @@ class Engine:
         if error is not None:
             self._schedule(gen, latency.failure_delay_seconds, lambda g: self._finish(g, error))
             return
-        median = latency.video_render_median_seconds if gen.media_type == "video" \
+        median = (
+            latency.video_render_median_seconds
+            if gen.media_type == "video"
             else latency.image_render_median_seconds
+        )
         self._schedule(gen, self._sample(median), lambda g: self._finish(g, None))
 
     def _outcome(self, gen: Generation) -> str | None:
@@ -127,8 +137,10 @@ class Engine:
             return INSUFFICIENT_CREDITS
         spec = self._catalog.get(gen.model_id)
         rule_set = spec.rules if spec else "none"
-        return rules.check(rule_set, gen.request, lambda url: self._fetch_for(gen, url)) \
+        return (
+            rules.check(rule_set, gen.request, lambda url: self._fetch_for(gen, url))
             or self._faults.transient_failure()
+        )
 
     def _fetch_for(self, gen: Generation, url: str) -> bool:
         fetched = self._fetch(url)

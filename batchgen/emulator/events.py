@@ -83,5 +83,9 @@ class EventHub:
 
 
 def _deployment_payload() -> dict[str, Any]:
-    return {"deployment_id": str(uuid.uuid4()), "model": "emulator-user/custom-llm",
-            "status": "deploying", "message": "Scaling up replicas"}
+    return {
+        "deployment_id": str(uuid.uuid4()),
+        "model": "emulator-user/custom-llm",
+        "status": "deploying",
+        "message": "Scaling up replicas",
+    }

@@ -32,8 +32,13 @@ def route_selected(routes: tuple[str, ...], route_key: str, *, opt_in: bool = Fa
 
 
 class FaultInjector:
-    def __init__(self, config: FaultConfig, seed: int, counters: Counters,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: FaultConfig,
+        seed: int,
+        counters: Counters,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rng = random.Random(f"faults-{seed}")
         self._counters = counters
         self._monotonic = monotonic

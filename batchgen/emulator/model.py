@@ -67,8 +67,12 @@ class Filters:
 
     def matches(self, gen: Generation) -> bool:
         wanted = (
-            (self.namespace, gen.namespace), (self.model, gen.model_id), (self.status, gen.status),
-            (self.media_type, gen.media_type), (self.repo, gen.repo), (self.folder, gen.directory),
+            (self.namespace, gen.namespace),
+            (self.model, gen.model_id),
+            (self.status, gen.status),
+            (self.media_type, gen.media_type),
+            (self.repo, gen.repo),
+            (self.folder, gen.directory),
         )
         if any(want is not None and want != have for want, have in wanted):
             return False
@@ -155,8 +159,14 @@ class FakeQueue:
         self._move(gen, "failed")
         gen.error_message = message
 
-    def force_terminal(self, gen: Generation, status: Status, error_message: str | None = None,
-                       result: ResultBlob | None = None, path: str | None = None) -> None:
+    def force_terminal(
+        self,
+        gen: Generation,
+        status: Status,
+        error_message: str | None = None,
+        result: ResultBlob | None = None,
+        path: str | None = None,
+    ) -> None:
         """Move a fresh queued row straight to a terminal status (seeding older rows for tests)."""
         self._expect(gen, "queued")
         if status in ACTIVE:

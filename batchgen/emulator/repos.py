@@ -47,8 +47,14 @@ class Commit:
 
     def as_json(self) -> dict[str, object]:
         """The commit as Oxen's API shows it (the change lists are emulator-side only)."""
-        return {"id": self.id, "parent_ids": list(self.parent_ids), "message": self.message,
-                "author": self.author, "email": self.email, "timestamp": self.timestamp}
+        return {
+            "id": self.id,
+            "parent_ids": list(self.parent_ids),
+            "message": self.message,
+            "author": self.author,
+            "email": self.email,
+            "timestamp": self.timestamp,
+        }
 
     def touches(self, path: str) -> bool:
         """Whether this commit added or changed ``path`` or anything under it ("" = anything)."""
@@ -115,8 +121,15 @@ class RepoStore:
     def seed_examples(self) -> None:
         namespace, name, branch, path = EXAMPLE_FILE
         self.create(namespace, name, "Example assets used by the Oxen docs")
-        self.commit(namespace, name, branch, {path: StoredFile(data_file("bloxy.png"), "image/png")},
-                    message="Add example asset", author="elau", email="elau@example.com")
+        self.commit(
+            namespace,
+            name,
+            branch,
+            {path: StoredFile(data_file("bloxy.png"), "image/png")},
+            message="Add example asset",
+            author="elau",
+            email="elau@example.com",
+        )
 
     def create(self, namespace: str, name: str, description: str = "", *, read_only: bool = False) -> bool:
         """Create an empty repository (no commit, no branch); False if it already exists."""
@@ -128,8 +141,9 @@ class RepoStore:
     def repo(self, namespace: str, name: str) -> Repo | None:
         return self._repos.get((namespace, name))
 
-    def commit(self, namespace: str, name: str, branch: str, files: Tree, *,
-               message: str, author: str, email: str) -> Commit:
+    def commit(
+        self, namespace: str, name: str, branch: str, files: Tree, *, message: str, author: str, email: str
+    ) -> Commit:
         """Add or replace ``files`` (path -> file) on ``branch`` as one commit.
 
         The branch must exist, unless the repository is empty: then the commit creates it.
@@ -149,8 +163,16 @@ class RepoStore:
                 modified.append(path)
             tree[path] = stored
         stamp = datetime.fromtimestamp(self._clock.time(), UTC).isoformat().replace("+00:00", "Z")
-        commit = Commit(uuid.uuid4().hex, (parent,) if parent else (), message, author, email, stamp,
-                        tuple(added), tuple(modified))
+        commit = Commit(
+            uuid.uuid4().hex,
+            (parent,) if parent else (),
+            message,
+            author,
+            email,
+            stamp,
+            tuple(added),
+            tuple(modified),
+        )
         repo.commits[commit.id] = commit
         repo.trees[commit.id] = tree
         repo.branches[branch] = commit.id

@@ -30,8 +30,9 @@ def envelope(kind: str, title: str, detail: str | None = None) -> dict[str, Any]
     return {"error": error, "status": "error", "status_message": kind}
 
 
-def error_response(status: int, kind: str, title: str, detail: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, kind: str, title: str, detail: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(envelope(kind, title, detail), status=status, headers=headers)
 
 
@@ -57,14 +58,17 @@ def model_not_found(model_id: str) -> web.Response:
 
 
 def insufficient_credits() -> web.Response:
-    return error_response(402, "insufficient_credits", "Insufficient credits",
-                          "Insufficient credits")
+    return error_response(402, "insufficient_credits", "Insufficient credits", "Insufficient credits")
 
 
 def rate_limited(retry_after: int) -> web.Response:
-    return error_response(429, "rate_limited", "Rate limit exceeded",
-                          f"Too many requests, retry after {retry_after} seconds.",
-                          headers={"Retry-After": str(retry_after)})
+    return error_response(
+        429,
+        "rate_limited",
+        "Rate limit exceeded",
+        f"Too many requests, retry after {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def server_error(status: int) -> web.Response:
@@ -86,13 +90,19 @@ def bad_request(detail: str) -> web.Response:
 
 def repo_not_found(namespace: str, name: str) -> web.Response:
     """oxen-server's 404 for a repository that does not exist."""
-    body = {"status": "error", "status_message": "resource_not_found", "oxen_version": OXEN_VERSION,
-            "status_description": f"Repository '{namespace}/{name}' not found"}
+    body = {
+        "status": "error",
+        "status_message": "resource_not_found",
+        "oxen_version": OXEN_VERSION,
+        "status_description": f"Repository '{namespace}/{name}' not found",
+    }
     return web.json_response(body, status=404)
 
 
 def branch_not_found(branch: str) -> web.Response:
-    return error_response(404, "resource_not_found", "Branch does not exist", f"Could not find branch: {branch}")
+    return error_response(
+        404, "resource_not_found", "Branch does not exist", f"Could not find branch: {branch}"
+    )
 
 
 def path_not_found(path: str) -> web.Response:
@@ -100,8 +110,12 @@ def path_not_found(path: str) -> web.Response:
 
 
 def read_only(namespace: str, name: str) -> web.Response:
-    return error_response(403, "forbidden", "You do not have write access to this repository",
-                          f"The API key may read {namespace}/{name} but not write to it")
+    return error_response(
+        403,
+        "forbidden",
+        "You do not have write access to this repository",
+        f"The API key may read {namespace}/{name} but not write to it",
+    )
 
 
 def success(status_message: str, **fields: Any) -> web.Response:

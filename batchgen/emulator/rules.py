@@ -24,8 +24,10 @@ MIN_TOTAL = 3
 
 
 def duration_invalid(value: object) -> str:
-    return (f"duration value '{value}' is invalid. Try using duration='5' instead, "
-            "as duration support may vary by model and mode.")
+    return (
+        f"duration value '{value}' is invalid. Try using duration='5' instead, "
+        "as duration support may vary by model and mode."
+    )
 
 
 def total_too_long(total: int) -> str:
@@ -51,8 +53,10 @@ def one_of(values: tuple[str, ...]) -> str:
 
 
 def too_many_images(count: int, limit: int) -> str:
-    return (f"{VALUE_ERROR}Too many images: {count} provided, "
-            f"maximum {limit} total (elements + reference images).")
+    return (
+        f"{VALUE_ERROR}Too many images: {count} provided, "
+        f"maximum {limit} total (elements + reference images)."
+    )
 
 
 def forbidden(url: str) -> str:
@@ -150,7 +154,8 @@ def _check_elements(elements: Any) -> str | None:
 def _check_images(body: Body, limit: int) -> str | None:
     images, elements = body.get("input_image", []), body.get("elements", [])
     error = (_string_list(images) if images is not None else None) or (
-        _check_elements(elements) if elements is not None else None)
+        _check_elements(elements) if elements is not None else None
+    )
     if error:
         return error
     count = len(images or []) + sum(1 + len(e.get("reference_image_urls", [])) for e in elements or [])
@@ -185,30 +190,46 @@ def _fetch_all(body: Body, fetch: Fetch) -> str | None:
 
 
 def kling_o3_reference(body: Body, fetch: Fetch) -> str | None:
-    return (_check_prompt_or_shots(body) or _check_enum(body, "aspect_ratio", ("9:16", "1:1", "16:9"))
-            or _check_images(body, 4) or _check_frames(body) or _fetch_all(body, fetch))
+    return (
+        _check_prompt_or_shots(body)
+        or _check_enum(body, "aspect_ratio", ("9:16", "1:1", "16:9"))
+        or _check_images(body, 4)
+        or _check_frames(body)
+        or _fetch_all(body, fetch)
+    )
 
 
 def kling_o3_omni(body: Body, fetch: Fetch) -> str | None:
     image_limit = 4 if body.get("input_video") is not None else 7
-    return (_check_prompt(body.get("prompt")) or _check_total(body.get("duration", 5))
-            or _check_enum(body, "aspect_ratio", ("16:9", "9:16", "1:1"))
-            or _check_enum(body, "video_mode", ("edit", "reference"))
-            or _check_enum(body, "resolution", ("720p", "1080p", "4k"))
-            or _check_images(body, image_limit) or _check_frames(body) or _fetch_all(body, fetch))
+    return (
+        _check_prompt(body.get("prompt"))
+        or _check_total(body.get("duration", 5))
+        or _check_enum(body, "aspect_ratio", ("16:9", "9:16", "1:1"))
+        or _check_enum(body, "video_mode", ("edit", "reference"))
+        or _check_enum(body, "resolution", ("720p", "1080p", "4k"))
+        or _check_images(body, image_limit)
+        or _check_frames(body)
+        or _fetch_all(body, fetch)
+    )
 
 
 def text_to_video(body: Body, fetch: Fetch) -> str | None:
     duration = body.get("duration", "5")
     bad_duration = str(duration) not in ("5", "10") or isinstance(duration, bool)
-    return (_check_prompt(body.get("prompt"), 2500) or (one_of(("5", "10")) if bad_duration else None)
-            or _check_enum(body, "aspect_ratio", ("9:16", "1:1", "16:9")))
+    return (
+        _check_prompt(body.get("prompt"), 2500)
+        or (one_of(("5", "10")) if bad_duration else None)
+        or _check_enum(body, "aspect_ratio", ("9:16", "1:1", "16:9"))
+    )
 
 
 def image(body: Body, fetch: Fetch) -> str | None:
-    return (_check_prompt(body.get("prompt"), 2500)
-            or _check_enum(body, "aspect_ratio", ("1:1", "4:3", "3:4", "16:9", "9:16"))
-            or _check_images(body, 4) or _fetch_all(body, fetch))
+    return (
+        _check_prompt(body.get("prompt"), 2500)
+        or _check_enum(body, "aspect_ratio", ("1:1", "4:3", "3:4", "16:9", "9:16"))
+        or _check_images(body, 4)
+        or _fetch_all(body, fetch)
+    )
 
 
 def no_rules(body: Body, fetch: Fetch) -> str | None:

@@ -57,8 +57,9 @@ class Emulator:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     @property
@@ -121,8 +122,15 @@ class Emulator:
         self.state.faults.config = dataclasses.replace(self.state.faults.config, **changes)
         return self.state.faults.config
 
-    def seed_history(self, count: int, request: dict[str, Any], *, namespace: str | None = None,
-                     age_seconds: float = 86_400.0, status: Status = "succeeded") -> list[Generation]:
+    def seed_history(
+        self,
+        count: int,
+        request: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        age_seconds: float = 86_400.0,
+        status: Status = "succeeded",
+    ) -> list[Generation]:
         """Add ``count`` terminal rows enqueued ``age_seconds`` ago (spread over the hour before), made
         from ``request`` (an enqueue body with ``model``): an account with older work on it. They
         send no events and charge nothing now."""
@@ -133,8 +141,11 @@ class Emulator:
         body = {k: v for k, v in request.items() if k != "num_generations"}
         return [
             self.state.add_past_generation(
-                spec, dict(body), namespace=namespace or self.config.username,
-                enqueued_at=now - age_seconds - 3600.0 * (count - i) / max(1, count), status=status,
+                spec,
+                dict(body),
+                namespace=namespace or self.config.username,
+                enqueued_at=now - age_seconds - 3600.0 * (count - i) / max(1, count),
+                status=status,
                 error_message="Seeded failure" if status == "failed" else None,
             )
             for i in range(count)
@@ -161,7 +172,9 @@ class Emulator:
             raise KeyError(f"no repository {namespace}/{name}")
         return repo
 
-    def create_repo(self, namespace: str, name: str, *, description: str = "", read_only: bool = False) -> bool:
+    def create_repo(
+        self, namespace: str, name: str, *, description: str = "", read_only: bool = False
+    ) -> bool:
         """Create an empty repository (no commit, no branch yet); False if it already exists."""
         return self.state.repos.create(namespace, name, description, read_only=read_only)
 
@@ -180,8 +193,9 @@ class Emulator:
         """One file at a branch (its newest version) or at a commit id; KeyError if it is not there."""
         return self.repo_files(namespace, name, revision)[path.strip("/")]
 
-    def repo_commits(self, namespace: str, name: str, revision: str = DEFAULT_BRANCH,
-                     path: str = "") -> list[Commit]:
+    def repo_commits(
+        self, namespace: str, name: str, revision: str = DEFAULT_BRANCH, path: str = ""
+    ) -> list[Commit]:
         """The history of a branch or commit id, oldest first, each with the paths it ``added`` and
         ``modified``; only the commits touching ``path`` when one is given. Empty for an empty repository."""
         repo = self._repo(namespace, name)
@@ -215,8 +229,9 @@ class Emulator:
 
 
 @asynccontextmanager
-async def run_emulator(config: EmulatorConfig | None = None, *,
-                       clock: Clock | None = None) -> AsyncIterator[Emulator]:
+async def run_emulator(
+    config: EmulatorConfig | None = None, *, clock: Clock | None = None
+) -> AsyncIterator[Emulator]:
     """A running emulator (127.0.0.1, free port by default), stopped on exit."""
     emulator = Emulator(config, clock=clock)
     await emulator.start()

@@ -42,8 +42,9 @@ class EmulatorState:
         self.faults = FaultInjector(config.faults, config.seed, self.counters)
         self.hub = EventHub(config.unrelated_event_every)
         self.signer = UrlSigner(self.clock, config.url_ttl_seconds)
-        self.engine = Engine(self.queue, self.catalog, config, self.faults, self.ledger,
-                             self.repos.fetch, self._finished)
+        self.engine = Engine(
+            self.queue, self.catalog, config, self.faults, self.ledger, self.repos.fetch, self._finished
+        )
         self.results: dict[str, str] = {}  # result path -> generation id
         # Test hook (Emulator.override_model): model id -> raw body served by GET /api/ai/models/{id}.
         self.model_overrides: dict[str, bytes] = {}
@@ -63,11 +64,22 @@ class EmulatorState:
         spec = self.catalog.get(gen.model_id)
         schema = (spec.public.get("request_schema") or {}) if spec else {}
         properties = schema.get("properties") or {}
-        return {name: prop["default"] for name, prop in properties.items()
-                if isinstance(prop, dict) and "default" in prop}
+        return {
+            name: prop["default"]
+            for name, prop in properties.items()
+            if isinstance(prop, dict) and "default" in prop
+        }
 
-    def add_past_generation(self, spec: ModelSpec, body: dict[str, Any], *, namespace: str,
-                            enqueued_at: float, status: Status, error_message: str | None = None) -> Generation:
+    def add_past_generation(
+        self,
+        spec: ModelSpec,
+        body: dict[str, Any],
+        *,
+        namespace: str,
+        enqueued_at: float,
+        status: Status,
+        error_message: str | None = None,
+    ) -> Generation:
         """A terminal row from before now, as an account with older work has (no event, no charge)."""
         gen = self._new_generation(spec, body, estimate(spec, body), namespace)
         gen.enqueued_at = enqueued_at
@@ -98,13 +110,21 @@ class EmulatorState:
         self.engine.submit(generations)
         return generations
 
-    def _new_generation(self, spec: ModelSpec, body: dict[str, Any], price: Decimal,
-                        namespace: str) -> Generation:
+    def _new_generation(
+        self, spec: ModelSpec, body: dict[str, Any], price: Decimal, namespace: str
+    ) -> Generation:
         assert spec.media_type is not None
         return Generation(
-            generation_id=self._new_id(), model_id=spec.id, media_type=spec.media_type, request=dict(body),
-            namespace=namespace, repo=RESULTS_REPO, directory=spec.id, price=price,
-            enqueued_at=self.clock.time(), seq=self.queue.next_seq(),
+            generation_id=self._new_id(),
+            model_id=spec.id,
+            media_type=spec.media_type,
+            request=dict(body),
+            namespace=namespace,
+            repo=RESULTS_REPO,
+            directory=spec.id,
+            price=price,
+            enqueued_at=self.clock.time(),
+            seq=self.queue.next_seq(),
         )
 
     def result_url(self, gen: Generation, origin: str) -> str | None:

@@ -16,8 +16,9 @@ def _seconds(timestamp: float | None) -> int | None:
     return None if timestamp is None else int(timestamp)
 
 
-def queue_row(gen: Generation, result_url: str | None,
-              defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def queue_row(
+    gen: Generation, result_url: str | None, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """QueueGenerationResponse: the documented fields plus every other request param at top level.
 
     ``defaults`` (schema defaults of parameters the request left out) are echoed too when given.
@@ -43,8 +44,9 @@ def user_id(username: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://hub.oxen.ai/{username}"))
 
 
-def history_row(gen: Generation, result_url: str | None, username: str,
-                defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def history_row(
+    gen: Generation, result_url: str | None, username: str, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A ``/api/ai/generations`` row: the queue row plus cost, target and user fields."""
     row = queue_row(gen, result_url, defaults)
     row.update(
@@ -61,8 +63,11 @@ def history_row(gen: Generation, result_url: str | None, username: str,
 
 def completion_payload(gen: Generation, url: str | None) -> dict[str, Any]:
     """The ``media_generation_completed`` data: succeeded carries model+url, failed carries error."""
-    payload: dict[str, Any] = {"generation_id": gen.generation_id, "status": gen.status,
-                               "media_type": gen.media_type}
+    payload: dict[str, Any] = {
+        "generation_id": gen.generation_id,
+        "status": gen.status,
+        "media_type": gen.media_type,
+    }
     if gen.status == "succeeded":
         payload.update(model=gen.model_id, url=url)
     else:

@@ -47,7 +47,6 @@ def _file_kind(mode: int) -> str:
     return next((kind for test, kind in kinds if test(mode)), "not a regular file")
 
 
-
 def reason(exc: OSError) -> str:
     """Why a file could not be read, in a few lower-case words."""
     return (

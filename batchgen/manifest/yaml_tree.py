@@ -181,7 +181,6 @@ def read_text(path: Path, file: str) -> str:
         raise ManifestError([problem]) from None
 
 
-
 def _yaml_hint(problem: str) -> str | None:
     if "'\\t'" in problem:
         return "indent with spaces, not tabs"

@@ -265,11 +265,15 @@ class _Planner(PlanProblems):
             dynamic = set(plan.dynamic_fields)
             per_job = tuple(rule for rule in validator.rule_list if rule.values & dynamic)
             once = [rule for rule in validator.rule_list if rule not in per_job]
-            schema_issues = validator.check_required(request) + validator.check_fields(request, plan.const_fields)
+            schema_issues = validator.check_required(request) + validator.check_fields(
+                request, plan.const_fields
+            )
             known = self.once[key] = (schema_issues, validator.check_rules(request, once), per_job)
         schema_issues, rule_issues, per_job = known
         dynamic_issues = validator.check_fields(request, plan.dynamic_fields)
-        return merge_issues([*schema_issues, *dynamic_issues], [*rule_issues, *validator.check_rules(request, per_job)])
+        return merge_issues(
+            [*schema_issues, *dynamic_issues], [*rule_issues, *validator.check_rules(request, per_job)]
+        )
 
     def _issue_finding(self, plan: _SpecPlan, replica: int, issue: Issue) -> None:
         top = issue.path[0] if issue.path else None
@@ -426,5 +430,7 @@ def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:
         raise ManifestError(problems)
     jobs = tuple(planner.jobs)
     plan = Plan(manifest.path, manifest.name, jobs, None)
-    defaults = {model_id: echoable_defaults(model.spec) for model_id, model in planner.models.items() if model}
+    defaults = {
+        model_id: echoable_defaults(model.spec) for model_id, model in planner.models.items() if model
+    }
     return Plan(manifest.path, manifest.name, jobs, plan.cost_of(jobs), defaults)

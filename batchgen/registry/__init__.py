@@ -1,13 +1,13 @@
 """The model registry: model specs, catalogs, each model's documented rules, request validation, prices.
 
-    spec.py        ModelSpec: one model, read from a registry answer (checked by hardening.py)
-    catalog.py     looking models up: shipped snapshots, chains of catalogs
-    rules.py       MODEL_RULES: each model's documented rules (the file to edit to add a model's rules)
-    hardening.py   checking a registry answer: sizes, depth, $refs, patterns, prices; the schema dialect
-    validation.py  RequestValidator and validate_request: the registry schema plus the rules
-    pricing.py     quotes from a model's `pricing` object
-    live.py        the live registry and the run directory's cache of it (an I/O shell, so not
-                   re-exported here: import batchgen.registry.live)
+spec.py        ModelSpec: one model, read from a registry answer (checked by hardening.py)
+catalog.py     looking models up: shipped snapshots, chains of catalogs
+rules.py       MODEL_RULES: each model's documented rules (the file to edit to add a model's rules)
+hardening.py   checking a registry answer: sizes, depth, $refs, patterns, prices; the schema dialect
+validation.py  RequestValidator and validate_request: the registry schema plus the rules
+pricing.py     quotes from a model's `pricing` object
+live.py        the live registry and the run directory's cache of it (an I/O shell, so not
+               re-exported here: import batchgen.registry.live)
 """
 
 from batchgen.registry.catalog import (

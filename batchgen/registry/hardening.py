@@ -243,7 +243,6 @@ def _is_index(token: str, length: int) -> bool:
     return token.isascii() and token.isdigit() and len(token) < 10 and int(token) < length
 
 
-
 # ---------------------------------------------------------------- the registry's schema dialect
 
 

@@ -28,9 +28,25 @@ from batchgen.rundir import MODELS_DIR, model_file_name
 log = logging.getLogger(__name__)
 
 CACHE_FRESH_S = 3600.0  # a description read live this recently is reused (a resume does not re-read it)
-_VALIDATING_KEYWORDS = ("type", "enum", "const", "default", "minimum", "maximum", "exclusiveMinimum",
-                        "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "pattern",
-                        "format", "items", "required", "nullable")
+_VALIDATING_KEYWORDS = (
+    "type",
+    "enum",
+    "const",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "format",
+    "items",
+    "required",
+    "nullable",
+)
 
 
 @dataclass(slots=True)
@@ -52,16 +68,20 @@ def snapshot_date(spec: ModelSpec) -> str:
     return str(spec.raw.get("x-batchgen-snapshot") or "an unknown date")
 
 
-async def model_catalog(client: OxenClient | None, manifest: Manifest, *,
-                        run_dir: Path | None = None) -> Catalog:
+async def model_catalog(
+    client: OxenClient | None, manifest: Manifest, *, run_dir: Path | None = None
+) -> Catalog:
     """Live descriptions first (when there is a client), then the run directory's cache, then the
     shipped snapshots. A model nobody knows is left out, so the plan reports it with a hint."""
     shipped = SnapshotCatalog()
     ids = sorted(manifest_model_ids(manifest))
     if client is None:
-        notes = [f"{i}: validated and quoted with the snapshot shipped with batchgen, of {snapshot_date(spec)} "
-                 "(offline: set OXEN_API_KEY to read the live model registry)"
-                 for i in ids if (spec := shipped.get(i)) is not None]
+        notes = [
+            f"{i}: validated and quoted with the snapshot shipped with batchgen, of {snapshot_date(spec)} "
+            "(offline: set OXEN_API_KEY to read the live model registry)"
+            for i in ids
+            if (spec := shipped.get(i)) is not None
+        ]
         return Catalog(shipped, notes=notes)
     result = Catalog(shipped)
     cached: list[ModelSpec] = []
@@ -74,8 +94,10 @@ async def model_catalog(client: OxenClient | None, manifest: Manifest, *,
             spec = ModelSpec.from_api(await client.get_model(model_id), model_id)
         except NotFound:
             if (snapshot := shipped.get(model_id)) is not None:
-                result.notes.append(f"{model_id}: not in the live model registry; validated with the shipped "
-                                    f"snapshot of {snapshot_date(snapshot)}, but the API may reject it")
+                result.notes.append(
+                    f"{model_id}: not in the live model registry; validated with the shipped "
+                    f"snapshot of {snapshot_date(snapshot)}, but the API may reject it"
+                )
             continue
         except ApiError as exc:
             if isinstance(exc, Unauthenticated):
@@ -89,16 +111,21 @@ async def model_catalog(client: OxenClient | None, manifest: Manifest, *,
     return result
 
 
-def _fall_back(model_id: str, exc: ApiError, run_dir: Path | None, shipped: SnapshotCatalog,
-               notes: list[str]) -> list[ModelSpec]:
+def _fall_back(
+    model_id: str, exc: ApiError, run_dir: Path | None, shipped: SnapshotCatalog, notes: list[str]
+) -> list[ModelSpec]:
     cached = read_cached(run_dir, model_id) if run_dir is not None else None
     if cached is not None:
-        notes.append(f"{model_id}: the live model registry did not answer ({exc}); using the description "
-                     "cached in the run directory by an earlier run")
+        notes.append(
+            f"{model_id}: the live model registry did not answer ({exc}); using the description "
+            "cached in the run directory by an earlier run"
+        )
         return [cached]
     if (snapshot := shipped.get(model_id)) is not None:
-        notes.append(f"{model_id}: the live model registry did not answer ({exc}); using the shipped "
-                     f"snapshot of {snapshot_date(snapshot)}")
+        notes.append(
+            f"{model_id}: the live model registry did not answer ({exc}); using the shipped "
+            f"snapshot of {snapshot_date(snapshot)}"
+        )
     return []
 
 
@@ -118,13 +145,19 @@ def describe_changes(snapshot: ModelSpec, live: ModelSpec) -> list[str]:
     changes = []
     old_price, new_price = _price_text(snapshot.pricing), _price_text(live.pricing)
     if old_price != new_price:
-        changes.append(f"the live price ({new_price}) differs from the shipped snapshot's ({old_price}); "
-                       "quoting with the live one")
+        changes.append(
+            f"the live price ({new_price}) differs from the shipped snapshot's ({old_price}); "
+            "quoting with the live one"
+        )
     old_schema, new_schema = _validating(snapshot.request_schema), _validating(live.request_schema)
     if old_schema != new_schema:
-        changed = sorted({*old_schema, *new_schema} - {k for k in old_schema if old_schema[k] == new_schema.get(k)})
-        changes.append(f"the live request schema differs from the shipped snapshot's ({', '.join(changed)}); "
-                       "validating with the live one")
+        changed = sorted(
+            {*old_schema, *new_schema} - {k for k in old_schema if old_schema[k] == new_schema.get(k)}
+        )
+        changes.append(
+            f"the live request schema differs from the shipped snapshot's ({', '.join(changed)}); "
+            "validating with the live one"
+        )
     return changes
 
 
@@ -145,7 +178,7 @@ def _validating(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     properties = schema.get("properties")
     found: dict[str, Any] = {"(required)": sorted(schema.get("required") or [])}
-    for name, prop in (properties.items() if isinstance(properties, Mapping) else ()):
+    for name, prop in properties.items() if isinstance(properties, Mapping) else ():
         if isinstance(prop, Mapping):
             found[name] = {k: _unordered(k, prop[k]) for k in _VALIDATING_KEYWORDS if k in prop}
     return found

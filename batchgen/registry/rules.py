@@ -115,7 +115,10 @@ NO_RULES = ModelRules()
 #: Defaults the docs give for parameters the registry schema omits or shows without a default
 #: (the walkthrough's `duration` and `negative_prompt`); a service may fill them in and echo them.
 DOCUMENTED_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "kling-video-o3-pro-reference-to-video": {"duration": 5, "negative_prompt": "blur, distort, and low quality"},
+    "kling-video-o3-pro-reference-to-video": {
+        "duration": 5,
+        "negative_prompt": "blur, distort, and low quality",
+    },
 }
 
 

@@ -228,7 +228,9 @@ def _cache_key(name: str, value: Any) -> Any:
 
 
 #: Schema keywords whose failures a documented rule restates with a better message (counts, presence).
-_RESTATED_BY_RULES = frozenset({"required", "maxItems", "minItems", "maxLength", "minLength", "maximum", "minimum"})
+_RESTATED_BY_RULES = frozenset(
+    {"required", "maxItems", "minItems", "maxLength", "minLength", "maximum", "minimum"}
+)
 
 
 def merge_issues(schema_issues: list[Issue], rule_issues: list[Issue]) -> list[Issue]:
@@ -236,9 +238,12 @@ def merge_issues(schema_issues: list[Issue], rule_issues: list[Issue]) -> list[I
     deeper (a live schema may check a count or a presence that a rule also checks; the rule's message
     says more). Type and enum errors are always kept."""
     rule_paths = [issue.path for issue in rule_issues]
-    kept = [issue for issue in schema_issues
-            if issue.keyword not in _RESTATED_BY_RULES
-            or not any(path[: len(issue.path)] == issue.path for path in rule_paths)]
+    kept = [
+        issue
+        for issue in schema_issues
+        if issue.keyword not in _RESTATED_BY_RULES
+        or not any(path[: len(issue.path)] == issue.path for path in rule_paths)
+    ]
     return [*kept, *rule_issues]
 
 
@@ -283,7 +288,11 @@ class RequestValidator:
         """The schema's required parameters that `request` lacks."""
         if self._whole is not None:
             return []
-        return [Issue((name,), "Field required", keyword="required") for name in self._required if name not in request]
+        return [
+            Issue((name,), "Field required", keyword="required")
+            for name in self._required
+            if name not in request
+        ]
 
     def check_fields(self, request: Mapping[str, Any], names: Iterable[str]) -> list[Issue]:
         """Schema issues of the parameters `names` of `request` (all of them if not `per_field`)."""

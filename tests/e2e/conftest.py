@@ -41,18 +41,32 @@ class CliResult:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OXEN_API_KEY", "OXEN_API_BASE") and "proxy" not in k.lower()
+    }
     env.update(extra)
     return env
 
 
-async def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, limit_s: float = 90,
-                  on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None) -> CliResult:
+async def run_cli(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    limit_s: float = 90,
+    on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None,
+) -> CliResult:
     """Run `python -m batchgen ARGS` to completion (bounded by `timeout`)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batchgen", *args, cwd=cwd, env=env or clean_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "batchgen",
+        *args,
+        cwd=cwd,
+        env=env or clean_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     if on_start is not None:
         await on_start(proc)
@@ -68,5 +82,15 @@ async def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, limi
 
 
 def api_args(emu: Emulator, *extra: str) -> list[str]:
-    return ["--api-base", emu.base_url, "--api-key", emu.api_key, "--no-progress",
-            "--stream-idle-timeout", "3", "--request-timeout", "5", *extra]
+    return [
+        "--api-base",
+        emu.base_url,
+        "--api-key",
+        emu.api_key,
+        "--no-progress",
+        "--stream-idle-timeout",
+        "3",
+        "--request-timeout",
+        "5",
+        *extra,
+    ]

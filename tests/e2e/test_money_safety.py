@@ -26,7 +26,9 @@ def posts(emu: Emulator) -> int:
     return int(emu.counters.snapshot()["requests"].get("POST /api/ai/queue", 0))
 
 
-async def test_sandbox_results_live_apart_and_a_real_run_pays_for_every_job(emulator: Any, tmp_path: Path) -> None:
+async def test_sandbox_results_live_apart_and_a_real_run_pays_for_every_job(
+    emulator: Any, tmp_path: Path
+) -> None:
     """`--sandbox` writes to <name>.sandbox; the real run afterwards generates every job for real."""
     manifest = write_manifest(tmp_path, count=3)
     sandbox = await run_cli("run", str(manifest), "-o", "out", "--sandbox", "--no-progress", cwd=tmp_path)
@@ -40,7 +42,9 @@ async def test_sandbox_results_live_apart_and_a_real_run_pays_for_every_job(emul
     assert len(results(tmp_path / "out" / "e2e.sandbox")) == 3  # the sandbox run is left as it was
 
 
-async def test_a_sandbox_run_directory_renamed_for_a_real_run_is_refused(emulator: Any, tmp_path: Path) -> None:
+async def test_a_sandbox_run_directory_renamed_for_a_real_run_is_refused(
+    emulator: Any, tmp_path: Path
+) -> None:
     """Placeholders moved to where a real run looks: exit 2 naming the sandbox, nothing submitted."""
     manifest = write_manifest(tmp_path, count=2)
     sandbox = await run_cli("run", str(manifest), "-o", "out", "--sandbox", "--no-progress", cwd=tmp_path)
@@ -66,7 +70,9 @@ async def test_a_run_directory_moved_to_another_api_base_is_refused(emulator: An
     assert f"(results from {first.base_url})" in status.stdout
 
 
-async def test_a_journal_without_api_records_is_checked_against_the_api(emulator: Any, tmp_path: Path) -> None:
+async def test_a_journal_without_api_records_is_checked_against_the_api(
+    emulator: Any, tmp_path: Path
+) -> None:
     """A journal from before batchgen recorded the API: the generations are looked up; unknown ones
     (another API) refuse the run, known ones stamp the journal and the run goes on sending nothing."""
     first, second = await emulator(), await emulator()
@@ -86,7 +92,8 @@ async def test_a_journal_without_api_records_is_checked_against_the_api(emulator
 
 
 async def test_a_second_manifest_with_the_same_name_never_overwrites_paid_results(
-        emulator: Any, tmp_path: Path) -> None:
+    emulator: Any, tmp_path: Path
+) -> None:
     """Manifest B reuses A's name and paths: A's files move to superseded/ with their sidecars, only B's
     jobs count as done, and running A again brings A's files back without paying again."""
     emu = await emulator()
@@ -111,22 +118,29 @@ async def test_a_second_manifest_with_the_same_name_never_overwrites_paid_result
     assert back.code == 0, back.stderr
     assert enqueues(emu) == 6  # A's results came back from superseded/, nothing was paid again
     for path, row in alpha.items():
-        assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == emu.result_sha256(row["generation_id"])
+        assert hashlib.sha256((run_dir / path).read_bytes()).hexdigest() == emu.result_sha256(
+            row["generation_id"]
+        )
 
 
-async def test_the_live_price_is_quoted_and_its_change_said_in_one_line(emulator: Any, tmp_path: Path) -> None:
+async def test_the_live_price_is_quoted_and_its_change_said_in_one_line(
+    emulator: Any, tmp_path: Path
+) -> None:
     """With a key the registry's price wins over the shipped snapshot's, and a budget uses it;
     offline, `plan` says it quotes from the snapshot and of when."""
     emu = await emulator()
     spec = emu.state.catalog.get(MODEL)
     assert spec is not None
-    emu.override_model(MODEL, {**spec.public, "pricing": {"method": "per_video_output_second", "cost_per_second": 0.5}})
+    emu.override_model(
+        MODEL, {**spec.public, "pricing": {"method": "per_video_output_second", "cost_per_second": 0.5}}
+    )
     manifest = write_manifest(tmp_path, count=2)
     offline = await run_cli("plan", str(manifest), cwd=tmp_path)
     assert offline.code == 0 and "snapshot shipped with batchgen, of 2026-06-26" in offline.stderr
     assert "cost quote: $2.24 in total" in offline.stdout
-    online = await run_cli("plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key,
-                           cwd=tmp_path)
+    online = await run_cli(
+        "plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key, cwd=tmp_path
+    )
     assert online.code == 0, online.stderr
     assert "the live price (per_video_output_second, cost_per_second 0.5) differs" in online.stderr
     assert "cost quote: $5.00 in total" in online.stdout
@@ -135,7 +149,9 @@ async def test_the_live_price_is_quoted_and_its_change_said_in_one_line(emulator
     assert enqueues(emu) == 1  # at the snapshot's $1.12 a job, both would have been sent
 
 
-async def test_a_private_result_on_the_api_origin_is_fetched_with_the_key(emulator: Any, tmp_path: Path) -> None:
+async def test_a_private_result_on_the_api_origin_is_fetched_with_the_key(
+    emulator: Any, tmp_path: Path
+) -> None:
     """Result files that need the key (a private repository): each is tried once more with the key."""
     emu = await emulator(private_results=True)
     emu.counters.request_log = []
@@ -172,7 +188,8 @@ def asset_manifest(root: Path, **upload: Any) -> Path:
 
 
 async def test_a_missing_upload_repository_is_exit_2_before_anything_is_submitted(
-        emulator: Any, tmp_path: Path) -> None:
+    emulator: Any, tmp_path: Path
+) -> None:
     """The upload repository does not exist: exit 2 with how to create it, 0 generations; with
     `create: true` it is created and the run completes."""
     emu = await emulator(auto_create_repos=False)
@@ -180,8 +197,9 @@ async def test_a_missing_upload_repository_is_exit_2_before_anything_is_submitte
     assert missing.code == 2
     assert "the upload repository acme/campaign-refs (branch main) does not exist" in missing.stderr
     assert "create: true" in missing.stderr and posts(emu) == 0
-    created = await run_cli("run", str(asset_manifest(tmp_path, create=True)), "-o", "out", *api_args(emu),
-                            cwd=tmp_path)
+    created = await run_cli(
+        "run", str(asset_manifest(tmp_path, create=True)), "-o", "out", *api_args(emu), cwd=tmp_path
+    )
     assert created.code == 0, created.stderr
     assert emu.state.repos.repo("acme", "campaign-refs") is not None
     assert enqueues(emu) == 2
@@ -191,27 +209,47 @@ async def test_a_reference_image_answering_403_fails_its_job_at_once(emulator: A
     """A reference URL the model cannot fetch (403): the job fails after one generation with a hint
     about private repositories, instead of paying its retries; the other job is done."""
     emu = await emulator()
-    manifest = write_manifest(tmp_path, count=1, extra_jobs=[{
-        "name": "private-ref", "prompt": "@Image1 in the rain", "vars": {"n": 99},
-        "input_image": [f"{emu.base_url}/api/repos/acme/private/file/main/nope.png"],
-    }])
+    manifest = write_manifest(
+        tmp_path,
+        count=1,
+        extra_jobs=[
+            {
+                "name": "private-ref",
+                "prompt": "@Image1 in the rain",
+                "vars": {"n": 99},
+                "input_image": [f"{emu.base_url}/api/repos/acme/private/file/main/nope.png"],
+            }
+        ],
+    )
     result = await run_cli("run", str(manifest), "-o", "out", *api_args(emu, "--retries", "2"), cwd=tmp_path)
     assert result.code == 1
     rows = {r["name"]: r for r in results(tmp_path / "out" / "e2e")}
     assert rows["clip"]["state"] == "done"
-    assert rows["private-ref"]["state"] == "failed" and "is its repository private?" in rows["private-ref"]["error"]
+    assert (
+        rows["private-ref"]["state"] == "failed"
+        and "is its repository private?" in rows["private-ref"]["error"]
+    )
     assert enqueues(emu) == 2  # one generation each: no retry of the refused reference
 
 
-async def test_org_billed_jobs_finish_promptly_when_their_events_never_come(emulator: Any, tmp_path: Path) -> None:
+async def test_org_billed_jobs_finish_promptly_when_their_events_never_come(
+    emulator: Any, tmp_path: Path
+) -> None:
     """target_namespace rows whose completion events never reach the stream: the run looks for them
     early and then at 1.5x the renders seen, instead of waiting out the expected render per wave."""
     emu = await emulator(events_for_other_namespaces=False)
-    manifest = write_manifest(tmp_path, count=8, defaults={"aspect_ratio": "16:9", "duration": 5,
-                                                           "target_namespace": "acme-org"})
+    manifest = write_manifest(
+        tmp_path, count=8, defaults={"aspect_ratio": "16:9", "duration": 5, "target_namespace": "acme-org"}
+    )
     started = time.monotonic()
-    result = await run_cli("run", str(manifest), "-o", "out",
-                           *api_args(emu, "-j", "2", "--reconcile-interval", "4"), cwd=tmp_path)
+    result = await run_cli(
+        "run",
+        str(manifest),
+        "-o",
+        "out",
+        *api_args(emu, "-j", "2", "--reconcile-interval", "4"),
+        cwd=tmp_path,
+    )
     elapsed = time.monotonic() - started
     assert result.code == 0, result.stderr
     assert_all_verified(tmp_path / "out" / "e2e", emu, 8)
@@ -226,8 +264,9 @@ async def test_a_key_on_the_command_line_is_warned_about(emulator: Any, tmp_path
     flagged = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)
     assert flagged.code == 0 and flagged.stderr.count("shows in `ps`") == 1
     env = clean_env(OXEN_API_KEY=emu.api_key)
-    quiet = await run_cli("run", str(manifest), "-o", "out", "--api-base", emu.base_url, "--no-progress",
-                          cwd=tmp_path, env=env)
+    quiet = await run_cli(
+        "run", str(manifest), "-o", "out", "--api-base", emu.base_url, "--no-progress", cwd=tmp_path, env=env
+    )
     assert quiet.code == 0 and "shows in `ps`" not in quiet.stderr
 
 
@@ -235,12 +274,14 @@ async def test_plan_with_a_key_checks_the_upload_repository(emulator: Any, tmp_p
     """`plan` with a key looks the upload repository up (without writing to it): missing is exit 2."""
     emu = await emulator(auto_create_repos=False)
     manifest = asset_manifest(tmp_path)
-    missing = await run_cli("plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key,
-                            cwd=tmp_path)
+    missing = await run_cli(
+        "plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key, cwd=tmp_path
+    )
     assert missing.code == 2 and "acme/campaign-refs does not exist" in missing.stderr
     emu.create_repo("acme", "campaign-refs")
-    found = await run_cli("plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key,
-                          cwd=tmp_path)
+    found = await run_cli(
+        "plan", str(manifest), "--api-base", emu.base_url, "--api-key", emu.api_key, cwd=tmp_path
+    )
     assert found.code == 0, found.stderr
     assert emu.counters.snapshot()["uploads"] == 0  # plan never writes
 
@@ -253,5 +294,8 @@ async def test_a_symlinked_run_directory_says_where_the_files_go(emulator: Any, 
     manifest = write_manifest(tmp_path, count=1)
     result = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)
     assert result.code == 0, result.stderr
-    assert f"out/e2e leads through a symlink: the files are written to {tmp_path / 'disk' / 'e2e'}" in result.stderr
+    assert (
+        f"out/e2e leads through a symlink: the files are written to {tmp_path / 'disk' / 'e2e'}"
+        in result.stderr
+    )
     assert (tmp_path / "disk" / "e2e" / "videos").is_dir()

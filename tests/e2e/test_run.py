@@ -20,15 +20,24 @@ from tests.e2e.conftest import api_args, run_cli
 MODEL = "kling-video-o3-pro-reference-to-video"
 
 
-def write_manifest(root: Path, *, name: str = "e2e", count: int = 50, extra_jobs: list[dict[str, Any]] | None = None,
-                   prompt: str = "Clip number {n}, slow dolly shot", **top: Any) -> Path:
+def write_manifest(
+    root: Path,
+    *,
+    name: str = "e2e",
+    count: int = 50,
+    extra_jobs: list[dict[str, Any]] | None = None,
+    prompt: str = "Clip number {n}, slow dolly shot",
+    **top: Any,
+) -> Path:
     manifest = {
         "version": 1,
         "name": name,
         "model": MODEL,
         "defaults": {"aspect_ratio": "16:9", "duration": 5},
-        "jobs": [{"name": "clip", "prompt": prompt, "matrix": {"n": list(range(count))}},
-                 *(extra_jobs or [])],
+        "jobs": [
+            {"name": "clip", "prompt": prompt, "matrix": {"n": list(range(count))}},
+            *(extra_jobs or []),
+        ],
         "output": {"pattern": "{name}/{name}-{n}.mp4"},
         **top,
     }
@@ -101,18 +110,26 @@ def tiny_png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     raw = b"\x00\xff\x00\x00" * 1
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
-async def test_a_local_reference_image_is_uploaded_once_and_reaches_the_model(emulator: Any,
-                                                                               tmp_path: Path) -> None:
+async def test_a_local_reference_image_is_uploaded_once_and_reaches_the_model(
+    emulator: Any, tmp_path: Path
+) -> None:
     """Six jobs share one local image: one upload, and its URL is what the model fetched."""
     emu = await emulator()
     (tmp_path / "ref.png").write_bytes(tiny_png())
     manifest = write_manifest(
-        tmp_path, count=6, prompt="@Image1 on a table, take {n}",
-        assets={"mug": "ref.png"}, upload={"namespace": "acme", "repo": "refs"},
+        tmp_path,
+        count=6,
+        prompt="@Image1 on a table, take {n}",
+        assets={"mug": "ref.png"},
+        upload={"namespace": "acme", "repo": "refs"},
         defaults={"aspect_ratio": "16:9", "duration": 5, "input_image": ["{asset:mug}"]},
     )
     result = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)
@@ -165,8 +182,12 @@ def kill_after_enqueues(emu: Emulator, count: int) -> Callable[[asyncio.subproce
     """An on_start hook that SIGKILLs the CLI as soon as the emulator answered its `count`-th enqueue."""
     answered = asyncio.Event()
     emu.counters.listeners.append(
-        lambda event, _: answered.set() if event == "enqueue_answered"
-        and emu.counters.generations_enqueued == count else None)
+        lambda event, _: (
+            answered.set()
+            if event == "enqueue_answered" and emu.counters.generations_enqueued == count
+            else None
+        )
+    )
 
     async def kill(proc: asyncio.subprocess.Process) -> None:
         await answered.wait()
@@ -181,11 +202,13 @@ async def test_cancel_stops_in_flight_generations_at_the_provider(emulator: Any,
     manifest = write_manifest(tmp_path, count=4)
 
     # The last answer may not be journaled when the kill lands: cancel must find it anyway.
-    killed = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path,
-                           on_start=kill_after_enqueues(emu, 4))
+    killed = await run_cli(
+        "run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path, on_start=kill_after_enqueues(emu, 4)
+    )
     assert killed.code == -signal.SIGKILL
-    cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
-                              cwd=tmp_path)
+    cancelled = await run_cli(
+        "cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key, cwd=tmp_path
+    )
     assert cancelled.code == 0, cancelled.stderr
     assert "cancelled 4 in-flight generation(s)\n" in cancelled.stdout
     assert sorted(g.status for g in emu.generations()) == ["cancelled"] * 4
@@ -197,12 +220,14 @@ async def test_cancel_keeps_generations_that_already_finished(emulator: Any, tmp
     """Generations that finished after a kill -9 are not marked cancelled: the rerun downloads them, 0 paid twice."""
     emu = await emulator(time_scale=0.02)
     manifest = write_manifest(tmp_path, count=3)
-    await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path,
-                  on_start=kill_after_enqueues(emu, 3))
+    await run_cli(
+        "run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path, on_start=kill_after_enqueues(emu, 3)
+    )
     async with asyncio.timeout(30):
         await emu.wait_idle()  # all three finished at the provider meanwhile
-    cancelled = await run_cli("cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key,
-                              cwd=tmp_path)
+    cancelled = await run_cli(
+        "cancel", "out/e2e", "--api-base", emu.base_url, "--api-key", emu.api_key, cwd=tmp_path
+    )
     assert cancelled.code == 0, cancelled.stderr
     assert "cancelled 0 in-flight generation(s); 3 had already succeeded" in cancelled.stdout
     rerun = await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)

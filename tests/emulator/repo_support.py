@@ -32,8 +32,14 @@ async def create_repo(api: Api, namespace: str = "me", name: str = "assets") -> 
     return await api.request("POST", "/api/repos", json=body)
 
 
-async def put(api: Api, where: str, files: list[Part], repo: str = "me/assets",
-              client_timeout: aiohttp.ClientTimeout | None = None, **fields: str) -> tuple[int, Any]:
+async def put(
+    api: Api,
+    where: str,
+    files: list[Part],
+    repo: str = "me/assets",
+    client_timeout: aiohttp.ClientTimeout | None = None,
+    **fields: str,
+) -> tuple[int, Any]:
     """PUT /api/repos/{repo}/file/{where} with these parts (and the default author fields)."""
     extra: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
     return await api.request("PUT", f"/api/repos/{repo}/file/{where}", data=form(files, **fields), **extra)

@@ -109,7 +109,9 @@ async def test_generation_ids_are_reproducible_per_seed(make_api: Any) -> None:
 async def test_body_needs_a_json_content_type(api: Api) -> None:
     """A JSON body sent as form data (curl -d without -H) is not parsed: 400 invalid_params."""
     status, payload = await api.request(
-        "POST", "/api/ai/queue", data=b'{"model": "flux-2-pro", "prompt": "x"}',
+        "POST",
+        "/api/ai/queue",
+        data=b'{"model": "flux-2-pro", "prompt": "x"}',
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert status == 400

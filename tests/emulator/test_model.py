@@ -13,8 +13,18 @@ from batchgen.emulator.model import FakeQueue, Filters, Generation
 
 def make(queue: FakeQueue, price: str = "1.00") -> Generation:
     seq = queue.next_seq()
-    gen = Generation(generation_id=f"g{seq}", model_id="m", media_type="video", request={}, namespace="me",
-                     repo="r", directory="d", price=Decimal(price), enqueued_at=queue.now(), seq=seq)
+    gen = Generation(
+        generation_id=f"g{seq}",
+        model_id="m",
+        media_type="video",
+        request={},
+        namespace="me",
+        repo="r",
+        directory="d",
+        price=Decimal(price),
+        enqueued_at=queue.now(),
+        seq=seq,
+    )
     queue.add(gen)
     return gen
 

@@ -15,9 +15,11 @@ HISTORY = "/api/repos/me/assets/commits/history/"
 async def three_commits(api: Api) -> list[str]:
     """a.png, then b.png, then a new a.png, on main; their commit ids, oldest first."""
     await create_repo(api)
-    return [await put_ok(api, "main/a.png", [png("a.png", b"a1")]),
-            await put_ok(api, "main/dir/b.png", [png("b.png", b"b1")]),
-            await put_ok(api, "main/a.png", [png("a.png", b"a2")])]
+    return [
+        await put_ok(api, "main/a.png", [png("a.png", b"a1")]),
+        await put_ok(api, "main/dir/b.png", [png("b.png", b"b1")]),
+        await put_ok(api, "main/a.png", [png("a.png", b"a2")]),
+    ]
 
 
 async def test_history_of_a_branch_newest_first(api: Api) -> None:
@@ -33,7 +35,10 @@ async def test_history_of_a_branch_newest_first(api: Api) -> None:
 async def test_history_of_a_path(api: Api) -> None:
     """commits/history/{branch}/{path} keeps the commits that changed that file or something under that dir."""
     ids = await three_commits(api)
-    assert [c["id"] for c in (await api.request("GET", HISTORY + "main/a.png"))[1]["commits"]] == [ids[2], ids[0]]
+    assert [c["id"] for c in (await api.request("GET", HISTORY + "main/a.png"))[1]["commits"]] == [
+        ids[2],
+        ids[0],
+    ]
     assert [c["id"] for c in (await api.request("GET", HISTORY + "main/dir"))[1]["commits"]] == [ids[1]]
     status, payload = await api.request("GET", HISTORY + "main/never.png")
     assert (status, payload["commits"], payload["total_pages"]) == (200, [], 0)
@@ -88,7 +93,11 @@ async def test_hooks_read_files_and_commits(api: Api) -> None:
     assert set(api.emu.repo_files("me", "assets", revision=ids[1])) == {"a.png", "dir/b.png"}
     commits = api.emu.repo_commits("me", "assets")
     assert [c.id for c in commits] == ids
-    assert [(c.added, c.modified) for c in commits] == [(("a.png",), ()), (("dir/b.png",), ()), ((), ("a.png",))]
+    assert [(c.added, c.modified) for c in commits] == [
+        (("a.png",), ()),
+        (("dir/b.png",), ()),
+        ((), ("a.png",)),
+    ]
     assert [c.id for c in api.emu.repo_commits("me", "assets", path="dir")] == [ids[1]]
 
 

@@ -81,7 +81,9 @@ async def test_server_errors_reach_uploads_only_when_named(api: Api) -> None:
 
 async def test_rate_limits_reach_a_named_repository_route(api: Api) -> None:
     """rate_limit_routes naming the branch route makes it 429 with Retry-After."""
-    api.emu.set_faults(rate_limit_rate=1.0, rate_limit_routes=("/api/repos/{namespace}/{repo}/branches/{branch}",))
+    api.emu.set_faults(
+        rate_limit_rate=1.0, rate_limit_routes=("/api/repos/{namespace}/{repo}/branches/{branch}",)
+    )
     async with api.session.get(api.url("/api/repos/elau/assets/branches/main")) as resp:
         assert (resp.status, resp.headers["Retry-After"]) == (429, "2")
     assert (await api.request("GET", "/api/repos/elau/assets"))[0] == 200

@@ -66,15 +66,20 @@ async def test_single_file_into_an_existing_directory(api: Api) -> None:
     ("where", "files", "fields", "detail"),
     [
         ("main/a.png", [], {}, "Missing file data: expected `file` or `files[]` multipart parts"),
-        ("main/a.png", [png("a.png"), png("b.png", field="files[]")], {},
-         "Ambiguous multipart payload: use either `file` or `files[]`, not both"),
+        (
+            "main/a.png",
+            [png("a.png"), png("b.png", field="files[]")],
+            {},
+            "Ambiguous multipart payload: use either `file` or `files[]`, not both",
+        ),
         ("main/a.png", [png("a.png")], {"email": ""}, "Missing form field: email"),
         ("main/", [png("a.png")], {}, "Invalid target path: expected a full file path for `file` uploads"),
         ("main/dir", [png("..", field="files[]")], {}, "Invalid uploaded file: '..'"),
     ],
 )
-async def test_bad_uploads_are_400(api: Api, where: str, files: list[Any], fields: dict[str, str],
-                                   detail: str) -> None:
+async def test_bad_uploads_are_400(
+    api: Api, where: str, files: list[Any], fields: dict[str, str], detail: str
+) -> None:
     """Missing or ambiguous parts, missing author fields, no file path, or a bad filename: 400 bad_request."""
     await create_repo(api)
     status, payload = await put(api, where, files, **fields)
@@ -108,8 +113,10 @@ async def test_upload_to_a_missing_branch_is_404(api: Api) -> None:
     await put_ok(api, "main/a.png", [png("a.png")])
     status, payload = await put(api, "dev/a.png", [png("a.png")])
     assert status == 404
-    assert (payload["error"]["title"], payload["error"]["detail"]) == ("Branch does not exist",
-                                                                       "Could not find branch: dev")
+    assert (payload["error"]["title"], payload["error"]["detail"]) == (
+        "Branch does not exist",
+        "Could not find branch: dev",
+    )
 
 
 async def test_first_upload_to_an_empty_repo_creates_the_branch(api: Api) -> None:
@@ -159,6 +166,8 @@ async def test_uploaded_reference_reaches_the_model(api: Api) -> None:
 async def test_upload_without_key_is_401(api: Api, session: aiohttp.ClientSession) -> None:
     """PUT needs the Bearer key even though GET does not."""
     await create_repo(api)
-    async with session.put(api.url("/api/repos/me/assets/file/main/a.png"), data=form([png("a.png")])) as resp:
+    async with session.put(
+        api.url("/api/repos/me/assets/file/main/a.png"), data=form([png("a.png")])
+    ) as resp:
         assert resp.status == 401
     assert api.emu.counters.commits == 0

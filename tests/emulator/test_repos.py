@@ -90,7 +90,11 @@ async def test_creating_an_existing_branch_returns_it(api: Api) -> None:
     head = await put_ok(api, "main/a.png", [png("a.png")])
     body = {"new_name": "main", "from_name": "main"}
     status, payload = await api.request("POST", "/api/repos/me/assets/branches", json=body)
-    assert (status, payload["status_message"], payload["branch"]["commit_id"]) == (200, "resource_found", head)
+    assert (status, payload["status_message"], payload["branch"]["commit_id"]) == (
+        200,
+        "resource_found",
+        head,
+    )
 
 
 async def test_create_branch_refusals(api: Api) -> None:

@@ -51,18 +51,38 @@ class Harness:
     root: Path
     outputs: list[CliResult] = field(default_factory=list)
 
-    async def cli(self, *args: str, limit_s: float = 60, env: dict[str, str] | None = None,
-                  on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None) -> CliResult:
+    async def cli(
+        self,
+        *args: str,
+        limit_s: float = 60,
+        env: dict[str, str] | None = None,
+        on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None,
+    ) -> CliResult:
         result = await run_cli(*args, cwd=self.root, env=env, limit_s=limit_s, on_start=on_start)
         self.outputs.append(result)
         return result
 
-    async def run(self, emu: Emulator, manifest: Path, *flags: str, out: str | Path = "out",
-                  limit_s: float = 60, env: dict[str, str] | None = None,
-                  on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None) -> CliResult:
+    async def run(
+        self,
+        emu: Emulator,
+        manifest: Path,
+        *flags: str,
+        out: str | Path = "out",
+        limit_s: float = 60,
+        env: dict[str, str] | None = None,
+        on_start: Callable[[asyncio.subprocess.Process], Awaitable[None]] | None = None,
+    ) -> CliResult:
         """`batchgen run MANIFEST -o OUT` against `emu` (key on the command line, short timeouts)."""
-        return await self.cli("run", str(manifest), "-o", str(out), *api_args(emu, *flags),
-                              limit_s=limit_s, env=env, on_start=on_start)
+        return await self.cli(
+            "run",
+            str(manifest),
+            "-o",
+            str(out),
+            *api_args(emu, *flags),
+            limit_s=limit_s,
+            env=env,
+            on_start=on_start,
+        )
 
 
 def secret_leaks(root: Path, outputs: list[CliResult], secret: str = SECRET_KEY) -> list[str]:

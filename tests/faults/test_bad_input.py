@@ -36,8 +36,13 @@ def api(emu: Emulator, out: Path) -> list[str]:
 
 async def drive(cases: list[list[str]], cwd: Path) -> list[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(DRIVER), cwd=cwd, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(DRIVER),
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     async with asyncio.timeout(60):
         out, err = await proc.communicate(json.dumps(cases).encode())
     assert proc.returncode == 0, err.decode()
@@ -45,7 +50,8 @@ async def drive(cases: list[list[str]], cwd: Path) -> list[dict[str, Any]]:
 
 
 async def test_every_bad_manifest_and_flag_exit_2_0_requests_but_1_model_lookup_nothing_written(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """The whole bad corpus (90+ manifests) and 6 bad flags through `batchgen run`: every one exits
     2 with its message; the emulator counts 0 requests except 1 registry read (of the one unshipped
     model name); no file is written anywhere."""
@@ -54,8 +60,13 @@ async def test_every_bad_manifest_and_flag_exit_2_0_requests_but_1_model_lookup_
     cwd.mkdir()
     good = write_manifest(tmp_path, name="good", count=2)
     corpus_before = tree(BAD)
-    bad_flags = [["-j", "0"], ["--budget", "lots"], ["--upload-repo", "no-slash"],
-                 ["--stream-idle-timeout", "-1"], ["--retries", "-3"]]
+    bad_flags = [
+        ["-j", "0"],
+        ["--budget", "lots"],
+        ["--upload-repo", "no-slash"],
+        ["--stream-idle-timeout", "-1"],
+        ["--retries", "-3"],
+    ]
     cases = [["run", str(case), *api(emu, out)] for case in CASES]
     cases += [["run", str(good), *api(emu, out), *flags] for flags in bad_flags]
     cases.append(["run", str(good), "-o", str(out), "--api-base", emu.base_url, "--no-progress"])  # no key
@@ -79,7 +90,8 @@ async def test_every_bad_manifest_and_flag_exit_2_0_requests_but_1_model_lookup_
 
 
 async def test_bad_manifest_in_separate_processes_exit_2_0_requests(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """Three corpus cases (a YAML error, a template error, a model rule) as real `python -m batchgen
     run` processes: exit 2, nothing but model-registry reads, no output directory."""
     emu = await start_emulator()
@@ -94,5 +106,7 @@ async def test_bad_manifest_in_separate_processes_exit_2_0_requests(
 def _as_results(answers: list[dict[str, Any]]) -> list[Any]:
     from tests.e2e.conftest import CliResult
 
-    return [CliResult(int(a["code"]) if isinstance(a["code"], int) else 1, a["stdout"], a["stderr"])
-            for a in answers]
+    return [
+        CliResult(int(a["code"]) if isinstance(a["code"], int) else 1, a["stdout"], a["stderr"])
+        for a in answers
+    ]

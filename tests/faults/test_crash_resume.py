@@ -132,8 +132,9 @@ class Killed:
     parts: int  # .part files left in the run directory
 
 
-async def crash_trials(harness: Harness, emu: Emulator, seed: int,
-                       run: Callable[..., Awaitable[Any]]) -> list[Killed]:
+async def crash_trials(
+    harness: Harness, emu: Emulator, seed: int, run: Callable[..., Awaitable[Any]]
+) -> list[Killed]:
     log: list[Killed] = []
     for i in range(KILLS):
         trial = Trial(KINDS[i % len(KINDS)], random.Random(seed * 1000 + i), emu)
@@ -162,19 +163,23 @@ async def crash_trials(harness: Harness, emu: Emulator, seed: int,
 @pytest.mark.slow
 @pytest.mark.parametrize(("seed", "shape"), [(1, "distinct"), (2, "replicas")])
 async def test_kill_9_at_12_moments_of_a_200_job_batch_then_resume_0_duplicates(
-        start_emulator: Any, harness: Harness, tmp_path: Path, seed: int, shape: str) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, seed: int, shape: str
+) -> None:
     """12 seeded SIGKILLs (after a POST, around the journal write, mid-download, at random), then
     reruns: 200/200 done once, 200 generations enqueued (0 duplicates), every sha256 matches.
     `replicas`: 4 prompts x 50 replicas, whose requests are identical."""
-    emu = await start_emulator(seed=seed, time_scale=0.002, account_concurrency=16,
-                               result_size_bytes=RESULT_BYTES)
+    emu = await start_emulator(
+        seed=seed, time_scale=0.002, account_concurrency=16, result_size_bytes=RESULT_BYTES
+    )
     if shape == "distinct":
         manifest = write_manifest(tmp_path, count=JOBS)
     else:
         manifest = replica_manifest(tmp_path, prompts=4, replicas=JOBS // 4)
 
     async def run(**kw: Any) -> Any:
-        return await harness.run(emu, manifest, "-j", "16", "--downloads", "4", "--request-timeout", "2", **kw)
+        return await harness.run(
+            emu, manifest, "-j", "16", "--downloads", "4", "--request-timeout", "2", **kw
+        )
 
     log = await crash_trials(harness, emu, seed, run)
     killed = [k for k in log if k.code == -9]
@@ -195,10 +200,18 @@ async def test_kill_9_at_12_moments_of_a_200_job_batch_then_resume_0_duplicates(
     assert_complete(run_dir, emu, JOBS)  # 0 duplicate paid generations, all files verified
     assert all(row["state"] == "done" for row in journal_jobs(run_dir).values())
     with contextlib.closing(sqlite3.connect(run_dir / "state.sqlite")) as conn:
-        done_twice = conn.execute("SELECT job_key, COUNT(*) FROM transitions WHERE to_state = 'done'"
-                                  " GROUP BY job_key HAVING COUNT(*) > 1").fetchall()
-        history = [conn.execute("SELECT from_state, to_state, detail FROM transitions WHERE job_key = ?"
-                                " ORDER BY seq", (key,)).fetchall() for key, _ in done_twice]
+        done_twice = conn.execute(
+            "SELECT job_key, COUNT(*) FROM transitions WHERE to_state = 'done'"
+            " GROUP BY job_key HAVING COUNT(*) > 1"
+        ).fetchall()
+        history = [
+            conn.execute(
+                "SELECT from_state, to_state, detail FROM transitions WHERE job_key = ? ORDER BY seq", (key,)
+            ).fetchall()
+            for key, _ in done_twice
+        ]
     assert done_twice == [], history  # no file was fetched again after it was done
-    print(f"FIGURE crash[{shape}]: {len(killed)} kills ({', '.join(k.moment for k in killed)}); "
-          f"{emu.counters.generations_enqueued} generations for {JOBS} jobs")
+    print(
+        f"FIGURE crash[{shape}]: {len(killed)} kills ({', '.join(k.moment for k in killed)}); "
+        f"{emu.counters.generations_enqueued} generations for {JOBS} jobs"
+    )

@@ -19,7 +19,8 @@ PRICE = Decimal("1.12")  # kling-video-o3-pro-reference-to-video, 5 s at 0.224 U
 
 @pytest.mark.parametrize("how", ["402-at-enqueue", "failed-generations"])
 async def test_credits_run_out_after_15_jobs_exit_1_then_topped_up_rerun_0_duplicates(
-        start_emulator: Any, harness: Harness, tmp_path: Path, how: str) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, how: str
+) -> None:
     """Credits for 15 of 40 jobs: run 1 stops submitting, downloads every paid result, exits 1 and
     journals the rest as pending; after a top-up the rerun ends 40/40 with 0 paid duplicates."""
     if how == "402-at-enqueue":  # the balance is short: enqueues beyond it are refused with 402
@@ -49,7 +50,9 @@ async def test_credits_run_out_after_15_jobs_exit_1_then_topped_up_rerun_0_dupli
     assert set(states.values()) == {"done", "pending"}  # nothing left in flight or half-done
     status = await harness.cli("status", str(run_dir), "--json")
     waiting = [json.loads(line) for line in status.stdout.splitlines()]
-    assert sum(1 for job in waiting if job["state"] == "pending") == JOBS - paid(emu)  # the journal says who waits
+    assert sum(1 for job in waiting if job["state"] == "pending") == JOBS - paid(
+        emu
+    )  # the journal says who waits
     enqueues_after_402 = [r for r in api_requests(emu) if r.route == "POST /api/ai/queue" and r.status == 402]
     assert len(enqueues_after_402) <= 16  # submission stopped: at most one refusal per concurrency slot
     unpaid = sum(1 for g in emu.generations() if g.status == "failed")

@@ -15,7 +15,8 @@ JOBS = 100
 
 @pytest.mark.parametrize("shape", ["distinct", "replicas"])
 async def test_10pct_of_enqueue_answers_cut_0_duplicates_100_of_100_done(
-        start_emulator: Any, harness: Harness, tmp_path: Path, shape: str) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, shape: str
+) -> None:
     """The emulator creates the generation, then cuts the connection (10% of POSTs): 100/100 done,
     exactly 100 generations. `replicas`: 5 prompts x 20 replicas sending identical requests."""
     emu = await start_emulator(seed=5, account_concurrency=16, faults=FaultConfig(enqueue_cut_rate=0.1))

@@ -33,7 +33,8 @@ RESULT_BYTES = 256 * 1024
 def clear_error(stderr: str, reason: str) -> bool:
     """One `batchgen: error:` line giving the reason, and no traceback."""
     return "Traceback" not in stderr and any(
-        line.startswith("batchgen: error:") and reason in line for line in stderr.splitlines())
+        line.startswith("batchgen: error:") and reason in line for line in stderr.splitlines()
+    )
 
 
 class Mounts:
@@ -68,7 +69,8 @@ def mounts() -> Iterator[Mounts]:
 
 
 async def test_output_dir_through_a_regular_file_exit_1_nothing_submitted_then_rerun_succeeds(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """`-o afile/out` where afile is a file: a clear error naming the directory, exit 1, 0 enqueues;
     once the file is gone the same command finishes 10/10."""
     emu = await start_emulator(seed=13)
@@ -85,7 +87,8 @@ async def test_output_dir_through_a_regular_file_exit_1_nothing_submitted_then_r
 
 
 async def test_read_only_videos_dir_exit_1_journal_intact_then_rerun_0_duplicates(
-        start_emulator: Any, harness: Harness, tmp_path: Path, mounts: Mounts) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, mounts: Mounts
+) -> None:
     """videos/ is mounted read-only: the first result cannot be written, the run exits 1 naming the
     path, the journal passes integrity_check; after remounting read-write the rerun ends 20/20 with
     exactly 20 generations (nothing paid twice)."""
@@ -106,7 +109,8 @@ async def test_read_only_videos_dir_exit_1_journal_intact_then_rerun_0_duplicate
 
 
 async def test_disk_full_exit_1_journal_intact_then_rerun_after_growing_it_0_duplicates(
-        start_emulator: Any, harness: Harness, tmp_path: Path, mounts: Mounts) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, mounts: Mounts
+) -> None:
     """The output directory is a 1 MiB tmpfs and 20 results need 5 MiB: ENOSPC stops the run (exit 1,
     clear message), the journal passes integrity_check and every job it calls done is on disk whole;
     after growing the file system the rerun ends 20/20 with exactly 20 generations."""

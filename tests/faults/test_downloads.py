@@ -23,7 +23,11 @@ _GID = re.compile(r"/([0-9a-f-]{36})\.mp4$")
 
 
 def downloads(emu: Emulator) -> list[LoggedRequest]:
-    return [r for r in emu.counters.request_log or [] if r.route.startswith("GET /api/repos/") and "/files/" in r.route]
+    return [
+        r
+        for r in emu.counters.request_log or []
+        if r.route.startswith("GET /api/repos/") and "/files/" in r.route
+    ]
 
 
 def gid_of(request: LoggedRequest) -> str:
@@ -33,7 +37,8 @@ def gid_of(request: LoggedRequest) -> str:
 
 
 async def test_truncated_downloads_resume_with_range_0_bytes_fetched_twice(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """30% of downloads (arriving at 640 KiB/s) send half the body and close: each resumes with Range
     at the byte it stopped at, so the emulator serves exactly the files' total size; 20/20 done."""
     # Paced in 64 KiB pieces, 0.1 s apart, so the runner has read every byte sent before the cut:
@@ -50,23 +55,33 @@ async def test_truncated_downloads_resume_with_range_0_bytes_fetched_twice(
     assert len(ranged) == truncated  # one resume per cut, never a restart from byte 0
     assert all(re.fullmatch(r"bytes=[1-9]\d*-", r.range or "") for r in ranged)
     assert emu.counters.bytes_served == 20 * RESULT_BYTES  # 0 bytes served twice
-    print(f"FIGURE truncated: {truncated} cuts, {len(ranged)} Range resumes, {emu.counters.bytes_served} bytes")
+    print(
+        f"FIGURE truncated: {truncated} cuts, {len(ranged)} Range resumes, {emu.counters.bytes_served} bytes"
+    )
 
 
 async def test_expired_result_urls_are_refreshed_40_of_40_done(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """Result URLs live 0.15 s and downloads queue behind one slow worker: every refused (expired)
     URL is replaced through GET /api/ai/queue/{id}; 40/40 done, 0 duplicates."""
-    emu = await start_emulator(seed=7, url_ttl_seconds=0.15, result_size_bytes=RESULT_BYTES,
-                               faults=FaultConfig(download_bytes_per_second=8 * 1024 * 1024))
+    emu = await start_emulator(
+        seed=7,
+        url_ttl_seconds=0.15,
+        result_size_bytes=RESULT_BYTES,
+        faults=FaultConfig(download_bytes_per_second=8 * 1024 * 1024),
+    )
     manifest = write_manifest(tmp_path, count=40)
     result = await harness.run(emu, manifest, "-j", "16", "--downloads", "1")
     assert result.code == 0, result.stderr
     assert_complete(tmp_path / "out" / "e2e", emu, 40)
     refused = [r for r in downloads(emu) if r.status == 403]
     assert len(refused) >= 5  # the URLs really expired
-    refreshed = Counter(r.path.rsplit("/", 1)[1] for r in emu.counters.request_log or []
-                        if r.route == "GET /api/ai/queue/{generation_id}")
+    refreshed = Counter(
+        r.path.rsplit("/", 1)[1]
+        for r in emu.counters.request_log or []
+        if r.route == "GET /api/ai/queue/{generation_id}"
+    )
     assert all(refreshed[gid_of(r)] >= 1 for r in refused)
     print(f"FIGURE expired: {len(refused)} URLs refused as expired, all refreshed")
 
@@ -114,7 +129,8 @@ class CorruptFirst(WrappedBlob):
 
 
 async def test_a_download_with_a_bad_signature_is_fetched_again_never_kept(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """A third of the results arrive the first time with a broken MP4 signature: each is discarded
     and downloaded again; 30/30 final files match the emulator's sha256 (0 corrupt kept)."""
     emu = await start_emulator(seed=9)
@@ -142,7 +158,8 @@ async def test_a_download_with_a_bad_signature_is_fetched_again_never_kept(
 
 
 async def test_a_done_file_corrupted_on_disk_is_fetched_again_on_rerun_0_new_generations(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """After a finished run, 3 result files are overwritten in place with same-size garbage: the
     rerun fetches them again (without paying again) and all 10 end verified."""
     emu = await start_emulator(seed=10)

@@ -12,7 +12,8 @@ JOBS = 40
 
 
 async def test_a_second_runner_on_the_same_run_dir_exits_2_and_the_first_finishes_40_of_40(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """While a run is submitting, the same command again exits 2 naming the lock holder's pid and
     sends no enqueue; the first run ends 40/40 with exactly 40 generations."""
     emu = await start_emulator(time_scale=0.003)

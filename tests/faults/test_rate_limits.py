@@ -22,7 +22,8 @@ BURST_S = 0.5
 
 
 async def test_429_storms_0_requests_during_a_pause_60_of_60_done(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """429 storms (0.5 s every 2 s, Retry-After = rest of the storm, rounded up): no API request
     reaches the emulator inside any pause, 60/60 done, 0 duplicates."""
     storms = FaultConfig(rate_limit_burst_seconds=BURST_S, rate_limit_burst_period_seconds=PERIOD_S)
@@ -48,17 +49,21 @@ async def test_429_storms_0_requests_during_a_pause_60_of_60_done(
                 inside.append((r.route, round(r.at - start, 3)))
             elif start < r.at < start + GRACE_S:
                 in_flight.append(r.at - start)
-    print(f"FIGURE 429: {len(limited)} x 429 in {storms_hit} storms; {len(inside)} requests inside a pause;"
-          f" {len(in_flight)} in flight (latest {max(in_flight, default=0) * 1000:.0f} ms after its 429)")
+    print(
+        f"FIGURE 429: {len(limited)} x 429 in {storms_hit} storms; {len(inside)} requests inside a pause;"
+        f" {len(in_flight)} in flight (latest {max(in_flight, default=0) * 1000:.0f} ms after its 429)"
+    )
     assert inside == []
 
 
 async def test_an_enqueue_answered_429_twelve_times_in_a_row_is_not_given_up_3_of_3_done(
-        start_emulator: Any, harness: Harness, tmp_path: Path) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
     """The first 12 POSTs all get 429 (Retry-After: 0): a 429 asks for a wait, it is not a failure,
     so no job is given up (the runner tries 8 times on real failures) and 3/3 end done."""
-    emu = await start_emulator(faults=FaultConfig(rate_limit_retry_after_seconds=0,
-                                                  rate_limit_routes=("POST /api/ai/queue",)))
+    emu = await start_emulator(
+        faults=FaultConfig(rate_limit_retry_after_seconds=0, rate_limit_routes=("POST /api/ai/queue",))
+    )
     posts = 0
 
     def limit_first_12_posts(event: str, detail: Any) -> None:

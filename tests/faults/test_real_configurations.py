@@ -40,7 +40,9 @@ def seed_last_weeks_night(emu: Emulator, manifest: Path) -> set[str]:
     seeded = set()
     per_body = max(1, OLDER_ROWS // len(bodies))
     for old in bodies:
-        seeded |= {g.generation_id for g in emu.seed_history(per_body, old, namespace=ORG, age_seconds=7 * 86400)}
+        seeded |= {
+            g.generation_id for g in emu.seed_history(per_body, old, namespace=ORG, age_seconds=7 * 86400)
+        }
     return seeded
 
 
@@ -48,7 +50,10 @@ def kill_after(emu: Emulator, count: int) -> Any:
     """SIGKILL the CLI once `count` generations were created (inside the enqueue handler, before its answer)."""
     created = asyncio.Event()
     emu.counters.listeners.append(
-        lambda event, _: created.set() if event == "enqueued" and emu.counters.generations_enqueued >= count else None)
+        lambda event, _: (
+            created.set() if event == "enqueued" and emu.counters.generations_enqueued >= count else None
+        )
+    )
 
     async def kill(proc: asyncio.subprocess.Process) -> None:
         await created.wait()
@@ -76,14 +81,21 @@ def assert_paid_once(run_dir: Path, emu: Emulator, jobs: int, seeded: set[str]) 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", ["distinct", "replicas"])
 async def test_org_billed_night_with_cut_posts_older_rows_and_kill_9_pays_once(
-        start_emulator: Any, harness: Harness, tmp_path: Path, shape: str) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, shape: str
+) -> None:
     """Org billing, 2,500 identical older rows paged oldest first, a lean list capped at 5 rows, echoed
     defaults, no events for org rows, 15% cut POST answers and a kill -9 inside an enqueue: the rerun
     finishes with exactly one paid generation per job, every file verified by sha256."""
-    emu = await start_emulator(seed=7, account_concurrency=16, time_scale=0.001, queue_list_cap=5,
-                               echo_defaults=True, history_newest_first=False,
-                               events_for_other_namespaces=False,
-                               faults=FaultConfig(enqueue_cut_rate=0.15))
+    emu = await start_emulator(
+        seed=7,
+        account_concurrency=16,
+        time_scale=0.001,
+        queue_list_cap=5,
+        echo_defaults=True,
+        history_newest_first=False,
+        events_for_other_namespaces=False,
+        faults=FaultConfig(enqueue_cut_rate=0.15),
+    )
     if shape == "distinct":
         manifest = org_billed(write_manifest(tmp_path, count=JOBS))
     else:

@@ -19,12 +19,16 @@ JOBS = 60
 MAX_COMPLETION_TO_DOWNLOAD_S = 0.5
 
 
-@pytest.mark.parametrize("cut", [
-    pytest.param({"sse_cut_every_seconds": 0.5}, id="cut-every-0.5s"),
-    pytest.param({"sse_cut_after_events": 1}, id="cut-after-every-event"),
-])
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param({"sse_cut_every_seconds": 0.5}, id="cut-every-0.5s"),
+        pytest.param({"sse_cut_after_events": 1}, id="cut-after-every-event"),
+    ],
+)
 async def test_stream_cut_0_completions_lost_and_download_starts_within_0_5s(
-        start_emulator: Any, harness: Harness, tmp_path: Path, cut: dict[str, Any]) -> None:
+    start_emulator: Any, harness: Harness, tmp_path: Path, cut: dict[str, Any]
+) -> None:
     """The SSE connection is cut (every 0.5 s / after every event): 60/60 done, each paid once, and
     every result's download starts within 0.5 s of its completion."""
     emu = await start_emulator(seed=11, time_scale=0.005, account_concurrency=6, faults=FaultConfig(**cut))
