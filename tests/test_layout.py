@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "batchgen"
 MAX_LINES = 450
 #: Modules being restructured elsewhere, still over MAX_LINES. This list only shrinks: remove a
 #: module from it once it has been split.
-OVERSIZED = {"cli.py"}  # being split; this list only shrinks
+OVERSIZED: set[str] = set()  # modules being split may be listed here; this list only shrinks
 
 _PROBE = """
 import json, sys

@@ -1,0 +1,238 @@
+"""`batchgen run`: the library's run_manifest_async, with signals, a progress display and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchgen.cli.common import (
+    EPILOG,
+    EXIT_BAD_INPUT,
+    EXIT_HARD_STOP,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    add_api_flags,
+    warn_if_key_flag,
+)
+from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen.cli.common import Commands
+    from batchgen.runner import RunOutcome, RunStats
+
+
+def add_run(commands: Commands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run (or resume) every job of a manifest",
+        description="Plan, validate, submit under the concurrency limit, track through one event "
+        "stream, and download every result. Running it again finishes only what is missing.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("manifest", type=Path, help="the YAML manifest")
+    run.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against a built-in emulator of the API (no key, nothing paid)",
+    )
+    add_api_flags(run)
+    run.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("outputs"),
+        help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)",
+    )
+    run.add_argument(
+        "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
+    )
+    run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
+    run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
+    run.add_argument(
+        "--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this"
+    )
+    run.add_argument(
+        "--upload-repo",
+        metavar="NS/REPO[@BRANCH]",
+        help="Oxen repository for local reference images (manifest upload:)",
+    )
+    run.add_argument(
+        "--retry-invalid",
+        action="store_true",
+        help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
+    )
+    run.add_argument(
+        "--inline-assets",
+        action="store_true",
+        help="send local reference images as data: URIs instead of uploading them",
+    )
+    run.add_argument(
+        "--stream-idle-timeout",
+        type=float,
+        metavar="S",
+        help="reconnect the event stream after S seconds without a byte (default 45)",
+    )
+    run.add_argument(
+        "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
+    )
+    run.add_argument(
+        "--reconcile-interval",
+        type=float,
+        metavar="S",
+        help="safety reconcile of in-flight generations every S seconds (default 60)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batchgen import logs
+
+    env_key = os.environ.get("OXEN_API_KEY", "")
+    logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print(
+            "batchgen: stopped at once; the journal is intact: run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_HARD_STOP
+
+
+async def _run(args: argparse.Namespace) -> int:
+    """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
+    from batchgen.batch import run_manifest_async, usd
+    from batchgen.progress import Progress
+
+    try:
+        budget = None if args.budget is None else usd(args.budget)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    overrides = {
+        name: value
+        for name, value in (
+            ("concurrency", args.concurrency),
+            ("downloads", args.downloads),
+            ("retries", args.retries),
+            ("budget_usd", budget),
+            ("upload_repo", args.upload_repo),
+            ("stream_idle_timeout_s", args.stream_idle_timeout),
+            ("request_timeout_s", args.request_timeout),
+            ("expected_render_s", args.reconcile_interval),
+        )
+        if value is not None
+    }
+    bar: list[Progress] = []
+    last: list[Callable[[], RunStats]] = []
+
+    def on_progress(snapshot: Callable[[], RunStats]) -> None:
+        if not last and args.api_key and not args.sandbox:
+            warn_if_key_flag(args)  # once the run has started: errors before it come first, and alone
+        last[:] = [snapshot]
+        if args.no_progress:
+            return
+        if not bar:
+            bar.append(Progress(snapshot().total, interval_s=10.0))
+        bar[0].update(snapshot)
+
+    stop = asyncio.Event()
+    with _signals(stop):
+        result = await run_manifest_async(
+            args.manifest,
+            sandbox=args.sandbox,
+            api_base=args.api_base,
+            api_key=args.api_key,
+            output_dir=args.output_dir,
+            notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            progress=on_progress,
+            stop=stop,
+            inline_assets=args.inline_assets,
+            retry_invalid=args.retry_invalid,
+            **overrides,
+        )
+    if bar and last:
+        bar[0].close(last[0])
+    return summarise(result.outcome, result.run_dir, result.total)
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM): stop submitting and drain. Second: stop at once."""
+    presses = 0
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print(
+                "\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
+                "and download (Ctrl-C again to exit now; rerun to resume)",
+                file=sys.stderr,
+            )
+            stop.set()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
+    from batchgen.runner import StopReason
+
+    done = outcome.counts.get("done", 0)
+    summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
+    print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
+    if outcome.leftovers:
+        print(
+            f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
+            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
+            file=sys.stderr,
+        )
+    if outcome.fatal:
+        print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+    if outcome.bad_key:
+        return EXIT_BAD_INPUT
+    reasons = {
+        StopReason.NO_CREDITS: "the account ran out of credits: submissions stopped, in-flight work was "
+        "kept. Add credits and run the same command again.",
+        StopReason.BUDGET: "the budget was reached: submissions stopped. Raise --budget (or run.budget_usd) "
+        "and run again to continue.",
+        StopReason.INTERRUPTED: "interrupted: run the same command again to resume.",
+        StopReason.API_UNAVAILABLE: "the API kept failing: run the same command again to resume.",
+    }
+    invalid = outcome.counts.get("invalid", 0)
+    if outcome.stop_reason is not None and outcome.stop_reason in reasons:
+        print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
+    elif invalid and done + invalid == total:
+        print(
+            f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
+            "them in the manifest, or rerun with --retry-invalid",
+            file=sys.stderr,
+        )
+    elif done < total:
+        print(
+            "batchgen: some jobs are not done (see results.csv or `batchgen status`); "
+            "run the same command again to retry what is missing",
+            file=sys.stderr,
+        )
+    return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE
