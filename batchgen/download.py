@@ -27,10 +27,9 @@ import aiohttp
 
 from batchgen.errors import DownloadError, DownloadExpired, DownloadStalled
 from batchgen.landing import DirectorySync, Land, Part, prepare_part
-from batchgen.rundir import part_path
 from batchgen.verify import MEDIA_TYPES, Downloaded, storage_error
 
-__all__ = ["MIN_RATE_BYTES", "MIN_RATE_WINDOW_S", "RateGuard", "fetch_result", "part_path_for", "redact_url"]
+__all__ = ["MIN_RATE_BYTES", "MIN_RATE_WINDOW_S", "RateGuard", "fetch_result", "redact_url"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -57,11 +56,6 @@ MIN_RATE_BYTES = 32 * 1024
 
 
 MIN_RATE_WINDOW_S = 30.0
-
-
-def part_path_for(final_path: Path) -> Path:
-    """Where the download of `final_path` is written until it is verified: the name plus `.part`."""
-    return part_path(final_path)
 
 
 def redact_url(url: str) -> str:

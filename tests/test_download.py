@@ -20,10 +20,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from batchgen import landing
-from batchgen.download import RateGuard, fetch_result, part_path_for, redact_url
+from batchgen.download import RateGuard, fetch_result, redact_url
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.emulator.media import make_result
 from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
+from batchgen.rundir import part_path
 from batchgen.verify import Downloaded, verify_file
 
 CUT = 50_000  # bytes a cutting handler sends before dropping the connection
@@ -255,7 +256,7 @@ class Harness:
     @property
     def part(self) -> Path:
         """The `.part` of `final`."""
-        return part_path_for(self.final)
+        return part_path(self.final)
 
 
 def observe_writes(monkeypatch: pytest.MonkeyPatch, storage: Storage) -> None:
@@ -611,7 +612,7 @@ def test_redact_url_drops_query_fragment_and_credentials(url: str, safe: str) ->
 )
 def test_part_path_appends_dot_part_to_the_name(final: str, part: str) -> None:
     """The .part sits next to the final file, with `.part` appended to the full name."""
-    assert part_path_for(Path(final)) == Path(part)
+    assert part_path(Path(final)) == Path(part)
 
 
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
