@@ -16,7 +16,7 @@ from batchgen import scheduler
 from batchgen.api import OxenClient
 from batchgen.config import RunOptions
 from batchgen.planning import Job, Plan
-from batchgen.rundir import ensure_inside, result_relpath, superseded_relpath
+from batchgen.rundir import checked_path, result_relpath, superseded_relpath
 from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
 
@@ -56,6 +56,7 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self.jobs = {job.key: job for job in self.plan.jobs}
+        self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
         self.journal.on_transition = self._journaled
 
     # -- changes -------------------------------------------------------------------------------
@@ -108,6 +109,9 @@ class RunContext:
     def final_path(self, job: Job) -> Path:
         """Where a job's result goes, checked against the run directory (a symlinked videos/ cannot
         lead writes elsewhere)."""
-        if job.key in self.displaced:
-            return ensure_inside(self.run_dir, superseded_relpath(job.output_path, job.key))
-        return ensure_inside(self.run_dir, result_relpath(job.output_path))
+        relative = (
+            superseded_relpath(job.output_path, job.key)
+            if job.key in self.displaced
+            else (result_relpath(job.output_path))
+        )
+        return checked_path(self.run_root, relative)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +25,7 @@ from batchgen.errors import (
     StorageError,
     Unauthenticated,
 )
+from batchgen.landing import DirectorySync, Land
 from batchgen.planning import Job
 from batchgen.retry import backoff
 from batchgen.rundir import UnsafePathError, read_sidecar, set_aside_unowned
@@ -32,6 +35,8 @@ from batchgen.store import JobRecord
 from batchgen.verify import Downloaded, verify_file
 
 log = logging.getLogger(__name__)
+
+DIRECTORY_SYNC_S = 1.0  # renamed results' directories are fsynced together, at least this often
 
 
 class Fetcher:
@@ -44,6 +49,8 @@ class Fetcher:
         self.active = 0
         self.failures = 0
         self.session: aiohttp.ClientSession | None = None
+        self.dirs = DirectorySync()  # directory fsyncs of renamed results, done together
+        self._synced_at = time.monotonic()
         ctx.queue_download = self.queue.put_nowait
 
     def busy(self) -> bool:
@@ -68,7 +75,7 @@ class Fetcher:
             self.failures += 1
             ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
             return
-        found = await asyncio.to_thread(self._make_room, job, record, final)
+        found = await asyncio.to_thread(self._make_room, job, record, final) if _exists(final) else None
         if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
             done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
             ctx.journal.transition(
@@ -81,16 +88,24 @@ class Fetcher:
                 error=None,
             )
             return
-        result = await self._download(job, record, final)
-        if result is None:
+        landed: list[VerifiedResult] = []
+        result = await self._download(job, record, final, partial(self._land, job, ctx.record(key), landed))
+        if result is None or not landed:
             self.failures += 1
             ctx.journal.transition(
                 key, record.state, "download failed", error="download failed; run again to fetch it"
             )
             return
-        await self._deliver(job, final, result)
+        await self._deliver(job, final, landed[0])
 
-    async def _download(self, job: Job, record: JobRecord, final: Path) -> Downloaded | None:
+    def _land(self, job: Job, record: JobRecord, landed: list[VerifiedResult], done: Downloaded) -> None:
+        """In the download's worker thread, right after the rename: the sinks' local part (the sidecar)."""
+        verified = VerifiedResult(job.key, done.path, done.sha256, done.size, _metadata(job, record, done))
+        for sink in self.sinks:
+            sink.land(verified)
+        landed.append(verified)
+
+    async def _download(self, job: Job, record: JobRecord, final: Path, land: Land) -> Downloaded | None:
         ctx, key = self.ctx, job.key
         assert self.session is not None
         with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
@@ -105,6 +120,8 @@ class Fetcher:
                     media_type=job.media_type,
                     read_timeout=ctx.options.timeouts.download_read_s,
                     headers=ctx.client.auth_for(url) if with_key else None,
+                    land=land,
+                    dirs=self.dirs,
                 )
             except DownloadExpired:
                 if not with_key and ctx.client.auth_for(url):
@@ -121,26 +138,35 @@ class Fetcher:
                 await ctx.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
         return None
 
-    async def _deliver(self, job: Job, final: Path, result: Downloaded) -> None:
+    async def _deliver(self, job: Job, final: Path, verified: VerifiedResult) -> None:
         ctx = self.ctx
-        fresh = ctx.record(job.key)
-        verified = VerifiedResult(job.key, final, result.sha256, result.size, _metadata(job, fresh, result))
         for sink in self.sinks:
             await sink.deliver(verified)
         log.debug(
-            "downloaded %s to %s (%d bytes, sha256 %s)", job.key[:12], final, result.size, result.sha256[:16]
+            "downloaded %s to %s (%d bytes, sha256 %s)",
+            job.key[:12],
+            final,
+            verified.size,
+            verified.sha256[:16],
         )
         done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
         ctx.journal.transition(
             job.key,
             done,
-            sha256=result.sha256,
-            size=result.size,
+            sha256=verified.sha256,
+            size=verified.size,
             mtime_ns=_mtime_ns(final),
             downloaded_at=time.time(),
             error=None,
         )
         ctx.urls.pop(job.key, None)
+        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.queue.empty():
+            self._synced_at = time.monotonic()
+            await asyncio.to_thread(self.dirs.flush)
+
+    async def close(self) -> None:
+        """Sync the directories of the results landed since the last sync."""
+        await asyncio.to_thread(self.dirs.flush)
 
     async def _fresh_url(self, record: JobRecord) -> str:
         if not record.generation_id:
@@ -203,6 +229,15 @@ def _metadata(job: Job, record: JobRecord, result: Downloaded) -> dict[str, obje
         "sha256": result.sha256,
         "size": result.size,
     }
+
+
+def _exists(path: Path) -> bool:
+    """One lstat (fine on the event loop): is anything, a symlink included, at `path`?"""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 def _mtime_ns(path: Path) -> int | None:

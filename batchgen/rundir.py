@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -91,6 +92,24 @@ def ensure_inside(root: Path, relative: str) -> Path:
     if target == base or not target.is_relative_to(base):
         raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
     return target
+
+
+def checked_path(base: Path, relative: str) -> Path:
+    """`base / relative` for a `base` already resolved: checked lexically, then one lstat per existing
+    component (a symlink planted anywhere below `base` is refused), without resolving the whole path."""
+    problem = check_relative(relative)
+    if problem:
+        raise UnsafePathError(f"output path {relative!r} {problem}")
+    current = base
+    for part in relative.split("/"):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break  # nothing exists from here down yet: nothing can lead elsewhere
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(f"output path {relative!r} leads through a symlink at {current}")
+    return base / relative
 
 
 def result_relpath(output_path: str) -> str:

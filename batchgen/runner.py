@@ -214,6 +214,7 @@ class Runner:
                 await ctx.wait_until(self._finished)
                 for task in background:
                     task.cancel()
+            await self.fetcher.close()
             for sink in self.fetcher.sinks:
                 await sink.close()
         self.journal.flush()  # a commit that failed in the background (a full disk) is reported here

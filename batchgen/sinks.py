@@ -5,9 +5,7 @@ edit of the runner."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,10 +24,17 @@ class VerifiedResult:
 
 
 class ResultSink(Protocol):
-    """A destination for finished results. `deliver` may batch; `close` flushes what it holds. A sink
-    that fails raises; the run reports it, and the result stays verified on disk (never lost)."""
+    """A destination for finished results.
+
+    `land` runs in the download's worker thread right after the file is verified at its path, before the
+    job is journaled done (keep it short and local). `deliver` runs on the event loop afterwards and may
+    batch; `close` flushes what it holds. A sink that fails raises; the run reports it, and the result
+    stays verified on disk (never lost).
+    """
 
     name: str
+
+    def land(self, result: VerifiedResult) -> None: ...
 
     async def deliver(self, result: VerifiedResult) -> None: ...
 
@@ -37,14 +42,16 @@ class ResultSink(Protocol):
 
 
 class LocalSink:
-    """The run directory itself: the result is already at its path; its sidecar JSON goes beside it."""
+    """The run directory itself: the result is already at its path; its sidecar JSON goes beside it
+    (written in the same worker-thread hop as the result)."""
 
     name = "local"
 
+    def land(self, result: VerifiedResult) -> None:
+        write_json(sidecar_path(result.path), result.metadata, sort_keys=True)
+
     async def deliver(self, result: VerifiedResult) -> None:
-        await asyncio.to_thread(
-            partial(write_json, sidecar_path(result.path), result.metadata, sort_keys=True)
-        )
+        return None
 
     async def close(self) -> None:
         return None
