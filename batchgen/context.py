@@ -57,6 +57,7 @@ class RunContext:
     def __post_init__(self) -> None:
         self.jobs = {job.key: job for job in self.plan.jobs}
         self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
+        self.known_dirs: set[Path] = set()  # directories under it already seen to be real ones
         self.journal.on_transition = self._journaled
 
     # -- changes -------------------------------------------------------------------------------
@@ -114,4 +115,4 @@ class RunContext:
             if job.key in self.displaced
             else (result_relpath(job.output_path))
         )
-        return checked_path(self.run_root, relative)
+        return checked_path(self.run_root, relative, self.known_dirs)

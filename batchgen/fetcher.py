@@ -29,7 +29,7 @@ from batchgen.landing import DirectorySync, Land
 from batchgen.planning import Job
 from batchgen.retry import backoff
 from batchgen.rundir import UnsafePathError, read_sidecar, set_aside_unowned
-from batchgen.sinks import ResultSink, VerifiedResult
+from batchgen.sinks import ResultSink, VerifiedResult, result_metadata
 from batchgen.states import JobState
 from batchgen.store import JobRecord
 from batchgen.verify import Downloaded, verify_file
@@ -100,7 +100,13 @@ class Fetcher:
 
     def _land(self, job: Job, record: JobRecord, landed: list[VerifiedResult], done: Downloaded) -> None:
         """In the download's worker thread, right after the rename: the sinks' local part (the sidecar)."""
-        verified = VerifiedResult(job.key, done.path, done.sha256, done.size, _metadata(job, record, done))
+        verified = VerifiedResult(
+            job.key,
+            done.path,
+            done.sha256,
+            done.size,
+            result_metadata(job, record, done.sha256, done.size, time.time()),
+        )
         for sink in self.sinks:
             sink.land(verified)
         landed.append(verified)
@@ -209,26 +215,6 @@ class Fetcher:
                 job.key[:12],
             )
         return None
-
-
-def _metadata(job: Job, record: JobRecord, result: Downloaded) -> dict[str, object]:
-    return {
-        "job_key": job.key,
-        "name": job.name,
-        "replica": job.replica,
-        "model": job.model,
-        "generation_id": record.generation_id,
-        "request": record.sent_body() or dict(job.request),
-        "vars": dict(job.vars),
-        "manifest": f"{job.location.file}:{job.location.line}",
-        "submitted_at": record.submitted_at,
-        "completed_at": record.completed_at,
-        "downloaded_at": time.time(),
-        "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
-        "api": record.api,
-        "sha256": result.sha256,
-        "size": result.size,
-    }
 
 
 def _exists(path: Path) -> bool:

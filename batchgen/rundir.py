@@ -94,21 +94,27 @@ def ensure_inside(root: Path, relative: str) -> Path:
     return target
 
 
-def checked_path(base: Path, relative: str) -> Path:
+def checked_path(base: Path, relative: str, known_dirs: set[Path] | None = None) -> Path:
     """`base / relative` for a `base` already resolved: checked lexically, then one lstat per existing
-    component (a symlink planted anywhere below `base` is refused), without resolving the whole path."""
+    component (a symlink planted anywhere below `base` is refused), without resolving the whole path.
+    Directories found real are added to `known_dirs` and not looked at again by later calls."""
     problem = check_relative(relative)
     if problem:
         raise UnsafePathError(f"output path {relative!r} {problem}")
+    parts = relative.split("/")
     current = base
-    for part in relative.split("/"):
+    for depth, part in enumerate(parts, start=1):
         current = current / part
+        if known_dirs is not None and current in known_dirs:
+            continue
         try:
             mode = os.lstat(current).st_mode
         except (FileNotFoundError, NotADirectoryError):
             break  # nothing exists from here down yet: nothing can lead elsewhere
         if stat.S_ISLNK(mode):
             raise UnsafePathError(f"output path {relative!r} leads through a symlink at {current}")
+        if known_dirs is not None and depth < len(parts) and stat.S_ISDIR(mode):
+            known_dirs.add(current)
     return base / relative
 
 
@@ -133,8 +139,30 @@ def atomic_write(path: Path, text: str) -> None:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def write_json(path: Path, data: Any, *, sort_keys: bool = False) -> None:
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+def write_sidecar(path: Path, data: Any) -> None:
+    """A result's sidecar: compact JSON written in place (no temporary file and rename, which cost as
+    much again in a directory of thousands), never through a symlink. A crash mid-write leaves a sidecar
+    that does not parse: the result beside it is then fetched again (never paid again), not trusted."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with open(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_json(path: Path, data: Any, *, sort_keys: bool = False, compact: bool = False) -> None:
+    """`data` as JSON, atomically. `compact`: one line, written by json's C encoder (an indented one is
+    pure Python, slow enough to hold other threads back when thousands are written)."""
+    text = json.dumps(
+        data,
+        sort_keys=sort_keys,
+        ensure_ascii=False,
+        indent=None if compact else 2,
+        separators=(",", ":") if compact else None,
+    )
+    atomic_write(path, text + "\n")
 
 
 def read_sidecar(result: Path) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@ ones back), checks finished files, and sorts every job into to-submit, at-the-pr
 from __future__ import annotations
 
 import logging
+import os
 from decimal import Decimal
+from pathlib import Path
 
 from batchgen import scheduler
 from batchgen.context import RunContext
@@ -18,8 +20,11 @@ from batchgen.rundir import (
     move_with_sidecar,
     result_relpath,
     set_aside_unowned,
+    sidecar_path,
     superseded_relpath,
+    write_sidecar,
 )
+from batchgen.sinks import result_metadata
 from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
 from batchgen.verify import verify_file
@@ -120,13 +125,22 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
     try:
         path = ctx.final_path(job)
         stat = path.lstat()
-        if stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns:
-            return True
-        verify_file(path, job.media_type, expected_size=record.size, expected_sha256=record.sha256)
+        if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
+            verify_file(path, job.media_type, expected_size=record.size, expected_sha256=record.sha256)
+            ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
+        _ensure_sidecar(job, record, path)
     except (OSError, UnsafePathError, DownloadCorrupt, StorageError):
         return False
-    ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
     return True
+
+
+def _ensure_sidecar(job: Job, record: JobRecord, path: Path) -> None:
+    """Sidecars are written in batches after their results: one the process did not live to write is
+    written now, from the journal."""
+    if not os.path.lexists(sidecar_path(path)) and record.sha256 is not None and record.size is not None:
+        write_sidecar(
+            sidecar_path(path), result_metadata(job, record, record.sha256, record.size, record.downloaded_at)
+        )
 
 
 def leftover_job(record: JobRecord) -> Job:

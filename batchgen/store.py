@@ -141,6 +141,7 @@ class Journal:
         self._flush_scheduled = False
         self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
+        self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
         for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(
@@ -288,6 +289,16 @@ class Journal:
             )
         self._dirty, self._log, self._claims = {}, [], []
 
+    async def durable(self) -> None:
+        """Wait until every change made so far is committed: the commit at the end of this turn of the
+        event loop, shared by everyone who waits in it (64 submissions in one turn cost one commit)."""
+        if not (self._dirty or self._log or self._claims):
+            return
+        if self._committed is None or self._committed.done():
+            self._committed = asyncio.get_running_loop().create_future()
+        self._schedule_flush()
+        await asyncio.shield(self._committed)
+
     def _schedule_flush(self) -> None:
         if self._flush_scheduled:
             return
@@ -310,6 +321,12 @@ class Journal:
                 self.flush()
             except StorageError as exc:  # raised by the next change, in the task that makes it
                 self._failure = exc
+        waiting, self._committed = self._committed, None
+        if waiting is not None and not waiting.done():
+            if self._failure is not None:
+                waiting.set_exception(self._failure)
+            else:
+                waiting.set_result(None)
 
     def mark_planned(self, keys: set[str]) -> None:
         """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""

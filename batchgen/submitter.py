@@ -95,7 +95,7 @@ class Submitter:
                 generation_id=None,
                 error=None,
             )
-            ctx.journal.flush()  # durable before the POST: after a crash, this job is looked for, not resent
+            await ctx.journal.durable()  # before the POST: after a crash, this job is looked for, not resent
             try:
                 error = await self._post(key, body, sent)
                 if error is None:
@@ -147,7 +147,7 @@ class Submitter:
             # Surely not created (a 429 is answered before anything is done; a refused connection sent
             # nothing): journal that now, so a crash during the wait leaves nothing to reconcile.
             ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
-            ctx.journal.flush()  # before the wait: a crash during it leaves nothing to reconcile
+            await ctx.journal.durable()  # before the wait: a crash during it leaves nothing to reconcile
             if verdict.costs_attempt:
                 await ctx.sleep(verdict.delay_s)
             return True

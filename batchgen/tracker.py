@@ -15,10 +15,9 @@ from batchgen.api import Completion
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, NotFound, Unauthenticated
 from batchgen.overdue import RenderWatch, Waiting
-from batchgen.planning import Plan
+from batchgen.planning import Job, Plan
 from batchgen.reconcile import search_scopes
 from batchgen.states import AT_PROVIDER, JobState
-from batchgen.store import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class Tracker:
         key = self.ctx.by_generation.get(completion.generation_id)
         if key is not None:  # other work on the account proves nothing about ours
             record = self.ctx.record(key)
-            self.watch.event_arrived(namespace(record))
+            self.watch.event_arrived(namespace(self.ctx.jobs[key]))
             if record.state in AT_PROVIDER and record.submitted_at is not None:
                 self.watch.observe_render(time.time() - record.submitted_at)
         self.on_completion(completion)
@@ -141,8 +140,13 @@ class Tracker:
                 log.info("reconcile failed (%s); will try again", exc)
 
     def _waiting(self) -> list[Waiting]:
-        records = (self.ctx.record(key) for key in self.ctx.state.slots.held)
-        return [Waiting(r.submitted_at or 0.0, namespace(r)) for r in records if r.state in AT_PROVIDER]
+        ctx = self.ctx
+        waiting = []
+        for key in ctx.state.slots.held:
+            record = ctx.record(key)
+            if record.state in AT_PROVIDER:
+                waiting.append(Waiting(record.submitted_at or 0.0, namespace(ctx.jobs[key])))
+        return waiting
 
     async def reconcile_in_flight(self) -> None:
         """Ask the provider about every generation we wait for: the stream may have missed it."""
@@ -222,9 +226,9 @@ class Tracker:
         return limit is not None and submitted_at is not None and time.time() - submitted_at > limit
 
 
-def namespace(record: JobRecord) -> str | None:
-    """The namespace a job's current submission bills to (None: the caller's own)."""
-    value = (record.sent_body() or {}).get("target_namespace")
+def namespace(job: Job) -> str | None:
+    """The namespace a job bills to (None: the caller's own): its request's `target_namespace`."""
+    value = job.request.get("target_namespace")
     return value if isinstance(value, str) and value else None
 
 

@@ -261,3 +261,22 @@ async def test_a_generation_the_api_does_not_know_fails_the_job_instead_of_hangi
     error = journal.get(key).error
     assert error is not None and "does not know generation 7cf9b23a" in error
     assert enqueued(emu) == 0
+
+
+async def test_a_missing_sidecar_is_written_again_from_the_journal(emu: Emulator, tmp_path: Path) -> None:
+    """Sidecars land in batches after their results: one lost (a crash, a hand) is rewritten on the next
+    run from the journal, sending nothing."""
+    import json
+
+    plan = make_plan(tmp_path, 2)
+    _, journal = await run(plan, tmp_path / "run", emu, options(emu))
+    journal.close()
+    sidecar = next((tmp_path / "run" / "videos").rglob("*.json"))
+    before = json.loads(sidecar.read_text())
+    sidecar.unlink()
+    outcome, _ = await run(plan, tmp_path / "run", emu, options(emu))
+    assert outcome.counts == {"done": 2} and outcome.requests_sent == 0
+    after = json.loads(sidecar.read_text())
+    assert {k: after[k] for k in ("job_key", "generation_id", "sha256", "size", "request")} == {
+        k: before[k] for k in ("job_key", "generation_id", "sha256", "size", "request")
+    }

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, emulator: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchgen",
         description="Run large batches of Oxen.ai video and image generations from a YAML manifest: "
@@ -40,20 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(commands)
     add_cancel(commands)
     add_schema(commands)
-    _add_emulator(commands)
+    _add_emulator(commands, full=emulator)
     return parser
 
 
-def _add_emulator(commands: Commands) -> None:
-    from batchgen.emulator import cli as emulator_cli
-
+def _add_emulator(commands: Commands, *, full: bool) -> None:
+    """The emulator's 40-odd flags are added (and the emulator imported) only when it is the command."""
     emulator = commands.add_parser(
         "emulator",
         help="run the local emulator of the Oxen API in the foreground",
         description="A local emulator of Oxen's hosted inference API, for demos and tests.",
     )
-    emulator_cli.add_arguments(emulator)
-    emulator.set_defaults(handler=emulator_cli.run)
+    if full:
+        from batchgen.emulator import cli as emulator_cli
+
+        emulator_cli.add_arguments(emulator)
+        emulator.set_defaults(handler=emulator_cli.run)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -65,7 +67,8 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(emulator="emulator" in words)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
