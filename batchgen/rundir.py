@@ -51,7 +51,7 @@ def prepare_run_dir(run_dir: Path) -> Path | None:
 
 def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[ModelSpec]) -> None:
     """What a run was made from: a copy of the manifest, the plan, and the live model descriptions."""
-    from batchgen.planning import plan_to_json
+    from batchgen.planning import write_plan_json
 
     try:
         shutil.copyfile(manifest, run_dir / "manifest.yaml")
@@ -60,7 +60,13 @@ def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[Mo
             write_json(run_dir / MODELS_DIR / f"{model_file_name(spec.id)}.json", spec.raw)
     except OSError as exc:
         raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
-    write_json(run_dir / "plan.json", plan_to_json(plan))
+    tmp = run_dir / ".plan.json.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as file:
+            write_plan_json(plan, file.write)
+        tmp.replace(run_dir / "plan.json")
+    except OSError as exc:
+        raise StorageError(f"cannot write {run_dir / 'plan.json'}: {exc.strerror or exc}") from exc
 
 
 def model_file_name(model_id: str) -> str:

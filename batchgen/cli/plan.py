@@ -56,7 +56,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.manifest import load_manifest
-    from batchgen.planning import format_plan, plan_to_json
+    from batchgen.planning import format_plan, write_plan_json
     from batchgen.store import Journal
 
     manifest = load_manifest(args.manifest)
@@ -75,7 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         done = frozenset(k for k, r in journal.records().items() if r.state == "done")
         journal.close()
     if args.json:
-        print(json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False))
+        write_plan_json(plan, sys.stdout.write)
     else:
         print(format_plan(plan, done_keys=done))
     return EXIT_OK

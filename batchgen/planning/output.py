@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchgen.planning.jobs import Job, Plan
 from batchgen.registry.pricing import format_usd
 
-__all__ = ["format_plan", "plan_to_json"]
+__all__ = ["format_plan", "plan_to_json", "write_plan_json"]
 
 
 def _job_json(job: Job) -> dict[str, Any]:
@@ -39,7 +39,24 @@ def _job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode  # the C encoder (no indent)
+
+
+def write_plan_json(plan: Plan, write: Callable[[str], object]) -> None:
+    """`plan_to_json(plan)` as a JSON document, streamed job by job with json's C encoder: one job per
+    line, so a 100,000-job plan is neither built as one string nor encoded by the pure-Python encoder
+    that indenting would need."""
+    header = plan_to_json(plan, jobs=False)
+    write("{\n")
+    for name, value in header.items():
+        write(f"  {_ENCODE(name)}: {_ENCODE(value)},\n")
+    write('  "jobs": [')
+    for index, job in enumerate(plan.jobs):
+        write(("\n    " if index == 0 else ",\n    ") + _ENCODE(_job_json(job)))
+    write("\n  ]\n}\n" if plan.jobs else "]\n}\n")
+
+
+def plan_to_json(plan: Plan, *, jobs: bool = True) -> dict[str, Any]:
     """The whole plan as JSON-ready data, in plan order (for plan.json and `plan --json`)."""
     return {
         "format": "batchgen-plan/1",
@@ -50,7 +67,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "by_model": plan.count_by_model(),
         "by_aspect_ratio": plan.count_by_aspect_ratio(),
         "model_defaults": {model: dict(values) for model, values in plan.model_defaults.items()},
-        "jobs": [_job_json(job) for job in plan.jobs],
+        **({"jobs": [_job_json(job) for job in plan.jobs]} if jobs else {}),
     }
 
 

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from batchgen.manifest import load_manifest
-from batchgen.planning import build_plan, format_plan, job_key, plan_to_json, resolve_request
+from batchgen.planning import (
+    Plan,
+    build_plan,
+    format_plan,
+    job_key,
+    plan_to_json,
+    resolve_request,
+    write_plan_json,
+)
 from batchgen.registry import ModelSpec, SnapshotCatalog
 from tests.plan.conftest import HEADER, KLING, Workspace, tiny_png
 
@@ -435,3 +443,22 @@ def test_shared_template_syntax_errors_are_reported_once(ws: Workspace) -> None:
         "m.yaml:4:52: defaults.aspect_ratio: unknown variable 'ar' (for job 'b')\n"
         "    hint: known variables: index, model, name, replica",
     ]
+
+
+def test_the_streamed_plan_json_is_the_same_document(ws: Workspace) -> None:
+    """write_plan_json (plan --json, plan.json) parses to exactly plan_to_json, empty plans included."""
+    import io
+
+    plan = ws.plan(
+        HEADER
+        + ASSETS
+        + "jobs: [{name: j, prompt: 'x \u2028 \"q\"', input_image: ['{asset:mug}'], repeat: 2}]\n",
+        files=FILES,
+    )
+    out = io.StringIO()
+    write_plan_json(plan, out.write)
+    assert json.loads(out.getvalue()) == json.loads(json.dumps(plan_to_json(plan)))
+    empty = Plan(plan.manifest_path, plan.name, (), None)
+    out = io.StringIO()
+    write_plan_json(empty, out.write)
+    assert json.loads(out.getvalue())["jobs"] == []
