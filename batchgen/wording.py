@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jsonschema
 
-__all__ = ["URL_EXPECTED", "describe_error", "describe_value", "did_you_mean", "format_path"]
+__all__ = ["URL_EXPECTED", "describe_error", "describe_value", "did_you_mean", "format_path", "frozen_json"]
 
 #: What a field that takes a URL accepts, as said in problems.
 URL_EXPECTED = "expected an http(s) URL, a data: URI or an asset reference like {asset:NAME}"
@@ -88,12 +88,26 @@ def _size_message(error: jsonschema.ValidationError) -> str:
 
 
 def _duplicate_message(items: Any) -> str:
-    seen: list[Any] = []
+    seen: set[Any] = set()
     for item in items if isinstance(items, list) else []:
-        if any(type(item) is type(s) and item == s for s in seen):
+        frozen = frozen_json(item)
+        if frozen in seen:
             return f"lists {describe_value(item)} more than once"
-        seen.append(item)
+        seen.add(frozen)
     return "lists the same value more than once"
+
+
+def frozen_json(value: Any) -> Any:
+    """A hashable form of a JSON value, equal for values JSON Schema calls equal (1 == 1.0, True != 1)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("list", tuple(frozen_json(item) for item in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((key, frozen_json(item)) for key, item in value.items()))
+    return (type(value).__name__, value)
 
 
 def describe_error(error: jsonschema.ValidationError) -> str:

@@ -18,7 +18,7 @@ from batchgen.errors import Problem
 from batchgen.manifest.assets import load_asset
 from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
 from batchgen.manifest.rows import load_rows
-from batchgen.wording import describe_error, describe_value, did_you_mean, format_path
+from batchgen.wording import describe_error, describe_value, did_you_mean, format_path, frozen_json
 
 if TYPE_CHECKING:
     import jsonschema
@@ -57,7 +57,79 @@ def manifest_schema() -> dict[str, Any]:
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema  # on first use: importing batchgen.manifest stays light (see tests/test_layout.py)
 
-    return jsonschema.Draft202012Validator(manifest_schema())
+    draft = jsonschema.Draft202012Validator
+    check_items = draft.VALIDATORS["items"]
+
+    def items(validator: Any, schema: Any, instance: Any, parent: dict[str, Any]) -> Iterator[Any]:
+        # A long list of plain values (a large `matrix:` axis) is checked in one pass; only a list
+        # with a wrong value goes through jsonschema item by item, for its located errors.
+        if isinstance(instance, list) and isinstance(schema, dict) and set(schema) == {"type"}:
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            if all(_is_plain(item, types) for item in instance):
+                return
+        yield from check_items(validator, schema, instance, parent)
+
+    def unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        # jsonschema compares a list it cannot sort (strings mixed with numbers) pair by pair: a
+        # 100,000-value axis would take hours. Hashing each value's frozen form is one pass.
+        if unique and isinstance(instance, list):
+            seen: set[Any] = set()
+            for item in instance:
+                frozen = frozen_json(item)
+                if frozen in seen:
+                    yield jsonschema.ValidationError("has non-unique elements")
+                    return
+                seen.add(frozen)
+
+    fast = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        draft, {"items": items, "uniqueItems": unique_items}
+    )
+    validator: jsonschema.Draft202012Validator = fast(_inline_refs(manifest_schema()))
+    return validator
+
+
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+}
+
+
+def _is_plain(value: Any, types: list[str]) -> bool:
+    """Whether `value` is one of the JSON Schema `types` ("string", "number", "integer", "boolean")."""
+    for name in types:
+        kinds = _PLAIN_TYPES.get(name)
+        if kinds is None:
+            return False  # another type: leave it to jsonschema
+        if isinstance(value, kinds) and (name == "boolean" or not isinstance(value, bool)):
+            return True
+    return False
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each `{"$ref": "#/$defs/x"}` replaced by the definition itself.
+
+    Same meaning, but jsonschema then checks the 100,000 values of a large `matrix:` without a
+    reference lookup each (about half of the check's time). A definition that refers to itself is kept
+    as a reference.
+    """
+    definitions: dict[str, Any] = schema.get("$defs", {})
+
+    def inline(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if len(node) == 1 and isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in definitions and name not in seen:
+                return inline(definitions[name], seen | {name})
+        return {key: inline(value, seen) for key, value in node.items()}
+
+    inlined: dict[str, Any] = inline(schema, frozenset())
+    return inlined
 
 
 def schema_problems(data: Any, positions: Positions) -> Iterator[Problem]:

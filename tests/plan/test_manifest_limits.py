@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from batchgen import manifest as manifest_module
 from batchgen.errors import ManifestError
@@ -167,3 +168,59 @@ def test_aliases_used_a_few_times_still_load(ws: Workspace) -> None:
         "    many: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
     )
     assert sum(len(a) for b in manifest.jobs[0].fields["many"] for a in b) == 1000
+
+
+def test_hundreds_of_thousands_of_open_brackets_are_refused_without_a_crash(ws: Workspace) -> None:
+    """libyaml's composer recurses in C: the depth is measured on its event stream before composing."""
+    with pytest.raises(ManifestError) as caught:
+        ws.load(HEADER + "jobs: " + "[" * 300_000 + "\n")
+    (problem,) = caught.value.problems
+    assert "nested more than 32 levels deep" in problem.message
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML built without libyaml")
+@pytest.mark.parametrize("name", ["demo.yaml", "spring-campaign.yaml"])
+def test_libyaml_and_the_python_parser_give_the_same_values_and_positions(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (Path(__file__).parents[2] / "jobs" / name).read_text()
+
+    def read(
+        with_libyaml: bool,
+    ) -> tuple[object, dict[object, tuple[int, int]], dict[object, tuple[int, int]]]:
+        monkeypatch.setattr(yaml, "__with_libyaml__", with_libyaml)
+        tree = yaml_tree.Tree(name)
+        data = tree.convert(yaml_tree.compose(text, name), ())
+        return data, tree.values, tree.keys
+
+    assert read(True) == read(False)
+
+
+def test_a_file_libyaml_rejects_gets_the_python_parsers_message(ws: Workspace) -> None:
+    """libyaml says "found character that cannot start any token"; the message names the tab."""
+    with pytest.raises(ManifestError) as caught:
+        ws.load(HEADER + "jobs:\n\t- name: a\n")
+    (problem,) = caught.value.problems
+    assert "'\\t'" in problem.message and problem.hint == "indent with spaces, not tabs"
+
+
+@pytest.mark.timeout(20)
+def test_a_long_axis_mixing_text_and_numbers_with_a_late_duplicate_is_found_in_one_pass(
+    ws: Workspace,
+) -> None:
+    """jsonschema's own uniqueness check compares pair by pair when values do not sort: hours at 100,000."""
+    values = [f"v{i}" if i % 2 else i for i in range(100_000)] + [99_998]
+    text = (
+        HEADER
+        + "jobs:\n  - name: a\n    prompt: x {n}\n    matrix:\n      n: ["
+        + ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values)
+        + "]\n"
+    )
+    with pytest.raises(ManifestError) as caught:
+        ws.load(text)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field, problem.message) == (
+        8,
+        "jobs[0].matrix.n",
+        "lists 99998 more than once",
+    )
