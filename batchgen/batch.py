@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from batchgen import logs
+from batchgen import aio, logs
 from batchgen.api import OxenClient
 from batchgen.config import (
     DEFAULT_API_BASE,
@@ -91,7 +91,7 @@ def run_manifest(
     **overrides: Any,
 ) -> BatchResult:
     """Run (or resume) a manifest to the end; see `run_manifest_async` for the arguments."""
-    return asyncio.run(
+    return aio.run(
         run_manifest_async(
             manifest, sandbox=sandbox, api_base=api_base, api_key=api_key, output_dir=output_dir, **overrides
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batchgen import aio
 from batchgen.cli.common import EXIT_OK, OFFLINE, Endpoint, add_api_flags, api_base_of
 from batchgen.config import UploadTarget
 from batchgen.errors import UsageError
@@ -66,7 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.batch import run_dir_name
 
     run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
-    plan, notes = asyncio.run(_plan_with_models(manifest, endpoint if online else OFFLINE, run_dir))
+    plan, notes = aio.run(_plan_with_models(manifest, endpoint if online else OFFLINE, run_dir))
     for note in notes:
         print(f"batchgen: {note}", file=sys.stderr)
     done: frozenset[str] = frozenset()

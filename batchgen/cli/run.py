@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batchgen import aio
 from batchgen.cli.common import (
     EPILOG,
     EXIT_BAD_INPUT,
@@ -100,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env_key = os.environ.get("OXEN_API_KEY", "")
     logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
     try:
-        return asyncio.run(_run(args))
+        return aio.run(_run(args))
     except KeyboardInterrupt:
         print(
             "batchgen: stopped at once; the journal is intact: run the same command to resume",

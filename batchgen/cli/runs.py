@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batchgen import aio
 from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_api_flags, api_settings, warn_if_key_flag
 from batchgen.config import SANDBOX_IDENTITY, RunOptions
 from batchgen.errors import UsageError
@@ -87,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    return asyncio.run(_cancel(args))
+    return aio.run(_cancel(args))
 
 
 async def _cancel(args: argparse.Namespace) -> int:
