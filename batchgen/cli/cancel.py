@@ -63,30 +63,36 @@ def add_cancel(commands: Commands) -> None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from batchgen.runlock import RunLock
     from batchgen.store import JOURNAL_NAME
 
     run_dir: Path = args.run_dir
     if not (run_dir / JOURNAL_NAME).is_file():  # before the lock: never litter a plain folder
         raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
     chosen = chosen_keys(run_dir, args.only, required=True)
-    lock = RunLock(run_dir)
     try:
-        lock.acquire()
+        return _offline_under_lock(args, chosen)
     except RunLocked:
         return _ask_the_live_run(args, chosen)
-    try:
+
+
+def _offline_under_lock(args: argparse.Namespace, chosen: set[str] | None) -> int:
+    """No process runs it: take the lock (RunLocked if one does) and cancel from the journal."""
+    from batchgen import live_cancel
+    from batchgen.runlock import RunLock
+
+    with RunLock(args.run_dir):
+        live_cancel.clear(args.run_dir)  # a request nobody carried out is not for later runs
         return asyncio.run(_cancel_offline(args, chosen))
-    finally:
-        lock.release()
 
 
 def _ask_the_live_run(args: argparse.Namespace, chosen: set[str] | None) -> int:
     from batchgen import live_cancel
-    from batchgen.runlock import RunLock, lock_holder
+    from batchgen.runlock import lock_holder
 
     run_dir: Path = args.run_dir
     pid = lock_holder(run_dir)
+    if pid is None:  # it ended in between
+        return _offline_under_lock(args, chosen)
     request = live_cancel.write_request(run_dir, chosen)
     ask = (
         "to stop submitting and cancel its in-flight generations"
@@ -104,9 +110,7 @@ def _ask_the_live_run(args: argparse.Namespace, chosen: set[str] | None) -> int:
     counts = counts or live_cancel.read_result(run_dir, request)
     running = lock_holder(run_dir) is not None
     if counts is None and not running:  # it exited before it saw the request: do it here, as usual
-        with RunLock(run_dir):
-            live_cancel.clear(run_dir)
-            return asyncio.run(_cancel_offline(args, chosen))
+        return _offline_under_lock(args, chosen)
     if counts is None:
         print(
             f"batchgen: error: the run (pid {pid}) did not answer within {args.timeout:.0f}s; the request "
