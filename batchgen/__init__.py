@@ -4,8 +4,16 @@ The public names below are imported on first use (PEP 562), so importing one par
 (`batchgen.manifest`, `batchgen.cli`) does not load every other part (the runner, aiohttp, jsonschema).
 """
 
+import os as _os
 import typing as _typing
 from importlib import import_module as _import_module
+
+_POSIX_ONLY = (
+    "batchgen supports POSIX systems (Linux, macOS) only: it relies on fcntl file locks and POSIX "
+    "signal handlers."
+)
+if _os.name != "posix":  # say so, rather than fail later on a missing fcntl
+    raise RuntimeError(_POSIX_ONLY)
 
 if _typing.TYPE_CHECKING:
     from batchgen.api import OxenClient

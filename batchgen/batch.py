@@ -21,13 +21,14 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from batchgen import aio, logs
+from batchgen import aio, live_cancel, logs
 from batchgen.api import OxenClient
+from batchgen.batch_result import BatchResult, JobProblem, problems_of
 from batchgen.config import (
     DEFAULT_API_BASE,
     SANDBOX_IDENTITY,
@@ -45,7 +46,7 @@ from batchgen.rundir import VIDEOS_DIR, prepare_run_dir, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.store import Journal, RunLock
 
-__all__ = ["BatchResult", "run_dir_name", "run_manifest", "run_manifest_async"]
+__all__ = ["BatchResult", "JobProblem", "run_dir_name", "run_manifest", "run_manifest_async"]
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +64,9 @@ _OVERRIDES = frozenset(
         "stream_idle_timeout_s",
         "request_timeout_s",
         "expected_render_s",
+        "only",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """What a run did: where, the runner's outcome, and how many jobs the plan has."""
-
-    run_dir: Path
-    outcome: RunOutcome
-    total: int
-
-    @property
-    def complete(self) -> bool:
-        """Every job of the plan is done and nothing went wrong."""
-        return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal
 
 
 def run_manifest(
@@ -115,7 +103,8 @@ async def run_manifest_async(
     `api_base` and `api_key` default to $OXEN_API_BASE / $OXEN_API_KEY; `sandbox=True` runs against a
     built-in emulator instead (nothing paid; results in `<output_dir>/<name>.sandbox`). Overrides of the
     manifest's `run:` settings: concurrency, downloads, retries, budget_usd, upload_repo ("ns/repo[@branch]"),
-    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s. `progress`
+    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s, and `only`
+    (["KEY=VALUE", ...]: run only the planned jobs that match, see `batchgen.planning.select`). `progress`
     is called with a snapshot function after every change; setting `stop` stops submitting (in-flight work
     is still tracked and downloaded).
     """
@@ -145,7 +134,8 @@ async def run_manifest_async(
             plan = build_plan(loaded, found.catalog)
             for note in found.notes:
                 say(note)
-            check_can_run(plan, options)
+            chosen = _chosen(plan, overrides.get("only"))
+            check_can_run(chosen, options)
             return await _execute(
                 path,
                 run_dir,
@@ -158,7 +148,19 @@ async def run_manifest_async(
                 progress,
                 stop,
                 retry_invalid=bool(overrides.get("retry_invalid")),
+                only=None if chosen is plan else chosen,
             )
+
+
+def _chosen(plan: Plan, only: Any) -> Plan:
+    """The jobs `only` (["KEY=VALUE", ...]) chooses; the whole plan without it. Choosing none is an error."""
+    from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
+
+    selection = Selection.parse([only] if isinstance(only, str) else only)
+    chosen = select_plan(plan, selection)
+    if selection is not None and not chosen.jobs:
+        raise UsageError(nothing_matched(selection, map(job_facts, plan.jobs), len(plan.jobs)))
+    return chosen
 
 
 def run_dir_name(name: str, *, sandbox: bool) -> str:
@@ -203,16 +205,22 @@ async def _execute(
     stop: asyncio.Event | None,
     *,
     retry_invalid: bool,
+    only: Plan | None = None,
 ) -> BatchResult:
     real = prepare_run_dir(run_dir)
     if real is not None:
         say(f"{run_dir} leads through a symlink: the files are written to {real}")
+    ran = only or plan
     with RunLock(run_dir):
+        live_cancel.clear(run_dir)  # a request to a process that is gone is not for this run
         journal = Journal.open(run_dir)
         try:
             await check_api_identity(journal, run_dir, options, client)
             with _run_log(run_dir, key):
-                runner = Runner(plan, run_dir, journal, client, options, retry_invalid=retry_invalid)
+                chosen = None if only is None else {job.key for job in only.jobs}
+                runner = Runner(
+                    plan, run_dir, journal, client, options, retry_invalid=retry_invalid, only=chosen
+                )
                 await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
                 write_run_files(run_dir, manifest, plan, found.live)
                 if progress is not None:
@@ -224,9 +232,10 @@ async def _execute(
                         write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
                     except StorageError as exc:  # never hide the run's own outcome behind this one
                         say(f"error: {exc} (the journal is intact: `batchgen status {run_dir}`)")
+            problems = problems_of(ran, journal)
         finally:
             journal.close()
-    return BatchResult(run_dir, outcome, len(plan.jobs))
+    return BatchResult(run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs))
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:

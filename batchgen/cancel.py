@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from batchgen.api import OxenClient
@@ -19,14 +19,16 @@ async def cancel_in_flight(
     model_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     api: str | None = None,
+    keys: Collection[str] | None = None,
 ) -> dict[str, int]:
     """Cancel every generation the journal waits for, including submissions a crash left
     ambiguous (found at the provider by their echoed parameters first, in every namespace they bill
     to). A generation that finished meanwhile is journaled as what it is: cancelling it would lose a
-    paid result. Returns how many ended in each provider status."""
+    paid result. `keys` limits it to those jobs. Returns how many ended in each provider status."""
+    records = [r for r in journal.records().values() if keys is None or r.key in keys]
     ambiguous = [
         Pending(r.key, r.sent_body() or {}, r.submitted_at or 0)
-        for r in journal.records().values()
+        for r in records
         if r.state is JobState.SUBMITTING
     ]
     if ambiguous:
@@ -37,8 +39,10 @@ async def cancel_in_flight(
                 key, str(row["generation_id"]), journal.get(key).attempts, JobState.QUEUED, api=api
             )
     counts: dict[str, int] = {}
-    for record in [r for r in journal.records().values() if r.state in AT_PROVIDER and r.generation_id]:
-        assert record.generation_id is not None
+    chosen = {r.key for r in records}
+    for record in [r for r in journal.records().values() if r.key in chosen and r.state in AT_PROVIDER]:
+        if not record.generation_id:
+            continue
         await client.cancel(record.generation_id)
         status = str((await client.get_generation(record.generation_id)).get("status"))
         if status in _OUTCOME:

@@ -53,9 +53,12 @@ class RunContext:
     queue_download: Callable[[str], None] = lambda key: None
     apply_row: Callable[[str, Mapping[str, Any]], None] = lambda key, row: None  # set to the tracker's
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
 
     def __post_init__(self) -> None:
-        self.jobs = {job.key: job for job in self.plan.jobs}
+        self.planned = frozenset(job.key for job in self.plan.jobs)
+        # The jobs this run works on; the plan's others (not chosen by --only) stay planned, untouched.
+        self.jobs = {job.key: job for job in self.plan.jobs if self.only is None or job.key in self.only}
         self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
         self.known_dirs: set[Path] = set()  # directories under it already seen to be real ones
         self.journal.on_transition = self._journaled

@@ -12,14 +12,14 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 
-from batchgen import scheduler
+from batchgen import live_cancel, scheduler
 from batchgen.api import OxenClient
 from batchgen.assets import AssetPlacer
 from batchgen.config import RunOptions
@@ -52,6 +52,7 @@ class RunStats:
     stream_connected: bool
     stopping: StopReason | None
     started_at: float
+    budget_usd: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class RunOutcome:
     download_failures: int = 0
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
+    spent_usd: Decimal = Decimal(0)  # the quote of every generation committed (made, or being made)
 
 
 class Runner:
@@ -81,6 +83,7 @@ class Runner:
         retry_invalid: bool = False,
         sinks: Sequence[ResultSink] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        only: Collection[str] | None = None,
     ) -> None:
         costs = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs}
         state = scheduler.RunState(
@@ -90,7 +93,15 @@ class Runner:
             retries=options.retry.generation_retries,
         )
         self.ctx = RunContext(
-            plan, run_dir, journal, client, options, state, rng=rng or random.Random(), sleep=sleep
+            plan,
+            run_dir,
+            journal,
+            client,
+            options,
+            state,
+            rng=rng or random.Random(),
+            sleep=sleep,
+            only=None if only is None else frozenset(only),
         )
         self.plan, self.run_dir, self.journal, self.client, self.options = (
             plan,
@@ -104,6 +115,7 @@ class Runner:
         self.submitter = Submitter(self.ctx, self._assets)
         self.tracker = Tracker(self.ctx)
         self.fetcher = Fetcher(self.ctx, sinks if sinks is not None else [LocalSink()])
+        self.cancels = live_cancel.CancelWatcher(self.ctx)  # `batchgen cancel` while the run is live
         self._initial_downloads: list[str] | None = None
         self._started_at = time.time()
 
@@ -140,6 +152,7 @@ class Runner:
             stream_connected=stream is None or stream.connected.is_set() or not ctx.state.slots.held,
             stopping=ctx.state.stopping,
             started_at=self._started_at,
+            budget_usd=ctx.state.budget.limit,
         )
 
     def spent_usd(self) -> Decimal:
@@ -183,7 +196,9 @@ class Runner:
         return bool(state.pending or state.slots.held or self.fetcher.busy())
 
     def _finished(self) -> bool:
-        return scheduler.finished(self.ctx.state, downloads_left=self.fetcher.busy())
+        return (
+            scheduler.finished(self.ctx.state, downloads_left=self.fetcher.busy()) and not self.cancels.busy
+        )
 
     async def _run_tasks(self) -> None:
         ctx = self.ctx
@@ -204,6 +219,7 @@ class Runner:
                 background = [
                     group.create_task(stream.run(), name="event-stream"),
                     group.create_task(self.tracker.reconcile_loop(), name="reconcile"),
+                    group.create_task(self.cancels.run(), name="cancel-requests"),
                     *(
                         group.create_task(self.fetcher.worker(), name=f"download-{i}")
                         for i in range(self.options.limits.downloads)
@@ -242,4 +258,5 @@ class Runner:
             download_failures=self.fetcher.failures,
             requests_sent=self.client.requests_sent,
             leftovers=dict(leftovers),
+            spent_usd=self.ctx.state.budget.spent,
         )

@@ -11,7 +11,7 @@ the account's provider slots, the shared 429 pause, and the budget. Downloads us
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -26,6 +26,7 @@ class StopReason(StrEnum):
     BUDGET = "budget"
     INTERRUPTED = "interrupted"
     API_UNAVAILABLE = "api_unavailable"
+    CANCELLED = "cancelled"  # `batchgen cancel` asked the live run to stop and cancel
 
 
 # -- decisions ------------------------------------------------------------------------------------
@@ -130,6 +131,7 @@ class RunState:
     retries: int = 2  # extra attempts of a transiently failed generation, per run
     pending: deque[str] = field(default_factory=deque)
     leftovers: set[str] = field(default_factory=set)  # journaled jobs the plan no longer has: never submitted
+    withdrawn: set[str] = field(default_factory=set)  # jobs `batchgen cancel` took out of this run
     run_attempts: Counter[str] = field(default_factory=Counter)
     retried: int = 0
     stopping: StopReason | None = None
@@ -180,14 +182,21 @@ def release(state: RunState, key: str, now_in: JobState) -> None:
 
 
 def requeue(state: RunState, key: str, *, front: bool = False) -> bool:
-    """Put `key` back in the queue, unless the plan no longer has it (never resubmitted)."""
-    if key in state.leftovers:
+    """Put `key` back in the queue, unless the plan no longer has it or it was withdrawn (never
+    resubmitted)."""
+    if key in state.leftovers or key in state.withdrawn:
         return False
     if front:
         state.pending.appendleft(key)
     else:
         state.pending.append(key)
     return True
+
+
+def withdraw(state: RunState, keys: set[str]) -> None:
+    """`batchgen cancel`: these jobs leave the queue and are not submitted again by this run."""
+    state.withdrawn |= keys
+    state.pending = deque(key for key in state.pending if key not in keys)
 
 
 def stop(state: RunState, reason: StopReason) -> bool:
@@ -238,3 +247,37 @@ def finished(state: RunState, *, downloads_left: bool) -> bool:
     """Nothing more will happen: no submission to come, nothing at the provider, nothing to fetch."""
     no_more_submits = state.stopping is not None or not state.pending
     return no_more_submits and not state.slots.held and not downloads_left
+
+
+# -- what a budget will let through (for `plan`) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetForecast:
+    """How far a budget lets a run go, by the rule the run itself applies (`next_submission`)."""
+
+    limit: Decimal
+    committed: Decimal  # the quote of what the run directory already holds (billed jobs)
+    to_run: int  # jobs the run would submit
+    admitted: int  # of those, how many the budget lets through before it stops the run
+    spend: Decimal  # committed + the quotes of the admitted jobs
+    stopper: str | None  # the key of the first job the budget stops (None: every job fits)
+
+
+def forecast_budget(
+    limit: Decimal, to_run: Sequence[tuple[str, Decimal]], billed: Mapping[str, Decimal]
+) -> BudgetForecast:
+    """Submit `to_run` (key, quote) in order against `limit` with `billed` already spent, assuming every
+    generation succeeds, with the scheduler's own state and decisions: `plan` and `run` agree."""
+    costs = {**billed, **dict(to_run)}
+    state = RunState(costs=costs, slots=Slots(len(to_run) + 1), budget=Budget(limit))
+    for key, cost in billed.items():
+        state.budget.bill(key, cost)
+    committed = state.budget.spent
+    state.pending.extend(key for key, _ in to_run)
+    admitted = 0
+    while isinstance(decision := next_submission(state, 0.0), Submit):
+        dispatch(state, decision.key)
+        admitted += 1
+    stopper = state.pending[0] if isinstance(decision, Stop) else None
+    return BudgetForecast(limit, committed, len(to_run), admitted, state.budget.spent, stopper)

@@ -37,11 +37,15 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
     journal = ctx.journal
     journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in ctx.plan.jobs)
-    journal.mark_planned(set(ctx.jobs))
+    journal.mark_planned(set(ctx.planned))
     _set_aside_displaced(ctx)
     downloads: list[str] = []
     for job in ctx.plan.jobs:
         record = journal.get(job.key)
+        if job.key not in ctx.jobs:  # not chosen by --only: left for a later run; its spend still counts
+            if record.state in BILLED:
+                ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
+            continue
         ctx.counts[record.state] += 1  # counted as found; the changes below update it through the journal
         if record.state in BILLED:
             ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
@@ -74,7 +78,7 @@ def _set_aside_displaced(ctx: RunContext) -> None:
     Ones still to be downloaded will go there directly."""
     owners = {fold(job.output_path) for job in ctx.plan.jobs}
     for record in ctx.journal.records().values():
-        if record.key in ctx.jobs or fold(record.output_path) not in owners:
+        if record.key in ctx.planned or fold(record.output_path) not in owners:
             continue
         if record.state is JobState.DONE:
             aside = superseded_relpath(record.output_path, record.key)
@@ -106,7 +110,7 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
     """Generations of jobs an edited manifest no longer plans: already paid for, so they are still
     tracked and downloaded (never resubmitted); to superseded/ if a planned job owns the path."""
     for record in ctx.journal.records().values():
-        if record.key in ctx.jobs or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
+        if record.key in ctx.planned or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
             continue
         job = leftover_job(record)
         ctx.jobs[job.key] = job

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -22,11 +20,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import RunLocked, StorageError, UsageError
+from batchgen.errors import StorageError, UsageError
+from batchgen.runlock import LOCK_NAME as LOCK_NAME
+from batchgen.runlock import RunLock as RunLock
 from batchgen.states import JobState, check_transition
 
 JOURNAL_NAME = "state.sqlite"
-LOCK_NAME = ".lock"
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -372,40 +371,3 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     for name, definition in _ADDED_COLUMNS.items():
         if name not in have:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
-
-
-class RunLock:
-    """An exclusive lock on a run directory, released by the OS if the process dies."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self._path = run_dir / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        with _storage_errors(f"create the lock file {self._path}"):
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise RunLocked(
-                f"{self._path.parent} is in use by batchgen (pid {holder}); wait for it to finish "
-                "or stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

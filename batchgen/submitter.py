@@ -86,6 +86,9 @@ class Submitter:
         attempt = 0
         while True:
             await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
+            if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
+                ctx.release(key, JobState.PENDING, "not sent: cancelled")
+                return
             ctx.journal.transition(
                 key,
                 JobState.SUBMITTING,

@@ -237,3 +237,37 @@ def test_the_scheduler_does_no_io() -> None:
     """The scheduler, and everything of batchgen it imports, imports neither aiohttp, aiofiles nor sqlite3."""
     imported = {name.split(".")[0] for name in _imports("batchgen.scheduler")}
     assert not imported & {"aiohttp", "aiofiles", "sqlite3", "asyncio", "socket"}
+
+
+@pytest.mark.parametrize(
+    ("costs", "limit", "billed", "admitted", "stopper"),
+    [
+        (["1.12"] * 6, "4", {}, 3, "j3"),  # 3.36 fits, 4.48 does not
+        (["1.12"] * 6, "6.72", {}, 6, None),  # exactly the limit fits
+        (["1.12"] * 3, "6", {"old": "4.48"}, 1, "j1"),  # what the run directory holds counts first
+        (["0.50", "5.00", "0.50"], "4", {}, 1, "j1"),  # the run stops at the first that does not fit,
+        # it does not skip to a cheaper one behind it
+        ([], "1", {}, 0, None),
+    ],
+)
+def test_the_budget_forecast_applies_the_runs_own_rule(
+    costs: list[str], limit: str, billed: dict[str, str], admitted: int, stopper: str | None
+) -> None:
+    """`plan`'s line about the budget comes from the scheduler's decisions, job by job in plan order."""
+    to_run = [(f"j{i}", Decimal(c)) for i, c in enumerate(costs)]
+    forecast = scheduler.forecast_budget(Decimal(limit), to_run, {k: Decimal(v) for k, v in billed.items()})
+    assert (forecast.admitted, forecast.stopper, forecast.to_run) == (admitted, stopper, len(costs))
+    held = sum((Decimal(v) for v in billed.values()), Decimal(0))
+    assert forecast.committed == held
+    assert forecast.spend == held + sum((c for _, c in to_run[:admitted]), Decimal(0))
+
+    run = RunState(costs=dict(to_run), slots=Slots(len(costs) + 1), budget=scheduler.Budget(Decimal(limit)))
+    for key, cost in billed.items():
+        run.budget.bill(key, Decimal(cost))
+    run.pending.extend(key for key, _ in to_run)
+    sent = []
+    while isinstance(decision := scheduler.next_submission(run, 0.0), Submit):
+        scheduler.dispatch(run, decision.key)
+        sent.append(decision.key)
+    assert sent == [key for key, _ in to_run[:admitted]]  # what a run with these jobs submits
+    assert (decision == Stop(StopReason.BUDGET)) == (stopper is not None)

@@ -1,22 +1,32 @@
 """The command line: argparse, --help texts, exit codes, one clear message per error.
 
-Each command lives in its own module (`run`, `plan`, `runs`); they import what they need when they run,
+Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `ls`); they import what they need when they run,
 so `batchgen --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from batchgen import __version__
-from batchgen.cli.common import EPILOG, EXIT_BAD_INPUT, EXIT_HARD_STOP, EXIT_INCOMPLETE
+from batchgen.cli.cancel import add_cancel
+from batchgen.cli.common import (
+    EPILOG,
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_HARD_STOP,
+    EXIT_INCOMPLETE,
+    example,
+    unwrap,
+)
+from batchgen.cli.ls import add_ls
 from batchgen.cli.plan import add_plan, add_schema
 from batchgen.cli.run import add_run
-from batchgen.cli.runs import add_cancel, add_status
+from batchgen.cli.runs import add_status
 from batchgen.errors import BatchgenError, UserError
 
 if TYPE_CHECKING:
@@ -39,6 +49,7 @@ def build_parser(*, emulator: bool = True) -> argparse.ArgumentParser:
     add_plan(commands)
     add_status(commands)
     add_cancel(commands)
+    add_ls(commands)
     add_schema(commands)
     _add_emulator(commands, full=emulator)
     return parser
@@ -50,20 +61,17 @@ def _add_emulator(commands: Commands, *, full: bool) -> None:
         "emulator",
         help="run the local emulator of the Oxen API in the foreground",
         description="A local emulator of Oxen's hosted inference API, for demos and tests.",
+        epilog=example(
+            "batchgen emulator --port 8765 --time-scale 0.01",
+            "then: OXEN_API_KEY=emulator-key batchgen run jobs/demo.yaml --api-base http://127.0.0.1:8765",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if full:
         from batchgen.emulator import cli as emulator_cli
 
         emulator_cli.add_arguments(emulator)
         emulator.set_defaults(handler=emulator_cli.run)
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """The error to show for a task group's failure: its first non-cancellation error."""
-    while isinstance(exc, BaseExceptionGroup):
-        errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
-        exc = (errors or list(exc.exceptions))[0]
-    return exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,9 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, so a reader that went away (`| head`) is handled below
         return code
     except BaseException as raw:
-        exc = _unwrap(raw)
+        exc = unwrap(raw)
+        if isinstance(exc, BrokenPipeError):
+            return _stdout_closed()
         if isinstance(exc, UserError):
             print(f"batchgen: error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -87,3 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             return EXIT_HARD_STOP
         raise
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`batchgen status --json | head`): stop quietly. The rest of what
+    the command would have printed goes to /dev/null, so the interpreter's own flush at exit cannot
+    fail again; the exit code is a shell's for a command a closed pipe stopped (128 + SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # a stdout without a descriptor (a test's capture): nothing to do
+        pass
+    return EXIT_BROKEN_PIPE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from dataclasses import dataclass
@@ -27,11 +28,16 @@ EXIT_BAD_INPUT = 2
 EXIT_HARD_STOP = 130
 
 
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head`): as a shell reports a command SIGPIPE stopped
+
+
 EPILOG = """\
 exit codes:
-  0  every job is done
-  1  some jobs failed or were left (run the same command again to resume)
-  2  bad input or usage: nothing was submitted
+  0    every job is done
+  1    some jobs failed or were left (run the same command again to resume)
+  2    bad input or usage: nothing was submitted
+  130  a second Ctrl-C stopped it at once (still resumable)
+  141  stdout was closed early (`| head`); nothing else changes
 """
 
 
@@ -79,3 +85,29 @@ class Endpoint:
 
 
 OFFLINE = object()
+
+
+def example(*pairs: str) -> str:
+    """An "example:" block for --help: command, what it does, command, what it does, …"""
+    lines = ["example:"] if len(pairs) <= 2 else ["examples:"]
+    for command, note in zip(pairs[::2], pairs[1::2], strict=True):
+        lines += [f"  {command}", f"      {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_only_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only the jobs whose variable, built-in (name, replica, index, model, key) or request field "
+        "KEY is VALUE; repeat it: the same KEY twice is either value, different KEYs must all match",
+    )
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The error to show for a task group's failure: its first non-cancellation error."""
+    while isinstance(exc, BaseExceptionGroup):
+        errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        exc = (errors or list(exc.exceptions))[0]
+    return exc

@@ -7,11 +7,20 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.cli.common import EXIT_OK, OFFLINE, Endpoint, add_api_flags, api_base_of
+from batchgen.cli.common import (
+    EXIT_OK,
+    OFFLINE,
+    Endpoint,
+    add_api_flags,
+    add_only_flag,
+    api_base_of,
+    example,
+)
 from batchgen.config import UploadTarget
 from batchgen.errors import UsageError
 
@@ -25,8 +34,16 @@ if TYPE_CHECKING:
 def add_plan(commands: Commands) -> None:
     plan = commands.add_parser(
         "plan",
-        help="show the jobs, cost quote and validation errors; sends nothing",
-        description="Expand and validate a manifest offline. Exit 0 when valid, 2 otherwise.",
+        help="show the jobs, cost quote and validation errors; submits nothing",
+        description="Expand and validate a manifest. Exit 0 when valid, 2 otherwise. Offline (no key) "
+        "nothing leaves the machine: models are checked against the snapshots shipped with batchgen. "
+        "With OXEN_API_KEY (or --api-base, --sandbox) it reads the live model registry "
+        "(GET /api/ai/models/{id}) and checks that the upload repository exists; it never submits.",
+        epilog=example(
+            "batchgen plan jobs/spring-campaign.yaml --only product=lamp --budget 10",
+            "the lamp jobs, their quote, and where a $10 budget stops them",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("manifest", type=Path)
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
@@ -37,13 +54,22 @@ def add_plan(commands: Commands) -> None:
         default=Path("outputs"),
         help="where runs live, to count jobs already done (default: outputs)",
     )
+    add_only_flag(plan)
+    plan.add_argument(
+        "--budget", metavar="USD", help="say where this budget stops the run (default: run.budget_usd)"
+    )
     plan.add_argument("--sandbox", action="store_true", help="look models up in the built-in emulator")
     add_api_flags(plan)
     plan.set_defaults(handler=cmd_plan)
 
 
 def add_schema(commands: Commands) -> None:
-    schema = commands.add_parser("schema", help="print the manifest's JSON Schema (for editors)")
+    schema = commands.add_parser(
+        "schema",
+        help="print the manifest's JSON Schema (for editors)",
+        epilog=example("batchgen schema > manifest.schema.json", "for an editor's YAML language server"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     schema.set_defaults(handler=cmd_schema)
 
 
@@ -55,30 +81,96 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from batchgen.batch import run_dir_name
     from batchgen.manifest import load_manifest
     from batchgen.planning import format_plan, write_plan_json
-    from batchgen.store import Journal
+    from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
 
     manifest = load_manifest(args.manifest)
+    selection = Selection.parse(args.only)
     key = args.api_key or os.environ.get("OXEN_API_KEY", "")
     online = args.sandbox or bool(key or args.api_base)
     endpoint = None if args.sandbox else Endpoint(api_base_of(args), key)
-    from batchgen.batch import run_dir_name
-
     run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
     plan, notes = aio.run(_plan_with_models(manifest, endpoint if online else OFFLINE, run_dir))
     for note in notes:
         print(f"batchgen: {note}", file=sys.stderr)
-    done: frozenset[str] = frozenset()
-    if (run_dir / "state.sqlite").is_file():
-        journal = Journal.open_existing(run_dir)
-        done = frozenset(k for k, r in journal.records().items() if r.state == "done")
-        journal.close()
+    chosen = select_plan(plan, selection)
+    if selection is not None and not chosen.jobs:
+        facts = (job_facts(job) for job in plan.jobs)
+        print(f"batchgen: {nothing_matched(selection, facts, len(plan.jobs))}", file=sys.stderr)
+    states = _journaled_states(run_dir)
     if args.json:
-        write_plan_json(plan, sys.stdout.write)
-    else:
-        print(format_plan(plan, done_keys=done))
+        write_plan_json(chosen, sys.stdout.write)
+        return EXIT_OK
+    done = frozenset(k for k, state in states.items() if state == "done")
+    print(format_plan(chosen, done_keys=done))
+    if selection is not None:
+        print(f"  chosen by {selection.describe()}: {len(chosen.jobs)} of {len(plan.jobs)} planned jobs")
+    limit = _budget(args, manifest)
+    if limit is not None:
+        print(budget_line(plan, chosen, states, limit))
     return EXIT_OK
+
+
+def _journaled_states(run_dir: Path) -> dict[str, str]:
+    """Each journaled job's state in the run directory this plan would run in (empty when new)."""
+    from batchgen.store import Journal
+
+    if not (run_dir / "state.sqlite").is_file():
+        return {}
+    journal = Journal.open_existing(run_dir)
+    try:
+        return {key: str(record.state) for key, record in journal.records().items()}
+    finally:
+        journal.close()
+
+
+def _budget(args: argparse.Namespace, manifest: Manifest) -> Decimal | None:
+    from batchgen.batch import usd
+    from batchgen.config import options_from_manifest
+
+    try:
+        if args.budget is not None:
+            return usd(args.budget)
+        return options_from_manifest(manifest.run or {}, None).budget_usd
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def budget_line(plan: Plan, chosen: Plan, states: Mapping[str, str], limit: Decimal) -> str:
+    """Where the budget stops the run, by the scheduler's own rule (jobs in plan order, each quote
+    counted before it is submitted, after what the run directory already holds)."""
+    from batchgen.registry.pricing import format_usd
+    from batchgen.scheduler import forecast_budget
+    from batchgen.states import BILLED, JobState
+
+    held = {str(s) for s in BILLED | {JobState.SUPERSEDED}}  # superseded ones come back as done
+    unpriced = sorted({job.model for job in chosen.jobs if job.cost_usd is None})
+    if unpriced:
+        return (
+            f"  budget {format_usd(limit)} cannot be enforced: no price is known for {', '.join(unpriced)} "
+            "(`batchgen run` refuses the budget)"
+        )
+    billed = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs if states.get(job.key) in held}
+    to_run = [
+        (job.key, job.cost_usd or Decimal(0))
+        for job in chosen.jobs
+        if states.get(job.key, "pending") not in held | {str(JobState.INVALID)}
+    ]
+    forecast = forecast_budget(limit, to_run, billed)
+    already = f" (of which {format_usd(forecast.committed)} already)" if forecast.committed else ""
+    if forecast.stopper is None:
+        return (
+            f"  budget {format_usd(limit)} covers all {forecast.to_run} jobs to run: "
+            f"{format_usd(forecast.spend)} committed at the end{already}"
+        )
+    stopper = next(job for job in chosen.jobs if job.key == forecast.stopper)
+    return (
+        f"  budget {format_usd(limit)} stops after {forecast.admitted} of {forecast.to_run} jobs to run: "
+        f"{format_usd(forecast.spend)} committed by then{already}; the next, #{stopper.index} "
+        f"{stopper.name}, would bring it to {format_usd(forecast.spend + (stopper.cost_usd or Decimal(0)))}"
+    )
 
 
 async def _plan_with_models(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -20,6 +21,9 @@ from batchgen.cli.common import (
     EXIT_INCOMPLETE,
     EXIT_OK,
     add_api_flags,
+    add_only_flag,
+    example,
+    unwrap,
     warn_if_key_flag,
 )
 from batchgen.errors import UsageError
@@ -35,7 +39,14 @@ def add_run(commands: Commands) -> None:
         help="run (or resume) every job of a manifest",
         description="Plan, validate, submit under the concurrency limit, track through one event "
         "stream, and download every result. Running it again finishes only what is missing.",
-        epilog=EPILOG,
+        epilog=EPILOG
+        + "\n"
+        + example(
+            "batchgen run jobs/spring-campaign.yaml --only product=lamp --budget 40",
+            "tonight's lamp videos only, up to $40 quoted; a plain `batchgen run` later does the rest",
+            "batchgen run jobs/demo.yaml --sandbox --json",
+            "against the built-in emulator, with a JSON summary on stdout (for cron and CI)",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("manifest", type=Path, help="the YAML manifest")
@@ -90,6 +101,12 @@ def add_run(commands: Commands) -> None:
         metavar="S",
         help="safety reconcile of in-flight generations every S seconds (default 60)",
     )
+    add_only_flag(run)
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     run.set_defaults(handler=cmd_run)
@@ -97,6 +114,7 @@ def add_run(commands: Commands) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from batchgen import logs
+    from batchgen.errors import BatchgenError, UserError
 
     env_key = os.environ.get("OXEN_API_KEY", "")
     logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
@@ -107,7 +125,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             "batchgen: stopped at once; the journal is intact: run the same command to resume",
             file=sys.stderr,
         )
+        _print_json(args, {"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
         return EXIT_HARD_STOP
+    except Exception as raw:  # main() says it on stderr and picks the exit code
+        exc = unwrap(raw)
+        if isinstance(exc, BatchgenError):
+            code = EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
+            reason = "bad_input" if code == EXIT_BAD_INPUT else "error"
+            _print_json(args, {"reason": reason, "error": str(exc), "exit_code": code})
+        raise
+
+
+def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
+    """`--json`: one object on stdout, the last thing the run prints."""
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -130,6 +162,7 @@ async def _run(args: argparse.Namespace) -> int:
             ("stream_idle_timeout_s", args.stream_idle_timeout),
             ("request_timeout_s", args.request_timeout),
             ("expected_render_s", args.reconcile_interval),
+            ("only", args.only),
         )
         if value is not None
     }
@@ -163,7 +196,15 @@ async def _run(args: argparse.Namespace) -> int:
         )
     if bar and last:
         bar[0].close(last[0])
-    return summarise(result.outcome, result.run_dir, result.total)
+    code = summarise(result.outcome, result.run_dir, result.total)
+    if result.left_for_later:
+        print(
+            f"batchgen: {result.left_for_later} other planned job(s) were not chosen by --only: left as "
+            "they are for a later run (`batchgen status` shows them)",
+            file=sys.stderr,
+        )
+    _print_json(args, {**result.summary(), "exit_code": code})
+    return code
 
 
 @contextlib.contextmanager
@@ -220,6 +261,8 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
         "and run again to continue.",
         StopReason.INTERRUPTED: "interrupted: run the same command again to resume.",
         StopReason.API_UNAVAILABLE: "the API kept failing: run the same command again to resume.",
+        StopReason.CANCELLED: "cancelled (`batchgen cancel`): submissions stopped and in-flight generations "
+        "were cancelled; `batchgen run` resubmits the cancelled jobs as new, paid generations.",
     }
     invalid = outcome.counts.get("invalid", 0)
     if outcome.stop_reason is not None and outcome.stop_reason in reasons:

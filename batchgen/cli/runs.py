@@ -1,15 +1,14 @@
-"""Commands on run directories: `status` (what the journal says) and `cancel` (stop what is rendering)."""
+"""`batchgen status`: what a run directory's journal says (and which jobs `--only` chooses in one)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen import aio
-from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_api_flags, api_settings, warn_if_key_flag
-from batchgen.config import SANDBOX_IDENTITY, RunOptions
+from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,17 +16,23 @@ if TYPE_CHECKING:
 
 
 def add_status(commands: Commands) -> None:
-    status = commands.add_parser("status", help="summarise a run directory from its journal")
+    status = commands.add_parser(
+        "status",
+        help="summarise a run directory from its journal",
+        description="Counts per state and every job's error, read from the run's journal (any time, "
+        "even while the run is live). Exit 0 when every job of the plan is done, 1 otherwise.",
+        epilog=example(
+            "batchgen status outputs/spring-campaign --only product=lamp",
+            "how tonight's lamp videos are doing",
+            "batchgen status outputs/spring-campaign --json | jq -r 'select(.state==\"failed\") | .key'",
+            "one JSON object per job (the keys of the failed ones, here)",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     status.add_argument("run_dir", type=Path)
     status.add_argument("--json", action="store_true", help="one JSON object per job")
+    add_only_flag(status)
     status.set_defaults(handler=cmd_status)
-
-
-def add_cancel(commands: Commands) -> None:
-    cancel = commands.add_parser("cancel", help="cancel a run's in-flight generations at the provider")
-    cancel.add_argument("run_dir", type=Path)
-    add_api_flags(cancel)
-    cancel.set_defaults(handler=cmd_cancel)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -39,6 +44,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         api = journal.meta("api")
     finally:
         journal.close()
+    chosen = chosen_keys(args.run_dir, args.only)
+    if chosen is not None:
+        records = [r for r in records if r.key in chosen]
     if args.json:
         for r in records:
             print(
@@ -86,51 +94,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    return aio.run(_cancel(args))
+def chosen_keys(run_dir: Path, only: list[str] | None, *, required: bool = False) -> set[str] | None:
+    """The keys of the run's planned jobs (its plan.json) that `--only` chooses; None without --only.
+    Choosing none is said on stderr, or is a usage error when `required`."""
+    from batchgen.planning.select import Selection, json_job_facts, nothing_matched, selected_keys
 
-
-async def _cancel(args: argparse.Namespace) -> int:
-    from batchgen.api import OxenClient
-    from batchgen.batch import check_api_identity
-    from batchgen.cancel import cancel_in_flight
-    from batchgen.store import Journal, RunLock
-
-    api_base, key = api_settings(args, sandbox=False)
-    journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
-    try:
-        if journal.meta("api") == SANDBOX_IDENTITY:
-            raise UsageError(
-                f"{args.run_dir} was run in the sandbox: its generations lived only in the "
-                "sandbox's emulator, which stopped with the run; there is nothing to cancel"
-            )
-        warn_if_key_flag(args)
-        with RunLock(args.run_dir):
-            async with OxenClient(api_base, key) as client:
-                options = RunOptions(api_base=api_base)
-                await check_api_identity(journal, args.run_dir, options, client)
-                counts = await cancel_in_flight(
-                    journal, client, _planned_defaults(args.run_dir), api=options.api_identity
-                )
-    finally:
-        journal.close()
-    print(
-        f"cancelled {counts.get('cancelled', 0)} in-flight generation(s)"
-        + "".join(
-            f"; {n} had already {state} (kept: `batchgen run` downloads them)"
-            for state, n in sorted(counts.items())
-            if state != "cancelled"
-        )
-    )
-    print("`batchgen run` resubmits the cancelled jobs (a new, paid generation each) and finishes the rest")
-    return EXIT_OK
-
-
-def _planned_defaults(run_dir: Path) -> dict[str, dict[str, object]]:
-    """The per-model echoed defaults recorded in the run's plan.json (empty when unreadable)."""
+    selection = Selection.parse(only)
+    if selection is None:
+        return None
     try:
         data = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    defaults = data.get("model_defaults") if isinstance(data, dict) else None
-    return defaults if isinstance(defaults, dict) else {}
+        jobs = [json_job_facts(job) for job in data["jobs"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot use --only: {run_dir / 'plan.json'} cannot be read ({exc})") from None
+    keys = set(selected_keys(selection, jobs))
+    if not keys:
+        message = nothing_matched(selection, jobs, len(jobs))
+        if required:
+            raise UsageError(message)
+        print(f"batchgen: {message}", file=sys.stderr)
+    return keys

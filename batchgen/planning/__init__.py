@@ -7,7 +7,9 @@
     keys.py       canonical_json, job_key, resolve_request
     paths.py      output paths (pure): pattern, sanitising, safety checks, collisions
     problems.py   the planner's problems, located and grouped
+    origin.py     the CSV row a job's value came from (problems are reported there)
     jobs.py       Job and Plan         output.py  plan_to_json, format_plan
+    select.py     `--only KEY=VALUE`: some of a plan's jobs
 
 Pure and deterministic: no network, no clock, no randomness.
 """

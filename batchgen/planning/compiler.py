@@ -18,7 +18,7 @@ from batchgen.planning.problems import PlanProblems
 from batchgen.planning.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 from batchgen.wording import did_you_mean
 
-__all__ = ["Compiled", "Compiler", "RenderError", "Renderer"]
+__all__ = ["Compiled", "Compiler", "RenderError", "Renderer", "collect_strings"]
 
 
 class RenderError(Exception):
@@ -53,6 +53,7 @@ class Compiler:
         self.asset_fields: dict[str, None] = {}  # top-level request fields holding asset references
         self.field = ""  # the top-level request field being compiled
         self.dynamic_fields: tuple[str, ...] = ()  # top-level request fields that hold templates
+        self.field_vars: dict[str, set[str]] = {}  # top-level request field -> the variables it reads
         self.failed = False
 
     def problem(
@@ -115,6 +116,7 @@ class Compiler:
 
     def _check_names(self, template: Any, source: PathTuple) -> bool:
         ok = True
+        self.field_vars.setdefault(self.field, set()).update(template.var_names())
         for name in template.var_names():
             if name not in self.var_names:
                 ok = False
@@ -213,3 +215,15 @@ def _embedded_url(assets: Mapping[str, Asset], ref: AssetRef, v: Vars, source: P
     if isinstance(asset, LocalAsset):
         raise RenderError(source, *_embedded_local(asset.name))
     return asset.url
+
+
+def collect_strings(value: Any, into: list[str]) -> None:
+    """Every string inside `value` (a request field), depth first."""
+    if type(value) is str:
+        into.append(value)
+    elif type(value) is dict:
+        for item in value.values():
+            collect_strings(item, into)
+    elif type(value) is list:
+        for item in value:
+            collect_strings(item, into)

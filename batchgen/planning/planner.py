@@ -22,7 +22,7 @@ from batchgen.manifest.model import (
     Manifest,
     PathTuple,
 )
-from batchgen.planning.compiler import Compiled, Compiler, RenderError
+from batchgen.planning.compiler import Compiled, Compiler, RenderError, collect_strings
 from batchgen.planning.expansion import (
     MAX_JOBS,
     Vars,
@@ -45,7 +45,7 @@ from batchgen.planning.paths import (
     sanitise,
 )
 from batchgen.planning.problems import PlanProblems, differing_vars, duplicate_hint
-from batchgen.registry.catalog import ModelCatalog, known_model_ids
+from batchgen.registry.catalog import ModelCatalog, SnapshotCatalog, known_model_ids
 from batchgen.registry.pricing import quote
 from batchgen.registry.rules import Issue, Rule, echoable_defaults, total_duration
 from batchgen.registry.spec import ModelSpec
@@ -82,6 +82,7 @@ class _SpecPlan:
     dynamic_fields: tuple[str, ...]
     const_fields: tuple[str, ...]
     fixed_duration: bool  # the model and the fields a duration is read from are the same in every job
+    field_vars: Mapping[str, set[str]]  # top-level request field -> the variables it reads
     duration_s: int | None = None  # that duration, once the first job has computed it
     duration_known: bool = False
 
@@ -121,7 +122,11 @@ class _Planner(PlanProblems):
         found = None
         if spec is None:
             hint = did_you_mean(model_id, known_model_ids(self.catalog), cutoff=0.5)
-            self.static_problem(source, f"unknown model '{model_id}'", hint or "check the model id")
+            if isinstance(self.catalog, SnapshotCatalog) and self.catalog.offline:  # it may well exist
+                message = f"'{model_id}' is not among the shipped model snapshots: set OXEN_API_KEY to fetch its schema"
+                self.static_problem(source, message, hint)
+            else:
+                self.static_problem(source, f"unknown model '{model_id}'", hint or "check the model id")
         elif spec.media_type not in EXTENSIONS:
             self.static_problem(
                 source, f"'{model_id}' is a text model; batchgen runs image and video models only"
@@ -155,7 +160,18 @@ class _Planner(PlanProblems):
         const = tuple(name for name in fields if name not in dynamic)
         asset_fields = tuple(compiler.asset_fields)
         fixed = model.render is None and not {"multi_prompt", "duration"} & set(dynamic)
-        plan = _SpecPlan(spec, model, request, sources, pattern_sources, asset_fields, dynamic, const, fixed)
+        plan = _SpecPlan(
+            spec,
+            model,
+            request,
+            sources,
+            pattern_sources,
+            asset_fields,
+            dynamic,
+            const,
+            fixed,
+            compiler.field_vars,
+        )
         for base, replica in expansions(self.manifest, spec):
             self._plan_job(plan, base, replica)
 
@@ -204,8 +220,10 @@ class _Planner(PlanProblems):
             request = plan.request.value if plan.request.render is None else plan.request.render(v)
         except RenderError as exc:
             where = self.manifest.positions.at(exc.source)
-            field = format_path(request_path(exc.source))
-            self.finding(spec, replica, where, field, exc.message, exc.hint, (field, exc.message))
+            path = request_path(exc.source)
+            top = path[0] if path and isinstance(path[0], str) else ""
+            used = plan.field_vars.get(top, set())
+            self.row_finding(spec, used, base, replica, where, format_path(path), exc.message, exc.hint)
             return
         if model is not None:
             self._finish_job(plan, model, request, base, v)
@@ -242,7 +260,7 @@ class _Planner(PlanProblems):
         issues = self._validate(plan, model, request)
         if issues:
             for issue in issues:
-                self._issue_finding(plan, v["replica"], issue)
+                self._issue_finding(plan, base, v["replica"], issue)
             return
         key = job_key(model.spec.id, request, v["replica"])
         output = self._output_path(plan, model, request, v, key)
@@ -275,7 +293,7 @@ class _Planner(PlanProblems):
             [*schema_issues, *dynamic_issues], [*rule_issues, *validator.check_rules(request, per_job)]
         )
 
-    def _issue_finding(self, plan: _SpecPlan, replica: int, issue: Issue) -> None:
+    def _issue_finding(self, plan: _SpecPlan, base: Vars, replica: int, issue: Issue) -> None:
         top = issue.path[0] if issue.path else None
         source = plan.sources.get(top) if isinstance(top, str) else None
         if source is None:
@@ -283,7 +301,8 @@ class _Planner(PlanProblems):
         else:
             where = self.manifest.positions.at((*source, *issue.path[1:]))
         field = format_path(issue.path)
-        self.finding(plan.spec, replica, where, field, issue.message, issue.hint, (field, issue.message))
+        used = plan.field_vars.get(top, set()) if isinstance(top, str) else set()
+        self.row_finding(plan.spec, used, base, replica, where, field, issue.message, issue.hint)
 
     def _output_path(
         self, plan: _SpecPlan, model: _Model, request: dict[str, Any], v: Vars, key: str
@@ -359,7 +378,7 @@ class _Planner(PlanProblems):
     def _assets_of(self, request: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[LocalAsset, ...]:
         strings: list[str] = []
         for name in fields:
-            _collect_strings(request[name], strings)
+            collect_strings(request[name], strings)
         found: dict[str, LocalAsset] = {}
         for text in strings:
             if text.startswith(ASSET_PLACEHOLDER_PREFIX):
@@ -401,17 +420,6 @@ class _Planner(PlanProblems):
 
 def _model_source(spec: JobSpec) -> PathTuple:
     return ("jobs", spec.index, "model") if spec.model is not None else ("model",)
-
-
-def _collect_strings(value: Any, into: list[str]) -> None:
-    if type(value) is str:
-        into.append(value)
-    elif type(value) is dict:
-        for item in value.values():
-            _collect_strings(item, into)
-    elif type(value) is list:
-        for item in value:
-            _collect_strings(item, into)
 
 
 def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:

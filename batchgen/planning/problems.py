@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from batchgen.errors import Problem
 from batchgen.manifest.model import JobSpec, Location, Manifest, PathTuple
 from batchgen.planning.jobs import Job
+from batchgen.planning.origin import MAX_TRACED, csv_origin, where_text
 from batchgen.wording import format_path
 
 __all__ = ["Finding", "PlanProblems", "differing_vars", "duplicate_hint"]
@@ -42,6 +44,7 @@ class PlanProblems:
         self.manifest = manifest
         self.problems: dict[Problem, None] = {}
         self.findings: dict[tuple[Any, ...], Finding] = {}
+        self.traced = 0  # problems reported at their CSV row so far
 
     def static_problem(
         self, source: PathTuple, message: str, hint: str | None = None, *, key: bool = False
@@ -67,6 +70,29 @@ class PlanProblems:
             self.findings[(spec.index, group)] = Finding(spec, replica, where, field, message, hint)
         else:
             found.count += 1
+
+    def row_finding(
+        self,
+        spec: JobSpec,
+        used: Collection[str],
+        variables: Mapping[str, Any],
+        replica: int,
+        where: Location,
+        field: str,
+        message: str,
+        hint: str | None,
+    ) -> None:
+        """A per-job problem in a field that reads the variables `used`: reported at the CSV row those
+        came from, if they did (each row apart), else at `where` (grouped per spec)."""
+        origin = csv_origin(self.manifest, spec, variables, used) if self.traced < MAX_TRACED else None
+        if origin is None:
+            self.finding(spec, replica, where, field, message, hint, (field, message))
+            return
+        self.traced += 1
+        row, columns = origin
+        s = "s" if len(columns) > 1 else ""
+        note = f" (column{s} {', '.join(columns)} of this row, used at {where_text(where)})"
+        self.finding(spec, replica, row, field, message + note, hint, (field, message, row.file, row.line))
 
     def all_problems(self) -> list[Problem]:
         """Every problem, in manifest order (ties keep the order they were found in)."""

@@ -33,10 +33,12 @@ class ListableCatalog(Protocol):
 
 
 class SnapshotCatalog:
-    """Model objects stored as JSON files; by default the snapshots shipped with batchgen."""
+    """Model objects stored as JSON files; by default the snapshots shipped with batchgen. `offline`:
+    it stands in for a registry nobody asked (no key), so a model missing here may well exist."""
 
-    def __init__(self, specs: Iterable[ModelSpec] | None = None) -> None:
+    def __init__(self, specs: Iterable[ModelSpec] | None = None, *, offline: bool = False) -> None:
         self._specs = {s.id: s for s in (_shipped_specs() if specs is None else specs)}
+        self.offline = offline
 
     @classmethod
     def from_directory(cls, directory: Path) -> SnapshotCatalog:

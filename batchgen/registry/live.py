@@ -73,7 +73,7 @@ async def model_catalog(
 ) -> Catalog:
     """Live descriptions first (when there is a client), then the run directory's cache, then the
     shipped snapshots. A model nobody knows is left out, so the plan reports it with a hint."""
-    shipped = SnapshotCatalog()
+    shipped = SnapshotCatalog(offline=client is None)
     ids = sorted(manifest_model_ids(manifest))
     if client is None:
         notes = [

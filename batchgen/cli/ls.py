@@ -1,0 +1,94 @@
+"""`batchgen ls [OUTPUT_DIR]`: every run directory with its counts, spend, last activity, and whether it
+was a sandbox run or is live now. Reads only; never waits for a live run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchgen.cli.common import EXIT_OK, example
+from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen.cli.common import Commands
+    from batchgen.listing import RunSummary
+
+
+def add_ls(commands: Commands) -> None:
+    ls = commands.add_parser(
+        "ls",
+        help="list the run directories under OUTPUT_DIR: counts, spend, last activity, sandbox, live",
+        description="Every run directory under OUTPUT_DIR (default: outputs), from its journal, read "
+        "without a lock: jobs of the latest plan by state, the quote of what has been committed, the "
+        "latest journaled change, whether it ran in the sandbox, and whether a process runs it now.",
+        epilog=example("batchgen ls outputs --json", "one JSON object per run directory"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ls.add_argument("output_dir", type=Path, nargs="?", default=Path("outputs"))
+    ls.add_argument("--json", action="store_true", help="one JSON object per run directory")
+    ls.set_defaults(handler=cmd_ls)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from batchgen.listing import list_runs
+
+    if not args.output_dir.is_dir():
+        raise UsageError(f"{args.output_dir} is not a directory (the output directory of `batchgen run -o`)")
+    runs = list_runs(args.output_dir)
+    if args.json:
+        for run in runs:
+            print(json.dumps(as_json(run), ensure_ascii=False))
+        return EXIT_OK
+    if not runs:
+        print(f"no run directories in {args.output_dir}")
+        return EXIT_OK
+    rows = [["RUN DIR", "CAMPAIGN", "JOBS", "STATES", "COMMITTED", "LAST ACTIVITY", "SANDBOX", "LIVE"]]
+    rows += [_row(run) for run in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {2, 4}  # numbers
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+    return EXIT_OK
+
+
+def _row(run: RunSummary) -> list[str]:
+    from batchgen.registry.pricing import format_usd
+
+    states = run.error or (" · ".join(f"{s} {n}" for s, n in run.counts.items()) or "-")
+    live = "-" if run.live_pid is None else (f"pid {run.live_pid}" if run.live_pid else "yes")
+    return [
+        str(run.run_dir),
+        run.campaign,
+        str(run.jobs),
+        states,
+        format_usd(run.committed_usd) if not run.error else "-",
+        _iso(run.last_activity) or "-",
+        "yes" if run.sandbox else "no",
+        live,
+    ]
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+
+def as_json(run: RunSummary) -> dict[str, object]:
+    return {
+        "run_dir": str(run.run_dir),
+        "campaign": run.campaign,
+        "jobs": run.jobs,
+        "counts": run.counts,
+        "committed_usd": None if run.committed_usd is None else str(run.committed_usd),
+        "last_activity": _iso(run.last_activity),
+        "sandbox": run.sandbox,
+        "live": run.live_pid is not None,
+        "pid": run.live_pid or None,
+        "error": run.error,
+    }
