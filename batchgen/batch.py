@@ -36,6 +36,8 @@ from batchgen.config import (
     UploadTarget,
     options_from_manifest,
 )
+from batchgen.delivery.run import DeliverySummary, RunDelivery
+from batchgen.delivery.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
 from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
@@ -63,6 +65,7 @@ _OVERRIDES = frozenset(
         "stream_idle_timeout_s",
         "request_timeout_s",
         "expected_render_s",
+        "deliver",
     }
 )
 
@@ -74,11 +77,13 @@ class BatchResult:
     run_dir: Path
     outcome: RunOutcome
     total: int
+    delivery: DeliverySummary | None = None  # with a delivery target: what reached the repository
 
     @property
     def complete(self) -> bool:
-        """Every job of the plan is done and nothing went wrong."""
-        return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal
+        """Every job of the plan is done, nothing went wrong, and every result was delivered."""
+        delivered = self.delivery is None or self.delivery.complete
+        return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal and delivered
 
 
 def run_manifest(
@@ -115,7 +120,8 @@ async def run_manifest_async(
     `api_base` and `api_key` default to $OXEN_API_BASE / $OXEN_API_KEY; `sandbox=True` runs against a
     built-in emulator instead (nothing paid; results in `<output_dir>/<name>.sandbox`). Overrides of the
     manifest's `run:` settings: concurrency, downloads, retries, budget_usd, upload_repo ("ns/repo[@branch]"),
-    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s. `progress`
+    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s, deliver
+    ("ns/repo[@branch][:path]", the Oxen repository results are delivered to). `progress`
     is called with a snapshot function after every change; setting `stop` stops submitting (in-flight work
     is still tracked and downloaded).
     """
@@ -138,6 +144,8 @@ async def run_manifest_async(
                 options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
             if "expected_render_s" not in overrides:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
                 options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
+            if options.deliver is not None:  # the sandbox's emulator starts empty: its repository is made
+                options = replace(options, deliver=replace(options.deliver, create=True))
         async with OxenClient(
             options.api_base, key_used, timeouts=options.timeouts, retry=options.retry
         ) as client:
@@ -209,14 +217,26 @@ async def _execute(
         say(f"{run_dir} leads through a symlink: the files are written to {real}")
     with RunLock(run_dir):
         journal = Journal.open(run_dir)
+        delivery = RunDelivery.for_run(options, key, journal, run_dir, plan)
         try:
             await check_api_identity(journal, run_dir, options, client)
             with _run_log(run_dir, key):
-                runner = Runner(plan, run_dir, journal, client, options, retry_invalid=retry_invalid)
+                await delivery.check()  # a missing or read-only delivery target stops here: nothing sent
+                runner = Runner(
+                    plan,
+                    run_dir,
+                    journal,
+                    client,
+                    options,
+                    retry_invalid=retry_invalid,
+                    sinks=delivery.sinks(),
+                )
                 await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
                 write_run_files(run_dir, manifest, plan, found.live)
+                delivery.start()  # results of earlier runs not delivered yet go first
                 if progress is not None:
-                    runner.on_change = lambda: progress(runner.stats)
+                    snapshot = delivery.stats(runner.stats)
+                    runner.on_change = delivery.on_change = lambda: progress(snapshot)
                 try:
                     outcome = await _run_until_stopped(runner, stop)
                 finally:
@@ -224,9 +244,11 @@ async def _execute(
                         write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
                     except StorageError as exc:  # never hide the run's own outcome behind this one
                         say(f"error: {exc} (the journal is intact: `batchgen status {run_dir}`)")
+                delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html
         finally:
+            await delivery.aclose()
             journal.close()
-    return BatchResult(run_dir, outcome, len(plan.jobs))
+    return BatchResult(run_dir, outcome, len(plan.jobs), delivered)
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:
@@ -359,9 +381,24 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
         )
         if overrides.get("expected_render_s") is not None:
             options = replace(options, expected_render_s=float(overrides["expected_render_s"]))
+        options = replace(options, deliver=_deliver_target(manifest, overrides.get("deliver")))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return options
+
+
+def _deliver_target(manifest: Manifest, flag: Any) -> DeliveryTarget | None:
+    """The manifest's `deliver:`, or `--deliver NS/NAME[@BRANCH][:PATH]` (its path and `create`
+    default to the manifest's `deliver:`)."""
+    variables = template_variables(manifest.name, manifest.vars)
+    written = manifest.deliver or {}
+    if not flag:
+        return DeliveryTarget.from_manifest(written, variables) if written else None
+    try:
+        path, create = str(written.get("path", DELIVER_PATH_DEFAULT)), written.get("create") is True
+        return DeliveryTarget.parse(str(flag), variables, default_path=path, create=create)
+    except ValueError as exc:
+        raise ValueError(f"--deliver: {exc}") from None
 
 
 def usd(value: Any) -> Decimal:

@@ -25,6 +25,8 @@ def describe(stats: RunStats) -> str:
     parts = [f"{label} {sum(stats.counts.get(s, 0) for s in states)}" for label, states in _SHOWN]
     parts.append(f"retried {stats.retried}")
     parts.append(f"${stats.spent_usd:.2f}")
+    if stats.delivered is not None:
+        parts.append(f"delivered {stats.delivered[0]}/{stats.delivered[1]}")
     if stats.throttled_s >= 0.5:
         parts.append(f"throttled {stats.throttled_s:.0f}s")
     if not stats.stream_connected:

@@ -52,6 +52,7 @@ class RunStats:
     stream_connected: bool
     stopping: StopReason | None
     started_at: float
+    delivered: tuple[int, int] | None = None  # files delivered to the repository / to deliver so far
 
 
 @dataclass(slots=True)

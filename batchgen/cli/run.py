@@ -65,6 +65,11 @@ def add_run(commands: Commands) -> None:
         help="Oxen repository for local reference images (manifest upload:)",
     )
     run.add_argument(
+        "--deliver",
+        metavar="NS/NAME[@BRANCH][:PATH]",
+        help="deliver results to this Oxen repository as they finish (manifest deliver:)",
+    )
+    run.add_argument(
         "--retry-invalid",
         action="store_true",
         help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
@@ -112,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     from batchgen.batch import run_manifest_async, usd
+    from batchgen.cli.deliver import report_delivery
     from batchgen.progress import Progress
 
     try:
@@ -126,6 +132,7 @@ async def _run(args: argparse.Namespace) -> int:
             ("retries", args.retries),
             ("budget_usd", budget),
             ("upload_repo", args.upload_repo),
+            ("deliver", args.deliver),
             ("stream_idle_timeout_s", args.stream_idle_timeout),
             ("request_timeout_s", args.request_timeout),
             ("expected_render_s", args.reconcile_interval),
@@ -162,7 +169,8 @@ async def _run(args: argparse.Namespace) -> int:
         )
     if bar and last:
         bar[0].close(last[0])
-    return summarise(result.outcome, result.run_dir, result.total)
+    code = summarise(result.outcome, result.run_dir, result.total)
+    return max(code, report_delivery(result.delivery, result.run_dir))
 
 
 @contextlib.contextmanager

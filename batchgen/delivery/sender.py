@@ -139,7 +139,7 @@ class Sender:
 
     def not_delivered(self) -> dict[str, str]:
         """Every wanted file not delivered, with why."""
-        why = f"not sent: {self.stopped}" if self.stopped else "not sent"
+        why = "not sent: the delivery had stopped" if self.stopped else "not sent"
         return {
             path: self.tally.failed.get(path, why)
             for path in self.tally.wanted
