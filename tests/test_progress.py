@@ -2,6 +2,7 @@
 
 import io
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 from batchgen.progress import Progress, describe
@@ -28,6 +29,12 @@ def test_describe_shows_counts_spend_throttling_and_stream_health() -> None:
         "in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 · throttled 4s"
         " · stream reconnecting · stopping (budget)"
     )
+
+
+def test_describe_shows_files_delivered_of_those_to_deliver_when_delivering() -> None:
+    line = describe(replace(stats(queued=1), delivered=(12, 18)))
+    assert "· $3.36 · delivered 12/18 · throttled 4s" in line
+    assert "delivered" not in describe(stats(queued=1))
 
 
 def test_plain_lines_are_rate_limited_and_snapshots_taken_only_when_shown() -> None:

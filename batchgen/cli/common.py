@@ -30,7 +30,8 @@ EXIT_HARD_STOP = 130
 EPILOG = """\
 exit codes:
   0  every job is done
-  1  some jobs failed or were left (run the same command again to resume)
+  1  some jobs failed or were left (run the same command again to resume),
+     or some results were not delivered (batchgen deliver RUN_DIR sends them)
   2  bad input or usage: nothing was submitted
 """
 

@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,11 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.delivery.run import DeliverySummary
+    from batchgen.delivery.run import DeliverySummary, RunDelivery
     from batchgen.delivery.target import DeliveryTarget
     from batchgen.store import Journal
 
+PROGRESS_EVERY_S = 5.0
 SHOWN_REASONS = 5  # reasons shown for files not delivered, each with a count and two of its files
 
 
@@ -34,8 +37,8 @@ def add_deliver(commands: Commands) -> None:
     deliver = commands.add_parser(
         "deliver",
         help="deliver a run's results to an Oxen repository (only what is missing)",
-        description="Send a run's verified results, their sidecars and its results files to an Oxen "
-        "repository, batched into few commits. Only files not delivered yet (or changed since) are "
+        description="Send a run's verified results, their sidecars and its results files to an Oxen\n"
+        "repository, batched into few commits. Only files not delivered yet (or changed since) are\n"
         "sent; requests a killed run left unanswered are looked up on the branch first.",
         epilog="exit codes:\n  0  every file is delivered\n  1  some files are not (run it again)\n"
         "  2  bad input, or the repository is missing or read-only: nothing was sent\n",
@@ -53,6 +56,7 @@ def add_deliver(commands: Commands) -> None:
         "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
     )
     deliver.add_argument("-v", "--verbose", action="store_true", help="log each commit on stderr")
+    deliver.add_argument("--no-progress", action="store_true", help="no progress lines")
     deliver.set_defaults(handler=cmd_deliver)
 
 
@@ -100,6 +104,8 @@ async def _deliver(args: argparse.Namespace) -> int:
             )
             try:
                 await delivery.check()
+                if not args.no_progress:
+                    delivery.on_change = _progress_lines(delivery)
                 delivery.start()
                 summary = await delivery.finish()
             finally:
@@ -107,6 +113,19 @@ async def _deliver(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return report_delivery(summary, args.run_dir)
+
+
+def _progress_lines(delivery: RunDelivery, every_s: float = PROGRESS_EVERY_S) -> Callable[[], None]:
+    """A progress line (delivered/total files) at most every `every_s` seconds."""
+    last = [time.monotonic()]
+
+    def show() -> None:
+        if delivery.sender is not None and time.monotonic() - last[0] >= every_s:
+            last[0] = time.monotonic()
+            done, wanted = delivery.sender.progress()
+            print(f"batchgen: delivered {done}/{wanted} files so far", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _target(args: argparse.Namespace, journal: Journal) -> tuple[DeliveryTarget, str]:

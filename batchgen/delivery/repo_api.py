@@ -106,8 +106,10 @@ class RepoApi:
                     f"the key cannot write to the delivery repository {where} (HTTP {exc.status}: "
                     f"{exc.detail}): ask its owner for write access, or deliver elsewhere"
                 ) from None
-            if not (exc.status == 404 and head is None):  # an empty repository has no branch to name
+            if exc.status >= 500:
                 raise
+            if not (exc.status == 404 and head is None):  # an empty repository has no branch to name
+                log.warning("could not check write access to %s (%s); the first upload will tell", where, exc)
 
     # -- reading the branch --------------------------------------------------------------------
 

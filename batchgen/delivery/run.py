@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.delivery.repo_api import RepoApi
 from batchgen.delivery.sender import LINGER_S, Sender
 from batchgen.delivery.target import DeliveryTarget
-from batchgen.delivery.wanted import done_results, is_result_path, result_items, run_files
+from batchgen.delivery.wanted import RUN_FILES, done_results, is_result_path, result_items, run_files
 from batchgen.sinks import LocalSink, ResultSink, VerifiedResult
 from batchgen.states import JobState
 from batchgen.store import Journal
@@ -178,13 +178,13 @@ class RunDelivery:
         if is_result_path(local):
             self.sender.put(result_items(self.target, local, result.sha256, result.size, result.metadata))
 
-    async def finish(self) -> DeliverySummary | None:
-        """Send whatever is left (results the run found done on disk, earlier failures), then the run's
-        files; wait for all of it; say what is there and what is not."""
+    async def finish(self, files: Iterable[str] = RUN_FILES) -> DeliverySummary | None:
+        """Send whatever is left (results the run found done on disk, earlier failures), then those of
+        the run's `files` that exist; wait for all of it; say what is there and what is not."""
         if self.sender is None or self.target is None:
             return None
         self.sender.put(done_results(self.target, self._journal.records().values()))
-        self.sender.put(run_files(self.target, self._run_dir))
+        self.sender.put(run_files(self.target, self._run_dir, files))
         await self.sender.flush()
         return self.summary()
 

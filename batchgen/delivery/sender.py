@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import random
 import secrets
@@ -44,6 +45,7 @@ from batchgen.rundir import UnsafePathError, ensure_inside
 log = logging.getLogger(__name__)
 
 LINGER_S = 0.5  # after the first file arrives, wait this long for others to share its commit
+CHUNK_FILES = 1000  # files taken from the queue at a time (a sweep of a large run is read in parts)
 _SPLIT_STATUSES = frozenset({400, 413, 422})  # refusals that may be about one file of the batch
 _TARGET_STATUSES = frozenset({401, 403, 404})  # refusals of the repository itself: stop
 
@@ -160,9 +162,10 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.linger_s):
                         await self._hurry.wait()
-            items = list(self._queue.values())
-            self._queue.clear()
-            if not self._flushing:
+            items = list(itertools.islice(self._queue.values(), CHUNK_FILES))
+            for item in items:
+                del self._queue[item.repo_path]
+            if not self._flushing and len(self._queue) < self.max_files:
                 self._hurry.clear()
             await self._send_all(items)
 

@@ -54,10 +54,10 @@ def done_results(target: DeliveryTarget, records: Iterable[JobRecord]) -> list[O
     return items
 
 
-def run_files(target: DeliveryTarget, run_dir: Path) -> list[Outgoing]:
-    """The run's files that exist (report.html only once some run wrote it), never through a symlink."""
+def run_files(target: DeliveryTarget, run_dir: Path, names: Iterable[str] = RUN_FILES) -> list[Outgoing]:
+    """Those of the run's files that exist (report.html only once a run wrote it), never a symlink."""
     found = []
-    for name in RUN_FILES:
+    for name in names:
         path = run_dir / name
         if path.is_file() and not os.path.islink(path):
             found.append(Outgoing(name, target.repo_path(name), path.stat().st_size))

@@ -295,3 +295,18 @@ def test_a_journal_without_the_deliveries_table_gets_it(tmp_path: Path) -> None:
         assert DeliveryLedger(journal, "t").is_delivered("p", "s")
     finally:
         journal.close()
+
+
+async def test_a_large_queue_is_read_and_sent_in_parts(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchgen.delivery import sender as sender_module
+
+    monkeypatch.setattr(sender_module, "CHUNK_FILES", 4)
+    sender = rig.sender()
+    await deliver(sender, clips(rig, "hero", 5))
+    assert [len(c.sent) for c in rig.emu.repo_commits("team", "campaigns")] == [4, 4, 2]
+    assert sender.progress() == (10, 10) and sent_twice_in(rig) == []
+
+
+def sent_twice_in(rig: Rig) -> list[str]:
+    files = rig.sent_files()
+    return sorted({path for path in files if files.count(path) > 1})

@@ -126,6 +126,7 @@ async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_
     assert [sorted(c.sent) for c in added if c is not results[0]] == [
         [f"{PREFIX}/results.csv", f"{PREFIX}/results.jsonl"]
     ]
+    print(f"FIGURE deliver demo: 20 files in {len(commits)} commits; the edit added {len(added)} commits")
     history = emu.repo_commits(NS, NAME, path=f"{PREFIX}/videos/coastline/16x9.mp4")
     assert len(history) == 2  # the first take and the edited one, both in the history
     assert sent_twice(emu) == []
