@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -120,14 +120,6 @@ def token_of(message: object) -> str | None:
 def upload_timeout_s(size: int, request_s: float) -> float:
     """How long one upload of `size` bytes may take: the request timeout plus the bytes at a slow rate."""
     return request_s + size / MIN_UPLOAD_BYTES_PER_S
-
-
-def counts_by_state(states: Mapping[str, str]) -> dict[str, int]:
-    """How many files are in each delivery state."""
-    counts: dict[str, int] = {}
-    for state in states.values():
-        counts[state] = counts.get(state, 0) + 1
-    return counts
 
 
 def _count(n: int, noun: str) -> str:
