@@ -32,6 +32,7 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
+from batchgen.http import without_silent_resends
 from batchgen.reconcile import Scope, merge_rows
 from batchgen.retry import Action, decide, parse_retry_after
 
@@ -151,6 +152,7 @@ class OxenClient:
             timeout=aiohttp.ClientTimeout(total=self.timeouts.request_s, connect=self.timeouts.connect_s),
             raise_for_status=False,
         )
+        without_silent_resends(self._session)  # a cut PUT is never sent again unseen
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -182,14 +184,16 @@ class OxenClient:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         data: Any = None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> Any:
         """One HTTP call, no retries: the parsed JSON body, or a mapped error."""
         await self.throttle.wait_clear()
         url = self.url(path)
+        auth, wait = self.auth_for(url), client_timeout or self.session.timeout
         self.requests_sent += 1
         with _mapped_errors(method, path):
             async with self.session.request(
-                method, url, json=json_body, params=params, data=data, headers=self.auth_for(url)
+                method, url, json=json_body, params=params, data=data, headers=auth, timeout=wait
             ) as resp:
                 text = await resp.text()
                 body = _parse_json(text)
@@ -397,12 +401,8 @@ class OxenClient:
 
 def _check_pages(pages: int) -> None:
     if pages > HISTORY_MAX_PAGES:
-        raise ApiStatusError(
-            200,
-            "GET",
-            "/api/ai/generations",
-            f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess",
-        )
+        detail = f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess"
+        raise ApiStatusError(200, "GET", "/api/ai/generations", detail)
 
 
 def _rows(answer: Any, what: str) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ from batchgen.config import (
     UploadTarget,
     options_from_manifest,
 )
+from batchgen.delivery.run import RunDelivery
+from batchgen.delivery.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
 from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
@@ -65,6 +67,7 @@ _OVERRIDES = frozenset(
         "request_timeout_s",
         "expected_render_s",
         "only",
+        "deliver",
     }
 )
 
@@ -127,6 +130,8 @@ async def run_manifest_async(
                 options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
             if "expected_render_s" not in overrides:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
                 options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
+            if options.deliver is not None:  # the sandbox's emulator starts empty: its repository is made
+                options = replace(options, deliver=replace(options.deliver, create=True))
         async with OxenClient(
             options.api_base, key_used, timeouts=options.timeouts, retry=options.retry
         ) as client:
@@ -214,17 +219,28 @@ async def _execute(
     with RunLock(run_dir):
         live_cancel.clear(run_dir)  # a request to a process that is gone is not for this run
         journal = Journal.open(run_dir)
+        delivery = RunDelivery.for_run(options, key, journal, run_dir, plan)
         try:
             await check_api_identity(journal, run_dir, options, client)
             with _run_log(run_dir, key):
+                await delivery.check()  # a missing or read-only delivery target stops here: nothing sent
                 chosen = None if only is None else {job.key for job in only.jobs}
                 runner = Runner(
-                    plan, run_dir, journal, client, options, retry_invalid=retry_invalid, only=chosen
+                    plan,
+                    run_dir,
+                    journal,
+                    client,
+                    options,
+                    retry_invalid=retry_invalid,
+                    sinks=delivery.sinks(),
+                    only=chosen,
                 )
                 await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
                 write_run_files(run_dir, manifest, plan, found.live)
+                delivery.start()  # results of earlier runs not delivered yet go first
                 if progress is not None:
-                    runner.on_change = lambda: progress(runner.stats)
+                    snapshot = delivery.stats(runner.stats)
+                    runner.on_change = delivery.on_change = lambda: progress(snapshot)
                 try:
                     outcome = await _run_until_stopped(runner, stop)
                 finally:
@@ -232,10 +248,12 @@ async def _execute(
                         write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
                     except StorageError as exc:  # never hide the run's own outcome behind this one
                         say(f"error: {exc} (the journal is intact: `batchgen status {run_dir}`)")
-            problems = problems_of(ran, journal)
+                delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html
+                problems = problems_of(ran, journal)
         finally:
+            await delivery.aclose()
             journal.close()
-    return BatchResult(run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs))
+    return BatchResult(run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs), delivered)
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:
@@ -368,9 +386,24 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
         )
         if overrides.get("expected_render_s") is not None:
             options = replace(options, expected_render_s=float(overrides["expected_render_s"]))
+        options = replace(options, deliver=_deliver_target(manifest, overrides.get("deliver")))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return options
+
+
+def _deliver_target(manifest: Manifest, flag: Any) -> DeliveryTarget | None:
+    """The manifest's `deliver:`, or `--deliver NS/NAME[@BRANCH][:PATH]` (its path and `create`
+    default to the manifest's `deliver:`)."""
+    variables = template_variables(manifest.name, manifest.vars)
+    written = manifest.deliver or {}
+    if not flag:
+        return DeliveryTarget.from_manifest(written, variables) if written else None
+    try:
+        path, create = str(written.get("path", DELIVER_PATH_DEFAULT)), written.get("create") is True
+        return DeliveryTarget.parse(str(flag), variables, default_path=path, create=create)
+    except ValueError as exc:
+        raise ValueError(f"--deliver: {exc}") from None
 
 
 def usd(value: Any) -> Decimal:

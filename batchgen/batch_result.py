@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchgen.planning import Plan
 from batchgen.runner import RunOutcome
 from batchgen.states import JobState
 from batchgen.store import Journal
+
+if TYPE_CHECKING:
+    from batchgen.delivery.run import DeliverySummary
 
 __all__ = ["BatchResult", "JobProblem", "problems_of"]
 
@@ -37,23 +40,29 @@ class BatchResult:
     total: int
     problems: tuple[JobProblem, ...] = ()
     left_for_later: int = 0
+    delivery: DeliverySummary | None = None  # with a delivery target: what reached the repository
 
     @property
     def complete(self) -> bool:
-        """Every job of the plan is done and nothing went wrong."""
-        return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal
+        """Every job it ran is done, nothing went wrong, and every result was delivered."""
+        delivered = self.delivery is None or self.delivery.complete
+        return self.outcome.counts.get("done", 0) == self.total and not self.outcome.fatal and delivered
 
     @property
     def reason(self) -> str:
         """Why the run ended: complete, bad_key, error, a stop reason (budget, no_credits, interrupted,
-        api_unavailable, cancelled), or incomplete (some jobs failed or were rejected)."""
+        api_unavailable, cancelled), undelivered (every job is done but some results did not reach the
+        delivery repository), or incomplete (some jobs failed or were rejected)."""
         if self.outcome.bad_key:
             return "bad_key"
         if self.outcome.fatal:
             return "error"
         if self.outcome.stop_reason is not None:
             return str(self.outcome.stop_reason)
-        return "complete" if self.complete else "incomplete"
+        if self.complete:
+            return "complete"
+        all_done = self.outcome.counts.get("done", 0) == self.total
+        return "undelivered" if all_done and self.delivery is not None else "incomplete"
 
     def summary(self) -> dict[str, Any]:
         """The outcome as JSON-ready data (`batchgen run --json`)."""
@@ -77,7 +86,20 @@ class BatchResult:
                 for p in self.problems
             ],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
+            "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
         }
+
+
+def _delivery_summary(delivery: DeliverySummary) -> dict[str, Any]:
+    return {
+        "target": delivery.target,
+        "files": delivery.wanted,
+        "delivered": delivery.delivered,
+        "sent_now": delivery.files_sent,
+        "commits_now": delivery.commits,
+        "missing": [{"path": path, "why": why} for path, why in delivery.missing],
+        "stopped": delivery.stopped,
+    }
 
 
 def problems_of(plan: Plan, journal: Journal) -> tuple[JobProblem, ...]:

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchgen.delivery.target import DeliveryTarget
+
 DEFAULT_API_BASE = "https://hub.oxen.ai"
 SANDBOX_IDENTITY = "sandbox"
 
@@ -118,6 +120,7 @@ class RunOptions:
     poll_interval_s: float = 10.0  # per-generation polling only while the event stream is down
     progress_interval_s: float = 10.0  # plain progress lines when stderr is not a terminal
     sandbox: bool = False  # the built-in emulator: its results are placeholders, never real ones
+    deliver: DeliveryTarget | None = None  # the Oxen repository results are delivered to, if any
 
     @property
     def api_identity(self) -> str:

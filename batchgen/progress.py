@@ -42,6 +42,8 @@ def committed(stats: RunStats, *, short: bool = False) -> str:
 
 def _extras(stats: RunStats, *, short: bool) -> list[str]:
     parts = []
+    if stats.delivered is not None:
+        parts.append(f"{'repo' if short else 'delivered'} {stats.delivered[0]}/{stats.delivered[1]}")
     if stats.throttled_s >= 0.5:
         parts.append(f"{'429' if short else 'throttled'} {stats.throttled_s:.0f}s")
     if not stats.stream_connected:

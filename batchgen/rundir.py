@@ -149,13 +149,17 @@ def write_sidecar(path: Path, data: Any) -> None:
     """A result's sidecar: compact JSON written in place (no temporary file and rename, which cost as
     much again in a directory of thousands), never through a symlink. A crash mid-write leaves a sidecar
     that does not parse: the result beside it is then fetched again (never paid again), not trusted."""
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with open(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+        with open(fd, "wb") as file:
+            file.write(sidecar_bytes(data))
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def sidecar_bytes(data: Any) -> bytes:
+    """A sidecar's exact bytes (what `write_sidecar` writes, and what a delivery sends)."""
+    return (json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def write_json(path: Path, data: Any, *, sort_keys: bool = False, compact: bool = False) -> None:

@@ -53,6 +53,7 @@ class RunStats:
     stopping: StopReason | None
     started_at: float
     budget_usd: Decimal | None = None
+    delivered: tuple[int, int] | None = None  # files delivered to the repository / to deliver so far
 
 
 @dataclass(slots=True)

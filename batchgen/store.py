@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS transitions (
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS assets (sha256 TEXT PRIMARY KEY, url TEXT NOT NULL, uploaded_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    target TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    state TEXT NOT NULL,
+    commit_id TEXT,
+    token TEXT,
+    head TEXT,
+    sent_at REAL,
+    error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (target, path)
+);
 """
 
 
@@ -351,6 +364,16 @@ class Journal:
         self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
+
+    def write_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """`sql` once per row, committed (durably) before it returns; for tables other modules own."""
+        self.flush()
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany(sql, rows)
+
+    def read_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _storage_errors("read the journal"):
+            return list(self._conn.execute(sql, params))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -3,6 +3,7 @@
 import io
 import os
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -96,6 +97,12 @@ def test_plain_lines_carry_an_eta_from_this_runs_pace() -> None:
     assert " 20/100 done · eta ? · " in first
     assert " 30/100 done · eta 00:07:00 · " in second
     assert " 100/100 done · in flight" in last  # nothing left: no ETA
+
+
+def test_describe_shows_files_delivered_of_those_to_deliver_when_delivering() -> None:
+    line = describe(replace(stats(queued=1), delivered=(12, 18)))
+    assert "· $3.36 committed (quote) · delivered 12/18 · throttled 4s" in line
+    assert "delivered" not in describe(stats(queued=1))
 
 
 def test_plain_lines_are_rate_limited_and_snapshots_taken_only_when_shown() -> None:

@@ -34,7 +34,8 @@ EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head`): as a shell repor
 EPILOG = """\
 exit codes:
   0    every job is done
-  1    some jobs failed or were left (run the same command again to resume)
+  1    some jobs failed or were left (run the same command again to resume),
+       or some results were not delivered (`batchgen deliver RUN_DIR` sends them)
   2    bad input or usage: nothing was submitted
   130  a second Ctrl-C stopped it at once (still resumable)
   141  stdout was closed early (`| head`); nothing else changes

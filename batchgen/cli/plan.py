@@ -177,7 +177,7 @@ async def _plan_with_models(
     manifest: Manifest, endpoint: Endpoint | object | None, run_dir: Path
 ) -> tuple[Plan, list[str]]:
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
-    upload repository is checked too (without writing to it)."""
+    upload and delivery repositories are checked too (without writing to them)."""
     from batchgen.api import OxenClient
     from batchgen.batch import api_endpoint
     from batchgen.planning import build_plan
@@ -194,7 +194,19 @@ async def _plan_with_models(
         plan = build_plan(manifest, found.catalog)
         if endpoint is not None and manifest.upload and any(job.assets for job in plan.jobs):
             await _check_upload_repo(client, manifest.upload)
+        if endpoint is not None and manifest.deliver and manifest.deliver.get("create") is not True:
+            await _check_delivery_repo(client, manifest)
         return plan, found.notes
+
+
+async def _check_delivery_repo(client: OxenClient, manifest: Manifest) -> None:
+    """The delivery repository and branch exist (reads only: `plan` writes nothing)."""
+    from batchgen.delivery.repo_api import RepoApi
+    from batchgen.delivery.target import DeliveryTarget, template_variables
+
+    assert manifest.deliver is not None
+    target = DeliveryTarget.from_manifest(manifest.deliver, template_variables(manifest.name, manifest.vars))
+    await RepoApi(client, target).check(write_probe=False)
 
 
 async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -> None:

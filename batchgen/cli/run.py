@@ -77,6 +77,11 @@ def add_run(commands: Commands) -> None:
         help="Oxen repository for local reference images (manifest upload:)",
     )
     run.add_argument(
+        "--deliver",
+        metavar="NS/NAME[@BRANCH][:PATH]",
+        help="deliver results to this Oxen repository as they finish (manifest deliver:)",
+    )
+    run.add_argument(
         "--retry-invalid",
         action="store_true",
         help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
@@ -145,6 +150,7 @@ def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     from batchgen.batch import run_manifest_async, usd
+    from batchgen.cli.deliver import report_delivery
     from batchgen.progress import Progress
 
     try:
@@ -159,6 +165,7 @@ async def _run(args: argparse.Namespace) -> int:
             ("retries", args.retries),
             ("budget_usd", budget),
             ("upload_repo", args.upload_repo),
+            ("deliver", args.deliver),
             ("stream_idle_timeout_s", args.stream_idle_timeout),
             ("request_timeout_s", args.request_timeout),
             ("expected_render_s", args.reconcile_interval),
@@ -203,6 +210,7 @@ async def _run(args: argparse.Namespace) -> int:
             "they are for a later run (`batchgen status` shows them)",
             file=sys.stderr,
         )
+    code = max(code, report_delivery(result.delivery, result.run_dir))
     _print_json(args, {**result.summary(), "exit_code": code})
     return code
 

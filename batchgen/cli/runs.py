@@ -36,12 +36,14 @@ def add_status(commands: Commands) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from batchgen.cli.deliver import delivery_status
     from batchgen.store import Journal
 
     journal = Journal.open_existing(args.run_dir)
     try:
         records = sorted(journal.records().values(), key=lambda r: r.idx)
         api = journal.meta("api")
+        delivery = delivery_status(journal, args.run_dir)
     finally:
         journal.close()
     chosen = chosen_keys(args.run_dir, args.only)
@@ -91,6 +93,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in planned:
         if r.state != "done" and r.error:
             print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+    for line in delivery:
+        print(line)
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
 
 

@@ -17,6 +17,7 @@ from batchgen.emulator.responses import (
     branch_not_found,
     path_not_found,
     read_only,
+    server_error,
     state_of,
 )
 
@@ -112,6 +113,10 @@ async def upload(request: web.Request) -> web.StreamResponse:
         request.transport.close()  # committed, but the client never hears about it
         state.counters.emit("upload_answered", commit.id)
         return web.Response()
+    failed_status = state.faults.upload_error_after_commit()
+    if failed_status is not None:  # committed, but the client is told it failed
+        state.counters.emit("upload_answered", commit.id)
+        return server_error(failed_status)
     response = web.json_response(
         {
             "status": "success",

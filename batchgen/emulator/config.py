@@ -115,6 +115,11 @@ class FaultConfig:
         "Share of repository file uploads (PUT) that make the commit but close the connection "
         "without a response (0-1).",
     )
+    upload_error_after_commit_rate: float = _knob(
+        0.0,
+        "Share of repository file uploads (PUT) that make the commit, then answer server_error_status "
+        "instead of it, as a gateway that gave up on a server that did the work would (0-1).",
+    )
     sse_cut_every_seconds: float | None = _knob(
         None, "Close each /api/events connection abruptly after this many real seconds."
     )
@@ -144,6 +149,7 @@ class FaultConfig:
             "slow_response_rate",
             "enqueue_cut_rate",
             "upload_cut_rate",
+            "upload_error_after_commit_rate",
             "download_truncate_rate",
             "download_short_length_rate",
         ):

@@ -100,6 +100,11 @@ class FaultInjector:
     def should_cut_upload(self) -> bool:
         return self._roll(self._config.upload_cut_rate, "upload_cut")
 
+    def upload_error_after_commit(self) -> int | None:
+        """The 5xx status to answer a committed upload with, else None."""
+        hit = self._roll(self._config.upload_error_after_commit_rate, "upload_error_after_commit")
+        return self._config.server_error_status if hit else None
+
     def should_truncate_download(self) -> bool:
         return self._roll(self._config.download_truncate_rate, "download_truncated")
 

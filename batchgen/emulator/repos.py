@@ -44,6 +44,12 @@ class Commit:
     timestamp: str
     added: tuple[str, ...] = ()  # paths new in this commit
     modified: tuple[str, ...] = ()  # paths whose bytes this commit changed
+    unchanged: tuple[str, ...] = ()  # paths sent again with the bytes they had
+
+    @property
+    def sent(self) -> tuple[str, ...]:
+        """Every path the upload that made this commit carried."""
+        return (*self.added, *self.modified, *self.unchanged)
 
     def as_json(self) -> dict[str, object]:
         """The commit as Oxen's API shows it (the change lists are emulator-side only)."""
@@ -153,7 +159,7 @@ class RepoStore:
         if parent is None and not repo.is_empty:
             raise KeyError(f"branch {branch!r} does not exist")
         tree = dict(repo.trees[parent]) if parent else {}
-        added, modified = [], []
+        added, modified, unchanged = [], [], []
         for path, stored in files.items():
             path = path.strip("/")
             previous = tree.get(path)
@@ -161,6 +167,8 @@ class RepoStore:
                 added.append(path)
             elif previous.data != stored.data:
                 modified.append(path)
+            else:
+                unchanged.append(path)
             tree[path] = stored
         stamp = datetime.fromtimestamp(self._clock.time(), UTC).isoformat().replace("+00:00", "Z")
         commit = Commit(
@@ -172,6 +180,7 @@ class RepoStore:
             stamp,
             tuple(added),
             tuple(modified),
+            tuple(unchanged),
         )
         repo.commits[commit.id] = commit
         repo.trees[commit.id] = tree

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchgen.delivery.target import DELIVER_PATH_DEFAULT, render_path, template_variables
 from batchgen.errors import Problem
 from batchgen.manifest.assets import load_asset
 from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
@@ -36,6 +37,7 @@ _HINTS = {
     ("jobs", "name"): "every job needs a name: `- name: hero`",
     ("upload", "namespace"): "e.g. `upload: {namespace: acme, repo: assets}`",
     ("upload", "repo"): "e.g. `upload: {namespace: acme, repo: assets}`",
+    ("deliver", "repo"): "e.g. `deliver: {repo: meadow/campaigns, path: 'campaigns/{name}'}`",
 }
 _DEFAULTS_HINTS = {
     "model": "set `model:` at the top level (for every job) or in a job",
@@ -174,6 +176,8 @@ def _name_problem(error: jsonschema.ValidationError, path: PathTuple, positions:
 
 
 def _value_hint(path: PathTuple, value: Any) -> str | None:
+    if path[:1] == ("deliver",) and path[-1:] in (("repo",), ("branch",)):
+        return "deliver: {repo: NAMESPACE/NAME, branch: BRANCH}, e.g. {repo: meadow/campaigns, branch: main}"
     if path and path[-1] == "num_generations":
         count = value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else "N"
         return (
@@ -205,6 +209,7 @@ class Checker:
         self._check_safe_name(("name",), self.data.get("name"), "it names the run directory")
         self._check_assets()
         self._check_var_sources(())
+        self._check_deliver_path()
         jobs = self.data.get("jobs")
         names: dict[str, int] = {}
         for i, job in enumerate(jobs if isinstance(jobs, list) else []):
@@ -223,6 +228,17 @@ class Checker:
             suggestion = re.sub(r"[^\w.-]+", "-", name).strip(".-")[:100] or "my-name"
             suggestion += "-1" if reserved else ""
             self.add(path, message, f"{what}: e.g. '{suggestion}'")
+
+    def _check_deliver_path(self) -> None:
+        deliver, name, variables = self.data.get("deliver"), self.data.get("name"), self.data.get("vars")
+        path = deliver.get("path", DELIVER_PATH_DEFAULT) if isinstance(deliver, dict) else None
+        if isinstance(path, str) and path and isinstance(name, str):
+            try:
+                render_path(path, template_variables(name, variables if isinstance(variables, dict) else {}))
+            except ValueError as exc:
+                self.add(
+                    ("deliver", "path"), str(exc), "a directory inside the repository, e.g. campaigns/{name}"
+                )
 
     def _check_assets(self) -> None:
         assets = self.data.get("assets")

@@ -12,7 +12,14 @@ from typing import Any
 
 from batchgen.errors import ManifestError, Problem
 from batchgen.manifest.checks import Checker, schema_problems
-from batchgen.manifest.model import JOB_SETTINGS, UPLOAD_DEFAULTS, JobSpec, Manifest, Positions
+from batchgen.manifest.model import (
+    DELIVER_DEFAULTS,
+    JOB_SETTINGS,
+    UPLOAD_DEFAULTS,
+    JobSpec,
+    Manifest,
+    Positions,
+)
 from batchgen.manifest.yaml_tree import Tree, compose, read_text
 
 __all__ = ["load_manifest"]
@@ -73,6 +80,7 @@ def _build(path: Path, shown: str, data: dict[str, Any], positions: Positions, c
         run=data.get("run", {}),
         upload={**UPLOAD_DEFAULTS, **upload} if upload is not None else None,
         positions=positions,
+        deliver={**DELIVER_DEFAULTS, **data["deliver"]} if data.get("deliver") is not None else None,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "ASSET_PLACEHOLDER_PREFIX",
     "BUILTIN_VARS",
+    "DELIVER_DEFAULTS",
     "JOB_SETTINGS",
     "RUN_DEFAULTS",
     "UPLOAD_DEFAULTS",
@@ -36,6 +37,8 @@ JOB_SETTINGS = frozenset({"name", "model", "vars", "matrix", "rows", "repeat", "
 RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 2}
 #: What `upload:` keys default to (filled in when `upload:` is present).
 UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
+#: What `deliver:` keys default to (filled in when `deliver:` is present).
+DELIVER_DEFAULTS: Mapping[str, Any] = {"branch": "main", "path": "{name}", "create": False}
 #: A local asset is written into a request as this prefix + its sha256 (hex) until upload.
 ASSET_PLACEHOLDER_PREFIX = "batchgen-asset:sha256:"
 
@@ -146,3 +149,4 @@ class Manifest:
     run: Mapping[str, Any]
     upload: Mapping[str, Any] | None
     positions: Positions = field(repr=False)
+    deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)

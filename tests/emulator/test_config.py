@@ -38,6 +38,7 @@ from batchgen.emulator import EmulatorConfig, FaultConfig, LatencyConfig
         (FaultConfig, "rate_limit_routes", ("queue",)),
         (FaultConfig, "slow_response_routes", ("file",)),
         (FaultConfig, "upload_cut_rate", 2),
+        (FaultConfig, "upload_error_after_commit_rate", -0.1),
     ],
 )
 def test_invalid_values_name_the_field(cls: type, field: str, value: Any) -> None:

@@ -102,12 +102,13 @@ async def test_hooks_read_files_and_commits(api: Api) -> None:
 
 
 async def test_an_identical_upload_still_commits_but_changes_nothing(api: Api) -> None:
-    """Re-sending the same bytes makes a commit that lists no added or modified path."""
+    """Re-sending the same bytes makes a commit that lists no added or modified path, but an unchanged one."""
     await create_repo(api)
     await put_ok(api, "main/a.png", [png("a.png")])
     again = await put_ok(api, "main/a.png", [png("a.png")])
     last = api.emu.repo_commits("me", "assets")[-1]
     assert (last.id, last.added, last.modified) == (again, (), ())
+    assert (last.unchanged, last.sent) == (("a.png",), ("a.png",))
 
 
 async def test_hooks_raise_key_error_for_what_is_missing(api: Api) -> None:

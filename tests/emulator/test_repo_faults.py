@@ -58,6 +58,19 @@ async def test_upload_cut_commits_but_never_answers(api: Api) -> None:
     assert [e for e in events if e[0] != "request"] == expected
 
 
+async def test_an_error_after_the_commit_answers_5xx_for_a_commit_that_was_made(api: Api) -> None:
+    """upload_error_after_commit_rate=1: the commit is made and counted, the answer is the 5xx."""
+    await create_repo(api)
+    events: list[str] = []
+    api.emu.counters.listeners.append(lambda event, detail: events.append(event))
+    api.emu.set_faults(upload_error_after_commit_rate=1.0, server_error_status=502)
+    status, payload = await put(api, "main/a.png", [png("a.png")])
+    assert (status, payload["status"]) == (502, "error")
+    assert [c.added for c in api.emu.repo_commits("me", "assets")] == [("a.png",)]
+    assert api.emu.counters.faults["upload_error_after_commit"] == 1 == api.emu.counters.commits
+    assert [e for e in events if e != "request"] == ["committed", "upload_answered"]
+
+
 async def test_answered_upload_emits_committed_then_answered(api: Api) -> None:
     """A normal upload emits 'committed' and then 'upload_answered' with its commit id."""
     await create_repo(api)

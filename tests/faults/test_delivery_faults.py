@@ -1,0 +1,100 @@
+"""Delivery under faults: cut upload answers, 5xx before and after the commit, a server that commits
+after the client gave up, 5xx on the history it looks at. Nothing is lost, and nothing is sent twice
+beyond what an unanswered request forces: every upload sent again is one the branch showed was not
+made."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchgen.emulator import Emulator, FaultConfig, LatencyConfig
+from tests.faults.conftest import Harness, assert_complete, results, write_manifest
+
+JOBS = 30
+NS, NAME = "team", "campaigns"
+UPLOAD = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path}"
+HISTORY = "GET /api/repos/{namespace}/{repo}/commits/history/{resource}"
+REQUEST_S = 1.0
+
+
+def delivering_manifest(root: Path) -> Path:
+    manifest = write_manifest(root, count=JOBS)
+    data = yaml.safe_load(manifest.read_text())
+    data["output"] = {"pattern": "{name}/set-{group}/{n}.mp4"}
+    data["jobs"][0]["vars"] = {"group": "a"}
+    data["jobs"].append(
+        {
+            **data["jobs"][0],
+            "name": "alt",
+            "prompt": "Alternate take {n}",
+            "vars": {"group": "b"},
+            "matrix": {"n": [0, 1, 2]},
+        }
+    )
+    data["deliver"] = {"repo": f"{NS}/{NAME}", "path": "drops/{name}"}
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return manifest
+
+
+def sent_twice(emu: Emulator) -> list[tuple[str, str]]:
+    sent: Counter[tuple[str, str]] = Counter()
+    for commit in emu.repo_commits(NS, NAME):
+        files = emu.repo_files(NS, NAME, revision=commit.id)
+        sent.update((path, files[path].sha256) for path in commit.sent)
+    return [pair for pair, n in sent.items() if n > 1]
+
+
+async def test_cut_answers_and_5xx_during_delivery_lose_nothing_and_send_nothing_twice(
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
+    faults = FaultConfig(
+        upload_cut_rate=0.2,
+        upload_error_after_commit_rate=0.3,
+        server_error_rate=0.2,
+        server_error_routes=(UPLOAD, HISTORY),
+        slow_response_rate=0.15,
+        slow_response_seconds=REQUEST_S * 1.5,
+        slow_response_routes=(UPLOAD,),
+    )
+    emu = await start_emulator(
+        seed=11, time_scale=0.01, faults=faults, latency=LatencyConfig(video_render_median_seconds=150)
+    )
+    emu.create_repo(NS, NAME)
+    manifest = delivering_manifest(tmp_path)
+    result = await harness.run(emu, manifest, "-j", "12", "--request-timeout", str(REQUEST_S), limit_s=120)
+    assert result.code == 0, result.stderr
+    run_dir = tmp_path / "out" / "e2e"
+    assert_complete(run_dir, emu, JOBS + 3)
+
+    files = emu.repo_files(NS, NAME)
+    for row in results(run_dir):  # every result and sidecar, byte for byte
+        video = run_dir / row["output_path"]
+        assert files[f"drops/e2e/{row['output_path']}"].sha256 == emu.result_sha256(row["generation_id"])
+        sidecar = files[f"drops/e2e/{row['output_path'].removesuffix('.mp4')}.json"]
+        assert sidecar.sha256 == hashlib.sha256(video.with_suffix(".json").read_bytes()).hexdigest()
+    assert {"drops/e2e/results.csv", "drops/e2e/results.jsonl"} <= set(files)
+    wanted = 2 * (JOBS + 3) + 2
+
+    commits = emu.repo_commits(NS, NAME)
+    assert sent_twice(emu) == []  # no file reached the branch twice
+    assert emu.counters.uploads == wanted == len(files)
+    log = emu.counters.request_log or []
+    puts = [r for r in log if r.route == UPLOAD]
+    answered_5xx = sum(1 for r in puts if r.status is not None and r.status >= 500)
+    refused_before_commit = answered_5xx - emu.counters.faults["upload_error_after_commit"]
+    # Every PUT either made one of the commits or was refused before doing anything (and the branch
+    # was looked at before it was sent again): no blind resend.
+    assert len(puts) == len(commits) + refused_before_commit
+    faulted = Counter({k: v for k, v in emu.counters.faults.items() if k != "rate_limit"})
+    for kind in ("upload_cut", "upload_error_after_commit", "server_error", "slow_response"):
+        assert faulted[kind] >= 1, faulted  # each fault really happened
+    assert len(commits) < wanted
+    print(
+        f"FIGURE delivery faults: {len(puts)} PUTs, {len(commits)} commits, {wanted} files, "
+        f"{refused_before_commit} refused before commit, faults {dict(faulted)}"
+    )
