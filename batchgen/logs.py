@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from batchgen.isotime import iso_utc
+
 
 class RedactFilter(logging.Filter):
     """Replaces every occurrence of the secrets in a record's final message."""
@@ -45,6 +47,7 @@ class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
             {
+                "time": iso_utc(record.created, ms=True),  # for people; "t" (epoch seconds) for programs
                 "t": round(record.created, 3),
                 "level": record.levelname.lower(),
                 "logger": record.name,

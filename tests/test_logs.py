@@ -2,6 +2,7 @@
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_the_key_is_redacted_on_stderr_and_in_run_log(
     assert "Bearer ***" in err
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines[0]["message"] == "calling with Bearer ***" and lines[0]["level"] == "warning"
+    # each line's time for people (ISO-8601 UTC, to the millisecond) beside the epoch seconds for programs
+    stamp = datetime.fromisoformat(lines[0]["time"])
+    assert lines[0]["time"].endswith("Z") and abs(stamp.timestamp() - lines[0]["t"]) < 0.001
     assert "header was ***" in lines[1]["message"]
 
 
