@@ -28,6 +28,7 @@ from typing import Any
 
 from batchgen import logs
 from batchgen.api import OxenClient
+from batchgen.billing import BILLING_DEADLINE_S, read_billed_costs
 from batchgen.config import (
     DEFAULT_API_BASE,
     SANDBOX_IDENTITY,
@@ -40,8 +41,8 @@ from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.live import Catalog, model_catalog
-from batchgen.report import result_rows, write_results
-from batchgen.rundir import VIDEOS_DIR, prepare_run_dir, write_run_files
+from batchgen.review import write_outputs
+from batchgen.rundir import prepare_run_dir, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.store import Journal, RunLock
 
@@ -74,6 +75,7 @@ class BatchResult:
     run_dir: Path
     outcome: RunOutcome
     total: int
+    report: Path | None = None  # report.html, the contact sheet (None if it could not be written)
 
     @property
     def complete(self) -> bool:
@@ -217,16 +219,44 @@ async def _execute(
                 write_run_files(run_dir, manifest, plan, found.live)
                 if progress is not None:
                     runner.on_change = lambda: progress(runner.stats)
+                report: Path | None = None
                 try:
                     outcome = await _run_until_stopped(runner, stop)
+                    if _may_read_billing(outcome):
+                        await _read_billing(client, journal, plan, options, stop)
                 finally:
                     try:
-                        write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
-                    except StorageError as exc:  # never hide the run's own outcome behind this one
-                        say(f"error: {exc} (the journal is intact: `batchgen status {run_dir}`)")
+                        report = write_outputs(run_dir, plan.jobs, journal)
+                    except (StorageError, UsageError) as exc:  # never hide the run's own outcome behind this
+                        say(f"error: {exc} (the journal is intact: `batchgen report {run_dir}` tries again)")
         finally:
             journal.close()
-    return BatchResult(run_dir, outcome, len(plan.jobs))
+    return BatchResult(run_dir, outcome, len(plan.jobs), report)
+
+
+def _may_read_billing(outcome: RunOutcome) -> bool:
+    """Read the billed costs unless the key was refused, the API kept failing, or the user stopped it."""
+    return not outcome.bad_key and outcome.stop_reason not in (
+        StopReason.INTERRUPTED,
+        StopReason.API_UNAVAILABLE,
+    )
+
+
+async def _read_billing(
+    client: OxenClient, journal: Journal, plan: Plan, options: RunOptions, stop: asyncio.Event | None
+) -> None:
+    """The billed costs of the run's finished generations (bounded; a Ctrl-C ends it at once)."""
+    deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
+    reading = asyncio.ensure_future(
+        read_billed_costs(client, journal, (job.key for job in plan.jobs), deadline_s=deadline)
+    )
+    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    try:
+        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reading, stopped):
+            task.cancel()
+        await asyncio.gather(reading, stopped, return_exceptions=True)
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:

@@ -1,6 +1,6 @@
 """The command line: argparse, --help texts, exit codes, one clear message per error.
 
-Each command lives in its own module (`run`, `plan`, `runs`); they import what they need when they run,
+Each command lives in its own module (`run`, `plan`, `runs`, `report`); they import what they need when they run,
 so `batchgen --help` stays fast.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from batchgen import __version__
 from batchgen.cli.common import EPILOG, EXIT_BAD_INPUT, EXIT_HARD_STOP, EXIT_INCOMPLETE
 from batchgen.cli.plan import add_plan, add_schema
+from batchgen.cli.report import add_report
 from batchgen.cli.run import add_run
 from batchgen.cli.runs import add_cancel, add_status
 from batchgen.errors import BatchgenError, UserError
@@ -39,6 +40,7 @@ def build_parser(*, emulator: bool = True) -> argparse.ArgumentParser:
     add_plan(commands)
     add_status(commands)
     add_cancel(commands)
+    add_report(commands)
     add_schema(commands)
     _add_emulator(commands, full=emulator)
     return parser
