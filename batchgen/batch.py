@@ -235,8 +235,9 @@ async def _execute(
 
 
 def _may_read_billing(outcome: RunOutcome) -> bool:
-    """Read the billed costs unless the key was refused, the API kept failing, or the user stopped it."""
-    return not outcome.bad_key and outcome.stop_reason not in (
+    """Read the billed costs after a run that ended as planned: not after a fatal error (a refused
+    key, no credits, a full disk), an API that kept failing, or a Ctrl-C (the next run reads them)."""
+    return outcome.fatal is None and outcome.stop_reason not in (
         StopReason.INTERRUPTED,
         StopReason.API_UNAVAILABLE,
     )

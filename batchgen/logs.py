@@ -3,6 +3,7 @@ before any handler sees a record. Library modules only call logging.getLogger(__
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -93,9 +94,21 @@ def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
     return redact
 
 
+class RunLogHandler(logging.FileHandler):
+    """run.log's handler: a line the disk refuses (full, read-only) is lost quietly, never printed as a
+    traceback; the run reports the disk's refusal itself where it matters (the journal, the results)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # flushing what was buffered failed: nothing more to do with it
+            super().close()
+
+
 def add_run_log(run_dir: Path, redact: RedactFilter) -> logging.Handler:
     """run.log in `run_dir`: JSON lines at the `batchgen` logger's level (INFO, or DEBUG with -v)."""
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler = RunLogHandler(run_dir / "run.log", encoding="utf-8")
     handler.setLevel(logging.NOTSET)
     handler.setFormatter(JsonLines())
     handler.addFilter(redact)
