@@ -257,7 +257,9 @@ async def _read_billing(
     finally:
         for task in (reading, stopped):
             task.cancel()
-        await asyncio.gather(reading, stopped, return_exceptions=True)
+        outcome, _ = await asyncio.gather(reading, stopped, return_exceptions=True)
+    if isinstance(outcome, Exception):  # read_billed_costs says its own failures; this is anything else
+        log.warning("billed costs were not read from the history (%s)", outcome)
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from batchgen.batch import run_manifest_async
 from batchgen.emulator import Emulator
 from batchgen.isotime import iso_utc
 from tests.e2e.conftest import api_args, run_cli
@@ -69,3 +71,26 @@ async def test_a_history_that_fails_leaves_the_column_empty_and_the_run_whole(
     assert again.code == 0, again.stderr
     assert enqueues(emu) == 3
     assert all(Decimal(cost) == emu.generation(g).cost for g, cost in billed(run_dir).items())
+
+
+async def test_a_stop_while_the_history_is_read_ends_the_run_at_once(emulator: Any, tmp_path: Path) -> None:
+    """A Ctrl-C once every result is in and the history is being read (it takes 30 s to answer): the
+    run returns at once, every result kept, the billed costs left for the next run."""
+    emu = await emulator()
+    emu.set_faults(
+        slow_response_rate=1.0, slow_response_seconds=30, slow_response_routes=("GET /api/ai/generations",)
+    )
+    manifest = write_manifest(tmp_path, count=3)
+    stop = asyncio.Event()
+    emu.counters.listeners.append(
+        lambda event, entry: (
+            stop.set() if event == "request" and entry.route == "GET /api/ai/generations" else None
+        )
+    )
+    async with asyncio.timeout(20):
+        result = await run_manifest_async(
+            manifest, api_base=emu.base_url, api_key=emu.api_key, output_dir=tmp_path / "out", stop=stop
+        )
+    assert result.outcome.counts == {"done": 3} and result.outcome.stop_reason is None
+    assert stop.is_set() and history_reads(emu) == 1
+    assert set(billed(result.run_dir).values()) == {None}
