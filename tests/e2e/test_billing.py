@@ -74,11 +74,11 @@ async def test_a_history_that_fails_leaves_the_column_empty_and_the_run_whole(
 
 
 async def test_a_stop_while_the_history_is_read_ends_the_run_at_once(emulator: Any, tmp_path: Path) -> None:
-    """A Ctrl-C once every result is in and the history is being read (it takes 30 s to answer): the
+    """A Ctrl-C once every result is in and the history is being read (it asks for a 30 s pause): the
     run returns at once, every result kept, the billed costs left for the next run."""
     emu = await emulator()
-    emu.set_faults(
-        slow_response_rate=1.0, slow_response_seconds=30, slow_response_routes=("GET /api/ai/generations",)
+    emu.set_faults(  # the history answers 429 "retry after 30 s", every time
+        rate_limit_rate=1.0, rate_limit_retry_after_seconds=30, rate_limit_routes=("GET /api/ai/generations",)
     )
     manifest = write_manifest(tmp_path, count=3)
     stop = asyncio.Event()
