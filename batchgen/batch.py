@@ -29,6 +29,7 @@ from typing import Any
 from batchgen import aio, live_cancel, logs
 from batchgen.api import OxenClient
 from batchgen.batch_result import BatchResult, JobProblem, problems_of
+from batchgen.billing import may_read_after, read_after_run
 from batchgen.config import (
     DEFAULT_API_BASE,
     SANDBOX_IDENTITY,
@@ -43,8 +44,8 @@ from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.live import Catalog, model_catalog
-from batchgen.report import result_rows, write_results
-from batchgen.rundir import VIDEOS_DIR, prepare_run_dir, write_run_files
+from batchgen.review import write_outputs
+from batchgen.rundir import prepare_run_dir, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.store import Journal, RunLock
 
@@ -241,19 +242,24 @@ async def _execute(
                 if progress is not None:
                     snapshot = delivery.stats(runner.stats)
                     runner.on_change = delivery.on_change = lambda: progress(snapshot)
+                report: Path | None = None
                 try:
                     outcome = await _run_until_stopped(runner, stop)
+                    if may_read_after(outcome):
+                        await read_after_run(client, journal, plan.jobs, options, stop)
                 finally:
                     try:
-                        write_results(run_dir, result_rows(plan.jobs, journal, VIDEOS_DIR))
-                    except StorageError as exc:  # never hide the run's own outcome behind this one
-                        say(f"error: {exc} (the journal is intact: `batchgen status {run_dir}`)")
+                        report = write_outputs(run_dir, plan.jobs, journal)
+                    except (StorageError, UsageError) as exc:  # never hide the run's own outcome behind this
+                        say(f"error: {exc} (the journal is intact: `batchgen report {run_dir}` tries again)")
                 delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html
                 problems = problems_of(ran, journal)
         finally:
             await delivery.aclose()
             journal.close()
-    return BatchResult(run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs), delivered)
+    return BatchResult(
+        run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs), delivered, report
+    )
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:

@@ -41,6 +41,7 @@ class BatchResult:
     problems: tuple[JobProblem, ...] = ()
     left_for_later: int = 0
     delivery: DeliverySummary | None = None  # with a delivery target: what reached the repository
+    report: Path | None = None  # report.html, the contact sheet (None if it could not be written)
 
     @property
     def complete(self) -> bool:
@@ -87,6 +88,7 @@ class BatchResult:
             ],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
+            "report": None if self.report is None else str(self.report),
         }
 
 

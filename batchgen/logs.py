@@ -3,6 +3,7 @@ before any handler sees a record. Library modules only call logging.getLogger(__
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 from tqdm import tqdm
+
+from batchgen.isotime import iso_utc
 
 
 class RedactFilter(logging.Filter):
@@ -45,6 +48,7 @@ class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
             {
+                "time": iso_utc(record.created, ms=True),  # for people; "t" (epoch seconds) for programs
                 "t": round(record.created, 3),
                 "level": record.levelname.lower(),
                 "logger": record.name,
@@ -90,9 +94,21 @@ def configure(*, secrets: list[str], verbose: bool = False) -> RedactFilter:
     return redact
 
 
+class RunLogHandler(logging.FileHandler):
+    """run.log's handler: a line the disk refuses (full, read-only) is lost quietly, never printed as a
+    traceback; the run reports the disk's refusal itself where it matters (the journal, the results)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # flushing what was buffered failed: nothing more to do with it
+            super().close()
+
+
 def add_run_log(run_dir: Path, redact: RedactFilter) -> logging.Handler:
     """run.log in `run_dir`: JSON lines at the `batchgen` logger's level (INFO, or DEBUG with -v)."""
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler = RunLogHandler(run_dir / "run.log", encoding="utf-8")
     handler.setLevel(logging.NOTSET)
     handler.setFormatter(JsonLines())
     handler.addFilter(redact)

@@ -1,17 +1,43 @@
-"""results.jsonl and results.csv from the journal: one row per planned job."""
+"""results.jsonl and results.csv from the journal: one row per planned job, usable without joining files.
+
+Columns (the same keys in both files), fixed ones first, in this order:
+
+- index, key, name, replica, model, state, output_path, generation_id, attempts, sha256, size,
+  cost_usd (the quote), error: as ever;
+- prompt (multi_prompt shots one per line), aspect_ratio, duration_s: from the request;
+- billed_cost_usd: what the provider's history says the row's generation was charged (empty until
+  read; see batchgen.billing);
+- submitted_at, started_at, completed_at, downloaded_at: ISO-8601 UTC (`2026-04-02T00:57:11Z`);
+
+then one column per manifest variable, in order of first appearance in the plan (manifest order),
+named after the variable, or `var.<name>` when a fixed column has that name (`aspect_ratio` as a
+matrix axis, say).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from batchgen.planning import Job
+from batchgen.isotime import iso_utc
 from batchgen.rundir import atomic_write
 from batchgen.store import JobRecord, Journal
+
+__all__ = [
+    "FIELDS",
+    "PlanEntry",
+    "PlannedJob",
+    "prompt_of",
+    "result_rows",
+    "var_column",
+    "write_results",
+]
 
 FIELDS = (
     "index",
@@ -27,40 +53,161 @@ FIELDS = (
     "size",
     "cost_usd",
     "error",
+    "prompt",
+    "aspect_ratio",
+    "duration_s",
+    "billed_cost_usd",
+    "submitted_at",
+    "started_at",
+    "completed_at",
+    "downloaded_at",
 )
+_TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
 # text from the server, such as an error message, must never run as one when results.csv is opened.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def result_rows(jobs: Iterable[Job], journal: Journal, videos_prefix: str) -> list[dict[str, Any]]:
-    records = journal.records()
-    rows = []
-    for job in jobs:
-        record: JobRecord | None = records.get(job.key)
-        rows.append(
-            {
-                "index": job.index,
-                "key": job.key,
-                "name": job.name,
-                "replica": job.replica,
-                "model": job.model,
-                "state": str(record.state) if record else "pending",
-                "output_path": f"{videos_prefix}/{job.output_path}",
-                "generation_id": record.generation_id if record else None,
-                "attempts": record.attempts if record else 0,
-                "sha256": record.sha256 if record else None,
-                "size": record.size if record else None,
-                "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
-                "error": record.error if record else None,
-            }
+class PlannedJob(Protocol):
+    """What a results row needs of a job: a planning.Job, or a PlanEntry read back from plan.json."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def replica(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def output_path(self) -> str: ...
+    @property
+    def cost_usd(self) -> Decimal | None: ...
+    @property
+    def duration_s(self) -> int | None: ...
+    @property
+    def vars(self) -> Mapping[str, Any]: ...
+    @property
+    def request(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One job of plan.json (what `batchgen report` has when the manifest is gone or changed)."""
+
+    index: int
+    key: str
+    name: str
+    replica: int
+    model: str
+    output_path: str
+    cost_usd: Decimal | None
+    duration_s: int | None
+    vars: Mapping[str, Any]
+    request: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, job: Mapping[str, Any]) -> PlanEntry:
+        cost = job.get("cost_usd")
+        duration = job.get("duration_s")
+        return cls(
+            index=int(job["index"]),
+            key=str(job["key"]),
+            name=str(job.get("name", "")),
+            replica=int(job.get("replica", 0)),
+            model=str(job.get("model", "")),
+            output_path=str(job.get("output_path", "")),
+            cost_usd=None if cost is None else Decimal(str(cost)),
+            duration_s=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+            vars=dict(job.get("vars") or {}),
+            request=dict(job.get("request") or {}),
         )
-    return rows
+
+
+def var_column(name: str) -> str:
+    """The results column of a manifest variable: its name, unless a fixed column has it."""
+    return f"var.{name}" if name in FIELDS else name
+
+
+def prompt_of(request: Mapping[str, Any]) -> str:
+    """The request's prompt, or its multi_prompt shots one per line ("Shot 1 (5 s): ...")."""
+    prompt = request.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        return prompt
+    shots = request.get("multi_prompt")
+    if not isinstance(shots, list):
+        return ""
+    lines = []
+    for number, shot in enumerate(shots, 1):
+        text = shot.get("prompt", "") if isinstance(shot, Mapping) else shot
+        seconds = shot.get("duration") if isinstance(shot, Mapping) else None
+        length = f" ({_number(seconds)} s)" if seconds is not None else ""
+        lines.append(f"Shot {number}{length}: {text if isinstance(text, str) else json.dumps(text)}")
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def result_rows(jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str) -> list[dict[str, Any]]:
+    records = journal.records()
+    billed = journal.billed_costs()
+    return [_row(job, records.get(job.key), billed, videos_prefix) for job in jobs]
+
+
+def _row(
+    job: PlannedJob, record: JobRecord | None, billed: Mapping[str, str | None], videos_prefix: str
+) -> dict[str, Any]:
+    aspect_ratio = job.request.get("aspect_ratio")
+    generation_id = record.generation_id if record else None
+    row: dict[str, Any] = {
+        "index": job.index,
+        "key": job.key,
+        "name": job.name,
+        "replica": job.replica,
+        "model": job.model,
+        "state": str(record.state) if record else "pending",
+        "output_path": f"{videos_prefix}/{job.output_path}",
+        "generation_id": generation_id,
+        "attempts": record.attempts if record else 0,
+        "sha256": record.sha256 if record else None,
+        "size": record.size if record else None,
+        "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+        "error": record.error if record else None,
+        "prompt": prompt_of(job.request),
+        "aspect_ratio": None if aspect_ratio is None else str(aspect_ratio),
+        "duration_s": job.duration_s,
+        "billed_cost_usd": billed.get(generation_id) if generation_id else None,
+    }
+    for name in _TIMES:
+        row[name] = iso_utc(getattr(record, name)) if record else None
+    for name, value in job.vars.items():
+        row[var_column(name)] = value
+    return row
+
+
+def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The fixed columns, then every other key in order of first appearance."""
+    seen = dict.fromkeys(FIELDS)
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
 
 
 def _as_text(value: Any) -> Any:
     """A text cell that a spreadsheet would take for a formula, prefixed with ' so it stays text."""
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _as_text(value)
 
 
 def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -70,8 +217,8 @@ def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
     # terminator, so with a bare LF a CR inside a server's message would split the row.
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns(rows), lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows({name: _as_text(value) for name, value in row.items()} for row in rows)
+    writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
     for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
         atomic_write(run_dir / name, text)

@@ -17,9 +17,9 @@ import hashlib
 import html
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -29,7 +29,9 @@ from urllib.parse import quote
 import yaml
 
 from batchgen.errors import StorageError, UsageError
+from batchgen.isotime import iso_utc
 from batchgen.registry.pricing import format_usd
+from batchgen.report import prompt_of
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, JobState
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "load_report",
     "media_href",
     "prompt_of",
+    "read_plan",
     "render_report",
     "write_report",
 ]
@@ -76,6 +79,10 @@ class ReportHeader:
     budget_usd: Money | None = None
     sandbox: bool = False
     api_origin: str | None = None
+    billed_usd: Money | None = None  # what the provider's history billed, summed over `billed_jobs`
+    billed_jobs: int = 0
+    ran_from: str | None = None  # ISO-8601: the first submission
+    ran_to: str | None = None  # ISO-8601: the last completion or download
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +105,8 @@ class ReportCard:
     error: str | None = None
     sha256: str | None = None
     model: str | None = None
+    billed_usd: Money | None = None  # what the provider's history says its generation was charged
+    finished_at: str | None = None  # ISO-8601: when it completed at the provider
 
 
 # ---------------------------------------------------------------- rendering (pure)
@@ -146,15 +155,23 @@ def render_report(header: ReportHeader, cards: Sequence[ReportCard]) -> str:
     )
 
 
+def _amount(value: Money | None) -> Decimal | None:
+    """A finite amount in USD, or None when unknown or not a number."""
+    if value is None:
+        return None
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip().lstrip("$"))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
 def _money(value: Money | None) -> tuple[str | None, float | None]:
     """(display, number) of an amount in USD; (None, None) when unknown."""
     if value is None:
         return None, None
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip().lstrip("$"))
-    except InvalidOperation:
-        return str(value), None
-    if not amount.is_finite():
+    amount = _amount(value)
+    if amount is None:
         return str(value), None
     return format_usd(amount), float(amount)
 
@@ -185,6 +202,9 @@ def _header_json(header: ReportHeader) -> dict[str, Any]:
         "budget_n": budget_n,
         "sandbox": bool(header.sandbox),
         "api_origin": header.api_origin,
+        "billed": _money(header.billed_usd)[0] if header.billed_jobs else None,
+        "billed_jobs": header.billed_jobs,
+        "ran": [header.ran_from, header.ran_to] if header.ran_from else None,
     }
 
 
@@ -210,6 +230,8 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
         "error": card.error,
         "sha256": card.sha256,
         "model": card.model,
+        "billed": _money(card.billed_usd)[0],
+        "finished_at": card.finished_at,
     }
 
 
@@ -229,25 +251,36 @@ def load_report(
     A job with no results row is `pending`. The budget defaults to `run.budget_usd` of the run's
     manifest.yaml copy; sandbox and API origin are not recorded in the run directory, so pass them.
     """
-    plan = _read_plan(run_dir)
+    plan = read_plan(run_dir)
     rows = _read_results(run_dir)
-    cards = [_card_from(job, rows.get(str(job.get("key"))), run_dir) for job in plan.get("jobs", [])]
+    jobs = plan.get("jobs", [])
+    planned = [rows.get(str(job.get("key"))) or {} for job in jobs]  # superseded and older jobs: not shown
+    cards = [_card_from(job, row, run_dir) for job, row in zip(jobs, planned, strict=True)]
     counts: dict[str, int] = {}
     for card in cards:
         counts[card.state] = counts.get(card.state, 0) + 1
+    billed = [amount for card in cards if (amount := _amount(card.billed_usd)) is not None]
+    starts = sorted(t for row in planned if isinstance(t := row.get("submitted_at"), str))
+    ends = sorted(
+        t for row in planned if isinstance(t := row.get("downloaded_at") or row.get("completed_at"), str)
+    )
     header = ReportHeader(
         campaign=str(plan.get("name") or run_dir.name),
-        generated_at=generated_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=generated_at or str(iso_utc(time.time())),
         counts=counts,
         spend_usd=_spend(cards),
         budget_usd=budget_usd if budget_usd is not None else _manifest_budget(run_dir),
         sandbox=sandbox,
         api_origin=api_origin,
+        billed_usd=sum(billed, Decimal(0)),
+        billed_jobs=len(billed),
+        ran_from=starts[0] if starts else None,
+        ran_to=ends[-1] if ends else None,
     )
     return header, cards
 
 
-def _read_plan(run_dir: Path) -> dict[str, Any]:
+def read_plan(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "plan.json"
     try:
         plan = json.loads(path.read_text(encoding="utf-8"))
@@ -306,24 +339,9 @@ def _card_from(job: Mapping[str, Any], row: Mapping[str, Any] | None, run_dir: P
         error=_str(row.get("error")),
         sha256=_str(row.get("sha256")),
         model=_str(job.get("model")),
+        billed_usd=_str(row.get("billed_cost_usd")),
+        finished_at=_str(row.get("completed_at")),
     )
-
-
-def prompt_of(request: Mapping[str, Any]) -> str:
-    """The request's prompt, or its multi_prompt shots one per line ("Shot 1 (5 s): ...")."""
-    prompt = request.get("prompt")
-    if isinstance(prompt, str) and prompt:
-        return prompt
-    shots = request.get("multi_prompt")
-    if isinstance(shots, list):
-        lines = []
-        for number, shot in enumerate(shots, 1):
-            text = shot.get("prompt", "") if isinstance(shot, Mapping) else shot
-            seconds = shot.get("duration") if isinstance(shot, Mapping) else None
-            length = f" ({_display(seconds)} s)" if seconds is not None else ""
-            lines.append(f"Shot {number}{length}: {_display(text)}")
-        return "\n".join(lines)
-    return ""
 
 
 def _str(value: Any) -> str | None:

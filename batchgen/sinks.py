@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from batchgen.isotime import iso_utc
 from batchgen.rundir import sidecar_path, write_sidecar
 
 if TYPE_CHECKING:
@@ -103,6 +104,10 @@ def result_metadata(
         "submitted_at": record.submitted_at,
         "completed_at": record.completed_at,
         "downloaded_at": downloaded_at,
+        # the same moments as ISO-8601 UTC, for people (the epoch seconds above are for programs)
+        "submitted_at_iso": iso_utc(record.submitted_at),
+        "completed_at_iso": iso_utc(record.completed_at),
+        "downloaded_at_iso": iso_utc(downloaded_at),
         "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
         "api": record.api,
         "sha256": sha256,

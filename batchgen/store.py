@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at REAL NOT NULL,
     PRIMARY KEY (target, path)
 );
+CREATE TABLE IF NOT EXISTS billing (generation_id TEXT PRIMARY KEY, cost TEXT, read_at REAL NOT NULL);
 """
 
 
@@ -224,6 +225,11 @@ class Journal:
         row = self._conn.execute("SELECT url FROM assets WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None else str(row[0])
 
+    def billed_costs(self) -> dict[str, str | None]:
+        """What the provider's history billed, per generation id (None: it finished and the history
+        shows no charge). A generation missing here has not been looked up yet."""
+        return {str(row[0]): row[1] for row in self._conn.execute("SELECT generation_id, cost FROM billing")}
+
     def transition_log(self, key: str | None = None) -> list[tuple[str, str, str]]:
         self.flush()
         query = "SELECT job_key, from_state, to_state FROM transitions"
@@ -359,6 +365,15 @@ class Journal:
             self._conn.executemany("UPDATE jobs SET api=? WHERE key=?", [(api, key) for key in chosen])
         for key in chosen:
             self._records[key] = replace(self._records[key], api=api)
+
+    def record_billed_costs(self, costs: Mapping[str, str | None]) -> None:
+        """Keep the billed cost read from the history for each generation id (see `billed_costs`)."""
+        self.flush()
+        now = time.time()
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO billing VALUES (?, ?, ?)", [(g, c, now) for g, c in costs.items()]
+            )
 
     def set_asset_url(self, sha256: str, url: str) -> None:
         self.flush()

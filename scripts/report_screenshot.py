@@ -4,6 +4,9 @@
     python scripts/report_screenshot.py                  # sandbox run of jobs/demo.yaml in a temp dir
     python scripts/report_screenshot.py --run-dir outputs/demo --out /tmp/report.png
 
+A fresh run's own report.html is shown as the run wrote it; an existing --run-dir gets its report
+made again first (`batchgen report RUN_DIR`).
+
 Drives Chromium with the tests' CDP helper (tests/browser.py, imported, not copied).
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchgen.report_html import load_report, write_report  # noqa: E402
+from batchgen.review import refresh  # noqa: E402
 from tests.browser import Chromium, find_chromium  # noqa: E402
 from tests.e2e.conftest import clean_env  # noqa: E402
 
@@ -66,7 +69,6 @@ def main() -> int:
     parser.add_argument(
         "--run-dir", type=Path, help="an existing run directory (default: a fresh sandbox demo run)"
     )
-    parser.add_argument("--sandbox", action="store_true", help="mark an existing --run-dir as a sandbox run")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "report.png")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
@@ -75,9 +77,7 @@ def main() -> int:
         print("no chromium binary: apt-get install -y chromium (or set $CHROMIUM)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="batchgen-report-") as tmp:
-        run_dir = args.run_dir or sandbox_demo_run(Path(tmp))
-        header, cards = load_report(run_dir, sandbox=args.sandbox or args.run_dir is None)
-        report = write_report(run_dir, header, cards)
+        report = refresh(args.run_dir) if args.run_dir else sandbox_demo_run(Path(tmp)) / "report.html"
         asyncio.run(capture(report, args.out.resolve(), args.width, args.height))
     print(f"wrote {args.out} ({args.width}x{args.height}) from {report}")
     return 0

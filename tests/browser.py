@@ -211,8 +211,9 @@ class Chromium:
         self._waiters.append((method, session_id, predicate, future))
         return future
 
-    async def new_page(self, *, width: int = 1280, height: int = 800) -> Page:
-        """A fresh tab of `width` x `height` CSS pixels, attached in flat mode."""
+    async def new_page(self, *, width: int = 1280, height: int = 800, mobile: bool = False) -> Page:
+        """A fresh tab of `width` x `height` CSS pixels, attached in flat mode (`mobile`: as a phone
+        shows a page, with its viewport meta tag honoured and touch events)."""
         target = await self.send("Target.createTarget", {"url": "about:blank"})
         attached = await self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
         page = Page(self, attached["sessionId"])
@@ -221,8 +222,10 @@ class Chromium:
         await page.send("Log.enable")
         await page.send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1, "mobile": mobile},
         )
+        if mobile:
+            await page.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
         return page
 
     async def _stop(self) -> None:

@@ -1,7 +1,10 @@
 """Logging for the CLI: the API key is redacted everywhere, JSON lines in run.log."""
 
+import errno
+import io
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,9 @@ def test_the_key_is_redacted_on_stderr_and_in_run_log(
     assert "Bearer ***" in err
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines[0]["message"] == "calling with Bearer ***" and lines[0]["level"] == "warning"
+    # each line's time for people (ISO-8601 UTC, to the millisecond) beside the epoch seconds for programs
+    stamp = datetime.fromisoformat(lines[0]["time"])
+    assert lines[0]["time"].endswith("Z") and abs(stamp.timestamp() - lines[0]["t"]) < 0.001
     assert "header was ***" in lines[1]["message"]
 
 
@@ -39,3 +45,26 @@ def test_a_secret_added_later_is_redacted_too(capsys: pytest.CaptureFixture[str]
     redact.add_secret("late-key")
     logging.getLogger("batchgen.test").info("using late-key")
     assert "using ***" in capsys.readouterr().err
+
+
+class FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_run_log_the_disk_refuses_is_never_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk under run.log: the line is lost quietly (the run says what the disk refused where it
+    matters), and closing the log raises nothing."""
+    logs.configure(secrets=[], verbose=False)
+    handler = logs.add_run_log(tmp_path, logs.RedactFilter([]))
+    assert isinstance(handler, logging.StreamHandler)
+    handler.stream.close()
+    handler.stream = FullDisk()
+    logging.getLogger("batchgen.test").info("a line the disk refuses")
+    logs.remove_handler(handler)
+    assert "Traceback" not in capsys.readouterr().err

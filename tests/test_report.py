@@ -1,4 +1,5 @@
-"""results.csv and results.jsonl: the CSV never lets a server's text run as a spreadsheet formula."""
+"""results.csv and results.jsonl: every column a person needs, and the CSV never lets a server's text run
+as a spreadsheet formula."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from batchgen.report import FIELDS, write_results
+from batchgen.isotime import iso_utc
+from batchgen.report import FIELDS, PlanEntry, result_rows, write_results
+from batchgen.states import JobState
+from batchgen.store import Journal
 
 
 def row(**values: Any) -> dict[str, Any]:
@@ -67,3 +71,88 @@ def test_line_breaks_inside_server_text_stay_inside_their_cell(tmp_path: Path) -
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         records = list(csv.DictReader(file))
     assert [(r["index"], r["error"]) for r in records] == [("0", "line one\rline two"), ("1", "a\nb\r\nc")]
+
+
+# ---------------------------------------------------------------- the rows, from a plan and a journal
+
+
+def entry(index: int, name: str, variables: dict[str, Any], request: dict[str, Any]) -> PlanEntry:
+    return PlanEntry.from_json(
+        {
+            "index": index,
+            "key": f"{index}" * 64,
+            "name": name,
+            "replica": 0,
+            "model": "m",
+            "output_path": f"{name}/{index}.mp4",
+            "duration_s": 10,
+            "cost_usd": "2.240",
+            "vars": variables,
+            "request": request,
+        }
+    )
+
+
+def test_rows_carry_variables_request_times_and_billed_cost(tmp_path: Path) -> None:
+    """One column per variable (manifest order; `var.` when a fixed column has the name), the prompt
+    (shots one per line), aspect ratio, duration, ISO-8601 UTC times and the billed cost of the
+    row's own generation; a job the journal does not know yet is pending with empty cells."""
+    jobs = [
+        entry(
+            0, "hero", {"product": "mug", "aspect_ratio": "9:16"}, {"prompt": "a mug", "aspect_ratio": "9:16"}
+        ),
+        entry(
+            1, "shots", {"product": "cup", "seed": 7}, {"multi_prompt": [{"prompt": "a", "duration": 5.0}]}
+        ),
+        entry(2, "later", {}, {"prompt": "p"}),
+    ]
+    journal = Journal.open(tmp_path)
+    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in jobs[:2])
+    journal.transition(jobs[0].key, JobState.SUBMITTING, attempts=1, submitted_at=1775091431.9)
+    journal.claim_generation(jobs[0].key, "gen-0", 1, JobState.QUEUED)
+    journal.transition(jobs[0].key, JobState.SUCCEEDED, completed_at=1775091590.0)
+    journal.transition(jobs[1].key, JobState.SUBMITTING, attempts=1, submitted_at=1775091432.0)
+    journal.claim_generation(jobs[1].key, "gen-1", 1, JobState.QUEUED)
+    journal.record_billed_costs({"gen-0": "2.24", "gen-other": "9"})
+
+    rows = result_rows(jobs, journal, "videos")
+    write_results(tmp_path, rows)
+    with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        cells = list(reader)
+    assert reader.fieldnames == [*FIELDS, "product", "var.aspect_ratio", "seed"]
+    first, second, third = cells
+    assert (first["prompt"], first["aspect_ratio"], first["duration_s"]) == ("a mug", "9:16", "10")
+    assert (first["product"], first["var.aspect_ratio"], first["seed"]) == ("mug", "9:16", "")
+    assert (first["submitted_at"], first["completed_at"], first["started_at"]) == (
+        "2026-04-02T00:57:11Z",
+        "2026-04-02T00:59:50Z",
+        "",
+    )
+    assert (first["cost_usd"], first["billed_cost_usd"], first["generation_id"]) == ("2.240", "2.24", "gen-0")
+    assert (second["prompt"], second["seed"], second["billed_cost_usd"]) == ("Shot 1 (5 s): a", "7", "")
+    assert (third["state"], third["generation_id"], third["submitted_at"], third["product"]) == (
+        "pending",
+        "",
+        "",
+        "",
+    )
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text("utf-8").splitlines()]
+    assert lines[1]["seed"] == 7 and "product" not in lines[2]  # values keep their JSON type
+    assert lines[0]["submitted_at"] == "2026-04-02T00:57:11Z"
+
+
+def test_billed_costs_survive_reopening_the_journal(tmp_path: Path) -> None:
+    """A generation's billed cost (or "finished, nothing charged") is kept for offline rewrites."""
+    journal = Journal.open(tmp_path)
+    journal.record_billed_costs({"gen-a": "1.12", "gen-b": None})
+    journal.close()
+    assert Journal.open(tmp_path).billed_costs() == {"gen-a": "1.12", "gen-b": None}
+
+
+def test_iso_utc() -> None:
+    """Epoch seconds as ISO-8601 UTC with a Z, to the second or the millisecond; None stays None."""
+    assert iso_utc(0) == "1970-01-01T00:00:00Z"
+    assert iso_utc(1775091431.5) == "2026-04-02T00:57:11Z"
+    assert iso_utc(1775091431.5, ms=True) == "2026-04-02T00:57:11.500Z"
+    assert iso_utc(None) is None

@@ -1,6 +1,6 @@
 """The command line: argparse, --help texts, exit codes, one clear message per error.
 
-Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `ls`, `deliver`); they import what they need when they run,
+Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `ls`, `deliver`, `report`); they import what they need when they run,
 so `batchgen --help` stays fast.
 """
 
@@ -26,6 +26,7 @@ from batchgen.cli.common import (
 from batchgen.cli.deliver import add_deliver
 from batchgen.cli.ls import add_ls
 from batchgen.cli.plan import add_plan, add_schema
+from batchgen.cli.report import add_report
 from batchgen.cli.run import add_run
 from batchgen.cli.runs import add_status
 from batchgen.errors import BatchgenError, UserError
@@ -52,6 +53,7 @@ def build_parser(*, emulator: bool = True) -> argparse.ArgumentParser:
     add_cancel(commands)
     add_ls(commands)
     add_deliver(commands)
+    add_report(commands)
     add_schema(commands)
     _add_emulator(commands, full=emulator)
     return parser

@@ -203,6 +203,8 @@ async def _run(args: argparse.Namespace) -> int:
         )
     if bar and last:
         bar[0].close(last[0])
+    if result.report is not None:
+        print(f"batchgen: report: {result.report}", file=sys.stderr)
     code = summarise(result.outcome, result.run_dir, result.total)
     if result.left_for_later:
         print(

@@ -37,7 +37,8 @@ document.title = H.campaign + " · batchgen report";
 $("campaign").textContent = H.campaign;
 if (H.sandbox) $("badges").append(el("span", "badge sandbox", "sandbox: emulator, nothing paid"));
 const MODELS = [...new Set(CARDS.map((c) => c.model).filter(Boolean))];
-$("meta").textContent = "Generated " + H.generated_at + " · " + CARDS.length + " jobs" +
+$("meta").textContent = (H.ran ? "Ran " + H.ran[0] + (H.ran[1] ? " → " + H.ran[1] : "") + " · " : "") +
+  "report of " + H.generated_at + " · " + CARDS.length + " jobs" +
   (MODELS.length === 1 ? " · " + MODELS[0] : "") + (H.api_origin ? " · API " + H.api_origin : "");
 const countButtons = [];
 for (const [state, n] of H.counts) {
@@ -59,6 +60,11 @@ if (H.budget_n && H.spend_n !== null) {
   m.min = 0; m.max = H.budget_n; m.high = H.budget_n * 0.9; m.value = Math.min(H.spend_n, H.budget_n);
   m.title = Math.round(100 * H.spend_n / H.budget_n) + "% of the budget";
   $("spend").append(m);
+}
+if (H.billed) {
+  const billed = el("span", "billed", "billed " + H.billed + " (" + H.billed_jobs + " of " + CARDS.length + " jobs)");
+  billed.title = "what the provider's history says was charged";
+  $("spend").append(billed);
 }
 const failures = CARDS.filter((c) => FAILED.has(c.state));
 if (failures.length) {
@@ -174,6 +180,8 @@ function buildCard(c) {
   if (c.error) body.append(el("p", "error", c.error));
   const dl = el("dl", "facts");
   fact(dl, "format", [c.aspect, c.duration].filter(Boolean).join(" · "));
+  fact(dl, "billed", c.billed, "what the provider's history says was charged (the quote is above)");
+  fact(dl, "finished", c.finished_at);
   fact(dl, "generation", c.generation_id);
   body.append(dl);
   const more = el("details", "more");
@@ -328,8 +336,12 @@ function csvField(value) {
   return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 function picksCsv() {
-  const rows = [["key", "path", "name", "replica", "state"]];
-  for (const c of CARDS) if (picks.has(c.key)) rows.push([c.key, c.path, c.name, c.replica, c.state]);
+  const chosen = CARDS.filter((c) => picks.has(c.key));
+  const names = [...new Set(chosen.flatMap((c) => c.vars.map((kv) => kv[0])))];
+  const rows = [["key", "path", "name", "replica", "state", "generation_id", ...names]];
+  for (const c of chosen) {
+    rows.push([c.key, c.path, c.name, c.replica, c.state, c.generation_id, ...names.map((n) => valueOf(c, n))]);
+  }
   return rows.map((r) => r.map(csvField).join(",")).join("\n") + "\n";
 }
 let lastExport = null;

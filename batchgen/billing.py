@@ -1,0 +1,157 @@
+"""What each generation was billed, read from the provider's history once it has finished.
+
+The quote (`cost_usd` in results) is batchgen's own sum from the model's published price, made before
+submitting. The history (`GET /api/ai/generations`, docs/api-contract.md §7) says what each row was
+actually charged: `cost`, a decimal in a string, null until charged. At the end of a run batchgen
+reads it for every finished generation of the plan not looked up yet and journals it, so results and
+the report show it offline, later. It is a courtesy, never a risk: the reading is bounded (the history
+reader's page cap, and a deadline), and a failure leaves the column empty, logs one line, and does not
+change the run's outcome; the next run tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Protocol
+
+from batchgen.errors import BatchgenError
+from batchgen.reconcile import CLOCK_SKEW_S, search_scopes
+from batchgen.scheduler import StopReason
+from batchgen.states import JobState
+from batchgen.store import JobRecord, Journal
+
+if TYPE_CHECKING:
+    from batchgen.api import OxenClient
+    from batchgen.config import RunOptions
+    from batchgen.planning import Job
+    from batchgen.runner import RunOutcome
+
+__all__ = [
+    "BILLING_DEADLINE_S",
+    "billed_from_rows",
+    "may_read_after",
+    "read_after_run",
+    "read_billed_costs",
+    "to_look_up",
+]
+
+log = logging.getLogger(__name__)
+
+BILLING_DEADLINE_S = 60.0  # the whole reading, every page of every scope
+
+#: States in which the job's current generation has finished at the provider.
+FINISHED = frozenset(
+    {JobState.SUCCEEDED, JobState.DONE, JobState.FAILED, JobState.INVALID, JobState.CANCELLED}
+)
+#: Of those, the ones that may never be charged: a null cost then means "nothing was billed".
+UNCHARGED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
+
+
+class HistoryReader(Protocol):
+    async def history_since(
+        self, *, model: str, namespace: str | None, since: float
+    ) -> list[dict[str, Any]]: ...
+
+
+def to_look_up(records: Iterable[JobRecord], known: Mapping[str, str | None]) -> list[JobRecord]:
+    """The records whose generation has finished and whose billed cost is not journaled yet."""
+    return [r for r in records if r.generation_id and r.state in FINISHED and r.generation_id not in known]
+
+
+def billed_from_rows(
+    rows: Iterable[Mapping[str, Any]], wanted: Mapping[str, JobState]
+) -> dict[str, str | None]:
+    """Per wanted generation id (with its job's state) found in `rows`: the cost it was billed, or None
+    when it failed or was cancelled and the row shows no charge. A succeeded one with no cost yet, or a
+    cost that is not a non-negative decimal, is left out: looked up again next time."""
+    found: dict[str, str | None] = {}
+    for row in rows:
+        generation_id = row.get("generation_id")
+        if not isinstance(generation_id, str) or generation_id not in wanted:
+            continue
+        cost = _decimal(row.get("cost"))
+        if cost is not None:
+            found[generation_id] = str(cost)
+        elif row.get("cost") is None and wanted[generation_id] in UNCHARGED:
+            found[generation_id] = None
+    return found
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() and amount >= 0 else None
+
+
+async def read_billed_costs(
+    client: HistoryReader,
+    journal: Journal,
+    keys: Iterable[str],
+    *,
+    deadline_s: float = BILLING_DEADLINE_S,
+) -> int:
+    """Read and journal the billed cost of the finished generations of `keys` not looked up yet;
+    returns how many were found. Never raises for the API or the disk: it logs one line instead."""
+    records = [journal.get(key) for key in keys if key in journal]
+    wanted = to_look_up(records, journal.billed_costs())
+    if not wanted:
+        return 0
+    scopes = search_scopes(r.sent_body() or {"model": r.model} for r in wanted)
+    fallback = journal.created_at()
+    since = min(r.submitted_at or fallback for r in wanted) - CLOCK_SKEW_S
+    try:
+        rows: list[dict[str, Any]] = []
+        async with asyncio.timeout(deadline_s):
+            for scope in scopes:
+                rows += await client.history_since(model=scope.model, namespace=scope.namespace, since=since)
+        found = billed_from_rows(rows, {str(r.generation_id): r.state for r in wanted})
+        if found:
+            journal.record_billed_costs(found)
+    except (BatchgenError, TimeoutError) as exc:
+        reason = str(exc) or f"no answer within {deadline_s:.0f} s"
+        log.warning(
+            "billed costs were not read from the history (%s); results show the quote, the next run tries again",
+            reason,
+        )
+        return 0
+    log.info("billed costs read from the history for %d of %d finished generations", len(found), len(wanted))
+    return len(found)
+
+
+def may_read_after(outcome: RunOutcome) -> bool:
+    """Read the billed costs after a run that ended as planned: not after a fatal error (a refused
+    key, no credits, a full disk), an API that kept failing, or a Ctrl-C (the next run reads them)."""
+    return outcome.fatal is None and outcome.stop_reason not in (
+        StopReason.INTERRUPTED,
+        StopReason.API_UNAVAILABLE,
+    )
+
+
+async def read_after_run(
+    client: OxenClient,
+    journal: Journal,
+    jobs: Sequence[Job],
+    options: RunOptions,
+    stop: asyncio.Event | None,
+) -> None:
+    """The billed costs of the run's finished generations (bounded; a Ctrl-C ends it at once)."""
+    deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
+    reading = asyncio.ensure_future(
+        read_billed_costs(client, journal, (job.key for job in jobs), deadline_s=deadline)
+    )
+    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    try:
+        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reading, stopped):
+            task.cancel()
+        outcome, _ = await asyncio.gather(reading, stopped, return_exceptions=True)
+    if isinstance(outcome, Exception):  # read_billed_costs says its own failures; this is anything else
+        log.warning("billed costs were not read from the history (%s)", outcome)
