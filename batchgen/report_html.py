@@ -17,7 +17,6 @@ import hashlib
 import html
 import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -29,7 +28,6 @@ from urllib.parse import quote
 import yaml
 
 from batchgen.errors import StorageError, UsageError
-from batchgen.isotime import iso_utc
 from batchgen.registry.pricing import format_usd
 from batchgen.report import prompt_of
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, JobState
@@ -238,6 +236,9 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
 # ---------------------------------------------------------------- a run directory -> data
 
 
+_MOMENTS = ("submitted_at", "started_at", "completed_at", "downloaded_at")
+
+
 def load_report(
     run_dir: Path,
     *,
@@ -264,9 +265,12 @@ def load_report(
     ends = sorted(
         t for row in planned if isinstance(t := row.get("downloaded_at") or row.get("completed_at"), str)
     )
+    # "As of" the run's last recorded moment, not the clock: a rerun that changes nothing writes the
+    # same bytes, so a delivery does not commit a new report.html for it.
+    moments = sorted(t for row in planned for field in _MOMENTS if isinstance(t := row.get(field), str))
     header = ReportHeader(
         campaign=str(plan.get("name") or run_dir.name),
-        generated_at=generated_at or str(iso_utc(time.time())),
+        generated_at=generated_at or (moments[-1] if moments else "before any submission"),
         counts=counts,
         spend_usd=_spend(cards),
         budget_usd=budget_usd if budget_usd is not None else _manifest_budget(run_dir),

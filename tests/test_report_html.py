@@ -328,6 +328,23 @@ def test_load_report_reads_plan_and_results(tmp_path: Path) -> None:
     assert header.spend_usd is None  # a done job without a quote: the spend is unknown, not understated
 
 
+def test_the_report_is_as_of_the_runs_last_moment_so_an_unchanged_run_writes_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    """No wall clock in the page: a rerun that changed nothing must not give a delivery a new file."""
+    run_dir = tmp_path / "spring"
+    write_run(run_dir)
+    assert load_report(run_dir)[0].generated_at == "before any submission"
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    rows[0]["downloaded_at"] = "2026-03-01T07:05:00Z"
+    rows[1]["submitted_at"] = "2026-03-01T09:00:00Z"
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    header, cards = load_report(run_dir)
+    assert header.generated_at == "2026-03-01T09:00:00Z"
+    first = write_report(run_dir, header, cards).read_bytes()
+    assert write_report(run_dir, *load_report(run_dir)).read_bytes() == first
+
+
 def test_load_report_spend_counts_only_generations_that_exist(tmp_path: Path) -> None:
     """Quoted spend sums done and in-flight jobs; failed and pending ones cost nothing."""
     run_dir = tmp_path / "spring"
@@ -490,7 +507,7 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
     )
     assert header[0] == "sandbox: emulator, nothing paid" and header[1] == "done 9"
     assert header[2] == "Quoted spend $13.44 of $20.00 budget" + "billed $13.44 (9 of 9 jobs)"
-    assert header[3].startswith("Ran 20") and " · report of 20" in header[3]
+    assert header[3].startswith("Ran 20") and " · as of 20" in header[3]
     h264 = await page.evaluate(
         """document.createElement("video").canPlayType('video/mp4; codecs="avc1.42E01E"')"""
     )

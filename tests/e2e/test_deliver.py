@@ -75,7 +75,7 @@ def assert_delivered(emu: Emulator, run_dir: Path, jobs: int = 9) -> None:
             stored = files[f"{PREFIX}/{local.relative_to(run_dir).as_posix()}"]
             assert stored.sha256 == hashlib.sha256(local.read_bytes()).hexdigest()
         assert files[f"{PREFIX}/{row['output_path']}"].sha256 == emu.result_sha256(row["generation_id"])
-    for name in ("results.csv", "results.jsonl"):
+    for name in ("results.csv", "results.jsonl", "report.html"):
         assert files[f"{PREFIX}/{name}"].data == (run_dir / name).read_bytes()
 
 
@@ -97,8 +97,8 @@ async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_
     run_dir = tmp_path / "out" / "demo"
     assert_delivered(emu, run_dir)
     commits = emu.repo_commits(NS, NAME)
-    assert len(emu.repo_files(NS, NAME)) == 20 and len(commits) < 20
-    assert "delivered 20/20 files to team/campaigns@main:campaigns/demo" in first.stderr
+    assert len(emu.repo_files(NS, NAME)) == 21 and len(commits) < 21  # 9 x (video, sidecar) + 3 run files
+    assert "delivered 21/21 files to team/campaigns@main:campaigns/demo" in first.stderr
     assert all(c.message.startswith("batchgen demo: ") for c in commits)
     assert {state for state, _ in ledger(run_dir).values()} == {"delivered"}
     assert {commit for _, commit in ledger(run_dir).values()} <= {c.id for c in commits}
@@ -124,9 +124,9 @@ async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_
         for ext in ("mp4", "json")
     )
     assert [sorted(c.sent) for c in added if c is not results[0]] == [
-        [f"{PREFIX}/results.csv", f"{PREFIX}/results.jsonl"]
+        [f"{PREFIX}/report.html", f"{PREFIX}/results.csv", f"{PREFIX}/results.jsonl"]
     ]
-    print(f"FIGURE deliver demo: 20 files in {len(commits)} commits; the edit added {len(added)} commits")
+    print(f"FIGURE deliver demo: 21 files in {len(commits)} commits; the edit added {len(added)} commits")
     history = emu.repo_commits(NS, NAME, path=f"{PREFIX}/videos/coastline/16x9.mp4")
     assert len(history) == 2  # the first take and the edited one, both in the history
     assert sent_twice(emu) == []
@@ -164,7 +164,7 @@ async def test_a_kill_9_during_delivery_then_a_rerun_delivers_the_rest_sending_n
     assert rerun.code == 0, rerun.stderr
     assert_delivered(emu, run_dir)
     assert sent_twice(emu) == []
-    assert emu.counters.uploads == len(emu.repo_files(NS, NAME)) == 20  # every file sent exactly once
+    assert emu.counters.uploads == len(emu.repo_files(NS, NAME)) == 21  # every file sent exactly once
     assert killed[0] in {commit for _, commit in ledger(run_dir).values()}
 
 
@@ -215,7 +215,7 @@ async def test_refused_deliveries_fail_the_delivery_not_the_run_and_batchgen_del
     args = ["--api-base", emu.base_url, "--api-key", emu.api_key]
     finished = await run_cli("deliver", "out/demo", *args, cwd=tmp_path)
     assert finished.code == 0, finished.stderr
-    assert "delivered 20/20 files" in finished.stderr
+    assert "delivered 21/21 files" in finished.stderr
     assert_delivered(emu, run_dir)
     assert sent_twice(emu) == []
     puts = repo_puts(emu)
@@ -248,7 +248,7 @@ async def test_deliver_refuses_a_run_directory_without_a_target_or_from_the_sand
     emu.create_repo("team", "flagged")
     flagged = await run(emu, tmp_path, "--deliver", "team/flagged:drop/{name}")
     assert flagged.code == 0, flagged.stderr
-    assert len([p for p in emu.repo_files("team", "flagged") if p.startswith("drop/demo/")]) == 20
+    assert len([p for p in emu.repo_files("team", "flagged") if p.startswith("drop/demo/")]) == 21
 
 
 async def test_plan_with_a_key_checks_the_delivery_repository_without_writing(

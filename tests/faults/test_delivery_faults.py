@@ -77,8 +77,8 @@ async def test_cut_answers_and_5xx_during_delivery_lose_nothing_and_send_nothing
         assert files[f"drops/e2e/{row['output_path']}"].sha256 == emu.result_sha256(row["generation_id"])
         sidecar = files[f"drops/e2e/{row['output_path'].removesuffix('.mp4')}.json"]
         assert sidecar.sha256 == hashlib.sha256(video.with_suffix(".json").read_bytes()).hexdigest()
-    assert {"drops/e2e/results.csv", "drops/e2e/results.jsonl"} <= set(files)
-    wanted = 2 * (JOBS + 3) + 2
+    assert {"drops/e2e/results.csv", "drops/e2e/results.jsonl", "drops/e2e/report.html"} <= set(files)
+    wanted = 2 * (JOBS + 3) + 3
 
     commits = emu.repo_commits(NS, NAME)
     assert sent_twice(emu) == []  # no file reached the branch twice

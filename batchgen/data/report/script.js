@@ -38,7 +38,7 @@ $("campaign").textContent = H.campaign;
 if (H.sandbox) $("badges").append(el("span", "badge sandbox", "sandbox: emulator, nothing paid"));
 const MODELS = [...new Set(CARDS.map((c) => c.model).filter(Boolean))];
 $("meta").textContent = (H.ran ? "Ran " + H.ran[0] + (H.ran[1] ? " → " + H.ran[1] : "") + " · " : "") +
-  "report of " + H.generated_at + " · " + CARDS.length + " jobs" +
+  "as of " + H.generated_at + " · " + CARDS.length + " jobs" +
   (MODELS.length === 1 ? " · " + MODELS[0] : "") + (H.api_origin ? " · API " + H.api_origin : "");
 const countButtons = [];
 for (const [state, n] of H.counts) {
