@@ -249,7 +249,7 @@ async def _execute(
                         await read_after_run(client, journal, plan.jobs, options, stop)
                 finally:
                     try:
-                        report = write_outputs(run_dir, plan.jobs, journal)
+                        report = write_outputs(run_dir, plan.jobs, journal, campaign=plan.name)
                     except (StorageError, UsageError) as exc:  # never hide the run's own outcome behind this
                         say(f"error: {exc} (the journal is intact: `batchgen report {run_dir}` tries again)")
                 delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html

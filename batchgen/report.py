@@ -17,16 +17,15 @@ matrix axis, say).
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from batchgen.isotime import iso_utc
-from batchgen.rundir import atomic_write
+from batchgen.rundir import atomic_writer
 from batchgen.store import JobRecord, Journal
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
     "PlanEntry",
     "PlannedJob",
     "prompt_of",
+    "result_columns",
     "result_rows",
     "var_column",
     "write_results",
@@ -82,6 +82,8 @@ class PlannedJob(Protocol):
     @property
     def model(self) -> str: ...
     @property
+    def media_type(self) -> str: ...
+    @property
     def output_path(self) -> str: ...
     @property
     def cost_usd(self) -> Decimal | None: ...
@@ -107,6 +109,7 @@ class PlanEntry:
     duration_s: int | None
     vars: Mapping[str, Any]
     request: Mapping[str, Any]
+    media_type: str = "video"
 
     @classmethod
     def from_json(cls, job: Mapping[str, Any]) -> PlanEntry:
@@ -123,6 +126,7 @@ class PlanEntry:
             duration_s=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
             vars=dict(job.get("vars") or {}),
             request=dict(job.get("request") or {}),
+            media_type=str(job.get("media_type") or "video"),
         )
 
 
@@ -152,10 +156,20 @@ def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def result_rows(jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str) -> list[dict[str, Any]]:
+def result_rows(jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str) -> Iterator[dict[str, Any]]:
+    """One row per job, in plan order, made as it is asked for (10,000 rows are never all held)."""
     records = journal.records()
     billed = journal.billed_costs()
-    return [_row(job, records.get(job.key), billed, videos_prefix) for job in jobs]
+    for job in jobs:
+        yield _row(job, records.get(job.key), billed, videos_prefix)
+
+
+def result_columns(jobs: Iterable[PlannedJob]) -> list[str]:
+    """The columns `result_rows` gives these jobs: the fixed ones, then each variable's in plan order."""
+    seen = dict.fromkeys(FIELDS)
+    for job in jobs:
+        seen.update(dict.fromkeys(var_column(name) for name in job.vars))
+    return list(seen)
 
 
 def _row(
@@ -210,15 +224,20 @@ def _cell(value: Any) -> Any:
     return _as_text(value)
 
 
-def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Write both files atomically (a reader never sees half a file); in the CSV, text cells that
-    start like a formula get a leading ' (the JSONL keeps every value as it is)."""
-    jsonl = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-    buffer = io.StringIO()
-    # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
-    # terminator, so with a bare LF a CR inside a server's message would split the row.
-    writer = csv.DictWriter(buffer, fieldnames=columns(rows), lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
-    for name, text in (("results.jsonl", jsonl), ("results.csv", buffer.getvalue())):
-        atomic_write(run_dir / name, text)
+def write_results(
+    run_dir: Path, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str] | None = None
+) -> None:
+    """Write both files atomically (a reader never sees half a file), row by row; in the CSV, text
+    cells that start like a formula get a leading ' (the JSONL keeps every value as it is). Without
+    `fieldnames` the columns are those of `rows` (then held in memory to find them)."""
+    if fieldnames is None:
+        rows = list(rows)
+        fieldnames = columns(rows)
+    with atomic_writer(run_dir / "results.jsonl") as jsonl, atomic_writer(run_dir / "results.csv") as table:
+        # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
+        # terminator, so with a bare LF a CR inside a server's message would split the row.
+        writer = csv.DictWriter(table, fieldnames=fieldnames, lineterminator="\r\n")
+        writer.writeheader()
+        for row in rows:
+            jsonl.write(json.dumps(row, sort_keys=True) + "\n")
+            writer.writerow({name: _cell(value) for name, value in row.items()})

@@ -17,7 +17,7 @@ import hashlib
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -25,22 +25,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-import yaml
-
-from batchgen.errors import StorageError, UsageError
 from batchgen.registry.pricing import format_usd
-from batchgen.report import prompt_of
+from batchgen.rundir import atomic_writer
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, JobState
 
 __all__ = [
     "REPORT_NAME",
     "ReportCard",
     "ReportHeader",
+    "amount_usd",
+    "display_value",
     "embed_json",
-    "load_report",
     "media_href",
-    "prompt_of",
-    "read_plan",
     "render_report",
     "write_report",
 ]
@@ -135,25 +131,31 @@ def media_href(path: str | None) -> str | None:
 
 def render_report(header: ReportHeader, cards: Sequence[ReportCard]) -> str:
     """The whole report as one HTML document (UTF-8; the data inside is pure ASCII)."""
-    data = {"format": FORMAT, "header": _header_json(header), "cards": [_card_json(c) for c in cards]}
+    return "".join(_render_parts(header, cards))
+
+
+def _render_parts(header: ReportHeader, cards: Sequence[ReportCard]) -> Iterator[str]:
+    """The document in pieces, a card's data at a time, so that writing it never holds it all: the
+    same bytes as embedding {"format", "header", "cards"} at once (compact JSON, escaping per char)."""
     campaign = "".join(" " if ch in "\u2028\u2029" or not ch.isprintable() else ch for ch in header.campaign)
     title = html.escape(f"{campaign} · batchgen report", quote=True)  # the script sets the exact one
-    return "".join(
-        (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n',
-            '<meta name="referrer" content="no-referrer">\n',
-            '<meta name="color-scheme" content="light dark">\n',
-            f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
-            _BODY,
-            f'<script type="application/json" id="batchgen-data">{embed_json(data)}</script>\n',
-            f"<script>{_JS}</script>\n</body>\n</html>\n",
-        )
+    yield (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="color-scheme" content="light dark">\n'
+        f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
     )
+    yield _BODY
+    opening = embed_json({"format": FORMAT, "header": _header_json(header)})
+    yield f'<script type="application/json" id="batchgen-data">{opening[:-1]},"cards":['
+    for number, card in enumerate(cards):
+        yield ("," if number else "") + embed_json(_card_json(card))
+    yield f"]}}</script>\n<script>{_JS}</script>\n</body>\n</html>\n"
 
 
-def _amount(value: Money | None) -> Decimal | None:
+def amount_usd(value: Money | None) -> Decimal | None:
     """A finite amount in USD, or None when unknown or not a number."""
     if value is None:
         return None
@@ -168,13 +170,13 @@ def _money(value: Money | None) -> tuple[str | None, float | None]:
     """(display, number) of an amount in USD; (None, None) when unknown."""
     if value is None:
         return None, None
-    amount = _amount(value)
+    amount = amount_usd(value)
     if amount is None:
         return str(value), None
     return format_usd(amount), float(amount)
 
 
-def _display(value: Any) -> str:
+def display_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and math.isfinite(value):
@@ -208,7 +210,7 @@ def _header_json(header: ReportHeader) -> dict[str, Any]:
 
 def _card_json(card: ReportCard) -> dict[str, Any]:
     cost, cost_n = _money(card.cost_usd)
-    duration = None if card.duration_s is None else f"{_display(card.duration_s)} s"
+    duration = None if card.duration_s is None else f"{display_value(card.duration_s)} s"
     return {
         "key": card.key,
         "index": card.index,
@@ -218,7 +220,7 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
         "path": card.video_path,
         "href": media_href(card.video_path),
         "media": "image" if card.media_type == "image" else "video",
-        "vars": [[str(k), _display(v)] for k, v in card.vars.items()],
+        "vars": [[str(k), display_value(v)] for k, v in card.vars.items()],
         "prompt": card.prompt,
         "aspect": card.aspect_ratio,
         "duration": duration,
@@ -233,147 +235,6 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- a run directory -> data
-
-
-_MOMENTS = ("submitted_at", "started_at", "completed_at", "downloaded_at")
-
-
-def load_report(
-    run_dir: Path,
-    *,
-    generated_at: str | None = None,
-    budget_usd: Money | None = None,
-    sandbox: bool = False,
-    api_origin: str | None = None,
-) -> tuple[ReportHeader, list[ReportCard]]:
-    """Header and cards from `run_dir`'s plan.json (the jobs) and results.jsonl (their outcome).
-
-    A job with no results row is `pending`. The budget defaults to `run.budget_usd` of the run's
-    manifest.yaml copy; sandbox and API origin are not recorded in the run directory, so pass them.
-    """
-    plan = read_plan(run_dir)
-    rows = _read_results(run_dir)
-    jobs = plan.get("jobs", [])
-    planned = [rows.get(str(job.get("key"))) or {} for job in jobs]  # superseded and older jobs: not shown
-    cards = [_card_from(job, row, run_dir) for job, row in zip(jobs, planned, strict=True)]
-    counts: dict[str, int] = {}
-    for card in cards:
-        counts[card.state] = counts.get(card.state, 0) + 1
-    billed = [amount for card in cards if (amount := _amount(card.billed_usd)) is not None]
-    starts = sorted(t for row in planned if isinstance(t := row.get("submitted_at"), str))
-    ends = sorted(
-        t for row in planned if isinstance(t := row.get("downloaded_at") or row.get("completed_at"), str)
-    )
-    # "As of" the run's last recorded moment, not the clock: a rerun that changes nothing writes the
-    # same bytes, so a delivery does not commit a new report.html for it.
-    moments = sorted(t for row in planned for field in _MOMENTS if isinstance(t := row.get(field), str))
-    header = ReportHeader(
-        campaign=str(plan.get("name") or run_dir.name),
-        generated_at=generated_at or (moments[-1] if moments else "before any submission"),
-        counts=counts,
-        spend_usd=_spend(cards),
-        budget_usd=budget_usd if budget_usd is not None else _manifest_budget(run_dir),
-        sandbox=sandbox,
-        api_origin=api_origin,
-        billed_usd=sum(billed, Decimal(0)),
-        billed_jobs=len(billed),
-        ran_from=starts[0] if starts else None,
-        ran_to=ends[-1] if ends else None,
-    )
-    return header, cards
-
-
-def read_plan(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "plan.json"
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{run_dir} is not a batchgen run directory (no plan.json)") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(plan, dict) or plan.get("format") != "batchgen-plan/1":
-        raise UsageError(f"{path} is not a batchgen plan (format batchgen-plan/1)")
-    return plan
-
-
-def _read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
-    path = run_dir / "results.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
-    rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise UsageError(f"{path}:{number}: not JSON: {exc}") from exc
-        if isinstance(row, dict) and isinstance(row.get("key"), str):
-            rows[row["key"]] = row
-    return rows
-
-
-def _card_from(job: Mapping[str, Any], row: Mapping[str, Any] | None, run_dir: Path) -> ReportCard:
-    row = row or {}
-    request = job.get("request") or {}
-    path = _str(row.get("output_path")) or f"videos/{job.get('output_path', '')}"
-    exists = media_href(path) is not None and (run_dir / path).is_file()
-    return ReportCard(
-        key=str(job["key"]),
-        index=int(job["index"]),
-        name=str(job.get("name", "")),
-        replica=int(job.get("replica", 0)),
-        state=_str(row.get("state")) or "pending",
-        video_path=path if exists else None,
-        media_type=str(job.get("media_type") or "video"),
-        vars={
-            str(k): v if isinstance(v, str | int | float) and not isinstance(v, bool) else _display(v)
-            for k, v in (job.get("vars") or {}).items()
-        },
-        prompt=prompt_of(request),
-        aspect_ratio=_str(request.get("aspect_ratio")),
-        duration_s=job.get("duration_s"),
-        cost_usd=_str(job.get("cost_usd")),
-        generation_id=_str(row.get("generation_id")),
-        error=_str(row.get("error")),
-        sha256=_str(row.get("sha256")),
-        model=_str(job.get("model")),
-        billed_usd=_str(row.get("billed_cost_usd")),
-        finished_at=_str(row.get("completed_at")),
-    )
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _spend(cards: Sequence[ReportCard]) -> Decimal | None:
-    total = Decimal(0)
-    for card in cards:
-        if card.state in CHARGED_STATES:
-            if card.cost_usd is None:
-                return None
-            total += Decimal(str(card.cost_usd))
-    return total
-
-
-def _manifest_budget(run_dir: Path) -> str | None:
-    try:
-        manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    run = manifest.get("run") if isinstance(manifest, dict) else None
-    budget = run.get("budget_usd") if isinstance(run, dict) else None
-    if isinstance(budget, bool) or not isinstance(budget, int | float | str):
-        return None
-    return str(budget)
-
-
 # ---------------------------------------------------------------- the one write
 
 
@@ -381,15 +242,9 @@ def write_report(
     run_dir: Path, header: ReportHeader, cards: Sequence[ReportCard], *, name: str = REPORT_NAME
 ) -> Path:
     """Render and write `run_dir/name` atomically (a reader never sees half a file); return its path."""
-    text = render_report(header, cards)
     target = run_dir / name
-    tmp = run_dir / f".{name}.tmp"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    with atomic_writer(target) as file:
+        file.writelines(_render_parts(header, cards))
     return target
 
 

@@ -8,23 +8,36 @@ killed, or is still going. Only jobs of the current plan are shown: results of a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from batchgen.config import SANDBOX_IDENTITY
 from batchgen.errors import UsageError
-from batchgen.report import PlanEntry, PlannedJob, result_rows, write_results
-from batchgen.report_html import load_report, read_plan, write_report
+from batchgen.report import PlanEntry, PlannedJob, result_columns, result_rows, write_results
+from batchgen.report_data import ReportBuilder, load_report, read_plan
+from batchgen.report_html import write_report
 from batchgen.rundir import VIDEOS_DIR
 from batchgen.store import JOURNAL_NAME, Journal
 
 __all__ = ["refresh", "write_outputs"]
 
 
-def write_outputs(run_dir: Path, jobs: Iterable[PlannedJob], journal: Journal) -> Path:
-    """results.jsonl and results.csv from the journal, then report.html from them; the report's path."""
-    write_results(run_dir, result_rows(jobs, journal, VIDEOS_DIR))
-    return _write_report(run_dir, journal.meta("api"))
+def write_outputs(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, *, campaign: str) -> Path:
+    """results.jsonl and results.csv from the journal, and report.html with them (each job's card is
+    made as its row is written: no row is held); the report's path."""
+    report = ReportBuilder(run_dir)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for job, row in zip(jobs, result_rows(jobs, journal, VIDEOS_DIR), strict=True):
+            report.add(job, row)
+            yield row
+
+    write_results(run_dir, rows(), result_columns(jobs))
+    api = journal.meta("api")
+    sandbox = api == SANDBOX_IDENTITY
+    header = report.header(campaign, sandbox=sandbox, api_origin=None if sandbox else api)
+    return write_report(run_dir, header, report.cards)
 
 
 def refresh(run_dir: Path) -> Path:
@@ -32,19 +45,16 @@ def refresh(run_dir: Path) -> Path:
     journal (a copy handed over without state.sqlite), the report is made from results.jsonl as it is."""
     plan = read_plan(run_dir)
     if not (run_dir / JOURNAL_NAME).is_file():
-        return _write_report(run_dir, None)
+        header, cards = load_report(run_dir)
+        return write_report(run_dir, header, cards)
     try:
         jobs = [PlanEntry.from_json(job) for job in plan.get("jobs", [])]
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise UsageError(f"{run_dir / 'plan.json'}: a job is not as batchgen writes it ({exc!r})") from None
+    campaign = str(plan.get("name") or run_dir.name)
+    del plan
     journal = Journal.open_existing(run_dir)
     try:
-        return write_outputs(run_dir, jobs, journal)
+        return write_outputs(run_dir, jobs, journal, campaign=campaign)
     finally:
         journal.close()
-
-
-def _write_report(run_dir: Path, api: str | None) -> Path:
-    sandbox = api == SANDBOX_IDENTITY
-    header, cards = load_report(run_dir, sandbox=sandbox, api_origin=None if sandbox else api)
-    return write_report(run_dir, header, cards)

@@ -19,9 +19,9 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from batchgen.errors import StorageError
 from batchgen.planning.paths import KEY_CHARS, check_relative
@@ -134,15 +134,25 @@ def superseded_relpath(output_path: str, key: str) -> str:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename: a reader never sees half of it."""
+    with atomic_writer(path) as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text file (UTF-8, newlines as written) that replaces `path` only when the block ends without
+    an exception: write a large file piece by piece, never half of it visible."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as file:  # text as given: CSV rows keep their CRLF
-            file.write(text)
+            yield file
         tmp.replace(path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
 
 
 def write_sidecar(path: Path, data: Any) -> None:

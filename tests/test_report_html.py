@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from batchgen.errors import StorageError, UsageError
+from batchgen.report_data import load_report
 from batchgen.report_html import (
     ReportCard,
     ReportHeader,
     embed_json,
-    load_report,
     media_href,
     render_report,
     write_report,
@@ -364,6 +364,16 @@ def test_load_report_refuses_what_is_not_a_run_directory(tmp_path: Path) -> None
     (tmp_path / "plan.json").write_text('{"jobs": []}')
     with pytest.raises(UsageError, match="not a batchgen plan"):
         load_report(tmp_path)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_data_written_a_card_at_a_time_is_one_json_document(count: int) -> None:
+    """The page is written in pieces (a card's JSON at a time); the pieces still make one document."""
+    cards = [card(i, name=f"job {i}") for i in range(count)]
+    data = data_of(render_report(HEADER, cards))
+    assert list(data) == ["format", "header", "cards"] and data["format"] == "batchgen-report/1"
+    assert data["header"]["campaign"] == HEADER.campaign
+    assert [c["name"] for c in data["cards"]] == [f"job {i}" for i in range(count)]
 
 
 def test_write_report_replaces_the_file_atomically(tmp_path: Path) -> None:
