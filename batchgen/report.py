@@ -217,6 +217,11 @@ def _as_text(value: Any) -> Any:
 
 
 def _cell(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    if value is None or kind is int:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):

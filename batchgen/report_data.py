@@ -8,6 +8,7 @@ its journal).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -160,7 +161,7 @@ def _read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _card_of(job: PlannedJob, row: Mapping[str, Any], run_dir: Path) -> ReportCard:
     path = _str(row.get("output_path")) or f"videos/{job.output_path}"
-    exists = media_href(path) is not None and (run_dir / path).is_file()
+    exists = media_href(path) is not None and os.path.isfile(os.path.join(run_dir, path))
     return ReportCard(
         key=job.key,
         index=job.index,
@@ -202,7 +203,10 @@ def _spend(cards: Sequence[ReportCard]) -> Decimal | None:
 
 def _manifest_budget(run_dir: Path) -> str | None:
     try:
-        manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text(encoding="utf-8"))
+        # The copy batchgen wrote and checked, so libyaml where it is built in (a 10,000-job manifest
+        # takes the pure-Python parser a second).
+        text = (run_dir / "manifest.yaml").read_text(encoding="utf-8")
+        manifest = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError):
         return None
     run = manifest.get("run") if isinstance(manifest, dict) else None
