@@ -148,7 +148,7 @@ def print_rows(rows: list[Row], args: argparse.Namespace) -> None:
     )
     big = 2 + 1 / 1000 + 300 / (60 * args.concurrency)
     print(
-        f"  extrapolated to 1,000 jobs of 300 s at concurrency {args.concurrency} (peers.md section 3.2): "
+        f"  extrapolated to 1,000 jobs of 300 s at concurrency {args.concurrency}: "
         f"{big:.2f} per generation, about {big * 1000:,.0f} requests in all."
     )
     for row in rows[1:]:
