@@ -60,7 +60,7 @@ class RunContext:
         # The jobs this run works on; the plan's others (not chosen by --only) stay planned, untouched.
         self.jobs = {job.key: job for job in self.plan.jobs if self.only is None or job.key in self.only}
         self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
-        self.known_dirs: set[Path] = set()  # directories under it already seen to be real ones
+        self.known_dirs: set[str] = set()  # directories under it already seen to be real ones
         self.journal.on_transition = self._journaled
 
     # -- changes -------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def ensure_inside(root: Path, relative: str) -> Path:
     return target
 
 
-def checked_path(base: Path, relative: str, known_dirs: set[Path] | None = None) -> Path:
+def checked_path(base: Path, relative: str, known_dirs: set[str] | None = None) -> Path:
     """`base / relative` for a `base` already resolved: checked lexically, then one lstat per existing
     component (a symlink planted anywhere below `base` is refused), without resolving the whole path.
     Directories found real are added to `known_dirs` and not looked at again by later calls."""
@@ -108,9 +108,10 @@ def checked_path(base: Path, relative: str, known_dirs: set[Path] | None = None)
     if problem:
         raise UnsafePathError(f"output path {relative!r} {problem}")
     parts = relative.split("/")
-    current = base
+    current = str(base)
+    # Plain strings, not Path objects: this runs on the event loop for every download.
     for depth, part in enumerate(parts, start=1):
-        current = current / part
+        current = f"{current}/{part}"
         if known_dirs is not None and current in known_dirs:
             continue
         try:
