@@ -165,7 +165,6 @@ async def _receive(
     min_rate: tuple[int, float],
 ) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
-    safe_url = redact_url(url)
     loop = asyncio.get_running_loop()
     failures = 0
     while True:
@@ -185,7 +184,7 @@ async def _receive(
             failures += 1
             if failures > max_resumes:
                 await part.keep()
-                _give_up(retry, failures, safe_url, part)
+                _give_up(retry, failures, redact_url(url), part)
             logger.debug("download.resume path=%s offset=%d reason=%s", part.path, part.size, retry)
 
 
@@ -243,7 +242,7 @@ async def _attempt(
             url, headers=headers, timeout=client_timeout, read_bufsize=chunk_size, auto_decompress=False
         )
         async with await _before(guard, request) as resp:
-            if _start(resp, part, redact_url(url)):
+            if _start(resp, part, url):
                 await _stream_body(resp, part, chunk_size, guard)
     except _CUT_ERRORS as exc:
         raise _Retry(f"connection lost: {type(exc).__name__}") from exc
@@ -252,15 +251,15 @@ async def _attempt(
         raise DownloadError(f"GET {redact_url(url)} failed: {type(exc).__name__}") from exc
 
 
-def _start(resp: aiohttp.ClientResponse, part: Part, safe_url: str) -> bool:
+def _start(resp: aiohttp.ClientResponse, part: Part, url: str) -> bool:
     """Check the status and set `part` up for the body; False when there is no body to read."""
     status = resp.status
     if status in _EXPIRED_STATUSES:
         raise DownloadExpired(
-            f"GET {safe_url} -> HTTP {status}: the presigned URL was refused; fetch a new one"
+            f"GET {redact_url(url)} -> HTTP {status}: the presigned URL was refused; fetch a new one"
         )
     if status == 429 or status >= 500:
-        raise DownloadError(f"GET {safe_url} -> HTTP {status} {resp.reason or ''}".rstrip())
+        raise DownloadError(f"GET {redact_url(url)} -> HTTP {status} {resp.reason or ''}".rstrip())
     if status == 200:
         if part.size:
             logger.debug("download.restart path=%s reason=range-ignored", part.path)
@@ -271,8 +270,8 @@ def _start(resp: aiohttp.ClientResponse, part: Part, safe_url: str) -> bool:
         _start_partial(resp, part)
         return True
     if status == 416:
-        return _range_not_satisfiable(resp, part, safe_url)
-    raise DownloadError(f"GET {safe_url} -> unexpected HTTP {status}")
+        return _range_not_satisfiable(resp, part, redact_url(url))
+    raise DownloadError(f"GET {redact_url(url)} -> unexpected HTTP {status}")
 
 
 def _start_partial(resp: aiohttp.ClientResponse, part: Part) -> None:
