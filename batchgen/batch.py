@@ -19,10 +19,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +36,17 @@ from batchgen.config import (
     RunOptions,
     UploadTarget,
     options_from_manifest,
+    usd,
 )
 from batchgen.delivery.run import RunDelivery
 from batchgen.delivery.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
+from batchgen.endpoint import SANDBOX_TIME_SCALE, api_endpoint
 from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.live import Catalog, model_catalog
 from batchgen.review import write_outputs
-from batchgen.rundir import prepare_run_dir, write_run_files
+from batchgen.rundir import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.store import Journal, RunLock
 
@@ -53,7 +54,6 @@ __all__ = ["BatchResult", "JobProblem", "run_dir_name", "run_manifest", "run_man
 
 log = logging.getLogger(__name__)
 
-SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in the sandbox
 SANDBOX_UPLOAD = "sandbox/assets"
 _OVERRIDES = frozenset(
     {
@@ -167,11 +167,6 @@ def _chosen(plan: Plan, only: Any) -> Plan:
     if selection is not None and not chosen.jobs:
         raise UsageError(nothing_matched(selection, map(job_facts, plan.jobs), len(plan.jobs)))
     return chosen
-
-
-def run_dir_name(name: str, *, sandbox: bool) -> str:
-    """Sandbox runs live apart (`<name>.sandbox`): a placeholder clip must never pass for a real result."""
-    return f"{name}.sandbox" if sandbox else name
 
 
 def check_can_run(plan: Plan, options: RunOptions) -> None:
@@ -338,25 +333,6 @@ async def check_api_identity(
         journal.set_meta("api", identity)
 
 
-@contextlib.asynccontextmanager
-async def api_endpoint(
-    given: tuple[str, str] | None, say: Callable[[str], None]
-) -> AsyncIterator[tuple[str, str]]:
-    """The API to talk to: the one given, or a built-in emulator for the length of a sandbox run."""
-    if given is not None:
-        yield given
-        return
-    from batchgen.emulator import EmulatorConfig, run_emulator
-
-    # A fresh seed each time: generation ids never repeat across sandbox sessions, as on the real service.
-    config = EmulatorConfig(
-        time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31)
-    )
-    async with run_emulator(config) as emulator:
-        say(f"sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)")
-        yield emulator.base_url, emulator.api_key
-
-
 def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
     """The manifest's `run:` and `upload:` settings, with the caller's overrides on top."""
     try:
@@ -410,14 +386,3 @@ def _deliver_target(manifest: Manifest, flag: Any) -> DeliveryTarget | None:
         return DeliveryTarget.parse(str(flag), variables, default_path=path, create=create)
     except ValueError as exc:
         raise ValueError(f"--deliver: {exc}") from None
-
-
-def usd(value: Any) -> Decimal:
-    """A budget in USD: a positive, finite amount such as 150 or "49.90"."""
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {value!r}") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValueError(f"--budget must be a positive amount in USD, got {value!r}")
-    return amount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -159,3 +159,14 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
     )
+
+
+def usd(value: Any) -> Decimal:
+    """A budget in USD: a positive, finite amount such as 150 or "49.90"."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError(f"--budget must be a positive amount in USD, got {value!r}")
+    return amount

@@ -125,6 +125,11 @@ def checked_path(base: Path, relative: str, known_dirs: set[str] | None = None) 
     return base / relative
 
 
+def run_dir_name(name: str, *, sandbox: bool) -> str:
+    """Sandbox runs live apart (`<name>.sandbox`): a placeholder clip must never pass for a real result."""
+    return f"{name}.sandbox" if sandbox else name
+
+
 def result_relpath(output_path: str) -> str:
     return f"{VIDEOS_DIR}/{output_path}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,34 @@ def test_reading_a_manifest_does_not_load_the_request_validator(tmp_path: Path) 
     for loaded in (on_import, set(modules["load"])):
         assert not {m for m in loaded if m.startswith(("batchgen.registry", "batchgen.planning"))}
         assert not {"batchgen.runner", "batchgen.api", "aiohttp"} & loaded
+
+
+_PLAN_PROBE = """
+import contextlib, io, json, sys
+from batchgen.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = main(["plan", sys.argv[1]])
+print(json.dumps({"code": code, "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_plan_does_not_load_the_run_machinery() -> None:
+    """`batchgen plan` (offline) plans; it does not import the runner, the downloads or the library
+    facade that a run needs (each costs start-up time on a command people run often)."""
+    demo = PACKAGE.parent / "jobs" / "demo.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", _PLAN_PROBE, str(demo)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "OXEN_API_KEY"},
+    )
+    result = json.loads(done.stdout)
+    assert result["code"] == 0
+    assert not {"batchgen.batch", "batchgen.runner", "batchgen.store", "batchgen.fetcher"} & set(
+        result["loaded"]
+    )
 
 
 def test_modules_stay_small() -> None:

@@ -81,10 +81,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from batchgen.batch import run_dir_name
     from batchgen.manifest import load_manifest
     from batchgen.planning import format_plan, write_plan_json
     from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
+    from batchgen.rundir import run_dir_name
 
     manifest = load_manifest(args.manifest)
     selection = Selection.parse(args.only)
@@ -127,8 +127,7 @@ def _journaled_states(run_dir: Path) -> dict[str, str]:
 
 
 def _budget(args: argparse.Namespace, manifest: Manifest) -> Decimal | None:
-    from batchgen.batch import usd
-    from batchgen.config import options_from_manifest
+    from batchgen.config import options_from_manifest, usd
 
     try:
         if args.budget is not None:
@@ -179,7 +178,7 @@ async def _plan_with_models(
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload and delivery repositories are checked too (without writing to them)."""
     from batchgen.api import OxenClient
-    from batchgen.batch import api_endpoint
+    from batchgen.endpoint import api_endpoint
     from batchgen.planning import build_plan
     from batchgen.registry.live import model_catalog
 

@@ -149,8 +149,9 @@ def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
-    from batchgen.batch import run_manifest_async, usd
+    from batchgen.batch import run_manifest_async
     from batchgen.cli.deliver import report_delivery
+    from batchgen.config import usd
     from batchgen.progress import Progress
 
     try:

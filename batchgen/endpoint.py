@@ -1,0 +1,30 @@
+"""The API a run talks to: the one given, or the built-in emulator for the length of a sandbox run."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+__all__ = ["SANDBOX_TIME_SCALE", "api_endpoint"]
+
+SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in the sandbox
+
+
+@contextlib.asynccontextmanager
+async def api_endpoint(
+    given: tuple[str, str] | None, say: Callable[[str], None]
+) -> AsyncIterator[tuple[str, str]]:
+    """The API to talk to: the one given, or a built-in emulator for the length of a sandbox run."""
+    if given is not None:
+        yield given
+        return
+    from batchgen.emulator import EmulatorConfig, run_emulator
+
+    # A fresh seed each time: generation ids never repeat across sandbox sessions, as on the real service.
+    config = EmulatorConfig(
+        time_scale=SANDBOX_TIME_SCALE, auto_create_repos=True, seed=secrets.randbelow(2**31)
+    )
+    async with run_emulator(config) as emulator:
+        say(f"sandbox: using the built-in emulator at {emulator.base_url} (nothing is paid)")
+        yield emulator.base_url, emulator.api_key
