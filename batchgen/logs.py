@@ -46,10 +46,11 @@ def _redact(text: str, secrets: list[str]) -> str:
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        seconds = round(record.created, 3)  # both fields from it: the same millisecond, never one apart
         return json.dumps(
             {
-                "time": iso_utc(record.created, ms=True),  # for people; "t" (epoch seconds) for programs
-                "t": round(record.created, 3),
+                "time": iso_utc(seconds, ms=True),  # for people; "t" (epoch seconds) for programs
+                "t": seconds,
                 "level": record.levelname.lower(),
                 "logger": record.name,
                 "message": record.getMessage(),
