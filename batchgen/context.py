@@ -61,6 +61,7 @@ class RunContext:
         self.jobs = {job.key: job for job in self.plan.jobs if self.only is None or job.key in self.only}
         self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
         self.known_dirs: set[str] = set()  # directories under it already seen to be real ones
+        self.forgotten = 0  # generations of an earlier sandbox session, gone with its emulator
         self.journal.on_transition = self._journaled
 
     # -- changes -------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
                 ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
             continue
         ctx.counts[record.state] += 1  # counted as found; the changes below update it through the journal
+        if ctx.options.sandbox:
+            record = _forget_earlier_sandbox_session(ctx, record)
         if record.state in BILLED:
             ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
         if record.state is JobState.SUPERSEDED:
@@ -57,8 +59,26 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
             record = journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
         _adopt(ctx, job, record, downloads)
     _adopt_leftovers(ctx, downloads)
+    if ctx.forgotten:
+        log.warning(
+            "%d generation(s) of an earlier sandbox session are gone with its emulator: their jobs are "
+            "submitted again (nothing is paid in the sandbox)",
+            ctx.forgotten,
+        )
     journal.flush()  # files were moved to match: the journal says so before anything else happens
     return downloads
+
+
+def _forget_earlier_sandbox_session(ctx: RunContext, record: JobRecord) -> JobRecord:
+    """The sandbox starts a fresh emulator for every session: a generation an earlier session left in
+    flight, or finished but not downloaded, exists nowhere now. Nothing was paid, so the job goes back
+    to pending instead of waiting for it or failing it as unknown. Never done outside the sandbox."""
+    if not ctx.options.sandbox or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
+        return record
+    ctx.forgotten += 1
+    return ctx.journal.transition(
+        record.key, JobState.PENDING, "the sandbox session that made it is over", generation_id=None
+    )
 
 
 def _adopt(ctx: RunContext, job: Job, record: JobRecord, downloads: list[str]) -> None:
@@ -112,6 +132,8 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
     for record in ctx.journal.records().values():
         if record.key in ctx.planned or record.state not in IN_FLIGHT | NEEDS_DOWNLOAD:
             continue
+        if _forget_earlier_sandbox_session(ctx, record).state is JobState.PENDING:
+            continue  # no longer planned, and nothing to wait for
         job = leftover_job(record)
         ctx.jobs[job.key] = job
         ctx.state.leftovers.add(job.key)

@@ -17,7 +17,7 @@ from batchgen.manifest import load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry import SnapshotCatalog
 from batchgen.runner import Runner, RunOutcome, StopReason
-from batchgen.states import JobState
+from batchgen.states import IllegalTransition, JobState
 from batchgen.store import Journal
 
 MODEL = "kling-video-o3-pro-reference-to-video"
@@ -280,3 +280,42 @@ async def test_a_missing_sidecar_is_written_again_from_the_journal(emu: Emulator
     assert {k: after[k] for k in ("job_key", "generation_id", "sha256", "size", "request")} == {
         k: before[k] for k in ("job_key", "generation_id", "sha256", "size", "request")
     }
+
+
+async def test_generations_of_an_earlier_sandbox_session_are_submitted_again_not_failed(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """The sandbox starts a new emulator each session: what an earlier one left queued, or finished but
+    not downloaded, exists nowhere now. Nothing was paid, so those jobs run again instead of failing
+    as unknown."""
+    plan = make_plan(tmp_path, 3)
+    queued, finished, _never_sent = (job.key for job in plan.jobs)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    journal = Journal.open(run_dir)
+    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in plan.jobs)
+    for number, key in enumerate((queued, finished)):
+        journal.transition(key, JobState.SUBMITTING, sent_request="{}", submitted_at=0.0, api="sandbox")
+        journal.claim_generation(key, f"0ld5e55-{number}", 1, JobState.QUEUED)
+    journal.transition(finished, JobState.SUCCEEDED)
+    journal.close()
+    first, journal = await run(make_plan(tmp_path, 3), run_dir, emu, options(emu, sandbox=True))
+    journal.close()
+    assert first.counts == {"done": 3}
+    assert enqueued(emu) == 3  # the two forgotten ones, and the one never sent
+
+
+async def test_outside_the_sandbox_a_finished_generation_is_never_submitted_again(tmp_path: Path) -> None:
+    """The sandbox's exception is the journal's, per generation: a result a real API made stays paid."""
+    plan = make_plan(tmp_path, 1)
+    key = plan.jobs[0].key
+    journal = Journal.open(tmp_path)
+    journal.add_jobs([(key, 0, "clip", MODEL, plan.jobs[0].output_path)])
+    journal.transition(key, JobState.SUBMITTING, api="https://hub.oxen.ai")
+    journal.claim_generation(key, "gen-1", 1, JobState.QUEUED)
+    journal.transition(key, JobState.SUCCEEDED)
+    with pytest.raises(IllegalTransition):
+        journal.transition(key, JobState.PENDING)
+    journal.transition(key, JobState.SUCCEEDED, api="sandbox")
+    assert journal.transition(key, JobState.PENDING).state is JobState.PENDING
+    journal.close()
