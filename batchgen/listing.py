@@ -1,6 +1,7 @@
 """What each run directory under an output directory holds, read without disturbing a live run.
 
-The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer),
+The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer;
+an idle one as immutable, so no `-wal`/`-shm` file is left behind),
 no lock is taken, and nothing is written. Whether a process runs it is asked of the lock without
 waiting (`runlock.lock_holder`). The committed spend is the quote (plan.json) of every planned job whose
 generation exists or may exist: in flight, succeeded, or done.
@@ -54,7 +55,7 @@ def summarise_run(run_dir: Path) -> RunSummary:
     name, costs = _read_plan(run_dir)
     campaign = name or run_dir.name
     try:
-        with _read_only(run_dir / JOURNAL_NAME) as conn:
+        with _read_only(run_dir / JOURNAL_NAME, idle=live is None) as conn:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             planned = "planned" if "planned" in columns else "1"
             rows = conn.execute(f"SELECT key, state, updated_at FROM jobs WHERE {planned}").fetchall()
@@ -85,8 +86,12 @@ def summarise_run(run_dir: Path) -> RunSummary:
 
 
 @contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True, timeout=2.0)
+def _read_only(path: Path, *, idle: bool) -> Iterator[sqlite3.Connection]:
+    """A read-only connection. A journal no process has open (no lock holder, no `-wal` beside it) is
+    read as immutable, so SQLite leaves no `-wal`/`-shm` files behind: listing changes nothing."""
+    quiet = idle and not path.with_name(path.name + "-wal").exists()
+    flags = "mode=ro&immutable=1" if quiet else "mode=ro"
+    conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?{flags}", uri=True, timeout=2.0)
     try:
         yield conn
     finally:

@@ -312,9 +312,11 @@ async def test_ls_lists_every_run_directory_with_counts_spend_activity_and_sandb
     )
     assert sandbox.code == 0, sandbox.stderr
     (tmp_path / "out" / "notes").mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
 
     listed = await run_cli("ls", "out", cwd=tmp_path)
     assert listed.code == 0, listed.stderr
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before  # nothing left
     lines = listed.stdout.splitlines()
     assert lines[0].split() == [
         "RUN",
