@@ -1,8 +1,8 @@
 """report.html: a self-contained contact sheet of a run, to review a batch the morning after.
 
 `render_report(header, cards)` is pure: data in, one HTML string out (no CDN, no server; it opens
-from file:// and links the results relatively). `load_report(run_dir)` builds that data from a run
-directory's plan.json and results.jsonl; `write_report` writes the file atomically.
+from file:// and links the results relatively); `write_report` writes it atomically, a card at a
+time. The data comes from `report_data` (a run's end, or a run directory's plan.json and results).
 
 Every string from the manifest or the provider is untrusted. It travels as JSON inside a
 `<script type="application/json">` block, with `<`, `>`, `&`, U+2028 and U+2029 escaped, and the

@@ -47,8 +47,6 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
                 ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
             continue
         ctx.counts[record.state] += 1  # counted as found; the changes below update it through the journal
-        if ctx.options.sandbox:
-            record = _forget_earlier_sandbox_session(ctx, record)
         if record.state in BILLED:
             ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
         if record.state is JobState.SUPERSEDED:
@@ -57,6 +55,7 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
             record = journal.transition(job.key, JobState.PENDING, "rerun")
         if record.state is JobState.DONE and not _output_intact(ctx, job, record):
             record = journal.transition(job.key, JobState.SUCCEEDED, "output missing or changed")
+        record = _forget_earlier_sandbox_session(ctx, record)  # last: whatever above left to download
         _adopt(ctx, job, record, downloads)
     _adopt_leftovers(ctx, downloads)
     if ctx.forgotten:

@@ -287,22 +287,24 @@ async def test_generations_of_an_earlier_sandbox_session_are_submitted_again_not
 ) -> None:
     """The sandbox starts a new emulator each session: what an earlier one left queued, or finished but
     not downloaded, exists nowhere now. Nothing was paid, so those jobs run again instead of failing
-    as unknown."""
-    plan = make_plan(tmp_path, 3)
-    queued, finished, _never_sent = (job.key for job in plan.jobs)
+    as unknown; so does one whose file was deleted since."""
+    plan = make_plan(tmp_path, 4)
+    queued, finished, deleted, _never_sent = (job.key for job in plan.jobs)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     journal = Journal.open(run_dir)
     journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in plan.jobs)
-    for number, key in enumerate((queued, finished)):
+    for number, key in enumerate((queued, finished, deleted)):
         journal.transition(key, JobState.SUBMITTING, sent_request="{}", submitted_at=0.0, api="sandbox")
         journal.claim_generation(key, f"0ld5e55-{number}", 1, JobState.QUEUED)
     journal.transition(finished, JobState.SUCCEEDED)
+    journal.transition(deleted, JobState.SUCCEEDED)
+    journal.transition(deleted, JobState.DONE, sha256="0" * 64, size=1)  # its file is not there
     journal.close()
-    first, journal = await run(make_plan(tmp_path, 3), run_dir, emu, options(emu, sandbox=True))
+    first, journal = await run(make_plan(tmp_path, 4), run_dir, emu, options(emu, sandbox=True))
     journal.close()
-    assert first.counts == {"done": 3}
-    assert enqueued(emu) == 3  # the two forgotten ones, and the one never sent
+    assert first.counts == {"done": 4}
+    assert enqueued(emu) == 4  # the three forgotten ones, and the one never sent
 
 
 async def test_outside_the_sandbox_a_finished_generation_is_never_submitted_again(tmp_path: Path) -> None:
