@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchgen.delivery.target import DeliveryTarget
+from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
 
 DEFAULT_API_BASE = "https://hub.oxen.ai"
-SANDBOX_IDENTITY = "sandbox"
 
 
 def api_origin(api_base: str) -> str:

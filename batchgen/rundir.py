@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from batchgen.errors import StorageError
 from batchgen.planning.paths import KEY_CHARS, check_relative
+from batchgen.verify import fsync_directory
 
 if TYPE_CHECKING:
     from batchgen.planning import Plan
@@ -215,8 +216,8 @@ def move_with_sidecar(run_dir: Path, source: str, destination: str) -> bool:
         src_sidecar, dst_sidecar = sidecar_path(src), sidecar_path(dst)
         if src_sidecar.is_file() and not src_sidecar.is_symlink() and not dst_sidecar.exists():
             os.replace(src_sidecar, dst_sidecar)
-        _fsync_directory(dst.parent)
-        _fsync_directory(src.parent)
+        fsync_directory(dst.parent)
+        fsync_directory(src.parent)
     except OSError as exc:
         raise StorageError(f"cannot move {source} to {destination}: {exc.strerror or exc}") from exc
     return True
@@ -235,11 +236,3 @@ def set_aside_unowned(run_dir: Path, output_path: str, now: float | None = None)
                 destination if move_with_sidecar(run_dir, result_relpath(output_path), destination) else None
             )
     raise StorageError(f"cannot find a free place under {SUPERSEDED_DIR}/ for {output_path}")
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

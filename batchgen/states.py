@@ -71,8 +71,12 @@ class IllegalTransition(RuntimeError):
     """A bug: the runner tried a state change the table does not allow."""
 
 
-#: Legal only in a sandbox run directory: a new emulator serves every sandbox session, so a result an
-#: earlier session did not download is gone with it. Nothing was paid: the job is submitted again.
+#: The `api` the journal records for a generation the sandbox's built-in emulator made (an origin
+#: such as "https://hub.oxen.ai" for a real one).
+SANDBOX_IDENTITY = "sandbox"
+
+#: Legal only for a generation the sandbox made: a new emulator serves every sandbox session, so a
+#: result an earlier session did not download is gone with it. Nothing was paid: the job is submitted again.
 SANDBOX_ONLY = frozenset({(JobState.SUCCEEDED, JobState.PENDING)})
 
 

@@ -23,10 +23,9 @@ from typing import Any
 from batchgen.errors import StorageError, UsageError
 from batchgen.runlock import LOCK_NAME as LOCK_NAME
 from batchgen.runlock import RunLock as RunLock
-from batchgen.states import JobState, check_transition
+from batchgen.states import SANDBOX_IDENTITY, JobState, check_transition
 
 JOURNAL_NAME = "state.sqlite"
-SANDBOX_API = "sandbox"  # the `api` of a generation made by the sandbox's emulator (config.SANDBOX_IDENTITY)
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -267,7 +266,7 @@ class Journal:
             raise self._failure
         old = self._records[key]
         # A generation the sandbox made (the journal says so per job) may be forgotten: see SANDBOX_ONLY.
-        check_transition(old.state, new, sandbox=old.api == SANDBOX_API)
+        check_transition(old.state, new, sandbox=old.api == SANDBOX_IDENTITY)
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise TypeError(f"not journal fields: {sorted(unknown)}")

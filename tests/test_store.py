@@ -96,10 +96,8 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
 def test_the_journals_sandbox_marker_is_the_one_runs_record() -> None:
     """The per-generation `api` a sandbox run writes is what lets the journal forget its generations."""
     from batchgen.config import SANDBOX_IDENTITY, RunOptions
-    from batchgen.store import SANDBOX_API
+    from batchgen.states import SANDBOX_IDENTITY as JOURNALED
 
     assert (
-        SANDBOX_API
-        == SANDBOX_IDENTITY
-        == RunOptions(api_base="http://127.0.0.1:1", sandbox=True).api_identity
+        JOURNALED == SANDBOX_IDENTITY == RunOptions(api_base="http://127.0.0.1:1", sandbox=True).api_identity
     )
