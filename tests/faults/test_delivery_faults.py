@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from batchgen.emulator import Emulator, FaultConfig, LatencyConfig
+from batchgen.emulator import FaultConfig, LatencyConfig
+from tests.e2e.test_deliver import NAME, NS, sent_twice  # the repository sent_twice looks at
 from tests.faults.conftest import Harness, assert_complete, results, write_manifest
 
 JOBS = 30
-NS, NAME = "team", "campaigns"
 UPLOAD = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path}"
 HISTORY = "GET /api/repos/{namespace}/{repo}/commits/history/{resource}"
 REQUEST_S = 1.0
@@ -39,14 +39,6 @@ def delivering_manifest(root: Path) -> Path:
     data["deliver"] = {"repo": f"{NS}/{NAME}", "path": "drops/{name}"}
     manifest.write_text(yaml.safe_dump(data, sort_keys=False))
     return manifest
-
-
-def sent_twice(emu: Emulator) -> list[tuple[str, str]]:
-    sent: Counter[tuple[str, str]] = Counter()
-    for commit in emu.repo_commits(NS, NAME):
-        files = emu.repo_files(NS, NAME, revision=commit.id)
-        sent.update((path, files[path].sha256) for path in commit.sent)
-    return [pair for pair, n in sent.items() if n > 1]
 
 
 async def test_cut_answers_and_5xx_during_delivery_lose_nothing_and_send_nothing_twice(
