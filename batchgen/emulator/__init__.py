@@ -11,6 +11,7 @@ from batchgen.emulator.model import Generation
 from batchgen.emulator.repos import Commit, StoredFile
 from batchgen.emulator.server import Emulator, run_emulator
 from batchgen.emulator.timeline import Marks, Timeline
+from batchgen.emulator.workspaces import WorkspaceInfo
 
 __all__ = [
     "Clock",
@@ -26,6 +27,7 @@ __all__ = [
     "StoredFile",
     "SystemClock",
     "Timeline",
+    "WorkspaceInfo",
     "create_app",
     "run_emulator",
     "state_of_app",

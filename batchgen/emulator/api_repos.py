@@ -1,4 +1,5 @@
-"""``/api/repos``: create a repository, read it, list, read and create its branches."""
+"""``/api/repos``: create a repository, read it, list, read and create its branches
+(``controllers/repositories.rs``, ``controllers/branches.rs``)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
+from batchgen.emulator.actix import read_string_body
 from batchgen.emulator.api_queue import read_json_object
+from batchgen.emulator.context import path_param
+from batchgen.emulator.oxen_json import Field, parse_struct
 from batchgen.emulator.repos import DEFAULT_BRANCH, Repo
 from batchgen.emulator.responses import (
     OXEN_VERSION,
-    bad_request,
     branch_not_found,
-    error_response,
+    internal_error,
     invalid_params,
-    path_not_found,
     read_only,
     repo_not_found,
     state_of,
+    status_message,
     success,
 )
 
@@ -41,21 +44,16 @@ async def create_repo(request: web.Request) -> web.Response:
         return invalid_params("namespace and name are required")
     description = body.get("description") if isinstance(body.get("description"), str) else ""
     if not state_of(request).repos.create(namespace, name, description or ""):
-        return error_response(
-            409,
-            "resource_already_exists",
-            "The resource already exists",
-            f"Repository {namespace}/{name} already exists",
-        )
+        return status_message(409, "Repo already exists.")
     repository = {
         "namespace": namespace,
         "name": name,
-        "description": description,
-        "is_public": True,
         "latest_commit": None,
         "min_version": MIN_VERSION,
+        "storage_kind": "local",
+        "merkle_node_backend": "lmdb",
     }
-    return success("resource_created", repository=repository)
+    return success("resource_found", repository=repository)
 
 
 def _data_type(content_type: str) -> str:
@@ -72,9 +70,21 @@ def repo_of(request: web.Request) -> Repo | web.Response:
     return repo_not_found(namespace, name) if repo is None else repo
 
 
+def writable_repo(request: web.Request, *, auto_create: bool = False) -> Repo | web.Response:
+    """The repository a write goes to, or its 404, or the emulator's 403 for a read-only repository.
+    ``auto_create``: make a missing one first when ``auto_create_repos`` is on."""
+    state = state_of(request)
+    if auto_create and state.config.auto_create_repos:
+        state.repos.create(request.match_info["namespace"], request.match_info["repo"])
+    repo = repo_of(request)
+    if isinstance(repo, Repo) and repo.read_only:
+        return read_only(repo.namespace, repo.name)
+    return repo
+
+
 def branch_json(repo: Repo, branch: str) -> dict[str, Any]:
-    commit_id = repo.branches[branch]
-    return {"name": branch, "commit_id": commit_id, "commit": repo.commits[commit_id].as_json()}
+    """``model/branch.rs``: exactly ``name`` and ``commit_id``."""
+    return {"name": branch, "commit_id": repo.branches[branch]}
 
 
 async def show_repo(request: web.Request) -> web.Response:
@@ -104,32 +114,56 @@ async def list_branches(request: web.Request) -> web.Response:
 
 
 async def show_branch(request: web.Request) -> web.Response:
+    """``{branch}`` may hold ``/``; ``%2F`` stays literal, as actix leaves it."""
     repo = repo_of(request)
     if isinstance(repo, web.Response):
         return repo
-    branch = request.match_info["branch"]
+    branch = path_param(request, "branch")
     if branch not in repo.branches:
         return branch_not_found(branch)
     return success("resource_found", oxen_version=OXEN_VERSION, branch=branch_json(repo, branch))
 
 
+_FROM_BRANCH: dict[str, Field] = {"new_name": ("string", True), "from_name": ("string", True)}
+_FROM_COMMIT: dict[str, Field] = {"new_name": ("string", True), "commit_id": ("string", True)}
+_INVALID_IN_BRANCH = ("..", "~", "^", ":", "?", "[", "*", "\\", " ", "@{")
+
+
+def branch_name_refusal(name: str) -> str | None:
+    """``RefManager::is_invalid_branch_name`` (git-check-ref-format, loosely): ``/`` is allowed."""
+    if any(part in name for part in _INVALID_IN_BRANCH) or name == "@" or name.endswith("."):
+        return f"'{name}' is not a valid branch name."
+    return None
+
+
 async def create_branch(request: web.Request) -> web.Response:
-    """``{"new_name", "from_name"}`` or ``{"new_name", "commit_id"}``; an existing new_name is returned as is."""
-    repo = repo_of(request)
+    """``{"new_name", "from_name"}`` or ``{"new_name", "commit_id"}`` (any Content-Type); an existing
+    new_name is returned as is when made from a branch."""
+    repo = writable_repo(request)
     if isinstance(repo, web.Response):
         return repo
-    if repo.read_only:
-        return read_only(repo.namespace, repo.name)
-    body = await read_json_object(request)
-    new_name = None if body is None else body.get("new_name")
-    source = None if body is None else body.get("from_name", body.get("commit_id"))
-    if not isinstance(new_name, str) or not isinstance(source, str) or not new_name or "/" in new_name:
-        return bad_request("Invalid request body")
-    if new_name in repo.branches:
-        return success("resource_found", oxen_version=OXEN_VERSION, branch=branch_json(repo, new_name))
-    from_branch = body is not None and "from_name" in body
-    commit_id = repo.branches.get(source) if from_branch else source
-    if commit_id is None or commit_id not in repo.commits:
-        return branch_not_found(source) if from_branch else path_not_found(source)
+    text = await read_string_body(request)
+    if isinstance(text, web.Response):
+        return text
+    from_branch = parse_struct(text, _FROM_BRANCH, "BranchNewFromBranchName")
+    from_commit = parse_struct(text, _FROM_COMMIT, "BranchNewFromCommitId")
+    if isinstance(from_branch, dict):
+        new_name, source = from_branch["new_name"], from_branch["from_name"]
+        if new_name in repo.branches:
+            return success("resource_found", oxen_version=OXEN_VERSION, branch=branch_json(repo, new_name))
+        if source not in repo.branches:
+            return status_message(404, "resource_not_found")
+        commit_id = repo.branches[source]
+    elif isinstance(from_commit, dict):
+        new_name, commit_id = from_commit["new_name"], from_commit["commit_id"]
+        if commit_id not in repo.commits:
+            return internal_error(f"Could not find commit: {commit_id}")
+    else:
+        return status_message(400, "Invalid request body")
+    refusal = branch_name_refusal(new_name)
+    if refusal is None and new_name in repo.branches:
+        refusal = f"Branch already exists: {new_name}"
+    if refusal is not None:
+        return internal_error(refusal)
     state_of(request).repos.create_branch(repo.namespace, repo.name, new_name, commit_id)
     return success("resource_created", oxen_version=OXEN_VERSION, branch=branch_json(repo, new_name))

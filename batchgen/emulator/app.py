@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 from aiohttp import web
 
@@ -19,9 +21,14 @@ from batchgen.emulator import (
     api_models,
     api_queue,
     api_repos,
+    api_versions,
+    api_workspace_files,
+    api_workspaces,
 )
+from batchgen.emulator.actix import path_params, plain, route_regex
 from batchgen.emulator.clock import Clock
 from batchgen.emulator.config import EmulatorConfig
+from batchgen.emulator.context import BODY_PREFETCHED, RAW_PARAMS, ROUTE_KEY, STALL_SECONDS
 from batchgen.emulator.responses import (
     STATE,
     method_not_allowed,
@@ -58,10 +65,29 @@ class Route:
     auth: Auth
     faults: Faults
     head: bool = False
+    # The handler reads its own body (streamed, or with oxen-server's limits) and serves the
+    # slow-response stall itself once it has (context.stall); the gateway must not read it first.
+    own_body: bool = False
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return route_regex(self.path)
+
+
+def _keyed(method: str, path: str, handler: Handler) -> Route:
+    """A repository route that needs the key (workspaces, versions)."""
+    return Route(method, path, handler, Auth.REQUIRED, Faults.OPT_IN)
+
+
+def _write(method: str, path: str, handler: Handler) -> Route:
+    """A repository write route: it needs the key and reads its own body."""
+    return Route(method, path, handler, Auth.REQUIRED, Faults.OPT_IN, own_body=True)
 
 
 REPO = "/api/repos/{namespace}/{repo}"
 REPO_FILE = REPO + "/file/{branch}/{path:.*}"
+WORKSPACE = REPO + "/workspaces/{workspace_id}"
+VERSION = REPO + "/versions/{version_id}"
 ROUTES = (
     Route("POST", "/api/ai/queue", api_queue.enqueue, Auth.REQUIRED, Faults.API),
     Route("GET", "/api/ai/queue", api_queue.list_active, Auth.REQUIRED, Faults.API),
@@ -77,12 +103,31 @@ ROUTES = (
     Route("GET", REPO, api_repos.show_repo, Auth.OPTIONAL, Faults.OPT_IN),
     Route("GET", REPO + "/branches", api_repos.list_branches, Auth.OPTIONAL, Faults.OPT_IN),
     Route("POST", REPO + "/branches", api_repos.create_branch, Auth.REQUIRED, Faults.OPT_IN),
-    Route("GET", REPO + "/branches/{branch}", api_repos.show_branch, Auth.OPTIONAL, Faults.OPT_IN),
+    Route("GET", REPO + "/branches/{branch:.*}", api_repos.show_branch, Auth.OPTIONAL, Faults.OPT_IN),
     Route("GET", REPO + "/commits/history/{resource:.+}", api_commits.history, Auth.OPTIONAL, Faults.OPT_IN),
     Route("GET", REPO + "/commits/{commit_id}", api_commits.show_commit, Auth.OPTIONAL, Faults.OPT_IN),
-    Route("PUT", REPO_FILE, api_files.upload, Auth.REQUIRED, Faults.OPT_IN),
+    _write("PUT", REPO_FILE, api_files.upload),
     Route("GET", REPO_FILE, api_files.get_file, Auth.NONE, Faults.OPT_IN, head=True),
     Route("GET", REPO + "/files/{path:.*}", api_downloads.download, Auth.NONE, Faults.NONE, head=True),
+    *(_write(method, REPO + "/workspaces", api_workspaces.get_or_create) for method in ("PUT", "POST")),
+    _keyed("GET", REPO + "/workspaces", api_workspaces.list_workspaces),
+    _write("DELETE", REPO + "/workspaces", api_workspaces.clear_workspaces),
+    _keyed("GET", WORKSPACE, api_workspaces.get_workspace),
+    _write("DELETE", WORKSPACE, api_workspaces.delete_workspace),
+    _write("POST", WORKSPACE + "/files/{dir:.*}", api_workspace_files.add_files),
+    _keyed("GET", WORKSPACE + "/changes", api_workspace_files.list_changes),
+    _keyed("GET", WORKSPACE + "/changes/{path:.*}", api_workspace_files.list_changes),
+    _keyed("POST", WORKSPACE + "/validate", api_workspaces.validate),
+    *(
+        _write("POST", WORKSPACE + f"/{verb}/{{branch:.*}}", api_workspaces.commit)
+        for verb in ("merge", "commit")
+    ),
+    _keyed("GET", WORKSPACE + "/merge/{branch:.*}", api_workspaces.mergeability),
+)
+VERSION_ROUTES = (  # left out with serve_version_uploads=False
+    _keyed("POST", VERSION + "/create", api_versions.create),
+    _write("PUT", VERSION + "/chunks", api_versions.upload_chunk),
+    _write("POST", VERSION + "/complete", api_versions.complete),
 )
 
 POLICIES = web.AppKey("batchgen_emulator_policies", dict[str, Route])
@@ -106,10 +151,13 @@ def _authorized(request: web.Request, auth: Auth) -> bool:
 
 
 async def _injected_fault(
-    request: web.Request, state: EmulatorState, key: str, opt_in: bool
+    request: web.Request, state: EmulatorState, key: str, route: Route
 ) -> web.Response | None:
+    opt_in = route.faults is Faults.OPT_IN
     delay = state.faults.delay_for(key, opt_in=opt_in)
-    if delay:
+    if delay and route.own_body:
+        request[STALL_SECONDS] = delay
+    elif delay:
         # Read the body first, as a server that is slow to *process* a request would have: a client
         # that gives up during the stall then finds its request carried out all the same. A form is
         # read through post(), which keeps it for the handler (its raw stream can be read only once).
@@ -134,9 +182,27 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     entry = state.counters.log_request(
         name, request.path, request.headers.get("Range"), "Authorization" in request.headers
     )
-    response = await _gate(request, handler, state, key)
+    cap = state.config.max_request_bytes
+    if cap is not None and await _over_proxy_cap(request, cap):
+        state.faults.count("proxy_413")
+        response: web.StreamResponse = plain(413, "413 Request Entity Too Large")
+    else:
+        response = await _gate(request, handler, state, key)
     entry.answered(response.status, response.headers.get("Retry-After"))
     return response
+
+
+async def _over_proxy_cap(request: web.Request, cap: int) -> bool:
+    """Whether the body is larger than the proxy in front allows. A body of unknown length is read
+    (as a buffering proxy would) and handed on from memory (context.body_stream)."""
+    if request.content_length is not None or not request.body_exists:
+        return (request.content_length or 0) > cap
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return True
+    request[BODY_PREFETCHED] = True
+    return len(body) > cap
 
 
 async def _gate(
@@ -148,8 +214,10 @@ async def _gate(
         return method_not_allowed() if exception is not None and exception.status == 405 else not_found()
     if not _authorized(request, route.auth):
         return unauthenticated()
+    request[ROUTE_KEY] = key
+    request[RAW_PARAMS] = path_params(route.pattern, request.rel_url.raw_path)
     if route.faults is not Faults.NONE:
-        fault = await _injected_fault(request, state, key, route.faults is Faults.OPT_IN)
+        fault = await _injected_fault(request, state, key, route)
         if fault is not None:
             return fault
     return await handler(request)
@@ -169,7 +237,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[gateway], client_max_size=state.config.max_upload_bytes)
     app[STATE] = state
     policies: dict[str, Route] = {}
-    for route in ROUTES:
+    for route in (*ROUTES, *(VERSION_ROUTES if state.config.serve_version_uploads else ())):
         registered = app.router.add_route(route.method, route.path, route.handler)
         policies[f"{route.method} {registered.resource.canonical}"] = route  # type: ignore[union-attr]
         if route.head:

@@ -112,13 +112,18 @@ class FaultConfig:
     )
     upload_cut_rate: float = _knob(
         0.0,
-        "Share of repository file uploads (PUT) that make the commit but close the connection "
-        "without a response (0-1).",
+        "Share of repository writes (PUT file, workspace create/stage/commit/delete, chunk and "
+        "complete uploads) that do their work, then close the connection without a response (0-1).",
     )
     upload_error_after_commit_rate: float = _knob(
         0.0,
-        "Share of repository file uploads (PUT) that make the commit, then answer server_error_status "
-        "instead of it, as a gateway that gave up on a server that did the work would (0-1).",
+        "Share of repository writes that do their work, then answer server_error_status instead, as "
+        "a gateway that gave up on a server that did the work would (0-1).",
+    )
+    upload_fault_routes: tuple[str, ...] = _knob(
+        (),
+        "Repository write routes subject to the two faults above, as 'METHOD /template' or "
+        "'/template'; empty = every repository write route.",
     )
     sse_cut_every_seconds: float | None = _knob(
         None, "Close each /api/events connection abruptly after this many real seconds."
@@ -169,6 +174,7 @@ class FaultConfig:
         self._check_routes("rate_limit_routes")
         self._check_routes("server_error_routes")
         self._check_routes("slow_response_routes")
+        self._check_routes("upload_fault_routes")
         burst, period = self.rate_limit_burst_seconds, self.rate_limit_burst_period_seconds
         if period and burst > period:
             _fail(self, "rate_limit_burst_seconds", f"at most rate_limit_burst_period_seconds ({period})")
@@ -202,12 +208,37 @@ class EmulatorConfig:
     result_size_bytes: int = _knob(
         0, "Pad every result file to this many bytes (0 = natural size, a few KB)."
     )
+    result_bytes_per_second: int = _knob(
+        0,
+        "Size each video result by the duration it was asked for, as real videos are: this many bytes "
+        "per second of the request's `duration` (0 = off; result_size_bytes stays the floor).",
+    )
     account_concurrency: int = _knob(8, "Generations of the account that may be processing at once.")
     credits_usd: float | None = _knob(None, "Starting balance in USD; unset = unlimited credits.")
     auto_create_repos: bool = _knob(
         False, "Let file uploads create missing repositories instead of answering 404."
     )
-    max_upload_bytes: int = _knob(64 * 1024 * 1024, "Largest accepted request body (uploads), in bytes.")
+    max_upload_bytes: int = _knob(
+        64 * 1024 * 1024,
+        "Largest request body of a route that reads its body whole (JSON routes), in bytes; the "
+        "repository upload routes stream theirs and have Oxen's own limits instead.",
+    )
+    put_file_memory_limit_bytes: int | None = _knob(
+        2 * 1024 * 1024,
+        "Bytes of form data (file parts and text fields) one PUT .../file may carry before it is "
+        "refused with 400, as oxen-server's actix-multipart memory limit does (unset = no limit; "
+        "the 50 MiB total limit stays).",
+    )
+    max_request_bytes: int | None = _knob(
+        None,
+        "A proxy in front of the hub: any request whose body is larger gets 413 (plain text) before "
+        "it reaches the emulator's routes (unset = no proxy).",
+    )
+    serve_version_uploads: bool = _knob(
+        True,
+        "Serve the chunked version upload (POST /versions/{hash}/create, PUT .../chunks, POST "
+        ".../complete); False: they answer 404, as a hub that does not serve them would.",
+    )
     queue_list_cap: int | None = _knob(
         None,
         "Answer GET /api/ai/queue with at most this many rows, the oldest first (unset = all). The "
@@ -247,9 +278,14 @@ class EmulatorConfig:
         _check_int(self, "unrelated_event_every", low=0)
         _check_positive(self, "url_ttl_seconds")
         _check_int(self, "result_size_bytes", low=0, high=2**31 - 1)
+        _check_int(self, "result_bytes_per_second", low=0, high=2**31 - 1)
         _check_int(self, "account_concurrency", low=1)
         _check_number(self, "credits_usd")
         _check_int(self, "max_upload_bytes", low=1024)
+        _check_int(self, "put_file_memory_limit_bytes", low=0)
+        _check_int(self, "max_request_bytes", low=0)
+        if not isinstance(self.serve_version_uploads, bool):
+            _fail(self, "serve_version_uploads", "a bool")
         _check_int(self, "queue_list_cap", low=1)
         if not isinstance(self.latency, LatencyConfig):
             _fail(self, "latency", "a LatencyConfig")

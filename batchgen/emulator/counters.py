@@ -12,12 +12,26 @@ from typing import Any
 Listener = Callable[[str, Any], None]
 """A test hook: called synchronously as ``listener(event, detail)`` from the emulator's event loop.
 
-Events: ``"request"`` (detail: the ``LoggedRequest``, as the request reaches the gateway, before its
-key is checked), ``"enqueued"`` (detail: the new generation ids, created and counted, before the
-answer is written) and ``"enqueue_answered"`` (detail: the same ids, once the answer was written to
-the socket, or the connection was cut by the enqueue-cut fault), ``"committed"`` (detail: the commit id of a
-file upload, made and counted, before the answer is written) and ``"upload_answered"`` (detail: the same
-id, once the answer was written or the upload-cut fault closed the connection). A listener must not block.
+A listener must not block. Events:
+
+- ``"request"``: the ``LoggedRequest``, as the request reaches the gateway, before its key is checked.
+- ``"enqueued"``: the new generation ids, created and counted, before the answer is written; then
+  ``"enqueue_answered"``: the same ids, once the answer was written or the enqueue-cut fault closed
+  the connection.
+
+Repository writes emit theirs once the work is done, before the answer is written (or cut):
+
+- ``"workspace_created"``: the new workspace's id.
+- ``"staged"``: ``(workspace_id, [repository paths])``, the paths a ``POST .../files`` answer lists
+  (staged, or left out because their bytes equal the base commit's).
+- ``"chunk_stored"``: ``(hash, offset)`` of a chunk stored (or kept: a chunk at that offset was
+  there already).
+- ``"version_completed"``: ``(hash, staged path or None)`` of an assembled chunked upload.
+- ``"committed"``: the commit id of a ``PUT .../file`` or workspace commit.
+- ``"workspace_deleted"``: the id of a workspace that is gone: deleted, cleared, or committed
+  while unnamed.
+- ``"upload_answered"``: the commit id again, once a commit's answer was written, or the
+  connection was cut by the write-cut fault.
 """
 
 
@@ -51,8 +65,14 @@ class Counters:
     enqueued_by_body: Counter[str] = field(default_factory=Counter)  # canonical body -> generations
     downloads: int = 0
     bytes_served: int = 0  # result-download body bytes actually written
-    uploads: int = 0  # files stored through PUT .../file/...
-    commits: int = 0  # commits those uploads made
+    uploads: int = 0  # files the commits below carried (PUT parts, or the paths a workspace staged)
+    commits: int = 0  # commits made by PUT .../file/... or by a workspace commit
+    # (repository path, sha256) -> times a request carried these bytes for that path: PUT parts,
+    # workspace file parts, completed chunked versions staged into a workspace; unchanged ones too.
+    files_received: Counter[tuple[str, str]] = field(default_factory=Counter)
+    chunks_received: int = 0  # PUT .../versions/{hash}/chunks requests answered 200
+    workspaces_created: int = 0
+    workspaces_deleted: int = 0  # deleted, cleared, or committed while unnamed
     sse_connections: int = 0
     events_sent: int = 0  # media_generation_completed frames written, summed over connections
     unrelated_events_sent: int = 0
@@ -92,7 +112,8 @@ class Counters:
         return self.enqueued_by_body[canonical_body(body)]
 
     def snapshot(self) -> dict[str, Any]:
-        """A plain, independent copy: counters as dicts, totals as ints."""
+        """A plain, independent copy that JSON can hold: counters as dicts (``files_received`` as a
+        list of ``{"path", "sha256", "times"}``), totals as ints."""
         return {
             "requests": dict(self.requests),
             "enqueue_requests": self.enqueue_requests,
@@ -102,6 +123,13 @@ class Counters:
             "bytes_served": self.bytes_served,
             "uploads": self.uploads,
             "commits": self.commits,
+            "files_received": [  # JSON-safe: one row per (path, sha256)
+                {"path": path, "sha256": sha256, "times": times}
+                for (path, sha256), times in sorted(self.files_received.items())
+            ],
+            "chunks_received": self.chunks_received,
+            "workspaces_created": self.workspaces_created,
+            "workspaces_deleted": self.workspaces_deleted,
             "sse_connections": self.sse_connections,
             "events_sent": self.events_sent,
             "unrelated_events_sent": self.unrelated_events_sent,

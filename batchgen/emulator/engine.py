@@ -16,7 +16,7 @@ from batchgen.emulator.config import EmulatorConfig
 from batchgen.emulator.faults import FaultInjector
 from batchgen.emulator.media import make_result
 from batchgen.emulator.model import FakeQueue, Generation
-from batchgen.emulator.pricing import Ledger
+from batchgen.emulator.pricing import Ledger, result_size
 from batchgen.emulator.urls import result_path
 
 INSUFFICIENT_CREDITS = "Insufficient credits"
@@ -153,7 +153,7 @@ class Engine:
         if error is not None:
             self._queue.fail(gen, error)
         else:
-            result = make_result(gen.media_type, gen.generation_id, self._config.result_size_bytes)
+            result = make_result(gen.media_type, gen.generation_id, result_size(self._config, gen))
             path = result_path(gen.namespace, gen.repo, gen.directory, gen.generation_id, result.extension)
             self._queue.succeed(gen, result, path)
             self._ledger.charge(gen.price)

@@ -97,11 +97,16 @@ class FaultInjector:
     def should_cut_enqueue(self) -> bool:
         return self._roll(self._config.enqueue_cut_rate, "enqueue_cut")
 
-    def should_cut_upload(self) -> bool:
+    def should_cut_write(self, route_key: str) -> bool:
+        """Whether a repository write that did its work must close the connection unanswered."""
+        if not route_selected(self._config.upload_fault_routes, route_key):
+            return False
         return self._roll(self._config.upload_cut_rate, "upload_cut")
 
-    def upload_error_after_commit(self) -> int | None:
-        """The 5xx status to answer a committed upload with, else None."""
+    def write_error_after_work(self, route_key: str) -> int | None:
+        """The 5xx status to answer a repository write that did its work with, else None."""
+        if not route_selected(self._config.upload_fault_routes, route_key):
+            return None
         hit = self._roll(self._config.upload_error_after_commit_rate, "upload_error_after_commit")
         return self._config.server_error_status if hit else None
 

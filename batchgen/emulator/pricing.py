@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchgen.emulator.catalog import ModelSpec
 
 DEFAULT_DURATION = 5
+
+if TYPE_CHECKING:
+    from batchgen.emulator.config import EmulatorConfig
+    from batchgen.emulator.model import Generation
 
 
 def usd(value: float | int | str | Decimal) -> Decimal:
@@ -85,3 +89,12 @@ class Ledger:
             raise ValueError(f"add_credits: usd must be >= 0, got {amount}")
         if self._balance is not None:
             self._balance += amount
+
+
+def result_size(config: EmulatorConfig, gen: Generation) -> int:
+    """The bytes a result is padded to: `result_size_bytes`, or a video's duration at
+    `result_bytes_per_second` when that is larger (real videos grow with their length)."""
+    by_duration = 0
+    if config.result_bytes_per_second and gen.media_type == "video":
+        by_duration = video_seconds(gen.request) * config.result_bytes_per_second
+    return max(config.result_size_bytes, by_duration)

@@ -1,4 +1,9 @@
-"""In-memory Oxen repositories: branches, commits, file versions; reference-URL resolution for models."""
+"""In-memory Oxen repositories: branches, commits and their trees, the workspaces and version chunks
+each repository holds, and reference-URL resolution for models.
+
+A file's bytes are held once: every tree, workspace and commit that has the file shares one
+``StoredFile``.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,25 @@ import binascii
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from batchgen.emulator.clock import Clock
 from batchgen.emulator.media import data_file
+from batchgen.emulator.resources import resolve
+
+if TYPE_CHECKING:
+    from batchgen.emulator.workspaces import Workspace
 
 DEFAULT_BRANCH = "main"
+INITIAL_COMMIT = ("Initialized Repo 🐂", "Oxen", "oxen@oxen.ai")  # liboxen's, for an empty repo's workspace
 EXAMPLE_FILE = ("elau", "assets", DEFAULT_BRANCH, "bloxy/bloxy_cropped_512x512.png")
 
-_FILE_PATH = re.compile(r"^/api/repos/([^/]+)/([^/]+)/file/([^/]+)/(.+)$")
+_FILE_PATH = re.compile(r"^/api/repos/([^/]+)/([^/]+)/file/(.+)$")
 _DATA_URI = re.compile(r"^data:(?:image|video)/[\w.+-]+;base64,(.+)$", re.DOTALL)
 
 Tree = dict[str, "StoredFile"]  # path -> file, every file of a commit
@@ -44,11 +56,12 @@ class Commit:
     timestamp: str
     added: tuple[str, ...] = ()  # paths new in this commit
     modified: tuple[str, ...] = ()  # paths whose bytes this commit changed
-    unchanged: tuple[str, ...] = ()  # paths sent again with the bytes they had
+    unchanged: tuple[str, ...] = ()  # paths carried (PUT) or staged (workspace) with the bytes they had
 
     @property
     def sent(self) -> tuple[str, ...]:
-        """Every path the upload that made this commit carried."""
+        """Every path the request that made this commit carried: a PUT's parts, or the paths staged
+        in the workspace it committed."""
         return (*self.added, *self.modified, *self.unchanged)
 
     def as_json(self) -> dict[str, object]:
@@ -79,6 +92,8 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)  # branch name -> head commit id
     commits: dict[str, Commit] = field(default_factory=dict)  # commit id -> commit, oldest first
     trees: dict[str, Tree] = field(default_factory=dict)  # commit id -> every file at that commit
+    workspaces: dict[str, Workspace] = field(default_factory=dict)  # id -> workspace, oldest first
+    chunks: dict[str, dict[int, bytes]] = field(default_factory=dict)  # version hash -> offset -> bytes
 
     @property
     def is_empty(self) -> bool:
@@ -99,10 +114,20 @@ class Repo:
         prefix = path.strip("/") + "/"
         return any(name.startswith(prefix) for name in self.tree(revision) or {})
 
-    def file_ancestor(self, revision: str, path: str) -> str | None:
-        """The first proper ancestor of ``path`` that is a file at ``revision`` (it cannot be a directory)."""
-        tree, parts = self.tree(revision) or {}, path.strip("/").split("/")
-        return next((a for a in ("/".join(parts[:i]) for i in range(1, len(parts))) if a in tree), None)
+    def node(self, commit_id: str, path: str) -> Literal["file", "dir"] | None:
+        """What ``path`` is at a commit ("" is the root directory)."""
+        if not path:
+            return "dir"
+        if path in self.trees[commit_id]:
+            return "file"
+        return "dir" if self.is_dir(commit_id, path) else None
+
+    def workspace(self, id_or_name: str) -> Workspace | None:
+        """A workspace by id, else by name (as liboxen's ``workspaces::get`` looks it up)."""
+        found = self.workspaces.get(id_or_name)
+        if found is not None:
+            return found
+        return next((w for w in self.workspaces.values() if w.name == id_or_name), None)
 
     def history(self, commit_id: str, path: str = "") -> list[Commit]:
         """Commits reachable from ``commit_id`` through first parents, newest first; only those touching
@@ -148,36 +173,45 @@ class RepoStore:
         return self._repos.get((namespace, name))
 
     def commit(
-        self, namespace: str, name: str, branch: str, files: Tree, *, message: str, author: str, email: str
+        self,
+        namespace: str,
+        name: str,
+        branch: str,
+        files: Tree,
+        *,
+        message: str,
+        author: str,
+        email: str,
+        parent: str | None = None,
     ) -> Commit:
-        """Add or replace ``files`` (path -> file) on ``branch`` as one commit.
+        """Lay ``files`` (path -> file) over the head of ``branch`` as one commit, and move the branch.
 
-        The branch must exist, unless the repository is empty: then the commit creates it.
+        A file whose bytes equal the head's is left as it was and listed as ``unchanged``. The branch
+        must exist, unless the repository is empty: then the commit is the root and creates it.
+        ``parent`` defaults to the branch head.
         """
         repo = self._repos[(namespace, name)]
-        parent = repo.branches.get(branch)
+        parent = parent or repo.branches.get(branch)
         if parent is None and not repo.is_empty:
             raise KeyError(f"branch {branch!r} does not exist")
         tree = dict(repo.trees[parent]) if parent else {}
-        added, modified, unchanged = [], [], []
+        added: list[str] = []
+        modified: list[str] = []
+        unchanged: list[str] = []
         for path, stored in files.items():
-            path = path.strip("/")
             previous = tree.get(path)
-            if previous is None:
-                added.append(path)
-            elif previous.data != stored.data:
-                modified.append(path)
-            else:
+            if previous is not None and same_bytes(previous, stored):
                 unchanged.append(path)
+                continue
+            (added if previous is None else modified).append(path)
             tree[path] = stored
-        stamp = datetime.fromtimestamp(self._clock.time(), UTC).isoformat().replace("+00:00", "Z")
         commit = Commit(
             uuid.uuid4().hex,
             (parent,) if parent else (),
             message,
             author,
             email,
-            stamp,
+            self.timestamp(),
             tuple(added),
             tuple(modified),
             tuple(unchanged),
@@ -187,18 +221,22 @@ class RepoStore:
         repo.branches[branch] = commit.id
         return commit
 
+    def initial_commit(self, namespace: str, name: str, branch: str) -> Commit:
+        """The empty root commit liboxen makes on ``branch`` when a workspace is asked for in an empty
+        repository."""
+        message, author, email = INITIAL_COMMIT
+        return self.commit(namespace, name, branch, {}, message=message, author=author, email=email)
+
+    def timestamp(self) -> str:
+        """Now, as RFC 3339 UTC with microseconds."""
+        return datetime.fromtimestamp(self._clock.time(), UTC).isoformat().replace("+00:00", "Z")
+
     def create_branch(self, namespace: str, name: str, branch: str, commit_id: str) -> None:
         """Point a new branch at an existing commit."""
         repo = self._repos[(namespace, name)]
         if commit_id not in repo.commits:
             raise KeyError(f"commit {commit_id!r} does not exist")
         repo.branches[branch] = commit_id
-
-    def get(self, namespace: str, name: str, revision: str, path: str) -> StoredFile | None:
-        """The file at ``path`` on a branch (its newest version) or at a commit id."""
-        repo = self._repos.get((namespace, name))
-        tree = None if repo is None else repo.tree(revision)
-        return None if tree is None else tree.get(path.strip("/"))
 
     def fetch(self, url: str) -> bool:
         """Whether a model could download ``url``: a data URI, or a repo file URL on any host."""
@@ -209,7 +247,21 @@ class RepoStore:
         path_match = _FILE_PATH.match(unquote(parts.path))
         if parts.scheme not in ("http", "https") or not parts.netloc or not path_match:
             return False
-        return self.get(*path_match.groups()) is not None
+        namespace, name, resource = path_match.groups()
+        repo = self._repos.get((namespace, name))
+        resolved = None if repo is None else resolve(repo, resource)
+        if repo is None or resolved is None or resolved.commit_id is None:
+            return False
+        return resolved.path in repo.trees[resolved.commit_id]
+
+
+def same_bytes(first: StoredFile, second: StoredFile) -> bool:
+    return first is second or first.data == second.data
+
+
+def unchanged_paths(tree: Tree, files: Iterable[tuple[str, StoredFile]]) -> set[str]:
+    """The paths among ``files`` whose bytes equal ``tree``'s."""
+    return {path for path, stored in files if path in tree and same_bytes(tree[path], stored)}
 
 
 def _valid_base64(payload: str) -> bool:

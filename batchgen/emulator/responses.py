@@ -10,7 +10,7 @@ from batchgen.emulator.state import EmulatorState
 
 STATE = web.AppKey("batchgen_emulator_state", EmulatorState)
 
-OXEN_VERSION = "0.36.0"  # what the repository routes report as the server version
+OXEN_VERSION = "0.54.0"  # what the repository routes report as the server version (oxen-server's)
 INVALID_PARAMS_TITLE = "Invalid parameters supplied, please check your request and try again."
 
 
@@ -84,29 +84,88 @@ def method_not_allowed() -> web.Response:
 
 
 def bad_request(detail: str) -> web.Response:
-    """oxen-server's 400 for a request it cannot carry out (repository routes)."""
+    """oxen-server's ``OxenHttpError::BadRequest``: a 400 for a request it cannot carry out."""
     return error_response(400, "bad_request", "Bad Request", detail)
 
 
 def repo_not_found(namespace: str, name: str) -> web.Response:
     """oxen-server's 404 for a repository that does not exist."""
+    return described_not_found(f"Repository '{namespace}/{name}' not found")
+
+
+def described_not_found(description: str) -> web.Response:
+    """``StatusMessageDescription::not_found``: a 404 whose ``status_description`` says what is missing."""
     body = {
         "status": "error",
         "status_message": "resource_not_found",
         "oxen_version": OXEN_VERSION,
-        "status_description": f"Repository '{namespace}/{name}' not found",
+        "status_description": description,
     }
     return web.json_response(body, status=404)
 
 
+def workspace_not_found(identifier: str) -> web.Response:
+    return described_not_found(f"Workspace not found: {identifier}")
+
+
+def status_message(status: int, message: str, *, error: bool = True, **fields: Any) -> web.Response:
+    """``StatusMessage``: ``{"status", "status_message", "oxen_version"}`` (plus ``fields``), the
+    shape oxen-server gives most answers, errors included (the message is then free text)."""
+    body = {
+        "status": "error" if error else "success",
+        "status_message": message,
+        "oxen_version": OXEN_VERSION,
+    }
+    return web.json_response({**body, **fields}, status=status)
+
+
+def oxen_success(message: str, **fields: Any) -> web.Response:
+    """A 200 ``StatusMessage`` (``resource_found``, ``resource_created``...) with ``fields`` beside it."""
+    return status_message(200, message, error=False, **fields)
+
+
 def branch_not_found(branch: str) -> web.Response:
+    """``OxenError::BranchNotFound`` as liboxen raises it for a branch looked up by name."""
     return error_response(
-        404, "resource_not_found", "Branch does not exist", f"Could not find branch: {branch}"
+        404,
+        "resource_not_found",
+        "Branch does not exist",
+        f"Could not find branch: Branch '{branch}' not found",
     )
 
 
 def path_not_found(path: str) -> web.Response:
     return error_response(404, "resource_not_found", "Resource not found", f"Could not find path: {path}")
+
+
+def path_does_not_exist(path: str) -> web.Response:
+    """``OxenError::PathDoesNotExist``: a resource that resolves to nothing, a file that is not there."""
+    return error_response(404, "resource_not_found", "Path does not exist", f"Could not find path: {path}")
+
+
+def path_not_in_revision(path: str, revision: str) -> web.Response:
+    return error_response(
+        404, "resource_not_found", "Path not in revision", f"{path} does not exist in {revision}."
+    )
+
+
+def no_changes() -> web.Response:
+    """``OxenError::NoChanges`` as ``errors.rs`` maps it (``PUT .../file`` with nothing new)."""
+    detail = "Nothing staged differs from the parent commit, so there is nothing to commit."
+    body = {**envelope("no_changes", "No changes to commit", detail), "status_message": "bad_request"}
+    return web.json_response(body, status=422)
+
+
+def internal_error(title: str) -> web.Response:
+    """The catch-all 500 of oxen-server's ``errors.rs``: an error with no arm of its own."""
+    return web.json_response(
+        {
+            "error": {"type": "internal_server_error", "title": title},
+            "status": "error",
+            "status_message": "internal_server_error",
+        },
+        status=500,
+    )
 
 
 def read_only(namespace: str, name: str) -> web.Response:

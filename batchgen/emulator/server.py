@@ -21,6 +21,7 @@ from batchgen.emulator.pricing import usd as to_usd
 from batchgen.emulator.repos import DEFAULT_BRANCH, Commit, Repo, StoredFile
 from batchgen.emulator.state import EmulatorState
 from batchgen.emulator.timeline import Marks, Timeline
+from batchgen.emulator.workspaces import WorkspaceInfo, info
 
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -203,6 +204,12 @@ class Emulator:
         if commit_id is None and not repo.is_empty:
             raise KeyError(f"no branch or commit {revision!r} in {namespace}/{name}")
         return [] if commit_id is None else list(reversed(repo.history(commit_id, path)))
+
+    def workspaces(self, namespace: str, name: str) -> list[WorkspaceInfo]:
+        """The live workspaces of a repository, oldest first: ``id``, ``name``, ``branch`` (the one it
+        was created on), ``base_commit``, ``staged`` (the repository paths staged, sorted) and
+        ``created_at``. Empty once every workspace was committed (unnamed) or deleted."""
+        return [info(workspace) for workspace in self._repo(namespace, name).workspaces.values()]
 
     def add_credits(self, usd: float) -> None:
         """Top the balance up by ``usd`` dollars (a no-op on unlimited credits)."""

@@ -16,7 +16,7 @@ from batchgen.emulator.events import EventHub
 from batchgen.emulator.faults import FaultInjector
 from batchgen.emulator.media import make_result
 from batchgen.emulator.model import FakeQueue, Generation, Status
-from batchgen.emulator.pricing import Ledger, estimate
+from batchgen.emulator.pricing import Ledger, estimate, result_size
 from batchgen.emulator.repos import RepoStore
 from batchgen.emulator.timeline import Timeline
 from batchgen.emulator.urls import UrlSigner, result_path
@@ -86,7 +86,7 @@ class EmulatorState:
         self.queue.add(gen)
         result = path = None
         if status == "succeeded":
-            result = make_result(gen.media_type, gen.generation_id, self.config.result_size_bytes)
+            result = make_result(gen.media_type, gen.generation_id, result_size(self.config, gen))
             path = result_path(gen.namespace, gen.repo, gen.directory, gen.generation_id, result.extension)
             self.results[path] = gen.generation_id
         self.queue.force_terminal(gen, status, error_message, result, path)

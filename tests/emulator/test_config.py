@@ -39,6 +39,10 @@ from batchgen.emulator import EmulatorConfig, FaultConfig, LatencyConfig
         (FaultConfig, "slow_response_routes", ("file",)),
         (FaultConfig, "upload_cut_rate", 2),
         (FaultConfig, "upload_error_after_commit_rate", -0.1),
+        (FaultConfig, "upload_fault_routes", ("workspaces",)),
+        (EmulatorConfig, "put_file_memory_limit_bytes", -1),
+        (EmulatorConfig, "max_request_bytes", 1.5),
+        (EmulatorConfig, "serve_version_uploads", "yes"),
     ],
 )
 def test_invalid_values_name_the_field(cls: type, field: str, value: Any) -> None:
@@ -61,6 +65,8 @@ def test_defaults() -> None:
     assert config.unrelated_event_every == 7
     assert config.faults == FaultConfig()
     assert FaultConfig().generation_failure_rate == 0.0
+    assert (config.put_file_memory_limit_bytes, config.max_request_bytes) == (2 * 1024 * 1024, None)
+    assert (config.serve_version_uploads, config.faults.upload_fault_routes) == (True, ())
 
 
 def test_configs_are_frozen() -> None:

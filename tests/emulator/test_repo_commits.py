@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from .repo_support import create_repo, png, put_ok
+from .repo_support import create_repo, png, put, put_ok, raw_request
 from .support import Api
 
 HISTORY = "/api/repos/me/assets/commits/history/"
@@ -40,8 +40,15 @@ async def test_history_of_a_path(api: Api) -> None:
         ids[0],
     ]
     assert [c["id"] for c in (await api.request("GET", HISTORY + "main/dir"))[1]["commits"]] == [ids[1]]
+
+
+async def test_history_of_a_path_the_revision_lacks_is_404(api: Api) -> None:
+    """A path absent at the revision is 404 'Path not in revision' (also one that exists elsewhere)."""
+    ids = await three_commits(api)
     status, payload = await api.request("GET", HISTORY + "main/never.png")
-    assert (status, payload["commits"], payload["total_pages"]) == (200, [], 0)
+    assert (status, payload["error"]["title"]) == (404, "Path not in revision")
+    assert payload["error"]["detail"] == f"never.png does not exist in {ids[2]}."
+    assert (await api.request("GET", HISTORY + f"{ids[0]}/dir/b.png"))[0] == 404
 
 
 async def test_history_from_a_commit_id(api: Api) -> None:
@@ -60,20 +67,46 @@ async def test_history_pages(api: Api) -> None:
     assert payload["total_entries"] == 3
 
 
-@pytest.mark.parametrize("params", [{"page": "0"}, {"page_size": "x"}, {"page_size": "-1"}])
-async def test_bad_pages_are_400(api: Api, params: dict[str, str]) -> None:
-    """page or page_size that is not an integer >= 1 is 400."""
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"page_size": "x"}, "invalid digit found in string"),
+        ({"page_size": "-1"}, "invalid digit found in string"),
+        ({"page": ""}, "cannot parse integer from empty string"),
+        ({"page": str(2**64)}, "number too large to fit in target type"),
+    ],
+)
+async def test_bad_pages_are_plain_400(api: Api, params: dict[str, str], message: str) -> None:
+    """page or page_size that is not an unsigned integer is refused by actix's Query extractor: plain
+    text 400, before the repository is even looked up."""
     await three_commits(api)
-    assert (await api.request("GET", HISTORY + "main", params=params))[0] == 400
+    for repo in ("assets", "nope"):
+        status, kind, text = await raw_request(
+            api, "GET", f"/api/repos/me/{repo}/commits/history/main", params=params
+        )
+        assert (status, kind, text) == (400, "text/plain", f"Query deserialize error: {message}")
+
+
+async def test_page_zero_reads_as_page_one_and_page_size_zero_is_empty(api: Api) -> None:
+    """page=0 serves page 1 but reports 0; page_size=0 lists nothing and counts no page (liboxen)."""
+    ids = await three_commits(api)
+    payload = (await api.request("GET", HISTORY + "main", params={"page": "0", "page_size": "2"}))[1]
+    assert ([c["id"] for c in payload["commits"]], payload["page_number"]) == (ids[:0:-1], 0)
+    payload = (await api.request("GET", HISTORY + "main", params={"page_size": "0"}))[1]
+    assert (payload["commits"], payload["total_pages"], payload["total_entries"]) == ([], 0, 3)
 
 
 async def test_history_of_an_empty_repo_and_an_unknown_revision(api: Api) -> None:
-    """An empty repository has an empty history; once it has commits, an unknown revision is 404."""
+    """An empty repository has an empty history, of one page, whatever the resource; once it has
+    commits, an unknown revision is 404 'Path does not exist'."""
     await create_repo(api)
-    status, payload = await api.request("GET", HISTORY + "main")
-    assert (status, payload["commits"], payload["total_entries"]) == (200, [], 0)
+    for resource in ("main", "anything/at/all.png"):
+        status, payload = await api.request("GET", HISTORY + resource, params={"page_size": "7"})
+        assert (status, payload["commits"], payload["total_entries"]) == (200, [], 0)
+        assert (payload["total_pages"], payload["page_size"], payload["page_number"]) == (1, 7, 1)
     await put_ok(api, "main/a.png", [png("a.png")])
-    assert (await api.request("GET", HISTORY + "dev"))[0] == 404
+    status, payload = await api.request("GET", HISTORY + "dev")
+    assert (status, payload["error"]["title"]) == (404, "Path does not exist")
 
 
 async def test_get_one_commit(api: Api) -> None:
@@ -101,14 +134,34 @@ async def test_hooks_read_files_and_commits(api: Api) -> None:
     assert [c.id for c in api.emu.repo_commits("me", "assets", path="dir")] == [ids[1]]
 
 
-async def test_an_identical_upload_still_commits_but_changes_nothing(api: Api) -> None:
-    """Re-sending the same bytes makes a commit that lists no added or modified path, but an unchanged one."""
+async def test_an_identical_upload_is_422_no_changes(api: Api) -> None:
+    """Re-sending the same bytes makes no commit: 422 with the no_changes envelope (errors.rs NoChanges)."""
     await create_repo(api)
     await put_ok(api, "main/a.png", [png("a.png")])
-    again = await put_ok(api, "main/a.png", [png("a.png")])
+    status, payload = await put(api, "main/a.png", [png("a.png")])
+    assert status == 422
+    assert payload["error"]["type"] == "no_changes"
+    assert (payload["error"]["title"], payload["status"], payload["status_message"]) == (
+        "No changes to commit",
+        "error",
+        "bad_request",
+    )
+    assert len(api.emu.repo_commits("me", "assets")) == 1 == api.emu.counters.commits
+
+
+async def test_a_mixed_upload_commits_only_what_changed(api: Api) -> None:
+    """Files whose bytes equal the branch's are left out of the commit (listed as unchanged, and in
+    `sent`); the others make it; each part counts in files_received."""
+    await create_repo(api)
+    await put_ok(api, "main/d", [png("a.png", b"a", "files[]"), png("b.png", b"b", "files[]")])
+    again = await put_ok(api, "main/d", [png("a.png", b"a", "files[]"), png("b.png", b"B", "files[]")])
     last = api.emu.repo_commits("me", "assets")[-1]
-    assert (last.id, last.added, last.modified) == (again, (), ())
-    assert (last.unchanged, last.sent) == (("a.png",), ("a.png",))
+    assert (last.id, last.added, last.modified, last.unchanged) == (again, (), ("d/b.png",), ("d/a.png",))
+    assert sorted(last.sent) == ["d/a.png", "d/b.png"]
+    received = api.emu.counters.files_received
+    assert received[("d/a.png", hashlib.sha256(b"a").hexdigest())] == 2
+    assert received[("d/b.png", hashlib.sha256(b"B").hexdigest())] == 1
+    assert (api.emu.counters.uploads, api.emu.counters.commits) == (4, 2)
 
 
 async def test_hooks_raise_key_error_for_what_is_missing(api: Api) -> None:

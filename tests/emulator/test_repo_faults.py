@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
 import pytest
+import xxhash
 
-from .repo_support import create_repo, png, put, put_ok
+from .repo_support import REPO, commit, create_repo, png, put, put_ok, seeded_repo, stage, workspace
 from .support import Api
 
 UPLOAD = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path}"
@@ -39,23 +41,29 @@ async def test_read_only_can_be_switched_at_runtime(api: Api) -> None:
 
 
 async def test_upload_cut_commits_but_never_answers(api: Api) -> None:
-    """upload_cut_rate=1: every PUT that arrives is committed and counted, then closed with no answer."""
-    # aiohttp resends a PUT once by itself when the connection drops before the answer (PUT is
-    # idempotent to it), so this one call may arrive, and commit, twice.
+    """upload_cut_rate=1: the PUT is committed and counted, then closed with no answer."""
+    # aiohttp resends a PUT once by itself when a reused connection drops before the answer (PUT is
+    # idempotent to it). That resend finds the bytes on the branch already: 422 no_changes, which
+    # is not a write that did work, so it is answered.
     await create_repo(api)
     events: list[tuple[str, Any]] = []
     api.emu.counters.listeners.append(lambda event, detail: events.append((event, detail)))
     api.emu.set_faults(upload_cut_rate=1.0)
-    with pytest.raises(aiohttp.ServerDisconnectedError):
-        await put(api, "main/a.png", [png("a.png")])
-    api.emu.set_faults(upload_cut_rate=0.0)
-    received = api.emu.counters.requests[UPLOAD]
-    commits = api.emu.repo_commits("me", "assets")
-    assert received >= 1 and len(commits) == received == api.emu.counters.commits
-    assert api.emu.counters.faults["upload_cut"] == received
-    assert commits[0].added == ("a.png",)
-    expected = [(event, c.id) for c in commits for event in ("committed", "upload_answered")]
-    assert [e for e in events if e[0] != "request"] == expected
+    try:
+        status, payload = await put(api, "main/a.png", [png("a.png")])
+    except aiohttp.ServerDisconnectedError:
+        status, payload = 0, None
+    assert status in (0, 422), payload
+    (commit,) = api.emu.repo_commits("me", "assets")
+    assert (commit.added, api.emu.counters.commits, api.emu.counters.faults["upload_cut"]) == (
+        ("a.png",),
+        1,
+        1,
+    )
+    assert [e for e in events if e[0] != "request"] == [
+        ("committed", commit.id),
+        ("upload_answered", commit.id),
+    ]
 
 
 async def test_an_error_after_the_commit_answers_5xx_for_a_commit_that_was_made(api: Api) -> None:
@@ -125,3 +133,128 @@ async def test_upload_carried_out_after_the_client_gave_up(api: Api) -> None:
     async with asyncio.timeout(5):
         await committed.wait()
     assert api.emu.repo_file("me", "assets", "a.png").data.startswith(b"\x89PNG")
+
+
+WS_COMMIT = "POST /api/repos/{namespace}/{repo}/workspaces/{workspace_id}/merge/{branch}"
+WS_FILES = "POST /api/repos/{namespace}/{repo}/workspaces/{workspace_id}/files/{dir}"
+
+
+async def test_a_workspace_commit_answered_5xx_was_made(api: Api) -> None:
+    """upload_error_after_commit_rate on a workspace commit: the commit is made, the unnamed workspace
+    deleted, then the answer is the 5xx."""
+    await seeded_repo(api)
+    await workspace(api)
+    await stage(api, "ws-1", "", [png("a.png")])
+    events: list[str] = []
+    api.emu.counters.listeners.append(lambda event, detail: events.append(event))
+    api.emu.set_faults(upload_error_after_commit_rate=1.0, server_error_status=504)
+    status, payload = await commit(api, "ws-1")
+    assert (status, payload["status"]) == (504, "error")
+    assert api.emu.repo_commits("me", "assets")[-1].added == ("a.png",)
+    assert api.emu.workspaces("me", "assets") == []
+    assert [e for e in events if e != "request"] == ["committed", "workspace_deleted", "upload_answered"]
+
+
+async def test_a_cut_workspace_commit_was_made(api: Api) -> None:
+    """upload_cut_rate on a workspace commit: the commit is made (a POST: not resent), the workspace
+    deleted, and the connection closed unanswered."""
+    await seeded_repo(api)
+    await workspace(api)
+    await stage(api, "ws-1", "", [png("a.png")])
+    events: list[tuple[str, Any]] = []
+    api.emu.counters.listeners.append(lambda event, detail: events.append((event, detail)))
+    api.emu.set_faults(upload_cut_rate=1.0, upload_fault_routes=(WS_COMMIT,))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await commit(api, "ws-1")
+    made = api.emu.repo_commits("me", "assets")[-1]
+    assert (made.added, api.emu.workspaces("me", "assets")) == (("a.png",), [])
+    assert [e for e in events if e[0] != "request"] == [
+        ("committed", made.id),
+        ("workspace_deleted", "ws-1"),
+        ("upload_answered", made.id),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("route", "expected_status"),
+    [
+        ((), 0),
+        ((WS_FILES,), 0),
+        ((WS_COMMIT,), 200),
+        (("/api/repos/{namespace}/{repo}/workspaces/{workspace_id}/files/{dir}",), 0),
+    ],
+)
+async def test_staging_cut_after_the_work(api: Api, route: tuple[str, ...], expected_status: int) -> None:
+    """upload_cut_rate on the files route stages, then cuts the connection (a POST, not resent); with
+    upload_fault_routes naming only another route, staging is answered."""
+    await seeded_repo(api)
+    await workspace(api)
+    staged = asyncio.Event()
+    api.emu.counters.listeners.append(lambda event, _: staged.set() if event == "staged" else None)
+    api.emu.set_faults(upload_cut_rate=1.0, upload_fault_routes=route)
+    try:
+        status = (await stage(api, "ws-1", "d", [png("a.png")]))[0]
+    except aiohttp.ServerDisconnectedError:
+        status = 0
+    assert status == expected_status
+    async with asyncio.timeout(5):
+        await staged.wait()
+    assert api.emu.workspaces("me", "assets")[0].staged == ("d/a.png",)
+    assert api.emu.counters.faults["upload_cut"] == (1 if expected_status == 0 else 0)
+
+
+async def test_every_write_route_does_its_work_before_the_fault(api: Api) -> None:
+    """With upload_error_after_commit_rate=1 every repository write answers 503, and every one did its
+    work: workspaces created, files staged, chunks stored, versions completed, workspaces deleted."""
+    await seeded_repo(api)
+    api.emu.set_faults(upload_error_after_commit_rate=1.0)
+    body = json.dumps({"workspace_id": "ws-1", "branch_name": "main"})
+    assert (await api.request("PUT", f"{REPO}/workspaces", data=body))[0] == 503
+    assert (await api.request("POST", f"{REPO}/workspaces", data=body))[
+        0
+    ] == 503  # found: still a write route
+    assert (await stage(api, "ws-1", "", [png("a.png")]))[0] == 503
+    version = format(xxhash.xxh3_128_intdigest(b"abc"), "x")
+    assert (await api.request("PUT", f"{REPO}/versions/{version}/chunks?offset=0", data=b"abc"))[0] == 503
+    complete = {"files": [{"hash": version, "file_name": "v.bin", "num_chunks": 1}], "workspace_id": "ws-1"}
+    assert (await api.request("POST", f"{REPO}/versions/{version}/complete", json=complete))[0] == 503
+    assert api.emu.workspaces("me", "assets")[0].staged == ("a.png", "v.bin")
+    assert (await api.request("DELETE", f"{REPO}/workspaces/ws-1"))[0] == 503
+    assert api.emu.workspaces("me", "assets") == []
+    assert api.emu.counters.faults["upload_error_after_commit"] == 6
+    assert (await api.request("GET", f"{REPO}/workspaces"))[0] == 200  # reads are not writes
+
+
+async def test_refused_writes_are_not_faulted(api: Api) -> None:
+    """A write that did nothing (404, 422) is answered as it is: the write faults hit only done work."""
+    await seeded_repo(api)
+    await workspace(api)
+    api.emu.set_faults(upload_cut_rate=1.0)
+    assert (await commit(api, "ws-1"))[0] == 422
+    assert (await commit(api, "nope"))[0] == 404
+    assert api.emu.counters.faults["upload_cut"] == 0
+
+
+async def test_5xx_and_429_reach_workspace_routes_only_when_named(api: Api) -> None:
+    """The opt-in API faults: a named workspace route gets the 503 before any work; others are spared."""
+    await seeded_repo(api)
+    await workspace(api)
+    api.emu.set_faults(server_error_rate=1.0, server_error_routes=(WS_FILES,))
+    assert (await stage(api, "ws-1", "", [png("a.png")]))[0] == 503
+    assert api.emu.workspaces("me", "assets")[0].staged == ()
+    assert (await commit(api, "ws-1"))[0] == 422
+
+
+async def test_a_slow_staging_is_carried_out_after_the_client_gave_up(api: Api) -> None:
+    """slow_response on the files route stalls once the body is read: a client that times out meanwhile
+    finds the files staged all the same."""
+    await seeded_repo(api)
+    await workspace(api)
+    api.emu.set_faults(slow_response_rate=1.0, slow_response_seconds=0.3, slow_response_routes=(WS_FILES,))
+    staged = asyncio.Event()
+    api.emu.counters.listeners.append(lambda event, _: staged.set() if event == "staged" else None)
+    with pytest.raises(asyncio.TimeoutError):
+        await stage(api, "ws-1", "", [png("a.png")], timeout=aiohttp.ClientTimeout(total=0.1))
+    async with asyncio.timeout(5):
+        await staged.wait()
+    assert api.emu.workspaces("me", "assets")[0].staged == ("a.png",)
