@@ -338,7 +338,10 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
     try:
         upload_repo = overrides.get("upload_repo")
         if upload_repo:
-            upload: UploadTarget | None = UploadTarget.parse(str(upload_repo))
+            try:
+                upload: UploadTarget | None = UploadTarget.parse(str(upload_repo))
+            except ValueError as exc:
+                raise ValueError(f"--upload-repo: {exc}") from None
         elif manifest.upload:
             upload = UploadTarget.from_manifest(manifest.upload)
         else:

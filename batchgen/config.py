@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchgen.delivery.target import DeliveryTarget
+from batchgen.delivery.target import DeliveryTarget, branch_problem, repo_problem
 from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
 
 DEFAULT_API_BASE = "https://hub.oxen.ai"
@@ -97,11 +97,18 @@ class UploadTarget:
 
     @classmethod
     def parse(cls, text: str) -> UploadTarget:
-        """Parse 'namespace/repo' or 'namespace/repo@branch'."""
+        """Parse 'namespace/repo' or 'namespace/repo@branch' (`--upload-repo`): names Oxen takes and a
+        branch that may hold '/' (batchgen.delivery.target's rules). Raises ValueError saying why not."""
         spec, _, branch = text.partition("@")
         namespace, _, repo = spec.partition("/")
         if not namespace or not repo or "/" in repo:
             raise ValueError(f"upload repository must be 'namespace/repo[@branch]', got {text!r}")
+        problem = repo_problem(spec)
+        if problem:
+            raise ValueError(f"upload repository {spec!r} {problem}")
+        problem = branch_problem(branch) if branch else None
+        if problem:
+            raise ValueError(f"upload branch {branch!r} {problem}")
         return cls(namespace=namespace, repo=repo, branch=branch or "main")
 
 

@@ -152,7 +152,13 @@ def _target(args: argparse.Namespace, journal: Journal) -> tuple[DeliveryTarget,
             f"{args.run_dir} has no delivery target (its manifest has no `deliver:`): pass "
             "--to NAMESPACE/NAME[@BRANCH][:PATH]"
         )
-    namespace, repo = parse_repo(str(recorded["repo"]))
+    try:
+        namespace, repo = parse_repo(str(recorded["repo"]))
+    except ValueError as exc:
+        raise UsageError(
+            f"the delivery target {args.run_dir} recorded is not usable ({exc}): pass "
+            "--to NAMESPACE/NAME[@BRANCH][:PATH]"
+        ) from None
     target = DeliveryTarget(
         namespace=namespace,
         repo=repo,
@@ -215,13 +221,13 @@ def delivery_status(journal: Journal, run_dir: Path) -> list[str]:
     """`batchgen status`'s lines about the run's delivery (none when it has no target)."""
     from batchgen.delivery.ledger import DELIVERED, FAILED, DeliveryLedger
     from batchgen.delivery.run import META_KEY
-    from batchgen.delivery.target import DeliveryTarget, parse_repo
+    from batchgen.delivery.target import DeliveryTarget
     from batchgen.delivery.wanted import done_results
 
     recorded, api = _recorded(journal.meta(META_KEY)), journal.meta("api")
     if not recorded:
         return []
-    namespace, repo = parse_repo(str(recorded["repo"]))
+    namespace, _, repo = str(recorded["repo"]).partition("/")  # as recorded: shown, not checked
     target = DeliveryTarget(
         namespace=namespace, repo=repo, branch=str(recorded["branch"]), path=str(recorded["path"])
     )

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen.delivery.target import DELIVER_PATH_DEFAULT, render_path, template_variables
+from batchgen.delivery.target import (
+    DELIVER_PATH_DEFAULT,
+    branch_problem,
+    name_problem,
+    path_problem,
+    render_path,
+    repo_problem,
+    template_variables,
+)
 from batchgen.errors import Problem
 from batchgen.manifest.assets import load_asset
 from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
@@ -38,6 +46,17 @@ _HINTS = {
     ("upload", "namespace"): "e.g. `upload: {namespace: acme, repo: assets}`",
     ("upload", "repo"): "e.g. `upload: {namespace: acme, repo: assets}`",
     ("deliver", "repo"): "e.g. `deliver: {repo: meadow/campaigns, path: 'campaigns/{name}'}`",
+}
+# Repository names, branches and paths: batchgen.delivery.target says what is wrong with a value, and
+# the Checker reports it (the schema's patterns, for editors, cannot say the rule, nor name every
+# Unicode format character). What each is called in a message, and its check:
+_TARGET_RULES: dict[PathTuple, tuple[str, Callable[[str], str | None]]] = {
+    ("upload", "namespace"): ("the namespace", name_problem),
+    ("upload", "repo"): ("the repository name", name_problem),
+    ("upload", "branch"): ("the branch", branch_problem),
+    ("upload", "prefix"): ("the upload prefix", path_problem),
+    ("deliver", "repo"): ("the repository", repo_problem),
+    ("deliver", "branch"): ("the branch", branch_problem),
 }
 _DEFAULTS_HINTS = {
     "model": "set `model:` at the top level (for every job) or in a job",
@@ -142,6 +161,9 @@ def schema_problems(data: Any, positions: Positions) -> Iterator[Problem]:
 
 def _error_problems(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Problem]:
     path: PathTuple = tuple(error.absolute_path)
+    rule = _TARGET_RULES.get(path)
+    if rule and isinstance(error.instance, str) and rule[1](error.instance):
+        return  # the Checker reports it, saying the rule (Checker._check_target_names)
     if "propertyNames" in error.schema_path:
         yield _name_problem(error, path, positions)
     elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -209,6 +231,7 @@ class Checker:
         self._check_safe_name(("name",), self.data.get("name"), "it names the run directory")
         self._check_assets()
         self._check_var_sources(())
+        self._check_target_names()
         self._check_deliver_path()
         jobs = self.data.get("jobs")
         names: dict[str, int] = {}
@@ -228,6 +251,16 @@ class Checker:
             suggestion = re.sub(r"[^\w.-]+", "-", name).strip(".-")[:100] or "my-name"
             suggestion += "-1" if reserved else ""
             self.add(path, message, f"{what}: e.g. '{suggestion}'")
+
+    def _check_target_names(self) -> None:
+        """`upload:` and `deliver:` names, branches and the upload prefix, by the rules the command
+        line's --deliver and --upload-repo follow too (batchgen.delivery.target)."""
+        for path, (what, problem_of) in _TARGET_RULES.items():
+            section, key = self.data.get(str(path[0])), path[1]
+            value = section.get(key) if isinstance(section, dict) else None
+            problem = problem_of(value) if isinstance(value, str) else None
+            if problem:
+                self.add(path, f"{what} {value!r} {problem}")
 
     def _check_deliver_path(self) -> None:
         deliver, name, variables = self.data.get("deliver"), self.data.get("name"), self.data.get("vars")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.emulator import Emulator
+from tests.delivery.test_target import BAD_FIELDS, manifest_with
 from tests.faults.conftest import SECRET_KEY, Harness, write_manifest
 
 BAD = Path(__file__).resolve().parents[1] / "plan" / "bad"
@@ -110,3 +111,62 @@ def _as_results(answers: list[dict[str, Any]]) -> list[Any]:
         CliResult(int(a["code"]) if isinstance(a["code"], int) else 1, a["stdout"], a["stderr"])
         for a in answers
     ]
+
+
+async def test_unsafe_repository_names_branches_and_paths_exit_2_naming_where_with_0_requests(
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
+    """Each bad `deliver:`/`upload:` name, branch or path (a manifest each: `..`, `.`, `x/..`,
+    `..%2f..%2fx`, U+202E, ...) through `batchgen run` and `batchgen plan` with a key, and each bad
+    `--deliver` / `--upload-repo` through `batchgen run`: exit 2, the message names the file, line,
+    column and field (or the flag), and the emulator sees no request at all; nothing is written."""
+    emu = await start_emulator()
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    manifests = tmp_path / "manifests"
+    cases: list[list[str]] = []
+    expected: list[str] = []
+    for i, (section, key, value, _) in enumerate(BAD_FIELDS):  # messages: test_target.py
+        folder = manifests / str(i)
+        folder.mkdir(parents=True)
+        path, line, column = manifest_with(folder, section, key, value)
+        where = f"{path}:{line}:{column}: {section}.{key}: "
+        cases += [["run", str(path), *api(emu, out)], ["plan", str(path), *api(emu, out)[:6]]]
+        expected += [f"batchgen: error: {where}", f"batchgen: error: {where}"]
+    good = write_manifest(tmp_path, name="good", count=1)
+    bad_flags = [
+        (["--deliver", "meadow/.."], "--deliver: the repository 'meadow/..' has the repository name '..'"),
+        (["--deliver", "../campaigns"], "--deliver: the repository '../campaigns' has the namespace '..'"),
+        (["--deliver", "meadow/c"], "--deliver: the repository 'meadow/c' has the repository name 'c'"),
+        (["--deliver", "meadow/campaigns@.."], "--deliver: the branch '..' has a '..' part"),
+        (["--deliver", "meadow/campaigns@x/.."], "--deliver: the branch 'x/..' has a '..' part"),
+        (["--deliver", "meadow/campaigns@-x"], "--deliver: the branch '-x' has a part starting with '-'"),
+        (["--deliver", "meadow/campaigns@x.lock"], "--deliver: the branch 'x.lock' has a part ending"),
+        (["--deliver", "meadow/campaigns@a b"], "--deliver: the branch 'a b' contains U+0020 (SPACE)"),
+        (["--deliver", "meadow/campaigns@%"], "--deliver: the branch '%' contains '%'"),
+        (["--deliver", "meadow/campaigns@a\u202eb"], "--deliver: the branch 'a\\u202eb' contains U+202E"),
+        (
+            ["--deliver", "meadow/campaigns:..%2f..%2fx"],
+            "--deliver: the delivery path '..%2f..%2fx' contains '%'",
+        ),
+        (
+            ["--deliver", "meadow/campaigns:a\u202eb"],
+            "--deliver: the delivery path 'a\\u202eb' contains U+202E",
+        ),
+        (["--deliver", "meadow/campaigns:x/.."], "--deliver: the delivery path 'x/..' has a '..' segment"),
+        (["--upload-repo", "acme/.."], "upload repository 'acme/..' has the repository name '..'"),
+        (["--upload-repo", "acme/assets@x/.."], "upload branch 'x/..' has a '..' part"),
+    ]
+    for flags, says in bad_flags:
+        cases.append(["run", str(good), *api(emu, out), *flags])
+        expected.append(f"batchgen: error: {says}")
+    answers = await drive(cases, cwd)
+    harness.outputs.extend(_as_results(answers))
+
+    assert len(answers) == len(cases) == 2 * len(BAD_FIELDS) + len(bad_flags)
+    for answer, wanted in zip(answers, expected, strict=True):
+        assert answer["code"] == 2, answer
+        assert wanted in answer["stderr"], (wanted, answer["stderr"])
+        assert "Traceback" not in answer["stderr"]
+    assert emu.counters.request_log == [] and sum(emu.counters.requests.values()) == 0  # not one request
+    assert not out.exists() and list(cwd.iterdir()) == []  # nothing written
