@@ -184,12 +184,13 @@ class OxenClient:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         data: Any = None,
+        headers: Mapping[str, str] | None = None,
         client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> Any:
         """One HTTP call, no retries: the parsed JSON body, or a mapped error."""
         await self.throttle.wait_clear()
         url = self.url(path)
-        auth, wait = self.auth_for(url), client_timeout or self.session.timeout
+        auth, wait = {**(headers or {}), **self.auth_for(url)}, client_timeout or self.session.timeout
         self.requests_sent += 1
         with _mapped_errors(method, path):
             async with self.session.request(
@@ -321,7 +322,7 @@ class OxenClient:
 
     def file_url(self, namespace: str, repo: str, branch: str, path: str) -> str:
         parts = "/".join(quote(p, safe="") for p in (namespace, repo))
-        return self.url(f"/api/repos/{parts}/file/{quote(branch, safe='')}/{quote(path)}")
+        return self.url(f"/api/repos/{parts}/file/{quote(branch, safe='/')}/{quote(path)}")
 
     async def file_exists(self, url: str) -> bool:
         """HEAD a repository file (public repos need no key)."""

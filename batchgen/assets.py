@@ -1,5 +1,9 @@
 """Local reference images made reachable by the model: uploaded once to an Oxen repository at a
-content-addressed path (or inlined as data: URIs), one upload per image however many jobs use it."""
+content-addressed path (or inlined as data: URIs), one upload per image however many jobs use it.
+
+An upload is a commit through a workspace, as delivery makes them (`delivery.commit_once`): any size,
+journaled before it is sent, a lost answer looked up on the branch, and bytes already there (a
+retry after a lost answer, another manifest's upload) taken as uploaded."""
 
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ from collections.abc import Iterable
 
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
+from batchgen.delivery.batching import Batch, Outgoing
+from batchgen.delivery.commit_once import CommitOnce
+from batchgen.delivery.ledger import DeliveryLedger
+from batchgen.delivery.repo_api import RepoApi
+from batchgen.delivery.target import DeliveryTarget
+from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
 from batchgen.manifest import LocalAsset
 from batchgen.store import Journal
@@ -87,13 +97,32 @@ class AssetPlacer:
         repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
         url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
         if not await self._client.file_exists(url):
-            url = await self._client.upload_file(
-                target.namespace, target.repo, target.branch, repo_path, content, asset.media_type
-            )
+            await self._upload_once(asset, target, repo_path, len(content))
             self.uploads += 1
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
         return url
+
+    async def _upload_once(self, asset: LocalAsset, target: UploadTarget, repo_path: str, size: int) -> None:
+        where = DeliveryTarget(
+            namespace=target.namespace, repo=target.repo, branch=target.branch, path=target.prefix
+        )
+        api = WorkspaceApi(RepoApi(self._client, where))
+        ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
+        policy, request_s = self._client.retry_policy, self._client.timeouts.request_s
+        commits = CommitOnce(api, ledger, asset.path.parent, request_s=request_s, policy=policy)
+        await commits.resolve_earlier(lambda token, n: f"batchgen: reference images [batchgen:{token}]")
+        item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True)
+        outcome = await commits.send(
+            Batch((item,)),
+            None,
+            lambda token: f"batchgen: add reference image {repo_path} [batchgen:{token}]",
+        )
+        if repo_path not in outcome.delivered:
+            why = outcome.failed.get(repo_path) or outcome.stopped or "not uploaded"
+            if "404" in why or "not found" in why.lower():
+                raise NotFound(404, "PUT", repo_path, why)
+            raise OSError(why)
 
 
 def _missing_target(target: UploadTarget) -> str:

@@ -13,6 +13,8 @@ Rows (name or number for --only):
   6 requests  HTTP requests per generation, counted by the emulator: 24 jobs whose renders take
               1-5 min, compressed 100x (time scale 0.01), -j 8
   7 latency   a generation finishing -> its result GET arriving, p50, from row 6's runs
+  8 deliver   peak RSS of one run with a 300 MB result delivered to a repository (workspace, chunked
+              upload) beside the same run without delivery
 
 How it measures:
 - Every client is a subprocess (`python -m batchgen run ...`, `benchmarks/ceiling.py`,
@@ -55,6 +57,7 @@ from typing import Any
 
 import _harness as h
 import aiohttp
+import yaml
 
 from batchgen.emulator import EmulatorConfig, LatencyConfig
 
@@ -65,7 +68,7 @@ MB = 1_000_000
 MIB = 1024 * 1024
 ZERO = EmulatorConfig(time_scale=0.0, account_concurrency=1_000_000)
 CLIENTS = ("batchgen", "poller", "ceiling", "ceiling+fsync")
-ROWS = ("gen-2k", "gen-10k", "rss", "plan", "download", "requests", "latency")
+ROWS = ("gen-2k", "gen-10k", "rss", "plan", "download", "requests", "latency", "deliver")
 POLL_S = 5.0  # the documented poller's interval, simulated seconds
 RENDER_SCALE = 0.01  # row 6: 1-5 min renders in 0.6-3 s
 RENDERS = LatencyConfig(queue_wait_median_seconds=3.0, video_render_median_seconds=165.0, latency_sigma=0.3)
@@ -696,6 +699,58 @@ def latency_row(bench: Bench) -> Row:
     )
 
 
+def deliver_row(bench: Bench) -> Row:
+    """Peak RSS of `batchgen run` with one 300 MB result, delivered (deliver: with create) and not:
+    delivery streams the file from disk a piece at a time, so its memory must not grow with the size."""
+    size, reps = 300 * MB, (1 if bench.quick else 2)
+    config = replace(ZERO, result_size_bytes=size)
+    plain = bench.manifest(1)
+    delivering = bench.work / "deliver1.yaml"
+    data = yaml.safe_load(plain.read_text())
+    data["deliver"] = {"repo": "bench/deliveries", "path": "drops", "create": True}
+    delivering.write_text(yaml.safe_dump(data, sort_keys=False))
+    peaks: dict[str, list[float]] = {"without": [], "with": []}
+    notes: list[str] = []
+    for rep in range(reps):
+        for label, manifest in (("without", plain), ("with", delivering)):
+            with h.EmulatorProcess(config) as emu:
+                out = bench.work / f"deliver-out-{label}"
+                command = [
+                    PY, "-m", "batchgen", "run", str(manifest), "-o", str(out),
+                    "--api-base", emu.base_url, "--api-key", emu.api_key, "--no-progress",
+                ]  # fmt: skip
+                proc = run_measured(
+                    command, timeout_s=bench.timeout_s, cwd=bench.work, stdout=bench.work / "deliver.stdout"
+                )
+                commits = emu.snapshot().get("commits", 0)
+                shutil.rmtree(out, ignore_errors=True)
+                if rep == 0:
+                    bench.note("deliver", f"emulator: {emulator_command(config)}")
+                    bench.note("deliver", f"batchgen {label} delivery: {bench.show(command, emu.base_url)}")
+            if not proc.ok or (label == "with" and not commits):
+                notes.append(f"{label} delivery: {proc.failure()} ({commits} commits)")
+                return Row("deliver", "peak RSS delivering a 300 MB result", ("failed", "—", "—", "—"), "—",
+                           "", None, notes)  # fmt: skip
+            peaks[label].append(proc.peak_rss_kib / 1024)
+            notes.append(
+                f"run {rep + 1} {label} delivery: peak RSS {peaks[label][-1]:.0f} MiB, {proc.wall_s:.1f} s"
+            )
+    without, with_ = statistics.median(peaks["without"]), statistics.median(peaks["with"])
+    ratio = with_ / without
+    notes.append(
+        "median of the runs; each run against a fresh emulator process; RSS of the batchgen process only"
+    )
+    return Row(
+        "deliver",
+        "peak RSS, one 300 MB result delivered vs not",
+        (f"{with_:.0f} MiB vs {without:.0f} MiB", "—", "—", "—"),
+        f"{ratio:.2f}x without delivery",
+        "≤ 1.2x without delivery",
+        ratio <= 1.2,
+        notes,
+    )
+
+
 # -- the table ------------------------------------------------------------------------------------------
 
 
@@ -744,6 +799,7 @@ BUILDERS: dict[str, Callable[[Bench], Row]] = {
     "download": download_row,
     "requests": requests_row,
     "latency": latency_row,
+    "deliver": deliver_row,
 }
 
 

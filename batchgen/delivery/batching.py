@@ -1,10 +1,12 @@
-"""What goes into one upload request, and what its commit says (pure: no I/O).
+"""What goes into one commit and into each request that stages it, and what the commit says (pure).
 
-An upload (`PUT .../file/{branch}/{dir}` with `files[]` parts) puts files into one directory as one
-commit, so files are grouped by directory, in the order they arrived, and cut at MAX_BATCH_FILES
-files or MAX_BATCH_BYTES bytes (one larger file goes alone). Every commit message carries a token
-(`[batchgen:1a2b3c4d5e6f]`) unique to the request, so that a request whose answer was lost can be
-found in the branch's history instead of being sent again.
+A delivery commits through a workspace (docs/oxen-repositories.md): files are staged into it, a few
+small ones per request (`file` parts of a multipart POST, as Oxen's own client sends them), each
+file over LARGE_FILE_BYTES through the chunked version upload, then the workspace is committed as
+one commit, whatever directories the files are in. So a commit takes files in the order they
+arrived, cut at MAX_BATCH_FILES files or MAX_BATCH_BYTES bytes. Every commit message carries a token
+(`[batchgen:1a2b3c4d5e6f]`) unique to the commit, and the workspace is named after it, so that a
+commit whose answer was lost can be found in the branch's history instead of being made again.
 """
 
 from __future__ import annotations
@@ -15,20 +17,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "LARGE_FILE_BYTES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_FILES",
+    "STAGE_REQUEST_BYTES",
     "Batch",
     "Outgoing",
+    "Stage",
     "commit_message",
     "plan_batches",
+    "plan_stages",
+    "split_for_url",
     "token_of",
     "upload_timeout_s",
+    "workspace_id",
 ]
 
-MAX_BATCH_FILES = 100  # parts per request
-MAX_BATCH_BYTES = 32 * 1024 * 1024  # body per request (the hub's limit is not documented)
+MAX_BATCH_FILES = 100  # files per commit
+MAX_BATCH_BYTES = 512 * 1024 * 1024  # bytes per commit: what a commit that must be redone costs
+# Oxen's client (liboxen `stream_segment_size`) sends each file over 10 MiB through the chunked
+# version upload, in 10 MiB chunks, and smaller ones in multipart requests of about that size.
+LARGE_FILE_BYTES = 10 * 1024 * 1024
+STAGE_REQUEST_BYTES = 10 * 1024 * 1024
 MIN_UPLOAD_BYTES_PER_S = 256 * 1024  # an upload slower than this times out
+WORKSPACE_PREFIX = "batchgen-"
 _TOKEN = re.compile(r"\[batchgen:([0-9a-f]{12})\]")
+_URL_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +67,8 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Files of one directory, sent as one request (one commit)."""
+    """Files committed together (one workspace, one commit)."""
 
-    directory: str
     items: tuple[Outgoing, ...]
 
     @property
@@ -66,41 +79,103 @@ class Batch:
     def results(self) -> int:
         return sum(1 for item in self.items if item.result)
 
-    def halves(self) -> tuple[Batch, Batch]:
-        """The batch cut in two, to find which file a refused request was refused for."""
-        middle = len(self.items) // 2
-        return Batch(self.directory, self.items[:middle]), Batch(self.directory, self.items[middle:])
+    @property
+    def directory(self) -> str:
+        """The deepest directory holding every file (for the commit message)."""
+        directories = [item.directory for item in self.items]
+        return posixpath.commonpath(directories) if all(directories) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Files staged by one request: `directory` goes in the URL, each file's `filename` under it."""
+
+    directory: str
+    items: tuple[Outgoing, ...]
+
+    def filename(self, item: Outgoing) -> str:
+        return item.repo_path[len(self.directory) + 1 :] if self.directory else item.repo_path
 
 
 def plan_batches(
     items: Iterable[Outgoing], *, max_files: int = MAX_BATCH_FILES, max_bytes: int = MAX_BATCH_BYTES
 ) -> list[Batch]:
-    """Group `items` by directory (directories in order of their first file), cut at the limits.
-    A later item with the same repository path replaces an earlier one."""
+    """`items` in order, cut at the limits (a file larger than `max_bytes` goes alone). A later item
+    with the same repository path replaces an earlier one."""
     by_path = {item.repo_path: item for item in items}
-    by_directory: dict[str, list[Outgoing]] = {}
-    for item in by_path.values():
-        by_directory.setdefault(item.directory, []).append(item)
     batches: list[Batch] = []
+    current: list[Outgoing] = []
+    size = 0
+    for item in by_path.values():
+        if current and (len(current) >= max_files or size + item.size > max_bytes):
+            batches.append(Batch(tuple(current)))
+            current, size = [], 0
+        current.append(item)
+        size += item.size
+    if current:
+        batches.append(Batch(tuple(current)))
+    return batches
+
+
+def split_for_url(repo_path: str) -> tuple[str, str]:
+    """(directory for the URL, filename under it): the leading directories whose names need no
+    escaping go in the URL; the rest of the path travels in the part's filename, which the server
+    takes as sent (it keeps %2F, %2B and %25 in a URL literally, so no escaped name goes there)."""
+    segments = repo_path.split("/")[:-1]
+    safe = 0
+    while (
+        safe < len(segments)
+        and _URL_SAFE_SEGMENT.fullmatch(segments[safe])
+        and segments[safe] not in (".", "..")
+    ):
+        safe += 1
+    directory = "/".join(segments[:safe])
+    return directory, repo_path[len(directory) + 1 :] if directory else repo_path
+
+
+def plan_stages(
+    items: Iterable[Outgoing],
+    *,
+    request_bytes: int = STAGE_REQUEST_BYTES,
+    large_bytes: int = LARGE_FILE_BYTES,
+) -> tuple[list[Stage], list[Outgoing]]:
+    """The staging requests of a commit's small files (grouped by URL directory, each request up to
+    `request_bytes`), and its large files (each sent through the chunked version upload)."""
+    by_directory: dict[str, list[Outgoing]] = {}
+    large: list[Outgoing] = []
+    for item in items:
+        if item.size > large_bytes:
+            large.append(item)
+        else:
+            by_directory.setdefault(split_for_url(item.repo_path)[0], []).append(item)
+    stages: list[Stage] = []
     for directory, files in by_directory.items():
         current: list[Outgoing] = []
         size = 0
         for item in files:
-            if current and (len(current) >= max_files or size + item.size > max_bytes):
-                batches.append(Batch(directory, tuple(current)))
+            if current and size + item.size > request_bytes:
+                stages.append(Stage(directory, tuple(current)))
                 current, size = [], 0
             current.append(item)
             size += item.size
         if current:
-            batches.append(Batch(directory, tuple(current)))
-    return batches
+            stages.append(Stage(directory, tuple(current)))
+    return stages, large
+
+
+def workspace_id(token: str) -> str:
+    """The workspace a commit is staged in: named after its token, so the journal's `sending` row
+    (written before the workspace is created) names it, and no two commits, runs or output trees
+    share one (the token is random; creating a workspace is get-or-create)."""
+    return f"{WORKSPACE_PREFIX}{token}"
 
 
 def commit_message(campaign: str, batch: Batch, token: str, jobs_done: tuple[int, int] | None = None) -> str:
-    """Names the campaign, what the commit holds, and the request's token."""
+    """Names the campaign, what the commit holds, and the commit's token."""
     files = len(batch.items)
     if batch.results:
-        what = f"{_count(batch.results, 'result')} ({_count(files, 'file')}) in {batch.directory}"
+        where = f" in {batch.directory}" if batch.directory else ""
+        what = f"{_count(batch.results, 'result')} ({_count(files, 'file')}){where}"
     else:
         what = ", ".join(item.name for item in batch.items[:5]) + (
             f" and {files - 5} more" if files > 5 else ""
@@ -110,7 +185,7 @@ def commit_message(campaign: str, batch: Batch, token: str, jobs_done: tuple[int
 
 
 def token_of(message: object) -> str | None:
-    """The request token in a commit message (None for commits batchgen did not make)."""
+    """The commit token in a commit message (None for commits batchgen did not make)."""
     if not isinstance(message, str):
         return None
     found = _TOKEN.search(message)

@@ -10,6 +10,7 @@ counts as delivered.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,6 +74,28 @@ class DeliveryLedger:
 
     def failed(self, files: Iterable[tuple[str, str]], error: str) -> None:
         self._write(Delivery(path, sha, FAILED, error=error) for path, sha in files)
+
+    # -- workspaces to remove -----------------------------------------------------------------
+
+    def workspaces_to_remove(self) -> list[str]:
+        """Workspaces this run directory made and could not delete (the next process deletes them)."""
+        raw = self._journal.meta(self._workspaces_key)
+        listed = json.loads(raw) if raw else []
+        return [str(ws) for ws in listed] if isinstance(listed, list) else []
+
+    def remember_workspace(self, workspace: str) -> None:
+        listed = self.workspaces_to_remove()
+        if workspace not in listed:
+            self._journal.set_meta(self._workspaces_key, json.dumps([*listed, workspace]))
+
+    def forget_workspace(self, workspace: str) -> None:
+        listed = self.workspaces_to_remove()
+        if workspace in listed:
+            self._journal.set_meta(self._workspaces_key, json.dumps([w for w in listed if w != workspace]))
+
+    @property
+    def _workspaces_key(self) -> str:
+        return f"workspaces to remove: {self.target}"
 
     def _write(self, rows: Iterable[Delivery]) -> None:
         changed = list(rows)

@@ -1,17 +1,15 @@
-"""The documented repository endpoints delivery uses (docs/oxen-repositories.md), over an OxenClient:
-the check before paid work, the branch head, its history, a multi-file upload, one file's bytes.
+"""The repository endpoints delivery reads (docs/oxen-repositories.md), over an OxenClient: the check
+before paid work, the branch head, its history, one file's bytes. Writes go through a workspace
+(`workspace_api`).
 
-Reads are retried as `retry.decide` says for idempotent calls. The upload is sent exactly once per
-call (the client's session never resends a request by itself): what follows a lost answer is the
-sender's decision.
+Reads are retried as `retry.decide` says for idempotent calls.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import mimetypes
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -46,8 +44,10 @@ class RepoApi:
     def __init__(self, client: OxenClient, target: DeliveryTarget) -> None:
         self.client = client
         self.target = target
-        self._repo = "/api/repos/" + "/".join(quote(p, safe="") for p in (target.namespace, target.repo))
-        self._branch = quote(target.branch, safe="")
+        self.repo_path = "/api/repos/" + "/".join(quote(p, safe="") for p in (target.namespace, target.repo))
+        # A branch name may hold '/' (review/client-a); the server's routes take it as it is, and keep
+        # an encoded %2F literally.
+        self.branch_in_url = quote(target.branch, safe="/")
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         return await self.client.with_retries(
@@ -68,7 +68,7 @@ class RepoApi:
                 log.log(
                     logging.WARNING if created else logging.INFO, "delivery repository %s: %s", where, said
                 )
-            repository = await self._get(self._repo)
+            repository = await self._get(self.repo_path)
         except NotFound:
             raise UsageError(_missing_repository(target)) from None
         except ApiStatusError as exc:
@@ -96,8 +96,8 @@ class RepoApi:
         body = {"new_name": self.target.branch, "from_name": self.target.branch}
         try:
             await self.client.with_retries(
-                lambda: self.client.request("POST", f"{self._repo}/branches", json_body=body),
-                what=f"POST {self._repo}/branches",
+                lambda: self.client.request("POST", f"{self.repo_path}/branches", json_body=body),
+                what=f"POST {self.repo_path}/branches",
             )
         except ApiStatusError as exc:
             where = f"{self.target.namespace}/{self.target.repo}"
@@ -116,18 +116,18 @@ class RepoApi:
     async def head(self) -> str | None:
         """The branch's head commit id; None when the branch does not exist (yet)."""
         try:
-            answer = await self._get(f"{self._repo}/branches/{self._branch}")
+            answer = await self._get(f"{self.repo_path}/branches/{self.branch_in_url}")
         except NotFound:
             return None
         branch = answer.get("branch") if isinstance(answer, Mapping) else None
         commit_id = branch.get("commit_id") if isinstance(branch, Mapping) else None
         if not isinstance(commit_id, str):
-            raise ApiStatusError(200, "GET", f"{self._repo}/branches", "the branch has no commit_id")
+            raise ApiStatusError(200, "GET", f"{self.repo_path}/branches", "the branch has no commit_id")
         return commit_id
 
     async def history(self, page: int) -> HistoryPage:
         """One page of the branch's commits, newest first (an empty repository: none)."""
-        path = f"{self._repo}/commits/history/{self._branch}"
+        path = f"{self.repo_path}/commits/history/{self.branch_in_url}"
         params = {"page": str(page), "page_size": str(HISTORY_PAGE_SIZE)}
         try:
             answer = await self._get(path, params)
@@ -148,7 +148,7 @@ class RepoApi:
     async def last_commit_of(self, path: str) -> str | None:
         """The newest commit that changed `path` on the branch."""
         answer = await self._get(
-            f"{self._repo}/commits/history/{self._branch}/{quote(path)}", {"page_size": "1"}
+            f"{self.repo_path}/commits/history/{self.branch_in_url}/{quote(path)}", {"page_size": "1"}
         )
         commits = answer.get("commits") if isinstance(answer, Mapping) else None
         if isinstance(commits, list) and commits and isinstance(commits[0], Mapping):
@@ -175,28 +175,6 @@ class RepoApi:
             return digest.hexdigest()
 
         return await self.client.with_retries(read, what=f"GET file {path}")
-
-    # -- writing -------------------------------------------------------------------------------
-
-    async def put_files(
-        self, directory: str, files: Sequence[tuple[str, bytes]], message: str, *, timeout_s: float
-    ) -> str:
-        """One request: `files` (name, bytes) into `directory` as one commit; its id. Never retried."""
-        form = aiohttp.FormData()
-        for name, data in files:
-            kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            form.add_field("files[]", data, filename=name, content_type=kind)
-        form.add_field("message", message)
-        form.add_field("name", AUTHOR["name"])
-        form.add_field("email", AUTHOR["email"])
-        path = f"{self._repo}/file/{self._branch}/{quote(directory)}"
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.client.timeouts.connect_s)
-        answer = await self.client.request("PUT", path, data=form, client_timeout=timeout)
-        commit = answer.get("commit") if isinstance(answer, Mapping) else None
-        commit_id = commit.get("id") if isinstance(commit, Mapping) else None
-        if not isinstance(commit_id, str) or not commit_id:
-            raise ApiStatusError(200, "PUT", path, "the answer names no commit")
-        return commit_id
 
 
 def _missing_repository(target: DeliveryTarget) -> str:

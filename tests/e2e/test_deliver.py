@@ -22,7 +22,6 @@ from tests.e2e.conftest import api_args, run_cli
 REPO = Path(__file__).resolve().parents[2]
 NS, NAME = "team", "campaigns"
 PREFIX = "campaigns/demo"
-UPLOAD = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path}"
 
 
 def demo(root: Path, *, pattern: str = "{name}/{aspect_ratio}", **deliver: Any) -> Path:
@@ -50,17 +49,31 @@ async def run(emu: Emulator, root: Path, *extra: str, **kw: Any) -> Any:
     )
 
 
-def repo_puts(emu: Emulator) -> int:
-    return emu.counters.requests[UPLOAD]
+def repo_writes(emu: Emulator) -> int:
+    """Requests that write to a repository (workspaces, staging, chunks, commits, PUT files); the
+    write probe (naming an existing branch, which changes nothing) is left out."""
+    return sum(
+        n
+        for route, n in emu.counters.requests.items()
+        if route.split(" ", 1)[0] not in ("GET", "HEAD")
+        and route.split(" ", 1)[1].startswith("/api/repos/")
+        and not route.endswith("/branches")
+    )
 
 
 def sent_twice(emu: Emulator) -> list[tuple[str, str]]:
-    """(path, sha256) pairs that more than one upload carried."""
-    sent: Counter[tuple[str, str]] = Counter()
+    """(path, sha256) pairs that more than one commit carried, or more than one request sent."""
+    committed: Counter[tuple[str, str]] = Counter()
     for commit in emu.repo_commits(NS, NAME):
         files = emu.repo_files(NS, NAME, revision=commit.id)
-        sent.update((path, files[path].sha256) for path in commit.sent)
-    return [pair for pair, n in sent.items() if n > 1]
+        committed.update((path, files[path].sha256) for path in commit.sent)
+    received = emu.counters.files_received
+    return sorted({pair for counter in (committed, received) for pair, n in counter.items() if n > 1})
+
+
+def made(emu: Emulator, namespace: str = NS, name: str = NAME) -> list[Any]:
+    """The commits batchgen made (a new repository's first workspace adds Oxen's initial commit)."""
+    return [c for c in emu.repo_commits(namespace, name) if "[batchgen:" in c.message]
 
 
 def assert_delivered(emu: Emulator, run_dir: Path, jobs: int = 9) -> None:
@@ -96,7 +109,7 @@ async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_
     assert first.code == 0, first.stderr
     run_dir = tmp_path / "out" / "demo"
     assert_delivered(emu, run_dir)
-    commits = emu.repo_commits(NS, NAME)
+    commits = made(emu)
     assert len(emu.repo_files(NS, NAME)) == 21 and len(commits) < 21  # 9 x (video, sidecar) + 3 run files
     assert "delivered 21/21 files to team/campaigns@main:campaigns/demo" in first.stderr
     assert all(c.message.startswith("batchgen demo: ") for c in commits)
@@ -107,25 +120,26 @@ async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_
         "delivered 18/18 result files (with sidecars) to team/campaigns@main:campaigns/demo" in status.stdout
     )
 
-    puts = repo_puts(emu)
+    writes = repo_writes(emu)
     again = await run(emu, tmp_path)
-    assert again.code == 0 and repo_puts(emu) == puts  # nothing is sent again
+    assert again.code == 0 and repo_writes(emu) == writes  # nothing is sent again
 
     edit_coastline(manifest)
     edited = await run(emu, tmp_path)
     assert edited.code == 0, edited.stderr
     assert_delivered(emu, run_dir)
-    added = emu.repo_commits(NS, NAME)[len(commits) :]
-    results = [c for c in added if any("/videos/" in path for path in c.sent)]
-    assert len(results) == 1, [c.message for c in added]
-    assert sorted(results[0].sent) == sorted(
+    added = made(emu)[len(commits) :]
+    changed = sorted(
         f"{PREFIX}/videos/coastline/{ratio}.{ext}"
         for ratio in ("16x9", "9x16", "1x1")
         for ext in ("mp4", "json")
     )
-    assert [sorted(c.sent) for c in added if c is not results[0]] == [
-        [f"{PREFIX}/report.html", f"{PREFIX}/results.csv", f"{PREFIX}/results.jsonl"]
-    ]
+    results = [c for c in added if any("/videos/" in path for path in c.sent)]
+    assert len(results) == 1, [c.message for c in added]  # the changed results, in one commit
+    assert sorted(p for p in results[0].sent if "/videos/" in p) == changed
+    run_files = [f"{PREFIX}/report.html", f"{PREFIX}/results.csv", f"{PREFIX}/results.jsonl"]
+    assert sorted(p for c in added for p in c.sent) == sorted(changed + run_files)  # nothing else sent
+    assert len(added) <= 2
     print(f"FIGURE deliver demo: 21 files in {len(commits)} commits; the edit added {len(added)} commits")
     history = emu.repo_commits(NS, NAME, path=f"{PREFIX}/videos/coastline/16x9.mp4")
     assert len(history) == 2  # the first take and the edited one, both in the history
@@ -164,7 +178,8 @@ async def test_a_kill_9_during_delivery_then_a_rerun_delivers_the_rest_sending_n
     assert rerun.code == 0, rerun.stderr
     assert_delivered(emu, run_dir)
     assert sent_twice(emu) == []
-    assert emu.counters.uploads == len(emu.repo_files(NS, NAME)) == 21  # every file sent exactly once
+    assert len(emu.counters.files_received) == len(emu.repo_files(NS, NAME)) == 21  # each sent once
+    assert emu.workspaces(NS, NAME) == []
     assert killed[0] in {commit for _, commit in ledger(run_dir).values()}
 
 
@@ -185,7 +200,7 @@ async def test_a_missing_or_read_only_target_is_exit_2_before_anything_is_paid(
     assert result.code == 2, result.stderr
     says = {"missing": "does not exist", "read-only": "cannot write", "no-branch": "has no branch 'main'"}
     assert says[problem] in result.stderr and "team/campaigns" in result.stderr
-    assert emu.counters.generations_enqueued == 0 and repo_puts(emu) == 0
+    assert emu.counters.generations_enqueued == 0 and repo_writes(emu) == 0
 
 
 async def test_refused_deliveries_fail_the_delivery_not_the_run_and_batchgen_deliver_finishes_them(
@@ -218,9 +233,9 @@ async def test_refused_deliveries_fail_the_delivery_not_the_run_and_batchgen_del
     assert "delivered 21/21 files" in finished.stderr
     assert_delivered(emu, run_dir)
     assert sent_twice(emu) == []
-    puts = repo_puts(emu)
+    writes = repo_writes(emu)
     assert (await run_cli("deliver", "out/demo", *args, cwd=tmp_path)).code == 0
-    assert repo_puts(emu) == puts
+    assert repo_writes(emu) == writes
 
     elsewhere = await run_cli(
         "deliver", "out/demo", "--to", "team/archive:old/{name}", "--create", *args, cwd=tmp_path
@@ -263,4 +278,4 @@ async def test_plan_with_a_key_checks_the_delivery_repository_without_writing(
     found = await run_cli("plan", "demo.yaml", *args, cwd=tmp_path)
     assert found.code == 0, found.stderr
     writes = [route for route in emu.counters.requests if not route.startswith("GET ")]
-    assert writes == [] and emu.repo_commits(NS, NAME) == []
+    assert writes == [] and emu.repo_commits(NS, NAME) == [] and emu.workspaces(NS, NAME) == []

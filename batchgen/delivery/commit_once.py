@@ -1,0 +1,489 @@
+"""A batch of files into the branch as one commit, at most once, through a workspace; and what a
+killed process left half done.
+
+The protocol, per commit:
+1. journal every file `sending` with a fresh random token; the workspace is named after the token
+   (`batchgen-<token>`), so it is on disk before it exists;
+2. create the workspace on the branch, stage the files (small ones as `file` parts, each large one
+   through the chunked version upload), all of which may be sent again (staging is an upsert);
+3. journal `sending` again (the moment the commit leaves), then commit once. After a lost answer the
+   branch's history is read for the token at once and again when a server still busy with the
+   commit would have finished; not there and the workspace still there: commit again; not there and
+   the workspace gone: stage again into a new one. A 422 "no changes" means the bytes are on the
+   branch already: each file's sha256 there confirms it. A 409 "workspace is behind" stages again
+   into a new workspace on the new head.
+
+Every workspace this creates is either committed (the server removes an unnamed one) or deleted; one
+whose delete failed is remembered in the journal and deleted by the next process. No other
+workspace is ever touched, and never `DELETE …/workspaces` (it removes everyone's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import posixpath
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from batchgen.config import RetryPolicy
+from batchgen.delivery.batching import (
+    LARGE_FILE_BYTES,
+    Batch,
+    Outgoing,
+    Stage,
+    plan_stages,
+    upload_timeout_s,
+    workspace_id,
+)
+from batchgen.delivery.ledger import SENDING, Delivery, DeliveryLedger
+from batchgen.delivery.local_files import Hashed, Unreadable, hash_checked, read_checked
+from batchgen.delivery.resolve import files_on_branch, find_tokens
+from batchgen.delivery.workspace_api import Part, WorkspaceApi, is_no_changes
+from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
+from batchgen.retry import Action, backoff, decide
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIN_CHUNK_BYTES = 256 * 1024  # a proxy that refuses even this is refused back
+_TARGET_STATUSES = frozenset({401, 403, 404})  # refusals of the repository itself
+
+
+class WorkspaceGone(Exception):
+    """The workspace disappeared before its commit (deleted by someone): stage again."""
+
+
+class RepositoryRefused(Exception):
+    """The repository refused the delivery itself (no access, no branch): stop sending."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a batch's files."""
+
+    delivered: dict[str, str | None] = field(default_factory=dict)  # path -> commit id (None: was there)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> why
+    stopped: str | None = None  # why nothing more should be sent in this run
+    commit_id: str | None = None  # the commit this process made, if any
+    files_sent: int = 0
+
+
+def _pairs(items: Iterable[Outgoing]) -> list[tuple[str, str]]:
+    return [(item.repo_path, str(item.sha256)) for item in items]
+
+
+class CommitOnce:
+    """Commits batches for one target through workspaces, journaling each step in `ledger`."""
+
+    def __init__(
+        self,
+        api: WorkspaceApi,
+        ledger: DeliveryLedger,
+        run_dir: Path,
+        *,
+        request_s: float,
+        policy: RetryPolicy,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.api, self.ledger, self.run_dir = api, ledger, run_dir
+        self.request_s, self.policy, self._sleep = request_s, policy, sleep
+        self._rng = random.Random()
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def send(self, batch: Batch, head: str | None, message: Callable[[str], str]) -> Outcome:
+        """Stage and commit `batch` until it lands, is refused, or the repository is given up on."""
+        outcome, items, attempt = Outcome(), list(batch.items), 0
+        while items:
+            token = secrets.token_hex(6)
+            ws = workspace_id(token)
+            self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
+            try:
+                await self._with_retries(functools.partial(self.api.create, ws), what="creating a workspace")
+                refused = await self._stage(ws, items)
+                self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
+                items = [i for i in items if i.repo_path not in refused]
+                if not items:
+                    await self._discard(ws)
+                    break
+                self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
+                done = await self._commit(ws, token, _pairs(items), message(token))
+            except WorkspaceGone:
+                done = None
+            except RepositoryRefused as exc:
+                self.ledger.unsent(_pairs(items))
+                await self._discard(ws)
+                self._refuse(outcome, items, {i.repo_path: str(exc) for i in items})
+                outcome.stopped = str(exc)
+                break
+            except ApiError as exc:  # the repository kept failing, or refused the key
+                if isinstance(exc, Unauthenticated):
+                    raise
+                self.ledger.unsent(_pairs(items))
+                await self._discard(ws)
+                why = f"the repository kept failing: {exc}"
+                self._refuse(outcome, items, {i.repo_path: why for i in items})
+                outcome.stopped = f"the repository kept failing ({exc})"
+                break
+            if done is not None:
+                outcome.delivered.update(done.delivered)
+                outcome.commit_id = done.commit_id or outcome.commit_id
+                outcome.files_sent += done.files_sent
+                items = [i for i in items if i.repo_path not in done.delivered]
+                if not items:
+                    break
+            attempt += 1
+            if attempt >= self.policy.request_attempts:
+                why = "the branch kept changing under these files, or the workspace kept disappearing"
+                self.ledger.unsent(_pairs(items))
+                self._refuse(outcome, items, {i.repo_path: why for i in items})
+                break
+            await self._sleep(backoff(attempt, self.policy, self._rng))
+        return outcome
+
+    def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
+        if items:
+            for item in items:
+                self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
+                outcome.failed[item.repo_path] = why[item.repo_path]
+
+    # -- staging -------------------------------------------------------------------------------
+
+    async def _stage(self, ws: str, items: Sequence[Outgoing]) -> dict[str, str]:
+        """Stage every file; the ones refused, with why (a file is refused alone, never its batch)."""
+        stages, large = plan_stages(items)
+        refused: dict[str, str] = {}
+        for stage in stages:
+            refused.update(await self._stage_small(ws, stage))
+        for item in large:
+            refused.update(await self._stage_large(ws, item))
+        return refused
+
+    async def _stage_small(self, ws: str, stage: Stage) -> dict[str, str]:
+        refused: dict[str, str] = {}
+        parts: list[Part] = []
+        for item in stage.items:
+            try:
+                data = await asyncio.to_thread(read_checked, self.run_dir, item)
+            except Unreadable as exc:
+                refused[item.repo_path] = str(exc)
+                continue
+            parts.append(Part(stage.filename(item), data))
+        if not parts:
+            return refused
+        kept = [i for i in stage.items if i.repo_path not in refused]
+        size = sum(len(p.data) for p in parts)
+        try:
+            taken = await self._with_retries(
+                lambda: self.api.stage(
+                    ws, stage.directory, parts, timeout_s=upload_timeout_s(size, self.request_s)
+                ),
+                what=f"staging {len(parts)} file(s)",
+            )
+        except ApiStatusError as exc:
+            if exc.status == 413 or (exc.status == 400 and len(parts) > 1):
+                # a proxy's body cap, or a refusal that may be about one file: one at a time, and a
+                # file a proxy will not take whole goes through the chunked upload
+                for item in kept:
+                    alone = Stage(stage.directory, (item,))
+                    refused.update(
+                        await (
+                            self._stage_large(ws, item) if len(kept) == 1 else self._stage_small(ws, alone)
+                        )
+                    )
+                return refused
+            if exc.status == 400:
+                refused[kept[0].repo_path] = f"refused by the repository: {exc.detail}"
+                return refused
+            raise
+        for item in kept:
+            if item.repo_path not in taken:
+                refused[item.repo_path] = "the repository did not take it (its answer does not list it)"
+        return refused
+
+    async def _stage_large(self, ws: str, item: Outgoing) -> dict[str, str]:
+        """One file through the chunked version upload (create, chunks, complete), as Oxen's own
+        client sends every file over 10 MiB; a server that does not serve those routes gets it as one
+        streamed part."""
+        try:
+            hashed = await asyncio.to_thread(hash_checked, self.run_dir, item)
+        except Unreadable as exc:
+            return {item.repo_path: str(exc)}
+        dst_dir, name = posixpath.split(item.repo_path)
+        try:
+            await self.api.client.with_retries(
+                lambda: self.api.version_create(hashed.version, name, hashed.size, dst_dir),
+                what=f"announcing {name}",
+            )
+        except ApiStatusError as exc:
+            if exc.status in (404, 405):  # not served here (the hub's proxy may not route it)
+                log.info("the repository does not serve the chunked upload (%s): %s as one part", exc, name)
+                return await self._stage_streamed(ws, item, hashed)
+            if exc.status in _TARGET_STATUSES and not isinstance(exc, Unauthenticated):
+                raise RepositoryRefused(f"the repository refused announcing {name} ({exc})") from exc
+            raise
+        why: str | None = None
+        for _ in range(2):  # once more after a lost or failed complete whose file is not staged
+            count = await self._send_chunks(hashed, name)
+            why = await self._complete(ws, item, hashed, (dst_dir, name), count)
+            if why is None:
+                return {}
+            if why.startswith("refused"):
+                break
+        return {item.repo_path: str(why)}
+
+    async def _send_chunks(self, hashed: Hashed, name: str) -> int:
+        """Every chunk of the file (the server keeps one it has already); their count."""
+        chunk = LARGE_FILE_BYTES
+        while True:
+            count = max(1, math.ceil(hashed.size / chunk))
+            try:
+                for index in range(count):
+                    offset = index * chunk
+                    length = min(chunk, hashed.size - offset)
+                    await self._with_retries(
+                        lambda o=offset, n=length: self.api.version_chunk(  # type: ignore[misc]
+                            hashed.version, hashed.path, o, n, timeout_s=upload_timeout_s(n, self.request_s)
+                        ),
+                        what=f"a chunk of {name}",
+                    )
+                return count
+            except ApiStatusError as exc:
+                if exc.status != 413 or chunk // 2 < MIN_CHUNK_BYTES:
+                    raise
+                chunk //= 2  # a proxy caps request bodies below Oxen's chunk size
+                log.info("the repository refused a %d-byte chunk (413): chunks of %d bytes", chunk * 2, chunk)
+
+    async def _complete(
+        self, ws: str, item: Outgoing, hashed: Hashed, where: tuple[str, str], count: int
+    ) -> str | None:
+        """One complete (sent once: a second after a success is a 500 upstream); None when the file is
+        staged, else why not."""
+        dst_dir, name = where
+        try:
+            await self.api.version_complete(hashed.version, name, dst_dir, count, ws)
+            return None
+        except NotFound as exc:
+            if "workspace" in exc.detail.lower():
+                raise WorkspaceGone() from exc
+            raise
+        except ApiStatusError as exc:
+            if exc.status == 400:
+                return f"refused by the repository: {exc.detail}"
+            failure: ApiError = exc
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            failure = exc
+        # A lost answer, or a 500 (the version did not match its hash, or a second complete): staged?
+        staged = await self.api.staged(ws)
+        if staged is None:
+            raise WorkspaceGone()
+        if item.repo_path in staged:
+            return None
+        return f"the repository did not stage it ({failure})"
+
+    async def _stage_streamed(self, ws: str, item: Outgoing, hashed: Hashed) -> dict[str, str]:
+        directory, filename = posixpath.split(item.repo_path)
+        try:
+            taken = await self._with_retries(
+                lambda: self.api.stage_file(
+                    ws,
+                    directory,
+                    filename,
+                    hashed.path,
+                    timeout_s=upload_timeout_s(hashed.size, self.request_s),
+                ),
+                what=f"staging {filename}",
+            )
+        except ApiStatusError as exc:
+            if exc.status in (400, 413):
+                return {item.repo_path: f"refused by the repository: {exc.detail}"}
+            raise
+        return {} if item.repo_path in taken else {item.repo_path: "the repository did not take it"}
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
+        """A call that may be sent again, tried as `retry.decide` says; a vanished workspace is
+        WorkspaceGone, a refusal of the repository itself RepositoryRefused."""
+        try:
+            return await self.api.client.with_retries(call, what=what)
+        except NotFound as exc:
+            if "workspace" in exc.detail.lower():
+                raise WorkspaceGone() from exc
+            raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
+        except ApiStatusError as exc:
+            if exc.status in _TARGET_STATUSES and not isinstance(exc, Unauthenticated):
+                raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
+            raise
+
+    # -- the commit ----------------------------------------------------------------------------
+
+    async def _commit(
+        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str
+    ) -> Outcome | None:
+        """Commit the workspace once (and again only when it surely was not made). An Outcome with
+        what landed; None when the batch must be staged again (conflict, workspace gone)."""
+        attempt = 0
+        while True:
+            try:
+                commit_id = await self.api.commit(ws, message)
+            except ApiStatusError as exc:
+                if is_no_changes(exc):
+                    return await self._already_there(ws, pairs)
+                if exc.status == 409:  # a staged file changed on the branch since the workspace began
+                    log.info("the branch moved under %s (%s): staging again on its new head", ws, exc.detail)
+                    self.ledger.unsent(pairs)
+                    await self._discard(ws)
+                    return None
+                if isinstance(exc, NotFound) and "workspace" not in exc.detail.lower():
+                    raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
+                if not isinstance(exc, NotFound) and exc.status < 500 and exc.status not in (408, 429):
+                    raise
+                error: ApiError = exc
+            except ApiError as exc:
+                error = exc
+            else:
+                return self._landed(pairs, commit_id)
+            found = await self._after_commit_error(ws, token, pairs, error, attempt)
+            if isinstance(found, Outcome) or found is None:
+                return found
+            attempt = found
+
+    async def _after_commit_error(
+        self, ws: str, token: str, pairs: list[tuple[str, str]], error: ApiError, attempt: int
+    ) -> Outcome | int | None:
+        """What a failed commit means: an Outcome (found made), None (stage again), or the attempt
+        number to commit again with (surely not made, the workspace still there)."""
+        verdict = decide(error, attempt=attempt + 1, policy=self.policy, rng=self._rng, idempotent=False)
+        attempt += verdict.costs_attempt
+        if verdict.action is Action.RETRY:  # a 429, or nothing was sent
+            await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
+            return attempt
+        if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
+            raise error
+        log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
+        commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
+        if commit_id is not None:
+            await self._discard(ws)
+            return self._landed(pairs, commit_id)
+        if await self.api.get(ws) is None:
+            self.ledger.unsent(pairs)
+            return None
+        if attempt >= self.policy.request_attempts:
+            raise error
+        await self._sleep(backoff(attempt, self.policy, self._rng))
+        return attempt
+
+    async def _look(self, token: str, pairs: list[tuple[str, str]], *, settle_at: float) -> str | None:
+        """The commit of a request whose answer was lost, or None when it surely was not made: looked
+        for at once and, if not found, again once a server still working on it would have finished."""
+        row = self.ledger.get(pairs[0][0]) if pairs else None
+        heads = [row.head if row is not None else None]
+        for look in range(2):
+            if look:
+                await self._sleep(max(0.0, settle_at - time.time()))
+            found = await find_tokens(self.api.repo, {token}, heads)
+            if token in found.commits:
+                return found.commits[token]
+            if not found.complete:
+                commit_id = await files_on_branch(self.api.repo, pairs)
+                if commit_id is not None:
+                    return commit_id
+        return None
+
+    async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
+        """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
+        sha256 on the branch; one that is not there is staged again."""
+        await self._discard(ws)
+        outcome = Outcome()
+        missing = []
+        for path, sha256 in pairs:
+            if await self.api.repo.file_sha256(path) == sha256:
+                outcome.delivered[path] = None
+            else:
+                missing.append((path, sha256))
+        self.ledger.delivered([(p, s) for p, s in pairs if p in outcome.delivered], None)
+        self.ledger.unsent(missing)
+        if outcome.delivered:
+            log.info("%d file(s) were on the branch already (no changes to commit)", len(outcome.delivered))
+        return outcome if outcome.delivered else None
+
+    def _landed(self, pairs: list[tuple[str, str]], commit_id: str) -> Outcome:
+        self.ledger.delivered(pairs, commit_id)
+        return Outcome(
+            delivered=dict.fromkeys((p for p, _ in pairs), commit_id),
+            commit_id=commit_id,
+            files_sent=len(pairs),
+        )
+
+    async def _discard(self, ws: str) -> None:
+        """Delete a workspace this process made and will not commit; if that fails, the journal keeps
+        its id for the next process."""
+        try:
+            await self.api.delete(ws)
+            self.ledger.forget_workspace(ws)
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            log.warning("could not remove the workspace %s (%s); the next run removes it", ws, exc)
+            self.ledger.remember_workspace(ws)
+
+    # -- what a killed process left ------------------------------------------------------------
+
+    async def resolve_earlier(self, message: Callable[[str, int], str]) -> None:
+        """Commits a killed process left `sending`: found on the branch (delivered), finished (its
+        workspace committed with what it had staged), or known not made (unsent, sent again by the
+        sweep). Workspaces whose removal failed are removed. Raises ApiError when it cannot tell."""
+        for ws in self.ledger.workspaces_to_remove():
+            await self._discard(ws)
+        rows = [row for row in self.ledger.rows().values() if row.state == SENDING]
+        if not rows:
+            return
+        tokens = {str(row.token) for row in rows}
+        settle_at = max(row.sent_at or 0.0 for row in rows) + 2 * self.request_s
+        found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
+        if found.complete and found.commits.keys() < tokens and time.time() < settle_at:
+            await self._sleep(settle_at - time.time())
+            found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
+        for token in sorted(tokens):
+            group = [row for row in rows if row.token == token]
+            await self._resolve_one(token, group, found.commits.get(token), found.complete, message)
+        log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(tokens))
+
+    async def _resolve_one(
+        self,
+        token: str,
+        group: list[Delivery],
+        commit_id: str | None,
+        complete: bool,
+        message: Callable[[str, int], str],
+    ) -> None:
+        pairs = [(row.path, row.sha256) for row in group]
+        if commit_id is None and not complete:
+            commit_id = await files_on_branch(self.api.repo, pairs)
+        ws = workspace_id(token)
+        if commit_id is not None:
+            self.ledger.delivered(pairs, commit_id)
+            await self._discard(ws)
+            return
+        staged = await self.api.staged(ws)
+        if staged is None:
+            self.ledger.unsent(pairs)
+            return
+        ours = [(p, s) for p, s in pairs if p in staged]
+        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
+        if not ours:
+            await self._discard(ws)
+            return
+        log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
+        self.ledger.sending(ours, token, group[0].head)
+        if await self._commit(ws, token, ours, message(token, len(ours))) is None:
+            self.ledger.unsent(ours)
