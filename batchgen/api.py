@@ -359,24 +359,6 @@ class OxenClient:
             return False
         return True
 
-    async def upload_file(
-        self, namespace: str, repo: str, branch: str, path: str, content: bytes, content_type: str
-    ) -> str:
-        """PUT one file into an Oxen repository; returns the URL a model can fetch it from."""
-        url = self.file_url(namespace, repo, branch, path)
-        api_path = urlsplit(url).path
-
-        def form() -> aiohttp.FormData:
-            data = aiohttp.FormData()
-            data.add_field("file", content, filename=path.rsplit("/", 1)[-1], content_type=content_type)
-            data.add_field("message", f"batchgen: add reference image {path}")
-            data.add_field("name", "batchgen")
-            data.add_field("email", "batchgen@users.noreply.oxen.ai")
-            return data
-
-        await self.with_retries(lambda: self.request("PUT", api_path, data=form()), what=f"PUT {api_path}")
-        return url
-
     @contextlib.asynccontextmanager
     async def open_events(self) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET /api/events with no total timeout (the caller runs an idle watchdog)."""

@@ -112,7 +112,7 @@ class AssetPlacer:
         policy, request_s = self._client.retry_policy, self._client.timeouts.request_s
         commits = CommitOnce(api, ledger, asset.path.parent, request_s=request_s, policy=policy)
         await commits.resolve_earlier(lambda token, n: f"batchgen: reference images [batchgen:{token}]")
-        item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True)
+        item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True, source=asset.path)
         outcome = await commits.send(
             Batch((item,)),
             None,

@@ -15,6 +15,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "LARGE_FILE_BYTES",
@@ -55,6 +56,7 @@ class Outgoing:
     sha256: str | None = None  # known in advance (a result's, from the journal), else hashed when read
     data: bytes | None = None  # held in memory already (a sidecar made from its metadata)
     result: bool = False  # a result (not a sidecar or a run file): counted as one in commit messages
+    source: Path | None = None  # read from here instead (a reference image, outside any run directory)
 
     @property
     def directory(self) -> str:

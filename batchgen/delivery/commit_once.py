@@ -23,46 +23,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
-import posixpath
 import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from batchgen.config import RetryPolicy
-from batchgen.delivery.batching import (
-    LARGE_FILE_BYTES,
-    Batch,
-    Outgoing,
-    Stage,
-    plan_stages,
-    upload_timeout_s,
-    workspace_id,
-)
+from batchgen.delivery.batching import Batch, Outgoing, workspace_id
 from batchgen.delivery.ledger import SENDING, Delivery, DeliveryLedger
-from batchgen.delivery.local_files import Hashed, Unreadable, hash_checked, read_checked
 from batchgen.delivery.resolve import files_on_branch, find_tokens
-from batchgen.delivery.workspace_api import Part, WorkspaceApi, is_no_changes
+from batchgen.delivery.staging import RepositoryRefused, Stager, WorkspaceGone
+from batchgen.delivery.workspace_api import WorkspaceApi, is_no_changes
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.retry import Action, backoff, decide
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-MIN_CHUNK_BYTES = 256 * 1024  # a proxy that refuses even this is refused back
-_TARGET_STATUSES = frozenset({401, 403, 404})  # refusals of the repository itself
 
 
-class WorkspaceGone(Exception):
-    """The workspace disappeared before its commit (deleted by someone): stage again."""
-
-
-class RepositoryRefused(Exception):
-    """The repository refused the delivery itself (no access, no branch): stop sending."""
+class CannotTell(Exception):
+    """Whether a commit whose answer was lost was made cannot be found out now (the history cannot
+    be read): its files stay `sending` and its workspace stays, for the next process to look."""
 
 
 @dataclass(slots=True)
@@ -93,7 +75,8 @@ class CommitOnce:
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.api, self.ledger, self.run_dir = api, ledger, run_dir
+        self.api, self.ledger = api, ledger
+        self.stager = Stager(api, run_dir, request_s=request_s)
         self.request_s, self.policy, self._sleep = request_s, policy, sleep
         self._rng = random.Random()
 
@@ -107,8 +90,10 @@ class CommitOnce:
             ws = workspace_id(token)
             self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
             try:
-                await self._with_retries(functools.partial(self.api.create, ws), what="creating a workspace")
-                refused = await self._stage(ws, items)
+                await self.stager.with_retries(
+                    functools.partial(self.api.create, ws), what="creating a workspace"
+                )
+                refused = await self.stager.stage(ws, items)
                 self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
                 items = [i for i in items if i.repo_path not in refused]
                 if not items:
@@ -118,6 +103,11 @@ class CommitOnce:
                 done = await self._commit(ws, token, _pairs(items), message(token))
             except WorkspaceGone:
                 done = None
+            except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
+                why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
+                outcome.failed.update({i.repo_path: why for i in items})
+                outcome.stopped = f"cannot tell whether a commit was made ({exc})"
+                break
             except RepositoryRefused as exc:
                 self.ledger.unsent(_pairs(items))
                 await self._discard(ws)
@@ -155,175 +145,6 @@ class CommitOnce:
                 self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
                 outcome.failed[item.repo_path] = why[item.repo_path]
 
-    # -- staging -------------------------------------------------------------------------------
-
-    async def _stage(self, ws: str, items: Sequence[Outgoing]) -> dict[str, str]:
-        """Stage every file; the ones refused, with why (a file is refused alone, never its batch)."""
-        stages, large = plan_stages(items)
-        refused: dict[str, str] = {}
-        for stage in stages:
-            refused.update(await self._stage_small(ws, stage))
-        for item in large:
-            refused.update(await self._stage_large(ws, item))
-        return refused
-
-    async def _stage_small(self, ws: str, stage: Stage) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        parts: list[Part] = []
-        for item in stage.items:
-            try:
-                data = await asyncio.to_thread(read_checked, self.run_dir, item)
-            except Unreadable as exc:
-                refused[item.repo_path] = str(exc)
-                continue
-            parts.append(Part(stage.filename(item), data))
-        if not parts:
-            return refused
-        kept = [i for i in stage.items if i.repo_path not in refused]
-        size = sum(len(p.data) for p in parts)
-        try:
-            taken = await self._with_retries(
-                lambda: self.api.stage(
-                    ws, stage.directory, parts, timeout_s=upload_timeout_s(size, self.request_s)
-                ),
-                what=f"staging {len(parts)} file(s)",
-            )
-        except ApiStatusError as exc:
-            if exc.status == 413 or (exc.status == 400 and len(parts) > 1):
-                # a proxy's body cap, or a refusal that may be about one file: one at a time, and a
-                # file a proxy will not take whole goes through the chunked upload
-                for item in kept:
-                    alone = Stage(stage.directory, (item,))
-                    refused.update(
-                        await (
-                            self._stage_large(ws, item) if len(kept) == 1 else self._stage_small(ws, alone)
-                        )
-                    )
-                return refused
-            if exc.status == 400:
-                refused[kept[0].repo_path] = f"refused by the repository: {exc.detail}"
-                return refused
-            raise
-        for item in kept:
-            if item.repo_path not in taken:
-                refused[item.repo_path] = "the repository did not take it (its answer does not list it)"
-        return refused
-
-    async def _stage_large(self, ws: str, item: Outgoing) -> dict[str, str]:
-        """One file through the chunked version upload (create, chunks, complete), as Oxen's own
-        client sends every file over 10 MiB; a server that does not serve those routes gets it as one
-        streamed part."""
-        try:
-            hashed = await asyncio.to_thread(hash_checked, self.run_dir, item)
-        except Unreadable as exc:
-            return {item.repo_path: str(exc)}
-        dst_dir, name = posixpath.split(item.repo_path)
-        try:
-            await self.api.client.with_retries(
-                lambda: self.api.version_create(hashed.version, name, hashed.size, dst_dir),
-                what=f"announcing {name}",
-            )
-        except ApiStatusError as exc:
-            if exc.status in (404, 405):  # not served here (the hub's proxy may not route it)
-                log.info("the repository does not serve the chunked upload (%s): %s as one part", exc, name)
-                return await self._stage_streamed(ws, item, hashed)
-            if exc.status in _TARGET_STATUSES and not isinstance(exc, Unauthenticated):
-                raise RepositoryRefused(f"the repository refused announcing {name} ({exc})") from exc
-            raise
-        why: str | None = None
-        for _ in range(2):  # once more after a lost or failed complete whose file is not staged
-            count = await self._send_chunks(hashed, name)
-            why = await self._complete(ws, item, hashed, (dst_dir, name), count)
-            if why is None:
-                return {}
-            if why.startswith("refused"):
-                break
-        return {item.repo_path: str(why)}
-
-    async def _send_chunks(self, hashed: Hashed, name: str) -> int:
-        """Every chunk of the file (the server keeps one it has already); their count."""
-        chunk = LARGE_FILE_BYTES
-        while True:
-            count = max(1, math.ceil(hashed.size / chunk))
-            try:
-                for index in range(count):
-                    offset = index * chunk
-                    length = min(chunk, hashed.size - offset)
-                    await self._with_retries(
-                        lambda o=offset, n=length: self.api.version_chunk(  # type: ignore[misc]
-                            hashed.version, hashed.path, o, n, timeout_s=upload_timeout_s(n, self.request_s)
-                        ),
-                        what=f"a chunk of {name}",
-                    )
-                return count
-            except ApiStatusError as exc:
-                if exc.status != 413 or chunk // 2 < MIN_CHUNK_BYTES:
-                    raise
-                chunk //= 2  # a proxy caps request bodies below Oxen's chunk size
-                log.info("the repository refused a %d-byte chunk (413): chunks of %d bytes", chunk * 2, chunk)
-
-    async def _complete(
-        self, ws: str, item: Outgoing, hashed: Hashed, where: tuple[str, str], count: int
-    ) -> str | None:
-        """One complete (sent once: a second after a success is a 500 upstream); None when the file is
-        staged, else why not."""
-        dst_dir, name = where
-        try:
-            await self.api.version_complete(hashed.version, name, dst_dir, count, ws)
-            return None
-        except NotFound as exc:
-            if "workspace" in exc.detail.lower():
-                raise WorkspaceGone() from exc
-            raise
-        except ApiStatusError as exc:
-            if exc.status == 400:
-                return f"refused by the repository: {exc.detail}"
-            failure: ApiError = exc
-        except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
-            failure = exc
-        # A lost answer, or a 500 (the version did not match its hash, or a second complete): staged?
-        staged = await self.api.staged(ws)
-        if staged is None:
-            raise WorkspaceGone()
-        if item.repo_path in staged:
-            return None
-        return f"the repository did not stage it ({failure})"
-
-    async def _stage_streamed(self, ws: str, item: Outgoing, hashed: Hashed) -> dict[str, str]:
-        directory, filename = posixpath.split(item.repo_path)
-        try:
-            taken = await self._with_retries(
-                lambda: self.api.stage_file(
-                    ws,
-                    directory,
-                    filename,
-                    hashed.path,
-                    timeout_s=upload_timeout_s(hashed.size, self.request_s),
-                ),
-                what=f"staging {filename}",
-            )
-        except ApiStatusError as exc:
-            if exc.status in (400, 413):
-                return {item.repo_path: f"refused by the repository: {exc.detail}"}
-            raise
-        return {} if item.repo_path in taken else {item.repo_path: "the repository did not take it"}
-
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
-        """A call that may be sent again, tried as `retry.decide` says; a vanished workspace is
-        WorkspaceGone, a refusal of the repository itself RepositoryRefused."""
-        try:
-            return await self.api.client.with_retries(call, what=what)
-        except NotFound as exc:
-            if "workspace" in exc.detail.lower():
-                raise WorkspaceGone() from exc
-            raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
-        except ApiStatusError as exc:
-            if exc.status in _TARGET_STATUSES and not isinstance(exc, Unauthenticated):
-                raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
-            raise
-
     # -- the commit ----------------------------------------------------------------------------
 
     async def _commit(
@@ -343,7 +164,12 @@ class CommitOnce:
                     self.ledger.unsent(pairs)
                     await self._discard(ws)
                     return None
-                if isinstance(exc, NotFound) and "workspace" not in exc.detail.lower():
+                if isinstance(exc, Unauthenticated):
+                    raise
+                refused = exc.status in (400, 403) or (
+                    isinstance(exc, NotFound) and "workspace" not in exc.detail.lower()
+                )
+                if refused:
                     raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
                 if not isinstance(exc, NotFound) and exc.status < 500 and exc.status not in (408, 429):
                     raise
@@ -370,11 +196,17 @@ class CommitOnce:
         if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
             raise error
         log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
-        commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
+        try:
+            commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
+            still_there = commit_id is None and await self.api.get(ws) is not None
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            raise CannotTell(str(exc)) from exc
         if commit_id is not None:
             await self._discard(ws)
             return self._landed(pairs, commit_id)
-        if await self.api.get(ws) is None:
+        if not still_there:
             self.ledger.unsent(pairs)
             return None
         if attempt >= self.policy.request_attempts:

@@ -29,6 +29,8 @@ class Hashed:
 
 
 def local_path(run_dir: Path, item: Outgoing) -> Path:
+    if item.source is not None:
+        return item.source
     try:
         return ensure_inside(run_dir, item.local)
     except UnsafePathError as exc:
@@ -39,8 +41,9 @@ def read_checked(run_dir: Path, item: Outgoing) -> bytes:
     """The bytes of a small file, checked against its sha256 when one is known."""
     if item.data is not None:
         return item.data
+    path = local_path(run_dir, item)
     try:
-        data = local_path(run_dir, item).read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot read {item.local}: {exc.strerror or exc}") from None
     if item.sha256 is not None and hashlib.sha256(data).hexdigest() != item.sha256:

@@ -276,6 +276,28 @@ async def test_cut_answers_while_staging_are_sent_again_without_a_second_commit(
     assert rig.workspaces_left() == []
 
 
+async def test_a_lost_commit_answer_that_cannot_be_looked_up_stays_sending_for_the_next_run(rig: Rig) -> None:
+    """The commit's answer is cut and the history answers 5xx: the sender cannot tell, so it stops,
+    leaves the files `sending` (never `unsent`: that would stage them again blindly) and the next run
+    finds the commit by its token."""
+    rig.emu.set_faults(
+        upload_cut_rate=1.0,
+        upload_fault_routes=(route_of(rig.emu, "POST", "/merge/{branch}"),),
+        server_error_rate=1.0,
+        server_error_routes=(route_of(rig.emu, "GET", "/commits/history/{resource}"),),
+    )
+    sender = rig.sender()
+    await deliver(sender, clips(rig, "hero", 1))
+    assert sender.stopped is not None and "cannot tell" in sender.stopped
+    assert {row.state for row in DeliveryLedger(rig.journal, "t").rows().values()} == {SENDING}
+    rig.emu.set_faults(upload_cut_rate=0.0, server_error_rate=0.0)
+    await rig.sender().resolve_earlier()
+    rows = DeliveryLedger(rig.journal, "t").rows()
+    assert {row.state for row in rows.values()} == {DELIVERED}
+    assert {row.commit_id for row in rows.values()} == {c.id for c in rig.made()}
+    assert rig.commits() == 1 and rig.workspaces_left() == []
+
+
 async def test_a_5xx_before_the_commit_is_sent_again_once_the_branch_shows_it_was_not_made(rig: Rig) -> None:
     commit_route = route_of(rig.emu, "POST", "/merge/{branch}")
     seen = 0

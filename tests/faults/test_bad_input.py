@@ -154,8 +154,11 @@ async def test_unsafe_repository_names_branches_and_paths_exit_2_naming_where_wi
             "--deliver: the delivery path 'a\\u202eb' contains U+202E",
         ),
         (["--deliver", "meadow/campaigns:x/.."], "--deliver: the delivery path 'x/..' has a '..' segment"),
-        (["--upload-repo", "acme/.."], "upload repository 'acme/..' has the repository name '..'"),
-        (["--upload-repo", "acme/assets@x/.."], "upload branch 'x/..' has a '..' part"),
+        (
+            ["--upload-repo", "acme/.."],
+            "--upload-repo: upload repository 'acme/..' has the repository name '..'",
+        ),
+        (["--upload-repo", "acme/assets@x/.."], "--upload-repo: upload branch 'x/..' has a '..' part"),
     ]
     for flags, says in bad_flags:
         cases.append(["run", str(good), *api(emu, out), *flags])

@@ -143,8 +143,8 @@ async def test_a_kill_9_during_delivery_then_a_rerun_delivers_every_file_once(
     assert delivery_states(run_dir) == Counter({"delivered": WANTED})
     resent = {pair: n for pair, n in emu.counters.files_received.items() if n > 1}
     if moment == "during-a-chunked-upload":
-        # the chunks already stored are kept by the server: the rerun's upload of that file is only
-        # what the killed one had not finished; no other file is sent twice
+        # the rerun sends that file's chunks again (the server keeps the ones it already stored and
+        # assembles the file once); no other file is sent twice
         assert all("long" in path for path, _ in resent), resent
     else:
         assert resent == {}, resent  # a staged file is committed from the workspace, not sent again

@@ -86,7 +86,7 @@ async def test_api_key_in_0_files_and_0_outputs_of_a_verbose_run_with_every_faul
     assert emu.counters.faults.total() >= 10 and emu.counters.uploads == 1
     assert secret_leaks(tmp_path, harness.outputs) == []
     log = emu.counters.request_log or []
-    downloads = [r for r in log if "/files/" in r.route]
+    downloads = [r for r in log if r.route.startswith("GET /api/repos/{namespace}/{repo}/files/")]
     assert downloads and not any(r.authorized for r in downloads)
     assert all(r.authorized for r in log if r.route.startswith(("POST /api/ai/", "GET /api/events")))
 

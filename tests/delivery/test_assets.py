@@ -1,0 +1,70 @@
+"""Reference images upload through a workspace commit, as results are delivered: any size (PUT …/file
+refuses more than 2 MiB upstream), a name with spaces or a colon, and a commit whose answer was lost
+found on the branch instead of failing the jobs that need the image."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from batchgen.api import OxenClient
+from batchgen.assets import AssetPlacer
+from batchgen.config import RetryPolicy, Timeouts, UploadTarget
+from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
+from batchgen.manifest.model import LocalAsset
+from batchgen.store import Journal
+
+COMMIT = "POST /api/repos/{namespace}/{repo}/workspaces/{workspace_id}/merge/{branch}"
+TARGET = UploadTarget(namespace="acme", repo="refs")
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with run_emulator(EmulatorConfig(time_scale=0.001)) as running:
+        running.create_repo("acme", "refs")
+        yield running
+
+
+def image(folder: Path, name: str, size: int) -> LocalAsset:
+    data = (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * (size // 256 + 1))[:size]
+    path = folder / name
+    path.write_bytes(data)
+    return LocalAsset("mug", path, hashlib.sha256(data).hexdigest(), size, "image/png")
+
+
+async def place(emu: Emulator, run_dir: Path, asset: LocalAsset) -> str:
+    timeouts, retry = Timeouts(request_s=0.5), RetryPolicy(initial_s=0.01, max_s=0.05)
+    async with OxenClient(emu.base_url, emu.api_key, timeouts=timeouts, retry=retry) as client:
+        journal = Journal.open(run_dir)
+        try:
+            placer = AssetPlacer(client, journal, upload=TARGET, inline=False)
+            await placer.prepare([asset])
+            return await placer.url(asset)
+        finally:
+            journal.close()
+
+
+@pytest.mark.parametrize("size", [3 * 1024 * 1024, 12 * 1024 * 1024])
+async def test_a_large_reference_image_is_uploaded_through_a_workspace(
+    emu: Emulator, tmp_path: Path, size: int
+) -> None:
+    asset = image(tmp_path, "mug: studio shot.png", size)
+    url = await place(emu, tmp_path, asset)
+    stored = emu.repo_file("acme", "refs", f"batchgen-assets/{asset.sha256}.png")
+    assert stored.sha256 == asset.sha256 and url.endswith(f"/batchgen-assets/{asset.sha256}.png")
+    assert not [r for r in emu.counters.requests if r.startswith("PUT ") and "/file/" in r]
+    assert emu.workspaces("acme", "refs") == []
+
+
+async def test_a_reference_upload_whose_commit_answer_was_lost_is_found_not_failed(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    emu.set_faults(upload_cut_rate=1.0, upload_fault_routes=(COMMIT,))
+    asset = image(tmp_path, "mug.png", 4096)
+    await place(emu, tmp_path, asset)
+    made = [c for c in emu.repo_commits("acme", "refs") if "[batchgen:" in c.message]
+    assert len(made) == 1 and emu.counters.requests[COMMIT] == 1
+    assert emu.repo_file("acme", "refs", f"batchgen-assets/{asset.sha256}.png").sha256 == asset.sha256
