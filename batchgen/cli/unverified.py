@@ -18,19 +18,27 @@ if TYPE_CHECKING:
     from batchgen.unverified import UnverifiedJob
 
 
+DESCRIPTION = """\
+A result downloaded whole twice whose bytes failed verification both times (a bad signature, MP4
+boxes that do not tile the file, fewer bytes than announced) is kept at unverified/<key12>/<file>,
+and its job is `unverified`: paid, never deleted, never downloaded again by itself.
+
+Without a flag this lists them (name, key, kept path, size, reason). Look at the kept bytes with
+any player or ffprobe, then:
+  --accept       they become the result (moved to the result's path, done; the sidecar says
+                 "verified": false, "accepted_by_user": true)
+  --fetch-again  the next `batchgen run` downloads it again (the kept bytes move to
+                 unverified/<key12>/earlier-<time>/, never deleted)
+Both change the journal: not while a run holds the run directory (exit 2). Exit 0, or 1 when a
+chosen job could not be changed.
+"""
+
+
 def add_unverified(commands: Commands) -> None:
     unverified = commands.add_parser(
         "unverified",
         help="paid results whose bytes failed verification: list, --accept or --fetch-again",
-        description="A result downloaded whole twice whose bytes failed verification both times (a bad "
-        "signature, MP4 boxes that do not tile the file, fewer bytes than announced) is kept at "
-        "unverified/<key12>/<file> and its job is `unverified`: paid, never deleted, never downloaded "
-        "again by itself. Without a flag this lists them (name, key, kept path, size, reason). Look at "
-        "the kept bytes with any player or ffprobe, then --accept them as the result (moved to the "
-        'result\'s path, done; its sidecar says "verified": false, "accepted_by_user": true), or '
-        "--fetch-again: the next `batchgen run` downloads it again (the kept bytes move to "
-        "unverified/<key12>/earlier-<time>/). Changing them needs the run directory: not while a run "
-        "holds it. Exit 0, or 1 when a chosen job could not be changed.",
+        description=DESCRIPTION,
         epilog=example(
             "batchgen unverified outputs/spring-campaign",
             "what failed verification, and why",

@@ -1,4 +1,4 @@
-"""Guarantees 50-52: a paid result whose bytes fail verification is never stranded silently.
+"""Guarantees 50-51: a paid result whose bytes fail verification is never stranded silently.
 
 The emulator serves one result, every time, as a well-framed answer a quarter short of the file (its
 Content-Length and body agree, but the MP4's boxes do not tile the bytes). The job ends `unverified`

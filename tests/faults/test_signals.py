@@ -1,4 +1,4 @@
-"""Guarantees 53-54: stop signals as process managers send them, and a drain bounded in time.
+"""Guarantees 52-53: stop signals as process managers send them, and a drain bounded in time.
 
 Two SIGINTs a few milliseconds apart (coreutils `timeout -s INT`, a process group's Ctrl-C) are one
 press: the run drains, it does not stop at once. SIGTERM drains like a first Ctrl-C. A drain while the
