@@ -109,10 +109,9 @@ async def run_manifest_async(
     built-in emulator instead (nothing paid; results in `<output_dir>/<name>.sandbox`). Overrides of the
     manifest's `run:` settings: concurrency, downloads, retries, budget_usd, upload_repo ("ns/repo[@branch]"),
     inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s,
-    drain_timeout_s, and `only` (["KEY=VALUE", ...]: run only the planned jobs that match, see
-    `batchgen.planning.select`). `progress` is called with a snapshot function after every change; setting
-    `stop` stops submitting (in-flight work is still tracked and downloaded, for up to drain_timeout_s,
-    default 120; what is left then stays in the journal for the next run).
+    drain_timeout_s, and `only` (["KEY=VALUE", ...]: the planned jobs that match, `planning.select`).
+    `progress` is called with a snapshot function after every change; setting `stop` stops submitting
+    (in-flight work is still tracked and downloaded for up to drain_timeout_s, then left to the journal).
     """
     unknown = sorted(set(overrides) - _OVERRIDES)
     if unknown:

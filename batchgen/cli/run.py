@@ -103,6 +103,19 @@ def add_run(commands: Commands) -> None:
         action="store_true",
         help="send local reference images as data: URIs instead of uploading them",
     )
+    _add_timing_flags(run)
+    add_only_flag(run)
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.set_defaults(handler=cmd_run)
+
+
+def _add_timing_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--stream-idle-timeout",
         type=float,
@@ -125,15 +138,6 @@ def add_run(commands: Commands) -> None:
         metavar="S",
         help="safety reconcile of in-flight generations every S seconds (default 60)",
     )
-    add_only_flag(run)
-    run.add_argument(
-        "--json",
-        action="store_true",
-        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
-    )
-    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -170,30 +174,9 @@ async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     from batchgen.batch import run_manifest_async
     from batchgen.cli.deliver import report_delivery
-    from batchgen.config import usd
     from batchgen.progress import Progress
 
-    try:
-        budget = None if args.budget is None else usd(args.budget)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    overrides = {
-        name: value
-        for name, value in (
-            ("concurrency", args.concurrency),
-            ("downloads", args.downloads),
-            ("retries", args.retries),
-            ("budget_usd", budget),
-            ("upload_repo", args.upload_repo),
-            ("deliver", args.deliver),
-            ("stream_idle_timeout_s", args.stream_idle_timeout),
-            ("request_timeout_s", args.request_timeout),
-            ("expected_render_s", args.reconcile_interval),
-            ("drain_timeout_s", args.drain_timeout),
-            ("only", args.only),
-        )
-        if value is not None
-    }
+    overrides = _overrides(args)
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
 
@@ -238,6 +221,33 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"batchgen: {left_for_rerun(result.outcome.counts)}", file=sys.stderr)
     _print_json(args, {**result.summary(), "exit_code": code})
     return code
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The run settings the flags override (those given)."""
+    from batchgen.config import usd
+
+    try:
+        budget = None if args.budget is None else usd(args.budget)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return {
+        name: value
+        for name, value in (
+            ("concurrency", args.concurrency),
+            ("downloads", args.downloads),
+            ("retries", args.retries),
+            ("budget_usd", budget),
+            ("upload_repo", args.upload_repo),
+            ("deliver", args.deliver),
+            ("stream_idle_timeout_s", args.stream_idle_timeout),
+            ("request_timeout_s", args.request_timeout),
+            ("expected_render_s", args.reconcile_interval),
+            ("drain_timeout_s", args.drain_timeout),
+            ("only", args.only),
+        )
+        if value is not None
+    }
 
 
 def left_for_rerun(counts: dict[str, int]) -> str:

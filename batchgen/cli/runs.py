@@ -93,17 +93,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
             "`batchgen status --json` lists them)"
         )
-    for r in planned:
-        if r.state != "done" and r.error:
-            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
-    if counts.get("unverified"):
-        print(
-            f"  unverified results are paid and kept, never downloaded again by themselves: "
-            f"`batchgen unverified {args.run_dir}` to look at them, then --accept or --fetch-again"
-        )
+    _say_problems(planned, args.run_dir)
     for line in delivery:
         print(line)
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
+
+
+def _say_problems(planned: list[JobRecord], run_dir: Path) -> None:
+    """Every job of the plan that is not done and carries an error, and what to do about unverified ones."""
+    for r in planned:
+        if r.state != "done" and r.error:
+            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+    if any(r.state == "unverified" for r in planned):
+        print(
+            f"  unverified results are paid and kept, never downloaded again by themselves: "
+            f"`batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again"
+        )
 
 
 def kept_path(record: JobRecord) -> str | None:
