@@ -69,6 +69,7 @@ _OVERRIDES = frozenset(
         "expected_render_s",
         "only",
         "deliver",
+        "drain_timeout_s",
     }
 )
 
@@ -107,10 +108,10 @@ async def run_manifest_async(
     `api_base` and `api_key` default to $OXEN_API_BASE / $OXEN_API_KEY; `sandbox=True` runs against a
     built-in emulator instead (nothing paid; results in `<output_dir>/<name>.sandbox`). Overrides of the
     manifest's `run:` settings: concurrency, downloads, retries, budget_usd, upload_repo ("ns/repo[@branch]"),
-    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s, and `only`
-    (["KEY=VALUE", ...]: run only the planned jobs that match, see `batchgen.planning.select`). `progress`
-    is called with a snapshot function after every change; setting `stop` stops submitting (in-flight work
-    is still tracked and downloaded).
+    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s,
+    drain_timeout_s, and `only` (["KEY=VALUE", ...]: the planned jobs that match, `planning.select`).
+    `progress` is called with a snapshot function after every change; setting `stop` stops submitting
+    (in-flight work is still tracked and downloaded for up to drain_timeout_s, then left to the journal).
     """
     unknown = sorted(set(overrides) - _OVERRIDES)
     if unknown:
@@ -264,6 +265,8 @@ async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunO
     async def watch() -> None:
         await stop.wait()
         runner.request_stop(StopReason.INTERRUPTED)
+        await asyncio.sleep(runner.options.drain_timeout_s)  # the drain is bounded: then the run ends
+        runner.end_drain()
 
     watcher = asyncio.create_task(watch())
     try:
@@ -371,6 +374,8 @@ def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
         )
         if overrides.get("expected_render_s") is not None:
             options = replace(options, expected_render_s=float(overrides["expected_render_s"]))
+        if overrides.get("drain_timeout_s") is not None:
+            options = replace(options, drain_timeout_s=float(overrides["drain_timeout_s"]))
         options = replace(options, deliver=_deliver_target(manifest, overrides.get("deliver")))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

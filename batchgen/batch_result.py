@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.planning import Plan
+from batchgen.rundir import unverified_relpath
 from batchgen.runner import RunOutcome
 from batchgen.states import JobState
 from batchgen.store import Journal
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchResult", "JobProblem", "problems_of"]
 
-_FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
+_FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED, JobState.UNVERIFIED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class JobProblem:
     state: str
     error: str | None
     output_path: str
+    kept_path: str | None = None  # unverified: where its bytes are kept (relative to the run directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,8 @@ class BatchResult:
     def reason(self) -> str:
         """Why the run ended: complete, bad_key, error, a stop reason (budget, no_credits, interrupted,
         api_unavailable, cancelled), undelivered (every job is done but some results did not reach the
-        delivery repository), or incomplete (some jobs failed or were rejected)."""
+        delivery repository), unverified (every job is done but some whose results failed verification:
+        `batchgen unverified`), or incomplete (some jobs failed or were rejected)."""
         if self.outcome.bad_key:
             return "bad_key"
         if self.outcome.fatal:
@@ -62,8 +65,10 @@ class BatchResult:
             return str(self.outcome.stop_reason)
         if self.complete:
             return "complete"
-        all_done = self.outcome.counts.get("done", 0) == self.total
-        return "undelivered" if all_done and self.delivery is not None else "incomplete"
+        done, unverified = self.outcome.counts.get("done", 0), self.outcome.counts.get("unverified", 0)
+        if unverified and done + unverified == self.total:
+            return "unverified"
+        return "undelivered" if done == self.total and self.delivery is not None else "incomplete"
 
     def summary(self) -> dict[str, Any]:
         """The outcome as JSON-ready data (`batchgen run --json`)."""
@@ -83,12 +88,14 @@ class BatchResult:
                     "state": p.state,
                     "error": p.error,
                     "output_path": p.output_path,
+                    "kept_path": p.kept_path,
                 }
                 for p in self.problems
             ],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
             "report": None if self.report is None else str(self.report),
+            "drain_timed_out": self.outcome.drain_timed_out,
         }
 
 
@@ -110,5 +117,12 @@ def problems_of(plan: Plan, journal: Journal) -> tuple[JobProblem, ...]:
     for job in plan.jobs:
         record = journal.get(job.key)
         if record.state is not JobState.DONE and (record.error or record.state in _FAILED):
-            found.append(JobProblem(job.key, job.name, str(record.state), record.error, job.output_path))
+            kept = (
+                unverified_relpath(record.output_path, record.key)
+                if record.state is JobState.UNVERIFIED
+                else None
+            )
+            found.append(
+                JobProblem(job.key, job.name, str(record.state), record.error, job.output_path, kept)
+            )
     return tuple(found)

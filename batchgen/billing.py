@@ -44,7 +44,14 @@ BILLING_DEADLINE_S = 60.0  # the whole reading, every page of every scope
 
 #: States in which the job's current generation has finished at the provider.
 FINISHED = frozenset(
-    {JobState.SUCCEEDED, JobState.DONE, JobState.FAILED, JobState.INVALID, JobState.CANCELLED}
+    {
+        JobState.SUCCEEDED,
+        JobState.DONE,
+        JobState.UNVERIFIED,
+        JobState.FAILED,
+        JobState.INVALID,
+        JobState.CANCELLED,
+    }
 )
 #: Of those, the ones that may never be charged: a null cost then means "nothing was billed".
 UNCHARGED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})

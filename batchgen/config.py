@@ -13,6 +13,11 @@ from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
 
 DEFAULT_API_BASE = "https://hub.oxen.ai"
 
+#: How long a drain (after the first Ctrl-C or SIGTERM) waits for in-flight work: two minutes lets most
+#: renders under way finish and be downloaded; what is left (a longer render, an API that does not
+#: answer) stays in the journal and the rerun picks it up, never paying twice.
+DRAIN_TIMEOUT_S = 120.0
+
 
 def api_origin(api_base: str) -> str:
     """scheme://host[:port] of an API base, lower-cased, default ports dropped (its identity)."""
@@ -128,6 +133,9 @@ class RunOptions:
     progress_interval_s: float = 10.0  # plain progress lines when stderr is not a terminal
     sandbox: bool = False  # the built-in emulator: its results are placeholders, never real ones
     deliver: DeliveryTarget | None = None  # the Oxen repository results are delivered to, if any
+    # After a stop (Ctrl-C, SIGTERM, the library's `stop`), how long the run waits for what is in flight
+    # (renders, downloads) before it leaves the rest in the journal for the rerun and ends.
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
 
     @property
     def api_identity(self) -> str:
@@ -143,6 +151,7 @@ class RunOptions:
             _positive("expected_render_s", self.expected_render_s)
         _positive("poll_interval_s", self.poll_interval_s)
         _positive("progress_interval_s", self.progress_interval_s)
+        _positive("drain_timeout_s", self.drain_timeout_s)
 
 
 def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -> RunOptions:

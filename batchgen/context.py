@@ -54,6 +54,7 @@ class RunContext:
     apply_row: Callable[[str, Mapping[str, Any]], None] = lambda key, row: None  # set to the tracker's
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
+    drain_over: bool = False  # a drain's time ran out: stop waiting, leave the rest to the journal
 
     def __post_init__(self) -> None:
         self.planned = frozenset(job.key for job in self.plan.jobs)
@@ -119,4 +120,8 @@ class RunContext:
             if job.key in self.displaced
             else (result_relpath(job.output_path))
         )
+        return self.checked(relative)
+
+    def checked(self, relative: str) -> Path:
+        """A path inside the run directory, refused (UnsafePathError) if it would lead through a symlink."""
         return checked_path(self.run_root, relative, self.known_dirs)

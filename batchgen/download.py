@@ -8,7 +8,8 @@ path.
 Errors (see `batchgen.errors`): `DownloadExpired` (refresh the URL, call again; the `.part` is kept),
 `DownloadStalled` (every attempt was too slow: get a fresh URL, call again; the `.part` is kept),
 `DownloadError` (transient, call again later; the `.part` is kept), `DownloadCorrupt` (the `.part`
-is deleted), `StorageError` (the disk refused). Messages never carry a URL's query string, because
+is deleted), `UnverifiedKept` (a `DownloadCorrupt` whose bytes were moved where the caller asked),
+`StorageError` (the disk refused). Messages never carry a URL's query string, because
 presigned tokens are secrets.
 """
 
@@ -122,6 +123,7 @@ async def fetch_result(
     min_rate_window_s: float = MIN_RATE_WINDOW_S,
     land: Land | None = None,
     dirs: DirectorySync | None = None,
+    keep_corrupt: Path | None = None,
 ) -> Downloaded:
     """Download `url` to `final_path` (via its `.part`), verified, resuming cuts up to `max_resumes` times.
 
@@ -131,7 +133,9 @@ async def fetch_result(
     receives fewer than `min_rate_bytes` within any `min_rate_window_s` seconds is ended and resumed
     like a cut; when the last resume ends that way too, `DownloadStalled` is raised. `land` runs in the
     worker thread right after the rename (the caller's sidecar, say); with `dirs`, the directory fsync
-    is left to `dirs.flush()` (batched across results) instead of done per file.
+    is left to `dirs.flush()` (batched across results) instead of done per file. Bytes that arrive
+    whole but fail verification are deleted (`DownloadCorrupt`), or with `keep_corrupt`, moved there
+    (`UnverifiedKept`): the caller's last try of a paid result keeps what it got.
     """
     _check_arguments(session, media_type, chunk_size, read_timeout, max_resumes)
     if min_rate_bytes <= 0 or min_rate_window_s <= 0:
@@ -148,7 +152,7 @@ async def fetch_result(
             headers=headers,
             min_rate=(min_rate_bytes, min_rate_window_s),
         )
-        return await part.commit(final_path, media_type, land, dirs)
+        return await part.commit(final_path, media_type, land, dirs, keep_corrupt)
     finally:
         await part.abandon()
 

@@ -20,6 +20,7 @@
     │   ├── DownloadExpired        the presigned URL no longer works: refresh it
     │   ├── DownloadStalled        the server sends too slowly: fetch a fresh URL, try again
     │   └── DownloadCorrupt        the bytes are not a valid result: fetch again
+    │       └── UnverifiedKept     ...and they were kept aside for the user (the last try)
     └── StorageError               the run directory or journal cannot be written
 
 Programmer mistakes (illegal state transitions, misuse of an object) raise RuntimeError
@@ -29,6 +30,7 @@ subclasses instead, because no user can fix them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class BatchgenError(Exception):
@@ -163,4 +165,18 @@ class DownloadStalled(DownloadError):
 
 
 class DownloadCorrupt(DownloadError):
-    """The downloaded bytes failed verification (length or file signature)."""
+    """The downloaded bytes failed verification (length, file signature or structure); `problem` is
+    the verifier's own words ("an MP4 box b'free' at byte 812 needs ... (cut short?)")."""
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+
+
+class UnverifiedKept(DownloadCorrupt):
+    """Bytes that failed verification, moved (whole, fsynced) to `path` instead of being deleted: they
+    were paid for, and the user decides what they are worth. `size` and `sha256` are theirs."""
+
+    def __init__(self, message: str, problem: str, *, path: Path, size: int, sha256: str) -> None:
+        super().__init__(message, problem)
+        self.path, self.size, self.sha256 = path, size, sha256

@@ -1,6 +1,8 @@
 """Fetching results: download workers that turn a succeeded generation into a verified file at its path,
 then hand it to the run's sinks. What to do when a download fails is decided here, from the policy
-in the run's options: refresh an expired URL, try the API's own origin once with the key, back off."""
+in the run's options: refresh an expired URL, try the API's own origin once with the key, back off; and
+after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification, keep the last bytes in
+unverified/ and journal the job `unverified` (paid: never deleted, never fetched again by itself)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -24,14 +27,24 @@ from batchgen.errors import (
     DownloadStalled,
     StorageError,
     Unauthenticated,
+    UnverifiedKept,
 )
 from batchgen.landing import DirectorySync, Land
 from batchgen.planning import Job
 from batchgen.retry import backoff
-from batchgen.rundir import UnsafePathError, read_sidecar, set_aside_unowned
+from batchgen.rundir import (
+    UnsafePathError,
+    read_sidecar,
+    set_aside_kept,
+    set_aside_unowned,
+    sidecar_path,
+    unverified_relpath,
+    write_sidecar,
+)
 from batchgen.sinks import ResultSink, VerifiedResult, result_metadata
 from batchgen.states import JobState
 from batchgen.store import JobRecord
+from batchgen.unverified import MAX_UNVERIFIED_DOWNLOADS, accepted_unverified, unverified_reason
 from batchgen.verify import Downloaded, verify_file
 
 log = logging.getLogger(__name__)
@@ -48,6 +61,7 @@ class Fetcher:
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.active = 0
         self.failures = 0
+        self.corrupt: Counter[str] = Counter()  # whole downloads per job whose bytes failed verification
         self.session: aiohttp.ClientSession | None = None
         self.dirs = DirectorySync()  # directory fsyncs of renamed results, done together
         self._synced_at = time.monotonic()
@@ -71,6 +85,7 @@ class Fetcher:
         job, record = ctx.jobs[key], ctx.record(key)
         try:
             final = ctx.final_path(job)  # checked now, not at plan time: a symlink may have appeared
+            keep = ctx.checked(unverified_relpath(job.output_path, key))  # for bytes that fail every time
         except UnsafePathError as exc:
             self.failures += 1
             ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
@@ -89,14 +104,19 @@ class Fetcher:
             )
             return
         landed: list[VerifiedResult] = []
-        result = await self._download(job, record, final, partial(self._land, job, ctx.record(key), landed))
-        if result is None or not landed:
-            self.failures += 1
-            ctx.journal.transition(
-                key, record.state, "download failed", error="download failed; run again to fetch it"
-            )
+        try:
+            await self._download(job, record, final, keep, partial(self._land, job, ctx.record(key), landed))
+        except UnverifiedKept as kept:
+            await self._keep_unverified(job, ctx.record(key), kept)
             return
-        await self._deliver(job, final, landed[0])
+        except DownloadError as exc:
+            self.failures += 1
+            log.warning("could not download the result of %s [%s]: %s", job.name, key[:12], exc)
+            error = f"download failed ({exc}); run again to fetch it (nothing is paid again)"
+            ctx.journal.transition(key, record.state, "download failed", error=error)
+            return
+        if landed:
+            await self._deliver(job, final, landed[0])
 
     def _land(self, job: Job, record: JobRecord, landed: list[VerifiedResult], done: Downloaded) -> None:
         """In the download's worker thread, right after the rename: the sinks' local part (the sidecar)."""
@@ -111,13 +131,20 @@ class Fetcher:
             sink.land(verified)
         landed.append(verified)
 
-    async def _download(self, job: Job, record: JobRecord, final: Path, land: Land) -> Downloaded | None:
+    async def _download(self, job: Job, record: JobRecord, final: Path, keep: Path, land: Land) -> Downloaded:
+        """Download until verified, within the run's budget of tries: DownloadError when they are used
+        up, UnverifiedKept when the last whole download allowed failed verification (bytes in `keep`)."""
         ctx, key = self.ctx, job.key
         assert self.session is not None
         with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
-        for attempt in range(1, ctx.options.retry.download_attempts + 1):
+        last: Exception | None = None
+        attempts = ctx.options.retry.download_attempts
+        for attempt in range(1, attempts + 1):
             url = ""
+            last_chance = self.corrupt[key] + 1 >= MAX_UNVERIFIED_DOWNLOADS
             try:
+                if last_chance and _exists(keep):  # left by a crash: moved aside, never overwritten
+                    await asyncio.to_thread(set_aside_kept, ctx.run_dir, job.output_path, key)
                 url = ctx.urls.get(key) or await self._fresh_url(record)
                 return await fetch_result(
                     self.session,
@@ -128,8 +155,12 @@ class Fetcher:
                     headers=ctx.client.auth_for(url) if with_key else None,
                     land=land,
                     dirs=self.dirs,
+                    keep_corrupt=keep if last_chance else None,
                 )
-            except DownloadExpired:
+            except UnverifiedKept:
+                raise
+            except DownloadExpired as exc:
+                last = exc
                 if not with_key and ctx.client.auth_for(url):
                     with_key = True  # a private repository's file, perhaps: never sent to another host
                     continue
@@ -138,11 +169,46 @@ class Fetcher:
             except (DownloadCorrupt, DownloadError, ApiError) as exc:
                 if isinstance(exc, Unauthenticated):
                     raise
+                if isinstance(exc, DownloadCorrupt):
+                    self.corrupt[key] += 1
                 if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
                     ctx.urls.pop(key, None)
-                log.info("download of %s failed (%s), attempt %d", key[:12], exc, attempt)
+                last = exc
+                log.info("download of %s failed (%s), attempt %d of %d", key[:12], exc, attempt, attempts)
                 await ctx.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
-        return None
+        raise DownloadError(f"{attempts} attempts failed, the last with: {last}")
+
+    async def _keep_unverified(self, job: Job, record: JobRecord, kept: UnverifiedKept) -> None:
+        """The last download allowed failed verification too: the job is `unverified`, its bytes kept
+        (with a sidecar saying why) for the user to look at, accept or fetch again."""
+        ctx = self.ctx
+        self.failures += 1
+        where = unverified_relpath(job.output_path, job.key)
+        metadata = {
+            **result_metadata(job, record, kept.sha256, kept.size, time.time()),
+            "verified": False,
+            "problem": kept.problem,
+        }
+        await asyncio.to_thread(write_sidecar, sidecar_path(kept.path), metadata)
+        reason = unverified_reason(kept.problem, where, self.corrupt[job.key] + 1)
+        ctx.journal.transition(
+            job.key,
+            JobState.UNVERIFIED,
+            "bytes failed verification",
+            error=reason,
+            sha256=kept.sha256,
+            size=kept.size,
+            downloaded_at=time.time(),
+        )
+        ctx.urls.pop(job.key, None)
+        log.error(
+            "job %s [%s] is unverified: %s. Not downloaded again: `batchgen unverified %s` to look at it, "
+            "then --accept or --fetch-again",
+            job.name,
+            job.key[:12],
+            reason,
+            ctx.run_dir,
+        )
 
     async def _deliver(self, job: Job, final: Path, verified: VerifiedResult) -> None:
         ctx = self.ctx
@@ -201,6 +267,7 @@ class Fetcher:
                     job.media_type,
                     expected_size=sidecar.get("size"),
                     expected_sha256=sidecar.get("sha256"),
+                    structure=not accepted_unverified(sidecar),
                 )
             except (DownloadCorrupt, StorageError):
                 found = None

@@ -18,10 +18,11 @@ import queue
 import stat
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from batchgen.errors import DownloadCorrupt, StorageError
+from batchgen.errors import DownloadCorrupt, StorageError, UnverifiedKept
 from batchgen.rundir import part_path
 from batchgen.verify import (
     HEAD_BYTES,
@@ -90,14 +91,20 @@ class Part:
         return self.total is None or self.size >= self.total
 
     async def commit(
-        self, final: Path, media_type: str, land: Land | None, dirs: DirectorySync | None
+        self,
+        final: Path,
+        media_type: str,
+        land: Land | None,
+        dirs: DirectorySync | None,
+        keep: Path | None = None,
     ) -> Downloaded:
+        """Verify and land the bytes at `final`; bytes that fail verification are deleted
+        (`DownloadCorrupt`), or with `keep`, moved there (`UnverifiedKept`)."""
         if self.writer is not None:
-            return await self.writer.commit(self, final, media_type, land, dirs)
+            return await self.writer.commit(self, _Target(final, media_type, land, dirs, keep))
         data = b"".join(self.chunks)
-        return await asyncio.to_thread(
-            _land_bytes, data, self.path, final, media_type, self.total, land, dirs
-        )
+        target = _Target(final, media_type, land, dirs, keep)
+        return await asyncio.to_thread(_land_bytes, data, self.path, target, self.total)
 
     async def keep(self) -> None:
         """Giving up: what arrived so far goes to the `.part`, for a later call to resume from."""
@@ -115,6 +122,17 @@ class Part:
 
 
 Land = Callable[["Downloaded"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where verified bytes go (`final`, then `land` and `dirs`), and bad ones (`keep`, or deleted)."""
+
+    final: Path
+    media_type: str
+    land: Land | None
+    dirs: DirectorySync | None
+    keep: Path | None = None
 
 
 class DirectorySync:
@@ -159,11 +177,9 @@ class _DiskWriter:
             raise self.error
         self.send(("write", chunk))
 
-    async def commit(
-        self, part: Part, final: Path, media_type: str, land: Land | None, dirs: DirectorySync | None
-    ) -> Downloaded:
+    async def commit(self, part: Part, target: _Target) -> Downloaded:
         result: asyncio.Future[Downloaded] = self._loop.create_future()
-        self.send(("commit", part.total, final, media_type, land, dirs, result))
+        self.send(("commit", part.total, target, result))
         return await result
 
     async def close(self) -> None:
@@ -205,14 +221,7 @@ class _DiskWriter:
             self._loop.call_soon_threadsafe(_resolve, self._done, None, None)
 
     def _commit(
-        self,
-        file: BinaryIO,
-        total: int | None,
-        final: Path,
-        media_type: str,
-        land: Land | None,
-        dirs: DirectorySync | None,
-        result: asyncio.Future[Downloaded],
+        self, file: BinaryIO, total: int | None, target: _Target, result: asyncio.Future[Downloaded]
     ) -> None:
         try:
             file.flush()
@@ -220,9 +229,7 @@ class _DiskWriter:
             file.close()
             with open(self.path, "rb", buffering=0, opener=open_no_follow) as check:
                 head = check.read(HEAD_BYTES)
-            done = _finish(
-                self.path, final, media_type, self.written, total, head, self.hasher, None, land, dirs
-            )
+            done = _finish(self.path, target, self.written, total, head, self.hasher, None)
             self._loop.call_soon_threadsafe(_resolve, result, done, None)
         except BaseException as exc:  # handed to the awaiting coroutine
             with contextlib.suppress(OSError):
@@ -260,15 +267,7 @@ def _write_part(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def _land_bytes(
-    data: bytes,
-    part: Path,
-    final: Path,
-    media_type: str,
-    total: int | None,
-    land: Land | None,
-    dirs: DirectorySync | None,
-) -> Downloaded:
+def _land_bytes(data: bytes, part: Path, target: _Target, total: int | None) -> Downloaded:
     """A small result in one hop: write the `.part`, fsync, verify, rename, land (sync, in a thread)."""
     try:
         with _open_part_file(part, append=False) as file:
@@ -277,24 +276,20 @@ def _land_bytes(
             os.fsync(file.fileno())
     except OSError as exc:
         raise storage_error("write", part, exc) from exc
-    return _finish(
-        part, final, media_type, len(data), total, data[:HEAD_BYTES], hashlib.sha256(data), data, land, dirs
-    )
+    return _finish(part, target, len(data), total, data[:HEAD_BYTES], hashlib.sha256(data), data)
 
 
 def _finish(
     part: Path,
-    final: Path,
-    media_type: str,
+    target: _Target,
     size: int,
     total: int | None,
     head: bytes,
     hasher: hashlib._Hash,
     data: bytes | None,
-    land: Land | None,
-    dirs: DirectorySync | None,
 ) -> Downloaded:
     """Verify the written `.part`, then atomically make it the final file and land it (sync, in a thread)."""
+    final, media_type = target.final, target.media_type
     problem = signature_problem(head, size, media_type)
     if total is not None and size != total:
         problem = f"{size} bytes but the server announced {total}"
@@ -308,21 +303,38 @@ def _finish(
         except OSError as exc:
             raise storage_error("read", part, exc) from exc
     if problem:
+        if target.keep is not None:
+            raise _keep_aside(part, target.keep, problem, size, hasher.hexdigest())
         discard(part)
-        raise DownloadCorrupt(f"{final}: {problem}; the download was discarded")
+        raise DownloadCorrupt(f"{final}: {problem}; the download was discarded", problem)
     refuse_symlink(final)
     try:
         os.replace(part, final)
-        if dirs is None:
+        if target.dirs is None:
             fsync_directory(final.parent)
         else:
-            dirs.add(final.parent)
+            target.dirs.add(final.parent)
     except OSError as exc:
         raise storage_error("move the download to", final, exc) from exc
     done = Downloaded(path=final, size=size, sha256=hasher.hexdigest())
-    if land is not None:
-        land(done)
+    if target.land is not None:
+        target.land(done)
     return done
+
+
+def _keep_aside(part: Path, keep: Path, problem: str, size: int, sha256: str) -> UnverifiedKept:
+    """Bytes that failed verification for the last time: paid for, so moved to `keep` (already
+    fsynced as the `.part`; the rename is synced too), never deleted."""
+    try:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        refuse_symlink(keep)
+        os.replace(part, keep)
+        fsync_directory(keep.parent)
+    except OSError as exc:
+        raise storage_error("keep the unverified download at", keep, exc) from exc
+    return UnverifiedKept(
+        f"{keep}: {problem}; kept there, unverified", problem, path=keep, size=size, sha256=sha256
+    )
 
 
 async def prepare_part(final_path: Path) -> Part:

@@ -12,35 +12,54 @@ the lock, so a request left by a process that is gone never cancels a later run.
 
 A file rather than a signal: a library caller's process has no handler for one, and a signal that
 arrived after the handler was gone would kill the process instead of asking it.
+
+One `batchgen cancel` at a time per run directory (`cancel_turn`: an flock on `.cancel-turn`): a second
+one waits for the first to finish, then does its own work, so it never overwrites the first's request,
+never removes its answer, and never takes the first's lock for a live run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import secrets
+import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from batchgen import scheduler
 from batchgen.context import RunContext
-from batchgen.errors import ApiError, Unauthenticated
+from batchgen.errors import ApiError, StorageError, Unauthenticated
 from batchgen.rundir import write_json
 from batchgen.scheduler import StopReason
 from batchgen.states import AT_PROVIDER, JobState
 
-__all__ = ["REQUEST_NAME", "RESULT_NAME", "CancelWatcher", "clear", "read_result", "write_request"]
+__all__ = [
+    "REQUEST_NAME",
+    "RESULT_NAME",
+    "TURN_NAME",
+    "CancelBusy",
+    "CancelWatcher",
+    "cancel_turn",
+    "clear",
+    "read_result",
+    "write_request",
+]
 
 log = logging.getLogger(__name__)
 
 REQUEST_NAME = ".cancel-request.json"
 RESULT_NAME = ".cancel-result.json"
+TURN_NAME = ".cancel-turn"
 POLL_S = 0.2
 _AT_ONCE = 8  # cancel calls in flight at once
+_TURN_POLL_S = 0.05
 
 
 def write_request(run_dir: Path, keys: Collection[str] | None) -> str:
@@ -63,6 +82,41 @@ def clear(run_dir: Path) -> None:
     for name in (REQUEST_NAME, RESULT_NAME):
         with contextlib.suppress(OSError):
             (run_dir / name).unlink()
+
+
+class CancelBusy(TimeoutError):
+    """Another `batchgen cancel` kept the run directory's cancel turn for longer than we could wait."""
+
+
+@contextlib.contextmanager
+def cancel_turn(run_dir: Path, timeout_s: float, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the run directory's cancel turn for the block: wait (up to `timeout_s`, then CancelBusy)
+    while another `batchgen cancel` holds it, telling `on_wait` once who it is (its pid). The OS lets
+    the turn go when its holder exits, however it exits."""
+    try:
+        fd = os.open(run_dir / TURN_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot create {run_dir / TURN_NAME}: {exc.strerror or exc}") from exc
+    try:
+        deadline, told = time.monotonic() + timeout_s, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    on_wait(os.pread(fd, 32, 0).decode(errors="replace").strip() or "?")
+                    told = True
+                if time.monotonic() >= deadline:
+                    raise CancelBusy(
+                        f"another `batchgen cancel` still held {run_dir} after {timeout_s:g}s"
+                    ) from None
+                time.sleep(_TURN_POLL_S)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _answer(run_dir: Path, request_id: object, counts: dict[str, int]) -> None:

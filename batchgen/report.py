@@ -4,6 +4,8 @@ Columns (the same keys in both files), fixed ones first, in this order:
 
 - index, key, name, replica, model, state, output_path, generation_id, attempts, sha256, size,
   cost_usd (the quote), error: as ever;
+- kept_path: for an `unverified` job, where its bytes are kept (`unverified/<key12>/<file>`; its
+  error says why they failed verification); empty otherwise;
 - prompt (multi_prompt shots one per line), aspect_ratio, duration_s: from the request;
 - billed_cost_usd: what the provider's history says the row's generation was charged (empty until
   read; see batchgen.billing);
@@ -25,7 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from batchgen.isotime import iso_utc
-from batchgen.rundir import atomic_writer
+from batchgen.rundir import atomic_writer, unverified_relpath
+from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
 
 __all__ = [
@@ -53,6 +56,7 @@ FIELDS = (
     "size",
     "cost_usd",
     "error",
+    "kept_path",
     "prompt",
     "aspect_ratio",
     "duration_s",
@@ -191,6 +195,7 @@ def _row(
         "size": record.size if record else None,
         "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
         "error": record.error if record else None,
+        "kept_path": _kept_path(record),
         "prompt": prompt_of(job.request),
         "aspect_ratio": None if aspect_ratio is None else str(aspect_ratio),
         "duration_s": job.duration_s,
@@ -201,6 +206,12 @@ def _row(
     for name, value in job.vars.items():
         row[var_column(name)] = value
     return row
+
+
+def _kept_path(record: JobRecord | None) -> str | None:
+    if record is None or record.state is not JobState.UNVERIFIED:
+        return None
+    return unverified_relpath(record.output_path, record.key)
 
 
 def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -88,7 +88,16 @@ class ReportBuilder:
 
 _MOMENTS = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # What a card and the header read of a results row (the rest of a row is not kept in memory).
-_ROW_FIELDS = ("state", "output_path", "generation_id", "error", "sha256", "billed_cost_usd", *_MOMENTS)
+_ROW_FIELDS = (
+    "state",
+    "output_path",
+    "generation_id",
+    "error",
+    "kept_path",
+    "sha256",
+    "billed_cost_usd",
+    *_MOMENTS,
+)
 
 
 def load_report(
@@ -184,6 +193,7 @@ def _card_of(job: PlannedJob, row: Mapping[str, Any], run_dir: Path) -> ReportCa
         model=job.model or None,
         billed_usd=_str(row.get("billed_cost_usd")),
         finished_at=_str(row.get("completed_at")),
+        kept_path=_str(row.get("kept_path")),
     )
 
 

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from batchgen.registry.pricing import format_usd
 from batchgen.rundir import atomic_writer
-from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, JobState
+from batchgen.states import BILLED
 
 __all__ = [
     "REPORT_NAME",
@@ -47,10 +47,11 @@ VarValue = str | int | float
 Money = str | Decimal
 
 #: States whose generation exists or may exist at the provider: they count towards the quoted spend.
-CHARGED_STATES = frozenset(str(s) for s in IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE})
+CHARGED_STATES = frozenset(str(s) for s in BILLED)
 _STATE_ORDER = (
     "failed",
     "invalid",
+    "unverified",
     "cancelled",
     "pending",
     "submitting",
@@ -101,6 +102,7 @@ class ReportCard:
     model: str | None = None
     billed_usd: Money | None = None  # what the provider's history says its generation was charged
     finished_at: str | None = None  # ISO-8601: when it completed at the provider
+    kept_path: str | None = None  # unverified: where the bytes that failed verification are kept
 
 
 # ---------------------------------------------------------------- rendering (pure)
@@ -232,6 +234,8 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
         "model": card.model,
         "billed": _money(card.billed_usd)[0],
         "finished_at": card.finished_at,
+        "kept": card.kept_path,
+        "kept_href": media_href(card.kept_path),
     }
 
 

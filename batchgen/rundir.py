@@ -8,6 +8,9 @@ RUN_DIR/
   videos/<output path>          results of the current plan, each with a <stem>.json sidecar
   superseded/<key12>/<path>     results whose path a later plan gave to another job (kept, not counted)
   superseded/replaced-<time>/…  files found at a result's path that no journaled job owned
+  unverified/<key12>/<file>     a paid result whose bytes failed verification every time, with a
+                                sidecar (`batchgen unverified` looks at it, accepts it or fetches again)
+  unverified/<key12>/earlier-<time>/<file>   bytes kept earlier for the same job, moved aside
 ```
 """
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 VIDEOS_DIR = "videos"
 SUPERSEDED_DIR = "superseded"
+UNVERIFIED_DIR = "unverified"
 MODELS_DIR = "models"  # the live model descriptions a run read (a cache: see registry.live.read_cached)
 
 
@@ -137,6 +141,26 @@ def result_relpath(output_path: str) -> str:
 
 def superseded_relpath(output_path: str, key: str) -> str:
     return f"{SUPERSEDED_DIR}/{key[:KEY_CHARS]}/{output_path}"
+
+
+def unverified_relpath(output_path: str, key: str) -> str:
+    """Where a result that failed verification is kept: `unverified/<key12>/<its file name>`."""
+    return f"{UNVERIFIED_DIR}/{key[:KEY_CHARS]}/{output_path.rsplit('/', 1)[-1]}"
+
+
+def set_aside_kept(run_dir: Path, output_path: str, key: str, now: float | None = None) -> str | None:
+    """Make room at a job's `unverified_relpath`: bytes kept there earlier (and their sidecar) move to
+    `unverified/<key12>/earlier-<UTC time>/`, never deleted. Returns where they went (None: nothing)."""
+    kept = unverified_relpath(output_path, key)
+    if not os.path.lexists(ensure_inside(run_dir, kept)):
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    folder, name = kept.rsplit("/", 1)
+    for attempt in range(1, 1000):
+        destination = f"{folder}/earlier-{stamp}{'' if attempt == 1 else f'-{attempt}'}/{name}"
+        if not os.path.lexists(ensure_inside(run_dir, destination)):
+            return destination if move_with_sidecar(run_dir, kept, destination) else None
+    raise StorageError(f"cannot find a free place under {folder}/ for {name}")
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -66,6 +66,7 @@ class RunOutcome:
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
     spent_usd: Decimal = Decimal(0)  # the quote of every generation committed (made, or being made)
+    drain_timed_out: bool = False  # the drain after a stop ran out of time: in-flight work left to the rerun
 
 
 class Runner:
@@ -142,6 +143,15 @@ class Runner:
         """Stop submitting; whatever is in flight is still tracked and downloaded."""
         self.ctx.stop(reason)
 
+    def end_drain(self) -> None:
+        """Stop waiting for what is in flight: the run ends now, without another request. Renders under
+        way, POSTs not answered and downloads not finished stay in the journal (`submitting`, `queued`,
+        `succeeded`, a `.part`): the rerun reconciles, tracks and resumes them, paying nothing twice."""
+        if not self.ctx.drain_over:
+            self.ctx.drain_over = True
+            log.warning("the drain ran out of time: what is still in flight is left for the rerun")
+            self.ctx.notify()
+
     def stats(self) -> RunStats:
         ctx, stream = self.ctx, self.ctx.stream
         return RunStats(
@@ -197,7 +207,7 @@ class Runner:
         return bool(state.pending or state.slots.held or self.fetcher.busy())
 
     def _finished(self) -> bool:
-        return (
+        return self.ctx.drain_over or (
             scheduler.finished(self.ctx.state, downloads_left=self.fetcher.busy()) and not self.cancels.busy
         )
 
@@ -226,15 +236,24 @@ class Runner:
                         for i in range(self.options.limits.downloads)
                     ),
                 ]
-                await self._wait_for_stream(stream)
-                await self.submitter.submit_all(group, finished=self._finished)
-                await ctx.wait_until(self._finished)
+                submitting = group.create_task(self._submit_all(stream, group), name="submit-loop")
+                await ctx.wait_until(lambda: ctx.drain_over or (submitting.done() and self._finished()))
                 for task in background:
                     task.cancel()
+                if ctx.drain_over:  # POSTs under way stay `submitting`: the rerun reconciles them first
+                    for task in (submitting, *self.submitter.tasks):
+                        task.cancel()
             await self.fetcher.close()
             for sink in self.fetcher.sinks:
                 await sink.close()
         self.journal.flush()  # a commit that failed in the background (a full disk) is reported here
+
+    async def _submit_all(self, stream: EventStream, group: asyncio.TaskGroup) -> None:
+        try:
+            await self._wait_for_stream(stream)
+            await self.submitter.submit_all(group, finished=self._finished)
+        finally:
+            self.ctx.notify()
 
     async def _wait_for_stream(self, stream: EventStream) -> None:
         try:  # no event may fire before we listen...
@@ -260,4 +279,5 @@ class Runner:
             requests_sent=self.client.requests_sent,
             leftovers=dict(leftovers),
             spent_usd=self.ctx.state.budget.spent,
+            drain_timed_out=self.ctx.drain_over,
         )

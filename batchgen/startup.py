@@ -18,6 +18,7 @@ from batchgen.rundir import (
     UnsafePathError,
     ensure_inside,
     move_with_sidecar,
+    read_sidecar,
     result_relpath,
     set_aside_unowned,
     sidecar_path,
@@ -27,6 +28,7 @@ from batchgen.rundir import (
 from batchgen.sinks import result_metadata
 from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
+from batchgen.unverified import accepted_unverified
 from batchgen.verify import verify_file
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
         record = _forget_earlier_sandbox_session(ctx, record)  # last: whatever above left to download
         _adopt(ctx, job, record, downloads)
     _adopt_leftovers(ctx, downloads)
+    _say_unverified(ctx)
     if ctx.forgotten:
         log.warning(
             "%d generation(s) of an earlier sandbox session are gone with its emulator: their jobs are "
@@ -66,6 +69,27 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
         )
     journal.flush()  # files were moved to match: the journal says so before anything else happens
     return downloads
+
+
+#: Up to this many unverified jobs get a line each when a run starts; more get one line with a count.
+SAY_EACH_UNVERIFIED = 3
+
+
+def _say_unverified(ctx: RunContext) -> None:
+    """An unverified result is never downloaded again by itself: a rerun says so, and what to do."""
+    found = [r for r in map(ctx.record, ctx.jobs) if r.state is JobState.UNVERIFIED]
+    how = f"`batchgen unverified {ctx.run_dir}` to look at the kept bytes, then --accept or --fetch-again"
+    if len(found) > SAY_EACH_UNVERIFIED:
+        log.warning("%d jobs are unverified (paid; bytes kept, not downloaded again): %s", len(found), how)
+        return
+    for record in found:
+        log.warning(
+            "job %s [%s] is unverified, not downloaded again (%s): %s",
+            record.name,
+            record.key[:12],
+            record.error,
+            how,
+        )
 
 
 def _forget_earlier_sandbox_session(ctx: RunContext, record: JobRecord) -> JobRecord:
@@ -151,7 +175,13 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
         path = ctx.final_path(job)
         stat = path.lstat()
         if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
-            verify_file(path, job.media_type, expected_size=record.size, expected_sha256=record.sha256)
+            verify_file(
+                path,
+                job.media_type,
+                expected_size=record.size,
+                expected_sha256=record.sha256,
+                structure=not accepted_unverified(read_sidecar(path)),
+            )
             ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
         _ensure_sidecar(job, record, path)
     except (OSError, UnsafePathError, DownloadCorrupt, StorageError):

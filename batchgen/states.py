@@ -11,6 +11,8 @@ class JobState(StrEnum):
     QUEUED = "queued"  # the provider holds a generation id for it, waiting
     PROCESSING = "processing"  # the provider is rendering it
     SUCCEEDED = "succeeded"  # rendered (and paid for); the file is not on disk yet
+    UNVERIFIED = "unverified"  # paid and downloaded, but its bytes failed verification every time: kept
+    # aside in unverified/ for the user (`batchgen unverified`), never downloaded again by itself
     DONE = "done"  # verified file at its final path, sidecar written
     FAILED = "failed"  # failed for good in this run (attempts used up, or no credits)
     INVALID = "invalid"  # the provider rejected the request itself: retrying cannot help
@@ -26,7 +28,7 @@ AT_PROVIDER = frozenset({JobState.QUEUED, JobState.PROCESSING})
 
 NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED})
 
-BILLED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE}
+BILLED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE, JobState.UNVERIFIED}
 """States whose generation exists or may exist at the provider, so its price counts as spent."""
 
 RESTARTABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
@@ -63,6 +65,10 @@ TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset(
         (_S.SUCCEEDED, _S.SUPERSEDED),  # paid, no longer planned, path taken: downloaded to superseded/
         (_S.SUPERSEDED, _S.DONE),  # planned again: moved back to its path
         (_S.SUPERSEDED, _S.SUCCEEDED),  # its file is gone: fetched again (never paid again)
+        (_S.SUCCEEDED, _S.UNVERIFIED),  # its bytes failed verification every time: kept aside
+        (_S.UNVERIFIED, _S.SUCCEEDED),  # `batchgen unverified --fetch-again`: the next run downloads it
+        (_S.UNVERIFIED, _S.DONE),  # `batchgen unverified --accept`: the kept bytes are the result
+        (_S.UNVERIFIED, _S.SUPERSEDED),  # accepted, but no longer planned: kept in superseded/
     }
 )
 

@@ -33,6 +33,7 @@ class Submitter:
         self.assets = assets
         self._lock = asyncio.Lock()  # looks at the provider are serialised
         self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
+        self.tasks: set[asyncio.Task[None]] = set()  # one per job being submitted (cancelled if a drain ends)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -55,7 +56,9 @@ class Submitter:
             decision = scheduler.next_submission(state, time.monotonic())
             if isinstance(decision, scheduler.Submit):
                 scheduler.dispatch(state, decision.key)
-                group.create_task(self.submit(decision.key), name=f"submit-{decision.key[:8]}")
+                task = group.create_task(self.submit(decision.key), name=f"submit-{decision.key[:8]}")
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
             elif isinstance(decision, scheduler.Stop):
                 ctx.stop(decision.reason)
                 return

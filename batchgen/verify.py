@@ -175,12 +175,18 @@ def _mp4_problem(file: BinaryIO, size: int) -> str | None:
 
 
 def verify_file(
-    path: Path, media_type: str, *, expected_size: int | None = None, expected_sha256: str | None = None
+    path: Path,
+    media_type: str,
+    *,
+    expected_size: int | None = None,
+    expected_sha256: str | None = None,
+    structure: bool = True,
 ) -> Downloaded:
     """Size, sha256 and signature of an existing result file; `DownloadCorrupt` when it is not valid.
 
     Used on resume to confirm a file finished by an earlier run. A missing file is `DownloadCorrupt`
-    too (fetch it again); an unreadable one or a symlink is `StorageError`.
+    too (fetch it again); an unreadable one or a symlink is `StorageError`. `structure=False` skips the
+    signature and structure checks (bytes the user accepted unverified: only their sha256 counts).
     """
     if media_type not in MEDIA_TYPES:
         raise ValueError(f"media_type must be one of {sorted(MEDIA_TYPES)}, not {media_type!r}")
@@ -192,8 +198,8 @@ def verify_file(
     except OSError as exc:
         raise storage_error("read", path, exc) from exc
     digest = hasher.hexdigest()
-    problem = signature_problem(head, size, media_type)
-    if problem is None:
+    problem = signature_problem(head, size, media_type) if structure else None
+    if problem is None and structure:
         try:
             problem = structure_problem_of(path, size, head, media_type)
         except OSError as exc:

@@ -15,7 +15,7 @@ from batchgen.runlock import LOCK_NAME, RunLock, lock_holder
 from batchgen.store import Journal
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["run", "plan", "status", "cancel", "ls", "deliver", "report", "schema", "emulator"]
+COMMANDS = ["run", "plan", "status", "cancel", "unverified", "ls", "deliver", "report", "schema", "emulator"]
 
 
 def test_every_subcommand_is_listed_here() -> None:

@@ -23,7 +23,14 @@ from batchgen import landing
 from batchgen.download import RateGuard, fetch_result, redact_url
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.emulator.media import make_result
-from batchgen.errors import DownloadCorrupt, DownloadError, DownloadExpired, DownloadStalled, StorageError
+from batchgen.errors import (
+    DownloadCorrupt,
+    DownloadError,
+    DownloadExpired,
+    DownloadStalled,
+    StorageError,
+    UnverifiedKept,
+)
 from batchgen.rundir import part_path
 from batchgen.verify import Downloaded, verify_file
 
@@ -456,6 +463,26 @@ async def test_a_content_length_shorter_than_the_file_is_corrupt_not_kept(harnes
     DownloadCorrupt, nothing at the final path, the .part discarded."""
     with pytest.raises(DownloadCorrupt, match="needs 299976 bytes but the file has 199976 left"):
         await harness.fetch("short-length")
+    assert not harness.final.exists() and not harness.part.exists()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])  # held in memory, or streamed by the writer thread
+async def test_with_keep_corrupt_bytes_that_fail_verification_are_kept_whole_there(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, size: str
+) -> None:
+    """The caller's last try of a paid result: bytes that fail the MP4 box check are moved (not
+    deleted) to `keep_corrupt`, whole, and UnverifiedKept says where, with their size, sha256 and
+    the verifier's words; nothing at the final path, no .part left."""
+    if size == "large":
+        monkeypatch.setattr(landing, "SMALL_BYTES", 1024)
+    keep = harness.out.parent / "unverified" / "abc" / "video.mp4"
+    with pytest.raises(UnverifiedKept, match="kept there, unverified") as caught:
+        await harness.fetch("short-length", keep_corrupt=keep)
+    served = PAYLOAD[: len(keep.read_bytes())]
+    assert keep.read_bytes() == served and len(served) < len(PAYLOAD)
+    assert caught.value.path == keep and caught.value.size == len(served)
+    assert caught.value.sha256 == hashlib.sha256(served).hexdigest()
+    assert caught.value.problem.startswith("an MP4 box") and "needs 299976 bytes" in caught.value.problem
     assert not harness.final.exists() and not harness.part.exists()
 
 

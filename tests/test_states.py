@@ -2,7 +2,16 @@
 
 import pytest
 
-from batchgen.states import IN_FLIGHT, TRANSITIONS, IllegalTransition, JobState, check_transition
+from batchgen.states import (
+    BILLED,
+    IN_FLIGHT,
+    NEEDS_DOWNLOAD,
+    RESTARTABLE,
+    TRANSITIONS,
+    IllegalTransition,
+    JobState,
+    check_transition,
+)
 
 
 def test_every_state_can_reach_done() -> None:
@@ -27,6 +36,8 @@ def test_every_state_can_reach_done() -> None:
         (JobState.DONE, JobState.PENDING),  # a finished, paid result is never generated again
         (JobState.SUCCEEDED, JobState.PENDING),
         (JobState.QUEUED, JobState.SUBMITTING),
+        (JobState.UNVERIFIED, JobState.PENDING),  # a paid result that did not verify is never paid again
+        (JobState.UNVERIFIED, JobState.FAILED),
     ],
 )
 def test_dangerous_transitions_are_refused(old: JobState, new: JobState) -> None:
@@ -43,3 +54,14 @@ def test_staying_in_a_state_is_allowed() -> None:
 def test_in_flight_states_are_those_that_may_exist_at_the_provider() -> None:
     """Submitting counts as in flight: its generation may exist even though we hold no id."""
     assert {JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING} == IN_FLIGHT
+
+
+def test_an_unverified_result_counts_as_paid_but_is_neither_done_nor_downloaded_nor_restarted() -> None:
+    """Paid (its quote counts), and left alone by a run: only the user's accept or fetch-again moves it."""
+    assert JobState.UNVERIFIED in BILLED
+    assert JobState.UNVERIFIED not in NEEDS_DOWNLOAD | RESTARTABLE | IN_FLIGHT
+    assert {new for old, new in TRANSITIONS if old is JobState.UNVERIFIED} == {
+        JobState.DONE,
+        JobState.SUCCEEDED,
+        JobState.SUPERSEDED,
+    }

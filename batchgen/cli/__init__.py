@@ -1,7 +1,7 @@
 """The command line: argparse, --help texts, exit codes, one clear message per error.
 
-Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `ls`, `deliver`, `report`); they import what they need when they run,
-so `batchgen --help` stays fast.
+Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `unverified`, `ls`, `deliver`,
+`report`); they import what they need when they run, so `batchgen --help` stays fast.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from batchgen.cli.plan import add_plan, add_schema
 from batchgen.cli.report import add_report
 from batchgen.cli.run import add_run
 from batchgen.cli.runs import add_status
+from batchgen.cli.unverified import add_unverified
 from batchgen.errors import BatchgenError, UserError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def build_parser(*, emulator: bool = True) -> argparse.ArgumentParser:
     add_plan(commands)
     add_status(commands)
     add_cancel(commands)
+    add_unverified(commands)
     add_ls(commands)
     add_deliver(commands)
     add_report(commands)

@@ -3,7 +3,8 @@
 While the run is live (a process holds its lock), that process is asked to do it (`live_cancel`): it
 stops submitting, cancels, keeps tracking and downloading what had already finished, and exits; this
 command waits for that, bounded by --timeout. Otherwise (no run, or its process is gone) the journal is
-worked through here, under the lock, as before.
+worked through here, under the lock, as before. Two at once take turns (`live_cancel.cancel_turn`):
+the second waits for the first, then reports what it cancelled itself.
 """
 
 from __future__ import annotations
@@ -69,10 +70,24 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     if not (run_dir / JOURNAL_NAME).is_file():  # before the lock: never litter a plain folder
         raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
     chosen = chosen_keys(run_dir, args.only, required=True)
+    from batchgen.live_cancel import CancelBusy, cancel_turn
+
+    def waiting(pid: str) -> None:
+        print(
+            f"batchgen: another `batchgen cancel` (pid {pid}) is under way on {run_dir}; waiting for it "
+            "to finish first (up to --timeout)",
+            file=sys.stderr,
+        )
+
     try:
-        return _offline_under_lock(args, chosen)
-    except RunLocked:
-        return _ask_the_live_run(args, chosen)
+        with cancel_turn(run_dir, args.timeout, waiting):
+            try:
+                return _offline_under_lock(args, chosen)
+            except RunLocked:
+                return _ask_the_live_run(args, chosen)
+    except CancelBusy as exc:
+        print(f"batchgen: error: {exc}; try again once it is done", file=sys.stderr)
+        return EXIT_INCOMPLETE
 
 
 def _offline_under_lock(args: argparse.Namespace, chosen: set[str] | None) -> int:

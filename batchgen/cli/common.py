@@ -37,7 +37,8 @@ exit codes:
   1    some jobs failed or were left (run the same command again to resume),
        or some results were not delivered (`batchgen deliver RUN_DIR` sends them)
   2    bad input or usage: nothing was submitted
-  130  a second Ctrl-C stopped it at once (still resumable)
+  130  a second Ctrl-C or SIGTERM (0.5 s or more after the first) stopped it at once
+       (still resumable)
   141  stdout was closed early (`| head`); nothing else changes
 """
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,11 +24,23 @@ from batchgen.cli.common import (
     unwrap,
     warn_if_key_flag,
 )
+from batchgen.cli.signals import stop_signals
+from batchgen.config import DRAIN_TIMEOUT_S
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
     from batchgen.runner import RunOutcome, RunStats
+
+
+STOPPING = """\
+stopping a run:
+  Ctrl-C or SIGTERM  stop submitting; wait up to --drain-timeout (120 s) for what is in flight,
+                     then exit 1 saying what the rerun picks up. A second one within 0.5 s of the
+                     first is the same press (timeout -s INT, a process group's Ctrl-C).
+  again, later       exit at once (130); the journal is up to date: rerun to resume
+  kill -9            loses nothing either: the rerun reconciles what was being submitted
+"""
 
 
 def add_run(commands: Commands) -> None:
@@ -40,6 +50,8 @@ def add_run(commands: Commands) -> None:
         description="Plan, validate, submit under the concurrency limit, track through one event "
         "stream, and download every result. Running it again finishes only what is missing.",
         epilog=EPILOG
+        + "\n"
+        + STOPPING
         + "\n"
         + example(
             "batchgen run jobs/spring-campaign.yaml --only product=lamp --budget 40",
@@ -91,6 +103,19 @@ def add_run(commands: Commands) -> None:
         action="store_true",
         help="send local reference images as data: URIs instead of uploading them",
     )
+    _add_timing_flags(run)
+    add_only_flag(run)
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.set_defaults(handler=cmd_run)
+
+
+def _add_timing_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--stream-idle-timeout",
         type=float,
@@ -101,20 +126,18 @@ def add_run(commands: Commands) -> None:
         "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
     )
     run.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="S",
+        help="after Ctrl-C or SIGTERM, wait at most S seconds for in-flight work (default 120); "
+        "what is left stays in the journal for the rerun",
+    )
+    run.add_argument(
         "--reconcile-interval",
         type=float,
         metavar="S",
         help="safety reconcile of in-flight generations every S seconds (default 60)",
     )
-    add_only_flag(run)
-    run.add_argument(
-        "--json",
-        action="store_true",
-        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
-    )
-    run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,29 +174,9 @@ async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     from batchgen.batch import run_manifest_async
     from batchgen.cli.deliver import report_delivery
-    from batchgen.config import usd
     from batchgen.progress import Progress
 
-    try:
-        budget = None if args.budget is None else usd(args.budget)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    overrides = {
-        name: value
-        for name, value in (
-            ("concurrency", args.concurrency),
-            ("downloads", args.downloads),
-            ("retries", args.retries),
-            ("budget_usd", budget),
-            ("upload_repo", args.upload_repo),
-            ("deliver", args.deliver),
-            ("stream_idle_timeout_s", args.stream_idle_timeout),
-            ("request_timeout_s", args.request_timeout),
-            ("expected_render_s", args.reconcile_interval),
-            ("only", args.only),
-        )
-        if value is not None
-    }
+    overrides = _overrides(args)
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
 
@@ -188,7 +191,7 @@ async def _run(args: argparse.Namespace) -> int:
         bar[0].update(snapshot)
 
     stop = asyncio.Event()
-    with _signals(stop):
+    with stop_signals(stop, DRAIN_TIMEOUT_S if args.drain_timeout is None else args.drain_timeout):
         result = await run_manifest_async(
             args.manifest,
             sandbox=args.sandbox,
@@ -214,39 +217,47 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     code = max(code, report_delivery(result.delivery, result.run_dir))
+    if result.outcome.drain_timed_out:  # the last line: what the rerun picks up
+        print(f"batchgen: {left_for_rerun(result.outcome.counts)}", file=sys.stderr)
     _print_json(args, {**result.summary(), "exit_code": code})
     return code
 
 
-@contextlib.contextmanager
-def _signals(stop: asyncio.Event) -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM): stop submitting and drain. Second: stop at once."""
-    presses = 0
-    main_task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The run settings the flags override (those given)."""
+    from batchgen.config import usd
 
-    def on_signal() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            print(
-                "\nbatchgen: stopping: no new submissions; waiting for in-flight generations to finish "
-                "and download (Ctrl-C again to exit now; rerun to resume)",
-                file=sys.stderr,
-            )
-            stop.set()
-        elif main_task is not None:
-            main_task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
     try:
-        yield
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        budget = None if args.budget is None else usd(args.budget)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return {
+        name: value
+        for name, value in (
+            ("concurrency", args.concurrency),
+            ("downloads", args.downloads),
+            ("retries", args.retries),
+            ("budget_usd", budget),
+            ("upload_repo", args.upload_repo),
+            ("deliver", args.deliver),
+            ("stream_idle_timeout_s", args.stream_idle_timeout),
+            ("request_timeout_s", args.request_timeout),
+            ("expected_render_s", args.reconcile_interval),
+            ("drain_timeout_s", args.drain_timeout),
+            ("only", args.only),
+        )
+        if value is not None
+    }
+
+
+def left_for_rerun(counts: dict[str, int]) -> str:
+    """What a drain that ran out of time left in the journal, and that the rerun picks it up."""
+    in_flight = sum(counts.get(state, 0) for state in ("submitting", "queued", "processing"))
+    to_download = counts.get("succeeded", 0)
+    return (
+        f"the drain ran out of time: {in_flight} generation(s) in flight and {to_download} result(s) to "
+        "download are left in the journal; run the same command again to pick them up (nothing is paid twice)"
+    )
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
@@ -263,6 +274,13 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
         )
     if outcome.fatal:
         print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+    unverified = outcome.counts.get("unverified", 0)
+    if unverified:
+        print(
+            f"batchgen: {unverified} paid result(s) failed verification and are kept aside, not downloaded "
+            f"again: `batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again",
+            file=sys.stderr,
+        )
     if outcome.bad_key:
         return EXIT_BAD_INPUT
     reasons = {
@@ -284,7 +302,7 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
             "them in the manifest, or rerun with --retry-invalid",
             file=sys.stderr,
         )
-    elif done < total:
+    elif done + unverified < total:
         print(
             "batchgen: some jobs are not done (see results.csv or `batchgen status`); "
             "run the same command again to retry what is missing",

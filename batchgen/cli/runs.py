@@ -13,6 +13,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
+    from batchgen.store import JobRecord
 
 
 def add_status(commands: Commands) -> None:
@@ -20,7 +21,8 @@ def add_status(commands: Commands) -> None:
         "status",
         help="summarise a run directory from its journal",
         description="Counts per state and every job's error, read from the run's journal (any time, "
-        "even while the run is live). Exit 0 when every job of the plan is done, 1 otherwise.",
+        "even while the run is live); an unverified job's reason and where its bytes are kept "
+        "(`batchgen unverified`). Exit 0 when every job of the plan is done, 1 otherwise.",
         epilog=example(
             "batchgen status outputs/spring-campaign --only product=lamp",
             "how tonight's lamp videos are doing",
@@ -65,6 +67,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "attempts": r.attempts,
                         "sha256": r.sha256,
                         "error": r.error,
+                        "kept_path": kept_path(r),
                     }
                 )
             )
@@ -90,12 +93,32 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
             "`batchgen status --json` lists them)"
         )
-    for r in planned:
-        if r.state != "done" and r.error:
-            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+    _say_problems(planned, args.run_dir)
     for line in delivery:
         print(line)
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
+
+
+def _say_problems(planned: list[JobRecord], run_dir: Path) -> None:
+    """Every job of the plan that is not done and carries an error, and what to do about unverified ones."""
+    for r in planned:
+        if r.state != "done" and r.error:
+            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+    if any(r.state == "unverified" for r in planned):
+        print(
+            f"  unverified results are paid and kept, never downloaded again by themselves: "
+            f"`batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again"
+        )
+
+
+def kept_path(record: JobRecord) -> str | None:
+    """Where an unverified job's bytes are kept (relative to the run directory); None for the others."""
+    from batchgen.rundir import unverified_relpath
+    from batchgen.states import JobState
+
+    if record.state is not JobState.UNVERIFIED:
+        return None
+    return unverified_relpath(record.output_path, record.key)
 
 
 def chosen_keys(run_dir: Path, only: list[str] | None, *, required: bool = False) -> set[str] | None:

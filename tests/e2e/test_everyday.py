@@ -275,6 +275,32 @@ async def test_cancel_only_on_a_live_run_cancels_only_the_matching_generations(
     assert "6 jobs · cancelled 5 · pending 1" in status.stdout
 
 
+async def test_two_cancels_at_once_take_turns_and_each_reports_what_it_cancelled(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """Two `batchgen cancel` started together on a live run with 8 in flight: one asks the run and
+    reports the 8 it cancelled; the other says it waits for that one, then finds nothing left in
+    flight. Neither overwrites the other's request or removes its answer: 8 cancelled, as the provider
+    says (before the turn, both could say "nothing is in flight" while the run cancelled 8)."""
+    emu = await emulator(time_scale=1.0)  # renders take minutes: surely in flight
+    manifest = product_manifest(tmp_path, takes=4)  # 12 jobs, 8 at once
+    answered = when_enqueued(emu, 8)
+    run = await run_in_background(manifest, emu, tmp_path, "-j", "8")
+    async with asyncio.timeout(30):
+        await answered.wait()
+    both = await asyncio.gather(
+        run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path),
+        run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path),
+    )
+    asker, waiter = sorted(both, key=lambda r: "is under way on out/shop; waiting for it" in r.stderr)
+    assert asker.code == 0 and waiter.code == 0, (asker.stderr, waiter.stderr)
+    assert asker.stdout.startswith("cancelled 8 in-flight generation(s)\n")
+    assert "another `batchgen cancel` (pid" in waiter.stderr
+    assert waiter.stdout == "nothing is in flight: there is nothing to cancel\n"
+    assert (await settle(run)).code == 1
+    assert sorted(g.status for g in emu.generations()) == ["cancelled"] * 8
+
+
 async def test_cancel_of_a_run_whose_process_is_gone_is_done_offline(emulator: Any, tmp_path: Path) -> None:
     """A lock file naming a process that is gone (or one not holding it) is not a live run: `cancel`
     works from the journal as before; with nothing in flight it says so, without a key."""

@@ -4,9 +4,9 @@
 const DATA = JSON.parse(document.getElementById("batchgen-data").textContent);
 const H = DATA.header;
 const CARDS = DATA.cards;
-const FAILED = new Set(["failed", "invalid"]);
-const RANK = {failed: 0, invalid: 1, cancelled: 2, pending: 3, submitting: 4, queued: 5, processing: 6,
-  succeeded: 7, downloading: 8, done: 9};
+const FAILED = new Set(["failed", "invalid", "unverified"]);
+const RANK = {failed: 0, invalid: 1, unverified: 2, cancelled: 3, pending: 4, submitting: 5, queued: 6,
+  processing: 7, succeeded: 8, downloading: 9, done: 10};
 const MAX_VAR_VALUES = 200;
 const $ = (id) => document.getElementById(id);
 
@@ -70,7 +70,7 @@ const failures = CARDS.filter((c) => FAILED.has(c.state));
 if (failures.length) {
   $("failures").hidden = false;
   $("failures-title").textContent = failures.length + (failures.length === 1 ? " job needs" : " jobs need") +
-    " a look (failed or invalid)";
+    " a look (failed, invalid or unverified)";
   for (const c of failures) {
     const li = el("li");
     const a = el("a", "", c.name + " · " + take(c));
@@ -139,13 +139,31 @@ function fact(dl, term, value, title) {
   dl.append(dd);
 }
 
+// An unverified result: paid, its bytes failed verification and are kept aside. Never a player
+// (they may not play); a link to the kept file, and what to do about it.
+function keptNote(c) {
+  const note = el("div", "nofile kept", "not verified: its bytes failed verification and are kept at ");
+  if (c.kept_href) {
+    const a = el("a", "", c.kept);
+    a.href = c.kept_href;
+    a.target = "_blank";
+    a.rel = "noopener";
+    note.append(a);
+  } else {
+    note.append(el("span", "", c.kept));
+  }
+  note.append(el("span", "", " · `batchgen unverified` to accept them or fetch again"));
+  return note;
+}
+
 function buildCard(c) {
   const card = el("article", "card " + stateClass(c.state));
   card.id = "card-" + c.index;
   card.dataset.key = c.key;
   card.dataset.state = c.state;
   const box = el("div", "media");
-  if (!c.href) box.append(el("div", "nofile", "no file (" + c.state + ")"));
+  if (c.kept) box.append(keptNote(c));
+  else if (!c.href) box.append(el("div", "nofile", "no file (" + c.state + ")"));
   const body = el("div", "body");
   const row = el("div", "row");
   const pick = el("label", "pick");
@@ -189,6 +207,7 @@ function buildCard(c) {
   const dl2 = el("dl", "facts");
   fact(dl2, "key", c.key);
   fact(dl2, "sha256", c.sha256);
+  fact(dl2, "kept", c.kept);
   fact(dl2, "model", c.model);
   if (c.href) {
     dl2.append(el("dt", "", "file"));
@@ -213,7 +232,7 @@ for (const c of CARDS) {
   const card = buildCard(c);
   nodes.set(c.key, card);
   cardOf.set(card, c);
-  haystacks.set(c.key, [c.name, c.prompt, c.key, c.generation_id, c.error, c.path, c.state,
+  haystacks.set(c.key, [c.name, c.prompt, c.key, c.generation_id, c.error, c.path, c.kept, c.state,
     ...c.vars.map((kv) => kv[1])].filter(Boolean).join("\n").toLowerCase());
   if (lazy) lazy.observe(card);
 }
