@@ -82,7 +82,8 @@ class RunContext:
         self.counts[old] -= 1
         self.counts[new] += 1
         if key not in self.state.leftovers:
-            scheduler.journaled(self.state, key, new)
+            created = self.journal.get(key).generation_id is not None
+            scheduler.journaled(self.state, key, new, created=created)
 
     # -- moves every part makes alike ------------------------------------------------------------
 
