@@ -119,7 +119,7 @@ def job_spend(job: JobCharges, billed: Mapping[str, str | None]) -> JobSpend:
     count = len(job.generations) + (job.state == JobState.SUBMITTING)
     known = [cost for g in job.generations if (cost := _billed(billed, g)) is not None]
     unread = count - len(known)
-    quoted = (job.quote or ZERO) * unread
+    quoted = (job.quote or ZERO) * unread if unread else ZERO
     billed_sum = sum(known, ZERO) if known else None
     return JobSpend(
         total=(billed_sum or ZERO) + quoted,
