@@ -152,7 +152,9 @@ def test_a_generation_once_created_stays_spent_whatever_becomes_of_it(end: JobSt
     assert scheduler.next_submission(run, 0.0) == Stop(StopReason.BUDGET)
 
 
-def test_the_budget_starts_from_what_the_run_directory_spent_and_a_held_submission_can_be_given_back() -> None:
+def test_the_budget_starts_from_what_the_run_directory_spent_and_a_held_submission_can_be_given_back() -> (
+    None
+):
     """`start`: the journal's spend (superseded results, earlier attempts); a job left `submitting` by a
     crash holds its quote until the reconcile finds its generation (settled) or not (given back)."""
     run = state(["c"], budget="5", held=("a", "b"), capacity=3)
