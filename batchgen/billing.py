@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from batchgen.errors import BatchgenError
 from batchgen.reconcile import CLOCK_SKEW_S, search_scopes
 from batchgen.scheduler import StopReason
-from batchgen.states import JobState
+from batchgen.states import AT_PROVIDER, JobState
 from batchgen.store import JobRecord, Journal
 
 if TYPE_CHECKING:
@@ -82,8 +82,9 @@ def to_look_up(
     claims: Iterable[Sequence[Any]] = (),
 ) -> list[Wanted]:
     """The finished generations whose billed cost is not journaled yet: the current generation of each
-    record in a finished state, and every earlier generation of them in `claims` (generation id, job
-    key, claimed at: the journal's `generations` rows), which a job's new attempt left behind."""
+    record in a finished state, and every other generation of them in `claims` (generation id, job
+    key, claimed at: the journal's `generations` rows) but one still at the provider: an earlier
+    attempt, or the failed one a job waiting to go again still names."""
     by_key = {r.key: r for r in records}
     wanted = [
         Wanted(r.key, r.generation_id, r.state, r.submitted_at)
@@ -92,8 +93,11 @@ def to_look_up(
     ]
     for generation_id, key, claimed_at in claims:
         record = by_key.get(str(key))
-        if record is not None and generation_id != record.generation_id and generation_id not in known:
-            wanted.append(Wanted(record.key, str(generation_id), JobState.FAILED, float(claimed_at)))
+        if record is None or generation_id in known:
+            continue
+        if generation_id == record.generation_id and record.state in FINISHED | AT_PROVIDER:
+            continue  # wanted above, or not finished yet
+        wanted.append(Wanted(record.key, str(generation_id), JobState.FAILED, float(claimed_at)))
     return wanted
 
 

@@ -70,3 +70,11 @@ def test_a_rows_own_status_says_whether_no_cost_means_nothing_was_charged() -> N
         {"generation_id": "n", "cost": None},  # no status: the job's state decides
     ]
     assert billed_from_rows(rows, wanted) == {"f": None, "c": None, "n": None}
+
+
+def test_the_failed_generation_a_job_waiting_to_go_again_still_names_is_looked_up() -> None:
+    """A transient failure puts the job back to pending with its generation id: that generation has
+    finished (failed) and is looked up; one still queued or processing is not."""
+    records = [record("p", JobState.PENDING, "g-p"), record("q", JobState.QUEUED, "g-q")]
+    claims = [("g-p", "p", 10.0), ("g-q", "q", 20.0)]
+    assert [(w.generation_id, w.state) for w in to_look_up(records, {}, claims)] == [("g-p", JobState.FAILED)]
