@@ -45,9 +45,11 @@ from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.live import Catalog, model_catalog
+from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
 from batchgen.review import write_outputs
 from batchgen.rundir import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
+from batchgen.spend import Spend, journal_spend
 from batchgen.store import Journal, RunLock
 
 __all__ = ["BatchResult", "JobProblem", "run_dir_name", "run_manifest", "run_manifest_async"]
@@ -142,7 +144,8 @@ async def run_manifest_async(
             for note in found.notes:
                 say(note)
             chosen = _chosen(plan, overrides.get("only"))
-            check_can_run(chosen, options)
+            for note in check_can_run(chosen, options):
+                say(note)
             return await _execute(
                 path,
                 run_dir,
@@ -170,8 +173,9 @@ def _chosen(plan: Plan, only: Any) -> Plan:
     return chosen
 
 
-def check_can_run(plan: Plan, options: RunOptions) -> None:
-    """Usage errors that need the plan: local images with nowhere to go, a budget that cannot work."""
+def check_can_run(plan: Plan, options: RunOptions) -> list[str]:
+    """Usage errors that need the plan: local images with nowhere to go, a budget that cannot work.
+    Returns what to say without stopping (a price too low to trust, with no budget depending on it)."""
     if options.upload is None and not options.inline_assets and any(job.assets for job in plan.jobs):
         raise UsageError(
             f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
@@ -179,19 +183,30 @@ def check_can_run(plan: Plan, options: RunOptions) -> None:
             "or pass --inline-assets to send them as data: URIs"
         )
     budget = options.budget_usd
+    implausible = implausible_prices((job.model, job.cost_usd, job.duration_s) for job in plan.jobs)
+    prices = "; ".join(f"{model} is priced at {price}" for model, price in sorted(implausible.items()))
     if budget is None or not plan.jobs:
-        return
+        return (
+            [f"warning: {prices}: the quotes and the spend count its jobs as (almost) free"] if prices else []
+        )
     unpriced = sorted({job.model for job in plan.jobs if job.cost_usd is None})
     if unpriced:
         raise UsageError(
             f"a budget of ${budget} cannot be enforced: no price is known for "
             f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway"
         )
+    if prices:
+        raise UsageError(
+            f"a budget of ${budget} cannot be enforced: {prices}, below the {MIN_UNIT_PRICE_USD} USD per "
+            "second or image batchgen trusts (a registry answer of 0 would let every job through); check "
+            "the model's price (`batchgen plan` shows it), or drop the budget to run anyway"
+        )
     cheapest = min(job.cost_usd or Decimal(0) for job in plan.jobs)
     if cheapest > budget:
         raise UsageError(
             f"the budget of ${budget} is less than the cheapest job (${cheapest}): nothing could run"
         )
+    return []
 
 
 async def _execute(
@@ -242,7 +257,7 @@ async def _execute(
                 try:
                     outcome = await _run_until_stopped(runner, stop)
                     if may_read_after(outcome):
-                        await read_after_run(client, journal, plan.jobs, options, stop)
+                        await read_after_run(client, journal, options, stop)
                 finally:
                     try:
                         report = write_outputs(run_dir, plan.jobs, journal, campaign=plan.name)
@@ -250,12 +265,22 @@ async def _execute(
                         say(f"error: {exc} (the journal is intact: `batchgen report {run_dir}` tries again)")
                 delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html
                 problems = problems_of(ran, journal)
+                spend = _final_spend(journal)
         finally:
             await delivery.aclose()
             journal.close()
+    left = len(plan.jobs) - len(ran.jobs)
     return BatchResult(
-        run_dir, outcome, len(ran.jobs), problems, len(plan.jobs) - len(ran.jobs), delivered, report
+        run_dir, outcome, len(ran.jobs), problems, left, delivered, report, spend, options.sandbox
     )
+
+
+def _final_spend(journal: Journal) -> Spend | None:
+    """The run directory's spend once the billed costs are read (None if the journal cannot say)."""
+    try:
+        return journal_spend(journal)
+    except StorageError:
+        return None
 
 
 async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:

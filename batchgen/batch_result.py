@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from batchgen.planning import Plan
 from batchgen.rundir import unverified_relpath
 from batchgen.runner import RunOutcome
+from batchgen.spend import Spend
 from batchgen.states import JobState
 from batchgen.store import Journal
 
@@ -44,6 +45,8 @@ class BatchResult:
     left_for_later: int = 0
     delivery: DeliverySummary | None = None  # with a delivery target: what reached the repository
     report: Path | None = None  # report.html, the contact sheet (None if it could not be written)
+    spend: Spend | None = None  # the run directory's spend at the end (None if the journal could not say)
+    sandbox: bool = False  # run against the built-in emulator: nothing was paid
 
     @property
     def complete(self) -> bool:
@@ -79,7 +82,9 @@ class BatchResult:
             "jobs": self.total,
             "counts": dict(sorted(self.outcome.counts.items())),
             "left_for_later": self.left_for_later,
-            "committed_usd": str(self.outcome.spent_usd),
+            # the run directory's spend (every generation, billed where read), as `ls` and `status` say it
+            "committed_usd": str(self.spend.total if self.spend else self.outcome.spent_usd),
+            "spend": None if self.spend is None else {**self.spend.as_json(), "sandbox": self.sandbox},
             "error": self.outcome.fatal,
             "failures": [
                 {

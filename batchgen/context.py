@@ -83,7 +83,10 @@ class RunContext:
         self.counts[old] -= 1
         self.counts[new] += 1
         if key not in self.state.leftovers:
-            scheduler.journaled(self.state, key, new)
+            # A pending job may still name the generation that failed before it: that one is settled
+            # already, and a change from pending (a reference image that cannot be placed) made none.
+            created = old is not JobState.PENDING and self.journal.get(key).generation_id is not None
+            scheduler.journaled(self.state, key, new, created=created)
 
     # -- moves every part makes alike ------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer;
 an idle one as immutable, so no `-wal`/`-shm` file is left behind),
 no lock is taken, and nothing is written. Whether a process runs it is asked of the lock without
-waiting (`runlock.lock_holder`). The committed spend is the quote (plan.json) of every planned job whose
-generation exists or may exist: in flight, succeeded, or done.
+waiting (`runlock.lock_holder`). The spend is the run directory's (`batchgen.spend`): every generation
+it made, superseded ones included, billed where the history was read, else quoted; a sandbox run has
+none (nothing was paid).
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from urllib.parse import quote
 
 from batchgen.config import SANDBOX_IDENTITY
 from batchgen.runlock import lock_holder
-from batchgen.states import BILLED
+from batchgen.spend import Spend, read_charges, spend_of
 from batchgen.store import JOURNAL_NAME
 
 __all__ = ["RunSummary", "list_runs", "summarise_run"]
-
-_BILLED = {str(state) for state in BILLED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class RunSummary:
     campaign: str
     jobs: int  # jobs of the latest plan
     counts: dict[str, int] = field(default_factory=dict)  # of those, by state
-    committed_usd: Decimal | None = None  # None: plan.json has no quote for some of them
+    spend: Spend | None = None  # None for a sandbox run: nothing was paid
     last_activity: float | None = None  # the latest journaled change (seconds since the epoch)
     sandbox: bool = False
     live_pid: int | None = None  # the process running it now (0: one that recorded no pid)
@@ -58,27 +57,23 @@ def summarise_run(run_dir: Path) -> RunSummary:
         with _read_only(run_dir / JOURNAL_NAME, idle=live is None) as conn:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             planned = "planned" if "planned" in columns else "1"
-            rows = conn.execute(f"SELECT key, state, updated_at FROM jobs WHERE {planned}").fetchall()
+            states = [row[0] for row in conn.execute(f"SELECT state FROM jobs WHERE {planned}")]
             last = conn.execute("SELECT MAX(updated_at) FROM jobs").fetchone()[0]
             api_row = conn.execute("SELECT value FROM meta WHERE key='api'").fetchone()
+            charges, billed = read_charges(conn.execute, costs)
     except sqlite3.Error as exc:
         return RunSummary(run_dir, campaign, 0, live_pid=live, error=f"cannot read the journal: {exc}")
     counts: dict[str, int] = {}
-    for _, state, _ in rows:
+    for state in states:
         counts[state] = counts.get(state, 0) + 1
-    committed: Decimal | None = Decimal(0)
-    for key, state, _ in rows:
-        if state in _BILLED:
-            cost = costs.get(key)
-            committed = None if committed is None or cost is None else committed + cost
     api = api_row[0] if api_row else None
     sandbox = api == SANDBOX_IDENTITY or run_dir.name.endswith(".sandbox")
     return RunSummary(
         run_dir,
         campaign,
-        len(rows),
+        len(states),
         dict(sorted(counts.items())),
-        committed,
+        None if sandbox else spend_of(charges, billed),
         None if last is None else float(last),
         sandbox,
         live,

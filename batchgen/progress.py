@@ -1,7 +1,9 @@
 """Progress display from RunStats snapshots: a tqdm bar on a terminal, plain lines otherwise.
 
-The spend shown is what the budget counts: the quote of every generation committed (submitted, being
-made, or done), not an invoice. On the bar it comes first, so a narrow terminal (80 columns) cuts the
+The spend shown is what the budget counts: the run directory's spend (`batchgen.spend`: every
+generation it ever made, superseded ones and earlier attempts included, at its billed cost where the
+history has been read, else at its quote), plus the quote of each job being submitted. On the bar it
+comes first, so a narrow terminal (80 columns) cuts the
 counts at the end, never the money. A terminal that reports its size as 0x0 (some CI runners and
 containers) gets plain lines, which carry an ETA from this run's own pace.
 """
@@ -31,13 +33,13 @@ BAR_FORMAT = "{desc}{n_fmt}/{total_fmt} |{bar}| eta {remaining}{postfix}"
 
 
 def committed(stats: RunStats, *, short: bool = False) -> str:
-    """The quote of what has been committed, against the budget when there is one."""
+    """The run directory's spend, against the budget when there is one."""
     spent = format_usd(stats.spent_usd)
     if short:
         budget = format_usd(stats.budget_usd).removesuffix(".00")
-        return f"{spent}/{budget} committed" if stats.budget_usd else f"{spent} committed"
+        return f"{spent}/{budget} spent" if stats.budget_usd else f"{spent} spent"
     budget = f"; budget {format_usd(stats.budget_usd)}" if stats.budget_usd else ""
-    return f"{spent} committed (quote{budget})"
+    return f"{spent} spent (run directory{budget})"
 
 
 def _extras(stats: RunStats, *, short: bool) -> list[str]:
@@ -54,7 +56,7 @@ def _extras(stats: RunStats, *, short: bool) -> list[str]:
 
 
 def describe(stats: RunStats) -> str:
-    """One line: counts per state, retries, the committed quote, throttling, stream health."""
+    """One line: counts per state, retries, the run directory's spend, throttling, stream health."""
     parts = [f"{label} {sum(stats.counts.get(s, 0) for s in states)}" for label, _, states in _SHOWN]
     parts.append(f"retried {stats.retried}")
     parts.append(committed(stats))

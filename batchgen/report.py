@@ -2,14 +2,21 @@
 
 Columns (the same keys in both files), fixed ones first, in this order:
 
-- index, key, name, replica, model, state, output_path, generation_id, attempts, sha256, size,
-  cost_usd (the quote), error: as ever;
+- index, key, name, replica, model, state, output_path, generation_id, attempts, sha256, size, error;
+- cost_usd: the job's quote; empty for a failed, invalid or cancelled row none of whose generations
+  was (or may yet be) charged;
 - kept_path: for an `unverified` job, where its bytes are kept (`unverified/<key12>/<file>`; its
   error says why they failed verification); empty otherwise;
 - prompt (multi_prompt shots one per line), aspect_ratio, duration_s: from the request;
-- billed_cost_usd: what the provider's history says the row's generation was charged (empty until
-  read; see batchgen.billing);
+- billed_cost_usd: what the provider's history says the row's generations were charged, summed over
+  those read (0 where it shows a failed or cancelled one was not); empty while none was read (see
+  batchgen.billing);
 - submitted_at, started_at, completed_at, downloaded_at: ISO-8601 UTC (`2026-04-02T00:57:11Z`);
+- spent_usd: what the row counts for in the run directory's spend (`batchgen.spend`: every generation
+  of the job, earlier attempts included, billed where read, else quoted), so the column sums to the
+  figure `ls`, `status` and the report give;
+- planned: false for the rows after the plan's, one per job of an earlier version of the manifest that
+  made a generation (its result in superseded/, say): paid for, so counted, but not a job of the plan;
 
 then one column per manifest variable, in order of first appearance in the plan (manifest order),
 named after the variable, or `var.<name>` when a fixed column has that name (`aspect_ratio` as a
@@ -20,14 +27,15 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from batchgen.isotime import iso_utc
-from batchgen.rundir import atomic_writer, unverified_relpath
+from batchgen.rundir import atomic_writer, superseded_relpath, unverified_relpath
+from batchgen.spend import JobCharges, JobSpend, job_spend, journal_charges
 from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
 
@@ -35,6 +43,7 @@ __all__ = [
     "FIELDS",
     "PlanEntry",
     "PlannedJob",
+    "earlier_rows",
     "prompt_of",
     "result_columns",
     "result_rows",
@@ -65,6 +74,8 @@ FIELDS = (
     "started_at",
     "completed_at",
     "downloaded_at",
+    "spent_usd",
+    "planned",
 )
 _TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
@@ -160,12 +171,50 @@ def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def result_rows(jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str) -> Iterator[dict[str, Any]]:
-    """One row per job, in plan order, made as it is asked for (10,000 rows are never all held)."""
+Charges = tuple[Mapping[str, JobCharges], Mapping[str, str | None]]
+_FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
+
+
+def result_rows(
+    jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str, charges: Charges | None = None
+) -> Iterator[dict[str, Any]]:
+    """One row per job, in plan order, made as it is asked for (10,000 rows are never all held).
+    `charges`: the journal's (`spend.journal_charges`), when the caller has read them already."""
     records = journal.records()
-    billed = journal.billed_costs()
+    by_key, billed = charges or journal_charges(journal)
     for job in jobs:
-        yield _row(job, records.get(job.key), billed, videos_prefix)
+        record = records.get(job.key)
+        share = job_spend(by_key[job.key], billed) if job.key in by_key else JobSpend()
+        yield _row(job, record, share, videos_prefix)
+
+
+def earlier_rows(
+    journal: Journal, planned: Collection[str], charges: Charges | None = None
+) -> Iterator[dict[str, Any]]:
+    """A row per journaled job the plan does not have that made a generation (`planned` false): its
+    result (in superseded/, or where an earlier manifest put it) was paid for."""
+    by_key, billed = charges or journal_charges(journal)
+    for record in sorted(journal.records().values(), key=lambda r: (r.idx, r.key)):
+        share = job_spend(by_key[record.key], billed) if record.key in by_key else JobSpend()
+        if record.key in planned or not share.generations:
+            continue
+        body = record.sent_body() or {}
+        duration = body.get("duration")
+        entry = PlanEntry(
+            index=record.idx,
+            key=record.key,
+            name=record.name,
+            replica=0,
+            model=record.model,
+            output_path=record.output_path,
+            cost_usd=None if record.quote_usd is None else Decimal(record.quote_usd),
+            duration_s=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+            vars={},
+            request=body,
+        )
+        aside = record.state is JobState.SUPERSEDED
+        where = superseded_relpath(record.output_path, record.key) if aside else None
+        yield {**_row(entry, record, share, "videos", path=where), "replica": None, "planned": False}
 
 
 def result_columns(jobs: Iterable[PlannedJob]) -> list[str]:
@@ -177,10 +226,10 @@ def result_columns(jobs: Iterable[PlannedJob]) -> list[str]:
 
 
 def _row(
-    job: PlannedJob, record: JobRecord | None, billed: Mapping[str, str | None], videos_prefix: str
+    job: PlannedJob, record: JobRecord | None, share: JobSpend, videos_prefix: str, *, path: str | None = None
 ) -> dict[str, Any]:
     aspect_ratio = job.request.get("aspect_ratio")
-    generation_id = record.generation_id if record else None
+    never_charged = record is not None and record.state in _FAILED and not share.charged
     row: dict[str, Any] = {
         "index": job.index,
         "key": job.key,
@@ -188,21 +237,23 @@ def _row(
         "replica": job.replica,
         "model": job.model,
         "state": str(record.state) if record else "pending",
-        "output_path": f"{videos_prefix}/{job.output_path}",
-        "generation_id": generation_id,
+        "output_path": path or f"{videos_prefix}/{job.output_path}",
+        "generation_id": record.generation_id if record else None,
         "attempts": record.attempts if record else 0,
         "sha256": record.sha256 if record else None,
         "size": record.size if record else None,
-        "cost_usd": str(job.cost_usd) if job.cost_usd is not None else None,
+        "cost_usd": str(job.cost_usd) if job.cost_usd is not None and not never_charged else None,
         "error": record.error if record else None,
         "kept_path": _kept_path(record),
         "prompt": prompt_of(job.request),
         "aspect_ratio": None if aspect_ratio is None else str(aspect_ratio),
         "duration_s": job.duration_s,
-        "billed_cost_usd": billed.get(generation_id) if generation_id else None,
+        "billed_cost_usd": None if share.billed is None else str(share.billed),
     }
     for name in _TIMES:
         row[name] = iso_utc(getattr(record, name)) if record else None
+    row["spent_usd"] = str(share.total)
+    row["planned"] = True
     for name, value in job.vars.items():
         row[var_column(name)] = value
     return row

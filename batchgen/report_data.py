@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from batchgen.errors import UsageError
+from batchgen.registry.pricing import format_usd
 from batchgen.report import PlanEntry, PlannedJob, prompt_of
 from batchgen.report_html import (
     CHARGED_STATES,
@@ -27,6 +29,7 @@ from batchgen.report_html import (
     display_value,
     media_href,
 )
+from batchgen.spend import Spend, counted
 
 __all__ = ["ReportBuilder", "load_report", "read_plan"]
 
@@ -60,27 +63,31 @@ class ReportBuilder:
         self,
         campaign: str,
         *,
+        spend: Spend | None = None,
         generated_at: str | None = None,
         budget_usd: Money | None = None,
         sandbox: bool = False,
         api_origin: str | None = None,
     ) -> ReportHeader:
+        """`spend`: the run directory's (`batchgen.spend`); without it, the quotes of the cards whose
+        generation exists (a results file from before batchgen kept the spend)."""
         counts: dict[str, int] = {}
         for card in self.cards:
             counts[card.state] = counts.get(card.state, 0) + 1
-        billed = [amount for card in self.cards if (amount := amount_usd(card.billed_usd)) is not None]
+        note = None
+        if spend is not None:
+            note = counted(spend) + (", which have no card" if spend.outside_generations else "")
         return ReportHeader(
             campaign=campaign,
             # "As of" the run's last recorded moment, not the clock: a rerun that changes nothing
             # writes the same bytes, so a delivery does not commit a new report.html for it.
             generated_at=generated_at or self._last_moment or "before any submission",
             counts=counts,
-            spend_usd=_spend(self.cards),
+            spend_usd=spend.total if spend is not None else _spend(self.cards),
+            spend_note=note,
             budget_usd=budget_usd if budget_usd is not None else _manifest_budget(self.run_dir),
             sandbox=sandbox,
             api_origin=api_origin,
-            billed_usd=sum(billed, Decimal(0)),
-            billed_jobs=len(billed),
             ran_from=self._first_start,
             ran_to=self._last_end,
         )
@@ -114,7 +121,7 @@ def load_report(
     manifest.yaml copy; sandbox and API origin are not recorded in the run directory, so pass them.
     """
     plan = read_plan(run_dir)
-    rows = _read_results(run_dir)
+    rows, spent = _read_results(run_dir)
     builder = ReportBuilder(run_dir)
     for job in plan.get("jobs", []):  # superseded and older jobs are in no plan entry: not shown
         try:
@@ -131,6 +138,16 @@ def load_report(
         sandbox=sandbox,
         api_origin=api_origin,
     )
+    if spent is not None:
+        total, outside = spent
+        aside = (
+            f"; {format_usd(outside)} of it for jobs no longer in the plan, which have no card"
+            if outside
+            else ""
+        )
+        header = replace(
+            header, spend_usd=total, spend_note=f"by this run directory, from results.jsonl{aside}"
+        )
     return header, builder.cards
 
 
@@ -147,9 +164,14 @@ def read_plan(run_dir: Path) -> dict[str, Any]:
     return plan
 
 
-def _read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
+def _read_results(run_dir: Path) -> tuple[dict[str, dict[str, Any]], tuple[Decimal, Decimal] | None]:
+    """The rows by key (what a card reads of them), and the run directory's spend from their
+    `spent_usd`: (total, of which for jobs no longer planned), None when a row has none (a results
+    file from before batchgen kept it)."""
     path = run_dir / "results.jsonl"
     rows: dict[str, dict[str, Any]] = {}
+    total: Decimal | None = Decimal(0)
+    outside = Decimal(0)
     try:
         with path.open(encoding="utf-8") as file:
             for number, line in enumerate(file, 1):
@@ -161,11 +183,15 @@ def _read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
                     raise UsageError(f"{path}:{number}: not JSON: {exc}") from exc
                 if isinstance(row, dict) and isinstance(row.get("key"), str):
                     rows[row["key"]] = {name: row[name] for name in _ROW_FIELDS if row.get(name) is not None}
+                    spent = amount_usd(row.get("spent_usd"))
+                    total = None if total is None or spent is None else total + spent
+                    if row.get("planned") is False:
+                        outside += spent or Decimal(0)
     except FileNotFoundError:
-        return {}
+        return {}, None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
-    return rows
+    return rows, None if total is None or not rows else (total, outside)
 
 
 def _card_of(job: PlannedJob, row: Mapping[str, Any], run_dir: Path) -> ReportCard:

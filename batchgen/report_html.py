@@ -45,8 +45,11 @@ REPORT_NAME = "report.html"
 FORMAT = "batchgen-report/1"
 VarValue = str | int | float
 Money = str | Decimal
+#: A variable's value longer than this is shortened on the cards (the whole one is in the results).
+MAX_SHOWN_CHARS = 200
 
-#: States whose generation exists or may exist at the provider: they count towards the quoted spend.
+#: States whose generation exists or may exist at the provider: the quoted spend of a results file from
+#: before the `spent_usd` column counts them.
 CHARGED_STATES = frozenset(str(s) for s in BILLED)
 _STATE_ORDER = (
     "failed",
@@ -70,12 +73,11 @@ class ReportHeader:
     campaign: str  # the manifest's name (also keys the picks kept in the browser's localStorage)
     generated_at: str  # ISO-8601
     counts: Mapping[str, int]  # jobs per state
-    spend_usd: Money | None  # quoted spend of the generations that exist; None when unpriced
+    spend_usd: Money | None  # what the run directory has spent (`batchgen.spend`); None when unknown
+    spend_note: str | None = None  # what that counts, in words ("13 generations, as billed; …")
     budget_usd: Money | None = None
     sandbox: bool = False
     api_origin: str | None = None
-    billed_usd: Money | None = None  # what the provider's history billed, summed over `billed_jobs`
-    billed_jobs: int = 0
     ran_from: str | None = None  # ISO-8601: the first submission
     ran_to: str | None = None  # ISO-8601: the last completion or download
 
@@ -200,14 +202,26 @@ def _header_json(header: ReportHeader) -> dict[str, Any]:
         "counts": [[state, n] for state, n in ordered.items()],
         "spend": spend if spend is not None else "unknown",
         "spend_n": spend_n,
+        "spend_note": header.spend_note,
         "budget": budget,
         "budget_n": budget_n,
         "sandbox": bool(header.sandbox),
         "api_origin": header.api_origin,
-        "billed": _money(header.billed_usd)[0] if header.billed_jobs else None,
-        "billed_jobs": header.billed_jobs,
         "ran": [header.ran_from, header.ran_to] if header.ran_from else None,
     }
+
+
+def _var_json(name: str, value: VarValue) -> list[str]:
+    """[name, value], or [name, its first MAX_SHOWN_CHARS characters, a tooltip] for a long value: a
+    100 KB value on every card would bury the page (results.csv keeps it whole)."""
+    text = display_value(value)
+    if len(text) <= MAX_SHOWN_CHARS:
+        return [name, text]
+    return [
+        name,
+        text[:MAX_SHOWN_CHARS] + "…",
+        f"{len(text):,} characters, shortened here; results.csv has it whole",
+    ]
 
 
 def _card_json(card: ReportCard) -> dict[str, Any]:
@@ -222,7 +236,7 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
         "path": card.video_path,
         "href": media_href(card.video_path),
         "media": "image" if card.media_type == "image" else "video",
-        "vars": [[str(k), display_value(v)] for k, v in card.vars.items()],
+        "vars": [_var_json(str(k), v) for k, v in card.vars.items()],
         "prompt": card.prompt,
         "aspect": card.aspect_ratio,
         "duration": duration,

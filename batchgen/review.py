@@ -2,8 +2,9 @@
 
 `write_outputs` is what a run does at its end; `refresh` is `batchgen report RUN_DIR`: the same files
 from the run directory alone (plan.json and the journal), offline, for a run that was interrupted,
-killed, or is still going. Only jobs of the current plan are shown: results of an earlier manifest
-(set aside in superseded/, or no longer planned) never are.
+killed, or is still going. The report shows a card for each job of the current plan only; the results
+files end with a row (`planned` false) per job of an earlier manifest that made a generation, and the
+report's spend counts those too: every figure adds up to what the run directory paid for.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 from batchgen.config import SANDBOX_IDENTITY
 from batchgen.errors import UsageError
-from batchgen.report import PlanEntry, PlannedJob, result_columns, result_rows, write_results
+from batchgen.report import PlanEntry, PlannedJob, earlier_rows, result_columns, result_rows, write_results
 from batchgen.report_data import ReportBuilder, load_report, read_plan
 from batchgen.report_html import write_report
 from batchgen.rundir import VIDEOS_DIR
+from batchgen.spend import journal_charges, spend_of
 from batchgen.store import JOURNAL_NAME, Journal
 
 __all__ = ["refresh", "write_outputs"]
@@ -25,18 +27,24 @@ __all__ = ["refresh", "write_outputs"]
 
 def write_outputs(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, *, campaign: str) -> Path:
     """results.jsonl and results.csv from the journal, and report.html with them (each job's card is
-    made as its row is written: no row is held); the report's path."""
+    made as its row is written: no row is held); the report's path. The results end with a row per
+    job of an earlier manifest that made a generation, so that they account for every generation the
+    run directory paid for; the report counts them in its spend but has no card for them."""
     report = ReportBuilder(run_dir)
+    charges = journal_charges(journal)
+    planned = {job.key for job in jobs}
 
     def rows() -> Iterator[dict[str, Any]]:
-        for job, row in zip(jobs, result_rows(jobs, journal, VIDEOS_DIR), strict=True):
+        for job, row in zip(jobs, result_rows(jobs, journal, VIDEOS_DIR, charges), strict=True):
             report.add(job, row)
             yield row
+        yield from earlier_rows(journal, planned, charges)
 
     write_results(run_dir, rows(), result_columns(jobs))
     api = journal.meta("api")
     sandbox = api == SANDBOX_IDENTITY
-    header = report.header(campaign, sandbox=sandbox, api_origin=None if sandbox else api)
+    spend = spend_of(charges[0].values(), charges[1], planned)
+    header = report.header(campaign, spend=spend, sandbox=sandbox, api_origin=None if sandbox else api)
     return write_report(run_dir, header, report.cards)
 
 

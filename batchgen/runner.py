@@ -65,7 +65,7 @@ class RunOutcome:
     download_failures: int = 0
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
-    spent_usd: Decimal = Decimal(0)  # the quote of every generation committed (made, or being made)
+    spent_usd: Decimal = Decimal(0)  # the budget's figure at the end (see `Runner.spent_usd`)
     drain_timed_out: bool = False  # the drain after a stop ran out of time: in-flight work left to the rerun
 
 
@@ -167,7 +167,8 @@ class Runner:
         )
 
     def spent_usd(self) -> Decimal:
-        """Quoted cost of every generation that exists or may exist at the provider for this plan."""
+        """What the budget counts: the run directory's spend when the run started (`batchgen.spend`),
+        plus the quote of each generation this run has created or may be creating."""
         return self.ctx.state.budget.spent
 
     async def prepare_assets(self) -> None:

@@ -95,13 +95,22 @@ class Pause:
 
 @dataclass(slots=True)
 class Budget:
-    """Quoted spend against an optional cap. A job is billed while its generation exists or may
-    exist (states in `BILLED`), and also while it holds a provider slot whatever its state: one
-    dispatched but not journaled yet, or put back by a 429, is still going to be sent."""
+    """The run directory's spend against an optional cap. `start` seeds it with what the journal says
+    was already spent (`spend.Spend.total`: every generation ever created, superseded ones included);
+    each dispatched job adds its quote and holds it (`billed`) until its attempt either creates a
+    generation (`settle`: spent for good, whatever becomes of the generation) or surely creates none
+    (`unbill`: given back). A job holding a slot keeps its hold whatever its state: one put back by a
+    429 is still going to be sent."""
 
     limit: Decimal | None = None
-    billed: dict[str, Decimal] = field(default_factory=dict)
+    billed: dict[str, Decimal] = field(default_factory=dict)  # quotes held by attempts without a generation
     spent: Decimal = Decimal(0)
+
+    def start(self, spent: Decimal, holding: Mapping[str, Decimal]) -> None:
+        """What the run directory has spent so far, of which `holding` is held by attempts that may
+        or may not have created a generation (journaled `submitting`)."""
+        self.spent = spent
+        self.billed = dict(holding)
 
     def bill(self, key: str, cost: Decimal) -> None:
         if key not in self.billed:
@@ -110,6 +119,10 @@ class Budget:
 
     def unbill(self, key: str) -> None:
         self.spent -= self.billed.pop(key, Decimal(0))
+
+    def settle(self, key: str) -> None:
+        """The attempt of `key` created a generation: its quote stays spent (a new attempt bills again)."""
+        self.billed.pop(key, None)
 
     def blocks(self, key: str, cost: Decimal, now: float) -> Wait | Stop | None:
         if self.limit is not None and key not in self.billed and self.spent + cost > self.limit:
@@ -166,16 +179,20 @@ def dispatch(state: RunState, key: str) -> None:
     state.run_attempts[key] += 1
 
 
-def journaled(state: RunState, key: str, new: JobState) -> None:
-    """Keep the budget in step with a journaled state change."""
-    if new in BILLED:
+def journaled(state: RunState, key: str, new: JobState, *, created: bool = False) -> None:
+    """Keep the budget in step with a journaled state change; `created`: the job's attempt has a
+    generation now (its spend is settled, whatever becomes of it)."""
+    if created:
+        state.budget.settle(key)
+    elif new in BILLED:
         state.budget.bill(key, state.cost(key))
     elif key not in state.slots.held:
         state.budget.unbill(key)
 
 
 def release(state: RunState, key: str, now_in: JobState) -> None:
-    """`key` gives its slot back, now journaled as `now_in`."""
+    """`key` gives its slot back, now journaled as `now_in`; an attempt that created no generation
+    gives its quote back too."""
     state.slots.give(key)
     if now_in not in BILLED:
         state.budget.unbill(key)
@@ -257,27 +274,22 @@ class BudgetForecast:
     """How far a budget lets a run go, by the rule the run itself applies (`next_submission`)."""
 
     limit: Decimal
-    committed: Decimal  # the quote of what the run directory already holds (billed jobs)
+    committed: Decimal  # what the run directory has already spent (`spend.Spend.total`)
     to_run: int  # jobs the run would submit
     admitted: int  # of those, how many the budget lets through before it stops the run
     spend: Decimal  # committed + the quotes of the admitted jobs
     stopper: str | None  # the key of the first job the budget stops (None: every job fits)
 
 
-def forecast_budget(
-    limit: Decimal, to_run: Sequence[tuple[str, Decimal]], billed: Mapping[str, Decimal]
-) -> BudgetForecast:
-    """Submit `to_run` (key, quote) in order against `limit` with `billed` already spent, assuming every
+def forecast_budget(limit: Decimal, to_run: Sequence[tuple[str, Decimal]], spent: Decimal) -> BudgetForecast:
+    """Submit `to_run` (key, quote) in order against `limit` with `spent` already spent, assuming every
     generation succeeds, with the scheduler's own state and decisions: `plan` and `run` agree."""
-    costs = {**billed, **dict(to_run)}
-    state = RunState(costs=costs, slots=Slots(len(to_run) + 1), budget=Budget(limit))
-    for key, cost in billed.items():
-        state.budget.bill(key, cost)
-    committed = state.budget.spent
+    state = RunState(costs=dict(to_run), slots=Slots(len(to_run) + 1), budget=Budget(limit))
+    state.budget.start(spent, {})
     state.pending.extend(key for key, _ in to_run)
     admitted = 0
     while isinstance(decision := next_submission(state, 0.0), Submit):
         dispatch(state, decision.key)
         admitted += 1
     stopper = state.pending[0] if isinstance(decision, Stop) else None
-    return BudgetForecast(limit, committed, len(to_run), admitted, state.budget.spent, stopper)
+    return BudgetForecast(limit, spent, len(to_run), admitted, state.budget.spent, stopper)

@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchgen.isotime import iso_utc
@@ -100,7 +100,9 @@ def result_metadata(
         "generation_id": record.generation_id,
         "request": record.sent_body() or dict(job.request),
         "vars": dict(job.vars),
-        "manifest": f"{job.location.file}:{job.location.line}",
+        # the file name only: a sidecar travels (into a shared repository) and a local path is nobody's
+        # business there; the run directory's manifest.yaml is the copy that was run
+        "manifest": f"{PurePath(job.location.file).name}:{job.location.line}",
         "submitted_at": record.submitted_at,
         "completed_at": record.completed_at,
         "downloaded_at": downloaded_at,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from decimal import Decimal
 from pathlib import Path
 
 from batchgen import scheduler
@@ -26,7 +25,8 @@ from batchgen.rundir import (
     write_sidecar,
 )
 from batchgen.sinks import result_metadata
-from batchgen.states import BILLED, IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
+from batchgen.spend import journal_spend
+from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
 from batchgen.unverified import accepted_unverified
 from batchgen.verify import verify_file
@@ -39,18 +39,15 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
     journal = ctx.journal
     journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in ctx.plan.jobs)
+    journal.set_quotes({j.key: None if j.cost_usd is None else str(j.cost_usd) for j in ctx.plan.jobs})
     journal.mark_planned(set(ctx.planned))
     _set_aside_displaced(ctx)
     downloads: list[str] = []
     for job in ctx.plan.jobs:
         record = journal.get(job.key)
-        if job.key not in ctx.jobs:  # not chosen by --only: left for a later run; its spend still counts
-            if record.state in BILLED:
-                ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
+        if job.key not in ctx.jobs:  # not chosen by --only: left for a later run (its spend still counts)
             continue
         ctx.counts[record.state] += 1  # counted as found; the changes below update it through the journal
-        if record.state in BILLED:
-            ctx.state.budget.bill(job.key, job.cost_usd or Decimal(0))
         if record.state is JobState.SUPERSEDED:
             record = _restore(ctx, job, record)
         if record.state in restartable:
@@ -68,7 +65,20 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
             ctx.forgotten,
         )
     journal.flush()  # files were moved to match: the journal says so before anything else happens
+    _start_budget(ctx)
     return downloads
+
+
+def _start_budget(ctx: RunContext) -> None:
+    """The budget starts from what the run directory has spent (superseded results, earlier attempts
+    and jobs no longer planned included); a chosen job left `submitting` holds its quote until the
+    reconcile says whether its POST created a generation."""
+    holding = {
+        key: ctx.state.cost(key)
+        for key in ctx.jobs
+        if key not in ctx.state.leftovers and ctx.journal.get(key).state is JobState.SUBMITTING
+    }
+    ctx.state.budget.start(journal_spend(ctx.journal).total, holding)
 
 
 #: Up to this many unverified jobs get a line each when a run starts; more get one line with a count.

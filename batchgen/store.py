@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     updated_at REAL NOT NULL,
     api TEXT,
-    planned INTEGER NOT NULL DEFAULT 1
+    planned INTEGER NOT NULL DEFAULT 1,
+    quote_usd TEXT
 );
 CREATE TABLE IF NOT EXISTS generations (
     generation_id TEXT PRIMARY KEY,
@@ -108,6 +109,7 @@ class JobRecord:
     updated_at: float = 0.0
     api: str | None = None  # which API created its generation: an origin, or "sandbox"
     planned: bool = True  # part of the plan of the run directory's latest run
+    quote_usd: str | None = None  # its quote by the latest plan that held it (a decimal; None: unpriced)
 
     def sent_body(self) -> dict[str, Any] | None:
         return None if self.sent_request is None else dict(json.loads(self.sent_request))
@@ -123,13 +125,14 @@ _UPDATABLE = frozenset(_COLUMNS) - {
     "state",
     "updated_at",
     "planned",
+    "quote_usd",
 }
 _WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in a fixed order
 _UPDATE_ROW = (
     f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
 )
 # Columns added after the first journal format, with their SQL definitions (added on open).
-_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1"}
+_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1", "quote_usd": "TEXT"}
 
 
 @contextlib.contextmanager
@@ -357,6 +360,20 @@ class Journal:
             self._conn.executemany("UPDATE jobs SET planned=? WHERE key=?", changes)
         for planned, key in changes:
             self._records[key] = replace(self._records[key], planned=bool(planned))
+
+    def set_quotes(self, quotes: Mapping[str, str | None]) -> None:
+        """Record the plan's quote of each of its jobs: what a generation of the job counts for in the
+        run directory's spend until its billed cost is read (kept once the job leaves the plan)."""
+        self.flush()
+        changes = [
+            (q, k) for k, q in quotes.items() if k in self._records and self._records[k].quote_usd != q
+        ]
+        if not changes:
+            return
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany("UPDATE jobs SET quote_usd=? WHERE key=?", changes)
+        for quote, key in changes:
+            self._records[key] = replace(self._records[key], quote_usd=quote)
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
         """Record which API created the generations of `keys` (journals from before that was kept)."""

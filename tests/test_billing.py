@@ -24,7 +24,7 @@ def test_only_finished_generations_not_looked_up_yet_are_wanted() -> None:
         record("f", JobState.SUCCEEDED, "g-f"),
     ]
     wanted = to_look_up(records, {"g-d": "1.12"})
-    assert [r.key for r in wanted] == ["a", "b", "f"]
+    assert [w.key for w in wanted] == ["a", "b", "f"]
 
 
 def test_rows_give_costs_of_wanted_generations_only() -> None:
@@ -44,3 +44,37 @@ def test_rows_give_costs_of_wanted_generations_only() -> None:
         {"cost": "1"},
     ]
     assert billed_from_rows(rows, wanted) == {"ok": "1.12", "free": None, "num": "2.5"}
+
+
+def test_earlier_attempts_and_superseded_results_are_looked_up_too() -> None:
+    """A job submitted again leaves its earlier generation behind (the journal's claims): it is looked
+    up as one that did not become the result, from when it was claimed; a superseded result too."""
+    records = [record("a", JobState.PROCESSING, "g-a2"), record("s", JobState.SUPERSEDED, "g-s")]
+    claims = [("g-a1", "a", 100.0), ("g-a2", "a", 200.0), ("g-s", "s", 50.0), ("g-x", "gone", 1.0)]
+    wanted = to_look_up(records, {}, claims)
+    assert [(w.key, w.generation_id, w.state, w.since) for w in wanted] == [
+        ("s", "g-s", JobState.SUPERSEDED, None),
+        ("a", "g-a1", JobState.FAILED, 100.0),
+    ]
+    assert to_look_up(records, {"g-a1": None, "g-s": "1.12"}, claims) == []
+
+
+def test_a_rows_own_status_says_whether_no_cost_means_nothing_was_charged() -> None:
+    """A failed or cancelled row with no cost was charged nothing, whatever its job's state; a
+    succeeded row with no cost yet is looked up again."""
+    wanted = {"f": JobState.DONE, "c": JobState.DONE, "s": JobState.FAILED, "n": JobState.FAILED}
+    rows: list[dict[str, Any]] = [
+        {"generation_id": "f", "status": "failed", "cost": None},
+        {"generation_id": "c", "status": "cancelled", "cost": None},
+        {"generation_id": "s", "status": "succeeded", "cost": None},
+        {"generation_id": "n", "cost": None},  # no status: the job's state decides
+    ]
+    assert billed_from_rows(rows, wanted) == {"f": None, "c": None, "n": None}
+
+
+def test_the_failed_generation_a_job_waiting_to_go_again_still_names_is_looked_up() -> None:
+    """A transient failure puts the job back to pending with its generation id: that generation has
+    finished (failed) and is looked up; one still queued or processing is not."""
+    records = [record("p", JobState.PENDING, "g-p"), record("q", JobState.QUEUED, "g-q")]
+    claims = [("g-p", "p", 10.0), ("g-q", "q", 20.0)]
+    assert [(w.generation_id, w.state) for w in to_look_up(records, {}, claims)] == [("g-p", JobState.FAILED)]

@@ -28,14 +28,14 @@ def stats(*, total: int = 10, spent: str = "3.36", budget: str | None = None, **
 
 
 def test_describe_shows_counts_spend_throttling_and_stream_health() -> None:
-    """One line carries everything an operator checks at 3 a.m.; the spend says it is the quote of
-    what has been committed, and against which budget."""
+    """One line carries everything an operator checks at 3 a.m.; the spend says it is the run
+    directory's, and against which budget."""
     line = describe(stats(queued=2, processing=3, succeeded=1, failed=1, invalid=1))
     assert line == (
-        "in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 committed (quote) · throttled 4s"
+        "in flight 5 · downloading 1 · failed 2 · retried 1 · $3.36 spent (run directory) · throttled 4s"
         " · stream reconnecting · stopping (budget)"
     )
-    assert describe(stats(budget="40")).split(" · ")[4] == "$3.36 committed (quote; budget $40.00)"
+    assert describe(stats(budget="40")).split(" · ")[4] == "$3.36 spent (run directory; budget $40.00)"
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_describe_shows_counts_spend_throttling_and_stream_health() -> None:
 def test_the_bar_keeps_spend_and_budget_visible_at_80_columns(
     spent: str, budget: str | None, total: int
 ) -> None:
-    """At 80 columns the bar line fits, and starts with the committed quote and the budget: a narrow
+    """At 80 columns the bar line fits, and starts with the spend and the budget: a narrow
     terminal cuts the counts at the end, never the money."""
     state = stats(
         spent=spent, budget=budget, total=total, done=total // 2, queued=64, succeeded=4, failed=120
@@ -53,7 +53,7 @@ def test_the_bar_keeps_spend_and_budget_visible_at_80_columns(
     line = bar_text(state, ncols=80, elapsed_s=3725.0)
     assert len(line) <= 80
     money = f"${Decimal(spent):,.2f}" + (f"/${Decimal(budget):,.2f}".removesuffix(".00") if budget else "")
-    assert line.startswith(money + " committed ")
+    assert line.startswith(money + " spent ")
     assert f"{total // 2}/{total} |" in line
     wide = bar_text(state, ncols=160, elapsed_s=3725.0)
     assert wide.endswith("run 64 dl 4 fail 120 retry 1 429 4s reconnecting stopping: budget")
@@ -80,7 +80,7 @@ def test_a_terminal_that_reports_0x0_gets_plain_lines(monkeypatch: pytest.Monkey
     monkeypatch.setattr(progress_module.os, "get_terminal_size", lambda fd: os.terminal_size((80, 24)))
     bar = Tty()
     Progress(10, stream=bar, interval_s=0).close(lambda: stats(done=4))
-    assert "\r" in bar.getvalue() and "$3.36 committed 4/10 |" in bar.getvalue()
+    assert "\r" in bar.getvalue() and "$3.36 spent 4/10 |" in bar.getvalue()
 
 
 def test_plain_lines_carry_an_eta_from_this_runs_pace() -> None:
@@ -101,7 +101,7 @@ def test_plain_lines_carry_an_eta_from_this_runs_pace() -> None:
 
 def test_describe_shows_files_delivered_of_those_to_deliver_when_delivering() -> None:
     line = describe(replace(stats(queued=1), delivered=(12, 18)))
-    assert "· $3.36 committed (quote) · delivered 12/18 · throttled 4s" in line
+    assert "· $3.36 spent (run directory) · delivered 12/18 · throttled 4s" in line
     assert "delivered" not in describe(stats(queued=1))
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchgen.isotime import iso_utc
-from batchgen.report import FIELDS, PlanEntry, result_rows, write_results
+from batchgen.report import FIELDS, PlanEntry, earlier_rows, result_rows, write_results
+from batchgen.spend import journal_spend
 from batchgen.states import JobState
 from batchgen.store import Journal
 
@@ -140,6 +142,50 @@ def test_rows_carry_variables_request_times_and_billed_cost(tmp_path: Path) -> N
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text("utf-8").splitlines()]
     assert lines[1]["seed"] == 7 and "product" not in lines[2]  # values keep their JSON type
     assert lines[0]["submitted_at"] == "2026-04-02T00:57:11Z"
+
+
+def test_money_columns_add_up_to_the_spend_and_a_failed_row_that_cost_nothing_says_so(tmp_path: Path) -> None:
+    """cost_usd is empty for a failed row the history says was not charged, billed 0; spent_usd counts
+    every generation of a job (a retried one twice); a job of an earlier manifest that made a
+    generation follows the plan's rows, `planned` false, at its superseded/ path; the column sums to
+    the run directory's spend."""
+    jobs = [entry(0, "ok", {}, {"prompt": "a"}), entry(1, "broke", {}, {"prompt": "b"})]
+    old = entry(2, "old", {}, {"prompt": "c", "duration": 10})
+    journal = Journal.open(tmp_path)
+    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in [*jobs, old])
+    journal.set_quotes({j.key: "2.240" for j in [*jobs, old]})
+
+    def generation(job: PlanEntry, generation_id: str, *ends: JobState) -> None:
+        journal.transition(job.key, JobState.SUBMITTING, sent_request=json.dumps(dict(job.request)))
+        journal.claim_generation(job.key, generation_id, 1, JobState.QUEUED)
+        for end in ends:
+            journal.transition(job.key, end)
+
+    generation(jobs[0], "g-0a", JobState.PENDING)  # failed transiently: submitted again
+    generation(jobs[0], "g-0b", JobState.SUCCEEDED, JobState.DONE)
+    generation(jobs[1], "g-1", JobState.FAILED)
+    generation(old, "g-2", JobState.SUCCEEDED, JobState.DONE, JobState.SUPERSEDED)
+    journal.mark_planned({j.key for j in jobs})
+    journal.record_billed_costs({"g-0a": None, "g-0b": "2.24", "g-1": None})
+
+    rows = [*result_rows(jobs, journal, "videos"), *earlier_rows(journal, {j.key for j in jobs})]
+    ok, broke, earlier = rows
+    assert (ok["cost_usd"], ok["billed_cost_usd"], ok["spent_usd"], ok["planned"]) == (
+        "2.240",
+        "2.24",
+        "2.24",
+        True,
+    )
+    assert (broke["state"], broke["cost_usd"], broke["billed_cost_usd"], broke["spent_usd"]) == (
+        "failed",
+        None,
+        "0",
+        "0",
+    )
+    assert (earlier["planned"], earlier["state"], earlier["spent_usd"]) == (False, "superseded", "2.240")
+    assert earlier["output_path"] == f"superseded/{old.key[:12]}/old/2.mp4"
+    assert (earlier["prompt"], earlier["duration_s"], earlier["cost_usd"]) == ("c", 10, "2.240")
+    assert sum(Decimal(r["spent_usd"]) for r in rows) == journal_spend(journal).total == Decimal("4.480")
 
 
 def test_billed_costs_survive_reopening_the_journal(tmp_path: Path) -> None:

@@ -357,6 +357,50 @@ def test_load_report_spend_counts_only_generations_that_exist(tmp_path: Path) ->
     assert header.budget_usd == "15"
 
 
+def test_load_report_takes_the_spend_from_the_results_spent_column_earlier_jobs_included(
+    tmp_path: Path,
+) -> None:
+    """Rows with `spent_usd` (every generation of the job): the header's spend is their sum, rows of
+    jobs of an earlier manifest included, and says how much of it those are."""
+    run_dir = tmp_path / "spring"
+    write_run(run_dir)
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    for number, row in enumerate(rows):
+        row.update(spent_usd=str(Decimal("1.12") * (number % 2)), planned=True)
+    rows.append({"key": "f" * 64, "state": "superseded", "spent_usd": "2.24", "planned": False})
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    header, cards = load_report(run_dir)
+    assert len(cards) == 5 and header.spend_usd == Decimal("4.48")
+    assert header.spend_note == (
+        "by this run directory, from results.jsonl; $2.24 of it for jobs no longer in the plan, which have no card"
+    )
+
+
+def test_a_long_variable_is_shortened_on_its_card_with_its_length_in_a_tooltip() -> None:
+    """A 100 KB value shown in full on every card buries the page: the card carries its first 200
+    characters and says how long it is (results.csv has it whole); short values are as they are."""
+    long_value = "x" * 100_000
+    page = render_report(
+        HEADER, [card(0, vars={"brief": long_value, "n": 3}), card(1, vars={"brief": long_value})]
+    )
+    got = data_of(page)["cards"][0]["vars"]
+    assert got[0] == [
+        "brief",
+        "x" * 200 + "…",
+        "100,000 characters, shortened here; results.csv has it whole",
+    ]
+    assert got[1] == ["n", "3"]
+    assert len(page) < 40_000  # the page itself is about 23 KB; the two values in full would be 200 KB
+
+
+def test_the_header_says_what_its_spend_counts() -> None:
+    """The spend's words travel with the figure (generations, billed or quoted, jobs outside the plan)."""
+    note = "13 generations, as billed; $3.36 of it for jobs no longer in the plan, which have no card"
+    header = ReportHeader(campaign="c", generated_at="t", counts={}, spend_usd="14.56", spend_note=note)
+    data = data_of(render_report(header, []))["header"]
+    assert (data["spend"], data["spend_n"], data["spend_note"]) == ("$14.56", 14.56, note)
+
+
 def test_load_report_refuses_what_is_not_a_run_directory(tmp_path: Path) -> None:
     """No plan.json, or a file that is not a plan, is a usage error naming the path."""
     with pytest.raises(UsageError, match=r"no plan\.json"):
@@ -505,7 +549,8 @@ SETTLE_VIDEOS = """new Promise((resolve) => {
 @pytest.mark.timeout(90)
 async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_path: Path) -> None:
     """The report the sandbox run of the demo wrote itself: a card per job, each with a video whose
-    relative src is the file on disk and decodes (H.264); the header says sandbox, spend and billed."""
+    relative src is the file on disk and decodes (H.264); the header says sandbox, and the spend with
+    what it counts."""
     run_dir = tmp_path / "demo"
     shutil.copytree(demo_run, run_dir)  # moved elsewhere: the relative links still find the files
     await page.goto((run_dir / "report.html").as_uri())
@@ -516,7 +561,7 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
         '["badges", "counts", "spend", "meta"].map(id => document.getElementById(id).textContent)'
     )
     assert header[0] == "sandbox: emulator, nothing paid" and header[1] == "done 9"
-    assert header[2] == "Quoted spend $13.44 of $20.00 budget" + "billed $13.44 (9 of 9 jobs)"
+    assert header[2] == "Spent $13.44 of $20.00 budget" + "9 generations, as billed"
     assert header[3].startswith("Ran 20") and " · as of 20" in header[3]
     h264 = await page.evaluate(
         """document.createElement("video").canPlayType('video/mp4; codecs="avc1.42E01E"')"""

@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from batchgen.api import OxenClient
+from batchgen.billing import read_billed_costs
 from batchgen.config import Limits, RunOptions, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, FaultConfig, run_emulator
 from batchgen.manifest import load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry import SnapshotCatalog
 from batchgen.runner import Runner, RunOutcome, StopReason
+from batchgen.spend import Spend, journal_spend
 from batchgen.states import IllegalTransition, JobState
 from batchgen.store import Journal
 
@@ -103,6 +105,27 @@ async def test_budget_stops_before_a_job_would_exceed_it(emu: Emulator, tmp_path
     assert outcome.stop_reason is StopReason.BUDGET
     assert enqueued(emu) == 4
     assert outcome.counts == {"done": 4, "pending": 6}
+
+
+async def test_a_generation_that_failed_counts_against_the_budget_until_the_history_says_it_was_free(
+    tmp_path: Path,
+) -> None:
+    """Every generation fails transiently and is retried: each may have been charged, so each counts
+    ($1.12) and a $5 budget stops after 4 generations, not 30; once the history is read (failed rows
+    with no cost), they count $0 and the spend says so."""
+    async with run_emulator(
+        EmulatorConfig(time_scale=0.0005, faults=FaultConfig(generation_failure_rate=1.0))
+    ) as emu:
+        plan = make_plan(tmp_path, 10)
+        outcome, journal = await run(plan, tmp_path / "run", emu, options(emu, budget_usd=Decimal(5)))
+        assert outcome.stop_reason is StopReason.BUDGET
+        assert enqueued(emu) == 4 and outcome.spent_usd == Decimal("4.480")
+        assert journal_spend(journal) == Spend(
+            total=Decimal("4.480"), quoted=Decimal("4.480"), outside_plan=Decimal(0), generations=4
+        )
+        async with OxenClient(emu.base_url, emu.api_key) as client:
+            assert await read_billed_costs(client, journal) == 4
+        assert journal_spend(journal).total == 0 and journal_spend(journal).billed_generations == 4
 
 
 async def test_without_an_event_stream_jobs_are_tracked_by_polling(tmp_path: Path) -> None:

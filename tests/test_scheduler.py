@@ -130,6 +130,42 @@ def test_releasing_a_slot_keeps_the_spend_only_when_a_generation_may_exist(
     assert run.budget.spent == (COST if billed else 0)
 
 
+@pytest.mark.parametrize("end", [JobState.PENDING, JobState.FAILED, JobState.CANCELLED, JobState.INVALID])
+def test_a_generation_once_created_stays_spent_whatever_becomes_of_it(end: JobState) -> None:
+    """Claimed (the provider made it), then failed, cancelled or retried: it may have been charged,
+    so its quote stays spent, and a new attempt of the same job counts once more."""
+    run = state(["a"], budget="2.24")
+    scheduler.dispatch(run, "a")
+    scheduler.journaled(run, "a", JobState.SUBMITTING)
+    scheduler.journaled(run, "a", JobState.QUEUED, created=True)
+    scheduler.journaled(run, "a", end, created=True)
+    scheduler.release(run, "a", end)
+    assert run.budget.spent == COST and not run.budget.billed
+    scheduler.requeue(run, "a")
+    scheduler.dispatch(run, "a")
+    assert run.budget.spent == 2 * COST
+    scheduler.release(run, "a", JobState.PENDING)  # this attempt created nothing (a refused POST)
+    assert run.budget.spent == COST
+    scheduler.requeue(run, "a")
+    assert scheduler.next_submission(run, 0.0) == Submit("a")  # 1.12 spent + 1.12 fits 2.24
+    run.budget.start(Decimal("1.13"), {})
+    assert scheduler.next_submission(run, 0.0) == Stop(StopReason.BUDGET)
+
+
+def test_the_budget_starts_from_what_the_run_directory_spent_and_a_held_submission_can_be_given_back() -> (
+    None
+):
+    """`start`: the journal's spend (superseded results, earlier attempts); a job left `submitting` by a
+    crash holds its quote until the reconcile finds its generation (settled) or not (given back)."""
+    run = state(["c"], budget="5", held=("a", "b"), capacity=3)
+    run.budget.start(Decimal("4.48"), {"a": COST, "b": COST})
+    assert scheduler.next_submission(run, 0.0) == Stop(StopReason.BUDGET)  # 4.48 + 1.12 > 5
+    scheduler.journaled(run, "a", JobState.QUEUED, created=True)  # found at the provider
+    scheduler.release(run, "b", JobState.PENDING)  # not found: never created
+    assert run.budget.spent == Decimal("4.48") - COST and run.budget.billed == {}
+    assert scheduler.next_submission(run, 0.0) == Submit("c")
+
+
 @pytest.mark.parametrize(
     ("message", "attempts", "expected_state", "requeued", "stop"),
     [
@@ -255,9 +291,9 @@ def test_the_budget_forecast_applies_the_runs_own_rule(
 ) -> None:
     """`plan`'s line about the budget comes from the scheduler's decisions, job by job in plan order."""
     to_run = [(f"j{i}", Decimal(c)) for i, c in enumerate(costs)]
-    forecast = scheduler.forecast_budget(Decimal(limit), to_run, {k: Decimal(v) for k, v in billed.items()})
-    assert (forecast.admitted, forecast.stopper, forecast.to_run) == (admitted, stopper, len(costs))
     held = sum((Decimal(v) for v in billed.values()), Decimal(0))
+    forecast = scheduler.forecast_budget(Decimal(limit), to_run, held)
+    assert (forecast.admitted, forecast.stopper, forecast.to_run) == (admitted, stopper, len(costs))
     assert forecast.committed == held
     assert forecast.spend == held + sum((c for _, c in to_run[:admitted]), Decimal(0))
 

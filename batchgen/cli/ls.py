@@ -22,8 +22,10 @@ def add_ls(commands: Commands) -> None:
         "ls",
         help="list the run directories under OUTPUT_DIR: counts, spend, last activity, sandbox, live",
         description="Every run directory under OUTPUT_DIR (default: outputs), from its journal, read "
-        "without a lock: jobs of the latest plan by state, the quote of what has been committed, the "
-        "latest journaled change, whether it ran in the sandbox, and whether a process runs it now.",
+        "without a lock: jobs of the latest plan by state, what the run directory has spent (every "
+        "generation it made, superseded ones included: billed where the history was read, else "
+        "quoted), the latest journaled change, whether it ran in the sandbox (nothing paid), and "
+        "whether a process runs it now.",
         epilog=example("batchgen ls outputs --json", "one JSON object per run directory"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,7 +47,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no run directories in {args.output_dir}")
         return EXIT_OK
-    rows = [["RUN DIR", "CAMPAIGN", "JOBS", "STATES", "COMMITTED", "LAST ACTIVITY", "SANDBOX", "LIVE"]]
+    rows = [["RUN DIR", "CAMPAIGN", "JOBS", "STATES", "SPENT", "LAST ACTIVITY", "SANDBOX", "LIVE"]]
     rows += [_row(run) for run in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 4}  # numbers
@@ -68,7 +70,7 @@ def _row(run: RunSummary) -> list[str]:
         run.campaign,
         str(run.jobs),
         states,
-        format_usd(run.committed_usd) if not run.error else "-",
+        "-" if run.error else "sandbox: nothing paid" if run.spend is None else format_usd(run.spend.total),
         _iso(run.last_activity) or "-",
         "yes" if run.sandbox else "no",
         live,
@@ -85,7 +87,9 @@ def as_json(run: RunSummary) -> dict[str, object]:
         "campaign": run.campaign,
         "jobs": run.jobs,
         "counts": run.counts,
-        "committed_usd": None if run.committed_usd is None else str(run.committed_usd),
+        "spent_usd": None if run.spend is None else str(run.spend.total),
+        "committed_usd": None if run.spend is None else str(run.spend.total),  # the same, by its old name
+        "spend": None if run.spend is None else run.spend.as_json(),
         "last_activity": _iso(run.last_activity),
         "sandbox": run.sandbox,
         "live": run.live_pid is not None,

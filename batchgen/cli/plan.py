@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from batchgen.cli.common import Commands
     from batchgen.manifest import Manifest
     from batchgen.planning import Plan
+    from batchgen.spend import Spend
 
 
 def add_plan(commands: Commands) -> None:
@@ -85,6 +86,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from batchgen.planning import format_plan, write_plan_json
     from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
     from batchgen.rundir import run_dir_name
+    from batchgen.spend import describe
 
     manifest = load_manifest(args.manifest)
     selection = Selection.parse(args.only)
@@ -99,7 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if selection is not None and not chosen.jobs:
         facts = (job_facts(job) for job in plan.jobs)
         print(f"batchgen: {nothing_matched(selection, facts, len(plan.jobs))}", file=sys.stderr)
-    states = _journaled_states(run_dir)
+    states, spent = _journaled(run_dir, {job.key for job in plan.jobs})
     if args.json:
         write_plan_json(chosen, sys.stdout.write)
         return EXIT_OK
@@ -107,21 +109,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(format_plan(chosen, done_keys=done))
     if selection is not None:
         print(f"  chosen by {selection.describe()}: {len(chosen.jobs)} of {len(plan.jobs)} planned jobs")
+    if spent is not None and spent.generations:
+        print(f"  {describe(spent, sandbox=args.sandbox)}")
     limit = _budget(args, manifest)
     if limit is not None:
-        print(budget_line(plan, chosen, states, limit))
+        print(budget_line(plan, chosen, states, limit, spent))
     return EXIT_OK
 
 
-def _journaled_states(run_dir: Path) -> dict[str, str]:
-    """Each journaled job's state in the run directory this plan would run in (empty when new)."""
+def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend | None]:
+    """Each journaled job's state in the run directory this plan would run in, and what that directory
+    has spent, counting the jobs this plan does not have as outside it (nothing when it is new)."""
+    from batchgen.spend import journal_spend
     from batchgen.store import Journal
 
     if not (run_dir / "state.sqlite").is_file():
-        return {}
+        return {}, None
     journal = Journal.open_existing(run_dir)
     try:
-        return {key: str(record.state) for key, record in journal.records().items()}
+        states = {key: str(record.state) for key, record in journal.records().items()}
+        return states, journal_spend(journal, planned)
     finally:
         journal.close()
 
@@ -137,37 +144,45 @@ def _budget(args: argparse.Namespace, manifest: Manifest) -> Decimal | None:
         raise UsageError(str(exc)) from exc
 
 
-def budget_line(plan: Plan, chosen: Plan, states: Mapping[str, str], limit: Decimal) -> str:
+def budget_line(
+    plan: Plan, chosen: Plan, states: Mapping[str, str], limit: Decimal, spent: Spend | None = None
+) -> str:
     """Where the budget stops the run, by the scheduler's own rule (jobs in plan order, each quote
-    counted before it is submitted, after what the run directory already holds)."""
-    from batchgen.registry.pricing import format_usd
+    counted before it is submitted, after what the run directory has already spent: every generation
+    it made, superseded ones included)."""
+    from batchgen.registry.pricing import format_usd, implausible_prices
     from batchgen.scheduler import forecast_budget
     from batchgen.states import BILLED, JobState
 
     held = {str(s) for s in BILLED | {JobState.SUPERSEDED}}  # superseded ones come back as done
     unpriced = sorted({job.model for job in chosen.jobs if job.cost_usd is None})
-    if unpriced:
-        return (
-            f"  budget {format_usd(limit)} cannot be enforced: no price is known for {', '.join(unpriced)} "
-            "(`batchgen run` refuses the budget)"
+    implausible = implausible_prices((job.model, job.cost_usd, job.duration_s) for job in chosen.jobs)
+    if unpriced or implausible:
+        why = ", ".join(
+            [f"no price is known for {model}" for model in unpriced]
+            + [f"{model} is priced at {price}" for model, price in sorted(implausible.items())]
         )
-    billed = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs if states.get(job.key) in held}
+        return f"  budget {format_usd(limit)} cannot be enforced: {why} (`batchgen run` refuses the budget)"
     to_run = [
         (job.key, job.cost_usd or Decimal(0))
         for job in chosen.jobs
         if states.get(job.key, "pending") not in held | {str(JobState.INVALID)}
     ]
-    forecast = forecast_budget(limit, to_run, billed)
-    already = f" (of which {format_usd(forecast.committed)} already)" if forecast.committed else ""
+    forecast = forecast_budget(limit, to_run, spent.total if spent is not None else Decimal(0))
+    already = ""
+    if spent is not None and spent.total:
+        outside = spent.outside_plan
+        aside = f", {format_usd(outside)} of it for jobs no longer in the plan" if outside else ""
+        already = f" (of which {format_usd(spent.total)} already spent by this run directory{aside})"
     if forecast.stopper is None:
         return (
             f"  budget {format_usd(limit)} covers all {forecast.to_run} jobs to run: "
-            f"{format_usd(forecast.spend)} committed at the end{already}"
+            f"{format_usd(forecast.spend)} spent at the end{already}"
         )
     stopper = next(job for job in chosen.jobs if job.key == forecast.stopper)
     return (
         f"  budget {format_usd(limit)} stops after {forecast.admitted} of {forecast.to_run} jobs to run: "
-        f"{format_usd(forecast.spend)} committed by then{already}; the next, #{stopper.index} "
+        f"{format_usd(forecast.spend)} spent by then{already}; the next, #{stopper.index} "
         f"{stopper.name}, would bring it to {format_usd(forecast.spend + (stopper.cost_usd or Decimal(0)))}"
     )
 

@@ -55,7 +55,7 @@ def add_run(commands: Commands) -> None:
         + "\n"
         + example(
             "batchgen run jobs/spring-campaign.yaml --only product=lamp --budget 40",
-            "tonight's lamp videos only, up to $40 quoted; a plain `batchgen run` later does the rest",
+            "tonight's lamp videos only, up to $40 spent; a plain `batchgen run` later does the rest",
             "batchgen run jobs/demo.yaml --sandbox --json",
             "against the built-in emulator, with a JSON summary on stdout (for cron and CI)",
         ),
@@ -81,7 +81,9 @@ def add_run(commands: Commands) -> None:
     run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
     run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
     run.add_argument(
-        "--budget", metavar="USD", help="stop submitting before the quoted spend would exceed this"
+        "--budget",
+        metavar="USD",
+        help="stop submitting before the run directory's spend (every generation it made) would exceed this",
     )
     run.add_argument(
         "--upload-repo",
@@ -108,7 +110,7 @@ def add_run(commands: Commands) -> None:
     run.add_argument(
         "--json",
         action="store_true",
-        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, committed_usd, failures",
+        help="at the end, print a JSON summary on stdout: run_dir, reason, counts, spend, failures",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -175,6 +177,7 @@ async def _run(args: argparse.Namespace) -> int:
     from batchgen.batch import run_manifest_async
     from batchgen.cli.deliver import report_delivery
     from batchgen.progress import Progress
+    from batchgen.spend import describe
 
     overrides = _overrides(args)
     bar: list[Progress] = []
@@ -210,6 +213,8 @@ async def _run(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(f"batchgen: report: {result.report}", file=sys.stderr)
     code = summarise(result.outcome, result.run_dir, result.total)
+    if result.spend is not None:
+        print(f"batchgen: {describe(result.spend, sandbox=result.sandbox)}", file=sys.stderr)
     if result.left_for_later:
         print(
             f"batchgen: {result.left_for_later} other planned job(s) were not chosen by --only: left as "

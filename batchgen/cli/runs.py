@@ -39,6 +39,8 @@ def add_status(commands: Commands) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.cli.deliver import delivery_status
+    from batchgen.spend import describe, job_spend, journal_charges, spend_of
+    from batchgen.states import SANDBOX_IDENTITY
     from batchgen.store import Journal
 
     journal = Journal.open_existing(args.run_dir)
@@ -46,8 +48,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         records = sorted(journal.records().values(), key=lambda r: r.idx)
         api = journal.meta("api")
         delivery = delivery_status(journal, args.run_dir)
+        charges, billed = journal_charges(journal)
     finally:
         journal.close()
+    shares = {key: job_spend(job, billed) for key, job in charges.items()}
     chosen = chosen_keys(args.run_dir, args.only)
     if chosen is not None:
         records = [r for r in records if r.key in chosen]
@@ -68,6 +72,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "sha256": r.sha256,
                         "error": r.error,
                         "kept_path": kept_path(r),
+                        # what its generations count for in the run directory's spend (every attempt)
+                        "spent_usd": str(shares[r.key].total),
+                        "generations": shares[r.key].generations,
                     }
                 )
             )
@@ -81,6 +88,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         + " · ".join(f"{s} {n}" for s, n in sorted(counts.items()))
         + (f"  (results from {api})" if api else "")
     )
+    spent = spend_of(charges.values(), billed)
+    print(f"  {describe(spent, sandbox=api == SANDBOX_IDENTITY)}")
     superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
     earlier = sum(1 for r in records if not r.planned and r.state != "superseded")
     if superseded:

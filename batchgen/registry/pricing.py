@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["format_usd", "quote", "rate"]
+__all__ = ["MIN_UNIT_PRICE_USD", "format_usd", "implausible_prices", "quote", "rate"]
+
+#: The lowest price per second or per image a budget is enforced with (the documented ones are $0.012
+#: and up): a registry answering 0, or 1e-12, would let every job through a budget "enforced" at $0.00.
+MIN_UNIT_PRICE_USD = Decimal("0.0001")
 
 
 def rate(value: Any) -> Decimal | None:
@@ -50,3 +54,16 @@ def format_usd(amount: Decimal | None) -> str:
     if amount is None:
         return "unknown"
     return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+def implausible_prices(quotes: Iterable[tuple[str, Decimal | None, int | None]]) -> dict[str, str]:
+    """Per model whose quotes rest on a price below MIN_UNIT_PRICE_USD, the lowest such price in words
+    ("$0 per second"), from (model, quote, duration in seconds or None for a per-image quote)."""
+    lowest: dict[str, tuple[Decimal, str]] = {}
+    for model, cost, duration_s in quotes:
+        if cost is None or duration_s == 0:
+            continue
+        unit, per = (cost / duration_s, "second") if duration_s else (cost, "image")
+        if unit < MIN_UNIT_PRICE_USD and (model not in lowest or unit < lowest[model][0]):
+            lowest[model] = (unit, per)
+    return {model: f"${unit.normalize():f} per {per}" for model, (unit, per) in lowest.items()}

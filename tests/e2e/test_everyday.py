@@ -78,10 +78,11 @@ async def test_run_only_then_a_plain_run_finishes_the_rest_without_paying_twice(
     lamp = await run_cli("run", str(manifest), "-o", "out", *with_progress, cwd=tmp_path)
     assert lamp.code == 0, lamp.stderr
     assert "out/shop: 2/2 done" in lamp.stderr and "4 other planned job(s)" in lamp.stderr
-    # not a terminal: plain progress lines, with an ETA while work is left, and the committed quote
+    # not a terminal: plain progress lines, with an ETA while work is left, and the run directory's spend
     assert re.search(r"^\[00:00:0\d\] 0/2 done · eta \? · in flight \d", lamp.stderr, re.M)
-    assert "] 2/2 done · in flight 0 · downloading 0 · failed 0 · retried 0 · $2.24 committed (quote)\n" in (
-        lamp.stderr
+    assert (
+        "] 2/2 done · in flight 0 · downloading 0 · failed 0 · retried 0 · $2.24 spent (run directory)\n"
+        in (lamp.stderr)
     )
     assert (enqueues(emu), bodies_with(emu, "lamp")) == (2, 2)
     run_dir = tmp_path / "out" / "shop"
@@ -168,7 +169,7 @@ async def test_a_plan_budget_line_says_where_the_run_stops_and_the_run_agrees(
     planned = await run_cli("plan", str(manifest), "-o", "out", "--budget", "4", *keys_arg(emu), cwd=tmp_path)
     assert planned.code == 0, planned.stderr
     assert (
-        "budget $4.00 stops after 3 of 6 jobs to run: $3.36 committed by then; the next, #3 hero, would bring it to $4.48"
+        "budget $4.00 stops after 3 of 6 jobs to run: $3.36 spent by then; the next, #3 hero, would bring it to $4.48"
         in (planned.stdout)
     )
     ran = await run_cli("run", str(manifest), "-o", "out", *api_args(emu, "--budget", "4"), cwd=tmp_path)
@@ -176,7 +177,7 @@ async def test_a_plan_budget_line_says_where_the_run_stops_and_the_run_agrees(
     assert enqueues(emu) == 3
     again = await run_cli("plan", str(manifest), "-o", "out", "--budget", "6", *keys_arg(emu), cwd=tmp_path)
     assert (
-        "budget $6.00 stops after 2 of 3 jobs to run: $5.60 committed by then (of which $3.36 already)"
+        "budget $6.00 stops after 2 of 3 jobs to run: $5.60 spent by then (of which $3.36 already spent by this run directory)"
         in (again.stdout)
     )
     more = await run_cli("run", str(manifest), "-o", "out", *api_args(emu, "--budget", "6"), cwd=tmp_path)
@@ -329,7 +330,7 @@ async def test_ls_lists_every_run_directory_with_counts_spend_activity_and_sandb
     emulator: Any, tmp_path: Path
 ) -> None:
     """A real run, a sandbox run and a plain folder: `ls` lists the two runs (not the folder) with their
-    counts, the committed quote, the last activity and the sandbox flag."""
+    counts, what each has spent (a sandbox run: nothing paid), the last activity and the sandbox flag."""
     emu = await emulator()
     manifest = product_manifest(tmp_path, takes=1)
     assert (await run_cli("run", str(manifest), "-o", "out", *api_args(emu), cwd=tmp_path)).code == 0
@@ -350,7 +351,7 @@ async def test_ls_lists_every_run_directory_with_counts_spend_activity_and_sandb
         "CAMPAIGN",
         "JOBS",
         "STATES",
-        "COMMITTED",
+        "SPENT",
         "LAST",
         "ACTIVITY",
         "SANDBOX",
@@ -359,14 +360,16 @@ async def test_ls_lists_every_run_directory_with_counts_spend_activity_and_sandb
     assert re.match(
         r"out/shop +shop +3 +done 3 +\$3\.36 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d +no +-$", lines[1]
     )
-    assert re.match(r"out/shop\.sandbox +shop +3 +done 1 · pending 2 +\$1\.12 +\S+ +yes +-$", lines[2])
+    assert re.match(
+        r"out/shop\.sandbox +shop +3 +done 1 · pending 2 +sandbox: nothing paid +\S+ +yes +-$", lines[2]
+    )
     assert len(lines) == 3
     as_json = [
         json.loads(line) for line in (await run_cli("ls", "out", "--json", cwd=tmp_path)).stdout.splitlines()
     ]
     assert [(r["run_dir"], r["counts"], r["committed_usd"], r["sandbox"], r["live"]) for r in as_json] == [
-        ("out/shop", {"done": 3}, "3.360", False, False),
-        ("out/shop.sandbox", {"done": 1, "pending": 2}, "1.120", True, False),
+        ("out/shop", {"done": 3}, "3.36", False, False),  # as billed: the history was read
+        ("out/shop.sandbox", {"done": 1, "pending": 2}, None, True, False),
     ]
     missing = await run_cli("ls", "nowhere", cwd=tmp_path)
     assert missing.code == 2 and "nowhere is not a directory" in missing.stderr

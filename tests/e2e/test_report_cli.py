@@ -89,7 +89,8 @@ async def test_report_shows_only_the_current_plan_never_superseded_results(
     emulator: Any, tmp_path: Path
 ) -> None:
     """A second manifest of the same name takes the first one's paths: the old results move to
-    superseded/, and neither results.* nor the report show them."""
+    superseded/; the report has no card for them, and results.* list them after the plan's rows,
+    `planned` false, at their superseded/ paths (paid for, so they count in the spend)."""
     emu = await emulator()
     first = write_manifest(tmp_path, count=3, prompt="First take {n}")
     assert (await run_cli("run", str(first), "-o", "out", *api_args(emu), cwd=tmp_path)).code == 0
@@ -105,6 +106,9 @@ async def test_report_shows_only_the_current_plan_never_superseded_results(
             assert (await run_cli("report", str(run_dir), cwd=tmp_path)).code == 0
         rows, cards = results(run_dir), cards_of(run_dir)
         assert len(rows) == len(cards) == 3 and not old_keys & {r["key"] for r in rows}
+        earlier = results(run_dir, earlier=True)[3:]
+        assert {r["key"] for r in earlier} == old_keys and not any(r["planned"] for r in earlier)
+        assert all((run_dir / r["output_path"]).is_file() and r["state"] == "superseded" for r in earlier)
         assert [c["key"] for c in cards] == [r["key"] for r in rows]
         assert all(c["prompt"].startswith("Second take") for c in cards)
         assert all(c["path"].startswith("videos/") and "superseded" not in c["href"] for c in cards)

@@ -46,8 +46,11 @@ def write_manifest(
     return path
 
 
-def results(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+def results(run_dir: Path, *, earlier: bool = False) -> list[dict[str, Any]]:
+    """The rows of results.jsonl for the plan's jobs; `earlier`: also those after them, of jobs of an
+    earlier manifest that made a generation (`planned` false)."""
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    return [row for row in rows if earlier or row.get("planned", True)]
 
 
 def assert_all_verified(run_dir: Path, emu: Emulator, expected: int) -> None:

@@ -54,17 +54,17 @@ for (const [state, n] of H.counts) {
   countButtons.push(b);
   $("counts").append(b);
 }
-$("spend").append(el("span", "", "Quoted spend " + H.spend + (H.budget ? " of " + H.budget + " budget" : "")));
+$("spend").append(el("span", "", "Spent " + H.spend + (H.budget ? " of " + H.budget + " budget" : "")));
 if (H.budget_n && H.spend_n !== null) {
   const m = el("meter");
   m.min = 0; m.max = H.budget_n; m.high = H.budget_n * 0.9; m.value = Math.min(H.spend_n, H.budget_n);
   m.title = Math.round(100 * H.spend_n / H.budget_n) + "% of the budget";
   $("spend").append(m);
 }
-if (H.billed) {
-  const billed = el("span", "billed", "billed " + H.billed + " (" + H.billed_jobs + " of " + CARDS.length + " jobs)");
-  billed.title = "what the provider's history says was charged";
-  $("spend").append(billed);
+if (H.spend_note) {
+  const note = el("span", "billed", H.spend_note);
+  note.title = "every generation this run directory made, superseded ones included: what the provider's history billed where it was read, else the quote";
+  $("spend").append(note);
 }
 const failures = CARDS.filter((c) => FAILED.has(c.state));
 if (failures.length) {
@@ -182,9 +182,11 @@ function buildCard(c) {
   body.append(row, title);
   if (c.vars.length) {
     const ul = el("ul", "vars");
-    for (const [k, v] of c.vars) {
+    for (const [k, v, shortened] of c.vars) {
       const li = el("li");
-      li.append(el("span", "k", k + " "), el("span", "v", v));
+      const value = el("span", "v", v);
+      if (shortened) value.title = shortened;
+      li.append(el("span", "k", k + " "), value);
       ul.append(li);
     }
     body.append(ul);
