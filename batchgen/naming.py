@@ -1,0 +1,167 @@
+"""Jobs named by what they are: `hero · mug · 9:16 · take 2`, the one rule every output uses.
+
+A job's readable name is its name (the job spec's), then the values of the variables that tell the
+jobs of that name apart, in the manifest's order of variables, then `take N` when its spec makes
+more than one take (`repeat`). A variable is shown when it varies among the jobs of the name and
+its value does not already follow from the variables shown before it: a CSV's `tagline` that goes
+with its `product` adds length, not a distinction. Values are cleaned of control and formatting
+characters and shortened to `MAX_VALUE_CHARS`. Two jobs of one plan never get the same name: a
+clash gets as much of each job's key as tells them apart.
+
+Pure, and a leaf: it imports nothing from batchgen, so the journal, the results and the report can
+name a job without loading the planner. Machines keep using the key.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "SEPARATOR",
+    "Nameable",
+    "Varying",
+    "fallback_name",
+    "readable_name",
+    "readable_names",
+    "shown_or_fallback",
+    "varying",
+]
+
+SEPARATOR = " · "
+#: A value longer than this many characters is shortened with "…" (results.* keep it whole).
+MAX_VALUE_CHARS = 24
+#: Key characters added to names that would otherwise clash: the first width that tells them apart.
+_KEY_WIDTHS = (6, 12, 64)
+_ABSENT = object()  # a job of the name that does not have the variable at all
+
+
+class Nameable(Protocol):
+    """What naming reads of a job: a planning.Job, or a job read back from plan.json."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def replica(self) -> int: ...
+    @property
+    def vars(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Varying:
+    """What tells a plan's jobs apart, per job name: the variables to show, in manifest order, and
+    whether its jobs are takes of one another (the spec's `repeat` is over 1)."""
+
+    shown: Mapping[str, tuple[str, ...]]
+    repeated: frozenset[str]
+
+
+def varying(jobs: Iterable[Nameable]) -> Varying:
+    """Which variables tell the jobs of each name apart (computed once per plan)."""
+    by_name: dict[str, list[Nameable]] = {}
+    for job in jobs:
+        by_name.setdefault(job.name, []).append(job)
+    shown = {name: _telling(group) for name, group in by_name.items()}
+    repeated = frozenset(name for name, group in by_name.items() if any(job.replica for job in group))
+    return Varying(shown, repeated)
+
+
+def _telling(group: Sequence[Nameable]) -> tuple[str, ...]:
+    """The variables, in order of first appearance, each of which splits some set of the group's jobs
+    that agree on every variable chosen before it."""
+    order = dict.fromkeys(name for job in group for name in job.vars)
+    chosen: list[str] = []
+    seen_so_far: list[tuple[Any, ...]] = [() for _ in group]  # each job's values of the chosen ones
+    for variable in order:
+        first: dict[tuple[Any, ...], Any] = {}
+        values = [_comparable(job.vars.get(variable, _ABSENT)) for job in group]
+        if any(
+            first.setdefault(seen, value) != value for seen, value in zip(seen_so_far, values, strict=True)
+        ):
+            chosen.append(variable)
+            seen_so_far = [(*seen, value) for seen, value in zip(seen_so_far, values, strict=True)]
+    return tuple(chosen)
+
+
+def _comparable(value: Any) -> Any:
+    return value if value is _ABSENT else _text(value)
+
+
+def readable_name(job: Nameable, varying: Varying) -> str:
+    """`hero · mug · 9:16 · take 2`: the job's name, its values of the variables that tell the jobs
+    of its name apart, and its take when its spec makes more than one. Not unique by itself (two
+    values may shorten alike): `readable_names` makes a plan's names unique."""
+    parts = [_clean(job.name)]
+    for variable in varying.shown.get(job.name, ()):
+        if variable in job.vars:
+            parts.append(_shorten(_clean(_text(job.vars[variable]))) or "(empty)")
+    if job.name in varying.repeated:
+        parts.append(f"take {job.replica + 1}")
+    return SEPARATOR.join(parts)
+
+
+def readable_names(jobs: Sequence[Nameable]) -> dict[str, str]:
+    """Every job's readable name, by key, unique within `jobs` (one plan): names that would clash
+    get the first 6 characters of the key added (more, if those still clash)."""
+    rule = varying(jobs)
+    base = {job.key: readable_name(job, rule) for job in jobs}
+    names = dict(base)
+    for width in _KEY_WIDTHS:
+        counts: dict[str, int] = {}
+        for name in names.values():
+            counts[name] = counts.get(name, 0) + 1
+        clashing = [key for key, name in names.items() if counts[name] > 1]
+        if not clashing:
+            break
+        for key in clashing:
+            names[key] = f"{base[key]}{SEPARATOR}{key[:width]}"
+    return names
+
+
+def fallback_name(name: str, key: str) -> str:
+    """The name of a job journaled before batchgen kept readable names: its name and key prefix."""
+    return f"{_clean(name)}{SEPARATOR}{key[: _KEY_WIDTHS[0]]}"
+
+
+def shown_or_fallback(title: str | None, name: str, key: str) -> str:
+    """`title` when there is one, else `fallback_name`."""
+    return title or fallback_name(name, key)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _clean(text: str) -> str:
+    """One line of visible text: whitespace runs become one space; control and formatting characters
+    (bidi overrides, zero-width ones) go, so a name cannot break a log line or reorder a terminal's."""
+    kept = []
+    for char in text:
+        if char.isspace():
+            kept.append(" ")
+        elif not unicodedata.category(char).startswith("C"):
+            kept.append(char)
+    return " ".join("".join(kept).split())
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    cut = MAX_VALUE_CHARS - 1
+    while cut > 1 and unicodedata.combining(text[cut]):  # never part a letter from its accent
+        cut -= 1
+    return text[:cut].rstrip() + "…"
