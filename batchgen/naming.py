@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -113,12 +114,10 @@ def readable_names(jobs: Sequence[Nameable]) -> dict[str, str]:
     base = {job.key: readable_name(job, rule) for job in jobs}
     names = dict(base)
     for width in _KEY_WIDTHS:
-        counts: dict[str, int] = {}
-        for name in names.values():
-            counts[name] = counts.get(name, 0) + 1
-        clashing = [key for key, name in names.items() if counts[name] > 1]
-        if not clashing:
+        counts = Counter(names.values())
+        if len(counts) == len(names):
             break
+        clashing = [key for key, name in names.items() if counts[name] > 1]
         for key in clashing:
             names[key] = f"{base[key]}{SEPARATOR}{key[:width]}"
     return names
@@ -135,8 +134,11 @@ def shown_or_fallback(title: str | None, name: str, key: str) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -149,6 +151,8 @@ def _text(value: Any) -> str:
 def _clean(text: str) -> str:
     """One line of visible text: whitespace runs become one space; control and formatting characters
     (bidi overrides, zero-width ones) go, so a name cannot break a log line or reorder a terminal's."""
+    if text.isprintable() and "  " not in text and text.strip() == text:  # the common case, fast
+        return text
     kept = []
     for char in text:
         if char.isspace():

@@ -183,7 +183,7 @@ def budget_line(
     return (
         f"  budget {format_usd(limit)} stops after {forecast.admitted} of {forecast.to_run} jobs to run: "
         f"{format_usd(forecast.spend)} spent by then{already}; the next, #{stopper.index} "
-        f"{stopper.name}, would bring it to {format_usd(forecast.spend + (stopper.cost_usd or Decimal(0)))}"
+        f"{stopper.label}, would bring it to {format_usd(forecast.spend + (stopper.cost_usd or Decimal(0)))}"
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.manifest.model import LocalAsset, Location
+from batchgen.naming import shown_or_fallback
 
 __all__ = ["Job", "Plan"]
 
@@ -30,6 +31,14 @@ class Job:
     location: Location  # the job spec's `- name:` line
     cost_usd: Decimal | None
     duration_s: int | None
+    #: its readable name (`hero · mug · 9:16 · take 2`, batchgen.naming), unique within its plan; ""
+    #: for a job made outside a plan (then `label` falls back to its name and key prefix)
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        """How a person is told about this job: its title, or its name and key prefix."""
+        return shown_or_fallback(self.title, self.name, self.key)
 
 
 @dataclass(frozen=True, slots=True)

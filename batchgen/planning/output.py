@@ -17,6 +17,7 @@ def _job_json(job: Job) -> dict[str, Any]:
         "index": job.index,
         "key": job.key,
         "name": job.name,
+        "title": job.label,
         "replica": job.replica,
         "model": job.model,
         "media_type": job.media_type,
@@ -87,9 +88,7 @@ def format_plan(plan: Plan, *, done_keys: frozenset[str] = frozenset(), show_req
     if shown:
         lines.append(f"First {len(shown)} request(s) to send:")
     for job in shown:
-        lines.append(
-            f"  #{job.index} {job.name} replica {job.replica} -> videos/{job.output_path}  key {job.key[:12]}"
-        )
+        lines.append(f"  #{job.index} {job.label} -> videos/{job.output_path}  key {job.key[:12]}")
         body = json.dumps(job.request, indent=2, ensure_ascii=False)
         lines.extend("    " + line for line in body.splitlines())
     return "\n".join(lines)

@@ -394,6 +394,35 @@ def test_plan_to_json_is_complete_and_serialisable(ws: Workspace) -> None:
     assert data["by_model"] == {KLING: 2} and data["by_aspect_ratio"] == {"model default": 2}
 
 
+def test_each_job_gets_its_readable_name_in_the_plan_and_plan_json(ws: Workspace) -> None:
+    """The planner names every job by the one rule (batchgen.naming), as the README's manifest: a
+    CSV's product (its tagline follows from it), the job's matrix axis, the take; the constant brand
+    left out, and a job without the axis or repeats shows neither. plan.json carries it
+    beside the name."""
+    plan = ws.plan(
+        HEADER
+        + """\
+vars: {brand: Meadow}
+rows: products.csv
+jobs:
+  - name: hero
+    prompt: "{brand} {product}: {tagline}"
+    aspect_ratio: "{ratio}"
+    matrix: {ratio: ['16:9', '9:16']}
+    repeat: 2
+  - name: teaser
+    prompt: "{product}"
+""",
+        files={"products.csv": "product,tagline\nmug,Warm mornings\nlamp,Light that stays\n"},
+    )
+    titles = [job.title for job in plan.jobs]
+    assert titles[:4] == ["hero · mug · 16:9 · take 1", "hero · mug · 16:9 · take 2", "hero · mug · 9:16 · take 1", "hero · mug · 9:16 · take 2"]  # fmt: skip
+    assert titles[8:] == ["teaser · mug", "teaser · lamp"]
+    assert len(set(titles)) == len(titles) == 10
+    data = plan_to_json(plan)
+    assert [(j["name"], j["title"]) for j in data["jobs"]] == [(j.name, j.title) for j in plan.jobs]
+
+
 def test_format_plan_shows_counts_progress_cost_and_requests(ws: Workspace) -> None:
     """The human plan lists counts by model and ratio, what is done, the quote, and the first requests."""
     plan = ws.plan(
@@ -407,7 +436,9 @@ def test_format_plan_shows_counts_progress_cost_and_requests(ws: Workspace) -> N
     assert "    16:9  2" in lines and "    9:16  2" in lines
     assert "  cost quote: $4.48 in total, $3.36 to go" in lines
     assert "First 1 request(s) to send:" in lines
-    assert f"  #1 j replica 1 -> videos/{plan.jobs[1].output_path}  key {plan.jobs[1].key[:12]}" in lines
+    assert (
+        f"  #1 j · 16:9 · take 2 -> videos/{plan.jobs[1].output_path}  key {plan.jobs[1].key[:12]}" in lines
+    )
     assert '      "aspect_ratio": "16:9"' in lines
 
 
