@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.planning import Plan
-from batchgen.rundir import unverified_relpath
+from batchgen.rundir import result_relpath, unverified_relpath
 from batchgen.runner import RunOutcome
 from batchgen.spend import Spend
 from batchgen.states import JobState
@@ -29,8 +29,9 @@ class JobProblem:
     name: str
     state: str
     error: str | None
-    output_path: str
+    output_path: str  # where its result goes, relative to the run directory (`videos/…`)
     kept_path: str | None = None  # unverified: where its bytes are kept (relative to the run directory)
+    title: str = ""  # its readable name (`hero · mug · 9:16 · take 2`): how a person knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class BatchResult:
                 {
                     "key": p.key,
                     "name": p.name,
+                    "title": p.title,
                     "state": p.state,
                     "error": p.error,
                     "output_path": p.output_path,
@@ -127,7 +129,8 @@ def problems_of(plan: Plan, journal: Journal) -> tuple[JobProblem, ...]:
                 if record.state is JobState.UNVERIFIED
                 else None
             )
+            path = result_relpath(job.output_path)
             found.append(
-                JobProblem(job.key, job.name, str(record.state), record.error, job.output_path, kept)
+                JobProblem(job.key, job.name, str(record.state), record.error, path, kept, job.label)
             )
     return tuple(found)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from batchgen import scheduler
 from batchgen.api import OxenClient
 from batchgen.config import RunOptions
+from batchgen.logs import job_key
 from batchgen.planning import Job, Plan
 from batchgen.rundir import checked_path, result_relpath, superseded_relpath
 from batchgen.states import JobState
@@ -93,6 +94,11 @@ class RunContext:
     def record(self, key: str) -> JobRecord:
         return self.journal.get(key)
 
+    def label(self, key: str) -> str:
+        """How a person is told about a job of this run: its readable name (`hero · mug · 9:16`)."""
+        job = self.jobs.get(key)
+        return job.label if job is not None else self.journal.get(key).label
+
     def release(self, key: str, state: JobState, detail: str, **changes: Any) -> None:
         """Journal `state` for a job holding a provider slot, and give the slot back."""
         self.journal.transition(key, state, detail, **changes)
@@ -105,7 +111,7 @@ class RunContext:
         self.journal.claim_generation(
             key, generation_id, record.attempts, state, api=self.options.api_identity, **changes
         )
-        log.debug("submitted %s %s as generation %s", key[:12], self.jobs[key].name, generation_id)
+        log.debug("submitted %s as generation %s", self.label(key), generation_id, extra=job_key(key))
         self.by_generation[generation_id] = key
         self.on_claimed(key, generation_id)
         self.notify()

@@ -30,6 +30,7 @@ from batchgen.errors import (
     UnverifiedKept,
 )
 from batchgen.landing import DirectorySync, Land
+from batchgen.logs import job_key
 from batchgen.planning import Job
 from batchgen.retry import backoff
 from batchgen.rundir import (
@@ -111,7 +112,7 @@ class Fetcher:
             return
         except DownloadError as exc:
             self.failures += 1
-            log.warning("could not download the result of %s [%s]: %s", job.name, key[:12], exc)
+            log.warning("could not download the result of %s: %s", job.label, exc, extra=job_key(key))
             error = f"download failed ({exc}); run again to fetch it (nothing is paid again)"
             ctx.journal.transition(key, record.state, "download failed", error=error)
             return
@@ -174,7 +175,14 @@ class Fetcher:
                 if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
                     ctx.urls.pop(key, None)
                 last = exc
-                log.info("download of %s failed (%s), attempt %d of %d", key[:12], exc, attempt, attempts)
+                log.info(
+                    "download of %s failed (%s), attempt %d of %d",
+                    job.label,
+                    exc,
+                    attempt,
+                    attempts,
+                    extra=job_key(key),
+                )
                 await ctx.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
         raise DownloadError(f"{attempts} attempts failed, the last with: {last}")
 
@@ -202,12 +210,12 @@ class Fetcher:
         )
         ctx.urls.pop(job.key, None)
         log.error(
-            "job %s [%s] is unverified: %s. Not downloaded again: `batchgen unverified %s` to look at it, "
+            "job %s is unverified: %s. Not downloaded again: `batchgen unverified %s` to look at it, "
             "then --accept or --fetch-again",
-            job.name,
-            job.key[:12],
+            job.label,
             reason,
             ctx.run_dir,
+            extra=job_key(job.key),
         )
 
     async def _deliver(self, job: Job, final: Path, verified: VerifiedResult) -> None:
@@ -216,10 +224,11 @@ class Fetcher:
             await sink.deliver(verified)
         log.debug(
             "downloaded %s to %s (%d bytes, sha256 %s)",
-            job.key[:12],
+            job.label,
             final,
             verified.size,
             verified.sha256[:16],
+            extra=job_key(job.key),
         )
         done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
         ctx.journal.transition(
@@ -279,7 +288,8 @@ class Fetcher:
                 "kept the file found at %s in %s: job %s writes its result there",
                 job.output_path,
                 moved_to,
-                job.key[:12],
+                job.label,
+                extra=job_key(job.key),
             )
         return None
 

@@ -36,6 +36,7 @@ from typing import Any
 from batchgen import scheduler
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, StorageError, Unauthenticated
+from batchgen.logs import job_key
 from batchgen.rundir import write_json
 from batchgen.scheduler import StopReason
 from batchgen.states import AT_PROVIDER, JobState
@@ -217,7 +218,13 @@ async def _cancel_generation(ctx: RunContext, key: str, generation_id: str) -> s
     except ApiError as exc:
         if isinstance(exc, Unauthenticated):
             raise
-        log.error("could not cancel generation %s of job %s: %s", generation_id, key[:12], exc)
+        log.error(
+            "could not cancel generation %s of job %s: %s",
+            generation_id,
+            ctx.label(key),
+            exc,
+            extra=job_key(key),
+        )
         return "not cancelled (API error)"
     record = ctx.record(key)
     if record.generation_id == generation_id and record.state in AT_PROVIDER:

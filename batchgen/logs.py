@@ -44,18 +44,26 @@ def _redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+def job_key(key: str) -> dict[str, str]:
+    """`extra=` for a line that names a job for people (by its readable name): run.log keeps the key,
+    for programs, as the line's `key` field."""
+    return {"job_key": key}
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         seconds = round(record.created, 3)  # both fields from it: the same millisecond, never one apart
-        return json.dumps(
-            {
-                "time": iso_utc(seconds, ms=True),  # for people; "t" (epoch seconds) for programs
-                "t": seconds,
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        )
+        line = {
+            "time": iso_utc(seconds, ms=True),  # for people; "t" (epoch seconds) for programs
+            "t": seconds,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        key = getattr(record, "job_key", None)
+        if isinstance(key, str):
+            line["key"] = key
+        return json.dumps(line)
 
 
 class Human(logging.Formatter):

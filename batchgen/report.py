@@ -2,7 +2,9 @@
 
 Columns (the same keys in both files), fixed ones first, in this order:
 
-- index, key, name, replica, model, state, output_path, generation_id, attempts, sha256, size, error;
+- index, key, name, title, replica, model, state, output_path, generation_id, attempts, sha256, size,
+  error: `title` is the job's readable name (`hero · mug · 9:16 · take 2`, batchgen.naming), for
+  people; `key` is what programs go by; `output_path` is relative to the run directory (`videos/…`);
 - cost_usd: the job's quote; empty for a failed, invalid or cancelled row none of whose generations
   was (or may yet be) charged;
 - kept_path: for an `unverified` job, where its bytes are kept (`unverified/<key12>/<file>`; its
@@ -28,13 +30,15 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from batchgen.errors import UsageError
 from batchgen.isotime import iso_utc
-from batchgen.rundir import atomic_writer, superseded_relpath, unverified_relpath
+from batchgen.naming import readable_names, shown_or_fallback
+from batchgen.rundir import atomic_writer, output_relpath, unverified_relpath
 from batchgen.spend import JobCharges, JobSpend, job_spend, journal_charges
 from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
@@ -44,6 +48,7 @@ __all__ = [
     "PlanEntry",
     "PlannedJob",
     "earlier_rows",
+    "plan_entries",
     "prompt_of",
     "result_columns",
     "result_rows",
@@ -55,6 +60,7 @@ FIELDS = (
     "index",
     "key",
     "name",
+    "title",
     "replica",
     "model",
     "state",
@@ -93,6 +99,8 @@ class PlannedJob(Protocol):
     @property
     def name(self) -> str: ...
     @property
+    def label(self) -> str: ...
+    @property
     def replica(self) -> int: ...
     @property
     def model(self) -> str: ...
@@ -125,15 +133,22 @@ class PlanEntry:
     vars: Mapping[str, Any]
     request: Mapping[str, Any]
     media_type: str = "video"
+    title: str = ""  # its readable name (batchgen.naming); plan.json from before titles has none
+
+    @property
+    def label(self) -> str:
+        return shown_or_fallback(self.title, self.name, self.key)
 
     @classmethod
     def from_json(cls, job: Mapping[str, Any]) -> PlanEntry:
         cost = job.get("cost_usd")
         duration = job.get("duration_s")
+        title = job.get("title")
         return cls(
             index=int(job["index"]),
             key=str(job["key"]),
             name=str(job.get("name", "")),
+            title=title if isinstance(title, str) else "",
             replica=int(job.get("replica", 0)),
             model=str(job.get("model", "")),
             output_path=str(job.get("output_path", "")),
@@ -143,6 +158,19 @@ class PlanEntry:
             request=dict(job.get("request") or {}),
             media_type=str(job.get("media_type") or "video"),
         )
+
+
+def plan_entries(plan: Mapping[str, Any], where: Path) -> list[PlanEntry]:
+    """The jobs of a plan.json (read from `where`); a plan.json written before batchgen kept readable
+    names gets them now, by the same rule, from the jobs' names, variables and replicas."""
+    try:
+        entries = [PlanEntry.from_json(job) for job in plan.get("jobs", [])]
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise UsageError(f"{where}: a job is not as batchgen writes it ({exc!r})") from None
+    if all(entry.title for entry in entries):
+        return entries
+    titles = readable_names(entries)
+    return [replace(entry, title=titles[entry.key]) for entry in entries]
 
 
 def var_column(name: str) -> str:
@@ -204,6 +232,7 @@ def earlier_rows(
             index=record.idx,
             key=record.key,
             name=record.name,
+            title=record.label,
             replica=0,
             model=record.model,
             output_path=record.output_path,
@@ -212,8 +241,7 @@ def earlier_rows(
             vars={},
             request=body,
         )
-        aside = record.state is JobState.SUPERSEDED
-        where = superseded_relpath(record.output_path, record.key) if aside else None
+        where = output_relpath(record.output_path, record.key, superseded=record.state is JobState.SUPERSEDED)
         yield {**_row(entry, record, share, "videos", path=where), "replica": None, "planned": False}
 
 
@@ -234,6 +262,7 @@ def _row(
         "index": job.index,
         "key": job.key,
         "name": job.name,
+        "title": job.label,
         "replica": job.replica,
         "model": job.model,
         "state": str(record.state) if record else "pending",

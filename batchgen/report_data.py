@@ -19,7 +19,7 @@ import yaml
 
 from batchgen.errors import UsageError
 from batchgen.registry.pricing import format_usd
-from batchgen.report import PlanEntry, PlannedJob, prompt_of
+from batchgen.report import PlannedJob, plan_entries, prompt_of
 from batchgen.report_html import (
     CHARGED_STATES,
     Money,
@@ -123,13 +123,7 @@ def load_report(
     plan = read_plan(run_dir)
     rows, spent = _read_results(run_dir)
     builder = ReportBuilder(run_dir)
-    for job in plan.get("jobs", []):  # superseded and older jobs are in no plan entry: not shown
-        try:
-            entry = PlanEntry.from_json(job)
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise UsageError(
-                f"{run_dir / 'plan.json'}: a job is not as batchgen writes it ({exc!r})"
-            ) from None
+    for entry in plan_entries(plan, run_dir / "plan.json"):  # superseded and older jobs: not shown
         builder.add(entry, rows.get(entry.key) or {})
     header = builder.header(
         str(plan.get("name") or run_dir.name),
@@ -201,6 +195,7 @@ def _card_of(job: PlannedJob, row: Mapping[str, Any], run_dir: Path) -> ReportCa
         key=job.key,
         index=job.index,
         name=job.name,
+        title=job.label,
         replica=job.replica,
         state=_str(row.get("state")) or "pending",
         video_path=path if exists else None,

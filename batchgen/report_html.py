@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from batchgen.naming import shown_or_fallback
 from batchgen.registry.pricing import format_usd
 from batchgen.rundir import atomic_writer
 from batchgen.states import BILLED
@@ -89,7 +90,8 @@ class ReportCard:
     key: str
     index: int  # plan (manifest) order, from 0
     name: str
-    replica: int  # shown as "take replica+1"
+    replica: int
+    title: str = ""  # its readable name (`hero · mug · 9:16 · take 2`): the card's heading
     state: str
     video_path: str | None  # POSIX path relative to the run directory; None when there is no file
     media_type: str = "video"  # "video" | "image"
@@ -231,6 +233,7 @@ def _card_json(card: ReportCard) -> dict[str, Any]:
         "key": card.key,
         "index": card.index,
         "name": card.name,
+        "title": shown_or_fallback(card.title, card.name, card.key),
         "replica": card.replica,
         "state": card.state,
         "path": card.video_path,

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.config import SANDBOX_IDENTITY
-from batchgen.errors import UsageError
-from batchgen.report import PlanEntry, PlannedJob, earlier_rows, result_columns, result_rows, write_results
+from batchgen.report import PlannedJob, earlier_rows, plan_entries, result_columns, result_rows, write_results
 from batchgen.report_data import ReportBuilder, load_report, read_plan
 from batchgen.report_html import write_report
 from batchgen.rundir import VIDEOS_DIR
@@ -55,10 +54,7 @@ def refresh(run_dir: Path) -> Path:
     if not (run_dir / JOURNAL_NAME).is_file():
         header, cards = load_report(run_dir)
         return write_report(run_dir, header, cards)
-    try:
-        jobs = [PlanEntry.from_json(job) for job in plan.get("jobs", [])]
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-        raise UsageError(f"{run_dir / 'plan.json'}: a job is not as batchgen writes it ({exc!r})") from None
+    jobs = plan_entries(plan, run_dir / "plan.json")
     campaign = str(plan.get("name") or run_dir.name)
     del plan
     journal = Journal.open_existing(run_dir)

@@ -139,6 +139,12 @@ def result_relpath(output_path: str) -> str:
     return f"{VIDEOS_DIR}/{output_path}"
 
 
+def output_relpath(output_path: str, key: str, *, superseded: bool) -> str:
+    """What every output (results.*, `status --json`, `run --json`) calls a job's `output_path`: where
+    its result is or goes, relative to the run directory (`videos/…`, or `superseded/<key12>/…`)."""
+    return superseded_relpath(output_path, key) if superseded else result_relpath(output_path)
+
+
 def superseded_relpath(output_path: str, key: str) -> str:
     return f"{SUPERSEDED_DIR}/{key[:KEY_CHARS]}/{output_path}"
 

@@ -95,6 +95,7 @@ def result_metadata(
     return {
         "job_key": job.key,
         "name": job.name,
+        "title": job.title or record.label,  # its readable name, for people
         "replica": job.replica,
         "model": job.model,
         "generation_id": record.generation_id,

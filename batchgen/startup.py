@@ -10,6 +10,7 @@ from pathlib import Path
 from batchgen import scheduler
 from batchgen.context import RunContext
 from batchgen.errors import DownloadCorrupt, StorageError
+from batchgen.logs import job_key
 from batchgen.manifest import Location
 from batchgen.planning import Job
 from batchgen.planning.paths import fold
@@ -40,6 +41,7 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     journal = ctx.journal
     journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in ctx.plan.jobs)
     journal.set_quotes({j.key: None if j.cost_usd is None else str(j.cost_usd) for j in ctx.plan.jobs})
+    journal.set_titles({j.key: j.label for j in ctx.plan.jobs})
     journal.mark_planned(set(ctx.planned))
     _set_aside_displaced(ctx)
     downloads: list[str] = []
@@ -94,11 +96,11 @@ def _say_unverified(ctx: RunContext) -> None:
         return
     for record in found:
         log.warning(
-            "job %s [%s] is unverified, not downloaded again (%s): %s",
-            record.name,
-            record.key[:12],
+            "job %s is unverified, not downloaded again (%s): %s",
+            record.label,
             record.error,
             how,
+            extra=job_key(record.key),
         )
 
 
@@ -214,6 +216,7 @@ def leftover_job(record: JobRecord) -> Job:
         key=record.key,
         index=record.idx,
         name=record.name,
+        title=record.title or "",
         replica=0,
         model=record.model,
         media_type="image" if record.output_path.lower().endswith(".png") else "video",

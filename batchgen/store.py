@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import StorageError, UsageError
+from batchgen.naming import shown_or_fallback
 from batchgen.runlock import LOCK_NAME as LOCK_NAME
 from batchgen.runlock import RunLock as RunLock
 from batchgen.states import SANDBOX_IDENTITY, JobState, check_transition
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     api TEXT,
     planned INTEGER NOT NULL DEFAULT 1,
-    quote_usd TEXT
+    quote_usd TEXT,
+    title TEXT
 );
 CREATE TABLE IF NOT EXISTS generations (
     generation_id TEXT PRIMARY KEY,
@@ -110,6 +112,11 @@ class JobRecord:
     api: str | None = None  # which API created its generation: an origin, or "sandbox"
     planned: bool = True  # part of the plan of the run directory's latest run
     quote_usd: str | None = None  # its quote by the latest plan that held it (a decimal; None: unpriced)
+    title: str | None = None  # its readable name by the latest plan that held it (batchgen.naming)
+
+    @property
+    def label(self) -> str:  # for people: its title, else (journaled before titles) name and key prefix
+        return shown_or_fallback(self.title, self.name, self.key)
 
     def sent_body(self) -> dict[str, Any] | None:
         return None if self.sent_request is None else dict(json.loads(self.sent_request))
@@ -126,13 +133,19 @@ _UPDATABLE = frozenset(_COLUMNS) - {
     "updated_at",
     "planned",
     "quote_usd",
+    "title",
 }
 _WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in a fixed order
 _UPDATE_ROW = (
     f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
 )
 # Columns added after the first journal format, with their SQL definitions (added on open).
-_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1", "quote_usd": "TEXT"}
+_ADDED_COLUMNS = {
+    "api": "TEXT",
+    "planned": "INTEGER NOT NULL DEFAULT 1",
+    "quote_usd": "TEXT",
+    "title": "TEXT",
+}
 
 
 @contextlib.contextmanager
@@ -364,16 +377,23 @@ class Journal:
     def set_quotes(self, quotes: Mapping[str, str | None]) -> None:
         """Record the plan's quote of each of its jobs: what a generation of the job counts for in the
         run directory's spend until its billed cost is read (kept once the job leaves the plan)."""
+        self._set_plan_column("quote_usd", quotes)
+
+    def set_titles(self, titles: Mapping[str, str]) -> None:
+        """Record the plan's readable name of each job, for what is made from the journal alone."""
+        self._set_plan_column("title", titles)
+
+    def _set_plan_column(self, column: str, values: Mapping[str, str | None]) -> None:
         self.flush()
         changes = [
-            (q, k) for k, q in quotes.items() if k in self._records and self._records[k].quote_usd != q
+            (v, k) for k, v in values.items() if k in self._records and getattr(self._records[k], column) != v
         ]
         if not changes:
             return
         with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany("UPDATE jobs SET quote_usd=? WHERE key=?", changes)
-        for quote, key in changes:
-            self._records[key] = replace(self._records[key], quote_usd=quote)
+            self._conn.executemany(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
+        for value, key in changes:
+            self._records[key] = replace(self._records[key], **{column: value})  # type: ignore[arg-type]
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
         """Record which API created the generations of `keys` (journals from before that was kept)."""

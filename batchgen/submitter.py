@@ -17,6 +17,7 @@ from batchgen import scheduler
 from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, Unauthenticated
+from batchgen.logs import job_key
 from batchgen.planning import Job, canonical_json, resolve_request
 from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
 from batchgen.retry import Action, Verdict, backoff, decide
@@ -117,7 +118,12 @@ class Submitter:
                     raise
                 # Could not even ask whether the POST took effect: leave the job `submitting`, so the
                 # next run reconciles it first, and stop sending more into an API that is down.
-                log.error("cannot tell whether job %s was created (%s); stopping submissions", key[:12], exc)
+                log.error(
+                    "cannot tell whether job %s was created (%s); stopping submissions",
+                    ctx.label(key),
+                    exc,
+                    extra=job_key(key),
+                )
                 scheduler.release(ctx.state, key, JobState.SUBMITTING)
                 ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
                 return
@@ -158,7 +164,12 @@ class Submitter:
                 await ctx.sleep(verdict.delay_s)
             return True
         if action is Action.LOOK_FIRST:
-            log.info("enqueue of %s may or may not have happened (%s): reconciling", key[:12], error)
+            log.info(
+                "enqueue of %s may or may not have happened (%s): reconciling",
+                ctx.label(key),
+                error,
+                extra=job_key(key),
+            )
             if await self.reconcile([key]):
                 return False
             if attempt < ctx.client.retry_policy.request_attempts:  # surely not created: send it again
@@ -219,7 +230,13 @@ class Submitter:
         ctx = self.ctx
         generation_id = str(row["generation_id"])
         status = row.get("status")
-        log.info("job %s was already created at the provider as %s (%s)", key[:12], generation_id, status)
+        log.info(
+            "job %s was already created at the provider as %s (%s)",
+            ctx.label(key),
+            generation_id,
+            status,
+            extra=job_key(key),
+        )
         if status == "cancelled":  # claimed (never adopted by another job), and the job goes again
             ctx.journal.claim_generation(
                 key, generation_id, ctx.record(key).attempts, JobState.PENDING, api=ctx.options.api_identity

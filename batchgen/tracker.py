@@ -14,6 +14,7 @@ from batchgen import scheduler
 from batchgen.api import Completion
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, NotFound, Unauthenticated
+from batchgen.logs import job_key
 from batchgen.overdue import RenderWatch, Waiting
 from batchgen.planning import Job, Plan
 from batchgen.reconcile import search_scopes
@@ -61,7 +62,9 @@ class Tracker:
         if record.state not in AT_PROVIDER or record.generation_id != completion.generation_id:
             return  # already handled (an event and a reconcile can both report it)
         if completion.status == "succeeded":
-            log.debug("generation %s of %s succeeded", completion.generation_id, key[:12])
+            log.debug(
+                "generation %s of %s succeeded", completion.generation_id, ctx.label(key), extra=job_key(key)
+            )
             if completion.url:
                 ctx.urls[key] = completion.url
             ctx.release(key, JobState.SUCCEEDED, "succeeded", completed_at=time.time())
@@ -72,7 +75,9 @@ class Tracker:
     def on_failure(self, key: str, error: str | None) -> None:
         ctx = self.ctx
         outcome = scheduler.after_generation_failed(ctx.state, key, error)
-        log.warning("job %s %s failed (%s): %s", key[:12], ctx.jobs[key].name, outcome.detail, outcome.error)
+        log.warning(
+            "job %s failed (%s): %s", ctx.label(key), outcome.detail, outcome.error, extra=job_key(key)
+        )
         ctx.journal.transition(key, outcome.state, outcome.detail, error=outcome.error)
         if outcome.stop is not None:
             ctx.stop(outcome.stop)
@@ -203,7 +208,7 @@ class Tracker:
             f"the API does not know generation {generation_id} (was it created with another key "
             f"or --api-base?); `batchgen run --retry-invalid` would submit it again"
         )
-        log.error("job %s: %s", key[:12], message)
+        log.error("job %s: %s", self.ctx.label(key), message, extra=job_key(key))
         self.ctx.release(key, JobState.INVALID, "unknown at the provider", error=message)
 
     async def _cancel_overdue(self, key: str, generation_id: str) -> None:

@@ -61,6 +61,7 @@ class UnverifiedJob:
 
     key: str
     name: str
+    title: str  # its readable name (`hero · mug · 9:16 · take 2`), for people
     output_path: str  # its result's path under videos/
     kept_path: str  # where its bytes are kept, relative to the run directory
     reason: str  # the journal's error: the verifier's words and where the bytes are
@@ -72,6 +73,7 @@ class UnverifiedJob:
         return cls(
             key=record.key,
             name=record.name,
+            title=record.label,
             output_path=record.output_path,
             kept_path=unverified_relpath(record.output_path, record.key),
             reason=record.error or "its bytes failed verification",
@@ -83,7 +85,8 @@ class UnverifiedJob:
         return {
             "key": self.key,
             "name": self.name,
-            "output_path": self.output_path,
+            "title": self.title,
+            "output_path": result_relpath(self.output_path),  # relative to the run directory, as everywhere
             "kept_path": self.kept_path,
             "reason": self.reason,
             "size": self.size,

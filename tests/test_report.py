@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from batchgen.isotime import iso_utc
-from batchgen.report import FIELDS, PlanEntry, earlier_rows, result_rows, write_results
+from batchgen.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
 from batchgen.spend import journal_spend
 from batchgen.states import JobState
 from batchgen.store import Journal
@@ -186,6 +186,61 @@ def test_money_columns_add_up_to_the_spend_and_a_failed_row_that_cost_nothing_sa
     assert earlier["output_path"] == f"superseded/{old.key[:12]}/old/2.mp4"
     assert (earlier["prompt"], earlier["duration_s"], earlier["cost_usd"]) == ("c", 10, "2.240")
     assert sum(Decimal(r["spent_usd"]) for r in rows) == journal_spend(journal).total == Decimal("4.480")
+
+
+def test_rows_name_each_job_by_its_readable_name_and_keep_its_key(tmp_path: Path) -> None:
+    """`title` follows `name`: a planned row's comes from the plan; an earlier manifest's row takes the
+    one the journal kept (or, journaled before titles, its name and key prefix); `key` stays whole."""
+    planned = PlanEntry.from_json({**ENTRY, "key": "1" * 64, "title": "hero · mug · 9:16 · take 2"})
+    kept = PlanEntry.from_json({**ENTRY, "index": 1, "key": "2" * 64, "name": "old"})
+    untitled = PlanEntry.from_json({**ENTRY, "index": 2, "key": "3" * 64, "name": "older"})
+    journal = Journal.open(tmp_path)
+    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in (planned, kept, untitled))
+    journal.set_titles({kept.key: "old · lamp"})
+    for job in (kept, untitled):
+        journal.transition(job.key, JobState.SUBMITTING)
+        journal.claim_generation(job.key, f"g-{job.index}", 1, JobState.QUEUED)
+    journal.mark_planned({planned.key})
+    rows = [*result_rows([planned], journal, "videos"), *earlier_rows(journal, {planned.key})]
+    assert [(r["key"], r["name"], r["title"]) for r in rows] == [
+        ("1" * 64, "hero", "hero · mug · 9:16 · take 2"),
+        ("2" * 64, "old", "old · lamp"),
+        ("3" * 64, "older", "older · 333333"),
+    ]
+    assert FIELDS[FIELDS.index("name") + 1] == "title"
+    write_results(tmp_path, rows)
+    with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
+        assert [r["title"] for r in csv.DictReader(file)] == [r["title"] for r in rows]
+
+
+def test_a_plan_json_from_before_readable_names_gets_them_by_the_same_rule(tmp_path: Path) -> None:
+    """`batchgen report` on an old run directory: its plan.json has no titles, so they are made from
+    the jobs' names, variables and replicas, as the planner would have."""
+    jobs = [
+        {**ENTRY, "index": i, "key": f"{i}" * 64, "replica": r, "vars": {"brand": "M", "product": p}}
+        for i, (p, r) in enumerate([("mug", 0), ("mug", 1), ("lamp", 0), ("lamp", 1)])
+    ]
+    entries = plan_entries({"jobs": jobs}, tmp_path / "plan.json")
+    assert [e.title for e in entries] == [
+        "hero · mug · take 1",
+        "hero · mug · take 2",
+        "hero · lamp · take 1",
+        "hero · lamp · take 2",
+    ]
+    given = plan_entries({"jobs": [{**jobs[0], "title": "as planned"}]}, tmp_path / "plan.json")
+    assert given[0].title == "as planned"
+
+
+ENTRY: dict[str, Any] = {
+    "index": 0,
+    "name": "hero",
+    "replica": 0,
+    "model": "m",
+    "output_path": "hero/0.mp4",
+    "cost_usd": "1.120",
+    "vars": {},
+    "request": {"prompt": "p"},
+}
 
 
 def test_billed_costs_survive_reopening_the_journal(tmp_path: Path) -> None:

@@ -593,7 +593,8 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
 @needs_chromium
 @pytest.mark.timeout(90)
 async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_path: Path) -> None:
-    """Failures come first and are listed on top; state, variable and job filters and every sort work."""
+    """Failures come first and are listed on top by their readable names; every card's heading is its
+    job's readable name (results.csv's title); state, variable and job filters and every sort work."""
     run_dir, failed = copy_with_one_failure(demo_run, tmp_path)
     await open_report(page, run_dir)
     rows = results_of(run_dir)
@@ -603,7 +604,8 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
     listed = await page.evaluate(
         '[...document.querySelectorAll("#failure-list li")].map(li => li.textContent)'
     )
-    assert len(listed) == 1 and "mug-morning · take 1" in listed[0] and "<b>content policy</b>" in listed[0]
+    assert rows[4]["title"] == "mug-morning · 9:16"
+    assert listed == ["mug-morning · 9:16 · failed — generation failed: <b>content policy</b>"]
     error = await page.evaluate(f"document.querySelector('[data-key=\"{failed}\"] .error').textContent")
     assert error == "generation failed: <b>content policy</b>"
     assert await page.evaluate(f"document.querySelector('[data-key=\"{failed}\"] video')") is None
@@ -639,6 +641,8 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
 
     await choose(page, "#failures-first", "false")
     assert await visible(page) == keys  # manifest order
+    headings = await page.evaluate('[...document.querySelectorAll("#grid .card h2")].map(h => h.textContent)')
+    assert headings == [r["title"] for r in rows] and headings[0] == "bloxy-turntable · 16:9"
     await choose(page, "#sort", "cost")
     by_cost = sorted(rows, key=lambda r: (-Decimal(r["cost_usd"]), r["index"]))
     assert await visible(page) == [r["key"] for r in by_cost] and by_cost[0]["name"] == "coastline"
@@ -661,8 +665,8 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
 async def test_demo_report_picks_export_as_csv_and_persist(
     demo_run: Path, page: Page, tmp_path: Path
 ) -> None:
-    """Two picked cards download (a real Blob download) as a CSV of exactly their keys and paths, and
-    the picks survive a reload (localStorage keyed by the campaign)."""
+    """Two picked cards download (a real Blob download) as a CSV of exactly their keys, readable names
+    and paths, and the picks survive a reload (localStorage keyed by the campaign)."""
     run_dir = tmp_path / "demo"
     shutil.copytree(demo_run, run_dir)
     report = await open_report(page, run_dir)
@@ -691,6 +695,7 @@ async def test_demo_report_picks_export_as_csv_and_persist(
     got = list(csv.DictReader(io.StringIO(text)))
     in_order = sorted(chosen, key=lambda r: r["index"])
     assert [(r["key"], r["path"]) for r in got] == [(r["key"], r["output_path"]) for r in in_order]
+    assert [r["title"] for r in got] == ["bloxy-turntable · 1:1", "coastline · 9:16"]
     assert [(r["generation_id"], r["aspect_ratio"]) for r in got] == [
         (r["generation_id"], r["var.aspect_ratio"]) for r in in_order
     ]
@@ -741,7 +746,7 @@ async def test_demo_report_reads_on_a_phone(demo_run: Path, tmp_path: Path) -> N
 @needs_chromium
 @pytest.mark.timeout(60)
 async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page, tmp_path: Path) -> None:
-    """Markup in a prompt, name, variable, error or file name is shown as text and never runs."""
+    """Markup in a prompt, name, readable name, variable, error or file name is shown as text and never runs."""
     odd = 'videos/"><img src=x onerror="window.__pwned=3"> #1 100%.mp4'
     (tmp_path / "videos").mkdir()
     shutil.copyfile(next((demo_run / "videos").rglob("*.mp4")), tmp_path / odd)
@@ -749,7 +754,7 @@ async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page,
         campaign=HOSTILE, generated_at="now", counts={"failed": 1, "done": 1}, spend_usd="1"
     )
     cards = [
-        card(0, name=HOSTILE, prompt=HOSTILE, vars={HOSTILE: HOSTILE}, video_path=odd),
+        card(0, name=HOSTILE, title=HOSTILE, prompt=HOSTILE, vars={HOSTILE: HOSTILE}, video_path=odd),
         card(1, state="failed", error=HOSTILE, generation_id=HOSTILE, video_path=None),
     ]
     path = write_report(tmp_path, header, cards)

@@ -13,6 +13,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
+    from batchgen.spend import JobSpend
     from batchgen.store import JobRecord
 
 
@@ -57,27 +58,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         records = [r for r in records if r.key in chosen]
     if args.json:
         for r in records:
-            print(
-                json.dumps(
-                    {
-                        "key": r.key,
-                        "index": r.idx,
-                        "name": r.name,
-                        "state": r.state,
-                        "planned": r.planned,
-                        "output_path": r.output_path,
-                        "generation_id": r.generation_id,
-                        "api": r.api,
-                        "attempts": r.attempts,
-                        "sha256": r.sha256,
-                        "error": r.error,
-                        "kept_path": kept_path(r),
-                        # what its generations count for in the run directory's spend (every attempt)
-                        "spent_usd": str(shares[r.key].total),
-                        "generations": shares[r.key].generations,
-                    }
-                )
-            )
+            print(json.dumps(_status_json(r, shares[r.key])))
         return EXIT_OK
     planned = [r for r in records if r.planned]
     counts: dict[str, int] = {}
@@ -108,11 +89,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
 
 
+def _status_json(r: JobRecord, share: JobSpend) -> dict[str, object]:
+    """One job of `status --json`: `title` is its readable name, `key` what programs go by, and
+    `output_path` where its result is, relative to the run directory (as in results.* and run --json)."""
+    from batchgen.rundir import output_relpath
+
+    return {
+        "key": r.key,
+        "index": r.idx,
+        "name": r.name,
+        "title": r.label,
+        "state": r.state,
+        "planned": r.planned,
+        "output_path": output_relpath(r.output_path, r.key, superseded=r.state == "superseded"),
+        "generation_id": r.generation_id,
+        "api": r.api,
+        "attempts": r.attempts,
+        "sha256": r.sha256,
+        "error": r.error,
+        "kept_path": kept_path(r),
+        # what its generations count for in the run directory's spend (every attempt)
+        "spent_usd": str(share.total),
+        "generations": share.generations,
+    }
+
+
 def _say_problems(planned: list[JobRecord], run_dir: Path) -> None:
     """Every job of the plan that is not done and carries an error, and what to do about unverified ones."""
     for r in planned:
         if r.state != "done" and r.error:
-            print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
+            print(f"  {r.state:<10} {r.label}: {r.error}")
     if any(r.state == "unverified" for r in planned):
         print(
             f"  unverified results are paid and kept, never downloaded again by themselves: "

@@ -97,7 +97,7 @@ def _list(run_dir: Path, chosen: set[str] | None, *, as_json: bool) -> int:
     )
     for job in jobs:
         size = "gone" if not kept_exists(run_dir, job) else f"{job.size:,} bytes" if job.size else "kept"
-        print(f"  {job.name} [{job.key[:12]}] {job.kept_path} ({size})")
+        print(f"  {job.title}: {job.kept_path} ({size})")
         print(f"      {job.reason}")
     print(
         f"Look at them (any player, ffprobe), then `batchgen unverified {run_dir} --accept` keeps them as "
@@ -140,7 +140,7 @@ def _change(run_dir: Path, chosen: set[str] | None, *, accept: bool) -> int:
 def _change_one(run_dir: Path, journal: Journal, job: UnverifiedJob, *, accept: bool) -> bool:
     from batchgen import unverified
 
-    label = f"{job.name} [{job.key[:12]}]"
+    label = job.title
     try:
         if accept:
             print(f"  {label}: accepted, now at {unverified.accept(run_dir, journal, job)}")

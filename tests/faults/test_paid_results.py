@@ -81,6 +81,7 @@ async def run_until_unverified(
     assert summary["reason"] == "unverified" and summary["counts"] == {"done": 5, "unverified": 1}
     (failure,) = summary["failures"]
     assert failure["state"] == "unverified" and "MP4 box" in failure["error"]
+    assert (failure["title"], failure["output_path"]) == ("clip · 3", "videos/clip/clip-3.mp4")
     assert "batchgen unverified out/e2e" in first.stderr and "is unverified" in first.stderr
     return emu, manifest, run_dir, gid, failure
 
@@ -113,7 +114,7 @@ async def test_a_result_that_always_fails_verification_ends_unverified_kept_and_
 
     status = await harness.cli("status", "out/e2e")
     assert status.code == 1
-    assert f"unverified clip [{key[:12]}]: downloaded 2 times, failed verification" in status.stdout
+    assert "unverified clip · 3: downloaded 2 times, failed verification" in status.stdout
     assert "`batchgen unverified out/e2e` to look at them" in status.stdout
     as_json = await harness.cli("status", "out/e2e", "--json")
     (line,) = [json.loads(x) for x in as_json.stdout.splitlines() if json.loads(x)["key"] == key]
@@ -121,7 +122,7 @@ async def test_a_result_that_always_fails_verification_ends_unverified_kept_and_
 
     rerun = await harness.run(emu, manifest)
     assert rerun.code == 1
-    assert f"job clip [{key[:12]}] is unverified, not downloaded again" in rerun.stderr
+    assert "job clip · 3 is unverified, not downloaded again" in rerun.stderr
     assert fetched(emu, gid) == 2  # the rerun downloaded nothing
     assert emu.counters.generations_enqueued == 6  # and paid nothing again
 
@@ -143,7 +144,7 @@ async def test_accepting_the_kept_bytes_makes_the_job_done_and_a_rerun_keeps_the
     listed = await harness.cli("unverified", "out/e2e")
     assert listed.code == 0
     size = len(emu.generation(gid).result.read())
-    assert f"clip [{failure['key'][:12]}] {failure['kept_path']} ({size:,} bytes)" in listed.stdout
+    assert f"  clip · 3: {failure['kept_path']} ({size:,} bytes)" in listed.stdout
     assert "MP4 box" in listed.stdout
 
     with RunLock(run_dir):

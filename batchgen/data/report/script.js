@@ -16,7 +16,6 @@ function el(tag, className, text) {
   if (text !== undefined && text !== null) node.textContent = String(text);
   return node;
 }
-function take(c) { return "take " + (c.replica + 1); }
 function stateClass(state) { return /^[a-z]+$/.test(state) ? state : "other"; }  // a CSS token, never more
 function rank(state) { return Object.prototype.hasOwnProperty.call(RANK, state) ? RANK[state] : 5; }
 
@@ -73,12 +72,10 @@ if (failures.length) {
     " a look (failed, invalid or unverified)";
   for (const c of failures) {
     const li = el("li");
-    const a = el("a", "", c.name + " · " + take(c));
+    const a = el("a", "", c.title);
     a.href = "#card-" + c.index;
     a.addEventListener("click", () => { if (!nodes.get(c.key).isConnected) resetFilters(); });
     li.append(a, el("span", "", " · " + c.state + " "));
-    const vars = c.vars.map(([k, v]) => k + "=" + v).join(", ");
-    if (vars) li.append(el("span", "", "(" + vars + ") "));
     if (c.error) li.append(el("span", "err", "— " + c.error));
     $("failure-list").append(li);
   }
@@ -100,14 +97,14 @@ function mountMedia(card) {
   let media;
   if (c.media === "image") {
     media = el("img");
-    media.alt = c.name + " " + take(c);
+    media.alt = c.title;
     media.decoding = "async";
   } else {
     media = el("video");
     media.controls = true; media.muted = true; media.defaultMuted = true; media.loop = true;
     media.playsInline = true;
     media.preload = "metadata";
-    media.setAttribute("aria-label", c.name + " " + take(c));
+    media.setAttribute("aria-label", c.title);
     media.addEventListener("mouseenter", () => media.play().catch(() => {}));
     media.addEventListener("mouseleave", () => media.pause());
   }
@@ -175,10 +172,8 @@ function buildCard(c) {
   pick.append(box2, el("span", "", "Pick"));
   row.append(pick, el("span", "state " + stateClass(c.state), c.state));
   if (c.cost) row.append(el("span", "cost", c.cost));
-  const title = el("h2", "name", c.name);
-  const t = el("span", "take", take(c));
-  t.title = "replica " + c.replica;
-  title.append(t);
+  const title = el("h2", "name", c.title);
+  title.title = "job " + c.name + ", replica " + c.replica + ", key " + c.key;
   body.append(row, title);
   if (c.vars.length) {
     const ul = el("ul", "vars");
@@ -234,7 +229,7 @@ for (const c of CARDS) {
   const card = buildCard(c);
   nodes.set(c.key, card);
   cardOf.set(card, c);
-  haystacks.set(c.key, [c.name, c.prompt, c.key, c.generation_id, c.error, c.path, c.kept, c.state,
+  haystacks.set(c.key, [c.title, c.prompt, c.key, c.generation_id, c.error, c.path, c.kept, c.state,
     ...c.vars.map((kv) => kv[1])].filter(Boolean).join("\n").toLowerCase());
   if (lazy) lazy.observe(card);
 }
@@ -359,9 +354,10 @@ function csvField(value) {
 function picksCsv() {
   const chosen = CARDS.filter((c) => picks.has(c.key));
   const names = [...new Set(chosen.flatMap((c) => c.vars.map((kv) => kv[0])))];
-  const rows = [["key", "path", "name", "replica", "state", "generation_id", ...names]];
+  const rows = [["key", "title", "path", "name", "replica", "state", "generation_id", ...names]];
   for (const c of chosen) {
-    rows.push([c.key, c.path, c.name, c.replica, c.state, c.generation_id, ...names.map((n) => valueOf(c, n))]);
+    rows.push([c.key, c.title, c.path, c.name, c.replica, c.state, c.generation_id,
+      ...names.map((n) => valueOf(c, n))]);
   }
   return rows.map((r) => r.map(csvField).join(",")).join("\n") + "\n";
 }
