@@ -169,7 +169,7 @@ async def test_a_plan_budget_line_says_where_the_run_stops_and_the_run_agrees(
     planned = await run_cli("plan", str(manifest), "-o", "out", "--budget", "4", *keys_arg(emu), cwd=tmp_path)
     assert planned.code == 0, planned.stderr
     assert (
-        "budget $4.00 stops after 3 of 6 jobs to run: $3.36 spent by then; the next, #3 hero, would bring it to $4.48"
+        "budget $4.00 stops after 3 of 6 jobs to run: $3.36 spent by then; the next, #3 hero · mug · 1, would bring it to $4.48"
         in (planned.stdout)
     )
     ran = await run_cli("run", str(manifest), "-o", "out", *api_args(emu, "--budget", "4"), cwd=tmp_path)

@@ -92,7 +92,7 @@ async def test_an_edited_row_under_a_budget_stops_at_the_budget_and_every_figure
     )
     assert (
         "budget $15.00 stops after 1 of 3 jobs to run: $14.56 spent by then (of which $13.44 already spent "
-        "by this run directory, $3.36 of it for jobs no longer in the plan); the next, #4 hero, would bring "
+        "by this run directory, $3.36 of it for jobs no longer in the plan); the next, #4 hero · lamp · 9:16, would bring "
         "it to $15.68" in planned.stdout
     )
 
