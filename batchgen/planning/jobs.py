@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from batchgen.manifest.model import LocalAsset, Location
-from batchgen.naming import shown_or_fallback
+from batchgen.naming import readable_names, shown_or_fallback
 
-__all__ = ["Job", "Plan"]
+__all__ = ["Job", "Plan", "titled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,16 @@ class Plan:
                 return None
             total += job.cost_usd
         return total
+
+
+def titled(jobs: Sequence[Job]) -> tuple[Job, ...]:
+    """The plan's jobs, each with its readable name (batchgen.naming). A name needs the whole plan, so
+    it is set here, once, before anyone sees the jobs: copying each with replace() instead would cost
+    a second per 100,000 jobs."""
+    titles = readable_names(jobs)
+    for job in jobs:
+        object.__setattr__(job, "title", titles[job.key])
+    return tuple(jobs)
 
 
 def _count(items: Iterator[str] | Any) -> dict[str, int]:

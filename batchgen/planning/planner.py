@@ -22,7 +22,6 @@ from batchgen.manifest.model import (
     Manifest,
     PathTuple,
 )
-from batchgen.naming import readable_names
 from batchgen.planning.compiler import Compiled, Compiler, RenderError, collect_strings
 from batchgen.planning.expansion import (
     MAX_JOBS,
@@ -33,7 +32,7 @@ from batchgen.planning.expansion import (
     request_path,
     variable_names,
 )
-from batchgen.planning.jobs import Job, Plan
+from batchgen.planning.jobs import Job, Plan, titled
 from batchgen.planning.keys import job_key
 from batchgen.planning.paths import (
     DEFAULT_PATTERN,
@@ -437,10 +436,7 @@ def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:
     problems = planner.all_problems()
     if problems:
         raise ManifestError(problems)
-    titles = readable_names(planner.jobs)
-    for job in planner.jobs:  # a title needs the whole plan: set once, before anyone sees the job
-        object.__setattr__(job, "title", titles[job.key])  # (replace() would take 1 s per 100,000)
-    jobs = tuple(planner.jobs)
+    jobs = titled(planner.jobs)
     plan = Plan(manifest.path, manifest.name, jobs, None)
     defaults = {
         model_id: echoable_defaults(model.spec) for model_id, model in planner.models.items() if model

@@ -146,6 +146,8 @@ async def test_accepting_the_kept_bytes_makes_the_job_done_and_a_rerun_keeps_the
     size = len(emu.generation(gid).result.read())
     assert f"  clip · 3: {failure['kept_path']} ({size:,} bytes)" in listed.stdout
     assert "MP4 box" in listed.stdout
+    as_json = json.loads((await harness.cli("unverified", "out/e2e", "--json")).stdout)
+    assert (as_json["title"], as_json["output_path"]) == ("clip · 3", "videos/clip/clip-3.mp4")
 
     with RunLock(run_dir):
         locked = await harness.cli("unverified", "out/e2e", "--accept")
