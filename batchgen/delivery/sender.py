@@ -28,9 +28,10 @@ from batchgen.delivery.batching import (
     commit_message,
     plan_batches,
 )
-from batchgen.delivery.commit_once import CommitOnce, Outcome
+from batchgen.delivery.commit_once import CannotTell, CommitOnce, Outcome
 from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.delivery.repo_api import RepoApi
+from batchgen.delivery.staging import RepositoryRefused
 from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError
 from batchgen.rundir import UnsafePathError, ensure_inside
@@ -250,8 +251,10 @@ class Sender:
         """Commits a killed process made or left half done: delivered, finished, or to send again."""
         try:
             await self.commits.resolve_earlier(self._leftover_message)
-        except ApiError as exc:  # left `sending`: the next run looks again before sending
+        except (ApiError, CannotTell) as exc:  # left `sending`: the next run looks again before sending
             self._stop(f"cannot tell whether earlier uploads were made ({exc})")
+        except RepositoryRefused as exc:
+            self._stop(str(exc))
 
     def _leftover_message(self, token: str, files: int) -> str:
         return f"batchgen {self.campaign}: {files} file(s) staged by a stopped run [batchgen:{token}]"
