@@ -15,10 +15,9 @@ from collections.abc import Iterable
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
 from batchgen.delivery.batching import Batch, Outgoing
-from batchgen.delivery.commit_once import CannotTell, CommitOnce
+from batchgen.delivery.commit_once import CommitOnce
 from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.delivery.repo_api import RepoApi
-from batchgen.delivery.staging import RepositoryRefused
 from batchgen.delivery.target import DeliveryTarget
 from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
