@@ -76,6 +76,7 @@ class BatchResult:
             "left_for_later": self.left_for_later,
             "committed_usd": str(self.outcome.spent_usd),
             "error": self.outcome.fatal,
+            "stop_detail": self.outcome.stop_detail,
             "failures": [
                 {
                     "key": p.key,

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchgen.errors import BatchgenError
-from batchgen.reconcile import CLOCK_SKEW_S, search_scopes
+from batchgen.reconcile import CLOCK_SKEW_S, provider_time, search_scopes
 from batchgen.scheduler import StopReason
 from batchgen.states import JobState
 from batchgen.store import JobRecord, Journal
@@ -52,7 +52,7 @@ UNCHARGED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
 
 class HistoryReader(Protocol):
     async def history_since(
-        self, *, model: str, namespace: str | None, since: float
+        self, *, model: str, namespace: str | None, since: float | None
     ) -> list[dict[str, Any]]: ...
 
 
@@ -96,16 +96,20 @@ async def read_billed_costs(
     keys: Iterable[str],
     *,
     deadline_s: float = BILLING_DEADLINE_S,
+    offset: float | None = None,
 ) -> int:
     """Read and journal the billed cost of the finished generations of `keys` not looked up yet;
-    returns how many were found. Never raises for the API or the disk: it logs one line instead."""
+    returns how many were found. Never raises for the API or the disk: it logs one line instead.
+    `offset`: the provider's clock minus ours, for submissions journaled without their provider time."""
     records = [journal.get(key) for key in keys if key in journal]
     wanted = to_look_up(records, journal.billed_costs())
     if not wanted:
         return 0
     scopes = search_scopes(r.sent_body() or {"model": r.model} for r in wanted)
     fallback = journal.created_at()
-    since = min(r.submitted_at or fallback for r in wanted) - CLOCK_SKEW_S
+    sent = [provider_time(r.server_submitted_at, r.submitted_at or fallback, offset) for r in wanted]
+    known = [at for at in sent if at is not None]
+    since = min(known) - CLOCK_SKEW_S if len(known) == len(sent) else None  # on the provider's clock
     try:
         rows: list[dict[str, Any]] = []
         async with asyncio.timeout(deadline_s):
@@ -144,7 +148,13 @@ async def read_after_run(
     """The billed costs of the run's finished generations (bounded; a Ctrl-C ends it at once)."""
     deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
     reading = asyncio.ensure_future(
-        read_billed_costs(client, journal, (job.key for job in jobs), deadline_s=deadline)
+        read_billed_costs(
+            client,
+            journal,
+            (job.key for job in jobs),
+            deadline_s=deadline,
+            offset=client.server_clock.offset,
+        )
     )
     stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
     try:

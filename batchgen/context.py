@@ -106,9 +106,9 @@ class RunContext:
         self.on_claimed(key, generation_id)
         self.notify()
 
-    def stop(self, reason: scheduler.StopReason) -> None:
-        if scheduler.stop(self.state, reason):
-            log.warning("stopping submissions: %s", reason)
+    def stop(self, reason: scheduler.StopReason, detail: str | None = None) -> None:
+        if scheduler.stop(self.state, reason, detail):
+            log.warning("stopping submissions: %s", detail or reason)
         self.notify()
 
     def final_path(self, job: Job) -> Path:

@@ -12,6 +12,7 @@
     │   │   ├── InsufficientCredits  the account cannot pay (stop submitting)
     │   │   ├── NotFound           404
     │   │   └── RateLimited        429, with the Retry-After the server asked for
+    │   ├── HistoryUnreadable      the history cannot be read back far enough (a retry will not help)
     │   └── TransportError         the connection failed
     │       ├── ConnectFailed      the request was surely NOT sent: safe to send again
     │       └── ResponseLost       the request MAY have been acted on: reconcile first
@@ -131,6 +132,11 @@ class RateLimited(ApiStatusError):
     def __init__(self, method: str, path: str, detail: str, retry_after: float | None) -> None:
         super().__init__(429, method, path, detail)
         self.retry_after = retry_after
+
+
+class HistoryUnreadable(ApiError):
+    """The provider's history cannot be read back to the moment asked: too many pages to read, or a
+    server whose pages repeat. Answered without a transport fault, so trying again will not help."""
 
 
 class TransportError(ApiError):

@@ -60,6 +60,7 @@ class RunStats:
 class RunOutcome:
     counts: dict[str, int]  # planned jobs by state
     stop_reason: StopReason | None = None
+    stop_detail: str | None = None  # why, in words, when the reason alone would mislead
     fatal: str | None = None
     bad_key: bool = False  # the fatal error was a 401: fix the key, nothing to resume
     download_failures: int = 0
@@ -254,6 +255,7 @@ class Runner:
         return RunOutcome(
             counts=dict(counts),
             stop_reason=self.ctx.state.stopping,
+            stop_detail=self.ctx.state.stop_detail,
             fatal=fatal,
             bad_key=bad_key,
             download_failures=self.fetcher.failures,

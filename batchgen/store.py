@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     updated_at REAL NOT NULL,
     api TEXT,
-    planned INTEGER NOT NULL DEFAULT 1
+    planned INTEGER NOT NULL DEFAULT 1,
+    server_submitted_at REAL
 );
 CREATE TABLE IF NOT EXISTS generations (
     generation_id TEXT PRIMARY KEY,
@@ -108,6 +109,7 @@ class JobRecord:
     updated_at: float = 0.0
     api: str | None = None  # which API created its generation: an origin, or "sandbox"
     planned: bool = True  # part of the plan of the run directory's latest run
+    server_submitted_at: float | None = None  # submitted_at on the provider's clock (None: unknown)
 
     def sent_body(self) -> dict[str, Any] | None:
         return None if self.sent_request is None else dict(json.loads(self.sent_request))
@@ -128,8 +130,10 @@ _WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in 
 _UPDATE_ROW = (
     f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
 )
-# Columns added after the first journal format, with their SQL definitions (added on open).
-_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1"}
+# Columns added after the first journal format, with their SQL definitions (added on open) and the
+# value a journal without them reads as.
+_ADDED_COLUMNS = {"api": "TEXT", "planned": "INTEGER NOT NULL DEFAULT 1", "server_submitted_at": "REAL"}
+_ABSENT_AS = {"api": "NULL", "planned": "1", "server_submitted_at": "NULL"}
 
 
 @contextlib.contextmanager
@@ -155,7 +159,7 @@ class Journal:
         self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
-        for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
+        for row in conn.execute(f"SELECT {_select_columns(conn)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(
                 record, state=JobState(record.state), planned=bool(record.planned)
@@ -403,6 +407,13 @@ class Journal:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+
+def _select_columns(conn: sqlite3.Connection) -> str:
+    """Every JobRecord column, read as its default where the journal predates it (a read-only
+    connection cannot add it)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    return ", ".join(name if name in have else f"{_ABSENT_AS[name]} AS {name}" for name in _COLUMNS)
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

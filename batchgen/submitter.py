@@ -16,11 +16,12 @@ from typing import Any
 from batchgen import scheduler
 from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.context import RunContext
-from batchgen.errors import ApiError, Unauthenticated
+from batchgen.errors import ApiError, HistoryUnreadable, Unauthenticated
 from batchgen.planning import Job, canonical_json, resolve_request
-from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
+from batchgen.reconcile import Pending, earliest_match, match_submissions, provider_time, search_scopes
 from batchgen.retry import Action, Verdict, backoff, decide
 from batchgen.states import JobState
+from batchgen.store import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Submitter:
             log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
             for key in ambiguous:  # left `submitting` for the next run to reconcile
                 scheduler.release(state, key, JobState.SUBMITTING)
-            ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+            ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(ambiguous), exc))
             return
         while not finished():
             state.pause.extend(ctx.client.throttle.until)
@@ -89,12 +90,14 @@ class Submitter:
             if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
                 ctx.release(key, JobState.PENDING, "not sent: cancelled")
                 return
+            now = time.time()
             ctx.journal.transition(
                 key,
                 JobState.SUBMITTING,
                 attempts=ctx.record(key).attempts + 1,
                 sent_request=sent,
-                submitted_at=time.time(),
+                submitted_at=now,
+                server_submitted_at=ctx.client.server_clock.to_server(now),  # what a reconcile compares
                 generation_id=None,
                 error=None,
             )
@@ -116,7 +119,7 @@ class Submitter:
                 # next run reconciles it first, and stop sending more into an API that is down.
                 log.error("cannot tell whether job %s was created (%s); stopping submissions", key[:12], exc)
                 scheduler.release(ctx.state, key, JobState.SUBMITTING)
-                ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+                ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc))
                 return
 
     async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
@@ -163,7 +166,10 @@ class Submitter:
                 return True
         ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
         scheduler.requeue(ctx.state, key, front=True)
-        ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+        ctx.stop(
+            scheduler.StopReason.API_UNAVAILABLE,
+            f"the API kept failing ({error}): run the same command again to resume.",
+        )
         return False
 
     async def _request_body(self, job: Job) -> dict[str, Any]:
@@ -184,13 +190,13 @@ class Submitter:
         be answered and claimed, so two replicas never adopt one row.
         """
         ctx = self.ctx
-        pending = [Pending(k, ctx.record(k).sent_body() or {}, ctx.record(k).submitted_at or 0) for k in keys]
+        pending = [pending_submission(ctx.record(k), ctx.client.server_clock.offset) for k in keys]
         for look in range(2):
             if not pending:
                 return True
-            if look:
-                settled_at = max(p.submitted_at for p in pending) + 2 * ctx.options.timeouts.request_s
-                await ctx.sleep(max(0.0, settled_at - time.time()))
+            if look:  # on our clock: how long ago we sent it is ours to measure
+                sent = max(ctx.record(p.key).submitted_at or 0.0 for p in pending)
+                await ctx.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
             async with self._lock:
                 await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
                 rows = await ctx.client.find_rows(
@@ -228,3 +234,19 @@ class Submitter:
         ctx.claim(key, generation_id, JobState.QUEUED)
         if status != "queued":
             ctx.apply_row(key, row)  # found running or finished: the tracker takes it from there
+
+
+def pending_submission(record: JobRecord, offset: float | None) -> Pending:
+    """A journaled submission to look for, timed on the provider's clock (`offset`: measured now)."""
+    at = provider_time(record.server_submitted_at, record.submitted_at, offset)
+    return Pending(record.key, record.sent_body() or {}, at)
+
+
+def unresolved(count: int, error: ApiError) -> str:
+    """The closing words for submissions that could not be looked for: what failed, and what it means."""
+    jobs, they = ("1 job", "it stays") if count == 1 else (f"{count} jobs", "they stay")
+    why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
+    return (
+        f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
+        "never sent again before it is found or ruled out: run the same command again to look again."
+    )

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from batchgen.api import HISTORY_PAGE_SIZE, OxenClient
+from batchgen.api import OxenClient
 from batchgen.emulator import Emulator, EmulatorConfig, LatencyConfig, run_emulator
+from batchgen.history import HISTORY_PAGE_SIZE
 from batchgen.reconcile import Scope
 
 KLING = "kling-video-o3-pro-reference-to-video"

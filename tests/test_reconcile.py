@@ -7,6 +7,7 @@ from batchgen.reconcile import (
     earliest_match,
     match_submissions,
     merge_rows,
+    provider_time,
     row_matches,
     search_scopes,
 )
@@ -92,6 +93,25 @@ def test_search_scopes_cover_every_namespace_and_model_billed() -> None:
 def test_earliest_match_allows_for_clock_skew() -> None:
     """History paging stops before the oldest submission minus the skew allowance."""
     assert earliest_match([Pending("a", BODY, 5000), Pending("b", BODY, 4000)]) == 4000 - CLOCK_SKEW_S
+
+
+def test_a_submission_whose_provider_time_is_unknown_rules_out_no_row_by_time() -> None:
+    """Without the provider's time of the submission, an old matching row may still be ours: it is
+    matched (a wrong local clock must never decide that a row is not ours), and history is read whole."""
+    pending = [Pending("k", BODY, None), Pending("j", BODY, 5000)]
+    assert earliest_match(pending) is None
+    found = match_submissions([Pending("k", BODY, None)], [row("old", at=1000)], claimed=set())
+    assert found["k"]["generation_id"] == "old"
+
+
+def test_the_provider_time_journaled_with_a_submission_wins_over_our_clock() -> None:
+    """A submission journaled with its provider time keeps it (our clock may have been stepped since);
+    an older journal's local time is moved by the offset measured now; with neither, it is unknown."""
+    assert provider_time(1000.0, 1600.0, -600.0) == 1000.0
+    assert provider_time(1000.0, 1600.0, None) == 1000.0
+    assert provider_time(None, 1600.0, -600.0) == 1000.0
+    assert provider_time(None, 1600.0, None) is None
+    assert provider_time(None, None, -600.0) is None
 
 
 def test_merged_listings_keep_the_furthest_status() -> None:

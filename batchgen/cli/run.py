@@ -276,7 +276,9 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
         "were cancelled; `batchgen run` resubmits the cancelled jobs as new, paid generations.",
     }
     invalid = outcome.counts.get("invalid", 0)
-    if outcome.stop_reason is not None and outcome.stop_reason in reasons:
+    if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
+        print(f"batchgen: submissions stopped: {outcome.stop_detail}", file=sys.stderr)
+    elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
         print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
     elif invalid and done + invalid == total:
         print(
