@@ -115,11 +115,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _journaled_states(run_dir: Path) -> dict[str, str]:
     """Each journaled job's state in the run directory this plan would run in (empty when new)."""
+    from batchgen.journal_format import journal_problem
     from batchgen.store import Journal
 
-    if not (run_dir / "state.sqlite").is_file():
+    if journal_problem(run_dir) is not None:  # none yet (or lost: `run` rebuilds it from the sidecars)
         return {}
-    journal = Journal.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir, read_only=True)
     try:
         return {key: str(record.state) for key, record in journal.records().items()}
     finally:

@@ -39,7 +39,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.cli.deliver import delivery_status
     from batchgen.store import Journal
 
-    journal = Journal.open_existing(args.run_dir)
+    journal = Journal.open_existing(args.run_dir, read_only=True)  # a reader: creates and changes nothing
     try:
         records = sorted(journal.records().values(), key=lambda r: r.idx)
         api = journal.meta("api")
