@@ -88,6 +88,7 @@ class BatchResult:
                 for p in self.problems
             ],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
+            "extra_takes": dict(sorted(self.outcome.takes.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
             "report": None if self.report is None else str(self.report),
         }

@@ -54,6 +54,7 @@ class RunContext:
     apply_row: Callable[[str, Mapping[str, Any]], None] = lambda key, row: None  # set to the tracker's
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
+    takes_said: bool = False  # the warning about rows another run of this manifest may own was given
 
     def __post_init__(self) -> None:
         self.planned = frozenset(job.key for job in self.plan.jobs)

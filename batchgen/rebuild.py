@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Recovered", "journal_lost", "open_run_journal", "recover_lost_journal"]
 
-_HEX = re.compile(r"[0-9a-f]{16,128}")
+_KEY = re.compile(r"[0-9a-f]{16,128}(\+take-[A-Za-z0-9-]{1,64})?")  # a job's, or an extra take's
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _NOT_RESULTS = (".json", ".part", ".tmp")
@@ -174,7 +174,7 @@ def _results(videos: Path) -> list[Path]:
 def _facts(sidecar: dict[str, Any]) -> dict[str, Any] | None:
     """What a sidecar must hold to journal its result from it; None when it does not."""
     key, generation_id, sha256 = sidecar.get("job_key"), sidecar.get("generation_id"), sidecar.get("sha256")
-    if not (isinstance(key, str) and _HEX.fullmatch(key)):
+    if not (isinstance(key, str) and _KEY.fullmatch(key)):
         return None
     if not (isinstance(generation_id, str) and generation_id and isinstance(sha256, str)):
         return None

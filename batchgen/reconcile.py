@@ -162,6 +162,42 @@ def match_submissions(
     return found
 
 
+def unaccounted_rows(
+    pending: Sequence[Pending],
+    rows: Iterable[Mapping[str, Any]],
+    claimed: set[str],
+    found: Mapping[str, Mapping[str, Any]],
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    others: Sequence[Pending] = (),
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Rows a pending submission could be, beyond the one `found` gave it, that no submission of ours
+    claims or may claim: another run's identical requests, or one of them ours (identical requests
+    cannot be told apart). `others` are our own submissions still to be looked for: a row each of them
+    could be is kept for it. Each row is listed under the first pending key it matches. Only
+    submissions whose provider time is known take part: without it, every identical row of the
+    account's history would qualify."""
+    taken = set(claimed) | {str(row.get("generation_id")) for row in found.values()}
+    rows = list(rows)
+    taken |= {
+        str(row.get("generation_id")) for row in match_submissions(others, rows, taken, defaults).values()
+    }
+    timed = sorted((p for p in pending if p.submitted_at is not None), key=lambda p: p.submitted_at or 0.0)
+    extra: dict[str, list[Mapping[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id")))):
+        if str(row.get("generation_id")) in taken:
+            continue
+        for item in timed:
+            model_defaults = (defaults or {}).get(str(item.body.get("model")))
+            if _too_old(row, item.submitted_at) or _namespace_differs(item.body, row):
+                continue
+            if row_matches(item.body, row, model_defaults):
+                extra.setdefault(item.key, []).append(row)
+                taken.add(str(row.get("generation_id")))
+                break
+    return extra
+
+
 def _too_old(row: Mapping[str, Any], submitted_at: float | None) -> bool:
     """The row was enqueued well before the submission (both on the provider's clock)."""
     enqueued_at = row.get("enqueued_at")

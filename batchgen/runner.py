@@ -33,6 +33,7 @@ from batchgen.sinks import LocalSink, ResultSink
 from batchgen.startup import prepare
 from batchgen.store import Journal
 from batchgen.submitter import Submitter
+from batchgen.takes import is_take
 from batchgen.tracker import Tracker
 
 __all__ = ["RunOutcome", "RunStats", "Runner", "StopReason"]
@@ -66,6 +67,7 @@ class RunOutcome:
     download_failures: int = 0
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
+    takes: dict[str, int] = field(default_factory=dict)  # extra takes (`takes.py`), by state
     spent_usd: Decimal = Decimal(0)  # the quote of every generation committed (made, or being made)
 
 
@@ -250,8 +252,10 @@ class Runner:
     def _outcome(self, fatal: str | None, bad_key: bool) -> RunOutcome:
         counts: Counter[str] = Counter()
         leftovers: Counter[str] = Counter()
+        takes: Counter[str] = Counter()
         for key in self.ctx.jobs:
-            (leftovers if key in self.ctx.state.leftovers else counts)[str(self.journal.get(key).state)] += 1
+            bucket = takes if is_take(key) else leftovers if key in self.ctx.state.leftovers else counts
+            bucket[str(self.journal.get(key).state)] += 1
         return RunOutcome(
             counts=dict(counts),
             stop_reason=self.ctx.state.stopping,
@@ -261,5 +265,6 @@ class Runner:
             download_failures=self.fetcher.failures,
             requests_sent=self.client.requests_sent,
             leftovers=dict(leftovers),
+            takes=dict(takes),
             spent_usd=self.ctx.state.budget.spent,
         )

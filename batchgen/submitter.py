@@ -18,10 +18,18 @@ from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.context import RunContext
 from batchgen.errors import ApiError, HistoryUnreadable, Unauthenticated
 from batchgen.planning import Job, canonical_json, resolve_request
-from batchgen.reconcile import Pending, earliest_match, match_submissions, provider_time, search_scopes
+from batchgen.reconcile import (
+    Pending,
+    earliest_match,
+    match_submissions,
+    provider_time,
+    search_scopes,
+    unaccounted_rows,
+)
 from batchgen.retry import Action, Verdict, backoff, decide
 from batchgen.states import JobState
 from batchgen.store import JobRecord
+from batchgen.takes import adopt_extra_takes
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ class Submitter:
         self.assets = assets
         self._lock = asyncio.Lock()  # looks at the provider are serialised
         self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
+        self._looking: set[str] = set()  # jobs whose lost submissions are being (or about to be) looked for
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -189,6 +198,14 @@ class Submitter:
         creating the generation. Looks are serialised, and wait for identical POSTs still in flight to
         be answered and claimed, so two replicas never adopt one row.
         """
+        keys = list(keys)
+        self._looking.update(keys)  # before any await: a look under way keeps a row for each of them
+        try:
+            return await self._reconcile(keys, at_start=at_start)
+        finally:
+            self._looking.difference_update(keys)
+
+    async def _reconcile(self, keys: list[str], *, at_start: bool) -> bool:
         ctx = self.ctx
         pending = [pending_submission(ctx.record(k), ctx.client.server_clock.offset) for k in keys]
         for look in range(2):
@@ -202,12 +219,20 @@ class Submitter:
                 rows = await ctx.client.find_rows(
                     search_scopes(p.body for p in pending), earliest_match(pending)
                 )
-                found = match_submissions(
-                    pending, rows, ctx.journal.claimed_generation_ids(), ctx.plan.model_defaults
-                )
+                claimed = ctx.journal.claimed_generation_ids()
+                found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
                 for item in pending:
                     if item.key in found:
                         self._adopt_row(item.key, found[item.key])
+                # Rows we cannot rule out as ours, beyond the one adopted: fetched too (`takes`).
+                others = [
+                    pending_submission(ctx.record(k), ctx.client.server_clock.offset)
+                    for k in self._looking.difference(keys)
+                ]
+                extra = unaccounted_rows(
+                    pending, rows, claimed, found, ctx.plan.model_defaults, others=others
+                )
+                adopt_extra_takes(ctx, extra)
             pending = [p for p in pending if p.key not in found]
         if pending and at_start:  # still nothing, so the POST never reached the provider
             for item in pending:

@@ -10,6 +10,7 @@ from batchgen.reconcile import (
     provider_time,
     row_matches,
     search_scopes,
+    unaccounted_rows,
 )
 
 BODY = {"model": "kling", "prompt": "a cat", "duration": 5, "aspect_ratio": "16:9"}
@@ -118,3 +119,24 @@ def test_merged_listings_keep_the_furthest_status() -> None:
     """The same row seen active in the lean list and finished in the history counts as finished."""
     merged = merge_rows([row("g", status="processing")], [row("g", status="succeeded"), row("h")])
     assert {r["generation_id"]: r["status"] for r in merged} == {"g": "succeeded", "h": "queued"}
+
+
+def test_rows_beyond_the_one_matched_are_unaccounted_unless_kept_for_our_own_lost_submissions() -> None:
+    """Another run's identical row cannot be told from ours: beyond the row matched to a submission,
+    every unclaimed matching row is listed under it (to be fetched too), except rows kept for our own
+    submissions still to be looked for, rows already claimed, and rows too old to be either."""
+    pending = [Pending("k", BODY, 1000)]
+    rows = [row("ours", at=1000), row("theirs", at=1000), row("mine-later", at=1001), row("old", at=10)]
+    found = match_submissions(pending, rows, claimed={"claimed"})
+    extra = unaccounted_rows(pending, [*rows, row("claimed")], {"claimed"}, found)
+    assert found["k"]["generation_id"] == "ours"
+    assert [r["generation_id"] for r in extra["k"]] == ["theirs", "mine-later"]
+    kept = unaccounted_rows(pending, rows, set(), found, others=[Pending("j", BODY, 1001)])
+    assert [r["generation_id"] for r in kept["k"]] == ["mine-later"]  # "theirs" may be j's own
+
+
+def test_no_row_is_unaccounted_for_a_submission_whose_provider_time_is_unknown() -> None:
+    """Without a provider time every identical row of the account's history would qualify: none does."""
+    pending = [Pending("k", BODY, None)]
+    rows = [row("a"), row("b")]
+    assert unaccounted_rows(pending, rows, set(), match_submissions(pending, rows, set())) == {}

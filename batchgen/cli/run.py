@@ -261,6 +261,13 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
             f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
             file=sys.stderr,
         )
+    if outcome.takes:
+        print(
+            f"batchgen: also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
+            "take(s): generations matching this manifest's requests that another run may also have made "
+            "(*.take-*; see the warning above)",
+            file=sys.stderr,
+        )
     if outcome.fatal:
         print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
     if outcome.bad_key:

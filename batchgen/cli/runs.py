@@ -38,6 +38,7 @@ def add_status(commands: Commands) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.cli.deliver import delivery_status
     from batchgen.store import Journal
+    from batchgen.takes import TAKE_MARK
 
     journal = Journal.open_existing(args.run_dir, read_only=True)  # a reader: creates and changes nothing
     try:
@@ -79,7 +80,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (f"  (results from {api})" if api else "")
     )
     superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
-    earlier = sum(1 for r in records if not r.planned and r.state != "superseded")
+    takes = sum(1 for r in records if not r.planned and TAKE_MARK in r.key)
+    earlier = sum(1 for r in records if not r.planned and r.state != "superseded") - takes
     if superseded:
         print(
             f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
@@ -89,6 +91,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
             "`batchgen status --json` lists them)"
+        )
+    if takes:
+        print(
+            f"  {takes} extra take(s): generations matching this manifest's requests that another run "
+            "may also have made, fetched beside the job's result (*.take-*; not counted above)"
         )
     for r in planned:
         if r.state != "done" and r.error:
