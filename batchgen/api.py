@@ -24,6 +24,7 @@ from batchgen.errors import (
     ApiError,
     ApiStatusError,
     ConnectFailed,
+    HistoryUnreadable,
     InsufficientCredits,
     NotFound,
     RateLimited,
@@ -273,11 +274,17 @@ class OxenClient:
         active ones from the lean list, and all of them (terminal ones included) from the paginated
         history, merged by generation id."""
         listings: list[list[dict[str, Any]]] = []
+        unreadable: HistoryUnreadable | None = None
         for scope in scopes:
             listings.append(await self.list_queue(model=scope.model, namespace=scope.namespace))
-            listings.append(
-                await self.history_since(model=scope.model, namespace=scope.namespace, since=since)
-            )
+            try:
+                listings.append(
+                    await self.history_since(model=scope.model, namespace=scope.namespace, since=since)
+                )
+            except HistoryUnreadable as exc:  # raised below, with what was found: it may be enough
+                unreadable = unreadable or exc
+        if unreadable is not None:
+            raise HistoryUnreadable(str(unreadable), merge_rows(*listings)) from unreadable
         return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:

@@ -29,7 +29,9 @@ subclasses instead, because no user can fix them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class BatchgenError(Exception):
@@ -136,7 +138,12 @@ class RateLimited(ApiStatusError):
 
 class HistoryUnreadable(ApiError):
     """The provider's history cannot be read back to the moment asked: too many pages to read, or a
-    server whose pages repeat. Answered without a transport fault, so trying again will not help."""
+    server whose pages repeat. Answered without a transport fault, so trying again will not help.
+    `rows`: what was found all the same (the active rows, the pages read), for a caller it suffices."""
+
+    def __init__(self, message: str, rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.rows = list(rows)
 
 
 class TransportError(ApiError):

@@ -216,10 +216,8 @@ class Submitter:
                 await ctx.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
             async with self._lock:
                 await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
-                rows = await ctx.client.find_rows(
-                    search_scopes(p.body for p in pending), earliest_match(pending)
-                )
                 claimed = ctx.journal.claimed_generation_ids()
+                rows = await self._rows_for(pending, claimed)
                 found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
                 for item in pending:
                     if item.key in found:
@@ -239,6 +237,20 @@ class Submitter:
                 ctx.release(item.key, JobState.PENDING, "not found at the provider")
                 scheduler.requeue(ctx.state, item.key, front=True)
         return not pending
+
+    async def _rows_for(self, pending: list[Pending], claimed: set[str]) -> list[Mapping[str, Any]]:
+        """The provider's rows the pending submissions may be. A history that cannot be read back far
+        enough is no obstacle when what was found (the active rows) already accounts for all of them."""
+        try:
+            return await self.ctx.client.find_rows(
+                search_scopes(p.body for p in pending), earliest_match(pending)
+            )
+        except HistoryUnreadable as exc:
+            found = match_submissions(pending, exc.rows, claimed, self.ctx.plan.model_defaults)
+            if len(found) < len(pending):
+                raise
+            log.warning("%s; the active rows account for the submissions looked for", exc)
+            return exc.rows
 
     def _none_posting(self, bodies: set[str]) -> bool:
         return not any(self._posting[body] for body in bodies)
