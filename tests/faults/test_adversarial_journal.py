@@ -1,4 +1,4 @@
-"""Guarantee 62: a run directory whose journal is gone (deleted, or left 0 bytes) while its results are
+"""Guarantee 61: a run directory whose journal is gone (deleted, or left 0 bytes) while its results are
 on disk is rebuilt from the results' sidecars, never paid for again; readers never write a journal."""
 
 from __future__ import annotations

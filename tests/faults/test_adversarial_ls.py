@@ -1,4 +1,4 @@
-"""Guarantee 63: `batchgen ls` over damaged run directories: each is one line saying why, the others are
+"""Guarantee 64: `batchgen ls` over damaged run directories: each is one line saying why, the others are
 listed as ever, and nothing blocks (a FIFO is never opened for a blocking read, no lock is waited for)."""
 
 from __future__ import annotations

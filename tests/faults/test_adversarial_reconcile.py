@@ -1,6 +1,6 @@
-"""Guarantees 60-61, adversarial configurations of the reconcile: a machine whose clock runs fast, and
-a history whose pages are smaller than asked or repeat. Each loses POST answers; none may pay twice,
-and a run that cannot tell must say what failed."""
+"""Guarantees 60 and 63 (docs/reliability.md, "Adversarial configurations"): a machine whose clock
+runs fast, and a history whose pages are smaller than asked or repeat. Each loses POST answers; none
+may pay twice, and a run that cannot tell must say what failed."""
 
 from __future__ import annotations
 

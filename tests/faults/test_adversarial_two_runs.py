@@ -1,4 +1,4 @@
-"""Guarantee 64: two runs of one manifest into two output trees at once (a cron job and a person, two
+"""Guarantee 62: two runs of one manifest into two output trees at once (a cron job and a person, two
 machines on one key), with lost answers: identical requests cannot be told apart by their echo, so a
 row both runs match is fetched by both; no paid generation is left fetched by nobody, and each run
 that sees rows it cannot account for says another run of this manifest may be live."""
