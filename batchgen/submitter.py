@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -41,7 +41,9 @@ class Submitter:
         self.ctx = ctx
         self.assets = assets
         self._lock = asyncio.Lock()  # looks at the provider are serialised
-        self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
+        self._posts = itertools.count(1)  # a ticket per POST, in the order they are sent
+        self._sent = 0  # the ticket of the last POST sent
+        self._unanswered: dict[int, str] = {}  # ticket -> body of each POST not answered yet
         self._looking: set[str] = set()  # jobs whose lost submissions are being (or about to be) looked for
 
     # -- the loop --------------------------------------------------------------------------------
@@ -132,15 +134,17 @@ class Submitter:
                 return
 
     async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
-        """One enqueue; the error when it failed. The generation is claimed before an identical POST's
-        reconcile can look (the `posting` count), so two replicas never adopt one row."""
-        self._posting[sent] += 1
+        """One enqueue; the error when it failed. The generation is claimed (or, the answer lost, the
+        job is being looked for) before a reconcile that listed rows while it was unanswered matches
+        them (`_answered`), so two replicas never adopt one row."""
+        ticket = self._sent = next(self._posts)
+        self._unanswered[ticket] = sent
         try:
             generation_ids = await self.ctx.client.enqueue(body)
         except ApiError as exc:
             return exc
         finally:
-            self._posting[sent] -= 1
+            del self._unanswered[ticket]
             self.ctx.notify()
         self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
         return None
@@ -195,8 +199,9 @@ class Submitter:
         Returns True when every key was resolved from what the provider has. Looks at once (a cut
         answer: the server is done), and if anything is missing, looks again once every submission is
         two request timeouts old, since a slow server or a gateway that answered 5xx may still be
-        creating the generation. Looks are serialised, and wait for identical POSTs still in flight to
-        be answered and claimed, so two replicas never adopt one row.
+        creating the generation. Looks are serialised, and match only once every identical POST sent
+        before the rows were listed has been answered and claimed (or is known lost and being looked
+        for), so two replicas never adopt one row, nor take one another's as an extra take.
         """
         keys = list(keys)
         self._looking.update(keys)  # before any await: a look under way keeps a row for each of them
@@ -215,9 +220,12 @@ class Submitter:
                 sent = max(ctx.record(p.key).submitted_at or 0.0 for p in pending)
                 await ctx.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
             async with self._lock:
-                await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
+                rows = await self._rows_for(pending)
+                # A row listed may be an identical POST's of ours whose answer was still on its way:
+                # matched only once that POST is answered and claimed, or known lost (`_looking`).
+                bodies, listed_after = {canonical_json(p.body) for p in pending}, self._sent
+                await ctx.wait_until(partial(self._answered, bodies, listed_after))
                 claimed = ctx.journal.claimed_generation_ids()
-                rows = await self._rows_for(pending, claimed)
                 found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
                 for item in pending:
                     if item.key in found:
@@ -238,7 +246,7 @@ class Submitter:
                 scheduler.requeue(ctx.state, item.key, front=True)
         return not pending
 
-    async def _rows_for(self, pending: list[Pending], claimed: set[str]) -> list[Mapping[str, Any]]:
+    async def _rows_for(self, pending: list[Pending]) -> list[Mapping[str, Any]]:
         """The provider's rows the pending submissions may be. A history that cannot be read back far
         enough is no obstacle when what was found (the active rows) already accounts for all of them."""
         try:
@@ -246,14 +254,16 @@ class Submitter:
                 search_scopes(p.body for p in pending), earliest_match(pending)
             )
         except HistoryUnreadable as exc:
+            claimed = self.ctx.journal.claimed_generation_ids()
             found = match_submissions(pending, exc.rows, claimed, self.ctx.plan.model_defaults)
             if len(found) < len(pending):
                 raise
             log.warning("%s; the active rows account for the submissions looked for", exc)
             return exc.rows
 
-    def _none_posting(self, bodies: set[str]) -> bool:
-        return not any(self._posting[body] for body in bodies)
+    def _answered(self, bodies: set[str], up_to: int) -> bool:
+        """Every POST of one of `bodies` sent up to ticket `up_to` has been answered (or lost)."""
+        return not any(ticket <= up_to and body in bodies for ticket, body in self._unanswered.items())
 
     def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
         ctx = self.ctx
