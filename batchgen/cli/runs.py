@@ -13,6 +13,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
+    from batchgen.store import JobRecord
 
 
 def add_status(commands: Commands) -> None:
@@ -38,7 +39,6 @@ def add_status(commands: Commands) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.cli.deliver import delivery_status
     from batchgen.store import Journal
-    from batchgen.takes import TAKE_MARK
 
     journal = Journal.open_existing(args.run_dir, read_only=True)  # a reader: creates and changes nothing
     try:
@@ -79,30 +79,41 @@ def cmd_status(args: argparse.Namespace) -> int:
         + " · ".join(f"{s} {n}" for s, n in sorted(counts.items()))
         + (f"  (results from {api})" if api else "")
     )
-    superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
-    takes = sum(1 for r in records if not r.planned and TAKE_MARK in r.key)
-    earlier = sum(1 for r in records if not r.planned and r.state != "superseded") - takes
-    if superseded:
-        print(
-            f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
-            "other jobs, kept in superseded/ (not counted above)"
-        )
-    if earlier:
-        print(
-            f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
-            "`batchgen status --json` lists them)"
-        )
-    if takes:
-        print(
-            f"  {takes} extra take(s): generations matching this manifest's requests that another run "
-            "may also have made, fetched beside the job's result (*.take-*; not counted above)"
-        )
+    for line in _apart(records):
+        print(line)
     for r in planned:
         if r.state != "done" and r.error:
             print(f"  {r.state:<10} {r.name} [{r.key[:12]}]: {r.error}")
     for line in delivery:
         print(line)
     return EXIT_OK if counts.get("done", 0) == len(planned) else EXIT_INCOMPLETE
+
+
+def _apart(records: list[JobRecord]) -> list[str]:
+    """Lines about the journaled jobs the current plan does not hold (not counted in its totals)."""
+    from batchgen.takes import is_take
+
+    unplanned = [r for r in records if not r.planned]
+    superseded = sum(1 for r in unplanned if r.state == "superseded")
+    takes = sum(1 for r in unplanned if r.state != "superseded" and is_take(r.key))
+    earlier = len(unplanned) - superseded - takes
+    lines = []
+    if superseded:
+        lines.append(
+            f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
+            "other jobs, kept in superseded/ (not counted above)"
+        )
+    if earlier:
+        lines.append(
+            f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
+            "`batchgen status --json` lists them)"
+        )
+    if takes:
+        lines.append(
+            f"  {takes} extra take(s): generations matching this manifest's requests that another run "
+            "may also have made, fetched beside the job's result (*.take-*; not counted above)"
+        )
+    return lines
 
 
 def chosen_keys(run_dir: Path, only: list[str] | None, *, required: bool = False) -> set[str] | None:

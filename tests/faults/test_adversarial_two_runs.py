@@ -19,12 +19,12 @@ JOBS = 24
 
 
 def fetched(run_dir: Path) -> dict[str, Path]:
-    """Generation id -> the file under videos/ holding it (from each result's sidecar)."""
+    """Generation id -> the file under videos/ holding it (from each result's sidecar; the results are
+    MP4s: `clip-15.json` is `clip-15.mp4`'s, `clip-15.take-ID.json` its extra take's)."""
     found = {}
     for sidecar in sorted((run_dir / "videos").rglob("*.json")):
         data = json.loads(sidecar.read_text())
-        result = next(p for p in sidecar.parent.glob(sidecar.stem + ".*") if p.suffix != ".json")
-        found[str(data["generation_id"])] = result
+        found[str(data["generation_id"])] = sidecar.with_suffix(".mp4")
     return found
 
 
@@ -56,6 +56,12 @@ async def test_two_runs_of_one_manifest_into_two_trees_fetch_every_paid_generati
     assert unfetched == set(), f"{len(unfetched)} paid generation(s) fetched by neither run"
     for result in (first, second):
         assert f"{JOBS}/{JOBS} done" in result.stderr
+    for out, tree in zip(("out-a", "out-b"), trees, strict=True):
+        takes = [path for path in tree.values() if ".take-" in path.name]
+        assert len(tree) == JOBS + len(takes)  # every job's result, and the extra takes beside them
+        status = await harness.cli("status", f"{out}/e2e")
+        assert status.code == 0 and f"{JOBS} jobs · done {JOBS}" in status.stdout, status.stdout
+        assert (f"{len(takes)} extra take(s)" in status.stdout) == bool(takes), status.stdout
     both = set(trees[0]) & set(trees[1])
     warned = [r for r in (first, second) if "another run of this manifest may be live" in r.stderr]
     if both:
