@@ -26,9 +26,12 @@ class RunLock:
 
     def acquire(self) -> None:
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageError(f"cannot create the lock file {self._path}: {exc}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device named .lock: never batchgen's
+            os.close(fd)
+            raise StorageError(f"{self._path} is not a regular file: remove it (batchgen makes its own)")
         try:
             _lock_soon(fd)
         except BlockingIOError:
