@@ -61,7 +61,7 @@ def refresh(run_dir: Path) -> Path:
         raise UsageError(f"{run_dir / 'plan.json'}: a job is not as batchgen writes it ({exc!r})") from None
     campaign = str(plan.get("name") or run_dir.name)
     del plan
-    journal = Journal.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir, read_only=True)  # an empty journal is refused, never rewritten
     try:
         return write_outputs(run_dir, jobs, journal, campaign=campaign)
     finally:

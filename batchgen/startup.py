@@ -28,6 +28,7 @@ from batchgen.sinks import result_metadata
 from batchgen.spend import journal_spend
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
+from batchgen.takes import is_take
 from batchgen.unverified import accepted_unverified
 from batchgen.verify import verify_file
 
@@ -172,11 +173,14 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
         ctx.state.leftovers.add(job.key)
         ctx.counts[record.state] += 1
         _adopt(ctx, job, record, downloads)
-    if ctx.state.leftovers:
+    takes = sum(1 for key in ctx.state.leftovers if is_take(key))
+    if len(ctx.state.leftovers) > takes:
         log.warning(
             "%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
-            len(ctx.state.leftovers),
+            len(ctx.state.leftovers) - takes,
         )
+    if takes:
+        log.warning("%d extra take(s) an earlier session found are still tracked and downloaded", takes)
 
 
 def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
