@@ -204,9 +204,14 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
 
 
 def _ensure_sidecar(job: Job, record: JobRecord, path: Path) -> None:
-    """Sidecars are written in batches after their results: one the process did not live to write is
-    written now, from the journal."""
-    if not os.path.lexists(sidecar_path(path)) and record.sha256 is not None and record.size is not None:
+    """Sidecars are written in batches after their results, in place: one the process did not live to
+    write, or was killed while writing (left empty: its open truncated it, its one write never came),
+    is written now, from the journal."""
+    try:
+        whole = os.lstat(sidecar_path(path)).st_size > 0
+    except FileNotFoundError:
+        whole = False
+    if not whole and record.sha256 is not None and record.size is not None:
         write_sidecar(
             sidecar_path(path), result_metadata(job, record, record.sha256, record.size, record.downloaded_at)
         )
