@@ -87,7 +87,7 @@ def error_detail(body: Any, fallback: str) -> str:
             for key in ("detail", "message", "title", "type"):
                 if isinstance(err.get(key), str) and err[key]:
                     return str(err[key])
-        for key in ("error_message", "status_message", "message"):
+        for key in ("error_message", "status_description", "status_message", "message"):
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
     return fallback

@@ -78,6 +78,7 @@ class Sender:
         self.head: str | None = None  # a commit known to be on the branch before the next request
         self.tally = Tally()
         self.stopped: str | None = None  # why nothing more is sent in this run
+        self.leftover_workspaces: list[str] = []  # made by this run directory, not removable yet
         self.jobs_done: Callable[[], tuple[int, int] | None] = lambda: None
         self.on_change: Callable[[], None] = lambda: None
         self._queue: dict[str, Outgoing] = {}
@@ -117,6 +118,8 @@ class Sender:
             idle.cancel()
         if self._task.done():
             self._task.result()  # its error, if it failed
+        # Workspaces whose removal failed are tried again now: a run that exits 0 leaves none behind.
+        self.leftover_workspaces = await self.commits.remove_remembered()
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -199,7 +202,12 @@ class Sender:
         def message(token: str) -> str:
             return commit_message(self.campaign, batch, token, self.jobs_done())
 
-        outcome = await self.commits.send(batch, self.head, message)
+        try:
+            outcome = await self.commits.send(batch, self.head, message)
+        except OSError as exc:  # a local read that went wrong past every per-file check: this batch only
+            log.exception("delivery of %d file(s) broke off", len(batch.items))
+            why = f"not sent: {exc.strerror or exc} (the next run looks for what was sent)"
+            outcome = Outcome(failed={item.repo_path: why for item in batch.items})
         self._apply(batch, outcome)
 
     def _apply(self, batch: Batch, outcome: Outcome) -> None:
