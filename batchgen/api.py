@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import random
@@ -25,6 +24,7 @@ from batchgen.errors import (
     ApiError,
     ApiStatusError,
     ConnectFailed,
+    HistoryUnreadable,
     InsufficientCredits,
     NotFound,
     RateLimited,
@@ -32,15 +32,14 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
+from batchgen.history import HISTORY_PAGE_SIZE, Page, page_of, read_since
 from batchgen.http import without_silent_resends
 from batchgen.reconcile import Scope, merge_rows
 from batchgen.retry import Action, decide, parse_retry_after
+from batchgen.serverclock import ServerClock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-HISTORY_PAGE_SIZE = 1000  # the documented maximum
-HISTORY_MAX_PAGES = 200  # 200,000 rows: past this, a reconcile gives up rather than guess
 
 
 class Throttle:
@@ -88,7 +87,7 @@ def error_detail(body: Any, fallback: str) -> str:
             for key in ("detail", "message", "title", "type"):
                 if isinstance(err.get(key), str) and err[key]:
                     return str(err[key])
-        for key in ("error_message", "status_message", "message"):
+        for key in ("error_message", "status_description", "status_message", "message"):
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
     return fallback
@@ -146,6 +145,7 @@ class OxenClient:
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self.requests_sent = 0
+        self.server_clock = ServerClock()  # the provider's clock against ours, from its answers' Date
 
     async def __aenter__(self) -> OxenClient:
         self._session = aiohttp.ClientSession(
@@ -192,10 +192,12 @@ class OxenClient:
         url = self.url(path)
         auth, wait = {**(headers or {}), **self.auth_for(url)}, client_timeout or self.session.timeout
         self.requests_sent += 1
+        sent_at = time.time()
         with _mapped_errors(method, path):
             async with self.session.request(
                 method, url, json=json_body, params=params, data=data, headers=auth, timeout=wait
             ) as resp:
+                self.server_clock.observe(resp.headers.get("Date"), sent_at, time.time())
                 text = await resp.text()
                 body = _parse_json(text)
                 if resp.status >= 400:
@@ -247,65 +249,43 @@ class OxenClient:
         )
         return _rows(answer, "GET /api/ai/queue")
 
-    async def history_since(self, *, model: str, namespace: str | None, since: float) -> list[dict[str, Any]]:
-        """Every row of `GET /api/ai/generations` (all statuses) enqueued at or after `since`.
-
-        The listing is paginated but its order is undocumented, so the first page decides: newest
-        first, read on until a page reaches back past `since`; oldest first, read backwards from the
-        last page until one does; no visible order, read every page. Never more than
-        HISTORY_MAX_PAGES: past that the search fails rather than guess.
-        """
+    async def history_since(
+        self, *, model: str, namespace: str | None, since: float | None
+    ) -> list[dict[str, Any]]:
+        """Every row of `GET /api/ai/generations` (all statuses) enqueued at or after `since`, on the
+        provider's clock (None: every row); how the pages are read is `history.read_since`'s."""
         base = {
             "model": model,
             "page_size": str(HISTORY_PAGE_SIZE),
             **({"namespace": namespace} if namespace else {}),
         }
 
-        async def page(number: int) -> tuple[list[dict[str, Any]], int | None]:
+        async def page(number: int) -> Page:
             answer = await self.with_retries(
                 lambda: self.request("GET", "/api/ai/generations", params={**base, "page": str(number)}),
                 what="GET /api/ai/generations",
             )
-            total = answer.get("total_pages") if isinstance(answer, Mapping) else None
-            return _rows(answer, "GET /api/ai/generations"), total if isinstance(total, int) else None
+            return page_of(answer, _rows(answer, "GET /api/ai/generations"))
 
-        first, pages = await page(1)
-        collected = list(first)
-        order = _time_order(first)
-        if pages is None:  # no page count: read on while pages come back full
-            number, rows = 1, first
-            while len(rows) >= HISTORY_PAGE_SIZE and not (
-                order == "newest-first" and _reaches_before(rows, since)
-            ):
-                number += 1
-                _check_pages(number)
-                rows, _ = await page(number)
-                collected.extend(rows)
-        elif pages > 1:
-            _check_pages(pages)
-            if order == "oldest-first":
-                numbers: Iterable[int] = range(pages, 1, -1)
-            elif order == "newest-first" and _reaches_before(first, since):
-                numbers = ()
-            else:
-                numbers = range(2, pages + 1)
-            for number in numbers:
-                rows, _ = await page(number)
-                collected.extend(rows)
-                if order is not None and _reaches_before(rows, since):
-                    break
-        return [row for row in collected if not _enqueued_before(row, since)]
+        return await read_since(page, since)
 
-    async def find_rows(self, scopes: Iterable[Scope], since: float) -> list[Mapping[str, Any]]:
-        """Every row in these (namespace, model) scopes that may have been enqueued since `since`:
+    async def find_rows(self, scopes: Iterable[Scope], since: float | None) -> list[Mapping[str, Any]]:
+        """Every row in these (namespace, model) scopes that may have been enqueued since `since` (on the
+        provider's clock; None: whenever):
         active ones from the lean list, and all of them (terminal ones included) from the paginated
         history, merged by generation id."""
         listings: list[list[dict[str, Any]]] = []
+        unreadable: HistoryUnreadable | None = None
         for scope in scopes:
             listings.append(await self.list_queue(model=scope.model, namespace=scope.namespace))
-            listings.append(
-                await self.history_since(model=scope.model, namespace=scope.namespace, since=since)
-            )
+            try:
+                listings.append(
+                    await self.history_since(model=scope.model, namespace=scope.namespace, since=since)
+                )
+            except HistoryUnreadable as exc:  # raised below, with what was found: it may be enough
+                unreadable = unreadable or exc
+        if unreadable is not None:
+            raise HistoryUnreadable(str(unreadable), merge_rows(*listings)) from unreadable
         return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:
@@ -382,12 +362,6 @@ class OxenClient:
             resp.release()
 
 
-def _check_pages(pages: int) -> None:
-    if pages > HISTORY_MAX_PAGES:
-        detail = f"more than {HISTORY_MAX_PAGES} pages of history to search; refusing to guess"
-        raise ApiStatusError(200, "GET", "/api/ai/generations", detail)
-
-
 def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
     generations = answer.get("generations") if isinstance(answer, Mapping) else None
     if not isinstance(generations, list) or not all(
@@ -395,33 +369,6 @@ def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
     ):
         raise ApiStatusError(200, "GET", what.split(" ", 1)[1], "the listing has no list of generations")
     return [dict(g) for g in generations]
-
-
-def _enqueued_at(row: Mapping[str, Any]) -> float | None:
-    value = row.get("enqueued_at")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _enqueued_before(row: Mapping[str, Any], since: float) -> bool:
-    at = _enqueued_at(row)
-    return at is not None and at < since
-
-
-def _reaches_before(rows: list[dict[str, Any]], since: float) -> bool:
-    return any(_enqueued_before(row, since) for row in rows)
-
-
-def _time_order(rows: list[dict[str, Any]]) -> str | None:
-    """'newest-first' or 'oldest-first' when a page's enqueue times say so; None when they cannot."""
-    times = [t for t in (_enqueued_at(row) for row in rows) if t is not None]
-    if len(times) < 2 or len(times) < len(rows):
-        return None
-    pairs = list(itertools.pairwise(times))
-    if all(a >= b for a, b in pairs):
-        return "newest-first"
-    if all(a <= b for a, b in pairs):
-        return "oldest-first"
-    return None
 
 
 def _parse_json(text: str) -> Any:

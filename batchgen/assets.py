@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
 from batchgen.delivery.batching import Batch, Outgoing
-from batchgen.delivery.commit_once import CommitOnce
+from batchgen.delivery.commit_once import CannotTell, CommitOnce
 from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.delivery.repo_api import RepoApi
+from batchgen.delivery.staging import RepositoryRefused
 from batchgen.delivery.target import DeliveryTarget
 from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
@@ -111,13 +112,20 @@ class AssetPlacer:
         ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
         policy, request_s = self._client.retry_policy, self._client.timeouts.request_s
         commits = CommitOnce(api, ledger, asset.path.parent, request_s=request_s, policy=policy)
-        await commits.resolve_earlier(lambda token, n: f"batchgen: reference images [batchgen:{token}]")
         item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True, source=asset.path)
-        outcome = await commits.send(
-            Batch((item,)),
-            None,
-            lambda token: f"batchgen: add reference image {repo_path} [batchgen:{token}]",
-        )
+        try:
+            await commits.resolve_earlier(lambda token, n: f"batchgen: reference images [batchgen:{token}]")
+            outcome = await commits.send(
+                Batch((item,)),
+                None,
+                lambda token: f"batchgen: add reference image {repo_path} [batchgen:{token}]",
+            )
+        except RepositoryRefused as exc:
+            raise (
+                NotFound(404, "PUT", repo_path, str(exc)) if "404" in str(exc) else OSError(str(exc))
+            ) from exc
+        except CannotTell as exc:
+            raise OSError(f"cannot tell whether an earlier upload was made ({exc})") from exc
         if repo_path not in outcome.delivered:
             why = outcome.failed.get(repo_path) or outcome.stopped or "not uploaded"
             if "404" in why or "not found" in why.lower():

@@ -44,6 +44,7 @@ from batchgen.endpoint import SANDBOX_TIME_SCALE, api_endpoint
 from batchgen.errors import NotFound, StorageError, UsageError
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
+from batchgen.rebuild import open_run_journal
 from batchgen.registry.live import Catalog, model_catalog
 from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
 from batchgen.review import write_outputs
@@ -230,7 +231,7 @@ async def _execute(
     ran = only or plan
     with RunLock(run_dir):
         live_cancel.clear(run_dir)  # a request to a process that is gone is not for this run
-        journal = Journal.open(run_dir)
+        journal = open_run_journal(run_dir, plan, say)  # a lost one is rebuilt from the sidecars
         delivery = RunDelivery.for_run(options, key, journal, run_dir, plan)
         try:
             await check_api_identity(journal, run_dir, options, client)

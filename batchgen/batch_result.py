@@ -87,6 +87,7 @@ class BatchResult:
             "committed_usd": str(self.spend.total if self.spend else self.outcome.spent_usd),
             "spend": None if self.spend is None else {**self.spend.as_json(), "sandbox": self.sandbox},
             "error": self.outcome.fatal,
+            "stop_detail": self.outcome.stop_detail,
             "failures": [
                 {
                     "key": p.key,
@@ -100,6 +101,7 @@ class BatchResult:
                 for p in self.problems
             ],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
+            "extra_takes": dict(sorted(self.outcome.takes.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
             "report": None if self.report is None else str(self.report),
             "drain_timed_out": self.outcome.drain_timed_out,

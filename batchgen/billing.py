@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchgen.errors import BatchgenError
-from batchgen.reconcile import CLOCK_SKEW_S, search_scopes
+from batchgen.reconcile import CLOCK_SKEW_S, provider_time, search_scopes
 from batchgen.scheduler import StopReason
 from batchgen.states import AT_PROVIDER, JobState
 from batchgen.store import JobRecord, Journal
@@ -73,7 +73,7 @@ class Wanted:
 
 class HistoryReader(Protocol):
     async def history_since(
-        self, *, model: str, namespace: str | None, since: float
+        self, *, model: str, namespace: str | None, since: float | None
     ) -> list[dict[str, Any]]: ...
 
 
@@ -142,10 +142,12 @@ async def read_billed_costs(
     keys: Iterable[str] | None = None,
     *,
     deadline_s: float = BILLING_DEADLINE_S,
+    offset: float | None = None,
 ) -> int:
     """Read and journal the billed cost of the finished generations of `keys` (default: every job of the
     journal) not looked up yet; returns how many were found. Never raises for the API or the disk: it
-    logs one line instead."""
+    logs one line instead. `offset`: the provider's clock minus ours, for submissions journaled without
+    their provider time."""
     records = journal.records()
     chosen = [records[key] for key in keys if key in records] if keys is not None else list(records.values())
     claims = journal.read_rows("SELECT generation_id, job_key, created_at FROM generations")
@@ -154,7 +156,16 @@ async def read_billed_costs(
         return 0
     scopes = search_scopes(records[w.key].sent_body() or {"model": records[w.key].model} for w in wanted)
     fallback = journal.created_at()
-    since = min(w.since or fallback for w in wanted) - CLOCK_SKEW_S
+    sent = [
+        provider_time(
+            records[w.key].server_submitted_at if w.generation_id == records[w.key].generation_id else None,
+            w.since or fallback,
+            offset,
+        )
+        for w in wanted
+    ]
+    known = [at for at in sent if at is not None]
+    since = min(known) - CLOCK_SKEW_S if len(known) == len(sent) else None  # on the provider's clock
     try:
         rows: list[dict[str, Any]] = []
         async with asyncio.timeout(deadline_s):
@@ -191,7 +202,9 @@ async def read_after_run(
 ) -> None:
     """The billed costs of the run directory's finished generations (bounded; a Ctrl-C ends it at once)."""
     deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
-    reading = asyncio.ensure_future(read_billed_costs(client, journal, deadline_s=deadline))
+    reading = asyncio.ensure_future(
+        read_billed_costs(client, journal, deadline_s=deadline, offset=client.server_clock.offset)
+    )
     stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
     try:
         await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from batchgen.api import OxenClient
-from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
+from batchgen.reconcile import Pending, earliest_match, match_submissions, provider_time, search_scopes
 from batchgen.states import AT_PROVIDER, JobState
 from batchgen.store import Journal
 
@@ -26,8 +26,9 @@ async def cancel_in_flight(
     to). A generation that finished meanwhile is journaled as what it is: cancelling it would lose a
     paid result. `keys` limits it to those jobs. Returns how many ended in each provider status."""
     records = [r for r in journal.records().values() if keys is None or r.key in keys]
+    offset = client.server_clock.offset
     ambiguous = [
-        Pending(r.key, r.sent_body() or {}, r.submitted_at or 0)
+        Pending(r.key, r.sent_body() or {}, provider_time(r.server_submitted_at, r.submitted_at, offset))
         for r in records
         if r.state is JobState.SUBMITTING
     ]

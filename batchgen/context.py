@@ -56,6 +56,7 @@ class RunContext:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
     drain_over: bool = False  # a drain's time ran out: stop waiting, leave the rest to the journal
+    takes_said: bool = False  # the warning about rows another run of this manifest may own was given
 
     def __post_init__(self) -> None:
         self.planned = frozenset(job.key for job in self.plan.jobs)
@@ -116,9 +117,9 @@ class RunContext:
         self.on_claimed(key, generation_id)
         self.notify()
 
-    def stop(self, reason: scheduler.StopReason) -> None:
-        if scheduler.stop(self.state, reason):
-            log.warning("stopping submissions: %s", reason)
+    def stop(self, reason: scheduler.StopReason, detail: str | None = None) -> None:
+        if scheduler.stop(self.state, reason, detail):
+            log.warning("stopping submissions: %s", detail or reason)
         self.notify()
 
     def final_path(self, job: Job) -> Path:

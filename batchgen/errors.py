@@ -12,6 +12,7 @@
     │   │   ├── InsufficientCredits  the account cannot pay (stop submitting)
     │   │   ├── NotFound           404
     │   │   └── RateLimited        429, with the Retry-After the server asked for
+    │   ├── HistoryUnreadable      the history cannot be read back far enough (a retry will not help)
     │   └── TransportError         the connection failed
     │       ├── ConnectFailed      the request was surely NOT sent: safe to send again
     │       └── ResponseLost       the request MAY have been acted on: reconcile first
@@ -29,8 +30,10 @@ subclasses instead, because no user can fix them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class BatchgenError(Exception):
@@ -133,6 +136,16 @@ class RateLimited(ApiStatusError):
     def __init__(self, method: str, path: str, detail: str, retry_after: float | None) -> None:
         super().__init__(429, method, path, detail)
         self.retry_after = retry_after
+
+
+class HistoryUnreadable(ApiError):
+    """The provider's history cannot be read back to the moment asked: too many pages to read, or a
+    server whose pages repeat. Answered without a transport fault, so trying again will not help.
+    `rows`: what was found all the same (the active rows, the pages read), for a caller it suffices."""
+
+    def __init__(self, message: str, rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.rows = list(rows)
 
 
 class TransportError(ApiError):

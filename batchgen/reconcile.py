@@ -3,7 +3,10 @@
 Enqueue has no idempotency key, so after a crash or a lost POST response the only way to know
 whether a job was created is to find a row whose echoed request parameters equal what we sent.
 Where to look follows from what was sent: rows billed to an organisation (`target_namespace`) are
-listed only under that namespace, and only rows enqueued since the submission can be ours.
+listed only under that namespace, and only rows enqueued since the submission can be ours. "Since" is
+on the provider's clock (a row's `enqueued_at`): our own clock may be minutes off, and must never
+decide that a row is not ours. Where the submission's time on the provider's clock is unknown, no row
+is ruled out by its time.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ _ROW_FIELDS = frozenset(
     }
 )
 
-# Rows enqueued this long before our journaled submit time still count (clock skew).
+# Rows enqueued this long before our submit time (both on the provider's clock) still count: the
+# offset between the clocks is measured to a second or two, and the provider's own machines may differ.
 CLOCK_SKEW_S = 120.0
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -50,11 +54,20 @@ _PROGRESS = {"queued": 0, "processing": 1, "succeeded": 2, "failed": 2, "cancell
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A journaled submission whose outcome we do not know."""
+    """A journaled submission whose outcome we do not know; `submitted_at` on the provider's clock
+    (None: unknown, so no row is too old to be it)."""
 
     key: str
     body: Mapping[str, Any]
-    submitted_at: float
+    submitted_at: float | None
+
+
+def provider_time(journaled: float | None, local: float | None, offset: float | None) -> float | None:
+    """When a submission was sent, on the provider's clock: as journaled with it; else (a journal from
+    before that was kept) our clock's time moved by the offset measured now; else unknown."""
+    if journaled is not None:
+        return journaled
+    return None if local is None or offset is None else local + offset
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -76,9 +89,13 @@ def search_scopes(bodies: Iterable[Mapping[str, Any]]) -> list[Scope]:
     return sorted(scopes, key=lambda s: (s.namespace or "", s.model))
 
 
-def earliest_match(pending: Iterable[Pending]) -> float:
-    """The oldest `enqueued_at` a row may have and still be one of `pending` (bounds history paging)."""
-    return min((p.submitted_at for p in pending), default=0.0) - CLOCK_SKEW_S
+def earliest_match(pending: Iterable[Pending]) -> float | None:
+    """The oldest `enqueued_at` a row may have and still be one of `pending` (bounds history paging);
+    None when the provider's time of one of them is unknown (every row may be it)."""
+    times = [p.submitted_at for p in pending]
+    if not times or any(t is None for t in times):
+        return None
+    return min(t for t in times if t is not None) - CLOCK_SKEW_S
 
 
 def row_matches(
@@ -128,14 +145,13 @@ def match_submissions(
     taken = set(claimed)
     ordered_rows = sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id"))))
     found: dict[str, Mapping[str, Any]] = {}
-    for item in sorted(pending, key=lambda p: p.submitted_at):
+    for item in sorted(pending, key=lambda p: (p.submitted_at is None, p.submitted_at or 0.0)):
         model_defaults = (defaults or {}).get(str(item.body.get("model")))
         for row in ordered_rows:
             generation_id = str(row.get("generation_id"))
             if generation_id in taken:
                 continue
-            enqueued_at = row.get("enqueued_at")
-            if isinstance(enqueued_at, int | float) and enqueued_at < item.submitted_at - CLOCK_SKEW_S:
+            if _too_old(row, item.submitted_at):
                 continue
             if _namespace_differs(item.body, row):
                 continue
@@ -144,6 +160,50 @@ def match_submissions(
                 taken.add(generation_id)
                 break
     return found
+
+
+def unaccounted_rows(
+    pending: Sequence[Pending],
+    rows: Iterable[Mapping[str, Any]],
+    claimed: set[str],
+    found: Mapping[str, Mapping[str, Any]],
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    others: Sequence[Pending] = (),
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Rows a pending submission could be, beyond the one `found` gave it, that no submission of ours
+    claims or may claim: another run's identical requests, or one of them ours (identical requests
+    cannot be told apart). `others` are our own submissions still to be looked for: a row each of them
+    could be is kept for it. Each row is listed under the first pending key it matches. Only
+    submissions whose provider time is known take part: without it, every identical row of the
+    account's history would qualify."""
+    taken = set(claimed) | {str(row.get("generation_id")) for row in found.values()}
+    rows = list(rows)
+    taken |= {
+        str(row.get("generation_id")) for row in match_submissions(others, rows, taken, defaults).values()
+    }
+    timed = sorted((p for p in pending if p.submitted_at is not None), key=lambda p: p.submitted_at or 0.0)
+    extra: dict[str, list[Mapping[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id")))):
+        if str(row.get("generation_id")) in taken:
+            continue
+        for item in timed:
+            model_defaults = (defaults or {}).get(str(item.body.get("model")))
+            if _too_old(row, item.submitted_at) or _namespace_differs(item.body, row):
+                continue
+            if row_matches(item.body, row, model_defaults):
+                extra.setdefault(item.key, []).append(row)
+                taken.add(str(row.get("generation_id")))
+                break
+    return extra
+
+
+def _too_old(row: Mapping[str, Any], submitted_at: float | None) -> bool:
+    """The row was enqueued well before the submission (both on the provider's clock)."""
+    enqueued_at = row.get("enqueued_at")
+    if submitted_at is None or isinstance(enqueued_at, bool) or not isinstance(enqueued_at, int | float):
+        return False
+    return enqueued_at < submitted_at - CLOCK_SKEW_S
 
 
 def _namespace_differs(body: Mapping[str, Any], row: Mapping[str, Any]) -> bool:

@@ -57,7 +57,7 @@ def refresh(run_dir: Path) -> Path:
     jobs = plan_entries(plan, run_dir / "plan.json")
     campaign = str(plan.get("name") or run_dir.name)
     del plan
-    journal = Journal.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir, read_only=True)  # an empty journal is refused, never rewritten
     try:
         return write_outputs(run_dir, jobs, journal, campaign=campaign)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -25,9 +26,12 @@ class RunLock:
 
     def acquire(self) -> None:
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageError(f"cannot create the lock file {self._path}: {exc}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device named .lock: never batchgen's
+            os.close(fd)
+            raise StorageError(f"{self._path} is not a regular file: remove it (batchgen makes its own)")
         try:
             _lock_soon(fd)
         except BlockingIOError:
@@ -70,16 +74,20 @@ def _lock_soon(fd: int) -> None:
 
 
 def lock_holder(run_dir: Path) -> int | None:
-    """The pid of the process holding the run directory's lock (0 if it wrote none), or None when no
-    process holds it. Never blocks and never creates the lock file; a pid recorded by a process that
-    is gone is answered without touching the lock."""
+    """The pid of the process holding the run directory's lock (0 if it wrote none, or nonsense), or
+    None when no process holds it. Never blocks (a FIFO named `.lock` is opened non-blocking and
+    refused) and never creates the lock file; a pid recorded by a process that is gone is answered
+    without touching the lock. Raises StorageError when `.lock` is not a regular file."""
+    path = run_dir / LOCK_NAME
     try:
-        fd = os.open(run_dir / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file, so not batchgen's lock")
         text = os.read(fd, 64).decode(errors="replace").strip()
-        pid = int(text) if text.isdigit() else 0
+        pid = int(text) if text.isdigit() and len(text) <= _PID_DIGITS else 0
         if pid and not _alive(pid):
             return None
         try:
@@ -92,6 +100,9 @@ def lock_holder(run_dir: Path) -> int | None:
         os.close(fd)
 
 
+_PID_DIGITS = 9  # pids are far below 10**9 on every POSIX system; more digits is not a pid
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -99,4 +110,6 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive
         return True
+    except (OverflowError, ValueError):  # not a pid at all: nobody to ask
+        return False
     return True

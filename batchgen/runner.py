@@ -33,6 +33,7 @@ from batchgen.sinks import LocalSink, ResultSink
 from batchgen.startup import prepare
 from batchgen.store import Journal
 from batchgen.submitter import Submitter
+from batchgen.takes import is_take
 from batchgen.tracker import Tracker
 
 __all__ = ["RunOutcome", "RunStats", "Runner", "StopReason"]
@@ -60,11 +61,13 @@ class RunStats:
 class RunOutcome:
     counts: dict[str, int]  # planned jobs by state
     stop_reason: StopReason | None = None
+    stop_detail: str | None = None  # why, in words, when the reason alone would mislead
     fatal: str | None = None
     bad_key: bool = False  # the fatal error was a 401: fix the key, nothing to resume
     download_failures: int = 0
     requests_sent: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)  # jobs no longer planned, by state
+    takes: dict[str, int] = field(default_factory=dict)  # extra takes (`takes.py`), by state
     spent_usd: Decimal = Decimal(0)  # the budget's figure at the end (see `Runner.spent_usd`)
     drain_timed_out: bool = False  # the drain after a stop ran out of time: in-flight work left to the rerun
 
@@ -269,16 +272,20 @@ class Runner:
     def _outcome(self, fatal: str | None, bad_key: bool) -> RunOutcome:
         counts: Counter[str] = Counter()
         leftovers: Counter[str] = Counter()
+        takes: Counter[str] = Counter()
         for key in self.ctx.jobs:
-            (leftovers if key in self.ctx.state.leftovers else counts)[str(self.journal.get(key).state)] += 1
+            bucket = takes if is_take(key) else leftovers if key in self.ctx.state.leftovers else counts
+            bucket[str(self.journal.get(key).state)] += 1
         return RunOutcome(
             counts=dict(counts),
             stop_reason=self.ctx.state.stopping,
+            stop_detail=self.ctx.state.stop_detail,
             fatal=fatal,
             bad_key=bad_key,
             download_failures=self.fetcher.failures,
             requests_sent=self.client.requests_sent,
             leftovers=dict(leftovers),
+            takes=dict(takes),
             spent_usd=self.ctx.state.budget.spent,
             drain_timed_out=self.ctx.drain_over,
         )

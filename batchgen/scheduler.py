@@ -148,6 +148,7 @@ class RunState:
     run_attempts: Counter[str] = field(default_factory=Counter)
     retried: int = 0
     stopping: StopReason | None = None
+    stop_detail: str | None = None  # what happened, in words, when the reason alone would mislead
 
     @property
     def limits(self) -> tuple[Limit, ...]:
@@ -216,11 +217,11 @@ def withdraw(state: RunState, keys: set[str]) -> None:
     state.pending = deque(key for key in state.pending if key not in keys)
 
 
-def stop(state: RunState, reason: StopReason) -> bool:
-    """Stop submitting (the first reason sticks); True when this call stopped it."""
+def stop(state: RunState, reason: StopReason, detail: str | None = None) -> bool:
+    """Stop submitting (the first reason, and its detail, stick); True when this call stopped it."""
     if state.stopping is not None:
         return False
-    state.stopping = reason
+    state.stopping, state.stop_detail = reason, detail
     return True
 
 

@@ -29,6 +29,7 @@ from batchgen.sinks import result_metadata
 from batchgen.spend import journal_spend
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 from batchgen.store import JobRecord
+from batchgen.takes import is_take
 from batchgen.unverified import accepted_unverified
 from batchgen.verify import verify_file
 
@@ -174,11 +175,14 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
         ctx.state.leftovers.add(job.key)
         ctx.counts[record.state] += 1
         _adopt(ctx, job, record, downloads)
-    if ctx.state.leftovers:
+    takes = sum(1 for key in ctx.state.leftovers if is_take(key))
+    if len(ctx.state.leftovers) > takes:
         log.warning(
             "%d generation(s) of jobs no longer in the manifest are still tracked and downloaded",
-            len(ctx.state.leftovers),
+            len(ctx.state.leftovers) - takes,
         )
+    if takes:
+        log.warning("%d extra take(s) an earlier session found are still tracked and downloaded", takes)
 
 
 def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
@@ -202,9 +206,14 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
 
 
 def _ensure_sidecar(job: Job, record: JobRecord, path: Path) -> None:
-    """Sidecars are written in batches after their results: one the process did not live to write is
-    written now, from the journal."""
-    if not os.path.lexists(sidecar_path(path)) and record.sha256 is not None and record.size is not None:
+    """Sidecars are written in batches after their results, in place: one the process did not live to
+    write, or was killed while writing (left empty: its open truncated it, its one write never came),
+    is written now, from the journal."""
+    try:
+        whole = os.lstat(sidecar_path(path)).st_size > 0
+    except FileNotFoundError:
+        whole = False
+    if not whole and record.sha256 is not None and record.size is not None:
         write_sidecar(
             sidecar_path(path), result_metadata(job, record, record.sha256, record.size, record.downloaded_at)
         )

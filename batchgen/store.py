@@ -21,70 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import StorageError, UsageError
+from batchgen.journal_format import JOURNAL_NAME as JOURNAL_NAME
+from batchgen.journal_format import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_missing_columns,
+    journal_problem,
+    read_only_connection,
+    select_columns,
+    shadow_missing_tables,
+)
 from batchgen.naming import shown_or_fallback
 from batchgen.runlock import LOCK_NAME as LOCK_NAME
 from batchgen.runlock import RunLock as RunLock
+from batchgen.runlock import lock_holder
 from batchgen.states import SANDBOX_IDENTITY, JobState, check_transition
-
-JOURNAL_NAME = "state.sqlite"
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    key TEXT PRIMARY KEY,
-    idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    model TEXT NOT NULL,
-    output_path TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    generation_id TEXT,
-    sent_request TEXT,
-    submitted_at REAL,
-    started_at REAL,
-    completed_at REAL,
-    downloaded_at REAL,
-    sha256 TEXT,
-    size INTEGER,
-    mtime_ns INTEGER,
-    error TEXT,
-    updated_at REAL NOT NULL,
-    api TEXT,
-    planned INTEGER NOT NULL DEFAULT 1,
-    quote_usd TEXT,
-    title TEXT
-);
-CREATE TABLE IF NOT EXISTS generations (
-    generation_id TEXT PRIMARY KEY,
-    job_key TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transitions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_key TEXT NOT NULL,
-    from_state TEXT NOT NULL,
-    to_state TEXT NOT NULL,
-    at REAL NOT NULL,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS assets (sha256 TEXT PRIMARY KEY, url TEXT NOT NULL, uploaded_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS deliveries (
-    target TEXT NOT NULL,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    state TEXT NOT NULL,
-    commit_id TEXT,
-    token TEXT,
-    head TEXT,
-    sent_at REAL,
-    error TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (target, path)
-);
-CREATE TABLE IF NOT EXISTS billing (generation_id TEXT PRIMARY KEY, cost TEXT, read_at REAL NOT NULL);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +63,7 @@ class JobRecord:
     api: str | None = None  # which API created its generation: an origin, or "sandbox"
     planned: bool = True  # part of the plan of the run directory's latest run
     quote_usd: str | None = None  # its quote by the latest plan that held it (a decimal; None: unpriced)
+    server_submitted_at: float | None = None  # submitted_at on the provider's clock (None: unknown)
     title: str | None = None  # its readable name by the latest plan that held it (batchgen.naming)
 
     @property
@@ -139,13 +91,6 @@ _WRITTEN = tuple(sorted(_UPDATABLE))  # the columns a transition may change, in 
 _UPDATE_ROW = (
     f"UPDATE jobs SET state=?, {', '.join(f'{name}=?' for name in _WRITTEN)}, updated_at=? WHERE key=?"
 )
-# Columns added after the first journal format, with their SQL definitions (added on open).
-_ADDED_COLUMNS = {
-    "api": "TEXT",
-    "planned": "INTEGER NOT NULL DEFAULT 1",
-    "quote_usd": "TEXT",
-    "title": "TEXT",
-}
 
 
 @contextlib.contextmanager
@@ -171,7 +116,7 @@ class Journal:
         self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
-        for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs"):
+        for row in conn.execute(f"SELECT {select_columns(conn, _COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
             self._records[record.key] = replace(
                 record, state=JobState(record.state), planned=bool(record.planned)
@@ -187,8 +132,8 @@ class Journal:
             # NORMAL in WAL mode survives a killed process (every commit is in the WAL file);
             # only a power cut can lose the last commits, and those are reconciled on resume.
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            _add_missing_columns(conn)
+            conn.executescript(SCHEMA)
+            add_missing_columns(conn)
             # The `downloading` state is no longer written: a `.part` file plus `succeeded` says the same.
             conn.execute("UPDATE jobs SET state='succeeded' WHERE state='downloading'")
             conn.execute(
@@ -198,11 +143,19 @@ class Journal:
         return cls(conn, path)
 
     @classmethod
-    def open_existing(cls, run_dir: Path) -> Journal:
-        """Open a journal for reading; a missing one is a user error, not a new run."""
-        if not (run_dir / JOURNAL_NAME).is_file():
-            raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
-        return cls.open(run_dir)
+    def open_existing(cls, run_dir: Path, *, read_only: bool = False) -> Journal:
+        """Open the journal of an existing run directory; a missing or empty one is a user error, not a
+        new run. `read_only` (`status`, `report`, `plan`): nothing is created, changed or left beside it."""
+        problem = journal_problem(run_dir)
+        if problem is not None:
+            raise UsageError(problem)
+        if not read_only:
+            return cls.open(run_dir)
+        path = run_dir / JOURNAL_NAME
+        with _storage_errors(f"read the journal {path}"):
+            conn = read_only_connection(path, idle=lock_holder(run_dir) is None)
+            shadow_missing_tables(conn)
+            return cls(conn, path)
 
     def close(self) -> None:
         with contextlib.suppress(StorageError):
@@ -363,6 +316,25 @@ class Journal:
             else:
                 waiting.set_result(None)
 
+    def restore(self, records: Iterable[JobRecord]) -> None:
+        """Journal whole job rows and their generation claims at once (a journal rebuilt from the
+        results' sidecars: `rebuild.py`), in one transaction."""
+        self.flush()
+        rows = [r for r in records if r.key not in self._records]
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany(
+                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                [tuple(str(r.state) if c == "state" else getattr(r, c) for c in _COLUMNS) for r in rows],
+            )
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?)",
+                [(r.generation_id, r.key, r.attempts, r.updated_at) for r in rows if r.generation_id],
+            )
+        for record in rows:
+            self._records[record.key] = record
+            if record.generation_id:
+                self._claimed.add(record.generation_id)
+
     def mark_planned(self, keys: set[str]) -> None:
         """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""
         self.flush()
@@ -440,10 +412,3 @@ class Journal:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    for name, definition in _ADDED_COLUMNS.items():
-        if name not in have:
-            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -16,12 +16,21 @@ from typing import Any
 from batchgen import scheduler
 from batchgen.assets import AssetPlacer, AssetUnavailable
 from batchgen.context import RunContext
-from batchgen.errors import ApiError, Unauthenticated
+from batchgen.errors import ApiError, HistoryUnreadable, Unauthenticated
 from batchgen.logs import job_key
 from batchgen.planning import Job, canonical_json, resolve_request
-from batchgen.reconcile import Pending, earliest_match, match_submissions, search_scopes
+from batchgen.reconcile import (
+    Pending,
+    earliest_match,
+    match_submissions,
+    provider_time,
+    search_scopes,
+    unaccounted_rows,
+)
 from batchgen.retry import Action, Verdict, backoff, decide
 from batchgen.states import JobState
+from batchgen.store import JobRecord
+from batchgen.takes import adopt_extra_takes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,10 @@ class Submitter:
         self.ctx = ctx
         self.assets = assets
         self._lock = asyncio.Lock()  # looks at the provider are serialised
-        self._posting: Counter[str] = Counter()  # identical bodies whose POST has not been answered yet
+        self._posts = itertools.count(1)  # a ticket per POST, in the order they are sent
+        self._sent = 0  # the ticket of the last POST sent
+        self._unanswered: dict[int, str] = {}  # ticket -> body of each POST not answered yet
+        self._looking: set[str] = set()  # jobs whose lost submissions are being (or about to be) looked for
         self.tasks: set[asyncio.Task[None]] = set()  # one per job being submitted (cancelled if a drain ends)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -50,7 +62,7 @@ class Submitter:
             log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
             for key in ambiguous:  # left `submitting` for the next run to reconcile
                 scheduler.release(state, key, JobState.SUBMITTING)
-            ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+            ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(ambiguous), exc))
             return
         while not finished():
             state.pause.extend(ctx.client.throttle.until)
@@ -93,12 +105,14 @@ class Submitter:
             if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
                 ctx.release(key, JobState.PENDING, "not sent: cancelled")
                 return
+            now = time.time()
             ctx.journal.transition(
                 key,
                 JobState.SUBMITTING,
                 attempts=ctx.record(key).attempts + 1,
                 sent_request=sent,
-                submitted_at=time.time(),
+                submitted_at=now,
+                server_submitted_at=ctx.client.server_clock.to_server(now),  # what a reconcile compares
                 generation_id=None,
                 error=None,
             )
@@ -125,19 +139,21 @@ class Submitter:
                     extra=job_key(key),
                 )
                 scheduler.release(ctx.state, key, JobState.SUBMITTING)
-                ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+                ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc))
                 return
 
     async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
-        """One enqueue; the error when it failed. The generation is claimed before an identical POST's
-        reconcile can look (the `posting` count), so two replicas never adopt one row."""
-        self._posting[sent] += 1
+        """One enqueue; the error when it failed. The generation is claimed (or, the answer lost, the
+        job is being looked for) before a reconcile that listed rows while it was unanswered matches
+        them (`_answered`), so two replicas never adopt one row."""
+        ticket = self._sent = next(self._posts)
+        self._unanswered[ticket] = sent
         try:
             generation_ids = await self.ctx.client.enqueue(body)
         except ApiError as exc:
             return exc
         finally:
-            self._posting[sent] -= 1
+            del self._unanswered[ticket]
             self.ctx.notify()
         self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
         return None
@@ -177,7 +193,10 @@ class Submitter:
                 return True
         ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
         scheduler.requeue(ctx.state, key, front=True)
-        ctx.stop(scheduler.StopReason.API_UNAVAILABLE)
+        ctx.stop(
+            scheduler.StopReason.API_UNAVAILABLE,
+            f"the API kept failing ({error}): run the same command again to resume.",
+        )
         return False
 
     async def _request_body(self, job: Job) -> dict[str, Any]:
@@ -194,28 +213,46 @@ class Submitter:
         Returns True when every key was resolved from what the provider has. Looks at once (a cut
         answer: the server is done), and if anything is missing, looks again once every submission is
         two request timeouts old, since a slow server or a gateway that answered 5xx may still be
-        creating the generation. Looks are serialised, and wait for identical POSTs still in flight to
-        be answered and claimed, so two replicas never adopt one row.
+        creating the generation. Looks are serialised, and match only once every identical POST sent
+        before the rows were listed has been answered and claimed (or is known lost and being looked
+        for), so two replicas never adopt one row, nor take one another's as an extra take.
         """
+        keys = list(keys)
+        self._looking.update(keys)  # before any await: a look under way keeps a row for each of them
+        try:
+            return await self._reconcile(keys, at_start=at_start)
+        finally:
+            self._looking.difference_update(keys)
+
+    async def _reconcile(self, keys: list[str], *, at_start: bool) -> bool:
         ctx = self.ctx
-        pending = [Pending(k, ctx.record(k).sent_body() or {}, ctx.record(k).submitted_at or 0) for k in keys]
+        pending = [pending_submission(ctx.record(k), ctx.client.server_clock.offset) for k in keys]
         for look in range(2):
             if not pending:
                 return True
-            if look:
-                settled_at = max(p.submitted_at for p in pending) + 2 * ctx.options.timeouts.request_s
-                await ctx.sleep(max(0.0, settled_at - time.time()))
+            if look:  # on our clock: how long ago we sent it is ours to measure
+                sent = max(ctx.record(p.key).submitted_at or 0.0 for p in pending)
+                await ctx.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
             async with self._lock:
-                await ctx.wait_until(partial(self._none_posting, {canonical_json(p.body) for p in pending}))
-                rows = await ctx.client.find_rows(
-                    search_scopes(p.body for p in pending), earliest_match(pending)
-                )
-                found = match_submissions(
-                    pending, rows, ctx.journal.claimed_generation_ids(), ctx.plan.model_defaults
-                )
+                rows = await self._rows_for(pending)
+                # A row listed may be an identical POST's of ours whose answer was still on its way:
+                # matched only once that POST is answered and claimed, or known lost (`_looking`).
+                bodies, listed_after = {canonical_json(p.body) for p in pending}, self._sent
+                await ctx.wait_until(partial(self._answered, bodies, listed_after))
+                claimed = ctx.journal.claimed_generation_ids()
+                found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
                 for item in pending:
                     if item.key in found:
                         self._adopt_row(item.key, found[item.key])
+                # Rows we cannot rule out as ours, beyond the one adopted: fetched too (`takes`).
+                others = [
+                    pending_submission(ctx.record(k), ctx.client.server_clock.offset)
+                    for k in self._looking.difference(keys)
+                ]
+                extra = unaccounted_rows(
+                    pending, rows, claimed, found, ctx.plan.model_defaults, others=others
+                )
+                adopt_extra_takes(ctx, extra)
             pending = [p for p in pending if p.key not in found]
         if pending and at_start:  # still nothing, so the POST never reached the provider
             for item in pending:
@@ -223,8 +260,24 @@ class Submitter:
                 scheduler.requeue(ctx.state, item.key, front=True)
         return not pending
 
-    def _none_posting(self, bodies: set[str]) -> bool:
-        return not any(self._posting[body] for body in bodies)
+    async def _rows_for(self, pending: list[Pending]) -> list[Mapping[str, Any]]:
+        """The provider's rows the pending submissions may be. A history that cannot be read back far
+        enough is no obstacle when what was found (the active rows) already accounts for all of them."""
+        try:
+            return await self.ctx.client.find_rows(
+                search_scopes(p.body for p in pending), earliest_match(pending)
+            )
+        except HistoryUnreadable as exc:
+            claimed = self.ctx.journal.claimed_generation_ids()
+            found = match_submissions(pending, exc.rows, claimed, self.ctx.plan.model_defaults)
+            if len(found) < len(pending):
+                raise
+            log.warning("%s; the active rows account for the submissions looked for", exc)
+            return exc.rows
+
+    def _answered(self, bodies: set[str], up_to: int) -> bool:
+        """Every POST of one of `bodies` sent up to ticket `up_to` has been answered (or lost)."""
+        return not any(ticket <= up_to and body in bodies for ticket, body in self._unanswered.items())
 
     def _adopt_row(self, key: str, row: Mapping[str, Any]) -> None:
         ctx = self.ctx
@@ -248,3 +301,19 @@ class Submitter:
         ctx.claim(key, generation_id, JobState.QUEUED)
         if status != "queued":
             ctx.apply_row(key, row)  # found running or finished: the tracker takes it from there
+
+
+def pending_submission(record: JobRecord, offset: float | None) -> Pending:
+    """A journaled submission to look for, timed on the provider's clock (`offset`: measured now)."""
+    at = provider_time(record.server_submitted_at, record.submitted_at, offset)
+    return Pending(record.key, record.sent_body() or {}, at)
+
+
+def unresolved(count: int, error: ApiError) -> str:
+    """The closing words for submissions that could not be looked for: what failed, and what it means."""
+    jobs, they = ("1 job", "it stays") if count == 1 else (f"{count} jobs", "they stay")
+    why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
+    return (
+        f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
+        "never sent again before it is found or ruled out: run the same command again to look again."
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from batchgen.cli import build_parser, main
+from batchgen.errors import StorageError
 from batchgen.runlock import LOCK_NAME, RunLock, lock_holder
 from batchgen.store import Journal
 
@@ -138,3 +139,24 @@ def test_lock_holder_names_the_live_process_and_nobody_else(tmp_path: Path) -> N
     assert lock_holder(tmp_path) is None
     with RunLock(tmp_path):  # free again: taken at once
         assert lock_holder(tmp_path) == os.getpid()
+
+
+def test_a_lock_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO or a directory named `.lock`: `lock_holder` and `RunLock` say so (StorageError) at once,
+    instead of blocking on the FIFO or writing a pid into something that is not batchgen's."""
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    for run_dir in (fifo, folder):
+        run_dir.mkdir()
+    os.mkfifo(fifo / LOCK_NAME)
+    (folder / LOCK_NAME).mkdir()
+    for run_dir in (fifo, folder):
+        with pytest.raises(StorageError, match="is not a regular file"):
+            lock_holder(run_dir)
+    with pytest.raises(StorageError, match="is not a regular file"):
+        RunLock(fifo).acquire()
+
+
+def test_a_lock_holding_a_pid_that_is_no_pid_is_free(tmp_path: Path) -> None:
+    """A `.lock` holding 40 digits (no pid is that long) held by nobody: no holder, no OverflowError."""
+    (tmp_path / LOCK_NAME).write_text("9" * 40)
+    assert lock_holder(tmp_path) is None

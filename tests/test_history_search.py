@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from batchgen.api import HISTORY_PAGE_SIZE, OxenClient
+from batchgen.api import OxenClient
 from batchgen.emulator import Emulator, EmulatorConfig, LatencyConfig, run_emulator
+from batchgen.errors import HistoryUnreadable
+from batchgen.history import HISTORY_PAGE_SIZE
 from batchgen.reconcile import Scope
 
 KLING = "kling-video-o3-pro-reference-to-video"
@@ -76,3 +78,17 @@ async def test_a_capped_lean_list_does_not_hide_active_rows(start: Start) -> Non
         found = await client.find_rows([Scope(None, KLING)], since)
     assert sorted(r["generation_id"] for r in found) == sorted(ids)
     assert {r["status"] for r in found} <= {"queued", "processing"}
+
+
+async def test_an_unreadable_history_still_hands_over_the_active_rows_it_found(start: Start) -> None:
+    """A history that ignores `page` (oldest first) cannot be read back to the submission: find_rows
+    says so, and hands over what it found (the lean list's active rows), which a reconcile may use
+    when they account for every submission it looks for."""
+    emu = await start(history_ignores_page=True, history_newest_first=False, latency=SLOW)
+    emu.seed_history(OLD_ROWS, BODY, age_seconds=3600)
+    async with OxenClient(emu.base_url, emu.api_key) as client:
+        since = time.time() - 60
+        fresh = [(await client.enqueue(BODY))[0] for _ in range(2)]
+        with pytest.raises(HistoryUnreadable, match="ignores `page`") as caught:
+            await client.find_rows([Scope(None, KLING)], since)
+    assert sorted(r["generation_id"] for r in caught.value.rows) == sorted(fresh)

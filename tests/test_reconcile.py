@@ -7,8 +7,10 @@ from batchgen.reconcile import (
     earliest_match,
     match_submissions,
     merge_rows,
+    provider_time,
     row_matches,
     search_scopes,
+    unaccounted_rows,
 )
 
 BODY = {"model": "kling", "prompt": "a cat", "duration": 5, "aspect_ratio": "16:9"}
@@ -94,7 +96,47 @@ def test_earliest_match_allows_for_clock_skew() -> None:
     assert earliest_match([Pending("a", BODY, 5000), Pending("b", BODY, 4000)]) == 4000 - CLOCK_SKEW_S
 
 
+def test_a_submission_whose_provider_time_is_unknown_rules_out_no_row_by_time() -> None:
+    """Without the provider's time of the submission, an old matching row may still be ours: it is
+    matched (a wrong local clock must never decide that a row is not ours), and history is read whole."""
+    pending = [Pending("k", BODY, None), Pending("j", BODY, 5000)]
+    assert earliest_match(pending) is None
+    found = match_submissions([Pending("k", BODY, None)], [row("old", at=1000)], claimed=set())
+    assert found["k"]["generation_id"] == "old"
+
+
+def test_the_provider_time_journaled_with_a_submission_wins_over_our_clock() -> None:
+    """A submission journaled with its provider time keeps it (our clock may have been stepped since);
+    an older journal's local time is moved by the offset measured now; with neither, it is unknown."""
+    assert provider_time(1000.0, 1600.0, -600.0) == 1000.0
+    assert provider_time(1000.0, 1600.0, None) == 1000.0
+    assert provider_time(None, 1600.0, -600.0) == 1000.0
+    assert provider_time(None, 1600.0, None) is None
+    assert provider_time(None, None, -600.0) is None
+
+
 def test_merged_listings_keep_the_furthest_status() -> None:
     """The same row seen active in the lean list and finished in the history counts as finished."""
     merged = merge_rows([row("g", status="processing")], [row("g", status="succeeded"), row("h")])
     assert {r["generation_id"]: r["status"] for r in merged} == {"g": "succeeded", "h": "queued"}
+
+
+def test_rows_beyond_the_one_matched_are_unaccounted_unless_kept_for_our_own_lost_submissions() -> None:
+    """Another run's identical row cannot be told from ours: beyond the row matched to a submission,
+    every unclaimed matching row is listed under it (to be fetched too), except rows kept for our own
+    submissions still to be looked for, rows already claimed, and rows too old to be either."""
+    pending = [Pending("k", BODY, 1000)]
+    rows = [row("ours", at=1000), row("theirs", at=1000), row("mine-later", at=1001), row("old", at=10)]
+    found = match_submissions(pending, rows, claimed={"claimed"})
+    extra = unaccounted_rows(pending, [*rows, row("claimed")], {"claimed"}, found)
+    assert found["k"]["generation_id"] == "ours"
+    assert [r["generation_id"] for r in extra["k"]] == ["theirs", "mine-later"]
+    kept = unaccounted_rows(pending, rows, set(), found, others=[Pending("j", BODY, 1001)])
+    assert [r["generation_id"] for r in kept["k"]] == ["mine-later"]  # "theirs" may be j's own
+
+
+def test_no_row_is_unaccounted_for_a_submission_whose_provider_time_is_unknown() -> None:
+    """Without a provider time every identical row of the account's history would qualify: none does."""
+    pending = [Pending("k", BODY, None)]
+    rows = [row("a"), row("b")]
+    assert unaccounted_rows(pending, rows, set(), match_submissions(pending, rows, set())) == {}

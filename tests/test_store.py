@@ -1,5 +1,6 @@
 """The SQLite journal and the run-directory lock."""
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,48 @@ def test_the_journals_sandbox_marker_is_the_one_runs_record() -> None:
     assert (
         JOURNALED == SANDBOX_IDENTITY == RunOptions(api_base="http://127.0.0.1:1", sandbox=True).api_identity
     )
+
+
+def test_a_reader_opens_an_old_journal_without_changing_a_byte_of_it(tmp_path: Path) -> None:
+    """A journal of the first format (no api, planned or server_submitted_at column, no billing table)
+    read with read_only=True: its jobs read with the defaults, its billing is empty, and the file is
+    byte for byte as it was, with no -wal or -shm beside it."""
+    conn = sqlite3.connect(tmp_path / "state.sqlite")
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE jobs (key TEXT PRIMARY KEY, idx INTEGER NOT NULL, name TEXT NOT NULL, model TEXT NOT "
+        "NULL, output_path TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "generation_id TEXT, sent_request TEXT, submitted_at REAL, started_at REAL, completed_at REAL, "
+        "downloaded_at REAL, sha256 TEXT, size INTEGER, mtime_ns INTEGER, error TEXT, updated_at REAL NOT NULL);"
+        "CREATE TABLE generations (generation_id TEXT PRIMARY KEY, job_key TEXT NOT NULL, attempt INTEGER "
+        "NOT NULL, created_at REAL NOT NULL);"
+        "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at) "
+        "VALUES ('k0', 0, 'job', 'm', 'a.mp4', 'done', 1.0);"
+    )
+    conn.close()
+    before = (tmp_path / "state.sqlite").read_bytes()
+    journal = Journal.open_existing(tmp_path, read_only=True)
+    record = journal.get("k0")
+    assert (record.state, record.planned, record.api, record.server_submitted_at) == (
+        "done",
+        True,
+        None,
+        None,
+    )
+    assert journal.billed_costs() == {}
+    journal.close()
+    assert (tmp_path / "state.sqlite").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_missing_or_empty_journal_is_refused_never_created(tmp_path: Path, read_only: bool) -> None:
+    """open_existing on a folder without a journal, or with a 0-byte one: a UsageError saying so, and
+    nothing written (the 0-byte file stays 0 bytes)."""
+    with pytest.raises(UsageError, match="not a batchgen run directory"):
+        Journal.open_existing(tmp_path, read_only=read_only)
+    (tmp_path / "state.sqlite").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"is empty \(0 bytes\)"):
+        Journal.open_existing(tmp_path, read_only=read_only)
+    assert (tmp_path / "state.sqlite").stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]

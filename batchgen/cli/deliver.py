@@ -198,11 +198,17 @@ def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
         return EXIT_OK
     print(
         f"batchgen: delivery: {summary.delivered}/{summary.wanted} files in {where} ({this_time}); "
-        f"{len(summary.missing)} not delivered:",
+        f"{len(summary.missing)} not delivered" + (":" if summary.missing else ""),
         file=sys.stderr,
     )
     if summary.stopped:
         print(f"  the delivery stopped: {summary.stopped}", file=sys.stderr)
+    if summary.leftover_workspaces:
+        print(
+            f"  {len(summary.leftover_workspaces)} workspace(s) this run directory made could not be removed "
+            f"({', '.join(summary.leftover_workspaces[:3])}); the next run or `batchgen deliver` removes them",
+            file=sys.stderr,
+        )
     by_reason: dict[str, list[str]] = {}
     for path, why in summary.missing:
         by_reason.setdefault(why, []).append(path)

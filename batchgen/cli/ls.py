@@ -47,6 +47,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no run directories in {args.output_dir}")
         return EXIT_OK
+    readable = [run for run in runs if not run.error]
+    if readable:
+        _print_table(readable)
+    for run in runs:
+        if run.error:
+            print(f"{run.run_dir}: unreadable ({run.error})")
+    return EXIT_OK
+
+
+def _print_table(runs: list[RunSummary]) -> None:
     rows = [["RUN DIR", "CAMPAIGN", "JOBS", "STATES", "SPENT", "LAST ACTIVITY", "SANDBOX", "LIVE"]]
     rows += [_row(run) for run in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -57,20 +67,19 @@ def cmd_ls(args: argparse.Namespace) -> int:
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
-    return EXIT_OK
 
 
 def _row(run: RunSummary) -> list[str]:
     from batchgen.registry.pricing import format_usd
 
-    states = run.error or (" · ".join(f"{s} {n}" for s, n in run.counts.items()) or "-")
+    states = " · ".join(f"{s} {n}" for s, n in run.counts.items()) or "-"
     live = "-" if run.live_pid is None else (f"pid {run.live_pid}" if run.live_pid else "yes")
     return [
         str(run.run_dir),
         run.campaign,
         str(run.jobs),
         states,
-        "-" if run.error else "sandbox: nothing paid" if run.spend is None else format_usd(run.spend.total),
+        "sandbox: nothing paid" if run.spend is None else format_usd(run.spend.total),
         _iso(run.last_activity) or "-",
         "yes" if run.sandbox else "no",
         live,

@@ -120,12 +120,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend | None]:
     """Each journaled job's state in the run directory this plan would run in, and what that directory
     has spent, counting the jobs this plan does not have as outside it (nothing when it is new)."""
+    from batchgen.journal_format import journal_problem
     from batchgen.spend import journal_spend
     from batchgen.store import Journal
 
-    if not (run_dir / "state.sqlite").is_file():
+    if journal_problem(run_dir) is not None:  # none yet (or lost: `run` rebuilds it from the sidecars)
         return {}, None
-    journal = Journal.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir, read_only=True)
     try:
         states = {key: str(record.state) for key, record in journal.records().items()}
         return states, journal_spend(journal, planned)

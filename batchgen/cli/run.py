@@ -277,6 +277,13 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
             f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
             file=sys.stderr,
         )
+    if outcome.takes:
+        print(
+            f"batchgen: also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
+            "take(s): generations matching this manifest's requests that another run may also have made "
+            "(*.take-*; see the warning above)",
+            file=sys.stderr,
+        )
     if outcome.fatal:
         print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
     unverified = outcome.counts.get("unverified", 0)
@@ -299,7 +306,9 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
         "were cancelled; `batchgen run` resubmits the cancelled jobs as new, paid generations.",
     }
     invalid = outcome.counts.get("invalid", 0)
-    if outcome.stop_reason is not None and outcome.stop_reason in reasons:
+    if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
+        print(f"batchgen: submissions stopped: {outcome.stop_detail}", file=sys.stderr)
+    elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
         print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
     elif invalid and done + invalid == total:
         print(

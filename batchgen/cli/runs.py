@@ -44,7 +44,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.states import SANDBOX_IDENTITY
     from batchgen.store import Journal
 
-    journal = Journal.open_existing(args.run_dir)
+    journal = Journal.open_existing(args.run_dir, read_only=True)  # a reader: creates and changes nothing
     try:
         records = sorted(journal.records().values(), key=lambda r: r.idx)
         api = journal.meta("api")
@@ -71,18 +71,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     spent = spend_of(charges.values(), billed)
     print(f"  {describe(spent, sandbox=api == SANDBOX_IDENTITY)}")
-    superseded = sum(1 for r in records if not r.planned and r.state == "superseded")
-    earlier = sum(1 for r in records if not r.planned and r.state != "superseded")
-    if superseded:
-        print(
-            f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
-            "other jobs, kept in superseded/ (not counted above)"
-        )
-    if earlier:
-        print(
-            f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
-            "`batchgen status --json` lists them)"
-        )
+    for line in _apart(records):
+        print(line)
     _say_problems(planned, args.run_dir)
     for line in delivery:
         print(line)
@@ -134,6 +124,33 @@ def kept_path(record: JobRecord) -> str | None:
     if record.state is not JobState.UNVERIFIED:
         return None
     return unverified_relpath(record.output_path, record.key)
+
+
+def _apart(records: list[JobRecord]) -> list[str]:
+    """Lines about the journaled jobs the current plan does not hold (not counted in its totals)."""
+    from batchgen.takes import is_take
+
+    unplanned = [r for r in records if not r.planned]
+    superseded = sum(1 for r in unplanned if r.state == "superseded")
+    takes = sum(1 for r in unplanned if r.state != "superseded" and is_take(r.key))
+    earlier = len(unplanned) - superseded - takes
+    lines = []
+    if superseded:
+        lines.append(
+            f"  superseded {superseded}: results of an earlier manifest whose paths the current one gives to "
+            "other jobs, kept in superseded/ (not counted above)"
+        )
+    if earlier:
+        lines.append(
+            f"  {earlier} job(s) of an earlier version of the manifest (not counted above; "
+            "`batchgen status --json` lists them)"
+        )
+    if takes:
+        lines.append(
+            f"  {takes} extra take(s): generations matching this manifest's requests that another run "
+            "may also have made, fetched beside the job's result (*.take-*; not counted above)"
+        )
+    return lines
 
 
 def chosen_keys(run_dir: Path, only: list[str] | None, *, required: bool = False) -> set[str] | None:

@@ -42,7 +42,7 @@ LARGE_FILE_BYTES = 10 * 1024 * 1024
 STAGE_REQUEST_BYTES = 10 * 1024 * 1024
 MIN_UPLOAD_BYTES_PER_S = 256 * 1024  # an upload slower than this times out
 WORKSPACE_PREFIX = "batchgen-"
-_TOKEN = re.compile(r"\[batchgen:([0-9a-f]{12})\]")
+_TOKEN = re.compile(r"\[batchgen:([0-9a-f]{12})\]\s*$")  # the message's end: a path may look alike
 _URL_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 

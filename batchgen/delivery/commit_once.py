@@ -109,16 +109,16 @@ class CommitOnce:
                 outcome.stopped = f"cannot tell whether a commit was made ({exc})"
                 break
             except RepositoryRefused as exc:
+                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
                 self.ledger.unsent(_pairs(items))
-                await self._discard(ws)
                 self._refuse(outcome, items, {i.repo_path: str(exc) for i in items})
                 outcome.stopped = str(exc)
                 break
             except ApiError as exc:  # the repository kept failing, or refused the key
                 if isinstance(exc, Unauthenticated):
                     raise
-                self.ledger.unsent(_pairs(items))
                 await self._discard(ws)
+                self.ledger.unsent(_pairs(items))
                 why = f"the repository kept failing: {exc}"
                 self._refuse(outcome, items, {i.repo_path: why for i in items})
                 outcome.stopped = f"the repository kept failing ({exc})"
@@ -161,8 +161,8 @@ class CommitOnce:
                     return await self._already_there(ws, pairs)
                 if exc.status == 409:  # a staged file changed on the branch since the workspace began
                     log.info("the branch moved under %s (%s): staging again on its new head", ws, exc.detail)
-                    self.ledger.unsent(pairs)
                     await self._discard(ws)
+                    self.ledger.unsent(pairs)
                     return None
                 if isinstance(exc, Unauthenticated):
                     raise
@@ -256,6 +256,12 @@ class CommitOnce:
             files_sent=len(pairs),
         )
 
+    async def remove_remembered(self) -> list[str]:
+        """Delete the workspaces whose removal failed earlier; the ones still there."""
+        for ws in self.ledger.workspaces_to_remove():
+            await self._discard(ws)
+        return self.ledger.workspaces_to_remove()
+
     async def _discard(self, ws: str) -> None:
         """Delete a workspace this process made and will not commit; if that fails, the journal keeps
         its id for the next process."""
@@ -274,8 +280,7 @@ class CommitOnce:
         """Commits a killed process left `sending`: found on the branch (delivered), finished (its
         workspace committed with what it had staged), or known not made (unsent, sent again by the
         sweep). Workspaces whose removal failed are removed. Raises ApiError when it cannot tell."""
-        for ws in self.ledger.workspaces_to_remove():
-            await self._discard(ws)
+        await self.remove_remembered()
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING]
         if not rows:
             return
@@ -311,9 +316,10 @@ class CommitOnce:
             self.ledger.unsent(pairs)
             return
         ours = [(p, s) for p, s in pairs if p in staged]
-        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
         if not ours:
             await self._discard(ws)
+        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
+        if not ours:
             return
         log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
         self.ledger.sending(ours, token, group[0].head)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,10 +54,11 @@ class DeliverySummary:
     missing: tuple[tuple[str, str], ...]  # (repository path, why) of every file not delivered
     stopped: str | None = None  # why sending stopped early
     sandbox: bool = False
+    leftover_workspaces: tuple[str, ...] = ()  # workspaces of this run directory that could not be removed
 
     @property
     def complete(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.leftover_workspaces
 
 
 class DeliverySink:
@@ -130,7 +132,10 @@ class RunDelivery:
         ).__aenter__()
         api = RepoApi(self._client, target)
         head = await api.check()
-        ledger = DeliveryLedger(self._journal, target.ledger_key(api_origin(self._api_base)))
+        origin = api_origin(self._api_base)
+        if options.sandbox:  # each sandbox session's emulator starts empty, whatever port it gets
+            origin += f"#sandbox-{secrets.token_hex(6)}"
+        ledger = DeliveryLedger(self._journal, target.ledger_key(origin))
         sender = Sender(
             api,
             ledger,
@@ -202,6 +207,7 @@ class RunDelivery:
             missing=tuple(sorted(sender.not_delivered().items())),
             stopped=sender.stopped,
             sandbox=self._options.sandbox,
+            leftover_workspaces=tuple(sender.leftover_workspaces),
         )
 
     async def aclose(self) -> None:

@@ -28,9 +28,10 @@ from batchgen.delivery.batching import (
     commit_message,
     plan_batches,
 )
-from batchgen.delivery.commit_once import CommitOnce, Outcome
+from batchgen.delivery.commit_once import CannotTell, CommitOnce, Outcome
 from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.delivery.repo_api import RepoApi
+from batchgen.delivery.staging import RepositoryRefused
 from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError
 from batchgen.rundir import UnsafePathError, ensure_inside
@@ -77,6 +78,7 @@ class Sender:
         self.head: str | None = None  # a commit known to be on the branch before the next request
         self.tally = Tally()
         self.stopped: str | None = None  # why nothing more is sent in this run
+        self.leftover_workspaces: list[str] = []  # made by this run directory, not removable yet
         self.jobs_done: Callable[[], tuple[int, int] | None] = lambda: None
         self.on_change: Callable[[], None] = lambda: None
         self._queue: dict[str, Outgoing] = {}
@@ -116,6 +118,8 @@ class Sender:
             idle.cancel()
         if self._task.done():
             self._task.result()  # its error, if it failed
+        # Workspaces whose removal failed are tried again now: a run that exits 0 leaves none behind.
+        self.leftover_workspaces = await self.commits.remove_remembered()
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -198,7 +202,12 @@ class Sender:
         def message(token: str) -> str:
             return commit_message(self.campaign, batch, token, self.jobs_done())
 
-        outcome = await self.commits.send(batch, self.head, message)
+        try:
+            outcome = await self.commits.send(batch, self.head, message)
+        except OSError as exc:  # a local read that went wrong past every per-file check: this batch only
+            log.exception("delivery of %d file(s) broke off", len(batch.items))
+            why = f"not sent: {exc.strerror or exc} (the next run looks for what was sent)"
+            outcome = Outcome(failed={item.repo_path: why for item in batch.items})
         self._apply(batch, outcome)
 
     def _apply(self, batch: Batch, outcome: Outcome) -> None:
@@ -250,8 +259,10 @@ class Sender:
         """Commits a killed process made or left half done: delivered, finished, or to send again."""
         try:
             await self.commits.resolve_earlier(self._leftover_message)
-        except ApiError as exc:  # left `sending`: the next run looks again before sending
+        except (ApiError, CannotTell) as exc:  # left `sending`: the next run looks again before sending
             self._stop(f"cannot tell whether earlier uploads were made ({exc})")
+        except RepositoryRefused as exc:
+            self._stop(str(exc))
 
     def _leftover_message(self, token: str, files: int) -> str:
         return f"batchgen {self.campaign}: {files} file(s) staged by a stopped run [batchgen:{token}]"

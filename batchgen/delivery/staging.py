@@ -119,19 +119,34 @@ class Stager:
         except ApiStatusError as exc:
             if exc.status in (404, 405):  # not served here (the hub's proxy may not route it)
                 log.info("the repository does not serve the chunked upload (%s): %s as one part", exc, name)
-                return await self._stage_streamed(ws, item, hashed)
+                try:
+                    return await self._stage_streamed(ws, item, hashed)
+                except OSError as error:
+                    return {item.repo_path: f"cannot read {item.local}: {error.strerror or error}"}
             if exc.status in TARGET_STATUSES and not isinstance(exc, Unauthenticated):
                 raise RepositoryRefused(f"the repository refused announcing {name} ({exc})") from exc
             raise
         why: str | None = None
-        for _ in range(2):  # once more after a lost or failed complete whose file is not staged
-            count = await self._send_chunks(hashed, name)
-            why = await self._complete(ws, item, hashed, (dst_dir, name), count)
-            if why is None:
-                return {}
-            if why.startswith("refused"):
-                break
-        return {item.repo_path: str(why)}
+        try:
+            for _ in range(2):  # once more after a lost or failed complete whose file is not staged
+                count = await self._send_chunks(hashed, name)
+                why = await self._complete(ws, item, hashed, (dst_dir, name), count)
+                if why is None:
+                    return {}
+                if why.startswith("refused") and "chunks" not in why:
+                    return {
+                        item.repo_path: why
+                    }  # about the file itself (its path): sending it whole cannot help
+            # The server keeps the first chunk stored at each offset until a complete succeeds: chunks
+            # an earlier run left at another chunk size (a proxy's cap came or went) never assemble
+            # into this version. The files route takes it whole, streamed.
+            log.info("%s did not assemble from its chunks (%s): sending it as one part", name, why)
+            whole = await self._stage_streamed(ws, item, hashed)
+            if whole:  # e.g. a proxy that takes neither: said with both reasons, for the person
+                return {item.repo_path: f"{why}; and sent whole: {whole[item.repo_path]}"}
+            return {}
+        except OSError as exc:  # the file went away or broke while it was read (never a network error)
+            return {item.repo_path: f"cannot read {item.local}: {exc.strerror or exc}"}
 
     async def _send_chunks(self, hashed: Hashed, name: str) -> int:
         """Every chunk of the file (the server keeps one it has already); their count."""

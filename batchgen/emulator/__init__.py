@@ -4,7 +4,7 @@ It shares no code with the batchgen client on purpose, so a bug cannot hide by b
 """
 
 from batchgen.emulator.app import create_app, state_of_app
-from batchgen.emulator.clock import Clock, ManualClock, SystemClock
+from batchgen.emulator.clock import Clock, ManualClock, OffsetClock, SystemClock
 from batchgen.emulator.config import EmulatorConfig, FaultConfig, LatencyConfig
 from batchgen.emulator.counters import Counters
 from batchgen.emulator.model import Generation
@@ -24,6 +24,7 @@ __all__ = [
     "LatencyConfig",
     "ManualClock",
     "Marks",
+    "OffsetClock",
     "StoredFile",
     "SystemClock",
     "Timeline",

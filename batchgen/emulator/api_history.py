@@ -36,6 +36,8 @@ async def list_history(request: web.Request) -> web.Response:
         if isinstance(problem, str):
             return invalid_params(problem)
     assert not isinstance(filters, str) and isinstance(page, int) and isinstance(page_size, int)
+    page_size = min(page_size, state.config.history_page_size_cap or page_size)
+    page = 1 if state.config.history_ignores_page else page
     matching = sorted(
         state.queue.select(filters),
         key=lambda gen: (gen.enqueued_at, gen.seq),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hmac
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -223,6 +224,11 @@ async def _gate(
     return await handler(request)
 
 
+async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's `Date` is the emulator's clock (as a real server's is its own), not aiohttp's."""
+    response.headers["Date"] = email.utils.formatdate(state_of(request).clock.time(), usegmt=True)
+
+
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     app[STATE].engine.start()
     yield
@@ -245,6 +251,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app[POLICIES] = policies
     app.cleanup_ctx.append(_engine)
     app.on_shutdown.append(_close_streams)
+    app.on_response_prepare.append(_date_header)
     return app
 
 

@@ -17,6 +17,17 @@ class SystemClock:
         return time.time()
 
 
+class OffsetClock:
+    """The system clock read `offset` seconds ahead (negative: behind): a server whose clock differs
+    from its client's, which is the same, seen from the client, as a client clock that is wrong."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
 class ManualClock:
     """A clock that moves only when told to."""
 

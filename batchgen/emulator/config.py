@@ -265,6 +265,19 @@ class EmulatorConfig:
     )
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    clock_offset_seconds: float = _knob(
+        0.0,
+        "Seconds the emulator's clock reads ahead of the real time (negative: behind): row times, "
+        "the Date header and URL expiry follow it, as a client whose own clock is wrong sees a server.",
+    )
+    history_page_size_cap: int | None = _knob(
+        None,
+        "Serve at most this many rows per GET /api/ai/generations page, whatever page_size asks "
+        "(the answer's page_size and total_pages say so), as a server with a smaller limit would.",
+    )
+    history_ignores_page: bool = _knob(
+        False, "Answer every GET /api/ai/generations with its first page, whatever page is asked."
+    )
 
     def __post_init__(self) -> None:
         for name in ("host", "api_key", "username"):
@@ -287,6 +300,8 @@ class EmulatorConfig:
         if not isinstance(self.serve_version_uploads, bool):
             _fail(self, "serve_version_uploads", "a bool")
         _check_int(self, "queue_list_cap", low=1)
+        _check_number(self, "clock_offset_seconds", low=-(10**9), high=10**9)
+        _check_int(self, "history_page_size_cap", low=1)
         if not isinstance(self.latency, LatencyConfig):
             _fail(self, "latency", "a LatencyConfig")
         if not isinstance(self.faults, FaultConfig):

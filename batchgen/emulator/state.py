@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from batchgen.emulator.catalog import Catalog, ModelSpec, default_catalog
-from batchgen.emulator.clock import Clock, SystemClock
+from batchgen.emulator.clock import Clock, OffsetClock, SystemClock
 from batchgen.emulator.config import EmulatorConfig
 from batchgen.emulator.counters import Counters
 from batchgen.emulator.engine import Engine
@@ -31,7 +31,8 @@ class InsufficientCredits(Exception):
 class EmulatorState:
     def __init__(self, config: EmulatorConfig, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        offset = config.clock_offset_seconds
+        self.clock: Clock = clock or (OffsetClock(offset) if offset else SystemClock())
         self.counters = Counters()
         self.timeline = Timeline()  # measurement marks for benchmarks (monotonic clock)
         self.catalog: Catalog = default_catalog().copy()

@@ -1,4 +1,4 @@
-"""Guarantee 60: every output a person reads names a job by what it is (`hero · mug · 9:16 · take 2`),
+"""Guarantees 70-71: every output a person reads names a job by what it is (`hero · mug · 9:16 · take 2`),
 the one rule of batchgen.naming; programs keep the key, and `output_path` means the same everywhere.
 
 One run per module (the real CLI against the emulator, half of the generations failing), then one

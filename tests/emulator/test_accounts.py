@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections.abc import Awaitable, Callable
 
@@ -89,3 +90,30 @@ async def test_org_events_can_be_withheld(make_api: MakeApi) -> None:
     async with asyncio.timeout(5):
         event = await stream.completion()
     assert event["generation_id"] == mine
+
+
+async def test_a_clock_offset_moves_row_times_and_the_date_header(make_api: MakeApi) -> None:
+    """clock_offset_seconds=-600: rows are enqueued, and every answer is dated, ten minutes before the
+    real time, as a client whose own clock runs ten minutes fast sees its provider."""
+    api = await make_api(clock_offset_seconds=-600)
+    generation_id = await api.enqueue_one(video("skewed"))
+    async with api.session.get(api.url(f"/api/ai/queue/{generation_id}"), headers=api.auth) as resp:
+        row, dated = await resp.json(), email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert row["enqueued_at"] == pytest.approx(time.time() - 600, abs=2)
+    assert dated == pytest.approx(time.time() - 600, abs=2)
+
+
+async def test_history_pages_can_be_capped_and_page_ignored(make_api: MakeApi) -> None:
+    """history_page_size_cap serves fewer rows than page_size asks (and says so); history_ignores_page
+    answers every page with the first."""
+    capped = await make_api(history_page_size_cap=2)
+    capped.emu.seed_history(5, video("older"))
+    _, page = await capped.request("GET", "/api/ai/generations", params={"page_size": "1000", "page": "2"})
+    assert (len(page["generations"]), page["page_size"], page["total_pages"]) == (2, 2, 3)
+    ignoring = await make_api(history_ignores_page=True)
+    ignoring.emu.seed_history(5, video("older"))
+    params = {"page_size": "2"}
+    _, first = await ignoring.request("GET", "/api/ai/generations", params={**params, "page": "1"})
+    _, third = await ignoring.request("GET", "/api/ai/generations", params={**params, "page": "3"})
+    ids = [[row["generation_id"] for row in page["generations"]] for page in (first, third)]
+    assert ids[0] == ids[1] and len(ids[0]) == 2

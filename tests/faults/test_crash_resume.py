@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import sqlite3
 from collections import Counter
@@ -215,3 +216,26 @@ async def test_kill_9_at_12_moments_of_a_200_job_batch_then_resume_0_duplicates(
         f"FIGURE crash[{shape}]: {len(killed)} kills ({', '.join(k.moment for k in killed)}); "
         f"{emu.counters.generations_enqueued} generations for {JOBS} jobs"
     )
+
+
+async def test_a_sidecar_left_empty_by_a_kill_is_written_again_on_rerun_nothing_paid(
+    start_emulator: Any, harness: Harness, tmp_path: Path
+) -> None:
+    """Sidecars are written in place: a kill between the open that truncates one and its write leaves
+    it empty. The rerun writes it again from the journal; its result is not fetched or paid again."""
+    emu = await start_emulator()
+    manifest = write_manifest(tmp_path, count=3)
+    assert (await harness.run(emu, manifest)).code == 0
+    run_dir = tmp_path / "out" / "e2e"
+    sidecar = next((run_dir / "videos").rglob("*.json"))
+    whole = json.loads(sidecar.read_text())
+    sidecar.write_bytes(b"")  # what a kill -9 inside write_sidecar leaves
+    downloads = emu.counters.downloads
+    assert (await harness.run(emu, manifest)).code == 0
+    again = json.loads(sidecar.read_text())  # written from the journal: its download time is the journal's
+    assert abs(again.pop("downloaded_at") - whole.pop("downloaded_at")) < 1
+    assert {k: v for k, v in again.items() if k != "downloaded_at_iso"} == {
+        k: v for k, v in whole.items() if k != "downloaded_at_iso"
+    }
+    assert emu.counters.downloads == downloads
+    assert_complete(run_dir, emu, 3)
