@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from batchgen.emulator.actix import read_string_body
+from batchgen.emulator.actix import STRING_BODY_LIMIT, read_string_body
 from batchgen.emulator.api_queue import read_json_object
-from batchgen.emulator.context import path_param
+from batchgen.emulator.context import path_param, stall
 from batchgen.emulator.oxen_json import Field, parse_struct
 from batchgen.emulator.repos import DEFAULT_BRANCH, Repo
 from batchgen.emulator.responses import (
@@ -80,6 +80,21 @@ def writable_repo(request: web.Request, *, auto_create: bool = False) -> Repo | 
     if isinstance(repo, Repo) and repo.read_only:
         return read_only(repo.namespace, repo.name)
     return repo
+
+
+async def writable_body(
+    request: web.Request, *, limit: int = STRING_BODY_LIMIT, auto_create: bool = False
+) -> tuple[Repo, str] | web.Response:
+    """A write's repository (as `writable_repo`) and its body read as text, once any slow-response
+    fault has stalled: the routes whose body is a string holding JSON."""
+    repo = writable_repo(request, auto_create=auto_create)
+    if isinstance(repo, web.Response):
+        return repo
+    text = await read_string_body(request, limit)
+    if isinstance(text, web.Response):
+        return text
+    await stall(request)
+    return repo, text
 
 
 def branch_json(repo: Repo, branch: str) -> dict[str, Any]:

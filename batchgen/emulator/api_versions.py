@@ -15,7 +15,7 @@ from aiohttp import web
 
 from batchgen.emulator.actix import query_usizes, read_string_body
 from batchgen.emulator.api_files import content_type_for
-from batchgen.emulator.api_repos import writable_repo
+from batchgen.emulator.api_repos import writable_body, writable_repo
 from batchgen.emulator.context import body_stream, path_param, stall
 from batchgen.emulator.oxen_json import Field, check_struct
 from batchgen.emulator.oxen_paths import components, join
@@ -141,13 +141,10 @@ def staging_path(dst_dir: str | None, file_name: str) -> str:
 
 async def complete(request: web.Request) -> web.StreamResponse:
     """``POST /versions/{hash}/complete``: the body is text holding JSON, at most 20 MiB."""
-    repo = writable_repo(request)
-    if isinstance(repo, web.Response):
-        return repo
-    text = await read_string_body(request, COMPLETE_BODY_LIMIT)
-    if isinstance(text, web.Response):
-        return text
-    await stall(request)
+    read = await writable_body(request, limit=COMPLETE_BODY_LIMIT)
+    if isinstance(read, web.Response):
+        return read
+    repo, text = read
     file = _completed_file(text)
     if isinstance(file, web.Response):
         return file

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from batchgen.emulator.actix import read_string_body
-from batchgen.emulator.api_repos import branch_name_refusal, repo_of, writable_repo
+from batchgen.emulator.api_repos import branch_name_refusal, repo_of, writable_body, writable_repo
 from batchgen.emulator.context import path_param, stall
 from batchgen.emulator.oxen_json import Field, parse_struct
 from batchgen.emulator.oxen_paths import rust_debug
@@ -77,13 +77,10 @@ def _base_branch(request: web.Request, repo: Repo, branch: str) -> web.Response 
 async def get_or_create(request: web.Request) -> web.StreamResponse:
     """``PUT`` (and the deprecated ``POST``) ``/workspaces``: the body is read as text, whatever its
     Content-Type. A found workspace answers with the *request's* ``workspace_id``."""
-    repo = writable_repo(request, auto_create=True)
-    if isinstance(repo, web.Response):
-        return repo
-    text = await read_string_body(request)
-    if isinstance(text, web.Response):
-        return text
-    await stall(request)
+    read = await writable_body(request, auto_create=True)
+    if isinstance(read, web.Response):
+        return read
+    repo, text = read
     body = parse_struct(text, NEW_WORKSPACE, "NewWorkspace")
     if isinstance(body, str):
         return status_message(400, body)
@@ -186,13 +183,10 @@ async def commit(request: web.Request) -> web.StreamResponse:
     """``POST .../merge/{branch}`` and the deprecated ``.../commit/{branch}``: one commit of everything
     staged, on the branch's *current* head. An unnamed workspace is deleted after it; a named one moves
     to the new commit."""
-    repo = writable_repo(request)
-    if isinstance(repo, web.Response):
-        return repo
-    text = await read_string_body(request)
-    if isinstance(text, web.Response):
-        return text
-    await stall(request)
+    read = await writable_body(request)
+    if isinstance(read, web.Response):
+        return read
+    repo, text = read
     body = parse_struct(text, NEW_COMMIT, "NewCommitBody")
     if isinstance(body, str):
         return status_message(400, body)
