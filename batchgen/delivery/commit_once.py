@@ -35,7 +35,7 @@ from batchgen.delivery.batching import Batch, Outgoing, workspace_id
 from batchgen.delivery.ledger import SENDING, Delivery, DeliveryLedger
 from batchgen.delivery.resolve import files_on_branch, find_tokens
 from batchgen.delivery.staging import RepositoryRefused, Stager, WorkspaceGone
-from batchgen.delivery.workspace_api import WorkspaceApi, is_no_changes
+from batchgen.delivery.workspace_api import WorkspaceApi, is_no_changes, is_workspace_gone
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.retry import Action, backoff, decide
 
@@ -108,20 +108,16 @@ class CommitOnce:
                 outcome.failed.update({i.repo_path: why for i in items})
                 outcome.stopped = f"cannot tell whether a commit was made ({exc})"
                 break
-            except RepositoryRefused as exc:
-                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, {i.repo_path: str(exc) for i in items})
-                outcome.stopped = str(exc)
-                break
-            except ApiError as exc:  # the repository kept failing, or refused the key
+            except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
                 if isinstance(exc, Unauthenticated):
                     raise
-                await self._discard(ws)
+                why = (
+                    str(exc) if isinstance(exc, RepositoryRefused) else f"the repository kept failing: {exc}"
+                )
+                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
                 self.ledger.unsent(_pairs(items))
-                why = f"the repository kept failing: {exc}"
-                self._refuse(outcome, items, {i.repo_path: why for i in items})
-                outcome.stopped = f"the repository kept failing ({exc})"
+                self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
+                outcome.stopped = why
                 break
             if done is not None:
                 outcome.delivered.update(done.delivered)
@@ -167,7 +163,7 @@ class CommitOnce:
                 if isinstance(exc, Unauthenticated):
                     raise
                 refused = exc.status in (400, 403) or (
-                    isinstance(exc, NotFound) and "workspace" not in exc.detail.lower()
+                    isinstance(exc, NotFound) and not is_workspace_gone(exc)
                 )
                 if refused:
                     raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc

@@ -26,7 +26,7 @@ from batchgen.delivery.batching import (
     upload_timeout_s,
 )
 from batchgen.delivery.local_files import Hashed, Unreadable, hash_checked, read_checked
-from batchgen.delivery.workspace_api import Part, WorkspaceApi
+from batchgen.delivery.workspace_api import Part, WorkspaceApi, is_workspace_gone
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,12 @@ class Stager:
         client sends every file over 10 MiB; a server that does not serve those routes gets it as one
         streamed part."""
         try:
+            return await self._stage_version(ws, item)
+        except OSError as exc:  # the file went away or broke while it was read (never a network error)
+            return {item.repo_path: f"cannot read {item.local}: {exc.strerror or exc}"}
+
+    async def _stage_version(self, ws: str, item: Outgoing) -> dict[str, str]:
+        try:
             hashed = await asyncio.to_thread(hash_checked, self.run_dir, item)
         except Unreadable as exc:
             return {item.repo_path: str(exc)}
@@ -119,34 +125,26 @@ class Stager:
         except ApiStatusError as exc:
             if exc.status in (404, 405):  # not served here (the hub's proxy may not route it)
                 log.info("the repository does not serve the chunked upload (%s): %s as one part", exc, name)
-                try:
-                    return await self._stage_streamed(ws, item, hashed)
-                except OSError as error:
-                    return {item.repo_path: f"cannot read {item.local}: {error.strerror or error}"}
+                return await self._stage_streamed(ws, item, hashed)
             if exc.status in TARGET_STATUSES and not isinstance(exc, Unauthenticated):
                 raise RepositoryRefused(f"the repository refused announcing {name} ({exc})") from exc
             raise
         why: str | None = None
-        try:
-            for _ in range(2):  # once more after a lost or failed complete whose file is not staged
-                count = await self._send_chunks(hashed, name)
-                why = await self._complete(ws, item, hashed, (dst_dir, name), count)
-                if why is None:
-                    return {}
-                if why.startswith("refused") and "chunks" not in why:
-                    return {
-                        item.repo_path: why
-                    }  # about the file itself (its path): sending it whole cannot help
-            # The server keeps the first chunk stored at each offset until a complete succeeds: chunks
-            # an earlier run left at another chunk size (a proxy's cap came or went) never assemble
-            # into this version. The files route takes it whole, streamed.
-            log.info("%s did not assemble from its chunks (%s): sending it as one part", name, why)
-            whole = await self._stage_streamed(ws, item, hashed)
-            if whole:  # e.g. a proxy that takes neither: said with both reasons, for the person
-                return {item.repo_path: f"{why}; and sent whole: {whole[item.repo_path]}"}
-            return {}
-        except OSError as exc:  # the file went away or broke while it was read (never a network error)
-            return {item.repo_path: f"cannot read {item.local}: {exc.strerror or exc}"}
+        for _ in range(2):  # once more after a lost or failed complete whose file is not staged
+            count = await self._send_chunks(hashed, name)
+            why = await self._complete(ws, item, hashed, (dst_dir, name), count)
+            if why is None:
+                return {}
+            if why.startswith("refused") and "chunks" not in why:
+                return {item.repo_path: why}  # about the file itself (its path): whole cannot help
+        # The server keeps the first chunk stored at each offset until a complete succeeds: chunks an
+        # earlier run left at another chunk size (a proxy's cap came or went) never assemble into
+        # this version. The files route takes it whole, streamed.
+        log.info("%s did not assemble from its chunks (%s): sending it as one part", name, why)
+        whole = await self._stage_streamed(ws, item, hashed)
+        if whole:  # e.g. a proxy that takes neither: said with both reasons, for the person
+            return {item.repo_path: f"{why}; and sent whole: {whole[item.repo_path]}"}
+        return {}
 
     async def _send_chunks(self, hashed: Hashed, name: str) -> int:
         """Every chunk of the file (the server keeps one it has already); their count."""
@@ -179,11 +177,11 @@ class Stager:
         try:
             await self.api.version_complete(hashed.version, name, dst_dir, count, ws)
             return None
-        except NotFound as exc:
-            if "workspace" in exc.detail.lower():
-                raise WorkspaceGone() from exc
-            raise
         except ApiStatusError as exc:
+            if is_workspace_gone(exc):
+                raise WorkspaceGone() from exc
+            if isinstance(exc, NotFound):
+                raise
             if exc.status == 400:
                 return f"refused by the repository: {exc.detail}"
             failure: ApiError = exc
@@ -223,11 +221,9 @@ class Stager:
         WorkspaceGone, a refusal of the repository itself RepositoryRefused."""
         try:
             return await self.api.client.with_retries(call, what=what)
-        except NotFound as exc:
-            if "workspace" in exc.detail.lower():
-                raise WorkspaceGone() from exc
-            raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
         except ApiStatusError as exc:
+            if is_workspace_gone(exc):
+                raise WorkspaceGone() from exc
             if exc.status in TARGET_STATUSES and not isinstance(exc, Unauthenticated):
                 raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
             raise

@@ -49,6 +49,12 @@ def is_no_changes(error: ApiStatusError) -> bool:
     return error.status == 422 and "nochanges" in squeezed
 
 
+def is_workspace_gone(error: ApiStatusError) -> bool:
+    """A 404 about the workspace itself (upstream's `status_description`: "Workspace not found: X"),
+    as opposed to one about the repository or the branch."""
+    return isinstance(error, NotFound) and "workspace" in error.detail.lower()
+
+
 class WorkspaceApi:
     """The workspace and version routes of one delivery target's repository."""
 
@@ -103,27 +109,28 @@ class WorkspaceApi:
         is an upsert); the repository paths the server says it took."""
         form = aiohttp.FormData(quote_fields=False)
         for part in parts:
-            kind = mimetypes.guess_type(part.filename)[0] or "application/octet-stream"
             # a BytesIO, not bytes: aiohttp writes it a piece at a time instead of in one call
-            form.add_field("file", io.BytesIO(part.data), filename=part.filename, content_type=kind)
-        path = f"{self._ws(workspace_id)}/files/{quote(directory, safe='/')}"
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.client.timeouts.connect_s)
-        answer = await self.client.request("POST", path, data=form, client_timeout=timeout)
-        paths = answer.get("paths") if isinstance(answer, Mapping) else None
-        return {str(p).strip("/") for p in paths} if isinstance(paths, list) else set()
+            form.add_field(
+                "file", io.BytesIO(part.data), filename=part.filename, content_type=_kind(part.filename)
+            )
+        return await self._post_files(workspace_id, directory, form, timeout_s)
 
     async def stage_file(
         self, workspace_id: str, directory: str, filename: str, source: Path, *, timeout_s: float
     ) -> set[str]:
         """One POST of one file streamed from disk (a server without the chunked upload gets a large
         file this way; may be sent again)."""
-        path = f"{self._ws(workspace_id)}/files/{quote(directory, safe='/')}"
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.client.timeouts.connect_s)
-        kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         with source.open("rb") as handle:
             form = aiohttp.FormData(quote_fields=False)
-            form.add_field("file", handle, filename=filename, content_type=kind)
-            answer = await self.client.request("POST", path, data=form, client_timeout=timeout)
+            form.add_field("file", handle, filename=filename, content_type=_kind(filename))
+            return await self._post_files(workspace_id, directory, form, timeout_s)
+
+    async def _post_files(
+        self, workspace_id: str, directory: str, form: aiohttp.FormData, timeout_s: float
+    ) -> set[str]:
+        path = f"{self._ws(workspace_id)}/files/{quote(directory, safe='/')}"
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.client.timeouts.connect_s)
+        answer = await self.client.request("POST", path, data=form, client_timeout=timeout)
         paths = answer.get("paths") if isinstance(answer, Mapping) else None
         return {str(p).strip("/") for p in paths} if isinstance(paths, list) else set()
 
@@ -207,6 +214,10 @@ async def _pieces(handle: BinaryIO, length: int, source: Path) -> AsyncIterator[
             raise OSError(f"{source} ended {left} bytes early")
         left -= len(piece)
         yield piece
+
+
+def _kind(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _workspace(answer: Any, asked: str) -> Workspace:
