@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 from batchgen.api import OxenClient
 from batchgen.config import UploadTarget
@@ -45,6 +46,8 @@ class AssetPlacer:
         self._urls: dict[str, str] = {}
         self._failures: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._commits: CommitOnce | None = None  # made, and its leftovers resolved, at the first upload
+        self._commits_lock = asyncio.Lock()
         self.uploads = 0
 
     async def prepare(self, assets: Iterable[LocalAsset]) -> None:
@@ -104,17 +107,31 @@ class AssetPlacer:
         self._journal.set_asset_url(asset.sha256, url)
         return url
 
+    async def _commit_once(self, target: UploadTarget) -> CommitOnce:
+        """The upload repository's commit protocol, with what a killed run left resolved (once a run)."""
+        async with self._commits_lock:
+            if self._commits is None:
+                where = DeliveryTarget(
+                    namespace=target.namespace, repo=target.repo, branch=target.branch, path=target.prefix
+                )
+                ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
+                commits = CommitOnce(
+                    WorkspaceApi(RepoApi(self._client, where)),
+                    ledger,
+                    Path("."),  # never read from: every image is sent from its own path (`source`)
+                    request_s=self._client.timeouts.request_s,
+                    policy=self._client.retry_policy,
+                )
+                await commits.resolve_earlier(
+                    lambda token, n: f"batchgen: reference images [batchgen:{token}]"
+                )
+                self._commits = commits
+            return self._commits
+
     async def _upload_once(self, asset: LocalAsset, target: UploadTarget, repo_path: str, size: int) -> None:
-        where = DeliveryTarget(
-            namespace=target.namespace, repo=target.repo, branch=target.branch, path=target.prefix
-        )
-        api = WorkspaceApi(RepoApi(self._client, where))
-        ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
-        policy, request_s = self._client.retry_policy, self._client.timeouts.request_s
-        commits = CommitOnce(api, ledger, asset.path.parent, request_s=request_s, policy=policy)
         item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True, source=asset.path)
         try:
-            await commits.resolve_earlier(lambda token, n: f"batchgen: reference images [batchgen:{token}]")
+            commits = await self._commit_once(target)
             outcome = await commits.send(
                 Batch((item,)),
                 None,

@@ -30,11 +30,11 @@ from batchgen.delivery.batching import (
 )
 from batchgen.delivery.commit_once import CannotTell, CommitOnce, Outcome
 from batchgen.delivery.ledger import DeliveryLedger
+from batchgen.delivery.local_files import Unreadable, local_path, read_checked
 from batchgen.delivery.repo_api import RepoApi
 from batchgen.delivery.staging import RepositoryRefused
 from batchgen.delivery.workspace_api import WorkspaceApi
 from batchgen.errors import ApiError
-from batchgen.rundir import UnsafePathError, ensure_inside
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +184,16 @@ class Sender:
                     sha = item.sha256 or hashlib.sha256(item.data).hexdigest()
                     done.append((replace(item, sha256=sha, size=len(item.data)), None))
                 elif item.sha256 is None:
-                    data = self._path(item).read_bytes()
+                    data = read_checked(self.run_dir, item)
                     sha = hashlib.sha256(data).hexdigest()
                     done.append((replace(item, data=data, sha256=sha, size=len(data)), None))
                 else:
-                    done.append((replace(item, size=self._path(item).stat().st_size), None))
-            except (OSError, UnsafePathError) as exc:
-                done.append((item, f"cannot read {item.local}: {getattr(exc, 'strerror', None) or exc}"))
+                    done.append((replace(item, size=local_path(self.run_dir, item).stat().st_size), None))
+            except Unreadable as exc:
+                done.append((item, str(exc)))
+            except OSError as exc:
+                done.append((item, f"cannot read {item.local}: {exc.strerror or exc}"))
         return done
-
-    def _path(self, item: Outgoing) -> Path:
-        return ensure_inside(self.run_dir, item.local)
 
     # -- one batch -----------------------------------------------------------------------------
 
