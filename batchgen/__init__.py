@@ -16,17 +16,17 @@ if _os.name != "posix":  # say so, rather than fail later on a missing fcntl
     raise RuntimeError(_POSIX_ONLY)
 
 if _typing.TYPE_CHECKING:
-    from batchgen.api import OxenClient
-    from batchgen.batch import BatchResult, run_manifest, run_manifest_async
+    from batchgen.client.api import OxenClient
     from batchgen.config import Limits, RetryPolicy, RunOptions, Timeouts, UploadTarget
     from batchgen.errors import ApiError, BatchgenError, ManifestError, Problem, StorageError, UserError
+    from batchgen.journal.store import Journal
     from batchgen.manifest import Manifest, load_manifest
     from batchgen.planning import Job, Plan, build_plan
     from batchgen.registry import SnapshotCatalog
-    from batchgen.runner import Runner, RunOutcome, RunStats, StopReason
-    from batchgen.sinks import LocalSink, ResultSink, VerifiedResult
+    from batchgen.run.batch import BatchResult, run_manifest, run_manifest_async
+    from batchgen.run.runner import Runner, RunOutcome, RunStats, StopReason
+    from batchgen.sinks.base import LocalSink, ResultSink, VerifiedResult
     from batchgen.states import JobState
-    from batchgen.store import Journal
 
 __version__ = "0.1.0"
 
@@ -66,18 +66,18 @@ __all__ = [
 
 #: Where each public name lives.
 _HOMES = {
-    "OxenClient": "batchgen.api",
-    **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.batch"),
-    **dict.fromkeys(("LocalSink", "ResultSink", "VerifiedResult"), "batchgen.sinks"),
+    "OxenClient": "batchgen.client.api",
+    **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.run.batch"),
+    **dict.fromkeys(("LocalSink", "ResultSink", "VerifiedResult"), "batchgen.sinks.base"),
     **dict.fromkeys(("Limits", "RetryPolicy", "RunOptions", "Timeouts", "UploadTarget"), "batchgen.config"),
     **dict.fromkeys(("ApiError", "BatchgenError", "ManifestError", "Problem"), "batchgen.errors"),
     **dict.fromkeys(("StorageError", "UserError"), "batchgen.errors"),
     **dict.fromkeys(("Manifest", "load_manifest"), "batchgen.manifest"),
     **dict.fromkeys(("Job", "Plan", "build_plan"), "batchgen.planning"),
     "SnapshotCatalog": "batchgen.registry",
-    **dict.fromkeys(("Runner", "RunOutcome", "RunStats", "StopReason"), "batchgen.runner"),
+    **dict.fromkeys(("Runner", "RunOutcome", "RunStats", "StopReason"), "batchgen.run.runner"),
     "JobState": "batchgen.states",
-    "Journal": "batchgen.store",
+    "Journal": "batchgen.journal.store",
 }
 
 

@@ -8,8 +8,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchgen.delivery.target import DeliveryTarget, branch_problem, repo_problem
 from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
+from batchgen.target import DeliveryTarget, branch_problem, repo_problem
 
 DEFAULT_API_BASE = "https://hub.oxen.ai"
 
@@ -103,7 +103,7 @@ class UploadTarget:
     @classmethod
     def parse(cls, text: str) -> UploadTarget:
         """Parse 'namespace/repo' or 'namespace/repo@branch' (`--upload-repo`): names Oxen takes and a
-        branch that may hold '/' (batchgen.delivery.target's rules). Raises ValueError saying why not."""
+        branch that may hold '/' (batchgen.target's rules). Raises ValueError saying why not."""
         spec, _, branch = text.partition("@")
         namespace, _, repo = spec.partition("/")
         if not namespace or not repo or "/" in repo:

@@ -29,13 +29,13 @@ from typing import Any
 import aiohttp
 import yaml
 
-from batchgen.api import OxenClient
+from batchgen.client.api import OxenClient
+from batchgen.client.models import model_catalog
 from batchgen.config import Limits, RunOptions, Timeouts
+from batchgen.journal.store import Journal
 from batchgen.manifest import load_manifest
 from batchgen.planning import Plan, build_plan
-from batchgen.registry.live import model_catalog
-from batchgen.runner import Runner, RunOutcome
-from batchgen.store import Journal
+from batchgen.run.runner import Runner, RunOutcome
 
 VIDEO_MODEL = "kling-video-o3-pro-reference-to-video"
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from batchgen.download import fetch_result
+from batchgen.client.download import fetch_result
 
 MIB = 1024 * 1024
 BLOCK = MIB

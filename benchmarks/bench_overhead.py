@@ -196,9 +196,9 @@ def cli_run(jobs: int, concurrency: int, downloads: int) -> None:
 
 def _memory_child(jobs: int, conn: Connection) -> None:
     """Fresh process: peak RSS while running `jobs` jobs, then tracemalloc of a plan and a prepared runner."""
-    from batchgen.api import OxenClient
-    from batchgen.runner import Runner
-    from batchgen.store import Journal
+    from batchgen.client.api import OxenClient
+    from batchgen.journal.store import Journal
+    from batchgen.run.runner import Runner
 
     out: dict[str, float] = {}
     with h.temp_dir("memory") as tmp:

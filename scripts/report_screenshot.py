@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchgen.review import refresh  # noqa: E402
+from batchgen.results.review import refresh  # noqa: E402
 from tests.browser import Chromium, find_chromium  # noqa: E402
 from tests.e2e.conftest import clean_env  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen.api import OxenClient, Throttle, error_detail
+from batchgen.client.api import OxenClient, Throttle, error_detail
 from batchgen.config import RetryPolicy, Timeouts
 from batchgen.errors import (
     ApiStatusError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchgen.billing import billed_from_rows, to_look_up
+from batchgen.journal.store import JobRecord
+from batchgen.run.billing import billed_from_rows, to_look_up
 from batchgen.states import JobState
-from batchgen.store import JobRecord
 
 
 def record(key: str, state: JobState, generation_id: str | None) -> JobRecord:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.rundir import UnsafePathError, checked_path
+from batchgen.rundir.layout import UnsafePathError, checked_path
 
 
 def test_a_path_that_does_not_exist_yet_is_the_run_directory_joined_with_it(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from batchgen.cli import build_parser, main
 from batchgen.errors import StorageError
-from batchgen.runlock import LOCK_NAME, RunLock, lock_holder
-from batchgen.store import Journal
+from batchgen.journal.store import Journal
+from batchgen.rundir.lock import LOCK_NAME, RunLock, lock_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["run", "plan", "status", "cancel", "unverified", "ls", "deliver", "report", "schema", "emulator"]
@@ -120,7 +120,7 @@ def test_lock_holder_names_the_live_process_and_nobody_else(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from batchgen.runlock import RunLock\n"
+            "import sys; from pathlib import Path; from batchgen.rundir.lock import RunLock\n"
             f"lock = RunLock(Path({str(tmp_path)!r})); lock.acquire(); print('held', flush=True)\n"
             "sys.stdin.read()",
         ],

@@ -19,8 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen import landing
-from batchgen.download import RateGuard, fetch_result, redact_url
+from batchgen.client.download import RateGuard, fetch_result, redact_url
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.emulator.media import make_result
 from batchgen.errors import (
@@ -31,8 +30,9 @@ from batchgen.errors import (
     StorageError,
     UnverifiedKept,
 )
-from batchgen.rundir import part_path
-from batchgen.verify import Downloaded, verify_file
+from batchgen.rundir import landing
+from batchgen.rundir.layout import part_path
+from batchgen.rundir.verify import Downloaded, verify_file
 
 CUT = 50_000  # bytes a cutting handler sends before dropping the connection
 

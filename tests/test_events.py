@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batchgen.api import Completion, OxenClient
+from batchgen.client.api import Completion, OxenClient
+from batchgen.client.events import EventStream, completion_from_event
+from batchgen.client.sse import ServerSentEvent
 from batchgen.config import Timeouts
-from batchgen.events import EventStream, completion_from_event
-from batchgen.sse import ServerSentEvent
 
 SUCCEEDED = (
     'event: media_generation_completed\r\ndata: {"generation_id":"g1","status":"succeeded",'
@@ -144,7 +144,7 @@ async def test_an_oversized_event_drops_the_connection_logs_once_and_reconnects(
         async with OxenClient(str(server.make_url("")).rstrip("/"), "k", timeouts=Timeouts()) as client:
             stream = EventStream(client, on_completion=on_completion, on_connect=on_connect, idle_timeout_s=5)
             task = asyncio.create_task(stream.run())
-            with caplog.at_level(logging.WARNING, logger="batchgen.events"):
+            with caplog.at_level(logging.WARNING, logger="batchgen.client.events"):
                 async with asyncio.timeout(10):
                     await delivered.wait()
                     await first_closed.wait()
@@ -155,7 +155,7 @@ async def test_an_oversized_event_drops_the_connection_logs_once_and_reconnects(
         await server.close()
     assert [c.generation_id for c in got] == ["g1"]
     assert connects == connections == 2 and stream.connections == 2
-    warnings = [r.getMessage() for r in caplog.records if r.name == "batchgen.events"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "batchgen.client.events"]
     assert warnings == [
         "event stream: a line longer than 1048576 characters; dropping the connection and reconnecting"
     ]

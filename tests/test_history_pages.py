@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from batchgen.client.history import Page, read_since
 from batchgen.errors import HistoryUnreadable
-from batchgen.history import Page, read_since
 
 
 def rows(count: int, newest: int) -> list[dict[str, Any]]:

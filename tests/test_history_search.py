@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from batchgen.api import OxenClient
+from batchgen.client.api import OxenClient
+from batchgen.client.history import HISTORY_PAGE_SIZE
+from batchgen.client.reconcile import Scope
 from batchgen.emulator import Emulator, EmulatorConfig, LatencyConfig, run_emulator
 from batchgen.errors import HistoryUnreadable
-from batchgen.history import HISTORY_PAGE_SIZE
-from batchgen.reconcile import Scope
 
 KLING = "kling-video-o3-pro-reference-to-video"
 BODY = {"model": KLING, "prompt": "Same shot", "duration": 5}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from batchgen.api import OxenClient
+from batchgen.client.api import OxenClient
+from batchgen.client.http import without_silent_resends
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.errors import ResponseLost
-from batchgen.http import without_silent_resends
 
 CHUNK = "PUT /api/repos/{namespace}/{repo}/versions/{version_id}/chunks"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.overdue import RenderWatch, Waiting
+from batchgen.run.overdue import RenderWatch, Waiting
 
 
 def test_nothing_in_flight_means_no_look() -> None:

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from batchgen import progress as progress_module
-from batchgen.progress import Progress, bar_text, describe
-from batchgen.runner import RunStats, StopReason
+from batchgen.cli import progress as progress_module
+from batchgen.cli.progress import Progress, bar_text, describe
+from batchgen.run.runner import RunStats, StopReason
 
 
 def stats(*, total: int = 10, spent: str = "3.36", budget: str | None = None, **counts: int) -> RunStats:

@@ -1,6 +1,6 @@
 """Matching the provider's echoed queue rows to submissions whose answer was lost."""
 
-from batchgen.reconcile import (
+from batchgen.client.reconcile import (
     CLOCK_SKEW_S,
     Pending,
     Scope,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from batchgen.isotime import iso_utc
-from batchgen.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
-from batchgen.spend import journal_spend
+from batchgen.journal.spend import journal_spend
+from batchgen.journal.store import Journal
+from batchgen.results.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
 from batchgen.states import JobState
-from batchgen.store import Journal
 
 
 def row(**values: Any) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from batchgen.errors import StorageError, UsageError
-from batchgen.report_data import load_report
-from batchgen.report_html import (
+from batchgen.results.report_data import load_report
+from batchgen.results.report_html import (
     ReportCard,
     ReportHeader,
     embed_json,

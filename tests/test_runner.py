@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-from batchgen.api import OxenClient
-from batchgen.billing import read_billed_costs
+from batchgen.client.api import OxenClient
 from batchgen.config import Limits, RunOptions, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, FaultConfig, run_emulator
+from batchgen.journal.spend import Spend, journal_spend
+from batchgen.journal.store import Journal
 from batchgen.manifest import load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry import SnapshotCatalog
-from batchgen.runner import Runner, RunOutcome, StopReason
-from batchgen.spend import Spend, journal_spend
+from batchgen.run.billing import read_billed_costs
+from batchgen.run.runner import Runner, RunOutcome, StopReason
 from batchgen.states import IllegalTransition, JobState
-from batchgen.store import Journal
 
 MODEL = "kling-video-o3-pro-reference-to-video"
 

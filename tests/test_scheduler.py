@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batchgen import scheduler
-from batchgen.scheduler import RunState, Slots, Stop, StopReason, Submit, Wait
+from batchgen.run import scheduler
+from batchgen.run.scheduler import RunState, Slots, Stop, StopReason, Submit, Wait
 from batchgen.states import JobState
 
 COST = Decimal("1.12")
@@ -271,7 +271,7 @@ def _imports(module: str) -> set[str]:
 
 def test_the_scheduler_does_no_io() -> None:
     """The scheduler, and everything of batchgen it imports, imports neither aiohttp, aiofiles nor sqlite3."""
-    imported = {name.split(".")[0] for name in _imports("batchgen.scheduler")}
+    imported = {name.split(".")[0] for name in _imports("batchgen.run.scheduler")}
     assert not imported & {"aiohttp", "aiofiles", "sqlite3", "asyncio", "socket"}
 
 

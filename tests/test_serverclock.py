@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchgen.serverclock import ServerClock, parse_http_date
+from batchgen.client.serverclock import ServerClock, parse_http_date
 
 DATE = "Sun, 06 Dec 2026 05:48:21 GMT"
 AT = 1796536101.0  # DATE as Unix seconds

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.spend import JobCharges, Spend, describe, job_spend, journal_spend, read_charges, spend_of
+from batchgen.journal.spend import (
+    JobCharges,
+    Spend,
+    describe,
+    job_spend,
+    journal_spend,
+    read_charges,
+    spend_of,
+)
+from batchgen.journal.store import Journal
 from batchgen.states import JobState
-from batchgen.store import Journal
 
 Q = Decimal("1.120")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchgen.sse import MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder, SSELimitExceeded, SSELineDecoder
+from batchgen.client.sse import MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder, SSELimitExceeded, SSELineDecoder
 
 
 def decode_all(*chunks: bytes) -> list[ServerSentEvent]:

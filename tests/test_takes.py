@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from batchgen.manifest import Location
 from batchgen.planning import Job
-from batchgen.takes import is_take, take_job
+from batchgen.run.takes import is_take, take_job
 
 JOB = Job(
     key="ab" * 32,

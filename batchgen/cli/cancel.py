@@ -64,13 +64,13 @@ def add_cancel(commands: Commands) -> None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from batchgen.store import JOURNAL_NAME
+    from batchgen.journal.store import JOURNAL_NAME
 
     run_dir: Path = args.run_dir
     if not (run_dir / JOURNAL_NAME).is_file():  # before the lock: never litter a plain folder
         raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
     chosen = chosen_keys(run_dir, args.only, required=True)
-    from batchgen.live_cancel import CancelBusy, cancel_turn
+    from batchgen.run.live_cancel import CancelBusy, cancel_turn
 
     def waiting(pid: str) -> None:
         print(
@@ -92,8 +92,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def _offline_under_lock(args: argparse.Namespace, chosen: set[str] | None) -> int:
     """No process runs it: take the lock (RunLocked if one does) and cancel from the journal."""
-    from batchgen import live_cancel
-    from batchgen.runlock import RunLock
+    from batchgen.run import live_cancel
+    from batchgen.rundir.lock import RunLock
 
     with RunLock(args.run_dir):
         live_cancel.clear(args.run_dir)  # a request nobody carried out is not for later runs
@@ -101,8 +101,8 @@ def _offline_under_lock(args: argparse.Namespace, chosen: set[str] | None) -> in
 
 
 def _ask_the_live_run(args: argparse.Namespace, chosen: set[str] | None) -> int:
-    from batchgen import live_cancel
-    from batchgen.runlock import lock_holder
+    from batchgen.run import live_cancel
+    from batchgen.rundir.lock import lock_holder
 
     run_dir: Path = args.run_dir
     pid = lock_holder(run_dir)
@@ -144,11 +144,11 @@ def _ask_the_live_run(args: argparse.Namespace, chosen: set[str] | None) -> int:
 
 async def _cancel_offline(args: argparse.Namespace, chosen: set[str] | None) -> int:
     """No process runs it: cancel from the journal, under the lock (the caller holds it)."""
-    from batchgen.api import OxenClient
-    from batchgen.batch import check_api_identity
-    from batchgen.cancel import cancel_in_flight
+    from batchgen.client.api import OxenClient
+    from batchgen.journal.store import Journal
+    from batchgen.run.batch import check_api_identity
+    from batchgen.run.cancel import cancel_in_flight
     from batchgen.states import AT_PROVIDER, JobState
-    from batchgen.store import Journal
 
     journal = Journal.open_existing(args.run_dir)
     try:

@@ -26,9 +26,9 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.delivery.run import DeliverySummary, RunDelivery
-    from batchgen.delivery.target import DeliveryTarget
-    from batchgen.store import Journal
+    from batchgen.journal.store import Journal
+    from batchgen.sinks.oxen.run import DeliverySummary, RunDelivery
+    from batchgen.target import DeliveryTarget
 
 PROGRESS_EVERY_S = 5.0
 SHOWN_REASONS = 5  # reasons shown for files not delivered, each with a count and two of its files
@@ -77,11 +77,11 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 async def _deliver(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from batchgen.api import OxenClient
-    from batchgen.batch import check_api_identity
+    from batchgen.client.api import OxenClient
     from batchgen.config import RunOptions
-    from batchgen.delivery.run import RunDelivery
-    from batchgen.store import Journal, RunLock
+    from batchgen.journal.store import Journal, RunLock
+    from batchgen.run.batch import check_api_identity
+    from batchgen.sinks.oxen.run import RunDelivery
 
     api_base, key = api_settings(args, sandbox=False)
     journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
@@ -137,8 +137,8 @@ def _progress_lines(delivery: RunDelivery, every_s: float = PROGRESS_EVERY_S) ->
 
 def _target(args: argparse.Namespace, journal: Journal) -> tuple[DeliveryTarget, str]:
     """The target and the campaign's name: `--to`, else what the run recorded."""
-    from batchgen.delivery.run import META_KEY
-    from batchgen.delivery.target import DeliveryTarget, parse_repo
+    from batchgen.sinks.oxen.run import META_KEY
+    from batchgen.target import DeliveryTarget, parse_repo
 
     recorded = _recorded(journal.meta(META_KEY))
     campaign = str(recorded.get("name") or _plan_name(args.run_dir) or args.run_dir.name)
@@ -225,10 +225,10 @@ def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
 
 def delivery_status(journal: Journal, run_dir: Path) -> list[str]:
     """`batchgen status`'s lines about the run's delivery (none when it has no target)."""
-    from batchgen.delivery.ledger import DELIVERED, FAILED, DeliveryLedger
-    from batchgen.delivery.run import META_KEY
-    from batchgen.delivery.target import DeliveryTarget
-    from batchgen.delivery.wanted import done_results
+    from batchgen.journal.deliveries import DELIVERED, FAILED, DeliveryLedger
+    from batchgen.sinks.oxen.run import META_KEY
+    from batchgen.sinks.oxen.wanted import done_results
+    from batchgen.target import DeliveryTarget
 
     recorded, api = _recorded(journal.meta(META_KEY)), journal.meta("api")
     if not recorded:

@@ -14,7 +14,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.listing import RunSummary
+    from batchgen.results.listing import RunSummary
 
 
 def add_ls(commands: Commands) -> None:
@@ -35,7 +35,7 @@ def add_ls(commands: Commands) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from batchgen.listing import list_runs
+    from batchgen.results.listing import list_runs
 
     if not args.output_dir.is_dir():
         raise UsageError(f"{args.output_dir} is not a directory (the output directory of `batchgen run -o`)")

@@ -25,11 +25,11 @@ from batchgen.config import UploadTarget
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
-    from batchgen.api import OxenClient
     from batchgen.cli.common import Commands
+    from batchgen.client.api import OxenClient
+    from batchgen.journal.spend import Spend
     from batchgen.manifest import Manifest
     from batchgen.planning import Plan
-    from batchgen.spend import Spend
 
 
 def add_plan(commands: Commands) -> None:
@@ -82,11 +82,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from batchgen.journal.spend import describe
     from batchgen.manifest import load_manifest
     from batchgen.planning import format_plan, write_plan_json
     from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
-    from batchgen.rundir import run_dir_name
-    from batchgen.spend import describe
+    from batchgen.rundir.layout import run_dir_name
 
     manifest = load_manifest(args.manifest)
     selection = Selection.parse(args.only)
@@ -120,9 +120,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend | None]:
     """Each journaled job's state in the run directory this plan would run in, and what that directory
     has spent, counting the jobs this plan does not have as outside it (nothing when it is new)."""
-    from batchgen.journal_format import journal_problem
-    from batchgen.spend import journal_spend
-    from batchgen.store import Journal
+    from batchgen.journal.schema import journal_problem
+    from batchgen.journal.spend import journal_spend
+    from batchgen.journal.store import Journal
 
     if journal_problem(run_dir) is not None:  # none yet (or lost: `run` rebuilds it from the sidecars)
         return {}, None
@@ -152,7 +152,7 @@ def budget_line(
     counted before it is submitted, after what the run directory has already spent: every generation
     it made, superseded ones included)."""
     from batchgen.registry.pricing import format_usd, implausible_prices
-    from batchgen.scheduler import forecast_budget
+    from batchgen.run.scheduler import forecast_budget
     from batchgen.states import BILLED, JobState
 
     held = {str(s) for s in BILLED | {JobState.SUPERSEDED}}  # superseded ones come back as done
@@ -193,10 +193,10 @@ async def _plan_with_models(
 ) -> tuple[Plan, list[str]]:
     """The plan, and the lines to tell about the model descriptions it was made with. Online, the
     upload and delivery repositories are checked too (without writing to them)."""
-    from batchgen.api import OxenClient
-    from batchgen.endpoint import api_endpoint
+    from batchgen.client.api import OxenClient
+    from batchgen.client.endpoint import api_endpoint
+    from batchgen.client.models import model_catalog
     from batchgen.planning import build_plan
-    from batchgen.registry.live import model_catalog
 
     if endpoint is OFFLINE:
         found = await model_catalog(None, manifest)
@@ -216,8 +216,8 @@ async def _plan_with_models(
 
 async def _check_delivery_repo(client: OxenClient, manifest: Manifest) -> None:
     """The delivery repository and branch exist (reads only: `plan` writes nothing)."""
-    from batchgen.delivery.repo_api import RepoApi
-    from batchgen.delivery.target import DeliveryTarget, template_variables
+    from batchgen.client.repos import RepoApi
+    from batchgen.target import DeliveryTarget, template_variables
 
     assert manifest.deliver is not None
     target = DeliveryTarget.from_manifest(manifest.deliver, template_variables(manifest.name, manifest.vars))

@@ -41,7 +41,7 @@ def add_report(commands: Commands) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from batchgen.review import refresh
+    from batchgen.results.review import refresh
 
     path = refresh(args.run_dir)
     print(path)

@@ -30,7 +30,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.runner import RunOutcome, RunStats
+    from batchgen.run.runner import RunOutcome, RunStats
 
 
 STOPPING = """\
@@ -174,10 +174,10 @@ def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
-    from batchgen.batch import run_manifest_async
     from batchgen.cli.deliver import report_delivery
-    from batchgen.progress import Progress
-    from batchgen.spend import describe
+    from batchgen.cli.progress import Progress
+    from batchgen.journal.spend import describe
+    from batchgen.run.batch import run_manifest_async
 
     overrides = _overrides(args)
     bar: list[Progress] = []
@@ -266,7 +266,7 @@ def left_for_rerun(counts: dict[str, int]) -> str:
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
-    from batchgen.runner import StopReason
+    from batchgen.run.runner import StopReason
 
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))

@@ -13,8 +13,8 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.spend import JobSpend
-    from batchgen.store import JobRecord
+    from batchgen.journal.spend import JobSpend
+    from batchgen.journal.store import JobRecord
 
 
 def add_status(commands: Commands) -> None:
@@ -40,9 +40,9 @@ def add_status(commands: Commands) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.cli.deliver import delivery_status
-    from batchgen.spend import describe, job_spend, journal_charges, spend_of
+    from batchgen.journal.spend import describe, job_spend, journal_charges, spend_of
+    from batchgen.journal.store import Journal
     from batchgen.states import SANDBOX_IDENTITY
-    from batchgen.store import Journal
 
     journal = Journal.open_existing(args.run_dir, read_only=True)  # a reader: creates and changes nothing
     try:
@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_json(r: JobRecord, share: JobSpend) -> dict[str, object]:
     """One job of `status --json`: `title` is its readable name, `key` what programs go by, and
     `output_path` where its result is, relative to the run directory (as in results.* and run --json)."""
-    from batchgen.rundir import output_relpath
+    from batchgen.rundir.layout import output_relpath
 
     return {
         "key": r.key,
@@ -118,7 +118,7 @@ def _say_problems(planned: list[JobRecord], run_dir: Path) -> None:
 
 def kept_path(record: JobRecord) -> str | None:
     """Where an unverified job's bytes are kept (relative to the run directory); None for the others."""
-    from batchgen.rundir import unverified_relpath
+    from batchgen.rundir.layout import unverified_relpath
     from batchgen.states import JobState
 
     if record.state is not JobState.UNVERIFIED:
@@ -128,7 +128,7 @@ def kept_path(record: JobRecord) -> str | None:
 
 def _apart(records: list[JobRecord]) -> list[str]:
     """Lines about the journaled jobs the current plan does not hold (not counted in its totals)."""
-    from batchgen.takes import is_take
+    from batchgen.run.takes import is_take
 
     unplanned = [r for r in records if not r.planned]
     superseded = sum(1 for r in unplanned if r.state == "superseded")

@@ -14,8 +14,8 @@ from batchgen.errors import StorageError, UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.store import Journal
-    from batchgen.unverified import UnverifiedJob
+    from batchgen.journal.store import Journal
+    from batchgen.results.unverified import UnverifiedJob
 
 
 DESCRIPTION = """\
@@ -64,7 +64,7 @@ def add_unverified(commands: Commands) -> None:
 
 def cmd_unverified(args: argparse.Namespace) -> int:
     from batchgen.cli.runs import chosen_keys
-    from batchgen.store import JOURNAL_NAME
+    from batchgen.journal.store import JOURNAL_NAME
 
     run_dir: Path = args.run_dir
     if not (run_dir / JOURNAL_NAME).is_file():
@@ -75,14 +75,14 @@ def cmd_unverified(args: argparse.Namespace) -> int:
     chosen = chosen_keys(run_dir, args.only, required=changing)
     if not changing:
         return _list(run_dir, chosen, as_json=args.json)
-    from batchgen.runlock import RunLock
+    from batchgen.rundir.lock import RunLock
 
     with RunLock(run_dir):  # RunLocked (exit 2) while a run holds it: it alone changes its journal
         return _change(run_dir, chosen, accept=args.accept)
 
 
 def _list(run_dir: Path, chosen: set[str] | None, *, as_json: bool) -> int:
-    from batchgen.unverified import kept_exists
+    from batchgen.results.unverified import kept_exists
 
     jobs = _read(run_dir, chosen)
     if as_json:
@@ -107,8 +107,8 @@ def _list(run_dir: Path, chosen: set[str] | None, *, as_json: bool) -> int:
 
 
 def _read(run_dir: Path, chosen: set[str] | None) -> list[UnverifiedJob]:
-    from batchgen.store import Journal
-    from batchgen.unverified import unverified_jobs
+    from batchgen.journal.store import Journal
+    from batchgen.results.unverified import unverified_jobs
 
     journal = Journal.open_existing(run_dir)
     try:
@@ -118,8 +118,8 @@ def _read(run_dir: Path, chosen: set[str] | None) -> list[UnverifiedJob]:
 
 
 def _change(run_dir: Path, chosen: set[str] | None, *, accept: bool) -> int:
-    from batchgen.store import Journal
-    from batchgen.unverified import unverified_jobs
+    from batchgen.journal.store import Journal
+    from batchgen.results.unverified import unverified_jobs
 
     journal = Journal.open_existing(run_dir)
     try:
@@ -138,7 +138,7 @@ def _change(run_dir: Path, chosen: set[str] | None, *, accept: bool) -> int:
 
 
 def _change_one(run_dir: Path, journal: Journal, job: UnverifiedJob, *, accept: bool) -> bool:
-    from batchgen import unverified
+    from batchgen.results import unverified
 
     label = job.title
     try:

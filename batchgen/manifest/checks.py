@@ -14,7 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen.delivery.target import (
+from batchgen.errors import Problem
+from batchgen.manifest.assets import load_asset
+from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
+from batchgen.manifest.rows import load_rows
+from batchgen.target import (
     DELIVER_PATH_DEFAULT,
     branch_problem,
     name_problem,
@@ -23,10 +27,6 @@ from batchgen.delivery.target import (
     repo_problem,
     template_variables,
 )
-from batchgen.errors import Problem
-from batchgen.manifest.assets import load_asset
-from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
-from batchgen.manifest.rows import load_rows
 from batchgen.wording import describe_error, describe_value, did_you_mean, format_path, frozen_json
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ _HINTS = {
     ("upload", "repo"): "e.g. `upload: {namespace: acme, repo: assets}`",
     ("deliver", "repo"): "e.g. `deliver: {repo: meadow/campaigns, path: 'campaigns/{name}'}`",
 }
-# Repository names, branches and paths: batchgen.delivery.target says what is wrong with a value, and
+# Repository names, branches and paths: batchgen.target says what is wrong with a value, and
 # the Checker reports it (the schema's patterns, for editors, cannot say the rule, nor name every
 # Unicode format character). What each is called in a message, and its check:
 _TARGET_RULES: dict[PathTuple, tuple[str, Callable[[str], str | None]]] = {
@@ -254,7 +254,7 @@ class Checker:
 
     def _check_target_names(self) -> None:
         """`upload:` and `deliver:` names, branches and the upload prefix, by the rules the command
-        line's --deliver and --upload-repo follow too (batchgen.delivery.target)."""
+        line's --deliver and --upload-repo follow too (batchgen.target)."""
         for path, (what, problem_of) in _TARGET_RULES.items():
             section, key = self.data.get(str(path[0])), path[1]
             value = section.get(key) if isinstance(section, dict) else None

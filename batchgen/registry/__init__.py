@@ -6,8 +6,8 @@ rules.py       MODEL_RULES: each model's documented rules (the file to edit to a
 hardening.py   checking a registry answer: sizes, depth, $refs, patterns, prices; the schema dialect
 validation.py  RequestValidator and validate_request: the registry schema plus the rules
 pricing.py     quotes from a model's `pricing` object
-live.py        the live registry and the run directory's cache of it (an I/O shell, so not
-               re-exported here: import batchgen.registry.live)
+
+The live registry and the run directory's cache of it are read by `batchgen.client.models` (I/O).
 """
 
 from batchgen.registry.catalog import (

@@ -1,7 +1,7 @@
 """Model catalogs: looking a model up by id in the shipped snapshots, in given specs, or in a chain.
 
 The only I/O here is reading the model snapshots shipped in `batchgen/data/models/`; the live
-registry and the run directory's cache are in `batchgen.registry.live`.
+registry and the run directory's cache are in `batchgen.client.models`.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.api import OxenClient
-from batchgen.assets import AssetPlacer
+from batchgen.client.api import OxenClient
 from batchgen.config import RetryPolicy, Timeouts, UploadTarget
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
+from batchgen.journal.store import Journal
 from batchgen.manifest.model import LocalAsset
-from batchgen.store import Journal
+from batchgen.run.assets import AssetPlacer
 
 COMMIT = "POST /api/repos/{namespace}/{repo}/workspaces/{workspace_id}/merge/{branch}"
 TARGET = UploadTarget(namespace="acme", repo="refs")

@@ -3,7 +3,7 @@ commit messages, tokens and workspace names."""
 
 from __future__ import annotations
 
-from batchgen.delivery.batching import (
+from batchgen.sinks.oxen.batching import (
     MIN_UPLOAD_BYTES_PER_S,
     Batch,
     Outgoing,

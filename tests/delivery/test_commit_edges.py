@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from batchgen.delivery.ledger import DeliveryLedger
 from batchgen.emulator.api_versions import version_hash
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.workspaces import commit as commit_workspace
+from batchgen.journal.deliveries import DeliveryLedger
 from tests.delivery.test_sender import (
     FAST_RETRY,
     MIB,
@@ -213,7 +213,7 @@ async def test_a_run_that_delivers_everything_leaves_no_workspace_even_when_a_de
     async with make_rig(tmp_path) as rig:
         items = clips(rig, "hero", 1)
         await deliver(rig.sender(), items)
-        from batchgen.store import Journal
+        from batchgen.journal.store import Journal
 
         delete = route_of(rig.emu, "DELETE", "/workspaces/{workspace_id}")
         failed = 0
@@ -252,9 +252,9 @@ async def test_a_reference_image_leftover_refused_at_start_fails_the_asset_not_t
 ) -> None:
     """A reference image whose earlier upload cannot be resolved, then a key that cannot write: the
     refusal fails the asset (and the jobs that need it), never the whole run with an exception."""
-    from batchgen.assets import AssetUnavailable
     from batchgen.emulator import EmulatorConfig, run_emulator
     from batchgen.errors import UsageError
+    from batchgen.run.assets import AssetUnavailable
     from tests.delivery.test_assets import COMMIT, image, place
 
     history = "GET /api/repos/{namespace}/{repo}/commits/history/{resource:.+}"
@@ -287,13 +287,13 @@ async def test_a_commit_whose_directory_looks_like_a_token_is_still_found_by_its
 ) -> None:
     """A delivery path holding `[batchgen:…]`: the token is read from the commit message's end, so a lost
     answer still finds this commit by its own token (no second commit, the commit id kept)."""
-    from batchgen.delivery.target import DeliveryTarget
+    from batchgen.target import DeliveryTarget
 
     target = DeliveryTarget(namespace="team", repo="campaigns", path="drops/[batchgen:000000000000]")
     async with make_rig(tmp_path, target) as rig:
         merge = route_of(rig.emu, "POST", "/merge/{branch}")
         rig.emu.set_faults(upload_cut_rate=1.0, upload_fault_routes=(merge,))
-        from batchgen.delivery.wanted import result_items
+        from batchgen.sinks.oxen.wanted import result_items
 
         data = b"clip" * 100
         (rig.run_dir / "videos/hero").mkdir(parents=True)

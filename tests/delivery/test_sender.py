@@ -15,19 +15,19 @@ from typing import Any
 
 import pytest
 
-from batchgen.api import OxenClient
+from batchgen.client.api import OxenClient
+from batchgen.client.repos import RepoApi
 from batchgen.config import RetryPolicy, Timeouts
-from batchgen.delivery import resolve
-from batchgen.delivery.batching import Outgoing
-from batchgen.delivery.ledger import DELIVERED, SENDING, UNSENT, DeliveryLedger
-from batchgen.delivery.repo_api import RepoApi
-from batchgen.delivery.sender import Sender
-from batchgen.delivery.target import DeliveryTarget
-from batchgen.delivery.wanted import result_items
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.repos import StoredFile
-from batchgen.store import Journal
+from batchgen.journal.deliveries import DELIVERED, SENDING, UNSENT, DeliveryLedger
+from batchgen.journal.store import Journal
+from batchgen.sinks.oxen import resolve
+from batchgen.sinks.oxen.batching import Outgoing
+from batchgen.sinks.oxen.sender import Sender
+from batchgen.sinks.oxen.wanted import result_items
+from batchgen.target import DeliveryTarget
 
 TARGET = DeliveryTarget(namespace="team", repo="campaigns", path="campaigns/spring")
 MIB = 1024 * 1024
@@ -504,7 +504,7 @@ def test_a_journal_without_the_deliveries_table_gets_it(tmp_path: Path) -> None:
 
 
 async def test_a_large_queue_is_read_and_sent_in_parts(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchgen.delivery import sender as sender_module
+    from batchgen.sinks.oxen import sender as sender_module
 
     monkeypatch.setattr(sender_module, "CHUNK_FILES", 4)
     sender = rig.sender()

@@ -1,5 +1,5 @@
 """Delivery targets: `NS/NAME[@BRANCH][:PATH]`, the manifest's `deliver:`, the path template, and the
-rules for names, branches and paths that `batchgen.delivery.target` is the one place of."""
+rules for names, branches and paths that `batchgen.target` is the one place of."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from batchgen.config import UploadTarget
-from batchgen.delivery.target import (
+from batchgen.errors import ManifestError
+from batchgen.manifest import load_manifest, manifest_schema
+from batchgen.target import (
     BRANCH_PATTERN,
     NAME_PATTERN,
     REPO_PATTERN,
@@ -23,8 +25,6 @@ from batchgen.delivery.target import (
     repo_problem,
     template_variables,
 )
-from batchgen.errors import ManifestError
-from batchgen.manifest import load_manifest, manifest_schema
 
 VARS = {"name": "spring-campaign", "season": "ss26", "take": 2}
 NAME_RULE = "Oxen names are 2 or more letters, digits, '_', '.' or '-', starting with a letter or digit"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from batchgen.delivery.target import DeliveryTarget
-from batchgen.delivery.wanted import done_results, run_files
-from batchgen.rundir import sidecar_bytes
+from batchgen.journal.store import JobRecord
+from batchgen.rundir.layout import sidecar_bytes
+from batchgen.sinks.oxen.wanted import done_results, run_files
 from batchgen.states import JobState
-from batchgen.store import JobRecord
+from batchgen.target import DeliveryTarget
 
 TARGET = DeliveryTarget(namespace="meadow", repo="campaigns", path="spring-2026/spring")
 
@@ -50,7 +50,7 @@ def test_run_files_are_those_that_exist_and_never_a_symlink(tmp_path: Path) -> N
 
 
 def test_a_live_sidecar_is_sent_as_the_bytes_the_local_sink_writes() -> None:
-    from batchgen.delivery.wanted import result_items
+    from batchgen.sinks.oxen.wanted import result_items
 
     video, sidecar = result_items(TARGET, "videos/a.mp4", "cd" * 32, 5, {"b": 1, "a": "é"})
     assert sidecar.data == sidecar_bytes({"a": "é", "b": 1}) == '{"a":"é","b":1}\n'.encode()

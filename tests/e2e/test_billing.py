@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from batchgen.batch import run_manifest_async
 from batchgen.emulator import Emulator
 from batchgen.isotime import iso_utc
+from batchgen.run.batch import run_manifest_async
 from tests.e2e.conftest import api_args, run_cli
 from tests.e2e.test_run import enqueues, results, total_requests, write_manifest
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from batchgen.emulator import Emulator
 from batchgen.emulator.media import ResultBlob
-from batchgen.runlock import RunLock
-from batchgen.unverified import MAX_UNVERIFIED_DOWNLOADS
+from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS
+from batchgen.rundir.lock import RunLock
 from tests.faults.conftest import Harness, WrappedBlob, journal_jobs, results, write_manifest
 from tests.faults.test_downloads import downloads, gid_of
 

@@ -15,7 +15,7 @@ from batchgen.planning.paths import (
     check_relative,
     sanitise,
 )
-from batchgen.rundir import UnsafePathError, ensure_inside, part_path, sidecar_path
+from batchgen.rundir.layout import UnsafePathError, ensure_inside, part_path, sidecar_path
 from tests.plan.conftest import HEADER, Workspace
 
 

@@ -1,0 +1,1 @@
+"""The wire: every request to the Oxen API, the event stream, downloads."""

@@ -1,0 +1,1 @@
+"""What people read of a run: the report, results files, listings, unverified results."""

@@ -1,0 +1,139 @@
+"""What each run directory under an output directory holds, read without disturbing a live run.
+
+The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer;
+an idle one as immutable, so no `-wal`/`-shm` file is left behind),
+no lock is taken, and nothing is written. Whether a process runs it is asked of the lock without
+waiting (`runlock.lock_holder`). The spend is the run directory's (`batchgen.journal.spend`): every generation
+it made, superseded ones included, billed where the history was read, else quoted; a sandbox run has
+none (nothing was paid).
+
+Each run directory is read under a guard: a damaged one (a journal that is missing, empty or broken, a
+field that is not what batchgen writes, a `.lock` or plan.json that is not a regular file) is one
+summary whose `error` says why, and the others are listed as usual. Nothing is opened in a way that
+could block (a FIFO is opened non-blocking and refused), and no lock is waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from batchgen.config import SANDBOX_IDENTITY
+from batchgen.errors import StorageError
+from batchgen.journal.schema import JOURNAL_NAME, journal_problem, read_only_connection
+from batchgen.journal.spend import Spend, read_charges, spend_of
+from batchgen.rundir.lock import lock_holder
+
+__all__ = ["RunSummary", "list_runs", "summarise_guarded", "summarise_run"]
+
+PLAN_NAME = "plan.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_dir: Path
+    campaign: str
+    jobs: int  # jobs of the latest plan
+    counts: dict[str, int] = field(default_factory=dict)  # of those, by state
+    spend: Spend | None = None  # None for a sandbox run: nothing was paid
+    last_activity: float | None = None  # the latest journaled change (seconds since the epoch)
+    sandbox: bool = False
+    live_pid: int | None = None  # the process running it now (0: one that recorded no pid)
+    error: str | None = None  # why the run directory could not be read (then nothing else is known)
+
+
+def list_runs(output_dir: Path) -> list[RunSummary]:
+    """Every run directory directly under `output_dir` (one with a journal or a plan.json), by name. A
+    run directory that cannot be read is listed with `error` saying why, never in place of the others."""
+    found = sorted((p for p in output_dir.iterdir() if _is_run_dir(p)), key=lambda p: p.name)
+    return [summarise_guarded(p) for p in found]
+
+
+def _is_run_dir(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(os.path.lexists(path / name) for name in (JOURNAL_NAME, PLAN_NAME))
+    except OSError:
+        return False
+
+
+class Unreadable(Exception):
+    """What makes one run directory impossible to summarise, in words."""
+
+
+def summarise_guarded(run_dir: Path) -> RunSummary:
+    """`summarise_run`, or a summary whose `error` says why it could not be made."""
+    try:
+        return summarise_run(run_dir)
+    except Exception as exc:  # one damaged run directory is one line, never the end of the listing
+        why = str(exc) if isinstance(exc, Unreadable | StorageError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, sqlite3.Error):
+            why = f"cannot read the journal: {exc}"
+        return RunSummary(run_dir, run_dir.name, 0, error=why)
+
+
+def summarise_run(run_dir: Path) -> RunSummary:
+    """What the run directory's journal and plan.json say. Raises on anything odd about them."""
+    problem = journal_problem(run_dir)
+    if problem is not None:
+        raise Unreadable(problem)
+    for beside in (f"{JOURNAL_NAME}-wal", f"{JOURNAL_NAME}-shm"):  # SQLite opens these: never a FIFO
+        if os.path.lexists(run_dir / beside) and not (run_dir / beside).is_file():
+            raise Unreadable(f"{run_dir / beside} is not a regular file")
+    live = lock_holder(run_dir)
+    name, costs = _read_plan(run_dir)
+    conn = read_only_connection(run_dir / JOURNAL_NAME, idle=live is None)
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        planned = "planned" if "planned" in columns else "1"
+        states = [row[0] for row in conn.execute(f"SELECT state FROM jobs WHERE {planned}")]
+        last = conn.execute("SELECT MAX(updated_at) FROM jobs").fetchone()[0]
+        api_row = conn.execute("SELECT value FROM meta WHERE key='api'").fetchone()
+        charges, billed = read_charges(conn.execute, costs)
+    finally:
+        conn.close()
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int | float)):
+        raise Unreadable(f"the journal's updated_at holds {str(last)[:40]!r}, not a time")
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[str(state)] = counts.get(str(state), 0) + 1
+    api = api_row[0] if api_row else None
+    sandbox = api == SANDBOX_IDENTITY or run_dir.name.endswith(".sandbox")
+    return RunSummary(
+        run_dir,
+        name or run_dir.name,
+        len(states),
+        dict(sorted(counts.items())),
+        None if sandbox else spend_of(charges, billed),
+        None if last is None else float(last),
+        sandbox,
+        live,
+    )
+
+
+def _read_plan(run_dir: Path) -> tuple[str | None, dict[str, Decimal]]:
+    """The plan's name and each job's quote (nothing when plan.json is missing or unreadable)."""
+    costs: dict[str, Decimal] = {}
+    try:
+        data = json.loads(_read_regular(run_dir / PLAN_NAME))
+        for job in data.get("jobs", []):
+            with contextlib.suppress(InvalidOperation, TypeError):
+                costs[str(job["key"])] = Decimal(job["cost_usd"])
+        name = data.get("name")
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None, {}
+    return (name if isinstance(name, str) and name else None), costs
+
+
+def _read_regular(path: Path) -> str:
+    """A regular file's text; a FIFO or device there is refused without blocking on it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, encoding="utf-8") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable(f"{path} is not a regular file")
+        return file.read()

@@ -1,0 +1,1 @@
+"""The run engine: startup, submission, tracking, fetching, under one scheduler."""

@@ -1,0 +1,160 @@
+"""Local reference images made reachable by the model: uploaded once to an Oxen repository at a
+content-addressed path (or inlined as data: URIs), one upload per image however many jobs use it.
+
+An upload is a commit through a workspace, as delivery makes them (`delivery.commit_once`): any size,
+journaled before it is sent, a lost answer looked up on the branch, and bytes already there (a
+retry after a lost answer, another manifest's upload) taken as uploaded."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from batchgen.client.api import OxenClient
+from batchgen.client.repos import RepoApi
+from batchgen.client.workspaces import WorkspaceApi
+from batchgen.config import UploadTarget
+from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
+from batchgen.journal.deliveries import DeliveryLedger
+from batchgen.journal.store import Journal
+from batchgen.manifest import LocalAsset
+from batchgen.sinks.oxen.batching import Batch, Outgoing
+from batchgen.sinks.oxen.commit_once import CannotTell, CommitOnce
+from batchgen.sinks.oxen.staging import RepositoryRefused
+from batchgen.target import DeliveryTarget
+
+log = logging.getLogger(__name__)
+
+
+class AssetUnavailable(Exception):
+    """A job's reference image could not be made reachable; only the jobs that need it fail."""
+
+
+class AssetPlacer:
+    """Gives each local asset a URL the model can fetch, once per run, shared by all its jobs."""
+
+    def __init__(
+        self, client: OxenClient, journal: Journal, *, upload: UploadTarget | None, inline: bool
+    ) -> None:
+        self._client = client
+        self._journal = journal
+        self._upload = upload
+        self._inline = inline
+        self._urls: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._commits: CommitOnce | None = None  # made, and its leftovers resolved, at the first upload
+        self._commits_lock = asyncio.Lock()
+        self.uploads = 0
+
+    async def prepare(self, assets: Iterable[LocalAsset]) -> None:
+        """Place every asset before anything is submitted: a missing upload repository (or branch) is a
+        usage error now, not a bare 404 on every job later. With `create: true` the repository is
+        created first (409, already there, is fine)."""
+        target = self._upload
+        if target is not None and target.create and not self._inline:
+            created = await self._client.create_repo(
+                target.namespace, target.repo, "Reference images for batchgen"
+            )
+            log.log(
+                logging.WARNING if created else logging.INFO,
+                "upload repository %s/%s: %s",
+                target.namespace,
+                target.repo,
+                "created" if created else "already exists",
+            )
+        for asset in {a.sha256: a for a in assets}.values():
+            try:
+                await self.url(asset)
+            except AssetUnavailable as exc:
+                if isinstance(exc.__cause__, NotFound) and target is not None:
+                    raise UsageError(_missing_target(target)) from None
+
+    async def url(self, asset: LocalAsset) -> str:
+        if asset.sha256 in self._urls:
+            return self._urls[asset.sha256]
+        async with self._locks.setdefault(asset.sha256, asyncio.Lock()):
+            if asset.sha256 in self._failures:
+                raise AssetUnavailable(self._failures[asset.sha256])
+            if asset.sha256 not in self._urls:
+                try:
+                    self._urls[asset.sha256] = await self._place(asset)
+                except (ApiError, OSError) as exc:
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    self._failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
+                    raise AssetUnavailable(self._failures[asset.sha256]) from exc
+        return self._urls[asset.sha256]
+
+    async def _place(self, asset: LocalAsset) -> str:
+        content = await asyncio.to_thread(asset.path.read_bytes)
+        if self._inline:
+            return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
+        target = self._upload
+        if target is None:
+            raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
+        # Content-addressed: the same image always lands at the same path, so a rerun or another
+        # manifest finds it there (one HEAD) instead of uploading it again.
+        repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
+        url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
+        if not await self._client.file_exists(url):
+            await self._upload_once(asset, target, repo_path, len(content))
+            self.uploads += 1
+            log.info("uploaded reference image %s to %s", asset.name, repo_path)
+        self._journal.set_asset_url(asset.sha256, url)
+        return url
+
+    async def _commit_once(self, target: UploadTarget) -> CommitOnce:
+        """The upload repository's commit protocol, with what a killed run left resolved (once a run)."""
+        async with self._commits_lock:
+            if self._commits is None:
+                where = DeliveryTarget(
+                    namespace=target.namespace, repo=target.repo, branch=target.branch, path=target.prefix
+                )
+                ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
+                commits = CommitOnce(
+                    WorkspaceApi(RepoApi(self._client, where)),
+                    ledger,
+                    Path("."),  # never read from: every image is sent from its own path (`source`)
+                    request_s=self._client.timeouts.request_s,
+                    policy=self._client.retry_policy,
+                )
+                await commits.resolve_earlier(
+                    lambda token, n: f"batchgen: reference images [batchgen:{token}]"
+                )
+                self._commits = commits
+            return self._commits
+
+    async def _upload_once(self, asset: LocalAsset, target: UploadTarget, repo_path: str, size: int) -> None:
+        item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True, source=asset.path)
+        try:
+            commits = await self._commit_once(target)
+            outcome = await commits.send(
+                Batch((item,)),
+                None,
+                lambda token: f"batchgen: add reference image {repo_path} [batchgen:{token}]",
+            )
+        except RepositoryRefused as exc:
+            raise (
+                NotFound(404, "PUT", repo_path, str(exc)) if "404" in str(exc) else OSError(str(exc))
+            ) from exc
+        except CannotTell as exc:
+            raise OSError(f"cannot tell whether an earlier upload was made ({exc})") from exc
+        if repo_path not in outcome.delivered:
+            why = outcome.failed.get(repo_path) or outcome.stopped or "not uploaded"
+            if "404" in why or "not found" in why.lower():
+                raise NotFound(404, "PUT", repo_path, why)
+            raise OSError(why)
+
+
+def _missing_target(target: UploadTarget) -> str:
+    where = f"{target.namespace}/{target.repo}"
+    return (
+        f"the upload repository {where} (branch {target.branch}) does not exist, or the key cannot "
+        f"write to it: the first upload answered 404. Create it (https://oxen.ai/new, public, so the "
+        f"model can fetch the images), add `create: true` under `upload:` to let batchgen create it, "
+        f"or pass --inline-assets to send the images as data: URIs"
+    )

@@ -1,0 +1,310 @@
+"""Fetching results: download workers that turn a succeeded generation into a verified file at its path,
+then hand it to the run's sinks. What to do when a download fails is decided here, from the policy
+in the run's options: refresh an expired URL, try the API's own origin once with the key, back off; and
+after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification, keep the last bytes in
+unverified/ and journal the job `unverified` (paid: never deleted, never fetched again by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import aiohttp
+
+from batchgen.client.download import fetch_result
+from batchgen.errors import (
+    ApiError,
+    DownloadCorrupt,
+    DownloadError,
+    DownloadExpired,
+    DownloadStalled,
+    StorageError,
+    Unauthenticated,
+    UnverifiedKept,
+)
+from batchgen.journal.store import JobRecord
+from batchgen.logs import job_key
+from batchgen.planning import Job
+from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, accepted_unverified, unverified_reason
+from batchgen.retry import backoff
+from batchgen.run.context import RunContext
+from batchgen.rundir.landing import DirectorySync, Land
+from batchgen.rundir.layout import (
+    UnsafePathError,
+    read_sidecar,
+    set_aside_kept,
+    set_aside_unowned,
+    sidecar_path,
+    unverified_relpath,
+    write_sidecar,
+)
+from batchgen.rundir.verify import Downloaded, verify_file
+from batchgen.sinks.base import ResultSink, VerifiedResult, result_metadata
+from batchgen.states import JobState
+
+log = logging.getLogger(__name__)
+
+DIRECTORY_SYNC_S = 1.0  # renamed results' directories are fsynced together, at least this often
+
+
+class Fetcher:
+    """A queue of jobs to download and the workers that drain it."""
+
+    def __init__(self, ctx: RunContext, sinks: Sequence[ResultSink]) -> None:
+        self.ctx = ctx
+        self.sinks = tuple(sinks)
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.active = 0
+        self.failures = 0
+        self.corrupt: Counter[str] = Counter()  # whole downloads per job whose bytes failed verification
+        self.session: aiohttp.ClientSession | None = None
+        self.dirs = DirectorySync()  # directory fsyncs of renamed results, done together
+        self._synced_at = time.monotonic()
+        ctx.queue_download = self.queue.put_nowait
+
+    def busy(self) -> bool:
+        return self.active > 0 or not self.queue.empty()
+
+    async def worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            self.active += 1
+            try:
+                await self.fetch(key)
+            finally:
+                self.active -= 1
+                self.ctx.notify()
+
+    async def fetch(self, key: str) -> None:
+        ctx = self.ctx
+        job, record = ctx.jobs[key], ctx.record(key)
+        try:
+            final = ctx.final_path(job)  # checked now, not at plan time: a symlink may have appeared
+            keep = ctx.checked(unverified_relpath(job.output_path, key))  # for bytes that fail every time
+        except UnsafePathError as exc:
+            self.failures += 1
+            ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
+            return
+        found = await asyncio.to_thread(self._make_room, job, record, final) if _exists(final) else None
+        if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
+            done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
+            ctx.journal.transition(
+                job.key,
+                done,
+                "found complete on disk",
+                sha256=found.sha256,
+                size=found.size,
+                mtime_ns=_mtime_ns(final),
+                error=None,
+            )
+            return
+        landed: list[VerifiedResult] = []
+        try:
+            await self._download(job, record, final, keep, partial(self._land, job, ctx.record(key), landed))
+        except UnverifiedKept as kept:
+            await self._keep_unverified(job, ctx.record(key), kept)
+            return
+        except DownloadError as exc:
+            self.failures += 1
+            log.warning("could not download the result of %s: %s", job.label, exc, extra=job_key(key))
+            error = f"download failed ({exc}); run again to fetch it (nothing is paid again)"
+            ctx.journal.transition(key, record.state, "download failed", error=error)
+            return
+        if landed:
+            await self._deliver(job, final, landed[0])
+
+    def _land(self, job: Job, record: JobRecord, landed: list[VerifiedResult], done: Downloaded) -> None:
+        """In the download's worker thread, right after the rename: the sinks' local part (the sidecar)."""
+        verified = VerifiedResult(
+            job.key,
+            done.path,
+            done.sha256,
+            done.size,
+            result_metadata(job, record, done.sha256, done.size, time.time()),
+        )
+        for sink in self.sinks:
+            sink.land(verified)
+        landed.append(verified)
+
+    async def _download(self, job: Job, record: JobRecord, final: Path, keep: Path, land: Land) -> Downloaded:
+        """Download until verified, within the run's budget of tries: DownloadError when they are used
+        up, UnverifiedKept when the last whole download allowed failed verification (bytes in `keep`)."""
+        ctx, key = self.ctx, job.key
+        assert self.session is not None
+        with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
+        last: Exception | None = None
+        attempts = ctx.options.retry.download_attempts
+        for attempt in range(1, attempts + 1):
+            url = ""
+            last_chance = self.corrupt[key] + 1 >= MAX_UNVERIFIED_DOWNLOADS
+            try:
+                if last_chance and _exists(keep):  # left by a crash: moved aside, never overwritten
+                    await asyncio.to_thread(set_aside_kept, ctx.run_dir, job.output_path, key)
+                url = ctx.urls.get(key) or await self._fresh_url(record)
+                return await fetch_result(
+                    self.session,
+                    url,
+                    final,
+                    media_type=job.media_type,
+                    read_timeout=ctx.options.timeouts.download_read_s,
+                    headers=ctx.client.auth_for(url) if with_key else None,
+                    land=land,
+                    dirs=self.dirs,
+                    keep_corrupt=keep if last_chance else None,
+                )
+            except UnverifiedKept:
+                raise
+            except DownloadExpired as exc:
+                last = exc
+                if not with_key and ctx.client.auth_for(url):
+                    with_key = True  # a private repository's file, perhaps: never sent to another host
+                    continue
+                with_key = False
+                ctx.urls.pop(key, None)
+            except (DownloadCorrupt, DownloadError, ApiError) as exc:
+                if isinstance(exc, Unauthenticated):
+                    raise
+                if isinstance(exc, DownloadCorrupt):
+                    self.corrupt[key] += 1
+                if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
+                    ctx.urls.pop(key, None)
+                last = exc
+                log.info(
+                    "download of %s failed (%s), attempt %d of %d",
+                    job.label,
+                    exc,
+                    attempt,
+                    attempts,
+                    extra=job_key(key),
+                )
+                await ctx.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
+        raise DownloadError(f"{attempts} attempts failed, the last with: {last}")
+
+    async def _keep_unverified(self, job: Job, record: JobRecord, kept: UnverifiedKept) -> None:
+        """The last download allowed failed verification too: the job is `unverified`, its bytes kept
+        (with a sidecar saying why) for the user to look at, accept or fetch again."""
+        ctx = self.ctx
+        self.failures += 1
+        where = unverified_relpath(job.output_path, job.key)
+        metadata = {
+            **result_metadata(job, record, kept.sha256, kept.size, time.time()),
+            "verified": False,
+            "problem": kept.problem,
+        }
+        await asyncio.to_thread(write_sidecar, sidecar_path(kept.path), metadata)
+        reason = unverified_reason(kept.problem, where, self.corrupt[job.key] + 1)
+        ctx.journal.transition(
+            job.key,
+            JobState.UNVERIFIED,
+            "bytes failed verification",
+            error=reason,
+            sha256=kept.sha256,
+            size=kept.size,
+            downloaded_at=time.time(),
+        )
+        ctx.urls.pop(job.key, None)
+        log.error(
+            "job %s is unverified: %s. Not downloaded again: `batchgen unverified %s` to look at it, "
+            "then --accept or --fetch-again",
+            job.label,
+            reason,
+            ctx.run_dir,
+            extra=job_key(job.key),
+        )
+
+    async def _deliver(self, job: Job, final: Path, verified: VerifiedResult) -> None:
+        ctx = self.ctx
+        for sink in self.sinks:
+            await sink.deliver(verified)
+        log.debug(
+            "downloaded %s to %s (%d bytes, sha256 %s)",
+            job.label,
+            final,
+            verified.size,
+            verified.sha256[:16],
+            extra=job_key(job.key),
+        )
+        done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
+        ctx.journal.transition(
+            job.key,
+            done,
+            sha256=verified.sha256,
+            size=verified.size,
+            mtime_ns=_mtime_ns(final),
+            downloaded_at=time.time(),
+            error=None,
+        )
+        ctx.urls.pop(job.key, None)
+        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.queue.empty():
+            self._synced_at = time.monotonic()
+            await asyncio.to_thread(self.dirs.flush)
+
+    async def close(self) -> None:
+        """Sync the directories of the results landed since the last sync."""
+        await asyncio.to_thread(self.dirs.flush)
+
+    async def _fresh_url(self, record: JobRecord) -> str:
+        if not record.generation_id:
+            raise DownloadError("no generation id to fetch a result URL for")
+        row = await self.ctx.client.get_generation(record.generation_id)
+        url = row.get("result_url")
+        if not url:
+            raise DownloadError(f"generation {record.generation_id} has no result_url")
+        return str(url)
+
+    def _make_room(self, job: Job, record: JobRecord, final: Path) -> Downloaded | None:
+        """Before a result is written to `final` (in a worker thread): if a crash came between the rename
+        and the journal, the file there (with our sidecar and its sha256) is the result, returned. Any
+        other file there is moved to superseded/ first, never overwritten."""
+        if not (final.exists() or final.is_symlink()):
+            return None
+        sidecar = read_sidecar(final)
+        if (
+            sidecar
+            and sidecar.get("job_key") == job.key
+            and sidecar.get("generation_id") == record.generation_id
+        ):
+            try:
+                found = verify_file(
+                    final,
+                    job.media_type,
+                    expected_size=sidecar.get("size"),
+                    expected_sha256=sidecar.get("sha256"),
+                    structure=not accepted_unverified(sidecar),
+                )
+            except (DownloadCorrupt, StorageError):
+                found = None
+            if found is not None:
+                return found
+        if job.key not in self.ctx.displaced:
+            moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
+            log.warning(
+                "kept the file found at %s in %s: job %s writes its result there",
+                job.output_path,
+                moved_to,
+                job.label,
+                extra=job_key(job.key),
+            )
+        return None
+
+
+def _exists(path: Path) -> bool:
+    """One lstat (fine on the event loop): is anything, a symlink included, at `path`?"""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return None

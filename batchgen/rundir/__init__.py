@@ -1,0 +1,1 @@
+"""The run directory on disk: its layout, its lock, landing and verifying result files."""

@@ -1,0 +1,1 @@
+"""Where verified results go: the run directory (local) and an Oxen repository (oxen)."""

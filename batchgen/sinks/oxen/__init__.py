@@ -1,0 +1,1 @@
+"""Delivery to an Oxen repository: batches committed through a workspace, each sent once."""

@@ -1,0 +1,323 @@
+"""A batch of files into the branch as one commit, at most once, through a workspace; and what a
+killed process left half done.
+
+The protocol, per commit:
+1. journal every file `sending` with a fresh random token; the workspace is named after the token
+   (`batchgen-<token>`), so it is on disk before it exists;
+2. create the workspace on the branch, stage the files (small ones as `file` parts, each large one
+   through the chunked version upload), all of which may be sent again (staging is an upsert);
+3. journal `sending` again (the moment the commit leaves), then commit once. After a lost answer the
+   branch's history is read for the token at once and again when a server still busy with the
+   commit would have finished; not there and the workspace still there: commit again; not there and
+   the workspace gone: stage again into a new one. A 422 "no changes" means the bytes are on the
+   branch already: each file's sha256 there confirms it. A 409 "workspace is behind" stages again
+   into a new workspace on the new head.
+
+Every workspace this creates is either committed (the server removes an unnamed one) or deleted; one
+whose delete failed is remembered in the journal and deleted by the next process. No other
+workspace is ever touched, and never `DELETE …/workspaces` (it removes everyone's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace_gone
+from batchgen.config import RetryPolicy
+from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
+from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
+from batchgen.retry import Action, backoff, decide
+from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
+from batchgen.sinks.oxen.resolve import files_on_branch, find_tokens
+from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
+
+log = logging.getLogger(__name__)
+
+
+class CannotTell(Exception):
+    """Whether a commit whose answer was lost was made cannot be found out now (the history cannot
+    be read): its files stay `sending` and its workspace stays, for the next process to look."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a batch's files."""
+
+    delivered: dict[str, str | None] = field(default_factory=dict)  # path -> commit id (None: was there)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> why
+    stopped: str | None = None  # why nothing more should be sent in this run
+    commit_id: str | None = None  # the commit this process made, if any
+    files_sent: int = 0
+
+
+def _pairs(items: Iterable[Outgoing]) -> list[tuple[str, str]]:
+    return [(item.repo_path, str(item.sha256)) for item in items]
+
+
+class CommitOnce:
+    """Commits batches for one target through workspaces, journaling each step in `ledger`."""
+
+    def __init__(
+        self,
+        api: WorkspaceApi,
+        ledger: DeliveryLedger,
+        run_dir: Path,
+        *,
+        request_s: float,
+        policy: RetryPolicy,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.api, self.ledger = api, ledger
+        self.stager = Stager(api, run_dir, request_s=request_s)
+        self.request_s, self.policy, self._sleep = request_s, policy, sleep
+        self._rng = random.Random()
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def send(self, batch: Batch, head: str | None, message: Callable[[str], str]) -> Outcome:
+        """Stage and commit `batch` until it lands, is refused, or the repository is given up on."""
+        outcome, items, attempt = Outcome(), list(batch.items), 0
+        while items:
+            token = secrets.token_hex(6)
+            ws = workspace_id(token)
+            self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
+            try:
+                await self.stager.with_retries(
+                    functools.partial(self.api.create, ws), what="creating a workspace"
+                )
+                refused = await self.stager.stage(ws, items)
+                self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
+                items = [i for i in items if i.repo_path not in refused]
+                if not items:
+                    await self._discard(ws)
+                    break
+                self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
+                done = await self._commit(ws, token, _pairs(items), message(token))
+            except WorkspaceGone:
+                done = None
+            except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
+                why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
+                outcome.failed.update({i.repo_path: why for i in items})
+                outcome.stopped = f"cannot tell whether a commit was made ({exc})"
+                break
+            except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
+                if isinstance(exc, Unauthenticated):
+                    raise
+                why = (
+                    str(exc) if isinstance(exc, RepositoryRefused) else f"the repository kept failing: {exc}"
+                )
+                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
+                self.ledger.unsent(_pairs(items))
+                self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
+                outcome.stopped = why
+                break
+            if done is not None:
+                outcome.delivered.update(done.delivered)
+                outcome.commit_id = done.commit_id or outcome.commit_id
+                outcome.files_sent += done.files_sent
+                items = [i for i in items if i.repo_path not in done.delivered]
+                if not items:
+                    break
+            attempt += 1
+            if attempt >= self.policy.request_attempts:
+                why = "the branch kept changing under these files, or the workspace kept disappearing"
+                self.ledger.unsent(_pairs(items))
+                self._refuse(outcome, items, {i.repo_path: why for i in items})
+                break
+            await self._sleep(backoff(attempt, self.policy, self._rng))
+        return outcome
+
+    def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
+        if items:
+            for item in items:
+                self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
+                outcome.failed[item.repo_path] = why[item.repo_path]
+
+    # -- the commit ----------------------------------------------------------------------------
+
+    async def _commit(
+        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str
+    ) -> Outcome | None:
+        """Commit the workspace once (and again only when it surely was not made). An Outcome with
+        what landed; None when the batch must be staged again (conflict, workspace gone)."""
+        attempt = 0
+        while True:
+            try:
+                commit_id = await self.api.commit(ws, message)
+            except ApiStatusError as exc:
+                if is_no_changes(exc):
+                    return await self._already_there(ws, pairs)
+                if exc.status == 409:  # a staged file changed on the branch since the workspace began
+                    log.info("the branch moved under %s (%s): staging again on its new head", ws, exc.detail)
+                    await self._discard(ws)
+                    self.ledger.unsent(pairs)
+                    return None
+                if isinstance(exc, Unauthenticated):
+                    raise
+                refused = exc.status in (400, 403) or (
+                    isinstance(exc, NotFound) and not is_workspace_gone(exc)
+                )
+                if refused:
+                    raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
+                if not isinstance(exc, NotFound) and exc.status < 500 and exc.status not in (408, 429):
+                    raise
+                error: ApiError = exc
+            except ApiError as exc:
+                error = exc
+            else:
+                return self._landed(pairs, commit_id)
+            found = await self._after_commit_error(ws, token, pairs, error, attempt)
+            if isinstance(found, Outcome) or found is None:
+                return found
+            attempt = found
+
+    async def _after_commit_error(
+        self, ws: str, token: str, pairs: list[tuple[str, str]], error: ApiError, attempt: int
+    ) -> Outcome | int | None:
+        """What a failed commit means: an Outcome (found made), None (stage again), or the attempt
+        number to commit again with (surely not made, the workspace still there)."""
+        verdict = decide(error, attempt=attempt + 1, policy=self.policy, rng=self._rng, idempotent=False)
+        attempt += verdict.costs_attempt
+        if verdict.action is Action.RETRY:  # a 429, or nothing was sent
+            await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
+            return attempt
+        if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
+            raise error
+        log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
+        try:
+            commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
+            still_there = commit_id is None and await self.api.get(ws) is not None
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            raise CannotTell(str(exc)) from exc
+        if commit_id is not None:
+            await self._discard(ws)
+            return self._landed(pairs, commit_id)
+        if not still_there:
+            self.ledger.unsent(pairs)
+            return None
+        if attempt >= self.policy.request_attempts:
+            raise error
+        await self._sleep(backoff(attempt, self.policy, self._rng))
+        return attempt
+
+    async def _look(self, token: str, pairs: list[tuple[str, str]], *, settle_at: float) -> str | None:
+        """The commit of a request whose answer was lost, or None when it surely was not made: looked
+        for at once and, if not found, again once a server still working on it would have finished."""
+        row = self.ledger.get(pairs[0][0]) if pairs else None
+        heads = [row.head if row is not None else None]
+        for look in range(2):
+            if look:
+                await self._sleep(max(0.0, settle_at - time.time()))
+            found = await find_tokens(self.api.repo, {token}, heads)
+            if token in found.commits:
+                return found.commits[token]
+            if not found.complete:
+                commit_id = await files_on_branch(self.api.repo, pairs)
+                if commit_id is not None:
+                    return commit_id
+        return None
+
+    async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
+        """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
+        sha256 on the branch; one that is not there is staged again."""
+        await self._discard(ws)
+        outcome = Outcome()
+        missing = []
+        for path, sha256 in pairs:
+            if await self.api.repo.file_sha256(path) == sha256:
+                outcome.delivered[path] = None
+            else:
+                missing.append((path, sha256))
+        self.ledger.delivered([(p, s) for p, s in pairs if p in outcome.delivered], None)
+        self.ledger.unsent(missing)
+        if outcome.delivered:
+            log.info("%d file(s) were on the branch already (no changes to commit)", len(outcome.delivered))
+        return outcome if outcome.delivered else None
+
+    def _landed(self, pairs: list[tuple[str, str]], commit_id: str) -> Outcome:
+        self.ledger.delivered(pairs, commit_id)
+        return Outcome(
+            delivered=dict.fromkeys((p for p, _ in pairs), commit_id),
+            commit_id=commit_id,
+            files_sent=len(pairs),
+        )
+
+    async def remove_remembered(self) -> list[str]:
+        """Delete the workspaces whose removal failed earlier; the ones still there."""
+        for ws in self.ledger.workspaces_to_remove():
+            await self._discard(ws)
+        return self.ledger.workspaces_to_remove()
+
+    async def _discard(self, ws: str) -> None:
+        """Delete a workspace this process made and will not commit; if that fails, the journal keeps
+        its id for the next process."""
+        try:
+            await self.api.delete(ws)
+            self.ledger.forget_workspace(ws)
+        except ApiError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            log.warning("could not remove the workspace %s (%s); the next run removes it", ws, exc)
+            self.ledger.remember_workspace(ws)
+
+    # -- what a killed process left ------------------------------------------------------------
+
+    async def resolve_earlier(self, message: Callable[[str, int], str]) -> None:
+        """Commits a killed process left `sending`: found on the branch (delivered), finished (its
+        workspace committed with what it had staged), or known not made (unsent, sent again by the
+        sweep). Workspaces whose removal failed are removed. Raises ApiError when it cannot tell."""
+        await self.remove_remembered()
+        rows = [row for row in self.ledger.rows().values() if row.state == SENDING]
+        if not rows:
+            return
+        tokens = {str(row.token) for row in rows}
+        settle_at = max(row.sent_at or 0.0 for row in rows) + 2 * self.request_s
+        found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
+        if found.complete and found.commits.keys() < tokens and time.time() < settle_at:
+            await self._sleep(settle_at - time.time())
+            found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
+        for token in sorted(tokens):
+            group = [row for row in rows if row.token == token]
+            await self._resolve_one(token, group, found.commits.get(token), found.complete, message)
+        log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(tokens))
+
+    async def _resolve_one(
+        self,
+        token: str,
+        group: list[Delivery],
+        commit_id: str | None,
+        complete: bool,
+        message: Callable[[str, int], str],
+    ) -> None:
+        pairs = [(row.path, row.sha256) for row in group]
+        if commit_id is None and not complete:
+            commit_id = await files_on_branch(self.api.repo, pairs)
+        ws = workspace_id(token)
+        if commit_id is not None:
+            self.ledger.delivered(pairs, commit_id)
+            await self._discard(ws)
+            return
+        staged = await self.api.staged(ws)
+        if staged is None:
+            self.ledger.unsent(pairs)
+            return
+        ours = [(p, s) for p, s in pairs if p in staged]
+        if not ours:
+            await self._discard(ws)
+        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
+        if not ours:
+            return
+        log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
+        self.ledger.sending(ours, token, group[0].head)
+        if await self._commit(ws, token, ours, message(token, len(ours))) is None:
+            self.ledger.unsent(ours)
