@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "batchgen"
 MAX_LINES = 450
 #: Modules being restructured elsewhere, still over MAX_LINES. This list only shrinks: remove a
@@ -40,7 +42,7 @@ def test_reading_a_manifest_does_not_load_the_request_validator(tmp_path: Path) 
     assert not {m for m in on_import if m == "jsonschema" or m.startswith("jsonschema.")}
     for loaded in (on_import, set(modules["load"])):
         assert not {m for m in loaded if m.startswith(("batchgen.registry", "batchgen.planning"))}
-        assert not {"batchgen.runner", "batchgen.api", "aiohttp"} & loaded
+        assert not {"batchgen.run.runner", "batchgen.client.api", "aiohttp"} & loaded
 
 
 _PLAN_PROBE = """
@@ -66,7 +68,12 @@ def test_plan_does_not_load_the_run_machinery() -> None:
     )
     result = json.loads(done.stdout)
     assert result["code"] == 0
-    run_machinery = {"batchgen.batch", "batchgen.runner", "batchgen.fetcher", "batchgen.live_cancel"}
+    run_machinery = {
+        "batchgen.run.batch",
+        "batchgen.run.runner",
+        "batchgen.run.fetcher",
+        "batchgen.run.live_cancel",
+    }
     assert not run_machinery & set(result["loaded"])
 
 
@@ -152,3 +159,183 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+# -- the rooms: packages by the life of a job ---------------------------------------------------------
+
+#: Modules at the package root that are not leaves: the facade, the entry point and the library commands.
+FACADE = {"batchgen", "batchgen.__main__", "batchgen.commands"}
+MAX_ROOT_MODULES = 14
+MAX_FUNCTION_LINES = 60
+
+
+def _client_modules() -> dict[str, Path]:
+    return {
+        _module_name(p): p for p in PACKAGE.rglob("*.py") if "emulator" not in p.relative_to(PACKAGE).parts
+    }
+
+
+def _all_imports(tree: ast.AST) -> list[str]:
+    """Every batchgen module a module imports, wherever the import is (functions, TYPE_CHECKING too)."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+            found.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return [name for name in found if name == "batchgen" or name.startswith("batchgen.")]
+
+
+def _room(module: str) -> str:
+    """The top-level package a module lives in, or the module itself at the root."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def _room_edges() -> dict[str, set[str]]:
+    modules = _client_modules()
+    edges: dict[str, set[str]] = {_room(name): set() for name in modules}
+    for name, path in modules.items():
+        for imported in _all_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if imported in modules and _room(imported) != _room(name):
+                edges[_room(name)].add(_room(imported))
+    return edges
+
+
+def test_the_package_root_holds_few_modules() -> None:
+    """At most MAX_ROOT_MODULES modules sit at the package root; everything else is in a room."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, root
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, engine: run <-> sinks")
+def test_rooms_import_each_other_in_one_direction() -> None:
+    """No cycle between top-level packages (imports in functions and TYPE_CHECKING blocks count:
+    they are the same dependency, only later)."""
+    edges = _room_edges()
+    edges = {room: targets - FACADE for room, targets in edges.items() if room not in FACADE}
+    assert _cycles(edges) == []
+
+
+def test_root_modules_are_leaves() -> None:
+    """A root module (other than the facade) imports no package of batchgen, only other leaves."""
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    leaking = {
+        room: sorted(t for t in targets if t.split(".")[1] in packages)
+        for room, targets in _room_edges().items()
+        if room not in FACADE and room.split(".")[1] not in packages
+    }
+    assert {room: targets for room, targets in leaking.items() if targets} == {}
+
+
+def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, session: run_manifest_async and _execute")
+def test_functions_stay_short() -> None:
+    """No function over MAX_FUNCTION_LINES lines outside the emulator, except argparse builders
+    (`add_*` in cli/, which are a list of flags)."""
+    long = []
+    for name, path in _client_modules().items():
+        for function in _functions(ast.parse(path.read_text(encoding="utf-8"))):
+            lines = (function.end_lineno or function.lineno) - function.lineno + 1
+            builder = name.startswith("batchgen.cli") and function.name.startswith("add_")
+            if lines > MAX_FUNCTION_LINES and not builder:
+                long.append(f"{name}.{function.name}: {lines}")
+    assert long == []
+
+
+def _calls(tree: ast.AST, names: set[str]) -> list[int]:
+    """Lines of calls to a function or method whose name is in `names`."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id in names)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr in names)
+        )
+    ]
+
+
+def _where_called(names: set[str]) -> set[str]:
+    return {
+        name
+        for name, path in _client_modules().items()
+        if _calls(ast.parse(path.read_text(encoding="utf-8")), names)
+    }
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, session")
+def test_one_module_locks_a_run_directory() -> None:
+    """`RunLock(` is called in one module: the session every command opens a run directory through."""
+    assert len(_where_called({"RunLock"})) <= 1, _where_called({"RunLock"})
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, retry")
+def test_backoff_is_computed_only_by_the_retry_policy() -> None:
+    """`backoff(` is called only inside batchgen/retry.py; loops that wait iterate `retry.attempts()`."""
+    assert _where_called({"backoff"}) <= {"batchgen.retry"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, engine")
+def test_tasks_are_started_only_inside_a_task_group() -> None:
+    """No `asyncio.create_task`/`ensure_future`: every task belongs to a TaskGroup, so none outlives
+    its run or loses its exception."""
+    stray = set()
+    for name, path in _client_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"create_task", "ensure_future"}
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "asyncio"
+            ):
+                stray.add(f"{name}:{node.lineno}")
+    assert stray == set()
+
+
+def _excepts_aiohttp(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type and "aiohttp." in ast.unparse(node.type):
+            lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, retry")
+def test_aiohttp_errors_are_caught_in_one_place() -> None:
+    """`except aiohttp.…` appears only in the client's error mapper (batchgen/client/api.py); the rest
+    of batchgen sees batchgen's own errors."""
+    catching = {
+        name
+        for name, path in _client_modules().items()
+        if _excepts_aiohttp(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    assert catching <= {"batchgen.client.api"}
+
+
+#: Attribute names that wire one stage to another when assigned from outside the object.
+WIRES = {"apply_row", "queue_download", "session", "stream", "jobs_done", "head"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, engine")
+def test_stages_are_not_wired_after_construction() -> None:
+    """No stage is plugged into another by assigning its attributes after construction (`x.on_change =`,
+    `ctx.apply_row =`, `fetcher.session =` ...): hand-offs are constructor arguments, queues and return
+    values, so "go to definition" follows a generation."""
+    wired = []
+    for name, path in _client_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Assign | ast.AnnAssign):
+                continue
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if not isinstance(target, ast.Attribute):
+                    continue
+                own = isinstance(target.value, ast.Name) and target.value.id in {"self", "cls"}
+                if not own and (target.attr.startswith("on_") or target.attr in WIRES):
+                    wired.append(f"{name}:{node.lineno}: {ast.unparse(target)}")
+    assert wired == []
