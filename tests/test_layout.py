@@ -209,7 +209,6 @@ def test_the_package_root_holds_few_modules() -> None:
     assert len(root) <= MAX_ROOT_MODULES, root
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine: run <-> sinks")
 def test_rooms_import_each_other_in_one_direction() -> None:
     """No cycle between top-level packages (imports in functions and TYPE_CHECKING blocks count:
     they are the same dependency, only later)."""
@@ -233,7 +232,6 @@ def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, session: run_manifest_async and _execute")
 def test_functions_stay_short() -> None:
     """No function over MAX_FUNCTION_LINES lines outside the emulator, except argparse builders
     (`add_*` in cli/, which are a list of flags)."""
@@ -280,7 +278,6 @@ def test_backoff_is_computed_only_by_the_retry_policy() -> None:
     assert _where_called({"backoff"}) <= {"batchgen.retry"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine")
 def test_tasks_are_started_only_inside_a_task_group() -> None:
     """No `asyncio.create_task`/`ensure_future`: every task belongs to a TaskGroup, so none outlives
     its run or loses its exception."""
@@ -322,7 +319,6 @@ def test_aiohttp_errors_are_caught_in_one_place() -> None:
 WIRES = {"apply_row", "queue_download", "session", "stream", "jobs_done", "head"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine")
 def test_stages_are_not_wired_after_construction() -> None:
     """No stage is plugged into another by assigning its attributes after construction (`x.on_change =`,
     `ctx.apply_row =`, `fetcher.session =` ...): hand-offs are constructor arguments, queues and return

@@ -202,15 +202,12 @@ async def read_after_run(
 ) -> None:
     """The billed costs of the run directory's finished generations (bounded; a Ctrl-C ends it at once)."""
     deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
-    reading = asyncio.ensure_future(
-        read_billed_costs(client, journal, deadline_s=deadline, offset=client.server_clock.offset)
-    )
-    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    reading = read_billed_costs(client, journal, deadline_s=deadline, offset=client.server_clock.offset)
     try:
-        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (reading, stopped):
-            task.cancel()
-        outcome, _ = await asyncio.gather(reading, stopped, return_exceptions=True)
-    if isinstance(outcome, Exception):  # read_billed_costs says its own failures; this is anything else
-        log.warning("billed costs were not read from the history (%s)", outcome)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(reading), group.create_task((stop or asyncio.Event()).wait())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+    except* Exception as failed:  # read_billed_costs says its own failures; this is anything else
+        log.warning("billed costs were not read from the history (%s)", failed.exceptions[0])

@@ -30,6 +30,7 @@ from batchgen.run import scheduler
 from batchgen.run.assets import AssetPlacer, AssetUnavailable
 from batchgen.run.context import RunContext
 from batchgen.run.takes import adopt_extra_takes
+from batchgen.run.tracker import Tracker
 from batchgen.states import JobState
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 class Submitter:
     """Submits the plan's jobs as the scheduler allows, and reconciles ambiguous submissions."""
 
-    def __init__(self, ctx: RunContext, assets: AssetPlacer) -> None:
+    def __init__(self, ctx: RunContext, assets: AssetPlacer, tracker: Tracker) -> None:
         self.ctx = ctx
         self.assets = assets
+        self.tracker = tracker  # a generation the submitter claims is the tracker's to follow
         self._lock = asyncio.Lock()  # looks at the provider are serialised
         self._posts = itertools.count(1)  # a ticket per POST, in the order they are sent
         self._sent = 0  # the ticket of the last POST sent
@@ -155,7 +157,7 @@ class Submitter:
         finally:
             del self._unanswered[ticket]
             self.ctx.notify()
-        self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
+        self.tracker.claim(key, generation_ids[0], JobState.QUEUED)
         return None
 
     async def _after_failed_post(self, key: str, error: ApiError, verdict: Verdict, attempt: int) -> bool:
@@ -177,7 +179,7 @@ class Submitter:
             ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
             await ctx.journal.durable()  # before the wait: a crash during it leaves nothing to reconcile
             if verdict.costs_attempt:
-                await ctx.sleep(verdict.delay_s)
+                await asyncio.sleep(verdict.delay_s)
             return True
         if action is Action.LOOK_FIRST:
             log.info(
@@ -189,7 +191,7 @@ class Submitter:
             if await self.reconcile([key]):
                 return False
             if attempt < ctx.client.retry_policy.request_attempts:  # surely not created: send it again
-                await ctx.sleep(backoff(attempt, ctx.client.retry_policy, ctx.rng))
+                await asyncio.sleep(backoff(attempt, ctx.client.retry_policy, ctx.rng))
                 return True
         ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
         scheduler.requeue(ctx.state, key, front=True)
@@ -232,7 +234,7 @@ class Submitter:
                 return True
             if look:  # on our clock: how long ago we sent it is ours to measure
                 sent = max(ctx.record(p.key).submitted_at or 0.0 for p in pending)
-                await ctx.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
+                await asyncio.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
             async with self._lock:
                 rows = await self._rows_for(pending)
                 # A row listed may be an identical POST's of ours whose answer was still on its way:
@@ -252,7 +254,7 @@ class Submitter:
                 extra = unaccounted_rows(
                     pending, rows, claimed, found, ctx.plan.model_defaults, others=others
                 )
-                adopt_extra_takes(ctx, extra)
+                adopt_extra_takes(ctx, self.tracker, extra)
             pending = [p for p in pending if p.key not in found]
         if pending and at_start:  # still nothing, so the POST never reached the provider
             for item in pending:
@@ -298,9 +300,9 @@ class Submitter:
             scheduler.requeue(ctx.state, key, front=True)
             ctx.notify()
             return
-        ctx.claim(key, generation_id, JobState.QUEUED)
+        self.tracker.claim(key, generation_id, JobState.QUEUED)
         if status != "queued":
-            ctx.apply_row(key, row)  # found running or finished: the tracker takes it from there
+            self.tracker.apply_row(key, row)  # found running or finished: the tracker takes it from there
 
 
 def pending_submission(record: JobRecord, offset: float | None) -> Pending:

@@ -5,11 +5,12 @@ workspace left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,10 @@ class Rig:
     run_dir: Path
     journal: Journal
     api: RepoApi
-    senders: list[Sender] = field(default_factory=list)
 
     def sender(self, **changes: Any) -> Sender:
         options: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05, **changes}
-        sender = Sender(self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **options)
-        self.senders.append(sender)
-        return sender
+        return Sender(self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **options)
 
     def result(self, local: str, data: bytes) -> list[Outgoing]:
         path = self.run_dir / local
@@ -103,8 +101,6 @@ async def make_rig(tmp_path: Path, target: DeliveryTarget = TARGET, **config: An
         try:
             yield rig
         finally:
-            for sender in rig.senders:
-                await sender.aclose()
             journal.close()
 
 
@@ -114,11 +110,22 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield made
 
 
+@contextlib.asynccontextmanager
+async def sending(sender: Sender) -> AsyncIterator[Sender]:
+    """The sender's loop as a task of a TaskGroup for the length of the block (in a run: the run's)."""
+    async with asyncio.TaskGroup() as group:
+        loop = group.create_task(sender.run())
+        try:
+            yield sender
+        finally:
+            loop.cancel()
+
+
 async def deliver(sender: Sender, *batches: list[Outgoing]) -> None:
-    sender.start()
-    for items in batches:
-        sender.put(items)
-    await sender.flush()
+    async with sending(sender):
+        for items in batches:
+            sender.put(items)
+        await sender.flush()
 
 
 def clips(rig: Rig, directory: str, count: int, tag: str = "", size: int = 0) -> list[Outgoing]:
@@ -229,7 +236,6 @@ async def test_files_already_on_the_branch_are_recorded_delivered_not_failed(tmp
             assert {row.state for row in rows.values()} == {DELIVERED}
             assert rig.workspaces_left() == []
         finally:
-            await sender.aclose()
             fresh.journal.close()
 
 
@@ -437,11 +443,10 @@ async def test_a_workspace_a_killed_process_staged_is_committed_without_staging_
             rig.emu.set_faults(server_error_rate=1.0)  # stands in for the process dying here
 
     rig.emu.counters.listeners.append(kill_before_commit)
-    first.start()
-    first.put(items)
-    with contextlib.suppress(Exception):
-        await first.flush()
-    await first.aclose()
+    async with sending(first):
+        first.put(items)
+        with contextlib.suppress(Exception):
+            await first.flush()
     rig.emu.counters.listeners.clear()
     rig.emu.set_faults(server_error_rate=0.0)
     # the sender gave up on the commit: the journal keeps the workspace to finish or remove
