@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchResult", "JobResult", "job_results"]
 
 _FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED, JobState.UNVERIFIED})
+_FAILURE_FIELDS = ("key", "name", "title", "state", "error", "output_path", "kept_path")  # `--json`'s
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +109,7 @@ class BatchResult:
             "spend": None if self.spend is None else {**self.spend.as_json(), "sandbox": self.sandbox},
             "error": self.outcome.fatal,
             "stop_detail": self.outcome.stop_detail,
-            "failures": [
-                {
-                    "key": p.key,
-                    "name": p.name,
-                    "title": p.title,
-                    "state": p.state,
-                    "error": p.error,
-                    "output_path": p.output_path,
-                    "kept_path": p.kept_path,
-                }
-                for p in self.problems
-            ],
+            "failures": [{name: getattr(job, name) for name in _FAILURE_FIELDS} for job in self.problems],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
             "extra_takes": dict(sorted(self.outcome.takes.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),

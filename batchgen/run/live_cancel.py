@@ -205,7 +205,9 @@ async def cancel_live(ctx: RunContext, tracker: Tracker, chosen: set[str]) -> di
             elif record.state in (JobState.PENDING, JobState.SUBMITTING):
                 coming = True  # dispatched, or its POST not answered yet: cancelled once it has an id
         if todo:
-            await asyncio.gather(*(cancel_one(key, gid) for key, gid in todo))
+            async with asyncio.TaskGroup() as group:
+                for key, generation_id in todo:
+                    group.create_task(cancel_one(key, generation_id))
         elif not coming:
             return dict(counts)
         else:

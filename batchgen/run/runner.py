@@ -144,10 +144,8 @@ class Runner:
 
     def stats(self) -> RunStats:
         ctx, stream = self.ctx, self.tracker.stream
-        reported = [summary for summary in (sink.summary() for sink in self.sinks) if summary is not None]
-        delivered = (
-            (sum(s.delivered for s in reported), sum(s.wanted for s in reported)) if reported else None
-        )
+        counted = [counts for counts in (sink.progress() for sink in self.sinks) if counts is not None]
+        delivered = (sum(done for done, _ in counted), sum(n for _, n in counted)) if counted else None
         return RunStats(
             counts={str(s): n for s, n in ctx.counts.items() if n},
             total=len(ctx.jobs),
@@ -181,12 +179,12 @@ class Runner:
                 try:
                     await self._run_tasks(stop)
                 except* Unauthenticated as group:
-                    fatal, bad_key = str(group.exceptions[0]), True
+                    fatal, bad_key = _first(group), True
                 except* InsufficientCredits as group:
                     scheduler.stop(self.ctx.state, StopReason.NO_CREDITS)
-                    fatal = str(group.exceptions[0])
+                    fatal = _first(group)
                 except* StorageError as group:
-                    fatal = str(group.exceptions[0])
+                    fatal = _first(group)
         return self._outcome(fatal, bad_key)
 
     # -- inside --------------------------------------------------------------------------------
@@ -284,3 +282,9 @@ class Runner:
             spent_usd=self.ctx.state.budget.spent,
             drain_timed_out=self.ctx.drain_over,
         )
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> str:
+    """What the run reports of a failure: the first error of a group, however deeply tasks nest."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else str(first)

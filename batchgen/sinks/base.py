@@ -1,12 +1,6 @@
-"""Where finished results go besides the run directory, and the one lifecycle every destination follows.
-
-Every result is first downloaded and verified into the run directory (its sidecar JSON beside it: the
-fetcher's business, never optional); then each sink of the run is handed the verified file with its
-metadata. A sink is a destination (an Oxen repository, object storage, a caller's callback): another
-destination is another class implementing `ResultSink`, not an edit of the runner. `run_with_sinks`
-drives the lifecycle, the same for every sink: `check` before anything is paid for, `run` as a task of
-the run's TaskGroup, `land` and `deliver` per result, `finish` with the run's own files written.
-"""
+"""Where finished results go besides the run directory, and the one lifecycle every destination follows
+(`ResultSink`, driven by `run_with_sinks`): another destination (an Oxen repository, object storage, a
+caller's callback) is another class here, not an edit of the runner."""
 
 from __future__ import annotations
 
@@ -36,15 +30,6 @@ class VerifiedResult:
     metadata: dict[str, Any]  # the sidecar's content: job, request, generation, timings, cost, api
 
 
-@dataclass(frozen=True, slots=True)
-class SinkSummary:
-    """What a sink reports: how many of the files it was to deliver are delivered (the progress line
-    shows it while the run lasts; the run's result carries it at the end)."""
-
-    wanted: int
-    delivered: int
-
-
 class ResultSink(Protocol):
     """A destination for finished results, driven by `run_with_sinks` (a class may inherit from this
     protocol to take the do-nothing defaults).
@@ -54,8 +39,10 @@ class ResultSink(Protocol):
     after `finish` (then cancelled). `land` runs in the download's worker thread right after the file
     is verified at its path, before the job is journaled done (keep it short and local); `deliver`
     runs on the event loop afterwards and may batch. `finish` comes once the run is over and its own
-    files (results.csv, results.jsonl, report.html) are written: deliver what is left. A sink that
-    fails raises; the run reports it, and the result stays verified on disk (never lost).
+    files (results.csv, results.jsonl, report.html) are written: deliver what is left. `progress` is
+    the stats the run reports (files delivered, files to deliver so far; None: nothing to count), cheap
+    enough for every progress line. A sink that fails raises; the run reports it, and the result stays
+    verified on disk (never lost).
     """
 
     name: str
@@ -75,7 +62,7 @@ class ResultSink(Protocol):
     async def finish(self) -> None:
         return None
 
-    def summary(self) -> SinkSummary | None:
+    def progress(self) -> tuple[int, int] | None:
         return None
 
 

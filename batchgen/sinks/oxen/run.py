@@ -21,7 +21,7 @@ from batchgen.client.repos import RepoApi
 from batchgen.config import RunOptions, api_origin
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.store import Journal
-from batchgen.sinks.base import ResultSink, SinkSummary, VerifiedResult
+from batchgen.sinks.base import ResultSink, VerifiedResult
 from batchgen.sinks.oxen.sender import LINGER_S, Sender
 from batchgen.sinks.oxen.wanted import done_results, is_result_path, result_items, run_files
 from batchgen.states import JobState
@@ -35,11 +35,13 @@ log = logging.getLogger(__name__)
 META_KEY = "deliver"  # the journal's meta entry naming the run's target, for `batchgen deliver`
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeliverySummary(SinkSummary):
+@dataclass(frozen=True, slots=True)
+class DeliverySummary:
     """Where the files went, how many of them are there, and what is missing with why."""
 
     target: str  # ns/repo@branch:path
+    wanted: int
+    delivered: int
     files_sent: int  # in this process
     commits: int  # made by this process
     missing: tuple[tuple[str, str], ...]  # (repository path, why) of every file not delivered
@@ -141,7 +143,11 @@ class RunDelivery(ResultSink):
         self.sender.put(run_files(self.target, self._run_dir))
         await self.sender.flush()
 
+    def progress(self) -> tuple[int, int]:
+        return self.sender.progress()
+
     def summary(self) -> DeliverySummary:
+        """What the delivery reports at the end (the run's result carries it)."""
         sender = self.sender
         delivered, wanted = sender.progress()
         return DeliverySummary(
