@@ -61,10 +61,11 @@ class DeliveryLedger:
         row = self._rows.get(path)
         return row is not None and row.state == DELIVERED and row.sha256 == sha256
 
-    def sending(self, files: Iterable[tuple[str, str]], token: str, head: str | None) -> None:
-        """Before a request: these (path, sha256) may be on the branch once it was sent."""
+    def sending(self, files: Iterable[tuple[str, str]], token: str, head: str | None) -> float:
+        """Before a request: these (path, sha256) may be on the branch once it was sent. The time."""
         now = time.time()
         self._write(Delivery(path, sha, SENDING, token=token, head=head, sent_at=now) for path, sha in files)
+        return now
 
     def delivered(self, files: Iterable[tuple[str, str]], commit_id: str | None) -> None:
         self._write(Delivery(path, sha, DELIVERED, commit_id=commit_id) for path, sha in files)

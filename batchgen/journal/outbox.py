@@ -64,18 +64,6 @@ class NotSent:
     sendable: bool = True
 
 
-async def _nothing(error: ApiError) -> None:
-    return None
-
-
-async def _always() -> bool:
-    return True
-
-
-def _never(error: ApiError) -> bool:
-    return False
-
-
 class Outbox(Generic[K, F]):
     """Sends requests at most once, and finds out what became of the ones whose answer was lost.
     `look(keys)` asks the far side once which of those requests were carried out (key -> what was
@@ -92,9 +80,7 @@ class Outbox(Generic[K, F]):
     ) -> None:
         self._look, self.request_s, self.policy, self._sleep = look, request_s, policy, sleep
         self._rng = rng or random.Random()
-        self.looking: set[K] = (
-            set()
-        )  # keys being looked for now, from before the first look to after the last
+        self.looking: set[K] = set()  # keys being looked for, from before the first look to after the last
 
     async def send(
         self,
@@ -104,16 +90,16 @@ class Outbox(Generic[K, F]):
         *,
         what: str,
         extra: Mapping[str, str] | None = None,
-        not_sent: Callable[[ApiError], Awaitable[None]] = _nothing,
-        lost: Callable[[ApiError], bool] = _never,
-        again: Callable[[], Awaitable[bool]] = _always,
+        not_sent: Callable[[ApiError], Awaitable[None]] | None = None,
+        lost: tuple[type[ApiError], ...] = (),
+        again: Callable[[], Awaitable[bool]] | None = None,
     ) -> R | Found[F] | NotSent | None:
         """Journal the intent (`intend`: the time it is sent, or None if it is not to be sent any
         more), send once, and after a lost answer look before sending again. The answer; `Found`;
         `NotSent`; or None (`intend` withdrew it). `not_sent` journals that a request surely was not
-        carried out (a 429, a refused connection) before the wait; `lost` names the errors beside a
-        lost answer after which it may have been; `again` says whether one looked for and not found
-        can be sent again as it is. Raises CannotTell, and the error of a wrong key."""
+        carried out (a 429, a refused connection) before the wait; `lost`: the errors beside a lost
+        answer after which it may have been; `again`: whether one looked for and not found can be
+        sent again as it is. Raises CannotTell, and the error of a wrong key."""
         attempt = 0
         while (sent_at := await intend()) is not None:
             try:
@@ -126,17 +112,18 @@ class Outbox(Generic[K, F]):
                 if verdict.action is Action.FATAL:
                     raise
                 if verdict.action is Action.RETRY:
-                    await not_sent(error)
+                    if not_sent is not None:
+                        await not_sent(error)
                     if verdict.costs_attempt:
                         await self._sleep(verdict.delay_s)
                     continue
-                if verdict.action is not Action.LOOK_FIRST and not lost(error):
+                if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
                     return NotSent(error, verdict.action)
                 log.info("%s may or may not have been carried out (%s): looking", what, error, extra=extra)
                 found, _ = await self.look_for({key: sent_at})
                 if key in found:
                     return Found(found[key])
-                if not await self._asking(again()):
+                if again is not None and not await self._asking(again()):
                     return NotSent(error, Action.GIVE_UP, sendable=False)
                 if attempt >= self.policy.request_attempts:
                     return NotSent(error, Action.GIVE_UP)

@@ -19,10 +19,11 @@ from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import UploadTarget
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
 from batchgen.journal.deliveries import DeliveryLedger
+from batchgen.journal.outbox import CannotTell
 from batchgen.journal.store import Journal
 from batchgen.manifest import LocalAsset
 from batchgen.sinks.oxen.batching import Batch, Outgoing
-from batchgen.sinks.oxen.commit_once import CannotTell, CommitOnce
+from batchgen.sinks.oxen.commit_once import CommitOnce
 from batchgen.sinks.oxen.staging import RepositoryRefused
 from batchgen.target import DeliveryTarget
 
