@@ -65,9 +65,7 @@ class Submitter:
             await self._resolve_leftovers(ambiguous)
         except CannotTell as exc:
             log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
-            for key in ambiguous:  # left `submitting` for the next run to look for
-                scheduler.release(state, key, JobState.SUBMITTING)
-            ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(ambiguous), exc.error))
+            self._unresolved(ambiguous, exc)
             return
         while not finished():
             state.pause.extend(ctx.client.throttle.until)
@@ -113,19 +111,23 @@ class Submitter:
                 not_sent=partial(self._not_created, key),
             )
         except CannotTell as exc:
-            # Could not even ask whether the POST took effect: leave the job `submitting`, so the
-            # next run looks for it first, and stop sending more into an API that is down.
             log.error(
                 "cannot tell whether job %s was created (%s); stopping submissions",
                 ctx.label(key),
                 exc,
                 extra=job_key(key),
             )
-            scheduler.release(ctx.state, key, JobState.SUBMITTING)
-            ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc.error))
+            self._unresolved([key], exc)
             return
         if isinstance(outcome, NotSent):
             self._not_sent(key, outcome)
+
+    def _unresolved(self, keys: list[str], exc: CannotTell) -> None:
+        """Whether these jobs' POSTs took effect could not even be asked: they stay `submitting`, for
+        the next run to look for first, and nothing more is sent into an API that is down."""
+        for key in keys:
+            scheduler.release(self.ctx.state, key, JobState.SUBMITTING)
+        self.ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(keys), exc.error))
 
     async def _intend(self, key: str, sent: str) -> float | None:
         """Journal `submitting` with the exact body, durably: after a crash the job is looked for, not

@@ -36,7 +36,7 @@ from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
 from batchgen.journal.outbox import CannotTell, Found, Outbox
 from batchgen.retry import backoff
 from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
-from batchgen.sinks.oxen.resolve import files_on_branch, find_tokens
+from batchgen.sinks.oxen.resolve import find_commits
 from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
 
 log = logging.getLogger(__name__)
@@ -190,19 +190,11 @@ class CommitOnce:
         return await self.api.get(ws) is not None
 
     async def _look(self, tokens: list[str]) -> dict[str, str]:
-        """One look at the branch for the commits of these tokens: token -> commit id, for the ones
-        made. The history is read back to the heads journaled with them; where it does not reach that
-        far, each token's files are looked for with their bytes."""
+        """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
+        journaled with them: token -> commit id, for the ones made."""
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING and row.token in tokens]
-        found = await find_tokens(self.api.repo, set(tokens), {row.head for row in rows})
-        commits = dict(found.commits)
-        for token in [] if found.complete else sorted(set(tokens) - commits.keys()):
-            commit_id = await files_on_branch(
-                self.api.repo, [(row.path, row.sha256) for row in rows if row.token == token]
-            )
-            if commit_id is not None:
-                commits[token] = commit_id
-        return commits
+        files = {token: [(row.path, row.sha256) for row in rows if row.token == token] for token in tokens}
+        return await find_commits(self.api.repo, files, {row.head for row in rows})
 
     async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
         """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
