@@ -6,12 +6,10 @@ The protocol, per commit:
    (`batchgen-<token>`), so it is on disk before it exists;
 2. create the workspace on the branch, stage the files (small ones as `file` parts, each large one
    through the chunked version upload), all of which may be sent again (staging is an upsert);
-3. commit through the outbox (`journal.outbox`): `sending` journaled again (the moment the commit
-   leaves), sent once, and after a lost answer the branch's history read for the token at once and
-   again once settled; not there and the workspace still there: commit again; not there and the
-   workspace gone: stage again into a new one. A 422 "no changes" means the bytes are on the
-   branch already: each file's sha256 there confirms it. A 409 "workspace is behind" stages again
-   into a new workspace on the new head.
+3. commit through the outbox (`journal.outbox`), a lost answer looked for by the token on the
+   branch; surely not made and the workspace gone: stage again into a new one. A 422 "no changes"
+   means the bytes are on the branch already: each file's sha256 there confirms it. A 409
+   "workspace is behind" stages again into a new workspace on the new head.
 
 Every workspace this creates is either committed (the server removes an unnamed one) or deleted; one
 whose delete failed is remembered in the journal and deleted by the next process. No other
@@ -133,10 +131,9 @@ class CommitOnce:
         return outcome
 
     def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
-        if items:
-            for item in items:
-                self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
-                outcome.failed[item.repo_path] = why[item.repo_path]
+        for item in items:
+            self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
+            outcome.failed[item.repo_path] = why[item.repo_path]
 
     # -- the commit ----------------------------------------------------------------------------
 
@@ -267,14 +264,11 @@ class CommitOnce:
             self.ledger.delivered(pairs, commit_id)
             await self._discard(ws)
             return
-        staged = await self.api.staged(ws)
-        if staged is None:
-            self.ledger.unsent(pairs)
-            return
-        ours = [(p, s) for p, s in pairs if p in staged]
-        if not ours:
+        staged = await self.api.staged(ws)  # None: the workspace is gone
+        ours = [(p, s) for p, s in pairs if p in (staged or ())]
+        if staged is not None and not ours:
             await self._discard(ws)
-        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
+        self.ledger.unsent([pair for pair in pairs if pair not in ours])
         if ours:
             log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
             await self._commit(ws, token, ours, message(token, len(ours)), group[0].head)
