@@ -124,10 +124,18 @@ class Submitter:
 
     def _unresolved(self, keys: list[str], exc: CannotTell) -> None:
         """Whether these jobs' POSTs took effect could not even be asked: they stay `submitting`, for
-        the next run to look for first, and nothing more is sent into an API that is down."""
+        the next run to look for first, nothing more is sent into an API that is down, and the closing
+        words say what failed and what it means."""
         for key in keys:
             scheduler.release(self.ctx.state, key, JobState.SUBMITTING)
-        self.ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(keys), exc.error))
+        jobs, they = ("1 job", "it stays") if len(keys) == 1 else (f"{len(keys)} jobs", "they stay")
+        error = exc.error
+        why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
+        self.ctx.stop(
+            scheduler.StopReason.API_UNAVAILABLE,
+            f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
+            "never sent again before it is found or ruled out: run the same command again to look again.",
+        )
 
     async def _intend(self, key: str, sent: str) -> float | None:
         """Journal `submitting` with the exact body, durably: after a crash the job is looked for, not
@@ -274,13 +282,3 @@ def pending_submission(record: JobRecord, offset: float | None) -> Pending:
     """A journaled submission to look for, timed on the provider's clock (`offset`: measured now)."""
     at = provider_time(record.server_submitted_at, record.submitted_at, offset)
     return Pending(record.key, record.sent_body() or {}, at)
-
-
-def unresolved(count: int, error: ApiError) -> str:
-    """The closing words for submissions that could not be looked for: what failed, and what it means."""
-    jobs, they = ("1 job", "it stays") if count == 1 else (f"{count} jobs", "they stay")
-    why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
-    return (
-        f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
-        "never sent again before it is found or ruled out: run the same command again to look again."
-    )
