@@ -8,13 +8,14 @@
 - `classify_generation_error(message)` reads a failed generation's error text.
 - `backoff` and `parse_retry_after` give the waits.
 
-stamina itself is not a dependency: every attempt of it costs one (a 429 must not), its test mode is
-global rather than a sleep passed in, and it would bring tenacity for some 60 lines.
+No I/O and no asyncio here (the pure scheduler imports this module): the loop sleeps through the
+function it is given. stamina itself is not a dependency: each of its attempts costs one (a 429 must
+not), its test mode is global rather than a sleep passed in, and it would bring tenacity for some 60
+lines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import random
@@ -108,7 +109,7 @@ class Attempts:
         limit: int | None,
         on: Callable[[Exception], bool | float],
         what: str,  # the work, named in the log line of each retry
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]],  # asyncio.sleep, passed in: this module stays pure
         rng: random.Random | None = None,
         extra: Mapping[str, object] | None = None,  # the log line's extra (a job's key)
     ) -> None:

@@ -2,7 +2,7 @@
 before paid work, the branch head, its history, one file's bytes. Writes go through a workspace
 (`workspace_api`).
 
-Reads are retried as `retry.decide` says for idempotent calls.
+Reads are retried on transient failures (`OxenClient.with_retries`, `retry.retryable`).
 """
 
 from __future__ import annotations
