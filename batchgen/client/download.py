@@ -30,7 +30,7 @@ from batchgen.client.api import mapped_errors
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, DownloadError, DownloadExpired, DownloadStalled, TransportError
 from batchgen.rundir.landing import DirectorySync, Land, Part, prepare_part
-from batchgen.rundir.verify import MEDIA_TYPES, Downloaded, storage_error
+from batchgen.rundir.verify import MEDIA_TYPES, Downloaded
 
 __all__ = ["MIN_RATE_BYTES", "MIN_RATE_WINDOW_S", "RateGuard", "fetch_result", "redact_url"]
 
@@ -306,10 +306,3 @@ async def _stream_body(resp: aiohttp.ClientResponse, part: Part, chunk_size: int
     while chunk := await _before(guard, resp.content.read(chunk_size)):
         guard.add(len(chunk), loop.time())
         await part.add(chunk)
-
-
-async def _storage_call(awaitable: Awaitable[_T], action: str, path: Path) -> _T:
-    try:
-        return await awaitable
-    except OSError as exc:
-        raise storage_error(action, path, exc) from exc
