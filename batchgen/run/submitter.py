@@ -25,7 +25,7 @@ from batchgen.errors import ApiError, HistoryUnreadable, Unauthenticated
 from batchgen.journal.store import JobRecord
 from batchgen.logs import job_key
 from batchgen.planning import Job, canonical_json, resolve_request
-from batchgen.retry import Action, Verdict, backoff, decide
+from batchgen.retry import Action, Verdict, attempts, decide, retryable
 from batchgen.run import scheduler
 from batchgen.run.assets import AssetPlacer, AssetUnavailable
 from batchgen.run.context import RunContext
@@ -98,49 +98,62 @@ class Submitter:
         except AssetUnavailable as exc:
             ctx.release(key, JobState.FAILED, str(exc), error=str(exc))
             return
-        sent = canonical_json(body)
-        attempt = 0
-        while True:
-            await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
-            if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
-                ctx.release(key, JobState.PENDING, "not sent: cancelled")
-                return
-            now = time.time()
-            ctx.journal.transition(
-                key,
-                JobState.SUBMITTING,
-                attempts=ctx.record(key).attempts + 1,
-                sent_request=sent,
-                submitted_at=now,
-                server_submitted_at=ctx.client.server_clock.to_server(now),  # what a reconcile compares
-                generation_id=None,
-                error=None,
-            )
-            await ctx.journal.durable()  # before the POST: after a crash, this job is looked for, not resent
-            try:
-                error = await self._post(key, body, sent)
-                if error is None:
+        sent, policy = canonical_json(body), ctx.client.retry_policy
+        what, limit = f"the enqueue of {ctx.label(key)}", policy.request_attempts
+        tries = attempts(
+            policy, limit=limit, on=retryable, what=what, sleep=ctx.sleep, rng=ctx.rng, extra=job_key(key)
+        )
+        async for attempt in tries:
+            with attempt:
+                await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
+                if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
+                    ctx.release(key, JobState.PENDING, "not sent: cancelled")
                     return
-                verdict = decide(
-                    error, attempt=attempt + 1, policy=ctx.client.retry_policy, rng=ctx.rng, idempotent=False
-                )
-                attempt += verdict.costs_attempt
-                if not await self._after_failed_post(key, error, verdict, attempt):
+                await self._journal_submitting(key, sent)
+                try:
+                    error = await self._post(key, body, sent)
+                    if error is None:
+                        return
+                    verdict = decide(
+                        error, attempt=attempt.number, policy=policy, rng=ctx.rng, idempotent=False
+                    )
+                    if not await self._after_failed_post(key, error, verdict):
+                        return
+                except ApiError as exc:
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    # Could not even ask whether the POST took effect: leave the job `submitting`, so the
+                    # next run reconciles it first, and stop sending more into an API that is down.
+                    log.error(
+                        "cannot tell whether job %s was created (%s); stopping submissions",
+                        ctx.label(key),
+                        exc,
+                        extra=job_key(key),
+                    )
+                    scheduler.release(ctx.state, key, JobState.SUBMITTING)
+                    ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc))
                     return
-            except ApiError as exc:
-                if isinstance(exc, Unauthenticated):
-                    raise
-                # Could not even ask whether the POST took effect: leave the job `submitting`, so the
-                # next run reconciles it first, and stop sending more into an API that is down.
-                log.error(
-                    "cannot tell whether job %s was created (%s); stopping submissions",
-                    ctx.label(key),
-                    exc,
-                    extra=job_key(key),
-                )
-                scheduler.release(ctx.state, key, JobState.SUBMITTING)
-                ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc))
-                return
+                raise error  # surely not created: the loop sends it again, or gives up
+        ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
+        scheduler.requeue(ctx.state, key, front=True)
+        ctx.stop(
+            scheduler.StopReason.API_UNAVAILABLE,
+            f"the API kept failing ({tries.error}): run the same command again to resume.",
+        )
+
+    async def _journal_submitting(self, key: str, sent: str) -> None:
+        ctx, now = self.ctx, time.time()
+        ctx.journal.transition(
+            key,
+            JobState.SUBMITTING,
+            attempts=ctx.record(key).attempts + 1,
+            sent_request=sent,
+            submitted_at=now,
+            server_submitted_at=ctx.client.server_clock.to_server(now),  # what a reconcile compares
+            generation_id=None,
+            error=None,
+        )
+        await ctx.journal.durable()  # before the POST: after a crash, this job is looked for, not resent
 
     async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
         """One enqueue; the error when it failed. The generation is claimed (or, the answer lost, the
@@ -158,8 +171,9 @@ class Submitter:
         self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
         return None
 
-    async def _after_failed_post(self, key: str, error: ApiError, verdict: Verdict, attempt: int) -> bool:
-        """Carry the retry decision out; True to send the POST again."""
+    async def _after_failed_post(self, key: str, error: ApiError, verdict: Verdict) -> bool:
+        """Carry the retry decision out; True when the job was surely not created (sent again, or
+        given up on when the attempts are used up)."""
         ctx = self.ctx
         action = verdict.action
         if action is Action.FATAL:
@@ -176,8 +190,6 @@ class Submitter:
             # nothing): journal that now, so a crash during the wait leaves nothing to reconcile.
             ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
             await ctx.journal.durable()  # before the wait: a crash during it leaves nothing to reconcile
-            if verdict.costs_attempt:
-                await ctx.sleep(verdict.delay_s)
             return True
         if action is Action.LOOK_FIRST:
             log.info(
@@ -186,18 +198,8 @@ class Submitter:
                 error,
                 extra=job_key(key),
             )
-            if await self.reconcile([key]):
-                return False
-            if attempt < ctx.client.retry_policy.request_attempts:  # surely not created: send it again
-                await ctx.sleep(backoff(attempt, ctx.client.retry_policy, ctx.rng))
-                return True
-        ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
-        scheduler.requeue(ctx.state, key, front=True)
-        ctx.stop(
-            scheduler.StopReason.API_UNAVAILABLE,
-            f"the API kept failing ({error}): run the same command again to resume.",
-        )
-        return False
+            return not await self.reconcile([key])
+        return True  # GIVE_UP: the last attempt failed too, still `submitting`
 
     async def _request_body(self, job: Job) -> dict[str, Any]:
         if not job.assets:

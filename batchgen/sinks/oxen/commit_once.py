@@ -34,12 +34,21 @@ from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
-from batchgen.retry import Action, backoff, decide
+from batchgen.retry import Action, attempts, decide, retryable
 from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
 from batchgen.sinks.oxen.resolve import files_on_branch, find_tokens
 from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
 
 log = logging.getLogger(__name__)
+
+
+class StageAgain(Exception):
+    """The branch moved under a batch, or its workspace vanished: stage what is left on a new one."""
+
+
+def _commit_again(error: Exception) -> bool | float:
+    """What a commit is sent again after: a workspace gone (404), or what `retryable` retries."""
+    return True if isinstance(error, NotFound) else retryable(error)
 
 
 class CannotTell(Exception):
@@ -84,55 +93,64 @@ class CommitOnce:
 
     async def send(self, batch: Batch, head: str | None, message: Callable[[str], str]) -> Outcome:
         """Stage and commit `batch` until it lands, is refused, or the repository is given up on."""
-        outcome, items, attempt = Outcome(), list(batch.items), 0
-        while items:
-            token = secrets.token_hex(6)
-            ws = workspace_id(token)
-            self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
-            try:
-                await self.stager.with_retries(
-                    functools.partial(self.api.create, ws), what="creating a workspace"
-                )
-                refused = await self.stager.stage(ws, items)
-                self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
-                items = [i for i in items if i.repo_path not in refused]
-                if not items:
-                    await self._discard(ws)
-                    break
-                self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
-                done = await self._commit(ws, token, _pairs(items), message(token))
-            except WorkspaceGone:
-                done = None
-            except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
-                why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
-                outcome.failed.update({i.repo_path: why for i in items})
-                outcome.stopped = f"cannot tell whether a commit was made ({exc})"
-                break
-            except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
-                if isinstance(exc, Unauthenticated):
-                    raise
-                why = (
-                    str(exc) if isinstance(exc, RepositoryRefused) else f"the repository kept failing: {exc}"
-                )
-                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
-                outcome.stopped = why
-                break
-            if done is not None:
-                outcome.delivered.update(done.delivered)
-                outcome.commit_id = done.commit_id or outcome.commit_id
-                outcome.files_sent += done.files_sent
-                items = [i for i in items if i.repo_path not in done.delivered]
-                if not items:
-                    break
-            attempt += 1
-            if attempt >= self.policy.request_attempts:
-                why = "the branch kept changing under these files, or the workspace kept disappearing"
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, {i.repo_path: why for i in items})
-                break
-            await self._sleep(backoff(attempt, self.policy, self._rng))
+        outcome, items = Outcome(), list(batch.items)
+        tries = attempts(
+            self.policy,
+            limit=self.policy.request_attempts,
+            on=lambda error: isinstance(error, StageAgain),
+            what="a delivery",
+            sleep=self._sleep,
+        )
+        async for attempt in tries:
+            with attempt:
+                token = secrets.token_hex(6)
+                ws = workspace_id(token)
+                self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
+                try:
+                    await self.stager.with_retries(
+                        functools.partial(self.api.create, ws), what="creating a workspace"
+                    )
+                    refused = await self.stager.stage(ws, items)
+                    self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
+                    items = [i for i in items if i.repo_path not in refused]
+                    if not items:
+                        await self._discard(ws)
+                        break
+                    self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
+                    done = await self._commit(ws, token, _pairs(items), message(token))
+                except WorkspaceGone:
+                    done = None
+                except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
+                    why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
+                    outcome.failed.update({i.repo_path: why for i in items})
+                    outcome.stopped = f"cannot tell whether a commit was made ({exc})"
+                    return outcome
+                except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    why = (
+                        str(exc)
+                        if isinstance(exc, RepositoryRefused)
+                        else f"the repository kept failing: {exc}"
+                    )
+                    await self._discard(
+                        ws
+                    )  # before the rows leave `sending`: a kill in between still finds it
+                    self.ledger.unsent(_pairs(items))
+                    self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
+                    outcome.stopped = why
+                    return outcome
+                if done is not None:
+                    outcome.delivered.update(done.delivered)
+                    outcome.commit_id = done.commit_id or outcome.commit_id
+                    outcome.files_sent += done.files_sent
+                    items = [i for i in items if i.repo_path not in done.delivered]
+                if items:  # the branch moved, or the workspace vanished: again, on a new workspace
+                    raise StageAgain(f"{len(items)} file(s) to stage again")
+        if items:
+            why = "the branch kept changing under these files, or the workspace kept disappearing"
+            self.ledger.unsent(_pairs(items))
+            self._refuse(outcome, items, {i.repo_path: why for i in items})
         return outcome
 
     def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
@@ -148,49 +166,43 @@ class CommitOnce:
     ) -> Outcome | None:
         """Commit the workspace once (and again only when it surely was not made). An Outcome with
         what landed; None when the batch must be staged again (conflict, workspace gone)."""
-        attempt = 0
-        while True:
-            try:
-                commit_id = await self.api.commit(ws, message)
-            except ApiStatusError as exc:
-                if is_no_changes(exc):
-                    return await self._already_there(ws, pairs)
-                if exc.status == 409:  # a staged file changed on the branch since the workspace began
-                    log.info("the branch moved under %s (%s): staging again on its new head", ws, exc.detail)
-                    await self._discard(ws)
-                    self.ledger.unsent(pairs)
-                    return None
-                if isinstance(exc, Unauthenticated):
-                    raise
-                refused = exc.status in (400, 403) or (
-                    isinstance(exc, NotFound) and not is_workspace_gone(exc)
-                )
-                if refused:
-                    raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
-                if not isinstance(exc, NotFound) and exc.status < 500 and exc.status not in (408, 429):
-                    raise
-                error: ApiError = exc
-            except ApiError as exc:
-                error = exc
-            else:
-                return self._landed(pairs, commit_id)
-            found = await self._after_commit_error(ws, token, pairs, error, attempt)
-            if isinstance(found, Outcome) or found is None:
-                return found
-            attempt = found
+        limit = self.policy.request_attempts
+        tries = attempts(
+            self.policy, limit=limit, on=_commit_again, what=f"committing {ws}", sleep=self._sleep
+        )
+        async for attempt in tries:
+            with attempt:
+                try:
+                    return self._landed(pairs, await self.api.commit(ws, message))
+                except ApiStatusError as exc:
+                    if is_no_changes(exc):
+                        break
+                    if exc.status == 409:  # a staged file changed on the branch since the workspace began
+                        log.info(
+                            "the branch moved under %s (%s): staging again on its new head", ws, exc.detail
+                        )
+                        await self._discard(ws)
+                        self.ledger.unsent(pairs)
+                        return None
+                    if exc.status in (400, 403) or (isinstance(exc, NotFound) and not is_workspace_gone(exc)):
+                        raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
+                    error: ApiError = exc
+                except ApiError as exc:
+                    error = exc
+                return await self._after_commit_error(ws, token, pairs, error, attempt.number)
+        else:
+            raise tries.error
+        return await self._already_there(ws, pairs)  # outside the loop: its errors are not retried
 
     async def _after_commit_error(
         self, ws: str, token: str, pairs: list[tuple[str, str]], error: ApiError, attempt: int
-    ) -> Outcome | int | None:
-        """What a failed commit means: an Outcome (found made), None (stage again), or the attempt
-        number to commit again with (surely not made, the workspace still there)."""
-        verdict = decide(error, attempt=attempt + 1, policy=self.policy, rng=self._rng, idempotent=False)
-        attempt += verdict.costs_attempt
-        if verdict.action is Action.RETRY:  # a 429, or nothing was sent
-            await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
-            return attempt
+    ) -> Outcome | None:
+        """What a failed commit means: an Outcome (found made), None (stage again); raises `error` when
+        it surely was not made and the workspace is still there (`_commit` commits again), or when no
+        retry can help."""
+        verdict = decide(error, attempt=attempt, policy=self.policy, rng=self._rng, idempotent=False)
         if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
-            raise error
+            raise error  # a 429 or nothing sent (tried again), or refused (goes through)
         log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
         try:
             commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
@@ -202,13 +214,10 @@ class CommitOnce:
         if commit_id is not None:
             await self._discard(ws)
             return self._landed(pairs, commit_id)
-        if not still_there:
-            self.ledger.unsent(pairs)
-            return None
-        if attempt >= self.policy.request_attempts:
+        if still_there:
             raise error
-        await self._sleep(backoff(attempt, self.policy, self._rng))
-        return attempt
+        self.ledger.unsent(pairs)
+        return None
 
     async def _look(self, token: str, pairs: list[tuple[str, str]], *, settle_at: float) -> str | None:
         """The commit of a request whose answer was lost, or None when it surely was not made: looked
