@@ -139,13 +139,14 @@ async def test_a_wrong_key_while_looking_is_not_cannot_tell() -> None:
 
 async def test_surely_not_sent_is_journaled_and_sent_again_without_looking() -> None:
     """A 429 (answered before anything was done) and a refused connection: `not sent` journaled, then
-    intend and send again; never a look. The 429 costs no wait here (the client's pause holds it)."""
+    intend and send again; never a look. The 429 waits 0 s here (the client's shared pause holds it)."""
     far = Far(sends=[RateLimited("POST", "/q", "slow down", 3.0), ConnectFailed("refused"), "answer"])
     assert await far.run() == "answer"
     assert far.steps == [
         "intend",
         "send",
         "not sent",
+        "sleep 0",
         "intend",
         "send",
         "not sent",

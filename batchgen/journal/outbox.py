@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, Unauthenticated
-from batchgen.retry import Action, backoff, decide
+from batchgen.errors import ApiError, RateLimited, Unauthenticated
+from batchgen.retry import Action, attempts, decide
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,15 @@ class NotSent:
     """Surely not carried out, and not sent again: refused or given up (`action`), or, after a look,
     no longer sendable as it is (`sendable` False)."""
 
-    error: ApiError
+    error: Exception
     action: Action
     sendable: bool = True
+
+
+def _sent_again(error: Exception) -> bool | float:
+    """`on` for the send loop, which is handed only what surely was not carried out: sent again after
+    the backoff, a 429 at once (the client's shared pause holds it for its Retry-After)."""
+    return isinstance(error, ApiError) and (0.0 if isinstance(error, RateLimited) else True)
 
 
 class Outbox(Generic[K, F]):
@@ -100,35 +106,41 @@ class Outbox(Generic[K, F]):
         carried out (a 429, a refused connection) before the wait; `lost`: the errors beside a lost
         answer after which it may have been; `again`: whether one looked for and not found can be
         sent again as it is. Raises CannotTell, and the error of a wrong key."""
-        attempt = 0
-        while (sent_at := await intend()) is not None:
-            try:
-                return await send()
-            except ApiError as error:
-                verdict = decide(
-                    error, attempt=attempt + 1, policy=self.policy, rng=self._rng, idempotent=False
-                )
-                attempt += verdict.costs_attempt
-                if verdict.action is Action.FATAL:
-                    raise
-                if verdict.action is Action.RETRY:
-                    if not_sent is not None:
+        tries = attempts(
+            self.policy,
+            limit=self.policy.request_attempts,
+            on=_sent_again,
+            what=what,
+            sleep=self._sleep,
+            rng=self._rng,
+            extra=extra,
+        )
+        async for attempt in tries:
+            with attempt:
+                if (sent_at := await intend()) is None:
+                    return None
+                try:
+                    return await send()
+                except ApiError as error:
+                    verdict = decide(
+                        error, attempt=attempt.number, policy=self.policy, rng=self._rng, idempotent=False
+                    )
+                    if verdict.action is Action.RETRY and not_sent is not None:
                         await not_sent(error)
-                    if verdict.costs_attempt:
-                        await self._sleep(verdict.delay_s)
-                    continue
-                if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
-                    return NotSent(error, verdict.action)
-                log.info("%s may or may not have been carried out (%s): looking", what, error, extra=extra)
-                found, _ = await self.look_for({key: sent_at})
-                if key in found:
-                    return Found(found[key])
-                if again is not None and not await self._asking(again()):
-                    return NotSent(error, Action.GIVE_UP, sendable=False)
-                if attempt >= self.policy.request_attempts:
-                    return NotSent(error, Action.GIVE_UP)
-                await self._sleep(backoff(attempt, self.policy, self._rng))
-        return None
+                    if verdict.action in (Action.RETRY, Action.FATAL):
+                        raise  # sent again after the loop's wait; a wrong key goes through
+                    if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
+                        return NotSent(error, verdict.action)
+                    log.info(
+                        "%s may or may not have been carried out (%s): looking", what, error, extra=extra
+                    )
+                    found, _ = await self.look_for({key: sent_at})
+                    if key in found:
+                        return Found(found[key])
+                    if again is not None and not await self._asking(again()):
+                        return NotSent(error, Action.GIVE_UP, sendable=False)
+                    raise  # surely not carried out: sent again after the loop's wait
+        return NotSent(tries.error, Action.GIVE_UP)
 
     async def look_for(self, sent: Mapping[K, float]) -> tuple[dict[K, F], list[K]]:
         """What became of requests sent at these times (a lost answer; an intent a stopped process

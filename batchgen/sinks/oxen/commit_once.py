@@ -32,12 +32,16 @@ from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
 from batchgen.journal.outbox import CannotTell, Found, Outbox
-from batchgen.retry import backoff
+from batchgen.retry import attempts
 from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
 from batchgen.sinks.oxen.resolve import find_commits
 from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
 
 log = logging.getLogger(__name__)
+
+
+class StageAgain(Exception):
+    """The branch moved under a batch, or its workspace vanished: stage what is left on a new one."""
 
 
 @dataclass(slots=True)
@@ -80,54 +84,63 @@ class CommitOnce:
 
     async def send(self, batch: Batch, head: str | None, message: Callable[[str], str]) -> Outcome:
         """Stage and commit `batch` until it lands, is refused, or the repository is given up on."""
-        outcome, items, attempt = Outcome(), list(batch.items), 0
-        while items:
-            token = secrets.token_hex(6)
-            ws = workspace_id(token)
-            self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
-            try:
-                await self.stager.with_retries(
-                    functools.partial(self.api.create, ws), what="creating a workspace"
-                )
-                refused = await self.stager.stage(ws, items)
-                self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
-                items = [i for i in items if i.repo_path not in refused]
-                if not items:
-                    await self._discard(ws)
-                    break
-                done = await self._commit(ws, token, _pairs(items), message(token), head)
-            except WorkspaceGone:
-                done = None
-            except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
-                why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
-                outcome.failed.update({i.repo_path: why for i in items})
-                outcome.stopped = f"cannot tell whether a commit was made ({exc})"
-                break
-            except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
-                if isinstance(exc, Unauthenticated):
-                    raise
-                why = (
-                    str(exc) if isinstance(exc, RepositoryRefused) else f"the repository kept failing: {exc}"
-                )
-                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
-                outcome.stopped = why
-                break
-            if done is not None:
-                outcome.delivered.update(done.delivered)
-                outcome.commit_id = done.commit_id or outcome.commit_id
-                outcome.files_sent += done.files_sent
-                items = [i for i in items if i.repo_path not in done.delivered]
-                if not items:
-                    break
-            attempt += 1
-            if attempt >= self.policy.request_attempts:
-                why = "the branch kept changing under these files, or the workspace kept disappearing"
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, {i.repo_path: why for i in items})
-                break
-            await self._sleep(backoff(attempt, self.policy, self._rng))
+        outcome, items = Outcome(), list(batch.items)
+        tries = attempts(
+            self.policy,
+            limit=self.policy.request_attempts,
+            on=lambda error: isinstance(error, StageAgain),
+            what="a delivery",
+            sleep=self._sleep,
+        )
+        async for attempt in tries:
+            with attempt:
+                token = secrets.token_hex(6)
+                ws = workspace_id(token)
+                self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
+                try:
+                    await self.stager.with_retries(
+                        functools.partial(self.api.create, ws), what="creating a workspace"
+                    )
+                    refused = await self.stager.stage(ws, items)
+                    self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
+                    items = [i for i in items if i.repo_path not in refused]
+                    if not items:
+                        await self._discard(ws)
+                        break
+                    done = await self._commit(ws, token, _pairs(items), message(token), head)
+                except WorkspaceGone:
+                    done = None
+                except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
+                    why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
+                    outcome.failed.update({i.repo_path: why for i in items})
+                    outcome.stopped = f"cannot tell whether a commit was made ({exc})"
+                    return outcome
+                except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    why = (
+                        str(exc)
+                        if isinstance(exc, RepositoryRefused)
+                        else f"the repository kept failing: {exc}"
+                    )
+                    await self._discard(
+                        ws
+                    )  # before the rows leave `sending`: a kill in between still finds it
+                    self.ledger.unsent(_pairs(items))
+                    self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
+                    outcome.stopped = why
+                    return outcome
+                if done is not None:
+                    outcome.delivered.update(done.delivered)
+                    outcome.commit_id = done.commit_id or outcome.commit_id
+                    outcome.files_sent += done.files_sent
+                    items = [i for i in items if i.repo_path not in done.delivered]
+                if items:  # the branch moved, or the workspace vanished: again, on a new workspace
+                    raise StageAgain(f"{len(items)} file(s) to stage again")
+        if items:
+            why = "the branch kept changing under these files, or the workspace kept disappearing"
+            self.ledger.unsent(_pairs(items))
+            self._refuse(outcome, items, {i.repo_path: why for i in items})
         return outcome
 
     def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
