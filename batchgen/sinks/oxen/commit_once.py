@@ -123,9 +123,8 @@ class CommitOnce:
                         if isinstance(exc, RepositoryRefused)
                         else f"the repository kept failing: {exc}"
                     )
-                    await self._discard(
-                        ws
-                    )  # before the rows leave `sending`: a kill in between still finds it
+                    # The workspace goes before the rows leave `sending`: a kill in between still finds it.
+                    await self._discard(ws)
                     self.ledger.unsent(_pairs(items))
                     self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
                     outcome.stopped = why
