@@ -285,9 +285,7 @@ NOT_RETRIES = {
     "batchgen.client.api:wait_clear": "the shared pause a 429 sets, which every API call waits out",
     "batchgen.run.live_cancel:run": "the poll for a `batchgen cancel` request file",
     "batchgen.run.batch:watch": "the drain's time limit",
-    "batchgen.run.submitter:_reconcile": "the settle wait before a second look for a lost enqueue",
-    "batchgen.sinks.oxen.commit_once:_look": "the settle wait before a second look for a lost commit",
-    "batchgen.sinks.oxen.commit_once:resolve_earlier": "the settle wait for commits a killed run left",
+    "batchgen.journal.outbox:look_for": "the settle wait before a second look for a lost enqueue or commit",
 }
 
 
@@ -380,3 +378,35 @@ def test_stages_are_not_wired_after_construction() -> None:
                 if not own and (target.attr.startswith("on_") or target.attr in WIRES):
                     wired.append(f"{name}:{node.lineno}: {ast.unparse(target)}")
     assert wired == []
+
+
+OUTBOX = "batchgen.journal.outbox"
+
+
+def _settle_waits(tree: ast.AST) -> list[int]:
+    """Lines that add a multiple of the request timeout to something: when a request is settled."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Add)
+        and any(
+            isinstance(side, ast.BinOp) and isinstance(side.op, ast.Mult) and "request_s" in ast.unparse(side)
+            for side in (node.left, node.right)
+        )
+    ]
+
+
+def test_one_outbox_sends_submissions_and_commits_and_alone_writes_the_settle_wait() -> None:
+    """Submission and delivery's commits (reference images' too) send through the one at-most-once
+    outbox, and the settle wait (a send time plus a multiple of the request timeout) is written once,
+    in it."""
+    modules = _client_modules()
+    for user in ("batchgen.run.submitter", "batchgen.sinks.oxen.commit_once"):
+        assert OUTBOX in _all_imports(ast.parse(modules[user].read_text(encoding="utf-8"))), user
+    waits = [
+        f"{name}:{line}"
+        for name, path in modules.items()
+        for line in _settle_waits(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert len(waits) == 1 and waits[0].startswith(f"{OUTBOX}:"), waits

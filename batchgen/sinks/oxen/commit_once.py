@@ -6,12 +6,10 @@ The protocol, per commit:
    (`batchgen-<token>`), so it is on disk before it exists;
 2. create the workspace on the branch, stage the files (small ones as `file` parts, each large one
    through the chunked version upload), all of which may be sent again (staging is an upsert);
-3. journal `sending` again (the moment the commit leaves), then commit once. After a lost answer the
-   branch's history is read for the token at once and again when a server still busy with the
-   commit would have finished; not there and the workspace still there: commit again; not there and
-   the workspace gone: stage again into a new one. A 422 "no changes" means the bytes are on the
-   branch already: each file's sha256 there confirms it. A 409 "workspace is behind" stages again
-   into a new workspace on the new head.
+3. commit through the outbox (`journal.outbox`), a lost answer looked for by the token on the
+   branch; surely not made and the workspace gone: stage again into a new one. A 422 "no changes"
+   means the bytes are on the branch already: each file's sha256 there confirms it. A 409
+   "workspace is behind" stages again into a new workspace on the new head.
 
 Every workspace this creates is either committed (the server removes an unnamed one) or deleted; one
 whose delete failed is remembered in the journal and deleted by the next process. No other
@@ -25,7 +23,6 @@ import functools
 import logging
 import random
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +31,10 @@ from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
-from batchgen.retry import Action, attempts, decide, retryable
+from batchgen.journal.outbox import CannotTell, Found, Outbox
+from batchgen.retry import attempts
 from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
-from batchgen.sinks.oxen.resolve import files_on_branch, find_tokens
+from batchgen.sinks.oxen.resolve import find_commits
 from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
 
 log = logging.getLogger(__name__)
@@ -44,16 +42,6 @@ log = logging.getLogger(__name__)
 
 class StageAgain(Exception):
     """The branch moved under a batch, or its workspace vanished: stage what is left on a new one."""
-
-
-def _commit_again(error: Exception) -> bool | float:
-    """What a commit is sent again after: a workspace gone (404), or what `retryable` retries."""
-    return True if isinstance(error, NotFound) else retryable(error)
-
-
-class CannotTell(Exception):
-    """Whether a commit whose answer was lost was made cannot be found out now (the history cannot
-    be read): its files stay `sending` and its workspace stays, for the next process to look."""
 
 
 @dataclass(slots=True)
@@ -86,8 +74,11 @@ class CommitOnce:
     ) -> None:
         self.api, self.ledger = api, ledger
         self.stager = Stager(api, run_dir, request_s=request_s)
-        self.request_s, self.policy, self._sleep = request_s, policy, sleep
+        self.policy, self._sleep = policy, sleep
         self._rng = random.Random()
+        self.outbox: Outbox[str, str] = Outbox(
+            self._look, request_s=request_s, policy=policy, sleep=sleep, rng=self._rng
+        )
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -116,8 +107,7 @@ class CommitOnce:
                     if not items:
                         await self._discard(ws)
                         break
-                    self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
-                    done = await self._commit(ws, token, _pairs(items), message(token))
+                    done = await self._commit(ws, token, _pairs(items), message(token), head)
                 except WorkspaceGone:
                     done = None
                 except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
@@ -133,9 +123,8 @@ class CommitOnce:
                         if isinstance(exc, RepositoryRefused)
                         else f"the repository kept failing: {exc}"
                     )
-                    await self._discard(
-                        ws
-                    )  # before the rows leave `sending`: a kill in between still finds it
+                    # The workspace goes before the rows leave `sending`: a kill in between still finds it.
+                    await self._discard(ws)
                     self.ledger.unsent(_pairs(items))
                     self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
                     outcome.stopped = why
@@ -154,87 +143,67 @@ class CommitOnce:
         return outcome
 
     def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
-        if items:
-            for item in items:
-                self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
-                outcome.failed[item.repo_path] = why[item.repo_path]
+        for item in items:
+            self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
+            outcome.failed[item.repo_path] = why[item.repo_path]
 
     # -- the commit ----------------------------------------------------------------------------
 
     async def _commit(
-        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str
+        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str, head: str | None
     ) -> Outcome | None:
-        """Commit the workspace once (and again only when it surely was not made). An Outcome with
-        what landed; None when the batch must be staged again (conflict, workspace gone)."""
-        limit = self.policy.request_attempts
-        tries = attempts(
-            self.policy, limit=limit, on=_commit_again, what=f"committing {ws}", sleep=self._sleep
-        )
-        async for attempt in tries:
-            with attempt:
-                try:
-                    return self._landed(pairs, await self.api.commit(ws, message))
-                except ApiStatusError as exc:
-                    if is_no_changes(exc):
-                        break
-                    if exc.status == 409:  # a staged file changed on the branch since the workspace began
-                        log.info(
-                            "the branch moved under %s (%s): staging again on its new head", ws, exc.detail
-                        )
-                        await self._discard(ws)
-                        self.ledger.unsent(pairs)
-                        return None
-                    if exc.status in (400, 403) or (isinstance(exc, NotFound) and not is_workspace_gone(exc)):
-                        raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
-                    error: ApiError = exc
-                except ApiError as exc:
-                    error = exc
-                return await self._after_commit_error(ws, token, pairs, error, attempt.number)
-        else:
-            raise tries.error
-        return await self._already_there(ws, pairs)  # outside the loop: its errors are not retried
+        """Commit the workspace through the outbox: once, and again only when it surely was not made.
+        An Outcome with what landed; None when the batch must be staged again (conflict, workspace
+        gone)."""
 
-    async def _after_commit_error(
-        self, ws: str, token: str, pairs: list[tuple[str, str]], error: ApiError, attempt: int
-    ) -> Outcome | None:
-        """What a failed commit means: an Outcome (found made), None (stage again); raises `error` when
-        it surely was not made and the workspace is still there (`_commit` commits again), or when no
-        retry can help."""
-        verdict = decide(error, attempt=attempt, policy=self.policy, rng=self._rng, idempotent=False)
-        if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
-            raise error  # a 429 or nothing sent (tried again), or refused (goes through)
-        log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
-        try:
-            commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
-            still_there = commit_id is None and await self.api.get(ws) is not None
-        except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
-            raise CannotTell(str(exc)) from exc
-        if commit_id is not None:
+        async def intend() -> float:
+            return self.ledger.sending(pairs, token, head)  # the commit leaves now
+
+        answer = await self.outbox.send(
+            token,
+            intend,
+            functools.partial(self._commit_request, ws, message),
+            what=f"a commit of {ws}",
+            lost=(NotFound,),  # the workspace gone: the commit may have been made (and removed it)
+            again=functools.partial(self._still_there, ws),
+        )
+        if isinstance(answer, str):
+            return self._landed(pairs, answer)
+        if isinstance(answer, Found):
             await self._discard(ws)
-            return self._landed(pairs, commit_id)
-        if still_there:
-            raise error
+            return self._landed(pairs, answer.value)
+        if isinstance(answer, ApiStatusError):
+            if is_no_changes(answer):
+                return await self._already_there(ws, pairs)
+            log.info("the branch moved under %s (%s): staging again on its new head", ws, answer.detail)
+            await self._discard(ws)
+        elif answer is not None and answer.sendable:
+            raise answer.error
         self.ledger.unsent(pairs)
         return None
 
-    async def _look(self, token: str, pairs: list[tuple[str, str]], *, settle_at: float) -> str | None:
-        """The commit of a request whose answer was lost, or None when it surely was not made: looked
-        for at once and, if not found, again once a server still working on it would have finished."""
-        row = self.ledger.get(pairs[0][0]) if pairs else None
-        heads = [row.head if row is not None else None]
-        for look in range(2):
-            if look:
-                await self._sleep(max(0.0, settle_at - time.time()))
-            found = await find_tokens(self.api.repo, {token}, heads)
-            if token in found.commits:
-                return found.commits[token]
-            if not found.complete:
-                commit_id = await files_on_branch(self.api.repo, pairs)
-                if commit_id is not None:
-                    return commit_id
-        return None
+    async def _commit_request(self, ws: str, message: str) -> str | ApiStatusError:
+        """The commit request: the commit's id, or an answer that made none (422 no changes; 409, a
+        staged file changed on the branch since the workspace began). A refusal of the repository
+        itself is RepositoryRefused; other failures are the outbox's to judge."""
+        try:
+            return await self.api.commit(ws, message)
+        except ApiStatusError as exc:
+            if is_no_changes(exc) or exc.status == 409:
+                return exc
+            if exc.status in (400, 403) or (isinstance(exc, NotFound) and not is_workspace_gone(exc)):
+                raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
+            raise
+
+    async def _still_there(self, ws: str) -> bool:
+        return await self.api.get(ws) is not None
+
+    async def _look(self, tokens: list[str]) -> dict[str, str]:
+        """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
+        journaled with them: token -> commit id, for the ones made."""
+        rows = [row for row in self.ledger.rows().values() if row.state == SENDING and row.token in tokens]
+        files = {token: [(row.path, row.sha256) for row in rows if row.token == token] for token in tokens}
+        return await find_commits(self.api.repo, files, {row.head for row in rows})
 
     async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
         """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
@@ -282,51 +251,36 @@ class CommitOnce:
     # -- what a killed process left ------------------------------------------------------------
 
     async def resolve_earlier(self, message: Callable[[str, int], str]) -> None:
-        """Commits a killed process left `sending`: found on the branch (delivered), finished (its
-        workspace committed with what it had staged), or known not made (unsent, sent again by the
-        sweep). Workspaces whose removal failed are removed. Raises ApiError when it cannot tell."""
+        """Commits a killed process left `sending`, looked for through the outbox: found on the branch
+        (delivered), finished (its workspace committed with what it had staged), or known not made
+        (unsent, sent again by the sweep). Workspaces whose removal failed are removed. Raises
+        CannotTell, or ApiError when a workspace cannot be read."""
         await self.remove_remembered()
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING]
-        if not rows:
-            return
-        tokens = {str(row.token) for row in rows}
-        settle_at = max(row.sent_at or 0.0 for row in rows) + 2 * self.request_s
-        found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
-        if found.complete and found.commits.keys() < tokens and time.time() < settle_at:
-            await self._sleep(settle_at - time.time())
-            found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
-        for token in sorted(tokens):
+        sent: dict[str, float] = {}
+        for row in rows:
+            sent[str(row.token)] = max(sent.get(str(row.token), 0.0), row.sent_at or 0.0)
+        found, _ = await self.outbox.look_for(sent)
+        for token in sorted(sent):
             group = [row for row in rows if row.token == token]
-            await self._resolve_one(token, group, found.commits.get(token), found.complete, message)
-        log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(tokens))
+            await self._resolve_one(token, group, found.get(token), message)
+        if rows:
+            log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(sent))
 
     async def _resolve_one(
-        self,
-        token: str,
-        group: list[Delivery],
-        commit_id: str | None,
-        complete: bool,
-        message: Callable[[str, int], str],
+        self, token: str, group: list[Delivery], commit_id: str | None, message: Callable[[str, int], str]
     ) -> None:
         pairs = [(row.path, row.sha256) for row in group]
-        if commit_id is None and not complete:
-            commit_id = await files_on_branch(self.api.repo, pairs)
         ws = workspace_id(token)
         if commit_id is not None:
             self.ledger.delivered(pairs, commit_id)
             await self._discard(ws)
             return
-        staged = await self.api.staged(ws)
-        if staged is None:
-            self.ledger.unsent(pairs)
-            return
-        ours = [(p, s) for p, s in pairs if p in staged]
-        if not ours:
+        staged = await self.api.staged(ws)  # None: the workspace is gone
+        ours = [(p, s) for p, s in pairs if p in (staged or ())]
+        if staged is not None and not ours:
             await self._discard(ws)
-        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
-        if not ours:
-            return
-        log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
-        self.ledger.sending(ours, token, group[0].head)
-        if await self._commit(ws, token, ours, message(token, len(ours))) is None:
-            self.ledger.unsent(ours)
+        self.ledger.unsent([pair for pair in pairs if pair not in ours])
+        if ours:
+            log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
+            await self._commit(ws, token, ours, message(token, len(ours)), group[0].head)
