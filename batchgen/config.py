@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,19 +65,29 @@ class RetryPolicy:
     generation_retries: int = 2  # extra attempts for a generation that failed transiently
     request_attempts: int = 8  # tries of one API call on transient errors
     download_attempts: int = 6  # tries of one download (each resumes where the last stopped)
+    download_resumes: int = 5  # cuts or stalls one download attempt resumes from before it fails
     initial_s: float = 0.5
     max_s: float = 30.0
     jitter: float = 0.5  # fraction of the delay drawn at random, so clients do not retry in step
+    reconnect_initial_s: float = 0.05  # the event stream reconnects (forever) faster, capped lower
+    reconnect_max_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.generation_retries < 0:
-            raise ValueError(f"'retries' must be >= 0, got {self.generation_retries!r}")
-        _positive("request_attempts", self.request_attempts)
-        _positive("download_attempts", self.download_attempts)
-        _positive("initial_s", self.initial_s)
-        _positive("max_s", self.max_s)
+        for name, at_least in (
+            ("retries", self.generation_retries),
+            ("download_resumes", self.download_resumes),
+        ):
+            if at_least < 0:
+                raise ValueError(f"'{name}' must be >= 0, got {at_least!r}")
+        for name in ("request_attempts", "download_attempts", "initial_s", "max_s", "reconnect_initial_s"):
+            _positive(name, getattr(self, name))
+        _positive("reconnect_max_s", self.reconnect_max_s)
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"'jitter' must be within 0..1, got {self.jitter!r}")
+
+    def reconnects(self) -> RetryPolicy:
+        """This policy with the event stream's reconnect backoff in place of the requests' one."""
+        return replace(self, initial_s=self.reconnect_initial_s, max_s=self.reconnect_max_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,18 +1,25 @@
-"""The one retry decision: what a failure means and what to do about it (pure: no sleeping, no I/O).
+"""The one retry decision and the one retry loop.
 
 - `decide(error, attempt=..., policy=..., rng=..., idempotent=...)` classifies an error of an API call:
   retry after N seconds, look for it at the provider before sending it again (a POST that may have
   been acted on), fail the job (the request itself is wrong), stop the run (no credits), or give up.
+- `attempts(policy, limit=..., on=...)` is the loop every retry in batchgen iterates; `retryable` is
+  its `on` for Oxen API calls.
 - `classify_generation_error(message)` reads a failed generation's error text.
 - `backoff` and `parse_retry_after` give the waits.
 
-Callers sleep through what they are told; an idempotent call loops with `OxenClient.with_retries`.
+No I/O and no asyncio here (the pure scheduler imports this module): the loop sleeps through the
+function it is given. stamina itself is not a dependency: each of its attempts costs one (a 429 must
+not), its test mode is global rather than a sleep passed in, and it would bring tenacity for some 60
+lines.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +34,8 @@ from batchgen.errors import (
     TransportError,
     Unauthenticated,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER_S = 5.0  # a 429 without a usable Retry-After
 
@@ -58,16 +67,104 @@ def decide(
     if isinstance(error, RateLimited):  # answered before anything was done: not acted on, no attempt used
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
         return Verdict(Action.RETRY, wait, costs_attempt=False)
-    transient = isinstance(error, TransportError) or (
-        isinstance(error, ApiStatusError) and (error.status >= 500 or error.status == 408)
-    )
-    if not transient:
+    if not _transient(error):
         return Verdict(Action.REJECT_JOB if not idempotent else Action.GIVE_UP)
     if not idempotent and not isinstance(error, ConnectFailed):
         return Verdict(Action.LOOK_FIRST)  # lost answer, timeout, 5xx: it may exist now
     if attempt >= policy.request_attempts:
         return Verdict(Action.GIVE_UP)
     return Verdict(Action.RETRY, backoff(attempt, policy, rng))
+
+
+def _transient(error: Exception) -> bool:
+    """A failure that may pass: the connection failed, the server failed (5xx) or timed out (408)."""
+    return isinstance(error, TransportError) or (
+        isinstance(error, ApiStatusError) and (error.status >= 500 or error.status == 408)
+    )
+
+
+def retryable(error: Exception) -> bool | float:
+    """`on` for loops of Oxen API calls: a transient failure is tried again after the backoff; a 429
+    at once (no attempt used): the client's shared pause holds the next request for its Retry-After."""
+    return 0.0 if isinstance(error, RateLimited) else _transient(error)
+
+
+class Attempts:
+    """The tries of one retry loop, in the shape of stamina's `retry_context`:
+
+        async for attempt in attempts(policy, limit=..., on=..., what=...):
+            with attempt:
+                return await ...
+
+    Each attempt is a context manager that records a failure `on` retries on (it returns True to
+    wait the policy's backoff, or a number of seconds; False lets the error through, as it does any
+    Unauthenticated). A 429 costs no attempt and is waited out for its Retry-After. The loop ends when
+    an attempt ends without a recorded failure (leave it with return or break), or when `limit`
+    failures used it up (None: never): then `error` is the last one, for the caller to report."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        limit: int | None,
+        on: Callable[[Exception], bool | float],
+        what: str,  # the work, named in the log line of each retry
+        sleep: Callable[[float], Awaitable[None]],  # asyncio.sleep, passed in: this module stays pure
+        rng: random.Random | None = None,
+        extra: Mapping[str, object] | None = None,  # the log line's extra (a job's key)
+    ) -> None:
+        self.policy, self.limit, self.what, self.extra = policy, limit, what, extra
+        self._on, self._sleep, self._rng = on, sleep, rng or random.Random()
+        self.failures = 0  # attempts used up
+        self.number = 0  # of the attempt under way, from 1 (after a 429 the next one keeps it)
+        self._error: Exception | None = None
+        self._wait: float | None = 0.0  # before the next attempt (None: there is none)
+
+    @property
+    def error(self) -> Exception:
+        if self._error is None:
+            raise RuntimeError(f"no attempt of {self.what} failed")
+        return self._error
+
+    def __aiter__(self) -> Attempts:
+        return self
+
+    async def __anext__(self) -> Attempts:
+        if self._wait is None:
+            raise StopAsyncIteration
+        if self.number:
+            of = f" of {self.limit}" if self.limit is not None else ""
+            again = f"trying again in {self._wait:.2f} s (attempt {self.failures + 1}{of})"
+            log.info("%s failed (%r); %s", self.what, self.error, again, extra=self.extra)
+            await self._sleep(self._wait)
+        self._wait, self.number = None, self.failures + 1
+        return self
+
+    def restart(self) -> None:
+        """Count a failure of this attempt as the first: it got under way (a stream that was up)."""
+        self.failures = 0
+
+    def __enter__(self) -> Attempts:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> bool:
+        if not isinstance(error, Exception) or isinstance(error, Unauthenticated):
+            return False  # succeeded (the loop ends), or not an error to retry: a wrong key stays wrong
+        told = self._on(error)
+        if told is False:
+            return False
+        self._error = error
+        if isinstance(error, RateLimited):  # the server asked us to wait: that costs no attempt
+            asked = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
+            self._wait = asked if told is True else float(told)
+            return True
+        self.failures += 1
+        if self.limit is None or self.failures < self.limit:
+            self._wait = backoff(self.failures, self.policy, self._rng) if told is True else float(told)
+        return True
+
+
+attempts = Attempts  # named as the loop reads: `async for attempt in attempts(...)`
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:

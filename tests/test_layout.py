@@ -272,10 +272,50 @@ def test_one_module_locks_a_run_directory() -> None:
     assert len(_where_called({"RunLock"})) <= 1, _where_called({"RunLock"})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, retry")
 def test_backoff_is_computed_only_by_the_retry_policy() -> None:
     """`backoff(` is called only inside batchgen/retry.py; loops that wait iterate `retry.attempts()`."""
     assert _where_called({"backoff"}) <= {"batchgen.retry"}
+
+
+#: The waits that retry nothing, by module:function. Every other wait in batchgen is a retry loop's,
+#: done by `retry.attempts()`: no other function awaits a sleep of its own.
+NOT_RETRIES = {
+    "batchgen.client.api:wait_clear": "the shared pause a 429 sets, which every API call waits out",
+    "batchgen.run.live_cancel:run": "the poll for a `batchgen cancel` request file",
+    "batchgen.run.runner:_stop_when": "the drain's time limit",
+    "batchgen.journal.outbox:look_for": "the settle wait before a second look for a lost enqueue or commit",
+}
+
+
+def _awaits_a_sleep(function: ast.AsyncFunctionDef | ast.FunctionDef) -> bool:
+    """`await asyncio.sleep(...)`, `await self._sleep(...)`, `await ctx.sleep(...)` in `function`'s own
+    body (nested functions are checked on their own)."""
+    todo: list[ast.AST] = list(function.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name.lstrip("_") == "sleep":
+                return True
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def test_every_wait_between_tries_is_the_retry_loops() -> None:
+    """A loop that sleeps between tries iterates `retry.attempts()`, which does the sleeping: outside
+    batchgen/retry.py only the waits of NOT_RETRIES (which try nothing again) await a sleep, so no
+    retry loop waits by itself, nor through a helper of its own."""
+    sleeping = {
+        f"{name}:{function.name}"
+        for name, path in _client_modules().items()
+        if name != "batchgen.retry"
+        for function in _functions(ast.parse(path.read_text(encoding="utf-8")))
+        if _awaits_a_sleep(function)
+    }
+    assert sleeping - set(NOT_RETRIES) == set()
+    assert set(NOT_RETRIES) - sleeping == set()  # a wait that is gone leaves the list too
 
 
 def test_tasks_are_started_only_inside_a_task_group() -> None:
@@ -303,7 +343,6 @@ def _excepts_aiohttp(tree: ast.AST) -> list[int]:
     return lines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, retry")
 def test_aiohttp_errors_are_caught_in_one_place() -> None:
     """`except aiohttp.…` appears only in the client's error mapper (batchgen/client/api.py); the rest
     of batchgen sees batchgen's own errors."""
@@ -335,3 +374,35 @@ def test_stages_are_not_wired_after_construction() -> None:
                 if not own and (target.attr.startswith("on_") or target.attr in WIRES):
                     wired.append(f"{name}:{node.lineno}: {ast.unparse(target)}")
     assert wired == []
+
+
+OUTBOX = "batchgen.journal.outbox"
+
+
+def _settle_waits(tree: ast.AST) -> list[int]:
+    """Lines that add a multiple of the request timeout to something: when a request is settled."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Add)
+        and any(
+            isinstance(side, ast.BinOp) and isinstance(side.op, ast.Mult) and "request_s" in ast.unparse(side)
+            for side in (node.left, node.right)
+        )
+    ]
+
+
+def test_one_outbox_sends_submissions_and_commits_and_alone_writes_the_settle_wait() -> None:
+    """Submission and delivery's commits (reference images' too) send through the one at-most-once
+    outbox, and the settle wait (a send time plus a multiple of the request timeout) is written once,
+    in it."""
+    modules = _client_modules()
+    for user in ("batchgen.run.submitter", "batchgen.sinks.oxen.commit_once"):
+        assert OUTBOX in _all_imports(ast.parse(modules[user].read_text(encoding="utf-8"))), user
+    waits = [
+        f"{name}:{line}"
+        for name, path in modules.items()
+        for line in _settle_waits(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert len(waits) == 1 and waits[0].startswith(f"{OUTBOX}:"), waits

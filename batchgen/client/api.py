@@ -1,4 +1,5 @@
-"""The Oxen inference API as typed async calls; aiohttp errors are mapped to batchgen's in one place.
+"""The Oxen inference API as typed async calls; aiohttp errors are mapped to batchgen's in one place
+(`mapped_errors`, which the client's other modules use too).
 
 The API key is sent only to the API's own origin and never appears in an error message.
 Every call first waits out a shared Retry-After pause, so one 429 pauses every caller.
@@ -9,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,9 +35,8 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
-from batchgen.retry import Action, decide, parse_retry_after
+from batchgen.retry import attempts, parse_retry_after, retryable
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -107,8 +105,9 @@ def _status_error(status: int, method: str, path: str, body: Any, headers: Mappi
 
 
 @contextlib.contextmanager
-def _mapped_errors(method: str, path: str) -> Iterator[None]:
-    """The single place aiohttp's exceptions become batchgen's (the cause is chained)."""
+def mapped_errors(method: str, path: str) -> Iterator[None]:
+    """The single place aiohttp's exceptions become batchgen's (the cause is chained). Messages name
+    the exception's class, never its text, which may quote a presigned URL's token."""
     try:
         yield
     except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS: nothing was sent
@@ -120,7 +119,7 @@ def _mapped_errors(method: str, path: str) -> Iterator[None]:
     except aiohttp.ClientResponseError as exc:
         raise ApiStatusError(exc.status, method, path, exc.message) from exc
     except aiohttp.ClientError as exc:
-        raise ResponseLost(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        raise ResponseLost(f"{method} {path}: {type(exc).__name__}") from exc
 
 
 class OxenClient:
@@ -193,7 +192,7 @@ class OxenClient:
         auth, wait = {**(headers or {}), **self.auth_for(url)}, client_timeout or self.session.timeout
         self.requests_sent += 1
         sent_at = time.time()
-        with _mapped_errors(method, path):
+        with mapped_errors(method, path):
             async with self.session.request(
                 method, url, json=json_body, params=params, data=data, headers=auth, timeout=wait
             ) as resp:
@@ -208,20 +207,13 @@ class OxenClient:
                 return body
 
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
-        """Run an idempotent call, trying again as `retry.decide` says (the one loop for such calls)."""
-        rng = random.Random()
-        attempt = 0
-        while True:
-            try:
+        """Run an idempotent call, trying again on transient failures (`retry.retryable`)."""
+        policy = self.retry_policy
+        tries = attempts(policy, limit=policy.request_attempts, on=retryable, what=what, sleep=self._sleep)
+        async for attempt in tries:
+            with attempt:
                 return await call()
-            except ApiError as exc:
-                verdict = decide(exc, attempt=attempt + 1, policy=self.retry_policy, rng=rng, idempotent=True)
-                if verdict.action is not Action.RETRY:
-                    raise
-                attempt += verdict.costs_attempt
-                log.info("retrying %s after %s (attempt %d)", what, exc, attempt)
-                # A 429 set the shared pause, which the next request waits out: no sleep of its own.
-                await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
+        raise tries.error
 
     # -- the endpoints -------------------------------------------------------------------
 
@@ -308,7 +300,7 @@ class OxenClient:
         """HEAD a repository file (public repos need no key)."""
         path = urlsplit(url).path
         await self.throttle.wait_clear()
-        with _mapped_errors("HEAD", path):
+        with mapped_errors("HEAD", path):
             async with self.session.head(url, headers=self.auth_for(url)) as resp:
                 return resp.status == 200
 
@@ -346,7 +338,7 @@ class OxenClient:
         url = self.url("/api/events")
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect_s, sock_read=None)
         self.requests_sent += 1
-        with _mapped_errors("GET", "/api/events"):
+        with mapped_errors("GET", "/api/events"):
             resp = await self.session.get(
                 url, headers={**self.auth_for(url), "Accept": "text/event-stream"}, timeout=timeout
             )

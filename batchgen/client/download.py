@@ -26,9 +26,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from batchgen.errors import DownloadError, DownloadExpired, DownloadStalled
+from batchgen.client.api import mapped_errors
+from batchgen.config import RetryPolicy
+from batchgen.errors import ApiError, DownloadError, DownloadExpired, DownloadStalled, TransportError
 from batchgen.rundir.landing import DirectorySync, Land, Part, prepare_part
-from batchgen.rundir.verify import MEDIA_TYPES, Downloaded, storage_error
+from batchgen.rundir.verify import MEDIA_TYPES, Downloaded
 
 __all__ = ["MIN_RATE_BYTES", "MIN_RATE_WINDOW_S", "RateGuard", "fetch_result", "redact_url"]
 
@@ -37,10 +39,6 @@ _T = TypeVar("_T")
 
 
 _EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
-
-
-# ServerDisconnectedError and sock_read timeouts are ClientConnectionErrors; TimeoutError is a guard.
-_CUT_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
@@ -117,7 +115,7 @@ async def fetch_result(
     media_type: str = "video",
     chunk_size: int = 1024 * 1024,
     read_timeout: float = 60.0,
-    max_resumes: int = 5,
+    max_resumes: int = RetryPolicy().download_resumes,
     headers: Mapping[str, str] | None = None,
     min_rate_bytes: int = MIN_RATE_BYTES,
     min_rate_window_s: float = MIN_RATE_WINDOW_S,
@@ -242,17 +240,19 @@ async def _attempt(
     if part.size:
         headers["Range"] = f"bytes={part.size}-"
     try:
-        request = session.get(
-            url, headers=headers, timeout=client_timeout, read_bufsize=chunk_size, auto_decompress=False
-        )
-        async with await _before(guard, request) as resp:
-            if _start(resp, part, url):
-                await _stream_body(resp, part, chunk_size, guard)
-    except _CUT_ERRORS as exc:
-        raise _Retry(f"connection lost: {type(exc).__name__}") from exc
-    except aiohttp.ClientError as exc:
-        # str(exc) may quote the full URL (token included), so only the class name is shown.
-        raise DownloadError(f"GET {redact_url(url)} failed: {type(exc).__name__}") from exc
+        with mapped_errors("GET", redact_url(url)):
+            request = session.get(
+                url, headers=headers, timeout=client_timeout, read_bufsize=chunk_size, auto_decompress=False
+            )
+            async with await _before(guard, request) as resp:
+                if _start(resp, part, url):
+                    await _stream_body(resp, part, chunk_size, guard)
+    except TransportError as exc:  # cut, refused or timed out (sock_read): resumed
+        raise _Retry(f"connection lost: {type(exc.__cause__).__name__}") from exc.__cause__
+    except ApiError as exc:
+        raise DownloadError(
+            f"GET {redact_url(url)} failed: {type(exc.__cause__).__name__}"
+        ) from exc.__cause__
 
 
 def _start(resp: aiohttp.ClientResponse, part: Part, url: str) -> bool:
@@ -306,10 +306,3 @@ async def _stream_body(resp: aiohttp.ClientResponse, part: Part, chunk_size: int
     while chunk := await _before(guard, resp.content.read(chunk_size)):
         guard.add(len(chunk), loop.time())
         await part.add(chunk)
-
-
-async def _storage_call(awaitable: Awaitable[_T], action: str, path: Path) -> _T:
-    try:
-        return await awaitable
-    except OSError as exc:
-        raise storage_error(action, path, exc) from exc

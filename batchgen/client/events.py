@@ -1,26 +1,22 @@
-"""The one shared `/api/events` connection of a run: connect, idle watchdog, reconnect with
-backoff, and completion events handed to the runner. It knows nothing of jobs or the journal."""
+"""The one shared `/api/events` connection of a run: connect, idle watchdog, reconnect with the retry
+policy's reconnect backoff (`retry.attempts`, never giving up), and completion events handed to the
+runner. It knows nothing of jobs or the journal."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-
-from batchgen.client.api import Completion, OxenClient
+from batchgen.client.api import Completion, OxenClient, mapped_errors
 from batchgen.client.sse import ServerSentEvent, SSEDecoder, SSELimitExceeded
-from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, Unauthenticated
-from batchgen.retry import backoff
+from batchgen.errors import ApiError, RateLimited
+from batchgen.retry import attempts
 
 log = logging.getLogger(__name__)
 
 COMPLETION_EVENT = "media_generation_completed"
-RECONNECT_POLICY = RetryPolicy(initial_s=0.05, max_s=5.0, jitter=0.5)
 
 
 def completion_from_event(event: ServerSentEvent) -> Completion | None:
@@ -76,46 +72,44 @@ class EventStream:
         await self.connected.wait()
 
     async def run(self) -> None:
-        rng = random.Random()
-        failures = 0
-        while True:
-            try:
-                await self._listen_once()
-                failures = 0  # the server ended a healthy stream: reconnect at once
-            except Unauthenticated:
-                raise
-            except SSELimitExceeded as exc:
-                # Not a cut: a server sending this again must not be reconnected to at full speed.
-                failures += 1
-                log.warning("event stream: %s; dropping the connection and reconnecting", exc)
-            except (ApiError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
-                # A stream that was up counts as a first failure: only failed connects back off further.
-                failures = 1 if self.connected.is_set() else failures + 1
-                log.info("event stream lost (%s); reconnecting (attempt %d)", _describe(exc), failures)
-            finally:
-                self.connected.clear()
-            if failures:
-                await self._sleep(backoff(failures, RECONNECT_POLICY, rng))
+        policy = self._client.retry_policy.reconnects()
+        while True:  # the server ended a healthy stream: reconnect at once, counting afresh
+            async for attempt in attempts(
+                policy, limit=None, on=_lost, what="event stream", sleep=self._sleep
+            ):
+                with attempt:
+                    try:
+                        await self._listen_once()
+                    finally:
+                        if self.connected.is_set():  # only failed connects back off further
+                            attempt.restart()
+                        self.connected.clear()
 
     async def _listen_once(self) -> None:
-        async with self._client.open_events() as resp:
-            decoder = SSEDecoder()
-            self.connections += 1
-            self.connected.set()
-            self._on_connect()
-            while True:
-                # Any byte, keep-alive comments included, proves the stream alive.
-                async with asyncio.timeout(self._idle_timeout_s):
-                    chunk = await resp.content.readany()
-                if not chunk:
-                    break
-                try:
-                    events = decoder.feed(chunk)
-                except SSELimitExceeded:
-                    resp.close()  # the rest of this stream cannot be trusted: never reuse the connection
-                    raise
-                self._dispatch(events)
-            self._dispatch(decoder.close())
+        # A cut or silent stream becomes ResponseLost or ResponseTimeout.
+        with mapped_errors("GET", "/api/events"):
+            async with self._client.open_events() as resp:
+                decoder = SSEDecoder()
+                self.connections += 1
+                self.connected.set()
+                self._on_connect()
+                while True:
+                    # Any byte, keep-alive comments included, proves the stream alive.
+                    async with asyncio.timeout(self._idle_timeout_s):
+                        chunk = await resp.content.readany()
+                    if not chunk:
+                        break
+                    try:
+                        events = decoder.feed(chunk)
+                    except SSELimitExceeded as exc:
+                        # Not a cut: a server sending this again must not be reconnected to at full
+                        # speed, so the failures go on counting (`connected` cleared).
+                        self.connected.clear()
+                        log.warning("event stream: %s; dropping the connection and reconnecting", exc)
+                        resp.close()  # the rest of this stream cannot be trusted: never reuse the connection
+                        raise
+                    self._dispatch(events)
+                self._dispatch(decoder.close())
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:
         for event in events:
@@ -125,7 +119,9 @@ class EventStream:
                 self._on_completion(completion)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no data within the idle timeout"
-    return f"{type(exc).__name__}: {exc}"
+def _lost(error: Exception) -> bool | float:
+    """What the stream reconnects after: anything but a wrong key; a 429 at once (the client's shared
+    pause holds the reconnect for its Retry-After)."""
+    if isinstance(error, RateLimited):
+        return 0.0
+    return isinstance(error, ApiError | SSELimitExceeded | TimeoutError | ConnectionError)

@@ -48,7 +48,6 @@ _ROW_FIELDS = frozenset(
 # offset between the clocks is measured to a second or two, and the provider's own machines may differ.
 CLOCK_SKEW_S = 120.0
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _PROGRESS = {"queued": 0, "processing": 1, "succeeded": 2, "failed": 2, "cancelled": 2}
 
 
@@ -143,21 +142,13 @@ def match_submissions(
     the defaults its rows may echo.
     """
     taken = set(claimed)
-    ordered_rows = sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id"))))
+    ordered_rows = _oldest_first(rows)
     found: dict[str, Mapping[str, Any]] = {}
     for item in sorted(pending, key=lambda p: (p.submitted_at is None, p.submitted_at or 0.0)):
-        model_defaults = (defaults or {}).get(str(item.body.get("model")))
         for row in ordered_rows:
-            generation_id = str(row.get("generation_id"))
-            if generation_id in taken:
-                continue
-            if _too_old(row, item.submitted_at):
-                continue
-            if _namespace_differs(item.body, row):
-                continue
-            if row_matches(item.body, row, model_defaults):
+            if str(row.get("generation_id")) not in taken and _could_be(item, row, defaults):
                 found[item.key] = row
-                taken.add(generation_id)
+                taken.add(str(row.get("generation_id")))
                 break
     return found
 
@@ -184,18 +175,28 @@ def unaccounted_rows(
     }
     timed = sorted((p for p in pending if p.submitted_at is not None), key=lambda p: p.submitted_at or 0.0)
     extra: dict[str, list[Mapping[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id")))):
+    for row in _oldest_first(rows):
         if str(row.get("generation_id")) in taken:
             continue
         for item in timed:
-            model_defaults = (defaults or {}).get(str(item.body.get("model")))
-            if _too_old(row, item.submitted_at) or _namespace_differs(item.body, row):
-                continue
-            if row_matches(item.body, row, model_defaults):
+            if _could_be(item, row, defaults):
                 extra.setdefault(item.key, []).append(row)
                 taken.add(str(row.get("generation_id")))
                 break
     return extra
+
+
+def _oldest_first(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(rows, key=lambda r: (r.get("enqueued_at") or 0, str(r.get("generation_id"))))
+
+
+def _could_be(
+    item: Pending, row: Mapping[str, Any], defaults: Mapping[str, Mapping[str, Any]] | None
+) -> bool:
+    """The row could be the generation `item` created: not too old, billed alike, echoing its request."""
+    if _too_old(row, item.submitted_at) or _namespace_differs(item.body, row):
+        return False
+    return row_matches(item.body, row, (defaults or {}).get(str(item.body.get("model"))))
 
 
 def _too_old(row: Mapping[str, Any], submitted_at: float | None) -> bool:

@@ -2,7 +2,7 @@
 before paid work, the branch head, its history, one file's bytes. Writes go through a workspace
 (`workspace_api`).
 
-Reads are retried as `retry.decide` says for idempotent calls.
+Reads are retried on transient failures (`OxenClient.with_retries`, `retry.retryable`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
-from batchgen.client.api import OxenClient
-from batchgen.errors import ApiStatusError, NotFound, ResponseLost, UsageError
+from batchgen.client.api import OxenClient, mapped_errors
+from batchgen.errors import ApiStatusError, NotFound, UsageError
 from batchgen.target import DeliveryTarget
 
 log = logging.getLogger(__name__)
@@ -162,7 +160,7 @@ class RepoApi:
 
         async def read() -> str | None:
             digest = hashlib.sha256()
-            try:
+            with mapped_errors("GET", path):
                 async with self.client.session.get(url, headers=self.client.auth_for(url)) as resp:
                     if resp.status == 404:
                         return None
@@ -170,8 +168,6 @@ class RepoApi:
                         raise ApiStatusError(resp.status, "GET", path, f"HTTP {resp.status}")
                     async for chunk in resp.content.iter_chunked(1 << 20):
                         digest.update(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise ResponseLost(f"GET {path}: {type(exc).__name__}") from exc
             return digest.hexdigest()
 
         return await self.client.with_retries(read, what=f"GET file {path}")

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from batchgen.journal.store import Journal
 
 SENDING, DELIVERED, UNSENT, FAILED = "sending", "delivered", "unsent", "failed"
 
-_COLUMNS = "path, sha256, state, commit_id, token, head, sent_at, error"
+_COLUMNS = "path, sha256, state, commit_id, token, head, sent_at, error"  # Delivery's fields, in order
 _UPSERT = (
     "INSERT INTO deliveries (target, path, sha256, state, commit_id, token, head, sent_at, error, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, path) DO UPDATE SET sha256=excluded.sha256,"
@@ -61,10 +61,11 @@ class DeliveryLedger:
         row = self._rows.get(path)
         return row is not None and row.state == DELIVERED and row.sha256 == sha256
 
-    def sending(self, files: Iterable[tuple[str, str]], token: str, head: str | None) -> None:
-        """Before a request: these (path, sha256) may be on the branch once it was sent."""
+    def sending(self, files: Iterable[tuple[str, str]], token: str, head: str | None) -> float:
+        """Before a request: these (path, sha256) may be on the branch once it was sent. The time."""
         now = time.time()
         self._write(Delivery(path, sha, SENDING, token=token, head=head, sent_at=now) for path, sha in files)
+        return now
 
     def delivered(self, files: Iterable[tuple[str, str]], commit_id: str | None) -> None:
         self._write(Delivery(path, sha, DELIVERED, commit_id=commit_id) for path, sha in files)
@@ -98,30 +99,7 @@ class DeliveryLedger:
         return f"workspaces to remove: {self.target}"
 
     def _write(self, rows: Iterable[Delivery]) -> None:
-        changed = list(rows)
-        now = time.time()
-        self._journal.write_rows(
-            _UPSERT,
-            [
-                (
-                    self.target,
-                    r.path,
-                    r.sha256,
-                    r.state,
-                    r.commit_id,
-                    r.token,
-                    r.head,
-                    r.sent_at,
-                    r.error,
-                    now,
-                )
-                for r in changed
-            ],
-        )
+        changed, now = list(rows), time.time()
+        self._journal.write_rows(_UPSERT, [(self.target, *astuple(row), now) for row in changed])
         for row in changed:
             self._rows[row.path] = row
-
-
-def ledger_targets(journal: Journal) -> list[str]:
-    """Every target the journal has deliveries for."""
-    return [str(row[0]) for row in journal.read_rows("SELECT DISTINCT target FROM deliveries ORDER BY 1")]

@@ -1,7 +1,7 @@
 """Local reference images made reachable by the model: uploaded once to an Oxen repository at a
 content-addressed path (or inlined as data: URIs), one upload per image however many jobs use it.
 
-An upload is a commit through a workspace, as delivery makes them (`delivery.commit_once`): any size,
+An upload is a commit through a workspace, as delivery makes them (`sinks.oxen.commit_once`, through the outbox): any size,
 journaled before it is sent, a lost answer looked up on the branch, and bytes already there (a
 retry after a lost answer, another manifest's upload) taken as uploaded."""
 
@@ -19,10 +19,11 @@ from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import UploadTarget
 from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
 from batchgen.journal.deliveries import DeliveryLedger
+from batchgen.journal.outbox import CannotTell
 from batchgen.journal.store import Journal
 from batchgen.manifest import LocalAsset
 from batchgen.sinks.oxen.batching import Batch, Outgoing
-from batchgen.sinks.oxen.commit_once import CannotTell, CommitOnce
+from batchgen.sinks.oxen.commit_once import CommitOnce
 from batchgen.sinks.oxen.staging import RepositoryRefused
 from batchgen.target import DeliveryTarget
 
@@ -137,17 +138,16 @@ class AssetPlacer:
                 None,
                 lambda token: f"batchgen: add reference image {repo_path} [batchgen:{token}]",
             )
+            if repo_path in outcome.delivered:
+                return
+            why = outcome.failed.get(repo_path) or outcome.stopped or "not uploaded"
         except RepositoryRefused as exc:
-            raise (
-                NotFound(404, "PUT", repo_path, str(exc)) if "404" in str(exc) else OSError(str(exc))
-            ) from exc
+            why = str(exc)
         except CannotTell as exc:
             raise OSError(f"cannot tell whether an earlier upload was made ({exc})") from exc
-        if repo_path not in outcome.delivered:
-            why = outcome.failed.get(repo_path) or outcome.stopped or "not uploaded"
-            if "404" in why or "not found" in why.lower():
-                raise NotFound(404, "PUT", repo_path, why)
-            raise OSError(why)
+        if "404" in why or "not found" in why.lower():
+            raise NotFound(404, "PUT", repo_path, why)
+        raise OSError(why)
 
 
 def _missing_target(target: UploadTarget) -> str:

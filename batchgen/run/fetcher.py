@@ -1,8 +1,9 @@
-"""Fetching results: download workers that turn a succeeded generation into a verified file at its path
-with its sidecar beside it, then hand it to the run's sinks. What to do when a download fails is decided here, from the policy
-in the run's options: refresh an expired URL, try the API's own origin once with the key, back off; and
-after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification, keep the last bytes in
-unverified/ and journal the job `unverified` (paid: never deleted, never fetched again by itself)."""
+"""Fetching results: download workers that turn a succeeded generation into a verified file at its path,
+its sidecar beside it, then hand it to the run's sinks. What to do when a download fails is decided
+here, from the policy in the run's options: refresh an expired URL, try the API's own origin once with
+the key, back off; and after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification,
+keep the last bytes in unverified/ and journal the job `unverified` (paid: never deleted, never fetched
+again by itself)."""
 
 from __future__ import annotations
 
@@ -27,14 +28,13 @@ from batchgen.errors import (
     DownloadExpired,
     DownloadStalled,
     StorageError,
-    Unauthenticated,
     UnverifiedKept,
 )
 from batchgen.journal.store import JobRecord
 from batchgen.logs import job_key
 from batchgen.planning import Job
 from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, accepted_unverified, unverified_reason
-from batchgen.retry import backoff
+from batchgen.retry import attempts
 from batchgen.run.context import RunContext
 from batchgen.rundir.landing import DirectorySync, Land
 from batchgen.rundir.layout import (
@@ -178,56 +178,53 @@ class Fetcher:
     async def _download(self, job: Job, record: JobRecord, final: Path, keep: Path, land: Land) -> Downloaded:
         """Download until verified, within the run's budget of tries: DownloadError when they are used
         up, UnverifiedKept when the last whole download allowed failed verification (bytes in `keep`)."""
-        ctx, key = self.ctx, job.key
+        ctx, key, policy = self.ctx, job.key, self.ctx.options.retry
         assert self.session is not None
+        tries = attempts(
+            policy,
+            limit=policy.download_attempts,
+            on=_retried,
+            what=f"the download of {job.label}",
+            sleep=asyncio.sleep,
+            rng=ctx.rng,
+            extra=job_key(key),
+        )
         with_key = False  # a result URL on the API's own origin that refused us gets one try with the key
-        last: Exception | None = None
-        attempts = ctx.options.retry.download_attempts
-        for attempt in range(1, attempts + 1):
-            url = ""
-            last_chance = self.corrupt[key] + 1 >= MAX_UNVERIFIED_DOWNLOADS
-            try:
-                if last_chance and _exists(keep):  # left by a crash: moved aside, never overwritten
-                    await asyncio.to_thread(set_aside_kept, ctx.run_dir, job.output_path, key)
-                url = ctx.urls.get(key) or await self._fresh_url(record)
-                return await fetch_result(
-                    self.session,
-                    url,
-                    final,
-                    media_type=job.media_type,
-                    read_timeout=ctx.options.timeouts.download_read_s,
-                    headers=ctx.client.auth_for(url) if with_key else None,
-                    land=land,
-                    dirs=self.dirs,
-                    keep_corrupt=keep if last_chance else None,
-                )
-            except UnverifiedKept:
-                raise
-            except DownloadExpired as exc:
-                last = exc
-                if not with_key and ctx.client.auth_for(url):
-                    with_key = True  # a private repository's file, perhaps: never sent to another host
-                    continue
-                with_key = False
-                ctx.urls.pop(key, None)
-            except (DownloadCorrupt, DownloadError, ApiError) as exc:
-                if isinstance(exc, Unauthenticated):
+        async for attempt in tries:
+            with attempt:
+                url = ""
+                last_chance = self.corrupt[key] + 1 >= MAX_UNVERIFIED_DOWNLOADS
+                try:
+                    if last_chance and _exists(keep):  # left by a crash: moved aside, never overwritten
+                        await asyncio.to_thread(set_aside_kept, ctx.run_dir, job.output_path, key)
+                    url = ctx.urls.get(key) or await self._fresh_url(record)
+                    return await fetch_result(
+                        self.session,
+                        url,
+                        final,
+                        media_type=job.media_type,
+                        read_timeout=ctx.options.timeouts.download_read_s,
+                        max_resumes=policy.download_resumes,
+                        headers=ctx.client.auth_for(url) if with_key else None,
+                        land=land,
+                        dirs=self.dirs,
+                        keep_corrupt=keep if last_chance else None,
+                    )
+                except DownloadExpired:
+                    # a private repository's file, perhaps (the key is never sent to another host)
+                    with_key = not with_key and bool(ctx.client.auth_for(url))
+                    if not with_key:
+                        ctx.urls.pop(key, None)
                     raise
-                if isinstance(exc, DownloadCorrupt):
+                except UnverifiedKept:
+                    raise
+                except DownloadCorrupt:
                     self.corrupt[key] += 1
-                if isinstance(exc, DownloadStalled):  # the host crawls: a fresh URL may lead elsewhere
+                    raise
+                except DownloadStalled:  # the host crawls: a fresh URL may lead elsewhere
                     ctx.urls.pop(key, None)
-                last = exc
-                log.info(
-                    "download of %s failed (%s), attempt %d of %d",
-                    job.label,
-                    exc,
-                    attempt,
-                    attempts,
-                    extra=job_key(key),
-                )
-                await asyncio.sleep(backoff(attempt, ctx.options.retry, ctx.rng))
-        raise DownloadError(f"{attempts} attempts failed, the last with: {last}")
+                    raise
+        raise DownloadError(f"{policy.download_attempts} attempts failed, the last with: {tries.error}")
 
     async def _keep_unverified(self, job: Job, record: JobRecord, kept: UnverifiedKept) -> None:
         """The last download allowed failed verification too: the job is `unverified`, its bytes kept
@@ -331,6 +328,14 @@ class Fetcher:
                 extra=job_key(job.key),
             )
         return None
+
+
+def _retried(error: Exception) -> bool | float:
+    """What the download loop tries again: an expired URL at once (refreshed, or with the key), any
+    other failed download or API call after the backoff; bytes kept as unverified never."""
+    if isinstance(error, DownloadExpired):
+        return 0.0
+    return isinstance(error, DownloadError | ApiError) and not isinstance(error, UnverifiedKept)
 
 
 def _exists(path: Path) -> bool:

@@ -1,6 +1,6 @@
-"""Submitting: the loop that carries out the scheduler's submit decisions, one POST per job journaled
-`submitting` first, and the reconcile that finds a submission whose answer was lost before it is sent
-again (the API has no idempotency key)."""
+"""Submitting: the loop that carries out the scheduler's submit decisions, one POST per job sent
+through the outbox (`journal.outbox`: journaled `submitting` first, a lost answer looked for before
+it is sent again), and the look at the provider's rows that finds a submission."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -21,11 +21,12 @@ from batchgen.client.reconcile import (
     search_scopes,
     unaccounted_rows,
 )
-from batchgen.errors import ApiError, HistoryUnreadable, Unauthenticated
+from batchgen.errors import ApiError, HistoryUnreadable
+from batchgen.journal.outbox import CannotTell, NotSent, Outbox
 from batchgen.journal.store import JobRecord
 from batchgen.logs import job_key
 from batchgen.planning import Job, canonical_json, resolve_request
-from batchgen.retry import Action, Verdict, backoff, decide
+from batchgen.retry import Action
 from batchgen.run import scheduler
 from batchgen.run.assets import AssetPlacer, AssetUnavailable
 from batchgen.run.context import RunContext
@@ -37,34 +38,36 @@ log = logging.getLogger(__name__)
 
 
 class Submitter:
-    """Submits the plan's jobs as the scheduler allows, and reconciles ambiguous submissions."""
+    """Submits the plan's jobs as the scheduler allows, and finds the ones whose answer was lost."""
 
     def __init__(self, ctx: RunContext, assets: AssetPlacer, tracker: Tracker) -> None:
         self.ctx = ctx
         self.assets = assets
         self.tracker = tracker  # a generation the submitter claims is the tracker's to follow
+        self.outbox: Outbox[str, Mapping[str, Any]] = Outbox(
+            self._look,
+            request_s=ctx.options.timeouts.request_s,
+            policy=ctx.client.retry_policy,
+            sleep=asyncio.sleep,
+            rng=ctx.rng,
+        )
         self._lock = asyncio.Lock()  # looks at the provider are serialised
         self._posts = itertools.count(1)  # a ticket per POST, in the order they are sent
         self._sent = 0  # the ticket of the last POST sent
         self._unanswered: dict[int, str] = {}  # ticket -> body of each POST not answered yet
-        self._looking: set[str] = set()  # jobs whose lost submissions are being (or about to be) looked for
         self.tasks: set[asyncio.Task[None]] = set()  # one per job being submitted (cancelled if a drain ends)
 
     # -- the loop --------------------------------------------------------------------------------
 
     async def submit_all(self, group: asyncio.TaskGroup, *, finished: Any) -> None:
-        """Reconcile what a crash left ambiguous, then submit until the scheduler says no more."""
+        """Look for what a crash left `submitting`, then submit until the scheduler says no more."""
         ctx, state = self.ctx, self.ctx.state
         ambiguous = [k for k in state.slots.held if ctx.record(k).state is JobState.SUBMITTING]
         try:
-            await self.reconcile(ambiguous, at_start=True)
-        except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
+            await self._resolve_leftovers(ambiguous)
+        except CannotTell as exc:
             log.error("cannot reconcile earlier submissions (%s); nothing new is sent until that works", exc)
-            for key in ambiguous:  # left `submitting` for the next run to reconcile
-                scheduler.release(state, key, JobState.SUBMITTING)
-            ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(len(ambiguous), exc))
+            self._unresolved(ambiguous, exc)
             return
         while not finished():
             state.pause.extend(ctx.client.throttle.until)
@@ -94,112 +97,103 @@ class Submitter:
 
     async def submit(self, key: str) -> None:
         ctx = self.ctx
-        job = ctx.jobs[key]
         try:
-            body = await self._request_body(job)
+            body = await self._request_body(ctx.jobs[key])
         except AssetUnavailable as exc:
             ctx.release(key, JobState.FAILED, str(exc), error=str(exc))
             return
         sent = canonical_json(body)
-        attempt = 0
-        while True:
-            await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
-            if key in ctx.state.withdrawn:  # `batchgen cancel` came between dispatch and POST: never sent
-                ctx.release(key, JobState.PENDING, "not sent: cancelled")
-                return
-            now = time.time()
-            ctx.journal.transition(
+        try:
+            outcome = await self.outbox.send(
                 key,
-                JobState.SUBMITTING,
-                attempts=ctx.record(key).attempts + 1,
-                sent_request=sent,
-                submitted_at=now,
-                server_submitted_at=ctx.client.server_clock.to_server(now),  # what a reconcile compares
-                generation_id=None,
-                error=None,
+                partial(self._intend, key, sent),
+                partial(self._post, key, body, sent),
+                what=f"enqueue of {ctx.label(key)}",
+                extra=job_key(key),
+                not_sent=partial(self._not_created, key),
             )
-            await ctx.journal.durable()  # before the POST: after a crash, this job is looked for, not resent
-            try:
-                error = await self._post(key, body, sent)
-                if error is None:
-                    return
-                verdict = decide(
-                    error, attempt=attempt + 1, policy=ctx.client.retry_policy, rng=ctx.rng, idempotent=False
-                )
-                attempt += verdict.costs_attempt
-                if not await self._after_failed_post(key, error, verdict, attempt):
-                    return
-            except ApiError as exc:
-                if isinstance(exc, Unauthenticated):
-                    raise
-                # Could not even ask whether the POST took effect: leave the job `submitting`, so the
-                # next run reconciles it first, and stop sending more into an API that is down.
-                log.error(
-                    "cannot tell whether job %s was created (%s); stopping submissions",
-                    ctx.label(key),
-                    exc,
-                    extra=job_key(key),
-                )
-                scheduler.release(ctx.state, key, JobState.SUBMITTING)
-                ctx.stop(scheduler.StopReason.API_UNAVAILABLE, unresolved(1, exc))
-                return
+        except CannotTell as exc:
+            log.error(
+                "cannot tell whether job %s was created (%s); stopping submissions",
+                ctx.label(key),
+                exc,
+                extra=job_key(key),
+            )
+            self._unresolved([key], exc)
+            return
+        if isinstance(outcome, NotSent):
+            self._not_sent(key, outcome)
 
-    async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> ApiError | None:
-        """One enqueue; the error when it failed. The generation is claimed (or, the answer lost, the
-        job is being looked for) before a reconcile that listed rows while it was unanswered matches
-        them (`_answered`), so two replicas never adopt one row."""
+    def _unresolved(self, keys: list[str], exc: CannotTell) -> None:
+        """Whether these jobs' POSTs took effect could not even be asked: they stay `submitting`, for
+        the next run to look for first, nothing more is sent into an API that is down, and the closing
+        words say what failed and what it means."""
+        for key in keys:
+            scheduler.release(self.ctx.state, key, JobState.SUBMITTING)
+        jobs, they = ("1 job", "it stays") if len(keys) == 1 else (f"{len(keys)} jobs", "they stay")
+        error = exc.error
+        why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
+        self.ctx.stop(
+            scheduler.StopReason.API_UNAVAILABLE,
+            f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
+            "never sent again before it is found or ruled out: run the same command again to look again.",
+        )
+
+    async def _intend(self, key: str, sent: str) -> float | None:
+        """Journal `submitting` with the exact body, durably: after a crash the job is looked for, not
+        sent again. The time it is sent; None when `batchgen cancel` came between dispatch and POST."""
+        ctx = self.ctx
+        await ctx.client.throttle.wait_clear()  # wait out a 429 pause before journaling `submitting`
+        if key in ctx.state.withdrawn:
+            ctx.release(key, JobState.PENDING, "not sent: cancelled")
+            return None
+        now = time.time()
+        ctx.journal.transition(
+            key,
+            JobState.SUBMITTING,
+            attempts=ctx.record(key).attempts + 1,
+            sent_request=sent,
+            submitted_at=now,
+            server_submitted_at=ctx.client.server_clock.to_server(now),  # what a look compares
+            generation_id=None,
+            error=None,
+        )
+        await ctx.journal.durable()
+        return now
+
+    async def _post(self, key: str, body: Mapping[str, Any], sent: str) -> None:
+        """One enqueue. The generation is claimed (or, the answer lost, the job is being looked for)
+        before a look that listed rows while it was unanswered matches them (`_answered`), so two
+        replicas never adopt one row."""
         ticket = self._sent = next(self._posts)
         self._unanswered[ticket] = sent
         try:
             generation_ids = await self.ctx.client.enqueue(body)
-        except ApiError as exc:
-            return exc
         finally:
             del self._unanswered[ticket]
             self.ctx.notify()
         self.tracker.claim(key, generation_ids[0], JobState.QUEUED)
-        return None
 
-    async def _after_failed_post(self, key: str, error: ApiError, verdict: Verdict, attempt: int) -> bool:
-        """Carry the retry decision out; True to send the POST again."""
-        ctx = self.ctx
-        action = verdict.action
-        if action is Action.FATAL:
-            raise error
-        if action is Action.STOP_RUN:
+    async def _not_created(self, key: str, error: ApiError) -> None:
+        """Surely not created (a 429 is answered before anything is done; a refused connection sent
+        nothing): journaled before the wait, so a crash during it leaves nothing to look for."""
+        self.ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
+        await self.ctx.journal.durable()
+
+    def _not_sent(self, key: str, outcome: NotSent) -> None:
+        ctx, error = self.ctx, outcome.error
+        if outcome.action is Action.STOP_RUN:
             ctx.release(key, JobState.PENDING, "no credits", error=str(getattr(error, "detail", error)))
             ctx.stop(scheduler.StopReason.NO_CREDITS)
-            return False
-        if action is Action.REJECT_JOB:
+        elif outcome.action is Action.REJECT_JOB:
             ctx.release(key, JobState.INVALID, "rejected at enqueue", error=str(error))
-            return False
-        if action is Action.RETRY:
-            # Surely not created (a 429 is answered before anything is done; a refused connection sent
-            # nothing): journal that now, so a crash during the wait leaves nothing to reconcile.
-            ctx.journal.transition(key, JobState.PENDING, f"not created: {type(error).__name__}", error=None)
-            await ctx.journal.durable()  # before the wait: a crash during it leaves nothing to reconcile
-            if verdict.costs_attempt:
-                await asyncio.sleep(verdict.delay_s)
-            return True
-        if action is Action.LOOK_FIRST:
-            log.info(
-                "enqueue of %s may or may not have happened (%s): reconciling",
-                ctx.label(key),
-                error,
-                extra=job_key(key),
+        else:
+            ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
+            scheduler.requeue(ctx.state, key, front=True)
+            ctx.stop(
+                scheduler.StopReason.API_UNAVAILABLE,
+                f"the API kept failing ({error}): run the same command again to resume.",
             )
-            if await self.reconcile([key]):
-                return False
-            if attempt < ctx.client.retry_policy.request_attempts:  # surely not created: send it again
-                await asyncio.sleep(backoff(attempt, ctx.client.retry_policy, ctx.rng))
-                return True
-        ctx.release(key, JobState.PENDING, "enqueue kept failing", error="enqueue kept failing")
-        scheduler.requeue(ctx.state, key, front=True)
-        ctx.stop(
-            scheduler.StopReason.API_UNAVAILABLE,
-            f"the API kept failing ({error}): run the same command again to resume.",
-        )
-        return False
 
     async def _request_body(self, job: Job) -> dict[str, Any]:
         if not job.assets:
@@ -209,58 +203,39 @@ class Submitter:
 
     # -- finding lost submissions ----------------------------------------------------------------
 
-    async def reconcile(self, keys: Iterable[str], *, at_start: bool = False) -> bool:
-        """Find the provider's rows for submissions whose outcome we do not know.
+    async def _resolve_leftovers(self, keys: list[str]) -> None:
+        """Submissions a stopped run left `submitting`: adopted where found; the ones the provider
+        surely never made go back to pending, first in line."""
+        _, absent = await self.outbox.look_for(
+            {key: self.ctx.record(key).submitted_at or 0.0 for key in keys}
+        )
+        for key in absent:
+            self.ctx.release(key, JobState.PENDING, "not found at the provider")
+            scheduler.requeue(self.ctx.state, key, front=True)
 
-        Returns True when every key was resolved from what the provider has. Looks at once (a cut
-        answer: the server is done), and if anything is missing, looks again once every submission is
-        two request timeouts old, since a slow server or a gateway that answered 5xx may still be
-        creating the generation. Looks are serialised, and match only once every identical POST sent
-        before the rows were listed has been answered and claimed (or is known lost and being looked
-        for), so two replicas never adopt one row, nor take one another's as an extra take.
-        """
-        keys = list(keys)
-        self._looking.update(keys)  # before any await: a look under way keeps a row for each of them
-        try:
-            return await self._reconcile(keys, at_start=at_start)
-        finally:
-            self._looking.difference_update(keys)
-
-    async def _reconcile(self, keys: list[str], *, at_start: bool) -> bool:
+    async def _look(self, keys: list[str]) -> dict[str, Mapping[str, Any]]:
+        """One look at the provider's rows for these jobs' submissions; each row found is adopted at
+        once. Looks are serialised, and match only once every identical POST sent before the rows were
+        listed has been answered and claimed (or is known lost and being looked for), so two replicas
+        never adopt one row, nor take one another's as an extra take."""
         ctx = self.ctx
-        pending = [pending_submission(ctx.record(k), ctx.client.server_clock.offset) for k in keys]
-        for look in range(2):
-            if not pending:
-                return True
-            if look:  # on our clock: how long ago we sent it is ours to measure
-                sent = max(ctx.record(p.key).submitted_at or 0.0 for p in pending)
-                await asyncio.sleep(max(0.0, sent + 2 * ctx.options.timeouts.request_s - time.time()))
-            async with self._lock:
-                rows = await self._rows_for(pending)
-                # A row listed may be an identical POST's of ours whose answer was still on its way:
-                # matched only once that POST is answered and claimed, or known lost (`_looking`).
-                bodies, listed_after = {canonical_json(p.body) for p in pending}, self._sent
-                await ctx.wait_until(partial(self._answered, bodies, listed_after))
-                claimed = ctx.journal.claimed_generation_ids()
-                found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
-                for item in pending:
-                    if item.key in found:
-                        self._adopt_row(item.key, found[item.key])
-                # Rows we cannot rule out as ours, beyond the one adopted: fetched too (`takes`).
-                others = [
-                    pending_submission(ctx.record(k), ctx.client.server_clock.offset)
-                    for k in self._looking.difference(keys)
-                ]
-                extra = unaccounted_rows(
-                    pending, rows, claimed, found, ctx.plan.model_defaults, others=others
-                )
-                adopt_extra_takes(ctx, self.tracker, extra)
-            pending = [p for p in pending if p.key not in found]
-        if pending and at_start:  # still nothing, so the POST never reached the provider
-            for item in pending:
-                ctx.release(item.key, JobState.PENDING, "not found at the provider")
-                scheduler.requeue(ctx.state, item.key, front=True)
-        return not pending
+        offset = ctx.client.server_clock.offset
+        pending = [pending_submission(ctx.record(key), offset) for key in keys]
+        async with self._lock:
+            rows = await self._rows_for(pending)
+            # A row listed may be an identical POST's of ours whose answer was still on its way:
+            # matched only once that POST is answered and claimed, or known lost (`outbox.looking`).
+            bodies, listed_after = {canonical_json(p.body) for p in pending}, self._sent
+            await ctx.wait_until(partial(self._answered, bodies, listed_after))
+            claimed = ctx.journal.claimed_generation_ids()
+            found = match_submissions(pending, rows, claimed, ctx.plan.model_defaults)
+            for key, row in found.items():
+                self._adopt_row(key, row)
+            # Rows we cannot rule out as ours, beyond the one adopted: fetched too (`takes`).
+            others = [pending_submission(ctx.record(k), offset) for k in self.outbox.looking.difference(keys)]
+            extra = unaccounted_rows(pending, rows, claimed, found, ctx.plan.model_defaults, others=others)
+            adopt_extra_takes(ctx, self.tracker, extra)
+        return found
 
     async def _rows_for(self, pending: list[Pending]) -> list[Mapping[str, Any]]:
         """The provider's rows the pending submissions may be. A history that cannot be read back far
@@ -309,13 +284,3 @@ def pending_submission(record: JobRecord, offset: float | None) -> Pending:
     """A journaled submission to look for, timed on the provider's clock (`offset`: measured now)."""
     at = provider_time(record.server_submitted_at, record.submitted_at, offset)
     return Pending(record.key, record.sent_body() or {}, at)
-
-
-def unresolved(count: int, error: ApiError) -> str:
-    """The closing words for submissions that could not be looked for: what failed, and what it means."""
-    jobs, they = ("1 job", "it stays") if count == 1 else (f"{count} jobs", "they stay")
-    why = str(error) if isinstance(error, HistoryUnreadable) else f"the API kept failing ({error})"
-    return (
-        f"whether {jobs} reached the provider cannot be told: {why}. {they.capitalize()} `submitting`, "
-        "never sent again before it is found or ruled out: run the same command again to look again."
-    )

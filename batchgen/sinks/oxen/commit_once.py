@@ -6,12 +6,10 @@ The protocol, per commit:
    (`batchgen-<token>`), so it is on disk before it exists;
 2. create the workspace on the branch, stage the files (small ones as `file` parts, each large one
    through the chunked version upload), all of which may be sent again (staging is an upsert);
-3. journal `sending` again (the moment the commit leaves), then commit once. After a lost answer the
-   branch's history is read for the token at once and again when a server still busy with the
-   commit would have finished; not there and the workspace still there: commit again; not there and
-   the workspace gone: stage again into a new one. A 422 "no changes" means the bytes are on the
-   branch already: each file's sha256 there confirms it. A 409 "workspace is behind" stages again
-   into a new workspace on the new head.
+3. commit through the outbox (`journal.outbox`), a lost answer looked for by the token on the
+   branch; surely not made and the workspace gone: stage again into a new one. A 422 "no changes"
+   means the bytes are on the branch already: each file's sha256 there confirms it. A 409
+   "workspace is behind" stages again into a new workspace on the new head.
 
 Every workspace this creates is either committed (the server removes an unnamed one) or deleted; one
 whose delete failed is remembered in the journal and deleted by the next process. No other
@@ -25,7 +23,6 @@ import functools
 import logging
 import random
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +31,17 @@ from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
-from batchgen.retry import Action, backoff, decide
+from batchgen.journal.outbox import CannotTell, Found, Outbox
+from batchgen.retry import attempts
 from batchgen.sinks.oxen.batching import Batch, Outgoing, workspace_id
-from batchgen.sinks.oxen.resolve import files_on_branch, find_tokens
+from batchgen.sinks.oxen.resolve import find_commits
 from batchgen.sinks.oxen.staging import RepositoryRefused, Stager, WorkspaceGone
 
 log = logging.getLogger(__name__)
 
 
-class CannotTell(Exception):
-    """Whether a commit whose answer was lost was made cannot be found out now (the history cannot
-    be read): its files stay `sending` and its workspace stays, for the next process to look."""
+class StageAgain(Exception):
+    """The branch moved under a batch, or its workspace vanished: stage what is left on a new one."""
 
 
 @dataclass(slots=True)
@@ -77,155 +74,136 @@ class CommitOnce:
     ) -> None:
         self.api, self.ledger = api, ledger
         self.stager = Stager(api, run_dir, request_s=request_s)
-        self.request_s, self.policy, self._sleep = request_s, policy, sleep
+        self.policy, self._sleep = policy, sleep
         self._rng = random.Random()
+        self.outbox: Outbox[str, str] = Outbox(
+            self._look, request_s=request_s, policy=policy, sleep=sleep, rng=self._rng
+        )
 
     # -- one batch -----------------------------------------------------------------------------
 
     async def send(self, batch: Batch, head: str | None, message: Callable[[str], str]) -> Outcome:
         """Stage and commit `batch` until it lands, is refused, or the repository is given up on."""
-        outcome, items, attempt = Outcome(), list(batch.items), 0
-        while items:
-            token = secrets.token_hex(6)
-            ws = workspace_id(token)
-            self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
-            try:
-                await self.stager.with_retries(
-                    functools.partial(self.api.create, ws), what="creating a workspace"
-                )
-                refused = await self.stager.stage(ws, items)
-                self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
-                items = [i for i in items if i.repo_path not in refused]
-                if not items:
+        outcome, items = Outcome(), list(batch.items)
+        tries = attempts(
+            self.policy,
+            limit=self.policy.request_attempts,
+            on=lambda error: isinstance(error, StageAgain),
+            what="a delivery",
+            sleep=self._sleep,
+        )
+        async for attempt in tries:
+            with attempt:
+                token = secrets.token_hex(6)
+                ws = workspace_id(token)
+                self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
+                try:
+                    await self.stager.with_retries(
+                        functools.partial(self.api.create, ws), what="creating a workspace"
+                    )
+                    refused = await self.stager.stage(ws, items)
+                    self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
+                    items = [i for i in items if i.repo_path not in refused]
+                    if not items:
+                        await self._discard(ws)
+                        break
+                    done = await self._commit(ws, token, _pairs(items), message(token), head)
+                except WorkspaceGone:
+                    done = None
+                except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
+                    why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
+                    outcome.failed.update({i.repo_path: why for i in items})
+                    outcome.stopped = f"cannot tell whether a commit was made ({exc})"
+                    return outcome
+                except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
+                    if isinstance(exc, Unauthenticated):
+                        raise
+                    why = (
+                        str(exc)
+                        if isinstance(exc, RepositoryRefused)
+                        else f"the repository kept failing: {exc}"
+                    )
+                    # The workspace goes before the rows leave `sending`: a kill in between still finds it.
                     await self._discard(ws)
-                    break
-                self.ledger.sending(_pairs(items), token, head)  # the commit leaves now
-                done = await self._commit(ws, token, _pairs(items), message(token))
-            except WorkspaceGone:
-                done = None
-            except CannotTell as exc:  # left `sending`, its workspace kept: the next run looks
-                why = f"cannot tell whether it was committed ({exc}); the next run looks before sending"
-                outcome.failed.update({i.repo_path: why for i in items})
-                outcome.stopped = f"cannot tell whether a commit was made ({exc})"
-                break
-            except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
-                if isinstance(exc, Unauthenticated):
-                    raise
-                why = (
-                    str(exc) if isinstance(exc, RepositoryRefused) else f"the repository kept failing: {exc}"
-                )
-                await self._discard(ws)  # before the rows leave `sending`: a kill in between still finds it
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
-                outcome.stopped = why
-                break
-            if done is not None:
-                outcome.delivered.update(done.delivered)
-                outcome.commit_id = done.commit_id or outcome.commit_id
-                outcome.files_sent += done.files_sent
-                items = [i for i in items if i.repo_path not in done.delivered]
-                if not items:
-                    break
-            attempt += 1
-            if attempt >= self.policy.request_attempts:
-                why = "the branch kept changing under these files, or the workspace kept disappearing"
-                self.ledger.unsent(_pairs(items))
-                self._refuse(outcome, items, {i.repo_path: why for i in items})
-                break
-            await self._sleep(backoff(attempt, self.policy, self._rng))
+                    self.ledger.unsent(_pairs(items))
+                    self._refuse(outcome, items, dict.fromkeys((i.repo_path for i in items), why))
+                    outcome.stopped = why
+                    return outcome
+                if done is not None:
+                    outcome.delivered.update(done.delivered)
+                    outcome.commit_id = done.commit_id or outcome.commit_id
+                    outcome.files_sent += done.files_sent
+                    items = [i for i in items if i.repo_path not in done.delivered]
+                if items:  # the branch moved, or the workspace vanished: again, on a new workspace
+                    raise StageAgain(f"{len(items)} file(s) to stage again")
+        if items:
+            why = "the branch kept changing under these files, or the workspace kept disappearing"
+            self.ledger.unsent(_pairs(items))
+            self._refuse(outcome, items, {i.repo_path: why for i in items})
         return outcome
 
     def _refuse(self, outcome: Outcome, items: Sequence[Outgoing], why: dict[str, str]) -> None:
-        if items:
-            for item in items:
-                self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
-                outcome.failed[item.repo_path] = why[item.repo_path]
+        for item in items:
+            self.ledger.failed([(item.repo_path, str(item.sha256))], why[item.repo_path])
+            outcome.failed[item.repo_path] = why[item.repo_path]
 
     # -- the commit ----------------------------------------------------------------------------
 
     async def _commit(
-        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str
+        self, ws: str, token: str, pairs: list[tuple[str, str]], message: str, head: str | None
     ) -> Outcome | None:
-        """Commit the workspace once (and again only when it surely was not made). An Outcome with
-        what landed; None when the batch must be staged again (conflict, workspace gone)."""
-        attempt = 0
-        while True:
-            try:
-                commit_id = await self.api.commit(ws, message)
-            except ApiStatusError as exc:
-                if is_no_changes(exc):
-                    return await self._already_there(ws, pairs)
-                if exc.status == 409:  # a staged file changed on the branch since the workspace began
-                    log.info("the branch moved under %s (%s): staging again on its new head", ws, exc.detail)
-                    await self._discard(ws)
-                    self.ledger.unsent(pairs)
-                    return None
-                if isinstance(exc, Unauthenticated):
-                    raise
-                refused = exc.status in (400, 403) or (
-                    isinstance(exc, NotFound) and not is_workspace_gone(exc)
-                )
-                if refused:
-                    raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
-                if not isinstance(exc, NotFound) and exc.status < 500 and exc.status not in (408, 429):
-                    raise
-                error: ApiError = exc
-            except ApiError as exc:
-                error = exc
-            else:
-                return self._landed(pairs, commit_id)
-            found = await self._after_commit_error(ws, token, pairs, error, attempt)
-            if isinstance(found, Outcome) or found is None:
-                return found
-            attempt = found
+        """Commit the workspace through the outbox: once, and again only when it surely was not made.
+        An Outcome with what landed; None when the batch must be staged again (conflict, workspace
+        gone)."""
 
-    async def _after_commit_error(
-        self, ws: str, token: str, pairs: list[tuple[str, str]], error: ApiError, attempt: int
-    ) -> Outcome | int | None:
-        """What a failed commit means: an Outcome (found made), None (stage again), or the attempt
-        number to commit again with (surely not made, the workspace still there)."""
-        verdict = decide(error, attempt=attempt + 1, policy=self.policy, rng=self._rng, idempotent=False)
-        attempt += verdict.costs_attempt
-        if verdict.action is Action.RETRY:  # a 429, or nothing was sent
-            await self._sleep(verdict.delay_s if verdict.costs_attempt else 0.0)
-            return attempt
-        if verdict.action is not Action.LOOK_FIRST and not isinstance(error, NotFound):
-            raise error
-        log.info("a commit of %s may or may not have been made (%s): looking", ws, error)
-        try:
-            commit_id = await self._look(token, pairs, settle_at=time.time() + 2 * self.request_s)
-            still_there = commit_id is None and await self.api.get(ws) is not None
-        except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
-            raise CannotTell(str(exc)) from exc
-        if commit_id is not None:
+        async def intend() -> float:
+            return self.ledger.sending(pairs, token, head)  # the commit leaves now
+
+        answer = await self.outbox.send(
+            token,
+            intend,
+            functools.partial(self._commit_request, ws, message),
+            what=f"a commit of {ws}",
+            lost=(NotFound,),  # the workspace gone: the commit may have been made (and removed it)
+            again=functools.partial(self._still_there, ws),
+        )
+        if isinstance(answer, str):
+            return self._landed(pairs, answer)
+        if isinstance(answer, Found):
             await self._discard(ws)
-            return self._landed(pairs, commit_id)
-        if not still_there:
-            self.ledger.unsent(pairs)
-            return None
-        if attempt >= self.policy.request_attempts:
-            raise error
-        await self._sleep(backoff(attempt, self.policy, self._rng))
-        return attempt
-
-    async def _look(self, token: str, pairs: list[tuple[str, str]], *, settle_at: float) -> str | None:
-        """The commit of a request whose answer was lost, or None when it surely was not made: looked
-        for at once and, if not found, again once a server still working on it would have finished."""
-        row = self.ledger.get(pairs[0][0]) if pairs else None
-        heads = [row.head if row is not None else None]
-        for look in range(2):
-            if look:
-                await self._sleep(max(0.0, settle_at - time.time()))
-            found = await find_tokens(self.api.repo, {token}, heads)
-            if token in found.commits:
-                return found.commits[token]
-            if not found.complete:
-                commit_id = await files_on_branch(self.api.repo, pairs)
-                if commit_id is not None:
-                    return commit_id
+            return self._landed(pairs, answer.value)
+        if isinstance(answer, ApiStatusError):
+            if is_no_changes(answer):
+                return await self._already_there(ws, pairs)
+            log.info("the branch moved under %s (%s): staging again on its new head", ws, answer.detail)
+            await self._discard(ws)
+        elif answer is not None and answer.sendable:
+            raise answer.error
+        self.ledger.unsent(pairs)
         return None
+
+    async def _commit_request(self, ws: str, message: str) -> str | ApiStatusError:
+        """The commit request: the commit's id, or an answer that made none (422 no changes; 409, a
+        staged file changed on the branch since the workspace began). A refusal of the repository
+        itself is RepositoryRefused; other failures are the outbox's to judge."""
+        try:
+            return await self.api.commit(ws, message)
+        except ApiStatusError as exc:
+            if is_no_changes(exc) or exc.status == 409:
+                return exc
+            if exc.status in (400, 403) or (isinstance(exc, NotFound) and not is_workspace_gone(exc)):
+                raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
+            raise
+
+    async def _still_there(self, ws: str) -> bool:
+        return await self.api.get(ws) is not None
+
+    async def _look(self, tokens: list[str]) -> dict[str, str]:
+        """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
+        journaled with them: token -> commit id, for the ones made."""
+        rows = [row for row in self.ledger.rows().values() if row.state == SENDING and row.token in tokens]
+        files = {token: [(row.path, row.sha256) for row in rows if row.token == token] for token in tokens}
+        return await find_commits(self.api.repo, files, {row.head for row in rows})
 
     async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
         """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
@@ -273,51 +251,36 @@ class CommitOnce:
     # -- what a killed process left ------------------------------------------------------------
 
     async def resolve_earlier(self, message: Callable[[str, int], str]) -> None:
-        """Commits a killed process left `sending`: found on the branch (delivered), finished (its
-        workspace committed with what it had staged), or known not made (unsent, sent again by the
-        sweep). Workspaces whose removal failed are removed. Raises ApiError when it cannot tell."""
+        """Commits a killed process left `sending`, looked for through the outbox: found on the branch
+        (delivered), finished (its workspace committed with what it had staged), or known not made
+        (unsent, sent again by the sweep). Workspaces whose removal failed are removed. Raises
+        CannotTell, or ApiError when a workspace cannot be read."""
         await self.remove_remembered()
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING]
-        if not rows:
-            return
-        tokens = {str(row.token) for row in rows}
-        settle_at = max(row.sent_at or 0.0 for row in rows) + 2 * self.request_s
-        found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
-        if found.complete and found.commits.keys() < tokens and time.time() < settle_at:
-            await self._sleep(settle_at - time.time())
-            found = await find_tokens(self.api.repo, tokens, {row.head for row in rows})
-        for token in sorted(tokens):
+        sent: dict[str, float] = {}
+        for row in rows:
+            sent[str(row.token)] = max(sent.get(str(row.token), 0.0), row.sent_at or 0.0)
+        found, _ = await self.outbox.look_for(sent)
+        for token in sorted(sent):
             group = [row for row in rows if row.token == token]
-            await self._resolve_one(token, group, found.commits.get(token), found.complete, message)
-        log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(tokens))
+            await self._resolve_one(token, group, found.get(token), message)
+        if rows:
+            log.info("resolved %d file(s) of %d earlier commit(s)", len(rows), len(sent))
 
     async def _resolve_one(
-        self,
-        token: str,
-        group: list[Delivery],
-        commit_id: str | None,
-        complete: bool,
-        message: Callable[[str, int], str],
+        self, token: str, group: list[Delivery], commit_id: str | None, message: Callable[[str, int], str]
     ) -> None:
         pairs = [(row.path, row.sha256) for row in group]
-        if commit_id is None and not complete:
-            commit_id = await files_on_branch(self.api.repo, pairs)
         ws = workspace_id(token)
         if commit_id is not None:
             self.ledger.delivered(pairs, commit_id)
             await self._discard(ws)
             return
-        staged = await self.api.staged(ws)
-        if staged is None:
-            self.ledger.unsent(pairs)
-            return
-        ours = [(p, s) for p, s in pairs if p in staged]
-        if not ours:
+        staged = await self.api.staged(ws)  # None: the workspace is gone
+        ours = [(p, s) for p, s in pairs if p in (staged or ())]
+        if staged is not None and not ours:
             await self._discard(ws)
-        self.ledger.unsent([(p, s) for p, s in pairs if p not in staged])
-        if not ours:
-            return
-        log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
-        self.ledger.sending(ours, token, group[0].head)
-        if await self._commit(ws, token, ours, message(token, len(ours))) is None:
-            self.ledger.unsent(ours)
+        self.ledger.unsent([pair for pair in pairs if pair not in ours])
+        if ours:
+            log.info("committing %d file(s) a stopped run staged in %s", len(ours), ws)
+            await self._commit(ws, token, ours, message(token, len(ours)), group[0].head)

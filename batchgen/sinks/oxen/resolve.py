@@ -1,4 +1,4 @@
-"""Finding out whether an upload took effect, by looking at the branch, never by sending it again.
+"""Finding out whether a commit took effect, by looking at the branch, never by sending it again.
 
 Each request's commit message carries its token, and the journal keeps the branch head known before
 it was sent; so the branch's history, read newest first back to that head, shows the commit if it
@@ -9,8 +9,7 @@ that far (it was rewritten, or is very long), each file's bytes on the branch ar
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 
 from batchgen.client.repos import RepoApi
 from batchgen.sinks.oxen.batching import token_of
@@ -20,37 +19,37 @@ log = logging.getLogger(__name__)
 MAX_HISTORY_PAGES = 50  # 5,000 commits back; further than that, hash the files instead
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    commits: dict[str, str]  # token -> commit id, for the requests that took effect
-    complete: bool  # the history was read back far enough: a token not found was never committed
-
-
-async def find_tokens(api: RepoApi, tokens: set[str], heads: Iterable[str | None]) -> Found:
-    """Read the branch's history newest first until every token is found, or every head (the branch's
-    head before each request) has been passed, or the history ends. A head of None (the repository
-    was empty) means the whole history."""
+async def find_commits(
+    api: RepoApi, files: Mapping[str, Sequence[tuple[str, str]]], heads: Iterable[str | None]
+) -> dict[str, str]:
+    """Token -> commit id, for the requests (token -> the (path, sha256) it carries) that took effect.
+    The history is read newest first until every token is found, or every head (the branch's head
+    before each request; None: the repository was empty, the whole history) has been passed, or the
+    history ends; a token it does not reach back to is found by its files' bytes on the branch."""
     found: dict[str, str] = {}
     left = set(heads)
     for page in range(1, MAX_HISTORY_PAGES + 1):
         history = await api.history(page)
         for commit in history.commits:
             token = token_of(commit.message)
-            if token in tokens:
+            if token is not None and token in files:
                 found[token] = commit.id
             left.discard(commit.id)
-            if found.keys() >= tokens or not left:
-                return Found(found, True)
+            if found.keys() >= files.keys() or not left:
+                return found
         if history.last:
-            return Found(found, True)
+            return found
     log.info("the branch's history is longer than %d pages: looking at the files instead", MAX_HISTORY_PAGES)
-    return Found(found, False)
+    for token in sorted(files.keys() - found.keys()):
+        commit_id = await files_on_branch(api, files[token])
+        if commit_id is not None:
+            found[token] = commit_id
+    return found
 
 
-async def files_on_branch(api: RepoApi, files: Iterable[tuple[str, str]]) -> str | None:
+async def files_on_branch(api: RepoApi, pairs: Sequence[tuple[str, str]]) -> str | None:
     """When every (path, sha256) is on the branch with exactly those bytes: the commit that last
     changed the first of them (the request's, or an earlier identical one); else None."""
-    pairs = list(files)
     for path, sha256 in pairs:
         if await api.file_sha256(path) != sha256:
             return None

@@ -24,6 +24,7 @@ from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError
 from batchgen.journal.deliveries import DeliveryLedger
+from batchgen.journal.outbox import CannotTell
 from batchgen.sinks.oxen.batching import (
     MAX_BATCH_BYTES,
     MAX_BATCH_FILES,
@@ -32,7 +33,7 @@ from batchgen.sinks.oxen.batching import (
     commit_message,
     plan_batches,
 )
-from batchgen.sinks.oxen.commit_once import CannotTell, CommitOnce, Outcome
+from batchgen.sinks.oxen.commit_once import CommitOnce, Outcome
 from batchgen.sinks.oxen.local_files import Unreadable, local_path, read_checked
 from batchgen.sinks.oxen.staging import RepositoryRefused
 

@@ -217,8 +217,8 @@ class Stager:
         return {} if item.repo_path in taken else {item.repo_path: "the repository did not take it"}
 
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
-        """A call that may be sent again, tried as `retry.decide` says; a vanished workspace is
-        WorkspaceGone, a refusal of the repository itself RepositoryRefused."""
+        """A call that may be sent again, tried again on transient failures (`OxenClient.with_retries`);
+        a vanished workspace is WorkspaceGone, a refusal of the repository itself RepositoryRefused."""
         try:
             return await self.api.client.with_retries(call, what=what)
         except ApiStatusError as exc:
