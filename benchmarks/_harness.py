@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import multiprocessing as mp
 import shutil
@@ -255,43 +256,91 @@ class PollingClient:
 # -- the emulator in a child process ---------------------------------------------------------------
 
 
+QUEUE_POST = "POST /api/ai/queue"
+
+
+class _Served:
+    """The child process's side of `EmulatorProcess`: answers each command sent over the pipe.
+
+    Every POST /api/ai/queue is kept as the gateway logged it (arrival time, then status and
+    Retry-After once answered), so the parent can time a client's first POST and its refills."""
+
+    def __init__(self, emu: Any) -> None:
+        self.emu = emu
+        self.posts: list[Any] = []  # LoggedRequest of every POST /api/ai/queue, in arrival order
+        self.mark = 0  # first_post() looks at the POSTs from this index on
+        emu.counters.listeners.append(self._heard)
+
+    def _heard(self, event: str, detail: Any) -> None:
+        if event == "request" and detail.route == QUEUE_POST:
+            self.posts.append(detail)
+
+    def answer(self, command: Any) -> Any:
+        name, args = (command[0], command[1:]) if isinstance(command, tuple) else (command, ())
+        emu = self.emu
+        if name == "snapshot":
+            return emu.counters.snapshot()
+        if name == "cpu":
+            return time.process_time()
+        if name == "records":
+            return [
+                (g.generation_id, g.status, g.enqueued_at, g.started_at, g.completed_at,
+                 emu.marks(g.generation_id))
+                for g in emu.generations()
+            ]  # fmt: skip
+        if name == "counts":
+            counters = emu.counters
+            return {
+                "requests": dict(counters.requests),
+                "sse_connections": counters.sse_connections,
+                "events_sent": counters.events_sent,
+                "generations_enqueued": counters.generations_enqueued,
+                "faults": dict(counters.faults),
+            }
+        if name == "mark_posts":
+            self.mark = len(self.posts)
+            return self.mark
+        if name == "first_post":
+            fresh = self.posts[self.mark :]
+            return (fresh[0].at if fresh else None), emu.counters.generations_enqueued
+        if name == "posts":
+            return [(r.at, r.status, r.retry_after) for r in self.posts]
+        if name == "set_faults":
+            emu.set_faults(**args[0])
+            return time.monotonic()  # the faults' epoch: a storm starts now
+        raise ValueError(f"unknown command {name!r}")
+
+
 def _serve(config: Any, conn: Connection) -> None:
-    """Child process: run one emulator until told to stop; answer 'snapshot' / 'marks' requests."""
+    """Child process: run one emulator until told to stop; answer the parent's commands."""
     from batchgen.emulator import run_emulator
+
+    # Rows that kill a client on purpose (first-post) leave answers half-written: not news.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         async with run_emulator(config) as emu:
+            served = _Served(emu)
             conn.send((emu.base_url, emu.api_key))
             while True:
                 command = await loop.run_in_executor(None, conn.recv)
-                if command == "snapshot":
-                    conn.send(emu.counters.snapshot())
-                elif command == "cpu":
-                    conn.send(time.process_time())
-                elif command == "records":
-                    conn.send(
-                        [
-                            (
-                                g.generation_id,
-                                g.status,
-                                g.enqueued_at,
-                                g.started_at,
-                                g.completed_at,
-                                emu.marks(g.generation_id),
-                            )
-                            for g in emu.generations()
-                        ]
-                    )
-                else:
+                if command == "stop":
                     conn.send(None)
                     return
+                try:
+                    conn.send(("ok", served.answer(command)))
+                except Exception as exc:  # the parent raises it
+                    conn.send(("error", repr(exc)))
 
     asyncio.run(main())
 
 
 class EmulatorProcess:
-    """`with EmulatorProcess(config) as emu:` an emulator in its own process (its own core and GIL)."""
+    """`with EmulatorProcess(config) as emu:` an emulator in its own process (its own core and GIL).
+
+    Times it reports (`first_post`, `posts`, `set_faults`, the marks in `records`) are
+    `time.monotonic()` readings of the child, comparable with this process's own."""
 
     def __init__(self, config: Any) -> None:
         self._config = config
@@ -311,18 +360,46 @@ class EmulatorProcess:
         self.base_url, self.api_key = self._conn.recv()
         return self
 
+    def _ask(self, command: Any) -> Any:
+        self._conn.send(command)
+        status, value = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"emulator process: {value}")
+        return value
+
     def snapshot(self) -> dict[str, Any]:
-        self._conn.send("snapshot")
-        return dict(self._conn.recv())
+        return dict(self._ask("snapshot"))
 
     def cpu_s(self) -> float:
         """CPU seconds the emulator process has used so far (all its threads)."""
-        self._conn.send("cpu")
-        return float(self._conn.recv())
+        return float(self._ask("cpu"))
 
     def records(self) -> list[Any]:
-        self._conn.send("records")
-        return list(self._conn.recv())
+        """(generation_id, status, enqueued_at, started_at, completed_at, marks) of every generation."""
+        return list(self._ask("records"))
+
+    def counts(self) -> dict[str, Any]:
+        """The small counters: requests per route, stream connections, events sent, faults injected."""
+        return dict(self._ask("counts"))
+
+    def mark_posts(self) -> None:
+        """From now on, `first_post` reports the first POST /api/ai/queue arriving after this call."""
+        self._ask("mark_posts")
+
+    def first_post(self) -> tuple[float | None, int]:
+        """When the first POST /api/ai/queue since `mark_posts` arrived (None: none yet), and the
+        generations enqueued so far."""
+        at, enqueued = self._ask("first_post")
+        return at, int(enqueued)
+
+    def posts(self) -> list[tuple[float, int | None, str | None]]:
+        """Every POST /api/ai/queue: (arrival, status or None, Retry-After or None)."""
+        return list(self._ask("posts"))
+
+    def set_faults(self, **changes: Any) -> float:
+        """Change the fault knobs now; returns the child's `time.monotonic()` right after (a 429
+        storm set this way starts then)."""
+        return float(self._ask(("set_faults", changes)))
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(OSError, EOFError):

@@ -2,6 +2,7 @@
 minimal ceiling script, each against a fresh emulator running in its own process.
 
 Run: python benchmarks/run.py [--quick] [--only ROW[,ROW...]] [--timeout S] [--tmp-dir DIR] [--keep]
+     python benchmarks/run.py --soak [--soak-minutes 60] [--soak-reconnect-minutes 10]   (the soak alone)
 
 Rows (name or number for --only):
   1 gen-2k    generations/s, 2,000 jobs, -j 64 --downloads 16, zero-latency emulator (time scale 0)
@@ -15,10 +16,22 @@ Rows (name or number for --only):
   7 latency   a generation finishing -> its result GET arriving, p50, from row 6's runs
   8 deliver   peak RSS of one run with a 300 MB result delivered to a repository (workspace, chunked
               upload) beside the same run without delivery
+Issue 19's rows (how fast it starts, resumes and keeps the slots full), each beside its reference:
+  9 help        `batchgen --help` vs `python -c pass`
+ 10 plan-10     `batchgen plan` of a 10-job manifest, offline, vs `python -c "import yaml, jsonschema"`
+ 11 first-post  spawn -> first POST arriving, 10,000 jobs, fresh and resuming a half-done run
+              (benchmarks/bench_start.py; beside benchmarks/ceiling.py's)
+ 12 rerun       rerun of an all-done 20,000-job run vs benchmarks/rerun_floor.py (expand and stat)
+ 13 makespan    makespan / the ideal schedule (benchmarks/ideal.py): C = 20, 200 jobs of 1-5 min
+              renders compressed 20x, a 429 storm and a dropped event stream (benchmarks/bench_makespan.py)
+ 14 refill      a generation finishing -> the POST that takes its slot, p95 (row 13's run)
+    soak        --soak only: RSS growth, CPU while waiting, requests per generation over a long run
+              (benchmarks/bench_soak.py)
 
 How it measures:
 - Every client is a subprocess (`python -m batchgen run ...`, `benchmarks/ceiling.py`,
-  `benchmarks/poller.py`), timed from spawn to exit; its own peak RSS comes from `os.wait4`.
+  `benchmarks/poller.py`), timed from spawn to exit; its own peak RSS comes from `os.wait4`. Rows that
+  watch a client while it runs (first-post, makespan, soak) spawn it directly and read /proc.
   Every subprocess is killed (its whole process group) after --timeout seconds.
 - The emulator runs in a child process (`_harness.EmulatorProcess`), a fresh one per client run, so
   its counters (requests per route) and timeline marks (finished, result requested) belong to one
@@ -43,7 +56,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,134 +63,42 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import _harness as h
 import aiohttp
+import bench_makespan
+import bench_soak
+import bench_start
 import yaml
+from _rows import (
+    HERE,
+    MB,
+    MIB,
+    PY,
+    SHOWN_BASE,
+    Proc,
+    Row,
+    compile_everything,
+    emulator_command,
+    four,
+    run_measured,
+)
 
 from batchgen.emulator import EmulatorConfig, LatencyConfig
 
-HERE = Path(__file__).resolve().parent
-PY = sys.executable
-SHOWN_BASE = "http://127.0.0.1:8765"  # the emulator's address in the printed commands
-MB = 1_000_000
-MIB = 1024 * 1024
 ZERO = EmulatorConfig(time_scale=0.0, account_concurrency=1_000_000)
 CLIENTS = ("batchgen", "poller", "ceiling", "ceiling+fsync")
-ROWS = ("gen-2k", "gen-10k", "rss", "plan", "download", "requests", "latency", "deliver")
+ROWS = (
+    "gen-2k", "gen-10k", "rss", "plan", "download", "requests", "latency", "deliver",
+    "help", "plan-10", "first-post", "rerun", "makespan", "refill",
+)  # fmt: skip
+SOAK = "soak"  # only with --soak
 POLL_S = 5.0  # the documented poller's interval, simulated seconds
 RENDER_SCALE = 0.01  # row 6: 1-5 min renders in 0.6-3 s
 RENDERS = LatencyConfig(queue_wait_median_seconds=3.0, video_render_median_seconds=165.0, latency_sigma=0.3)
-
-
-# -- running a measured subprocess -----------------------------------------------------------------
-
-
-def child_env() -> dict[str, str]:
-    """This environment without the API settings and proxies (everything here is 127.0.0.1). Clients
-    run from bytecode, as an installed package does, even where the shell sets PYTHONDONTWRITEBYTECODE."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OXEN_API_KEY", "OXEN_API_BASE", "PYTHONDONTWRITEBYTECODE") and "proxy" not in k.lower()
-    }
-    env.pop("PYTHONPYCACHEPREFIX", None)
-    return env
-
-
-def compile_everything() -> None:
-    """The client code, the emulator and the reference scripts compiled (into their __pycache__
-    directories) before anything is timed, so that no measured run pays for compiling."""
-    import batchgen
-
-    roots = (Path(batchgen.__file__).parent, HERE)
-    subprocess.run([PY, "-m", "compileall", "-q", *map(str, roots)], env=child_env(), check=False)
-
-
-@dataclass(frozen=True)
-class Proc:
-    command: tuple[str, ...]
-    returncode: int
-    timed_out: bool
-    wall_s: float
-    peak_rss_kib: int  # the process's own peak (with its waited-for children), from wait4
-    cpu_s: float  # its user + system CPU time (all threads), from wait4
-    started_wall: float  # time.time() at spawn
-    finished_mono: float  # time.monotonic() at exit
-    stdout: Path
-    stderr: str  # the last 4,000 characters
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-    def failure(self) -> str:
-        why = "timed out" if self.timed_out else f"exit {self.returncode}"
-        return f"{why}: {self.stderr.strip()[-600:]}"
-
-    def last_line(self) -> str:
-        with open(self.stdout, "rb") as file:
-            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
-            lines = file.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else ""
-
-
-def run_measured(command: Sequence[str], *, timeout_s: float, cwd: Path, stdout: Path) -> Proc:
-    """Run `command` through `_measure.py` in its own process group; kill the group after `timeout_s`."""
-    result = stdout.with_name(stdout.name + ".measure.json")
-    result.unlink(missing_ok=True)
-    wrapped = [PY, "-I", "-S", str(HERE / "_measure.py"), str(result), *command]
-    timed_out = False
-    with open(stdout, "wb") as out, tempfile.TemporaryFile() as err:
-        started_wall, started = time.time(), time.monotonic()
-        child = subprocess.Popen(
-            wrapped,
-            cwd=cwd,
-            env=child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        try:
-            child.wait(timeout=timeout_s)
-        except BaseException as exc:  # the timeout, or Ctrl-C: do not leave the group running
-            timed_out = isinstance(exc, subprocess.TimeoutExpired)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            if not timed_out:
-                raise
-        finished = time.monotonic()
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")[-4000:]
-    try:
-        m = json.loads(result.read_text())
-        result.unlink()
-    except (OSError, ValueError):  # killed before it could write
-        m = {
-            "returncode": child.returncode,
-            "started_wall": started_wall,
-            "started": started,
-            "finished": finished,
-            "peak_rss_kib": 0,
-            "cpu_s": 0.0,
-        }
-    return Proc(
-        tuple(command),
-        int(m["returncode"]),
-        timed_out,
-        m["finished"] - m["started"],
-        int(m["peak_rss_kib"]),
-        float(m["cpu_s"]),
-        float(m["started_wall"]),
-        float(m["finished"]),
-        stdout,
-        stderr,
-    )
 
 
 # -- the clients against the emulator -----------------------------------------------------------
@@ -240,17 +160,6 @@ class ClientRun:
         )
 
 
-def emulator_command(config: EmulatorConfig) -> str:
-    """The `python -m batchgen.emulator` command line of a config (flags that differ from defaults)."""
-    flags = ["--port", SHOWN_BASE.rsplit(":", 1)[1]]
-    for obj, default in ((config, EmulatorConfig()), (config.latency, LatencyConfig())):
-        for item in fields(obj):
-            value = getattr(obj, item.name)
-            if "help" in item.metadata and item.name != "port" and value != getattr(default, item.name):
-                flags += [f"--{item.name.replace('_', '-')}", str(value)]
-    return shlex.join(["python", "-m", "batchgen.emulator", *flags])
-
-
 class Bench:
     def __init__(self, work: Path, timeout_s: float, quick: bool) -> None:
         self.work = work
@@ -260,6 +169,9 @@ class Bench:
         self._runs: dict[tuple[str, str], ClientRun] = {}
         self._first_row: dict[tuple[str, str], str] = {}  # which row ran it first
         self.commands: dict[str, list[str]] = {}  # row key -> commands that reproduce it
+        self.cache: dict[str, Any] = {}  # what rows measured together share (makespan, refill)
+        self.soak_minutes = 60.0
+        self.soak_reconnect_minutes = 10.0
 
     def show(self, command: Sequence[str], base_url: str = "") -> str:
         """A command as printed: the emulator at SHOWN_BASE, paths relative to the work directory."""
@@ -411,23 +323,6 @@ class Bench:
 
 
 # -- rows ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    key: str
-    figure: str
-    cells: tuple[str, str, str, str]  # batchgen, poller, ceiling, ceiling + fsync
-    ratio: str
-    goal: str
-    met: bool | None  # None: could not be measured
-    notes: list[str] = field(default_factory=list)
-
-
-def four(cells: Sequence[str]) -> tuple[str, str, str, str]:
-    """The four client cells of a row (batchgen, poller, ceiling, ceiling + fsync)."""
-    a, b, c, d = cells
-    return a, b, c, d
 
 
 def throughput_scenario(jobs: int) -> Scenario:
@@ -782,7 +677,16 @@ def environment(work: Path) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = ("figure", "batchgen", "5 s poller", "ceiling", "ceiling+fsync", "ratio", "goal", "met")
+    header = (
+        "figure",
+        "batchgen",
+        "5 s poller",
+        "ceiling / reference",
+        "ceiling+fsync",
+        "ratio",
+        "goal",
+        "met",
+    )
     lines = [
         (r.figure, *r.cells, r.ratio, r.goal, {True: "yes", False: "no", None: "n/a"}[r.met]) for r in rows
     ]
@@ -800,12 +704,23 @@ BUILDERS: dict[str, Callable[[Bench], Row]] = {
     "requests": requests_row,
     "latency": latency_row,
     "deliver": deliver_row,
+    "help": bench_start.help_row,
+    "plan-10": bench_start.plan_small_row,
+    "first-post": bench_start.first_post_row,
+    "rerun": bench_start.rerun_row,
+    "makespan": bench_makespan.makespan_row,
+    "refill": bench_makespan.refill_row,
+    SOAK: bench_soak.soak_row,
 }
 
 
-def selected_rows(only: list[str] | None, quick: bool) -> list[str]:
+def selected_rows(only: list[str] | None, quick: bool, soak: bool = False) -> list[str]:
     if not only:
-        return [r for r in ROWS if not (quick and r == "gen-10k")]
+        return [SOAK] if soak else [r for r in ROWS if not (quick and r == "gen-10k")]
+    return [*_named_rows(only), *([SOAK] if soak else [])]
+
+
+def _named_rows(only: list[str]) -> list[str]:
     chosen = []
     for item in (part.strip() for text in only for part in text.split(",")):
         name = ROWS[int(item) - 1] if item.isdigit() and 1 <= int(item) <= len(ROWS) else item
@@ -836,12 +751,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tmp-dir", type=Path, help="where the work directory is made (default: the system's)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (inputs, stdout files)")
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="run the soak (alone, or beside the --only rows); never by default",
+    )
+    parser.add_argument(
+        "--soak-minutes", type=float, default=60.0, help="how long the soak runs (default 60)"
+    )
+    parser.add_argument(
+        "--soak-reconnect-minutes",
+        type=float,
+        default=10.0,
+        help="the soak's stream is cut this often (default 10)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = selected_rows(args.only, args.quick)
+    rows = selected_rows(args.only, args.quick, args.soak)
     work = Path(tempfile.mkdtemp(prefix="batchgen-bench-run-", dir=args.tmp_dir))
     started = time.monotonic()
     print(f"environment: {environment(work)}", flush=True)
@@ -849,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_everything()
     try:
         bench = Bench(work, args.timeout, args.quick)
+        bench.soak_minutes, bench.soak_reconnect_minutes = args.soak_minutes, args.soak_reconnect_minutes
         for key in rows:
             print(f"measuring {key} ...", file=sys.stderr, flush=True)
             results.append(BUILDERS[key](bench))

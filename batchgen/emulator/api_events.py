@@ -64,7 +64,9 @@ class _Stream:
                 return None
             await self._send(notice)
             limit = self._state.faults.config.sse_cut_after_events
-            if limit is not None and self._delivered >= limit:
+            if (
+                limit is not None and self._delivered >= limit
+            ) or self._state.faults.should_cut_stream_once():
                 return self._cut()
 
     async def _idle(self) -> None:

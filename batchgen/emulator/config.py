@@ -6,6 +6,7 @@ Each field carries its help text in ``metadata["help"]``; the CLI and the docs a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -68,6 +69,12 @@ class LatencyConfig:
     failure_delay_seconds: float = _knob(
         3.0, "Simulated seconds between a generation starting and failing on a broken model rule."
     )
+    render_seconds_pattern: str | None = _knob(
+        None,
+        "A regular expression with one group, searched in each request's prompt: where it matches, "
+        "the generation renders for exactly the group's number of simulated seconds instead of a "
+        "lognormal draw (per-job render times for benchmarks; unset = off).",
+    )
 
     def __post_init__(self) -> None:
         for name in ("queue_wait_median_seconds", "video_render_median_seconds"):
@@ -75,6 +82,18 @@ class LatencyConfig:
         _check_number(self, "image_render_median_seconds", high=86_400)
         _check_number(self, "failure_delay_seconds", high=86_400)
         _check_number(self, "latency_sigma", high=3.0)
+        self._check_pattern()
+
+    def _check_pattern(self) -> None:
+        pattern = self.render_seconds_pattern
+        if pattern is None:
+            return
+        try:
+            groups = re.compile(pattern).groups if isinstance(pattern, str) else 0
+        except re.error:
+            groups = 0
+        if groups != 1:
+            _fail(self, "render_seconds_pattern", "a regular expression with exactly one group")
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,11 @@ class FaultConfig:
     credits_exhaust_after_usd: float | None = _knob(
         None, "Treat the balance as zero once this many USD have been charged (credits run out)."
     )
+    sse_cut_once_after_events: int | None = _knob(
+        None,
+        "Close the /api/events connection abruptly once, when this many completion events have been "
+        "sent in total (over every connection); later connections are left alone.",
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -170,6 +194,7 @@ class FaultConfig:
         _check_int(self, "server_error_status", low=500, high=599)
         _check_positive(self, "sse_cut_every_seconds")
         _check_int(self, "sse_cut_after_events", low=1)
+        _check_int(self, "sse_cut_once_after_events", low=1)
         _check_positive(self, "download_bytes_per_second")
         self._check_routes("rate_limit_routes")
         self._check_routes("server_error_routes")

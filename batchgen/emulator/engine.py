@@ -6,8 +6,10 @@ Simulated seconds are multiplied by ``time_scale`` to get real delays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+import re
 from collections.abc import Callable
 
 from batchgen.emulator import rules
@@ -37,6 +39,8 @@ class Engine:
         self._faults, self._ledger, self._fetch = faults, ledger, fetch
         self._on_finished = on_finished
         self._rng = random.Random(f"latency-{config.seed}")
+        pattern = config.latency.render_seconds_pattern
+        self._fixed_render = re.compile(pattern) if pattern else None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
@@ -123,12 +127,22 @@ class Engine:
         if error is not None:
             self._schedule(gen, latency.failure_delay_seconds, lambda g: self._finish(g, error))
             return
+        self._schedule(gen, self._render_seconds(gen), lambda g: self._finish(g, None))
+
+    def _render_seconds(self, gen: Generation) -> float:
+        """The prompt's own render time when render_seconds_pattern finds one, else a lognormal draw."""
+        prompt = gen.request.get("prompt")
+        found = self._fixed_render.search(prompt) if self._fixed_render and isinstance(prompt, str) else None
+        if found:
+            with contextlib.suppress(ValueError, TypeError):  # a group that is not a number: draw instead
+                return max(0.0, float(found.group(1)))
+        latency = self._config.latency
         median = (
             latency.video_render_median_seconds
             if gen.media_type == "video"
             else latency.image_render_median_seconds
         )
-        self._schedule(gen, self._sample(median), lambda g: self._finish(g, None))
+        return self._sample(median)
 
     def _outcome(self, gen: Generation) -> str | None:
         """Why ``gen`` will fail, decided as it starts: credits, then model rules, then injected faults."""

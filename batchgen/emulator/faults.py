@@ -44,6 +44,7 @@ class FaultInjector:
         self._monotonic = monotonic
         self._config = config
         self._epoch = monotonic()
+        self._stream_cut_once = False  # sse_cut_once_after_events fired (kept when faults change)
 
     @property
     def config(self) -> FaultConfig:
@@ -121,6 +122,14 @@ class FaultInjector:
         if not self._roll(self._config.generation_failure_rate, "generation_failure"):
             return None
         return self._rng.choice(TRANSIENT_ERRORS)
+
+    def should_cut_stream_once(self) -> bool:
+        """Whether sse_cut_once_after_events is reached now, for the first (and only) time."""
+        after = self._config.sse_cut_once_after_events
+        if after is None or self._stream_cut_once or self._counters.events_sent < after:
+            return False
+        self._stream_cut_once = True
+        return True
 
     def count(self, kind: str) -> None:
         self._counters.faults[kind] += 1

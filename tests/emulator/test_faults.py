@@ -157,6 +157,24 @@ async def test_sse_cut_after_events(make_api: Any) -> None:
     assert api.emu.counters.faults["sse_cut"] == 1
 
 
+async def test_sse_cut_once_after_events(make_api: Any) -> None:
+    """sse_cut_once_after_events=2: the stream drops right after the second completion event, the
+    reconnected stream is never cut, and changing other faults does not re-arm it."""
+    api = await make_api(unrelated_event_every=0, faults=FaultConfig(sse_cut_once_after_events=2))
+    stream = await api.events()
+    await api.enqueue(image(num_generations=2))
+    await stream.completion()
+    await stream.completion()
+    with pytest.raises((aiohttp.ClientPayloadError, EOFError)):
+        await stream.completion()
+    api.emu.set_faults(rate_limit_rate=0.0)
+    again = await api.events()
+    await api.enqueue(image(num_generations=3))
+    statuses = [(await again.completion())["status"] for _ in range(3)]
+    assert statuses == ["succeeded"] * 3
+    assert api.emu.counters.faults["sse_cut"] == 1
+
+
 async def test_sse_cut_every_seconds(make_api: Any) -> None:
     """sse_cut_every_seconds drops each stream after that many real seconds, even when idle."""
     api = await make_api(faults=FaultConfig(sse_cut_every_seconds=0.1))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from batchgen.emulator import ManualClock
+from batchgen.emulator import LatencyConfig, ManualClock
 
 from .support import FLUX, KLING, SLOW_VIDEO, Api, image, video
 
@@ -85,6 +86,23 @@ async def test_lifecycle_queued_then_processing(make_api: Any) -> None:
     assert processing["status"] == "processing"
     assert isinstance(processing["started_at"], int)
     assert (processing["completed_at"], processing["result_url"], processing["error_message"]) == (None,) * 3
+
+
+async def test_render_seconds_pattern_sets_each_render_time(make_api: Any) -> None:
+    """With render_seconds_pattern, a prompt that carries its render time renders for exactly that
+    long (60 simulated s = 60 ms here); a prompt without one still gets the lognormal draw."""
+    latency = LatencyConfig(
+        queue_wait_median_seconds=0, video_render_median_seconds=86_400, latency_sigma=0.0,
+        render_seconds_pattern=r"render=(\d+)s",
+    )  # fmt: skip
+    api = await make_api(latency=latency)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    tagged = await api.enqueue_one(video("A dolly shot, render=60s"))
+    untagged = await api.enqueue_one(video("A dolly shot"))
+    await api.emu.wait_for_status(tagged, "succeeded")
+    assert loop.time() - began >= 0.06
+    assert api.emu.generation(untagged).status == "processing"
 
 
 async def test_lifecycle_ends_succeeded(api: Api) -> None:
