@@ -379,7 +379,7 @@ async def check_api_identity(
 
 
 def _options(manifest: Manifest, overrides: Mapping[str, Any], given: RunOptions | None) -> RunOptions:
-    """`given`, else the manifest's `run:`, `upload:` and `deliver:` settings; the caller's overrides on top."""
+    """`given`, else the manifest's `run:`, `upload:` and `deliver:`; the caller's overrides on top."""
     try:
         if given is None:
             upload = UploadTarget.from_manifest(manifest.upload) if manifest.upload else None

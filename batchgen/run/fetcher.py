@@ -101,9 +101,9 @@ class Fetcher:
         self._synced_at = time.monotonic()
 
     async def __aenter__(self) -> Fetcher:
-        limits = self.ctx.options.timeouts
+        timeouts = self.ctx.options.timeouts
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=limits.connect_s, sock_read=limits.download_read_s
+            total=None, connect=timeouts.connect_s, sock_read=timeouts.download_read_s
         )
         self.session = aiohttp.ClientSession(timeout=timeout)
         return self

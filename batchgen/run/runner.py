@@ -242,8 +242,10 @@ class Runner:
         """Tell the progress observer of each change (those of one turn of the loop at once)."""
         while True:
             await self.ctx.changed.wait()
-            self.ctx.changed.clear()  # the run's waiters clear it before they wait: none misses a change
             progress(self.stats)
+            # After the observer: a change it makes itself (a stop) does not wake it again at once. The
+            # run's waiters clear the event before they wait, so none of them misses a change for this.
+            self.ctx.changed.clear()
 
     async def _stop_when(self, stop: asyncio.Event) -> None:
         """Once `stop` is set: stop submitting, and end the drain when its time has run out."""

@@ -22,6 +22,7 @@ from batchgen.config import RetryPolicy, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.repos import StoredFile
+from batchgen.errors import Unauthenticated
 from batchgen.journal.deliveries import DELIVERED, SENDING, UNSENT, DeliveryLedger
 from batchgen.journal.store import Journal
 from batchgen.sinks.oxen import resolve
@@ -34,6 +35,7 @@ TARGET = DeliveryTarget(namespace="team", repo="campaigns", path="campaigns/spri
 MIB = 1024 * 1024
 REQUEST_S = 0.4  # lost answers are looked for again 2 x this later
 FAST_RETRY = RetryPolicy(initial_s=0.01, max_s=0.05, request_attempts=4)
+SENDER: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05}
 
 
 @dataclass
@@ -44,8 +46,9 @@ class Rig:
     api: RepoApi
 
     def sender(self, **changes: Any) -> Sender:
-        options: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05, **changes}
-        return Sender(self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **options)
+        return Sender(
+            self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **{**SENDER, **changes}
+        )
 
     def result(self, local: str, data: bytes) -> list[Outgoing]:
         path = self.run_dir / local
@@ -516,3 +519,20 @@ async def test_a_large_queue_is_read_and_sent_in_parts(rig: Rig, monkeypatch: py
     await deliver(sender, clips(rig, "hero", 5))
     assert [len(c.sent) for c in rig.made()] == [4, 4, 2]
     assert sender.progress() == (10, 10) and rig.received_twice() == []
+
+
+async def test_a_sending_loop_that_breaks_ends_by_itself_and_flush_raises_its_error(rig: Rig) -> None:
+    """A refused key (401) ends the loop without failing the TaskGroup it runs in (a delivery that
+    breaks never cuts short the run it delivers); `flush` raises the error, and nothing is committed."""
+    timeouts = Timeouts(request_s=REQUEST_S)
+    async with OxenClient(rig.emu.base_url, "not-the-key", timeouts=timeouts, retry=FAST_RETRY) as client:
+        sender = Sender(
+            RepoApi(client, TARGET), DeliveryLedger(rig.journal, "t"), rig.run_dir, "spring", **SENDER
+        )
+        async with asyncio.TaskGroup() as group:
+            loop = group.create_task(sender.run())
+            sender.put(clips(rig, "hero", 1))
+            with pytest.raises(Unauthenticated):
+                await sender.flush()
+            assert loop.done() and not loop.cancelled() and loop.exception() is None
+    assert rig.made() == []

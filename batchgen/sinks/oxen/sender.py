@@ -1,11 +1,11 @@
 """The delivery loop: files in, batched commits out.
 
 Files are queued as results finish; the loop (`run`, a task of the caller's TaskGroup) waits LINGER_S
-after the first one (or until a batch is full), then commits what it holds, one commit at a time (a repository takes one write at a time
-anyway), each through `commit_once.CommitOnce`: journaled before anything is sent, staged in a
-workspace, committed once, a lost answer looked up on the branch. A file the repository refuses is
-refused alone; a repository that refuses the delivery, or keeps failing, stops the delivery for this
-run (the journal keeps what is missing for `batchgen deliver`).
+after the first one (or until a batch is full), then commits what it holds, one commit at a time (a
+repository takes one write at a time anyway), each through `commit_once.CommitOnce`: journaled before
+anything is sent, staged in a workspace, committed once, a lost answer looked up on the branch. A file
+the repository refuses is refused alone; a repository that refuses the delivery, or keeps failing,
+stops the delivery for this run (the journal keeps what is missing for `batchgen deliver`).
 """
 
 from __future__ import annotations
