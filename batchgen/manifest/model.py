@@ -156,6 +156,4 @@ class Manifest:
     positions: Positions = field(repr=False)
     deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)
     problems: tuple[Problem, ...] = ()  # found by load_manifest, raised by build_plan with the plan's
-    refused_assets: frozenset[str] = (
-        frozenset()
-    )  # assets those problems are about (their jobs are not planned)
+    refused_assets: frozenset[str] = frozenset()  # the assets those problems are about

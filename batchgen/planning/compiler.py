@@ -4,14 +4,14 @@ Each value is compiled once per job spec; expanding a spec to many jobs then onl
 Problems that hold for every job (unknown variables or assets, syntax) are reported once, at compile
 time, and the fields they are in are `failed_fields` (the rest of the request is still checked);
 those that depend on a job's values (`{asset:$v}` naming no asset) raise `RenderError`. An asset
-the manifest's own checks refused is not reported again: the field naming it just fails.
+the manifest's own checks refused (`Manifest.refused_assets`) is not reported again by the compiler:
+the field naming it just fails.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +27,12 @@ __all__ = ["Compiled", "Compiler", "RenderError", "Renderer", "collect_strings"]
 class RenderError(Exception):
     """A template that only fails for some values (e.g. `{asset:$v}` where v names no asset)."""
 
-    def __init__(
-        self, source: PathTuple, message: str, hint: str | None = None, *, reported: bool = False
-    ) -> None:
+    def __init__(self, source: PathTuple, message: str, hint: str | None = None, *, name: Any = None) -> None:
         super().__init__(message)
         self.source = source
         self.message = message
         self.hint = hint
-        self.reported = reported  # already said by the manifest's checks: not a problem of its own
+        self.name = name  # the asset name looked for
 
 
 Renderer = Callable[[Vars], Any]
@@ -158,14 +156,14 @@ class Compiler:
     def _whole_asset(self, ref: AssetRef, source: PathTuple) -> Compiled:
         if not ref.via_var:
             return Compiled(_asset_value(self.assets[ref.name]))
-        var, assets, refused = ref.name, self.assets, self.refused
-        return Compiled(render=lambda v: _asset_value(_asset_by_var(assets, refused, var, v[var], source)))
+        var, assets = ref.name, self.assets
+        return Compiled(render=lambda v: _asset_value(_asset_by_var(assets, var, v[var], source)))
 
     def _joined(self, parts: tuple[Any, ...], source: PathTuple) -> Compiled:
         if not any(isinstance(p, AssetRef) and p.via_var for p in parts):
             fmt = "".join(_format_piece(p, self.assets) for p in parts)
             return Compiled(render=lambda v: fmt.format_map(v))
-        assets, refused = self.assets, self.refused
+        assets = self.assets
 
         def render(v: Vars) -> str:
             out = []
@@ -175,7 +173,7 @@ class Compiler:
                 elif isinstance(part, Var):
                     out.append(str(v[part.name]))
                 else:
-                    out.append(_embedded_url(assets, refused, part, v, source))
+                    out.append(_embedded_url(assets, part, v, source))
             return "".join(out)
 
         return Compiled(render=render)
@@ -216,22 +214,17 @@ def _embedded_local(name: str) -> tuple[str, str]:
     )
 
 
-def _asset_by_var(
-    assets: Mapping[str, Asset], refused: AbstractSet[str], var: str, value: Any, source: PathTuple
-) -> Asset:
+def _asset_by_var(assets: Mapping[str, Asset], var: str, value: Any, source: PathTuple) -> Asset:
     asset = assets.get(value) if isinstance(value, str) else None
-    if asset is None and value in refused:
-        raise RenderError(source, f"asset '{value}' could not be used", reported=True)
     if asset is None:
         hint = did_you_mean(str(value), assets) or "assets: " + (", ".join(assets) or "(none defined)")
-        raise RenderError(source, f"variable '{var}' is {json.dumps(value)}, which names no asset", hint)
+        message = f"variable '{var}' is {json.dumps(value)}, which names no asset"
+        raise RenderError(source, message, hint, name=value)
     return asset
 
 
-def _embedded_url(
-    assets: Mapping[str, Asset], refused: AbstractSet[str], ref: AssetRef, v: Vars, source: PathTuple
-) -> str:
-    asset = _asset_by_var(assets, refused, ref.name, v[ref.name], source)
+def _embedded_url(assets: Mapping[str, Asset], ref: AssetRef, v: Vars, source: PathTuple) -> str:
+    asset = _asset_by_var(assets, ref.name, v[ref.name], source)
     if isinstance(asset, LocalAsset):
         raise RenderError(source, *_embedded_local(asset.name))
     return asset.url

@@ -215,8 +215,8 @@ class _Planner(PlanProblems):
             v["model"] = model_id
             request = plan.request.value if plan.request.render is None else plan.request.render(v)
         except RenderError as exc:
-            if exc.reported:
-                return
+            if exc.name in self.manifest.refused_assets:
+                return  # the manifest's checks said what is wrong with that asset
             where = self.manifest.positions.at(exc.source)
             path = request_path(exc.source)
             top = path[0] if path and isinstance(path[0], str) else ""
