@@ -5,7 +5,8 @@ Reads the manifest, the CSV files it names and its local asset files; nothing el
 
 The stages, and what each runs on when an earlier one found problems:
 
-1. Reading and YAML: a problem here stops everything (nothing is left to check).
+1. Reading and YAML: an unreadable file or a syntax error stops everything (nothing is left to
+   check); the YAML's other problems (a duplicate key, a tag, a non-finite number) stop after 2.
 2. The JSON Schema and the checks it cannot express (names, assets, CSV files) run together on
    whatever the YAML gave.
 3. Planning (templates, the model, each request against the model's schema and rules, keys and
