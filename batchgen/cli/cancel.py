@@ -45,8 +45,8 @@ def add_cancel(commands: Commands) -> None:
         "A generation that finished meanwhile is kept. The next `batchgen run` submits the cancelled jobs "
         "again, as new, paid generations.",
         epilog=example(
-            "batchgen cancel outputs/spring-campaign --only product=lamp",
-            "cancel the lamp videos still rendering, whether or not the run is still going",
+            "batchgen cancel outputs/spring-campaign --only product=tote",
+            "cancel the tote videos still rendering, whether or not the run is still going",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchgen.errors import Problem
+
 __all__ = [
     "ASSET_PLACEHOLDER_PREFIX",
     "BUILTIN_VARS",
@@ -132,7 +134,10 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A loaded, structurally valid manifest. Plan it with `batchgen.planning.build_plan`."""
+    """A loaded manifest, structurally valid in what planning reads. Plan it with
+    `batchgen.planning.build_plan`, which raises `problems` (those load_manifest found that leave the
+    rest plannable: job specs with problems of their own are not in `jobs`, unusable assets are not
+    in `assets`) together with its own."""
 
     path: Path
     file: str  # the manifest's name as shown in problems
@@ -150,3 +155,5 @@ class Manifest:
     upload: Mapping[str, Any] | None
     positions: Positions = field(repr=False)
     deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)
+    problems: tuple[Problem, ...] = ()  # found by load_manifest, raised by build_plan with the plan's
+    refused_assets: frozenset[str] = frozenset()  # the assets those problems are about

@@ -217,7 +217,7 @@ def test_a_long_axis_mixing_text_and_numbers_with_a_late_duplicate_is_found_in_o
         + "]\n"
     )
     with pytest.raises(ManifestError) as caught:
-        ws.load(text)
+        ws.plan(text)
     (problem,) = caught.value.problems
     assert (problem.line, problem.field, problem.message) == (
         8,

@@ -139,4 +139,5 @@ jobs:
 """,
         files={"r.csv": "product,ratio\nmug,16:9\n"},
     )
-    assert len(errors) == 1 and errors[0].startswith("m.yaml:9:19: jobs[0] (hero, replica 0): aspect_ratio:")
+    assert len(errors) == 1 and errors[0].startswith("m.yaml:8:22: jobs[0] (hero, replica 0): aspect_ratio:")
+    assert errors[0].endswith("(this value of matrix ratio, used at m.yaml:9:19)")
