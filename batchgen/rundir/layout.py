@@ -1,7 +1,8 @@
 """The run directory's files: where results, `.part` downloads, sidecars and set-aside results live.
 
 The only moves and writes that touch them are here (atomic, never following a name out of the
-directory, never deleting a result); `ensure_inside` refuses any path that resolves outside it.
+directory, never deleting a result); `checked_path`, the one path check, refuses any path that is
+unsafe (`planning.paths.check_relative`) or leads through a symlink below the run directory.
 
 ```
 RUN_DIR/
@@ -94,15 +95,8 @@ def sidecar_path(final: Path) -> Path:
 
 
 def ensure_inside(root: Path, relative: str) -> Path:
-    """`root / relative`, resolved; raise UnsafePathError if it is unsafe or escapes `root` (symlinks too)."""
-    problem = check_relative(relative)
-    if problem:
-        raise UnsafePathError(f"output path {relative!r} {problem}")
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if target == base or not target.is_relative_to(base):
-        raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
-    return target
+    """`checked_path` under `root` resolved (the run directory itself may be reached through a symlink)."""
+    return checked_path(root.resolve(), relative)
 
 
 def checked_path(base: Path, relative: str, known_dirs: set[str] | None = None) -> Path:
