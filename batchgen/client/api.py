@@ -35,9 +35,11 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
-from batchgen.retry import attempts, parse_retry_after, retryable
+from batchgen.retry import DEFAULT_RETRY_AFTER_S, attempts, parse_retry_after, retryable
 
 T = TypeVar("T")
+#: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
+AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
 
 
 class Throttle:
@@ -202,7 +204,9 @@ class OxenClient:
                 if resp.status >= 400:
                     error = _status_error(resp.status, method, path, body, resp.headers)
                     if isinstance(error, RateLimited):
-                        self.throttle.pause(error.retry_after if error.retry_after is not None else 5.0)
+                        self.throttle.pause(
+                            error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
+                        )
                     raise error
                 return body
 
@@ -310,7 +314,7 @@ class OxenClient:
             "namespace": namespace,
             "name": repo,
             "description": description,
-            "user": {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"},
+            "user": AUTHOR,
         }
         try:
             await self.with_retries(
@@ -347,7 +351,9 @@ class OxenClient:
                 text = await resp.text()
                 error = _status_error(resp.status, "GET", "/api/events", _parse_json(text), resp.headers)
                 if isinstance(error, RateLimited):
-                    self.throttle.pause(error.retry_after if error.retry_after is not None else 5.0)
+                    self.throttle.pause(
+                        error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
+                    )
                 raise error
             yield resp
         finally:

@@ -21,7 +21,6 @@ from batchgen.target import DeliveryTarget
 log = logging.getLogger(__name__)
 
 HISTORY_PAGE_SIZE = 100  # the server's default page
-AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from batchgen.client.repos import AUTHOR, RepoApi
+from batchgen.client.api import AUTHOR
+from batchgen.client.repos import RepoApi
 from batchgen.errors import ApiStatusError, NotFound
 
 READ_PIECE = 1 << 20  # bytes read from disk at a time while a chunk is sent
