@@ -178,10 +178,12 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
         if key in timeouts and name in known
     }
     budget = run.get("budget_usd")
+    limits = {key: int(run[key]) for key in ("concurrency", "downloads") if key in run}  # else the defaults
+    retries = {"generation_retries": int(run["retries"])} if "retries" in run else {}
     return RunOptions(
-        limits=Limits(concurrency=int(run.get("concurrency", 8)), downloads=int(run.get("downloads", 4))),
+        limits=Limits(**limits),
         timeouts=Timeouts(**timeout_kwargs),
-        retry=RetryPolicy(generation_retries=int(run.get("retries", 2))),
+        retry=RetryPolicy(**retries),
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
     )
