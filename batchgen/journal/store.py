@@ -1,4 +1,5 @@
-"""The run journal: one SQLite file (WAL) per run directory, a row per job key, plus the run-directory lock.
+"""The run journal: one SQLite file (WAL) per run directory, a row per job key (the run-directory lock,
+`rundir.lock`, is re-exported here).
 
 Changes are group-committed: `transition` updates the in-memory mirror at once and queues the write;
 everything queued in one turn of the event loop is committed in one transaction at the end of that turn
