@@ -434,7 +434,8 @@ def test_the_template_regex_and_the_author_are_written_once() -> None:
 
 
 def test_a_429_without_retry_after_waits_the_one_default() -> None:
-    """Wherever a missing Retry-After is replaced by a wait, the wait is DEFAULT_RETRY_AFTER_S, not a number."""
+    """Wherever a missing Retry-After is replaced by a wait, it is DEFAULT_RETRY_AFTER_S (through
+    `RateLimited.wait_s`), never a number written in place."""
     literal = [
         f"{name}:{node.lineno}"
         for name, path in _client_modules().items()

@@ -35,7 +35,7 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
-from batchgen.retry import DEFAULT_RETRY_AFTER_S, attempts, parse_retry_after, retryable
+from batchgen.retry import attempts, parse_retry_after, retryable
 
 T = TypeVar("T")
 #: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
@@ -204,9 +204,7 @@ class OxenClient:
                 if resp.status >= 400:
                     error = _status_error(resp.status, method, path, body, resp.headers)
                     if isinstance(error, RateLimited):
-                        self.throttle.pause(
-                            error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
-                        )
+                        self.throttle.pause(error.wait_s)
                     raise error
                 return body
 
@@ -351,9 +349,7 @@ class OxenClient:
                 text = await resp.text()
                 error = _status_error(resp.status, "GET", "/api/events", _parse_json(text), resp.headers)
                 if isinstance(error, RateLimited):
-                    self.throttle.pause(
-                        error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
-                    )
+                    self.throttle.pause(error.wait_s)
                 raise error
             yield resp
         finally:
