@@ -165,7 +165,8 @@ class RunOptions:
 
 
 def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -> RunOptions:
-    """Build options from a manifest's validated `run:` mapping (CLI flags override later)."""
+    """Build options from a manifest's validated `run:` mapping (CLI flags override later); what it
+    does not set keeps the defaults of `Limits`, `Timeouts` and `RetryPolicy`."""
     timeouts = run.get("timeouts") or {}
     known = {f.name for f in fields(Timeouts)}
     timeout_kwargs = {
@@ -178,12 +179,10 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
         if key in timeouts and name in known
     }
     budget = run.get("budget_usd")
-    limits = {key: int(run[key]) for key in ("concurrency", "downloads") if key in run}  # else the defaults
-    retries = {"generation_retries": int(run["retries"])} if "retries" in run else {}
     return RunOptions(
-        limits=Limits(**limits),
+        limits=Limits(**{key: int(run[key]) for key in ("concurrency", "downloads") if key in run}),
         timeouts=Timeouts(**timeout_kwargs),
-        retry=RetryPolicy(**retries),
+        retry=RetryPolicy(**({"generation_retries": int(run["retries"])} if "retries" in run else {})),
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
     )

@@ -54,9 +54,8 @@ _BRANCH_LAST = r"[^\s@:\\%+?#~^\[*/\x00-\x1f\x7f-\x9f.]"
 _BRANCH_PART = rf"(?!-)(?!{_BRANCH_CHAR}*\.lock(?:/|$)){_BRANCH_CHAR}*{_BRANCH_LAST}"
 BRANCH_PATTERN = rf"^(?:{_BRANCH_PART}/)*{_BRANCH_PART}$"
 
-#: The tokens of the `{var}` template syntax: `{{`, `}}`, a field (group 1: its text), a lone brace. Its
-#: one copy is here, in a leaf, because the manifest's checks render delivery paths (`render_path`) and
-#: the manifest package sits below planning; planning.templates parses every other template with it.
+#: The `{var}` syntax's tokens: `{{`, `}}`, a field (group 1), a lone brace. In this leaf because manifest's
+#: checks render delivery paths and manifest sits below planning, whose templates parser uses it too.
 TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")

@@ -7,9 +7,8 @@ Syntax, inside any string of a manifest:
 - `{asset:$name}`  the URL of the asset whose name is the value of variable `name`
 - `{{` and `}}`    a literal `{` or `}`
 
-Anything else between braces, or a lone brace, is a syntax error. This module is the one parser (its
-tokens are `batchgen.target.TEMPLATE_TOKEN`, which delivery paths are read with too); rendering (which
-needs variables and assets) lives in `compiler.py` and `paths.py`.
+Anything else between braces, or a lone brace, is a syntax error. The one parser (its tokens:
+`target.TEMPLATE_TOKEN`, shared with delivery paths); rendering lives in `compiler.py` and `paths.py`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ The runner (`run/runner.py` and its parts) carries these decisions out. Nothing 
 clock or touches the network, a file or the journal: time is passed in, so every rule is a table test.
 
 Every limit on submitting is one kind of thing, a `Limit`, checked in one place (`next_submission`):
-the account's provider slots, the shared 429 pause, and the budget. Downloads are not a `Limit`: the
-runner starts `Limits.downloads` download workers.
+the account's provider slots, the shared 429 pause, and the budget (downloads: `Limits.downloads` workers).
 """
 
 from __future__ import annotations
