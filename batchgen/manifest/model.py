@@ -15,7 +15,6 @@ __all__ = [
     "BUILTIN_VARS",
     "DELIVER_DEFAULTS",
     "JOB_SETTINGS",
-    "RUN_DEFAULTS",
     "UPLOAD_DEFAULTS",
     "Asset",
     "JobSpec",
@@ -35,8 +34,6 @@ PathTuple = tuple[str | int, ...]
 BUILTIN_VARS = ("name", "replica", "index", "model", "key")
 #: Keys of a job spec that steer expansion; every other key is a request field.
 JOB_SETTINGS = frozenset({"name", "model", "vars", "matrix", "rows", "repeat", "num_generations"})
-#: What the `run:` settings default to (the manifest exposes only what it wrote).
-RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 2}
 #: What `upload:` keys default to (filled in when `upload:` is present).
 UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
 #: What `deliver:` keys default to (filled in when `deliver:` is present).

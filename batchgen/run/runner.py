@@ -1,8 +1,8 @@
 """The run shell: one TaskGroup that carries out the scheduler's decisions, with the event stream, the
 reconcile loop and the download workers, journaling each step before the next.
 
-Policy lives in pure modules (`scheduler`, `retry`, `overdue`, `reconcile`, `states`); the work is done by
-`startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext`.
+Policy lives in pure modules (`run.scheduler`, `retry`, `run.overdue`, `client.reconcile`, `states`); the
+work is done by `startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext`.
 """
 
 from __future__ import annotations

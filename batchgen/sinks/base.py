@@ -1,7 +1,7 @@
 """Where finished results go. Every result is first downloaded and verified into the run directory; then
 each sink of the run is handed the verified file with its metadata. The local sink writes the sidecar
-beside the file; another destination (an Oxen repository, object storage) is another class here, not an
-edit of the runner."""
+beside the file; another destination (an Oxen repository, in `sinks/oxen/`; object storage) is another
+`ResultSink`, not an edit of the runner."""
 
 from __future__ import annotations
 
