@@ -165,7 +165,8 @@ class RunOptions:
 
 
 def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -> RunOptions:
-    """Build options from a manifest's validated `run:` mapping (CLI flags override later)."""
+    """Build options from a manifest's validated `run:` mapping (CLI flags override later); what it
+    does not set keeps the defaults of `Limits`, `Timeouts` and `RetryPolicy`."""
     timeouts = run.get("timeouts") or {}
     known = {f.name for f in fields(Timeouts)}
     timeout_kwargs = {
@@ -179,9 +180,9 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
     }
     budget = run.get("budget_usd")
     return RunOptions(
-        limits=Limits(concurrency=int(run.get("concurrency", 8)), downloads=int(run.get("downloads", 4))),
+        limits=Limits(**{key: int(run[key]) for key in ("concurrency", "downloads") if key in run}),
         timeouts=Timeouts(**timeout_kwargs),
-        retry=RetryPolicy(generation_retries=int(run.get("retries", 2))),
+        retry=RetryPolicy(**({"generation_retries": int(run["retries"])} if "retries" in run else {})),
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
     )

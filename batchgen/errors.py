@@ -130,12 +130,21 @@ class NotFound(ApiStatusError):
     """404 from the API."""
 
 
+#: How long a 429 without a usable Retry-After has batchgen wait.
+DEFAULT_RETRY_AFTER_S = 5.0
+
+
 class RateLimited(ApiStatusError):
     """429: the server asked us to wait `retry_after` seconds (None when it did not say)."""
 
     def __init__(self, method: str, path: str, detail: str, retry_after: float | None) -> None:
         super().__init__(429, method, path, detail)
         self.retry_after = retry_after
+
+    @property
+    def wait_s(self) -> float:
+        """The wait asked for, or DEFAULT_RETRY_AFTER_S when the server did not say."""
+        return self.retry_after if self.retry_after is not None else DEFAULT_RETRY_AFTER_S
 
 
 class HistoryUnreadable(ApiError):

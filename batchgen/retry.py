@@ -37,8 +37,6 @@ from batchgen.errors import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_AFTER_S = 5.0  # a 429 without a usable Retry-After
-
 
 class Action(StrEnum):
     RETRY = "retry"  # surely not acted on (or idempotent): send it again after `delay_s`
@@ -65,8 +63,7 @@ def decide(
     if isinstance(error, InsufficientCredits):
         return Verdict(Action.STOP_RUN)
     if isinstance(error, RateLimited):  # answered before anything was done: not acted on, no attempt used
-        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
-        return Verdict(Action.RETRY, wait, costs_attempt=False)
+        return Verdict(Action.RETRY, error.wait_s, costs_attempt=False)
     if not _transient(error):
         return Verdict(Action.REJECT_JOB if not idempotent else Action.GIVE_UP)
     if not idempotent and not isinstance(error, ConnectFailed):
@@ -155,8 +152,7 @@ class Attempts:
             return False
         self._error = error
         if isinstance(error, RateLimited):  # the server asked us to wait: that costs no attempt
-            asked = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
-            self._wait = asked if told is True else float(told)
+            self._wait = error.wait_s if told is True else float(told)
             return True
         self.failures += 1
         if self.limit is None or self.failures < self.limit:

@@ -28,6 +28,7 @@ __all__ = [
     "DELIVER_PATH_DEFAULT",
     "NAME_PATTERN",
     "REPO_PATTERN",
+    "TEMPLATE_TOKEN",
     "DeliveryTarget",
     "branch_problem",
     "name_problem",
@@ -53,7 +54,9 @@ _BRANCH_LAST = r"[^\s@:\\%+?#~^\[*/\x00-\x1f\x7f-\x9f.]"
 _BRANCH_PART = rf"(?!-)(?!{_BRANCH_CHAR}*\.lock(?:/|$)){_BRANCH_CHAR}*{_BRANCH_LAST}"
 BRANCH_PATTERN = rf"^(?:{_BRANCH_PART}/)*{_BRANCH_PART}$"
 
-_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
+#: The `{var}` syntax's tokens: `{{`, `}}`, a field (group 1), a lone brace. In this leaf because manifest's
+#: checks render delivery paths and manifest sits below planning, whose templates parser uses it too.
+TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 _NAME_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
@@ -235,7 +238,7 @@ def render_path(template: str, variables: Mapping[str, Any]) -> str:
     """The template with its `{var}`s filled in, checked as a repository directory; raises ValueError."""
     pieces: list[str] = []
     position = 0
-    for match in _FIELD.finditer(template):
+    for match in TEMPLATE_TOKEN.finditer(template):
         pieces.append(template[position : match.start()])
         position = match.end()
         token, field = match.group(0), match.group(1)

@@ -22,6 +22,7 @@ async def make() -> Loud:
 
 
 def test_the_result_is_returned_and_never_formatted() -> None:
+    """aio.run returns the result without formatting it, and leaves the SIGINT handler as it found it."""
     before = signal.getsignal(signal.SIGINT)
     result = aio.run(make())
     assert isinstance(result, Loud)

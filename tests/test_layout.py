@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -406,3 +408,72 @@ def test_one_outbox_sends_submissions_and_commits_and_alone_writes_the_settle_wa
         for line in _settle_waits(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert len(waits) == 1 and waits[0].startswith(f"{OUTBOX}:"), waits
+
+
+# -- one of each: constants written once, dependencies that are used, tests that say what they hold ----
+
+#: Literals that each say one thing, so batchgen (outside the emulator) writes each of them once.
+WRITTEN_ONCE = {
+    r"\{\{|\}\}|\{([^{}]*)\}|\{|\}": "the template syntax's tokens (batchgen.target.TEMPLATE_TOKEN)",
+    "batchgen@users.noreply.oxen.ai": "the author batchgen writes to Oxen as (batchgen.client.api.AUTHOR)",
+}
+
+
+def test_the_template_regex_and_the_author_are_written_once() -> None:
+    """The template tokens' regex and the author batchgen commits as are each one constant in batchgen."""
+    found = dict.fromkeys(WRITTEN_ONCE, 0)
+    for path in _client_modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in found:
+                found[node.value] += 1
+    assert found == dict.fromkeys(WRITTEN_ONCE, 1)
+
+
+def test_a_429_without_retry_after_waits_the_one_default() -> None:
+    """Wherever a missing Retry-After is replaced by a wait, it is DEFAULT_RETRY_AFTER_S (through
+    `RateLimited.wait_s`), never a number written in place."""
+    literal = [
+        f"{name}:{node.lineno}"
+        for name, path in _client_modules().items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.IfExp)
+        and "retry_after" in ast.unparse(node.body)
+        and isinstance(node.orelse, ast.Constant)
+    ]
+    assert literal == []
+
+
+#: Distributions whose import name differs from the name pyproject.toml declares.
+IMPORT_NAMES = {"pyyaml": "yaml"}
+
+
+def test_every_declared_dependency_is_imported() -> None:
+    """Each runtime dependency in pyproject.toml is imported by batchgen (one that nothing imports is
+    dead weight for every install)."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {
+        IMPORT_NAMES.get(name, name)
+        for name in (
+            re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]
+        )
+    }
+    imported = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    assert declared - imported == set()
+
+
+def test_every_test_says_what_it_holds() -> None:
+    """Every `def test_...` under tests/ has a docstring."""
+    tests = PACKAGE.parent / "tests"
+    bare = [
+        f"{path.relative_to(tests)}:{function.lineno} {function.name}"
+        for path in sorted(tests.rglob("*.py"))
+        for function in _functions(ast.parse(path.read_text(encoding="utf-8")))
+        if function.name.startswith("test_") and ast.get_docstring(function) is None
+    ]
+    assert bare == []

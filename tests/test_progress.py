@@ -100,6 +100,7 @@ def test_plain_lines_carry_an_eta_from_this_runs_pace() -> None:
 
 
 def test_describe_shows_files_delivered_of_those_to_deliver_when_delivering() -> None:
+    """The progress line shows `delivered N/M` while delivering, and nothing about delivery otherwise."""
     line = describe(replace(stats(queued=1), delivered=(12, 18)))
     assert "· $3.36 spent (run directory) · delivered 12/18 · throttled 4s" in line
     assert "delivered" not in describe(stats(queued=1))

@@ -18,5 +18,7 @@ from batchgen.cli.signals import SAME_PRESS_S, Press, Presses
 def test_a_repeat_within_half_a_second_of_the_first_is_the_same_press(
     times: tuple[float, ...], expected: list[Press]
 ) -> None:
+    """A signal within SAME_PRESS_S of the first press (counted from the first, not the last) is the same
+    press; a later one stops."""
     presses = Presses()
     assert [presses.press(t) for t in times] == expected

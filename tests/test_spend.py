@@ -98,6 +98,8 @@ def test_the_spend_sums_every_job_and_says_what_is_outside_the_plan() -> None:
     ],
 )
 def test_the_words_say_what_the_figure_counts(spend: Spend, words: str) -> None:
+    """The spend sentence says how many generations and whether billed or quoted (with any unpriced), and the
+    sandbox adds 'nothing paid'."""
     assert describe(spend) == words
     assert describe(spend, sandbox=True).endswith("; sandbox: nothing paid)")
 

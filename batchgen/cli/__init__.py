@@ -69,7 +69,7 @@ def _add_emulator(commands: Commands, *, full: bool) -> None:
         description="A local emulator of Oxen's hosted inference API, for demos and tests.",
         epilog=example(
             "batchgen emulator --port 8765 --time-scale 0.01",
-            "then: OXEN_API_KEY=emulator-key batchgen run jobs/demo.yaml --api-base http://127.0.0.1:8765",
+            "then: OXEN_API_KEY=emulator-key batchgen run jobs/demo.yaml --api-base http://127.0.0.1:8765 --inline-assets",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

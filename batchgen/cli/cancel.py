@@ -1,9 +1,9 @@
 """`batchgen cancel RUN_DIR`: cancel a run's in-flight generations at the provider.
 
-While the run is live (a process holds its lock), that process is asked to do it (`live_cancel`): it
+While the run is live (a process holds its lock), that process is asked to do it (`run.live_cancel`): it
 stops submitting, cancels, keeps tracking and downloading what had already finished, and exits; this
 command waits for that, bounded by --timeout. Otherwise (no run, or its process is gone) the journal is
-worked through here, under the lock, as before. Two at once take turns (`live_cancel.cancel_turn`):
+worked through here, under the lock, as before. Two at once take turns (`run.live_cancel.cancel_turn`):
 the second waits for the first, then reports what it cancelled itself.
 """
 
@@ -45,8 +45,8 @@ def add_cancel(commands: Commands) -> None:
         "A generation that finished meanwhile is kept. The next `batchgen run` submits the cancelled jobs "
         "again, as new, paid generations.",
         epilog=example(
-            "batchgen cancel outputs/spring-campaign --only product=lamp",
-            "cancel the lamp videos still rendering, whether or not the run is still going",
+            "batchgen cancel outputs/spring-campaign --only product=tote",
+            "cancel the tote videos still rendering, whether or not the run is still going",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

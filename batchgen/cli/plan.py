@@ -41,8 +41,8 @@ def add_plan(commands: Commands) -> None:
         "With OXEN_API_KEY (or --api-base, --sandbox) it reads the live model registry "
         "(GET /api/ai/models/{id}) and checks that the upload repository exists; it never submits.",
         epilog=example(
-            "batchgen plan jobs/spring-campaign.yaml --only product=lamp --budget 10",
-            "the lamp jobs, their quote, and where a $10 budget stops them",
+            "batchgen plan jobs/spring-campaign.yaml --only product=tote --budget 10",
+            "the tote jobs, their quote, and where a $10 budget stops them",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -54,8 +54,8 @@ def add_run(commands: Commands) -> None:
         + STOPPING
         + "\n"
         + example(
-            "batchgen run jobs/spring-campaign.yaml --only product=lamp --budget 40",
-            "tonight's lamp videos only, up to $40 spent; a plain `batchgen run` later does the rest",
+            "batchgen run jobs/spring-campaign.yaml --only product=tote --budget 40",
+            "tonight's tote videos only, up to $40 spent; a plain `batchgen run` later does the rest",
             "batchgen run jobs/demo.yaml --sandbox --json",
             "against the built-in emulator, with a JSON summary on stdout (for cron and CI)",
         ),

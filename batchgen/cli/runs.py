@@ -25,8 +25,8 @@ def add_status(commands: Commands) -> None:
         "even while the run is live); an unverified job's reason and where its bytes are kept "
         "(`batchgen unverified`). Exit 0 when every job of the plan is done, 1 otherwise.",
         epilog=example(
-            "batchgen status outputs/spring-campaign --only product=lamp",
-            "how tonight's lamp videos are doing",
+            "batchgen status outputs/spring-campaign --only product=tote",
+            "how tonight's tote videos are doing",
             "batchgen status outputs/spring-campaign --json | jq -r 'select(.state==\"failed\") | .key'",
             "one JSON object per job (the keys of the failed ones, here)",
         ),

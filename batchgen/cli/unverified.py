@@ -42,7 +42,7 @@ def add_unverified(commands: Commands) -> None:
         epilog=example(
             "batchgen unverified outputs/spring-campaign",
             "what failed verification, and why",
-            "batchgen unverified outputs/spring-campaign --fetch-again --only key=3f9a1c7e5b2d",
+            "batchgen unverified outputs/spring-campaign --fetch-again --only key=6498b9987d1b",
             "that one is downloaded again by the next `batchgen run` (nothing is paid again)",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -38,6 +38,8 @@ from batchgen.errors import (
 from batchgen.retry import attempts, parse_retry_after, retryable
 
 T = TypeVar("T")
+#: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
+AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
 
 
 class Throttle:
@@ -202,7 +204,7 @@ class OxenClient:
                 if resp.status >= 400:
                     error = _status_error(resp.status, method, path, body, resp.headers)
                     if isinstance(error, RateLimited):
-                        self.throttle.pause(error.retry_after if error.retry_after is not None else 5.0)
+                        self.throttle.pause(error.wait_s)
                     raise error
                 return body
 
@@ -310,7 +312,7 @@ class OxenClient:
             "namespace": namespace,
             "name": repo,
             "description": description,
-            "user": {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"},
+            "user": AUTHOR,
         }
         try:
             await self.with_retries(
@@ -347,7 +349,7 @@ class OxenClient:
                 text = await resp.text()
                 error = _status_error(resp.status, "GET", "/api/events", _parse_json(text), resp.headers)
                 if isinstance(error, RateLimited):
-                    self.throttle.pause(error.retry_after if error.retry_after is not None else 5.0)
+                    self.throttle.pause(error.wait_s)
                 raise error
             yield resp
         finally:

@@ -1,8 +1,8 @@
-"""Result downloads over HTTP: a presigned URL becomes a verified file at its final path (via `landing`).
+"""Result downloads over HTTP: a presigned URL becomes a verified file at its final path (via `rundir.landing`).
 
 A cut connection is resumed with `Range`; so is a `.part` left by an earlier call; so is an attempt
 that receives too little over a sliding window (a server dripping bytes keeps a socket alive forever
-otherwise). What lands is checked by `verify`: a partial or corrupt file never appears at the final
+otherwise). What lands is checked by `rundir.verify`: a partial or corrupt file never appears at the final
 path.
 
 Errors (see `batchgen.errors`): `DownloadExpired` (refresh the URL, call again; the `.part` is kept),

@@ -1,6 +1,6 @@
 """The repository endpoints delivery reads (docs/oxen-repositories.md), over an OxenClient: the check
 before paid work, the branch head, its history, one file's bytes. Writes go through a workspace
-(`workspace_api`).
+(`client.workspaces`).
 
 Reads are retried on transient failures (`OxenClient.with_retries`, `retry.retryable`).
 """
@@ -21,7 +21,6 @@ from batchgen.target import DeliveryTarget
 log = logging.getLogger(__name__)
 
 HISTORY_PAGE_SIZE = 100  # the server's default page
-AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
 
 
 @dataclass(frozen=True, slots=True)

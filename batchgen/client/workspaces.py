@@ -3,7 +3,7 @@
 it (`file` parts of a multipart POST; a large file through the chunked version upload), then commit
 it onto the branch's current head. Each call is one request; which of them may be sent again is
 said per method; reads retry by themselves, writes are one request each, and the caller
-(`commit_once`) decides what follows a failure or a lost answer.
+(`sinks.oxen.commit_once`) decides what follows a failure or a lost answer.
 
 Part filenames are sent as raw UTF-8 (`quote_fields=False`): the server never percent-decodes them,
 so aiohttp's default escaping would store `hero%20(red).mp4` for `hero (red).mp4`.
@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from batchgen.client.repos import AUTHOR, RepoApi
+from batchgen.client.api import AUTHOR
+from batchgen.client.repos import RepoApi
 from batchgen.errors import ApiStatusError, NotFound
 
 READ_PIECE = 1 << 20  # bytes read from disk at a time while a chunk is sent

@@ -1,4 +1,4 @@
-"""The run journal: one SQLite file (WAL) per run directory, a row per job key, plus the run-directory lock.
+"""The run journal: one SQLite file (WAL) per run directory, a row per job key (its lock: `rundir.lock`).
 
 Changes are group-committed: `transition` updates the in-memory mirror at once and queues the write;
 everything queued in one turn of the event loop is committed in one transaction at the end of that turn

@@ -32,7 +32,10 @@ from batchgen.wording import describe_error, describe_value, did_you_mean, forma
 if TYPE_CHECKING:
     import jsonschema
 
-__all__ = ["Checker", "manifest_schema", "schema_problems"]
+__all__ = ["Checker", "Found", "manifest_schema", "schema_problems"]
+
+#: A problem and the manifest path it is about (load_manifest decides from it what planning may still read).
+Found = tuple[PathTuple, Problem]
 
 _SAFE_NAME = re.compile(r"\w[\w.-]*")
 _RESERVED_NAMES = frozenset(
@@ -153,13 +156,13 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-def schema_problems(data: Any, positions: Positions) -> Iterator[Problem]:
+def schema_problems(data: Any, positions: Positions) -> Iterator[Found]:
     """Where `data` breaks the manifest's JSON Schema, as located problems."""
     for error in _validator().iter_errors(data):
         yield from _error_problems(error, positions)
 
 
-def _error_problems(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Problem]:
+def _error_problems(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Found]:
     path: PathTuple = tuple(error.absolute_path)
     rule = _TARGET_RULES.get(path)
     if rule and isinstance(error.instance, str) and rule[1](error.instance):
@@ -182,7 +185,7 @@ def _error_problems(error: jsonschema.ValidationError, positions: Positions) -> 
         yield _problem(positions.at(path), path, describe_error(error), _value_hint(path, error.instance))
 
 
-def _name_problem(error: jsonschema.ValidationError, path: PathTuple, positions: Positions) -> Problem:
+def _name_problem(error: jsonschema.ValidationError, path: PathTuple, positions: Positions) -> Found:
     key = str(error.instance)
     where = positions.at((*path, key), key=True)
     if error.validator == "not":
@@ -209,8 +212,8 @@ def _value_hint(path: PathTuple, value: Any) -> str | None:
     return None
 
 
-def _problem(where: Location, path: PathTuple, message: str, hint: str | None = None) -> Problem:
-    return Problem(where.file, where.line, where.column, format_path(path), message, hint)
+def _problem(where: Location, path: PathTuple, message: str, hint: str | None = None) -> Found:
+    return path, Problem(where.file, where.line, where.column, format_path(path), message, hint)
 
 
 class Checker:
@@ -220,7 +223,7 @@ class Checker:
         self.data = data
         self.positions = positions
         self.base = base
-        self.problems: list[Problem] = []
+        self.problems: list[Found] = []
         self.assets: dict[str, Asset] = {}
         self.rows: dict[PathTuple, Rows] = {}
 
@@ -302,7 +305,7 @@ class Checker:
                 rows, self.base, self.positions.file, self.positions.at(path), format_path(path)
             )
             if isinstance(loaded, list):
-                self.problems.extend(loaded)
+                self.problems.extend((path, problem) for problem in loaded)
             else:
                 self.rows[(*prefix, "rows")] = loaded
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchgen.errors import Problem
+
 __all__ = [
     "ASSET_PLACEHOLDER_PREFIX",
     "BUILTIN_VARS",
     "DELIVER_DEFAULTS",
     "JOB_SETTINGS",
-    "RUN_DEFAULTS",
     "UPLOAD_DEFAULTS",
     "Asset",
     "JobSpec",
@@ -33,8 +34,6 @@ PathTuple = tuple[str | int, ...]
 BUILTIN_VARS = ("name", "replica", "index", "model", "key")
 #: Keys of a job spec that steer expansion; every other key is a request field.
 JOB_SETTINGS = frozenset({"name", "model", "vars", "matrix", "rows", "repeat", "num_generations"})
-#: What the `run:` settings default to (the manifest exposes only what it wrote).
-RUN_DEFAULTS: Mapping[str, Any] = {"concurrency": 8, "downloads": 4, "retries": 2}
 #: What `upload:` keys default to (filled in when `upload:` is present).
 UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-assets", "create": False}
 #: What `deliver:` keys default to (filled in when `deliver:` is present).
@@ -132,7 +131,10 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A loaded, structurally valid manifest. Plan it with `batchgen.planning.build_plan`."""
+    """A loaded manifest, structurally valid in what planning reads. Plan it with
+    `batchgen.planning.build_plan`, which raises `problems` (those load_manifest found that leave the
+    rest plannable: job specs with problems of their own are not in `jobs`, unusable assets are not
+    in `assets`) together with its own."""
 
     path: Path
     file: str  # the manifest's name as shown in problems
@@ -150,3 +152,5 @@ class Manifest:
     upload: Mapping[str, Any] | None
     positions: Positions = field(repr=False)
     deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)
+    problems: tuple[Problem, ...] = ()  # found by load_manifest, raised by build_plan with the plan's
+    refused_assets: frozenset[str] = frozenset()  # the assets those problems are about

@@ -2,7 +2,10 @@
 
 Each value is compiled once per job spec; expanding a spec to many jobs then only calls renderers.
 Problems that hold for every job (unknown variables or assets, syntax) are reported once, at compile
-time; those that depend on a job's values (`{asset:$v}` naming no asset) raise `RenderError`.
+time, and the fields they are in are `failed_fields` (the rest of the request is still checked);
+those that depend on a job's values (`{asset:$v}` naming no asset) raise `RenderError`. An asset
+the manifest's own checks refused (`Manifest.refused_assets`) is not reported again by the compiler:
+the field naming it just fails.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ __all__ = ["Compiled", "Compiler", "RenderError", "Renderer", "collect_strings"]
 class RenderError(Exception):
     """A template that only fails for some values (e.g. `{asset:$v}` where v names no asset)."""
 
-    def __init__(self, source: PathTuple, message: str, hint: str | None = None) -> None:
+    def __init__(self, source: PathTuple, message: str, hint: str | None = None, *, name: Any = None) -> None:
         super().__init__(message)
         self.source = source
         self.message = message
         self.hint = hint
+        self.name = name  # the asset name looked for
 
 
 Renderer = Callable[[Vars], Any]
@@ -50,17 +54,22 @@ class Compiler:
         self.spec = spec
         self.var_names = var_names
         self.assets = planner.manifest.assets
+        self.refused = planner.manifest.refused_assets
         self.asset_fields: dict[str, None] = {}  # top-level request fields holding asset references
         self.field = ""  # the top-level request field being compiled
         self.dynamic_fields: tuple[str, ...] = ()  # top-level request fields that hold templates
         self.field_vars: dict[str, set[str]] = {}  # top-level request field -> the variables it reads
-        self.failed = False
+        self.failed_fields: set[str] = set()  # top-level request fields (or "" outside one) that failed
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_fields)
 
     def problem(
         self, source: PathTuple, message: str, hint: str | None = None, *, per_spec: bool = False
     ) -> None:
         """Record a problem; `per_spec` ones in shared fields (defaults) name the job spec they fail for."""
-        self.failed = True
+        self.failed_fields.add(self.field)
         if per_spec and source[:2] != ("jobs", self.spec.index):
             message += f" (for job '{self.spec.name}')"
         self.planner.static_problem(source, message, hint)
@@ -132,6 +141,9 @@ class Compiler:
 
     def _check_literal_asset(self, name: str, template: Any, source: PathTuple) -> bool:
         asset = self.assets.get(name)
+        if asset is None and name in self.refused:
+            self.failed_fields.add(self.field)
+            return False
         if asset is None:
             hint = did_you_mean(name, self.assets) or "define it under `assets:`"
             self.problem(source, f"unknown asset '{name}'", hint)
@@ -206,7 +218,8 @@ def _asset_by_var(assets: Mapping[str, Asset], var: str, value: Any, source: Pat
     asset = assets.get(value) if isinstance(value, str) else None
     if asset is None:
         hint = did_you_mean(str(value), assets) or "assets: " + (", ".join(assets) or "(none defined)")
-        raise RenderError(source, f"variable '{var}' is {json.dumps(value)}, which names no asset", hint)
+        message = f"variable '{var}' is {json.dumps(value)}, which names no asset"
+        raise RenderError(source, message, hint, name=value)
     return asset
 
 

@@ -1,7 +1,7 @@
 """Output paths (pure): the pattern, sanitised values, safety checks, collisions.
 
 A path here is always a relative POSIX string under the run's `videos/` directory; the file system
-side (`ensure_inside`, `.part` and sidecar names) is in `batchgen.rundir.layout`.
+side (`checked_path`, the one path check, built on `check_relative`; `.part` names) is `rundir.layout`.
 """
 
 from __future__ import annotations

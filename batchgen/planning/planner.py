@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from batchgen.errors import ManifestError
+from batchgen.manifest.load import sort_problems
 from batchgen.manifest.model import (
     ASSET_PLACEHOLDER_PREFIX,
-    JOB_SETTINGS,
     JobSpec,
     LocalAsset,
     Location,
@@ -44,7 +44,7 @@ from batchgen.planning.paths import (
     check_relative,
     sanitise,
 )
-from batchgen.planning.problems import PlanProblems, differing_vars, duplicate_hint
+from batchgen.planning.problems import PlanProblems, differing_vars, duplicate_hint, parameter_typos
 from batchgen.registry.catalog import ModelCatalog, SnapshotCatalog, known_model_ids
 from batchgen.registry.pricing import quote
 from batchgen.registry.rules import Issue, Rule, echoable_defaults, total_duration
@@ -53,13 +53,6 @@ from batchgen.registry.validation import RequestValidator, merge_issues
 from batchgen.wording import did_you_mean, format_path
 
 __all__ = ["build_plan"]
-
-#: Parameter names of other APIs that people carry over by mistake -> what Oxen calls them.
-_LIKELY_MISTAKES = {
-    "end_image_url": "tail_image_url",
-    "image_urls": "input_image",
-    "image_url": "input_image",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +70,13 @@ class _SpecPlan:
     model: Compiled
     request: Compiled
     sources: dict[str, PathTuple]  # request field -> where in the manifest it was written
-    pattern_sources: tuple[tuple[str, str], ...]  # pattern name -> "var" | "request" | "key"
+    pattern_sources: tuple[tuple[str, str], ...] | None  # pattern name -> "var" | "request" | "key"
     asset_fields: tuple[str, ...]
     dynamic_fields: tuple[str, ...]
     const_fields: tuple[str, ...]
     fixed_duration: bool  # the model and the fields a duration is read from are the same in every job
     field_vars: Mapping[str, set[str]]  # top-level request field -> the variables it reads
+    broken: frozenset[str]  # request fields whose templates failed: the rest is checked, nothing placed
     duration_s: int | None = None  # that duration, once the first job has computed it
     duration_known: bool = False
 
@@ -148,16 +142,17 @@ class _Planner(PlanProblems):
         fields, sources = request_fields(self.manifest, spec)
         request = compiler.compile_request(model, fields, sources)
         pattern_sources = self._pattern_sources(spec, var_names, fields)
-        if compiler.failed or model_compiler.failed or pattern_sources is None:
-            return
+        if model_compiler.failed:
+            return  # no model: nothing to check the request against
         size = expansion_size(self.manifest, spec)
         if self.index + size > MAX_JOBS:
             self.static_problem(
                 ("jobs", spec.index), f"expands to {size} jobs; a plan may have at most {MAX_JOBS}"
             )
             return
-        dynamic = compiler.dynamic_fields
-        const = tuple(name for name in fields if name not in dynamic)
+        broken = frozenset(compiler.failed_fields)
+        dynamic = tuple(name for name in compiler.dynamic_fields if name not in broken)
+        const = tuple(name for name in fields if name not in compiler.dynamic_fields and name not in broken)
         asset_fields = tuple(compiler.asset_fields)
         fixed = model.render is None and not {"multi_prompt", "duration"} & set(dynamic)
         plan = _SpecPlan(
@@ -171,6 +166,7 @@ class _Planner(PlanProblems):
             const,
             fixed,
             compiler.field_vars,
+            broken,
         )
         for base, replica in expansions(self.manifest, spec):
             self._plan_job(plan, base, replica)
@@ -219,6 +215,8 @@ class _Planner(PlanProblems):
             v["model"] = model_id
             request = plan.request.value if plan.request.render is None else plan.request.render(v)
         except RenderError as exc:
+            if exc.name in self.manifest.refused_assets:
+                return  # the manifest's checks said what is wrong with that asset
             where = self.manifest.positions.at(exc.source)
             path = request_path(exc.source)
             top = path[0] if path and isinstance(path[0], str) else ""
@@ -238,30 +236,18 @@ class _Planner(PlanProblems):
 
     def _check_parameters(self, plan: _SpecPlan, model: _Model) -> None:
         """Flag parameters the model does not know that look like typos (others pass through)."""
-        known = model.validator.known_parameters
-        for name, source in plan.sources.items():
-            if name in known:
-                continue
-            suggestion = _LIKELY_MISTAKES.get(name)
-            hint = (
-                f"did you mean '{suggestion}'?"
-                if suggestion
-                else did_you_mean(name, known | JOB_SETTINGS, 0.8)
-            )
-            if hint:
-                message = f"unknown parameter '{name}' for {model.spec.id}"
-                self.static_problem(
-                    source, message, hint + " (unknown parameters are sent as written)", key=True
-                )
+        for source, name, hint in parameter_typos(plan.sources, model.validator.known_parameters):
+            message = f"unknown parameter '{name}' for {model.spec.id}"
+            self.static_problem(source, message, hint + " (unknown parameters are sent as written)", key=True)
 
     def _finish_job(
         self, plan: _SpecPlan, model: _Model, request: dict[str, Any], base: Vars, v: Vars
     ) -> None:
         issues = self._validate(plan, model, request)
-        if issues:
-            for issue in issues:
-                self._issue_finding(plan, base, v["replica"], issue)
-            return
+        for issue in issues:
+            self._issue_finding(plan, base, v["replica"], issue)
+        if issues or plan.broken or plan.pattern_sources is None:
+            return  # keys and paths only for requests that are whole and valid
         key = job_key(model.spec.id, request, v["replica"])
         output = self._output_path(plan, model, request, v, key)
         if output is None:
@@ -276,13 +262,17 @@ class _Planner(PlanProblems):
         constant fields, the required keys, and the rules that read no templated field's value."""
         validator = model.validator
         if not validator.per_field:
-            return validator.check(request)
+            rules = _unbroken(validator.rule_list, plan.broken)
+            issues = merge_issues(
+                validator.check_fields(request, request), validator.check_rules(request, rules)
+            )
+            return [issue for issue in issues if not (issue.path and issue.path[0] in plan.broken)]
         key = (plan.spec.index, model.spec.id)
         known = self.once.get(key)
         if known is None:
-            dynamic = set(plan.dynamic_fields)
-            per_job = tuple(rule for rule in validator.rule_list if rule.values & dynamic)
-            once = [rule for rule in validator.rule_list if rule not in per_job]
+            dynamic, rules = set(plan.dynamic_fields), _unbroken(validator.rule_list, plan.broken)
+            per_job = tuple(rule for rule in rules if rule.values & dynamic)
+            once = [rule for rule in rules if rule not in per_job]
             schema_issues = validator.check_required(request) + validator.check_fields(
                 request, plan.const_fields
             )
@@ -307,8 +297,8 @@ class _Planner(PlanProblems):
     def _output_path(
         self, plan: _SpecPlan, model: _Model, request: dict[str, Any], v: Vars, key: str
     ) -> str | None:
-        pattern = self.pattern
-        assert pattern is not None  # plan_spec stops early without a pattern
+        pattern, sources = self.pattern, plan.pattern_sources
+        assert pattern is not None and sources is not None  # _finish_job stops early without them
         written = pattern.extension
         if written is not None and written.lower() != model.extension:
             media = model.spec.media_type
@@ -316,7 +306,7 @@ class _Planner(PlanProblems):
             self.static_problem(("output", "pattern"), message)
             return None
         safe = {}
-        for name, kind in plan.pattern_sources:
+        for name, kind in sources:
             if kind == "key":
                 safe[name] = key[:KEY_CHARS]
             else:
@@ -418,6 +408,11 @@ class _Planner(PlanProblems):
         return True
 
 
+def _unbroken(rules: tuple[Rule, ...], broken: frozenset[str]) -> tuple[Rule, ...]:
+    """The rules that read no field whose template failed (its text is not the value it stands for)."""
+    return tuple(rule for rule in rules if not rule.values & broken) if broken else rules
+
+
 def _model_source(spec: JobSpec) -> PathTuple:
     return ("jobs", spec.index, "model") if spec.model is not None else ("model",)
 
@@ -433,7 +428,7 @@ def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:
     finally:
         if collecting:
             gc.enable()
-    problems = planner.all_problems()
+    problems = sort_problems([*manifest.problems, *planner.all_problems()], manifest.file)
     if problems:
         raise ManifestError(problems)
     jobs = titled(planner.jobs)

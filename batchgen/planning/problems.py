@@ -1,18 +1,27 @@
-"""The planner's problems: each located once in the manifest, or grouped per job spec with a count."""
+"""The planner's problems: each located once in the manifest (a value from a CSV row or a matrix item
+there), or grouped per job spec with a count."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from batchgen.errors import Problem
-from batchgen.manifest.model import JobSpec, Location, Manifest, PathTuple
+from batchgen.manifest.model import JOB_SETTINGS, JobSpec, Location, Manifest, PathTuple
 from batchgen.planning.jobs import Job
-from batchgen.planning.origin import MAX_TRACED, csv_origin, where_text
-from batchgen.wording import format_path
+from batchgen.planning.origin import MAX_TRACED, value_origin, where_text
+from batchgen.wording import did_you_mean, format_path
 
-__all__ = ["Finding", "PlanProblems", "differing_vars", "duplicate_hint"]
+__all__ = ["Finding", "PlanProblems", "differing_vars", "duplicate_hint", "parameter_typos"]
+
+#: Parameter names of other APIs that people carry over by mistake -> what Oxen calls them.
+_LIKELY_MISTAKES = {
+    "end_image_url": "tail_image_url",
+    "image_urls": "input_image",
+    "image_url": "input_image",
+}
 
 
 @dataclass(slots=True)
@@ -82,22 +91,21 @@ class PlanProblems:
         message: str,
         hint: str | None,
     ) -> None:
-        """A per-job problem in a field that reads the variables `used`: reported at the CSV row those
-        came from, if they did (each row apart), else at `where` (grouped per spec)."""
-        origin = csv_origin(self.manifest, spec, variables, used) if self.traced < MAX_TRACED else None
+        """A per-job problem in a field that reads the variables `used`: reported where their values
+        were written, the CSV row or the matrix item (each apart), else at `where` (grouped per spec)."""
+        origin = value_origin(self.manifest, spec, variables, used) if self.traced < MAX_TRACED else None
         if origin is None:
             self.finding(spec, replica, where, field, message, hint, (field, message))
             return
         self.traced += 1
-        row, columns = origin
-        s = "s" if len(columns) > 1 else ""
-        note = f" (column{s} {', '.join(columns)} of this row, used at {where_text(where)})"
-        self.finding(spec, replica, row, field, message + note, hint, (field, message, row.file, row.line))
+        at, what = origin
+        note = f" ({what}, used at {where_text(where)})"
+        group = (field, message, at.file, at.line, at.column)
+        self.finding(spec, replica, at, field, message + note, hint, group)
 
     def all_problems(self) -> list[Problem]:
-        """Every problem, in manifest order (ties keep the order they were found in)."""
-        found = [*self.problems, *(f.problem() for f in self.findings.values())]
-        return sorted(found, key=lambda p: (p.file != self.manifest.file, p.line or 0, p.column or 0))
+        """Every problem, in the order found (build_plan sorts them with the manifest's own)."""
+        return [*self.problems, *(f.problem() for f in self.findings.values())]
 
 
 def differing_vars(first: Job, second: Job) -> list[str]:
@@ -114,3 +122,19 @@ def duplicate_hint(differing: list[str]) -> str:
             "use them in a field, or remove them"
         )
     return "two jobs would send the identical request; use `repeat: N` for several generations of one request"
+
+
+def parameter_typos(
+    sources: Mapping[str, PathTuple], known: AbstractSet[str]
+) -> Iterator[tuple[PathTuple, str, str]]:
+    """(where, name, hint) of each request parameter the model does not know that looks like a typo
+    of one it does, or is another API's name for one (others are sent as written)."""
+    for name, source in sources.items():
+        if name in known:
+            continue
+        suggestion = _LIKELY_MISTAKES.get(name)
+        hint = (
+            f"did you mean '{suggestion}'?" if suggestion else did_you_mean(name, known | JOB_SETTINGS, 0.8)
+        )
+        if hint:
+            yield source, name, hint

@@ -7,8 +7,8 @@ Syntax, inside any string of a manifest:
 - `{asset:$name}`  the URL of the asset whose name is the value of variable `name`
 - `{{` and `}}`    a literal `{` or `}`
 
-Anything else between braces, or a lone brace, is a syntax error. This module only parses;
-rendering (which needs variables and assets) lives in `compiler.py` and `paths.py`.
+Anything else between braces, or a lone brace, is a syntax error. The one parser (its tokens:
+`target.TEMPLATE_TOKEN`, shared with delivery paths); rendering lives in `compiler.py` and `paths.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from batchgen.manifest.model import is_identifier
+from batchgen.target import TEMPLATE_TOKEN
 
 __all__ = [
     "AssetRef",
@@ -28,7 +29,6 @@ __all__ = [
 ]
 
 _ASSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
 _FIELD_HELP = "expected {name}, {asset:NAME} or {asset:$name}; write {{ or }} for a literal brace"
 
 
@@ -112,7 +112,7 @@ def parse_template(text: str) -> Template:
     parts: list[Part] = []
     literal: list[str] = []
     pos = 0
-    for match in _TOKEN.finditer(text):
+    for match in TEMPLATE_TOKEN.finditer(text):
         literal.append(text[pos : match.start()])
         pos = match.end()
         token = match.group(0)

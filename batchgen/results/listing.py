@@ -3,7 +3,7 @@
 The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer;
 an idle one as immutable, so no `-wal`/`-shm` file is left behind),
 no lock is taken, and nothing is written. Whether a process runs it is asked of the lock without
-waiting (`runlock.lock_holder`). The spend is the run directory's (`batchgen.journal.spend`): every generation
+waiting (`rundir.lock.lock_holder`). The spend is the run directory's (`batchgen.journal.spend`): every generation
 it made, superseded ones included, billed where the history was read, else quoted; a sandbox run has
 none (nothing was paid).
 

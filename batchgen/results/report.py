@@ -207,7 +207,7 @@ def result_rows(
     jobs: Iterable[PlannedJob], journal: Journal, videos_prefix: str, charges: Charges | None = None
 ) -> Iterator[dict[str, Any]]:
     """One row per job, in plan order, made as it is asked for (10,000 rows are never all held).
-    `charges`: the journal's (`spend.journal_charges`), when the caller has read them already."""
+    `charges`: the journal's (`journal.spend.journal_charges`), when the caller has read them already."""
     records = journal.records()
     by_key, billed = charges or journal_charges(journal)
     for job in jobs:

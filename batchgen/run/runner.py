@@ -1,10 +1,10 @@
 """The run shell: one TaskGroup that carries out the scheduler's decisions, with the event stream, the
 reconcile loop and the download workers, journaling each step before the next.
 
-Policy lives in pure modules (`scheduler`, `retry`, `overdue`, `reconcile`, `states`); the work is done by
-`startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext` and hand
-work on through their constructors (the submitter claims through the tracker), the download queue and
-return values. Progress observers and a stop event are passed in; each is watched by a task of the group.
+Policy lives in pure modules (`run.scheduler`, `retry`, `run.overdue`, `client.reconcile`, `states`); the
+work is done by `startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext`
+and hand work on through their constructors (the submitter claims through the tracker), the download queue
+and return values. Progress observers and a stop event are passed in, each watched by a task of the group.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """What happens next in a run, decided without I/O: which job to submit, when to wait or stop, what a
 failed generation does to its job, and when to look for completions the event stream missed.
 
-The runner (`runner.py` and its parts) carries these decisions out. Nothing here awaits, sleeps, reads a
+The runner (`run/runner.py` and its parts) carries these decisions out. Nothing here awaits, sleeps, reads a
 clock or touches the network, a file or the journal: time is passed in, so every rule is a table test.
 
 Every limit on submitting is one kind of thing, a `Limit`, checked in one place (`next_submission`):
-the account's provider slots, the shared 429 pause, and the budget. Downloads use a `Slots` too.
+the account's provider slots, the shared 429 pause, and the budget (downloads: `Limits.downloads` workers).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Pause:
 @dataclass(slots=True)
 class Budget:
     """The run directory's spend against an optional cap. `start` seeds it with what the journal says
-    was already spent (`spend.Spend.total`: every generation ever created, superseded ones included);
+    was already spent (`journal.spend.Spend.total`: every generation ever created, superseded ones included);
     each dispatched job adds its quote and holds it (`billed`) until its attempt either creates a
     generation (`settle`: spent for good, whatever becomes of the generation) or surely creates none
     (`unbill`: given back). A job holding a slot keeps its hold whatever its state: one put back by a
@@ -275,7 +275,7 @@ class BudgetForecast:
     """How far a budget lets a run go, by the rule the run itself applies (`next_submission`)."""
 
     limit: Decimal
-    committed: Decimal  # what the run directory has already spent (`spend.Spend.total`)
+    committed: Decimal  # what the run directory has already spent (`journal.spend.Spend.total`)
     to_run: int  # jobs the run would submit
     admitted: int  # of those, how many the budget lets through before it stops the run
     spend: Decimal  # committed + the quotes of the admitted jobs

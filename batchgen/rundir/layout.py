@@ -1,7 +1,8 @@
 """The run directory's files: where results, `.part` downloads, sidecars and set-aside results live.
 
 The only moves and writes that touch them are here (atomic, never following a name out of the
-directory, never deleting a result); `ensure_inside` refuses any path that resolves outside it.
+directory, never deleting a result); `checked_path`, the one path check, refuses any path that is
+unsafe (`planning.paths.check_relative`) or leads through a symlink below the run directory.
 
 ```
 RUN_DIR/
@@ -94,15 +95,8 @@ def sidecar_path(final: Path) -> Path:
 
 
 def ensure_inside(root: Path, relative: str) -> Path:
-    """`root / relative`, resolved; raise UnsafePathError if it is unsafe or escapes `root` (symlinks too)."""
-    problem = check_relative(relative)
-    if problem:
-        raise UnsafePathError(f"output path {relative!r} {problem}")
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if target == base or not target.is_relative_to(base):
-        raise UnsafePathError(f"output path {relative!r} resolves outside {base} (through a symlink?)")
-    return target
+    """`checked_path` under `root` resolved (the run directory itself may be reached through a symlink)."""
+    return checked_path(root.resolve(), relative)
 
 
 def checked_path(base: Path, relative: str, known_dirs: set[str] | None = None) -> Path:
@@ -160,13 +154,19 @@ def set_aside_kept(run_dir: Path, output_path: str, key: str, now: float | None 
     kept = unverified_relpath(output_path, key)
     if not os.path.lexists(ensure_inside(run_dir, kept)):
         return None
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
     folder, name = kept.rsplit("/", 1)
+    return _move_aside(run_dir, kept, f"{folder}/earlier", name, now)
+
+
+def _move_aside(run_dir: Path, source: str, under: str, name: str, now: float | None) -> str | None:
+    """Move `source` (and its sidecar) to the first free `<under>-<UTC time>[-N]/<name>`, never over
+    anything. Returns where it went (None: nothing was at `source`)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
     for attempt in range(1, 1000):
-        destination = f"{folder}/earlier-{stamp}{'' if attempt == 1 else f'-{attempt}'}/{name}"
+        destination = f"{under}-{stamp}{'' if attempt == 1 else f'-{attempt}'}/{name}"
         if not os.path.lexists(ensure_inside(run_dir, destination)):
-            return destination if move_with_sidecar(run_dir, kept, destination) else None
-    raise StorageError(f"cannot find a free place under {folder}/ for {name}")
+            return destination if move_with_sidecar(run_dir, source, destination) else None
+    raise StorageError(f"cannot find a free place under {under.rsplit('/', 1)[0]}/ for {name}")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -257,12 +257,4 @@ def set_aside_unowned(run_dir: Path, output_path: str, now: float | None = None)
     """Move a file found at a result's path that no journaled job owns (edited by hand, or left by a
     crash) to `superseded/replaced-<UTC time>/`, so writing the result there destroys nothing.
     Returns where it went (None: nothing was there)."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
-    for attempt in range(1, 1000):
-        suffix = "" if attempt == 1 else f"-{attempt}"
-        destination = f"{SUPERSEDED_DIR}/replaced-{stamp}{suffix}/{output_path}"
-        if not ensure_inside(run_dir, destination).exists():
-            return (
-                destination if move_with_sidecar(run_dir, result_relpath(output_path), destination) else None
-            )
-    raise StorageError(f"cannot find a free place under {SUPERSEDED_DIR}/ for {output_path}")
+    return _move_aside(run_dir, result_relpath(output_path), f"{SUPERSEDED_DIR}/replaced", output_path, now)

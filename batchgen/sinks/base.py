@@ -1,6 +1,6 @@
 """Where finished results go besides the run directory, and the one lifecycle every destination follows
-(`ResultSink`, driven by `run_with_sinks`): another destination (an Oxen repository, object storage, a
-caller's callback) is another class here, not an edit of the runner."""
+(`ResultSink`, driven by `run_with_sinks`): another destination (an Oxen repository, in `sinks/oxen/`;
+object storage; a caller's callback) is another class here, not an edit of the runner."""
 
 from __future__ import annotations
 

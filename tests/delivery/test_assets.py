@@ -51,6 +51,8 @@ async def place(emu: Emulator, run_dir: Path, asset: LocalAsset) -> str:
 async def test_a_large_reference_image_is_uploaded_through_a_workspace(
     emu: Emulator, tmp_path: Path, size: int
 ) -> None:
+    """A reference image of 3 or 12 MiB is uploaded through a workspace (no PUT of the file), stored under its
+    sha256, no workspace left."""
     asset = image(tmp_path, "mug: studio shot.png", size)
     url = await place(emu, tmp_path, asset)
     stored = emu.repo_file("acme", "refs", f"batchgen-assets/{asset.sha256}.png")
@@ -62,6 +64,8 @@ async def test_a_large_reference_image_is_uploaded_through_a_workspace(
 async def test_a_reference_upload_whose_commit_answer_was_lost_is_found_not_failed(
     emu: Emulator, tmp_path: Path
 ) -> None:
+    """A reference upload whose commit answer is cut is found on the branch: one commit, one commit request,
+    the image stored."""
     emu.set_faults(upload_cut_rate=1.0, upload_fault_routes=(COMMIT,))
     asset = image(tmp_path, "mug.png", 4096)
     await place(emu, tmp_path, asset)

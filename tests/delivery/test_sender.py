@@ -191,6 +191,8 @@ async def test_a_proxy_that_caps_request_bodies_gets_smaller_chunks(tmp_path: Pa
 async def test_a_hub_without_the_chunked_upload_gets_a_large_file_as_one_streamed_part(
     tmp_path: Path,
 ) -> None:
+    """A hub that offers no chunked version upload gets a 12 MiB file in one streamed part: delivered, no
+    chunk sent."""
     async with make_rig(tmp_path, serve_version_uploads=False) as rig:
         items = clips(rig, "long", 1, size=12 * MIB)
         sender = rig.sender()
@@ -200,6 +202,8 @@ async def test_a_hub_without_the_chunked_upload_gets_a_large_file_as_one_streame
 
 
 async def test_what_is_delivered_is_never_sent_again_and_a_changed_result_is_a_new_commit(rig: Rig) -> None:
+    """Delivering the same bytes again sends nothing; a changed result goes in one new commit of it and its
+    sidecar, both versions in the history."""
     await deliver(rig.sender(), clips(rig, "hero", 3))
     first = rig.made()
     again = rig.sender()
@@ -308,6 +312,8 @@ async def test_a_lost_commit_answer_that_cannot_be_looked_up_stays_sending_for_t
 
 
 async def test_a_5xx_before_the_commit_is_sent_again_once_the_branch_shows_it_was_not_made(rig: Rig) -> None:
+    """Commit requests refused with a 5xx are sent again only once the branch shows no commit was made: three
+    requests, one commit, everything delivered, no workspace left."""
     commit_route = route_of(rig.emu, "POST", "/merge/{branch}")
     seen = 0
 
@@ -393,6 +399,8 @@ async def test_a_filename_with_accents_spaces_and_signs_lands_under_its_own_name
 
 
 async def test_a_repository_that_turns_read_only_stops_the_delivery(rig: Rig) -> None:
+    """A 403 from a read-only repository stops the delivery: nothing committed, every file listed as not
+    delivered, no workspace left."""
     rig.emu.set_repo_read_only("team", "campaigns")
     sender = rig.sender(max_files=2)
     await deliver(sender, clips(rig, "hero", 3))
@@ -402,6 +410,8 @@ async def test_a_repository_that_turns_read_only_stops_the_delivery(rig: Rig) ->
 
 
 async def test_a_result_changed_on_disk_since_it_was_verified_is_not_sent(rig: Rig) -> None:
+    """A result whose bytes changed since verification is not sent (and says so); the other result is
+    delivered."""
     items = clips(rig, "hero", 2)
     (rig.run_dir / "videos/hero/1.mp4").write_bytes(b"tampered")
     sender = rig.sender()
@@ -419,6 +429,8 @@ def commit_as_if_sent(rig: Rig, files: dict[str, bytes], token: str) -> str:
 
 
 async def test_commits_a_killed_process_left_unanswered_are_resolved_from_the_branch(rig: Rig) -> None:
+    """Sends a killed process journaled are resolved from the branch at start: the one whose token is there is
+    delivered with that commit, the other is unsent; no commit is made."""
     ledger = DeliveryLedger(rig.journal, "t")
     made, lost = {"campaigns/spring/a.mp4": b"made"}, {"campaigns/spring/b.mp4": b"lost"}
     sha = {path: hashlib.sha256(data).hexdigest() for path, data in (made | lost).items()}
@@ -465,6 +477,8 @@ async def test_a_workspace_a_killed_process_staged_is_committed_without_staging_
 async def test_without_the_history_back_to_the_head_the_files_are_hashed_instead(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With no history to read, leftover sends are resolved by the files on the branch: bytes found there are
+    delivered (with that commit), bytes not found are unsent."""
     monkeypatch.setattr(resolve, "MAX_HISTORY_PAGES", 0)
     made = {"campaigns/spring/a.mp4": b"made"}
     commit_id = commit_as_if_sent(rig, made, "cccccccccccc")
@@ -481,6 +495,8 @@ async def test_without_the_history_back_to_the_head_the_files_are_hashed_instead
 
 
 async def test_sending_is_journaled_before_the_workspace_is_created(rig: Rig) -> None:
+    """The journal says `sending`, with the workspace's token, before the request that creates the
+    workspace."""
     seen: list[tuple[set[str], set[str]]] = []
     create = route_of(rig.emu, "PUT", "/workspaces")
 
@@ -497,6 +513,7 @@ async def test_sending_is_journaled_before_the_workspace_is_created(rig: Rig) ->
 
 
 def test_a_journal_without_the_deliveries_table_gets_it(tmp_path: Path) -> None:
+    """A journal from before delivery existed gets the deliveries table when a ledger first writes."""
     import sqlite3
 
     conn = sqlite3.connect(tmp_path / "state.sqlite")
@@ -512,6 +529,7 @@ def test_a_journal_without_the_deliveries_table_gets_it(tmp_path: Path) -> None:
 
 
 async def test_a_large_queue_is_read_and_sent_in_parts(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue longer than CHUNK_FILES is read and committed in parts (4, 4, 2), no file sent twice."""
     from batchgen.sinks.oxen import sender as sender_module
 
     monkeypatch.setattr(sender_module, "CHUNK_FILES", 4)

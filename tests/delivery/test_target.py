@@ -52,6 +52,7 @@ BAD_NAMES = [
 
 @pytest.mark.parametrize("name", GOOD_NAMES)
 def test_a_name_oxen_takes_is_accepted(name: str) -> None:
+    """Every name of GOOD_NAMES passes as a namespace, a repository name and in `NS/NAME`."""
     assert name_problem(name) is None
     assert repo_problem(f"{name}/{name}") is None
     assert parse_repo(f"meadow/{name}") == ("meadow", name)
@@ -59,6 +60,7 @@ def test_a_name_oxen_takes_is_accepted(name: str) -> None:
 
 @pytest.mark.parametrize(("name", "reason"), BAD_NAMES)
 def test_a_name_oxen_refuses_says_why_and_the_rule(name: str, reason: str) -> None:
+    """A name Oxen refuses gets its reason first and Oxen's naming rule last."""
     problem = name_problem(name)
     assert problem is not None and problem.startswith(reason) and problem.endswith(NAME_RULE)
 
@@ -80,6 +82,8 @@ def test_a_name_oxen_refuses_says_why_and_the_rule(name: str, reason: str) -> No
     ],
 )
 def test_a_repository_that_is_not_two_good_names_is_refused(text: str, says: str) -> None:
+    """`NS/NAME` with a missing part, a third part or a bad name says which part is wrong, and parse_repo
+    raises it."""
     problem = repo_problem(text)
     assert problem is not None and problem.startswith(says)
     with pytest.raises(ValueError, match=re.escape(f"the repository {text!r} {says}")):
@@ -126,12 +130,14 @@ BAD_BRANCHES = [
 
 @pytest.mark.parametrize("branch", GOOD_BRANCHES)
 def test_a_branch_name_is_accepted(branch: str) -> None:
+    """Every branch of GOOD_BRANCHES (slashes included) has no problem and parses to itself."""
     assert branch_problem(branch) is None
     assert parse_branch(branch) == branch
 
 
 @pytest.mark.parametrize(("branch", "reason"), BAD_BRANCHES)
 def test_a_bad_branch_name_says_why(branch: str, reason: str) -> None:
+    """A bad branch says why, ends with what branch names look like, and parse_branch raises it."""
     problem = branch_problem(branch)
     assert problem is not None and problem.startswith(reason), problem
     assert problem.endswith("branch names look like main or review/client-a")
@@ -165,12 +171,14 @@ BAD_PATHS = [
 
 @pytest.mark.parametrize("path", GOOD_PATHS)
 def test_a_plain_relative_path_is_accepted(path: str) -> None:
+    """A plain relative directory has no problem and renders to itself."""
     assert path_problem(path) is None
     assert render_path(path, VARS) == path
 
 
 @pytest.mark.parametrize(("path", "reason"), BAD_PATHS)
 def test_an_unsafe_path_says_why(path: str, reason: str) -> None:
+    """An unsafe delivery path says why, and render_path raises the same reason naming the path."""
     problem = path_problem(path)
     assert problem is not None and problem.startswith(reason), problem
     with pytest.raises(ValueError, match=re.escape(f"the delivery path {path!r} {reason}")):
@@ -204,6 +212,8 @@ def test_the_schema_patterns_are_the_rules_for_what_they_can_express() -> None:
 
 
 def test_a_flag_gives_repository_branch_and_rendered_path() -> None:
+    """`--deliver NS/NAME@BRANCH:PATH` gives the repository, the branch and the path rendered over the
+    variables."""
     target = DeliveryTarget.parse("meadow/campaigns@review:drops/{season}/{name}", VARS)
     assert (target.namespace, target.repo, target.branch) == ("meadow", "campaigns", "review")
     assert target.path == "drops/ss26/spring-campaign"
@@ -220,6 +230,7 @@ def test_a_flag_gives_repository_branch_and_rendered_path() -> None:
     ],
 )
 def test_a_flag_branch_may_hold_slashes(text: str, branch: str, path: str) -> None:
+    """In the flag, a branch may hold '/' and is cut at the first ':'; without a branch it is `main`."""
     target = DeliveryTarget.parse(text, VARS)
     assert (target.namespace, target.repo, target.branch, target.path) == (
         "meadow",
@@ -230,6 +241,7 @@ def test_a_flag_branch_may_hold_slashes(text: str, branch: str, path: str) -> No
 
 
 def test_a_flag_without_branch_or_path_takes_the_defaults_given() -> None:
+    """A bare `NS/NAME` takes branch `main`, the default path given (rendered) and the `create` given."""
     target = DeliveryTarget.parse("meadow/campaigns", VARS, default_path="campaigns/{name}", create=True)
     assert (target.branch, target.path, target.create) == ("main", "campaigns/spring-campaign", True)
 
@@ -239,6 +251,7 @@ def test_a_flag_without_branch_or_path_takes_the_defaults_given() -> None:
     ["meadow", "meadow/", "/campaigns", "a/b/c", "meadow/campaigns@", "meadow/campaigns:", "meadow/x/y@b"],
 )
 def test_a_malformed_flag_is_refused_with_the_expected_shape(text: str) -> None:
+    """A flag that is not `NS/NAME[@BRANCH][:PATH]` (or ends at '@' or ':') is refused naming that shape."""
     with pytest.raises(ValueError, match=r"NAMESPACE/NAME|NS/NAME"):
         DeliveryTarget.parse(text, VARS)
 
@@ -267,11 +280,14 @@ def test_a_malformed_flag_is_refused_with_the_expected_shape(text: str) -> None:
     ],
 )
 def test_a_flag_with_a_bad_name_branch_or_path_is_refused(text: str, says: str) -> None:
+    """A dot, short or spaced name, a bad branch part, or a path with '%', '+', '..' or a format character is
+    refused, saying which."""
     with pytest.raises(ValueError, match=re.escape(says)):
         DeliveryTarget.parse(text, VARS)
 
 
 def test_a_flag_with_several_bad_parts_names_them_all() -> None:
+    """A flag wrong in its repository, branch and path gets one message naming all three problems."""
     with pytest.raises(ValueError) as caught:
         DeliveryTarget.parse("team/x@y/..:../up", VARS)
     assert str(caught.value).split("; also, ") == [
@@ -283,6 +299,8 @@ def test_a_flag_with_several_bad_parts_names_them_all() -> None:
 
 
 def test_from_manifest_applies_the_same_rules() -> None:
+    """DeliveryTarget.from_manifest accepts a good `deliver:` and refuses a bad repository or branch by the
+    flag's rules."""
     good = {"repo": "meadow/campaigns", "branch": "review/client-a", "path": "x/{name}"}
     assert DeliveryTarget.from_manifest(good, VARS).branch == "review/client-a"
     for bad, says in [({"repo": "meadow/.."}, "repository name '..'"), ({"branch": "x/.."}, "'..' part")]:
@@ -294,6 +312,7 @@ def test_from_manifest_applies_the_same_rules() -> None:
 
 
 def test_the_upload_repository_takes_a_branch_with_slashes() -> None:
+    """`--upload-repo NS/NAME@a/b` keeps the slashed branch; without '@' the branch is `main`."""
     target = UploadTarget.parse("acme/assets@review/client-a")
     assert (target.namespace, target.repo, target.branch) == ("acme", "assets", "review/client-a")
     assert UploadTarget.parse("acme/assets").branch == "main"
@@ -315,6 +334,7 @@ def test_the_upload_repository_takes_a_branch_with_slashes() -> None:
     ],
 )
 def test_a_bad_upload_repository_is_refused(text: str, says: str) -> None:
+    """A malformed `--upload-repo`, a bad name or a bad branch is refused, saying which."""
     with pytest.raises(ValueError, match=re.escape(says)):
         UploadTarget.parse(text)
 
@@ -337,6 +357,8 @@ def test_a_bad_upload_repository_is_refused(text: str, says: str) -> None:
     ],
 )
 def test_an_unsafe_or_unknown_path_is_refused(template: str, problem: str) -> None:
+    """render_path refuses an absolute path, a dot or empty segment, a backslash, an unknown variable and a
+    malformed field."""
     with pytest.raises(ValueError, match=problem):
         render_path(template, VARS)
 
@@ -350,11 +372,14 @@ def test_an_unsafe_or_unknown_path_is_refused(template: str, problem: str) -> No
     ],
 )
 def test_a_value_cannot_smuggle_a_bad_segment(value: str, says: str) -> None:
+    """A variable whose value holds '..', a percent-escape or U+202E is refused, showing the path it gives."""
     with pytest.raises(ValueError, match=says):
         render_path("{up}/x", {"up": value})
 
 
 def test_braces_escape_and_scalars_render() -> None:
+    """`{{`/`}}` are literal braces, a number renders as text, and only scalar vars (and `name`) are template
+    variables."""
     assert render_path("{{lit}}/{take}", VARS) == "{lit}/2"
     assert path_problem("campaigns/ok") is None
     assert template_variables("n", {"a": 1, "l": [1], "m": {}}) == {"a": 1, "name": "n"}
@@ -374,6 +399,8 @@ def _manifest(tmp_path: Path, deliver: str) -> Path:
 
 
 def test_the_manifest_keeps_deliver_with_its_defaults(tmp_path: Path) -> None:
+    """A manifest's `deliver: {repo: ...}` is kept with branch, path and create filled in; its path renders to
+    the run's name."""
     manifest = load_manifest(_manifest(tmp_path, "{repo: meadow/campaigns}"))
     assert manifest.deliver == {
         "repo": "meadow/campaigns",
@@ -386,6 +413,7 @@ def test_the_manifest_keeps_deliver_with_its_defaults(tmp_path: Path) -> None:
 
 
 def test_the_manifest_takes_a_branch_with_slashes(tmp_path: Path) -> None:
+    """A manifest's `deliver.branch` may hold '/'."""
     manifest = load_manifest(_manifest(tmp_path, "{repo: meadow/campaigns, branch: review/client-a}"))
     assert manifest.deliver is not None and manifest.deliver["branch"] == "review/client-a"
 
@@ -403,6 +431,8 @@ def test_the_manifest_takes_a_branch_with_slashes(tmp_path: Path) -> None:
 def test_a_bad_deliver_block_is_a_located_problem(
     tmp_path: Path, deliver: str, field: str, says: str
 ) -> None:
+    """A bad `deliver:` path, variable, repository, key or type is one problem located at its line and
+    field."""
     with pytest.raises(ManifestError) as caught:
         load_manifest(_manifest(tmp_path, deliver))
     [problem] = caught.value.problems
@@ -465,6 +495,8 @@ def manifest_with(tmp_path: Path, section: str, key: str, value: str) -> tuple[P
 def test_a_bad_name_branch_or_path_in_the_manifest_is_one_located_problem(
     tmp_path: Path, section: str, key: str, value: str, says: str
 ) -> None:
+    """A bad name, branch or prefix under `upload:` or `deliver:` is one problem at its line, column and
+    field."""
     path, line, column = manifest_with(tmp_path, section, key, value)
     with pytest.raises(ManifestError) as caught:
         load_manifest(path)
@@ -474,6 +506,7 @@ def test_a_bad_name_branch_or_path_in_the_manifest_is_one_located_problem(
 
 
 def test_good_names_branches_and_prefixes_load(tmp_path: Path) -> None:
+    """Slashed branches, dotted and dashed names and a nested upload prefix load without a problem."""
     for section, key, value in [
         ("deliver", "branch", "review/client-a"),
         ("deliver", "repo", "a1/b.c-d_e"),

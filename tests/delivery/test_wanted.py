@@ -22,6 +22,8 @@ def record(idx: int, state: JobState, *, planned: bool = True, sha: str | None =
 
 
 def test_only_done_results_of_the_current_plan_go_with_their_sidecars_in_plan_order() -> None:
+    """Only done results of planned jobs are delivered, each followed by its sidecar, in plan order; the video
+    carries its sha256."""
     records = [
         record(2, JobState.DONE),
         record(0, JobState.DONE),
@@ -39,6 +41,8 @@ def test_only_done_results_of_the_current_plan_go_with_their_sidecars_in_plan_or
 
 
 def test_run_files_are_those_that_exist_and_never_a_symlink(tmp_path: Path) -> None:
+    """The run files delivered are those that exist; a symlinked report.html is left out until it is a real
+    file."""
     (tmp_path / "results.csv").write_text("a\r\n")
     (tmp_path / "elsewhere.html").write_text("<p>")
     os.symlink(tmp_path / "elsewhere.html", tmp_path / "report.html")
@@ -50,6 +54,7 @@ def test_run_files_are_those_that_exist_and_never_a_symlink(tmp_path: Path) -> N
 
 
 def test_a_live_sidecar_is_sent_as_the_bytes_the_local_sink_writes() -> None:
+    """A result's sidecar is sent as sidecar_bytes of its data (the run directory's bytes), beside the video."""
     from batchgen.sinks.oxen.wanted import result_items
 
     video, sidecar = result_items(TARGET, "videos/a.mp4", "cd" * 32, 5, {"b": 1, "a": "é"})

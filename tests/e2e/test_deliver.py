@@ -104,6 +104,8 @@ def ledger(run_dir: Path) -> dict[str, tuple[str, str | None]]:
 async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_of_changed_results(
     emulator: Any, tmp_path: Path
 ) -> None:
+    """The demo's 21 files are delivered in fewer commits than files; a rerun sends nothing; an edit sends
+    only the changed results (one commit) and the run files."""
     emu = await emulator(latency=LatencyConfig(latency_sigma=0.0))
     manifest = demo(tmp_path, create=True)
     first = await run(emu, tmp_path)
@@ -190,6 +192,8 @@ async def test_a_kill_9_during_delivery_then_a_rerun_delivers_the_rest_sending_n
 async def test_a_missing_or_read_only_target_is_exit_2_before_anything_is_paid(
     emulator: Any, tmp_path: Path, problem: str
 ) -> None:
+    """A missing repository, a read-only one or one without the branch: exit 2 naming it, before any
+    generation or repository write."""
     emu = await emulator()
     if problem == "read-only":
         emu.create_repo(NS, NAME)
@@ -250,6 +254,8 @@ async def test_refused_deliveries_fail_the_delivery_not_the_run_and_batchgen_del
 async def test_deliver_refuses_a_run_directory_without_a_target_or_from_the_sandbox(
     emulator: Any, tmp_path: Path
 ) -> None:
+    """`deliver` without a target asks for --to, refuses a bad --to path; `run --deliver` checks the
+    repository first, then delivers all 21 files."""
     emu = await emulator()
     manifest = demo(tmp_path)
     data = yaml.safe_load(manifest.read_text())
@@ -272,6 +278,8 @@ async def test_deliver_refuses_a_run_directory_without_a_target_or_from_the_sand
 async def test_plan_with_a_key_checks_the_delivery_repository_without_writing(
     emulator: Any, tmp_path: Path
 ) -> None:
+    """`plan` with a key reports a missing delivery repository (exit 2) and, once it exists, passes, having
+    sent only GETs."""
     emu = await emulator()
     demo(tmp_path)
     args = ["--api-base", emu.base_url, "--api-key", emu.api_key]

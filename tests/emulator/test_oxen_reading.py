@@ -28,6 +28,8 @@ from batchgen.emulator.oxen_paths import (
     ],
 )
 def test_router_decode(raw: str, decoded: str) -> None:
+    """actix-router's decoding: one pass, `%2F`, `%2B` and `%25` left encoded, bad escapes kept, invalid UTF-8
+    replaced."""
     assert router_decode(raw) == decoded
 
 
@@ -41,6 +43,7 @@ def test_router_decode(raw: str, decoded: str) -> None:
     ],
 )
 def test_parse_usize(raw: str, parsed: int | str) -> None:
+    """Rust's usize parsing: a leading '+' is taken; empty or negative text gives Rust's error text."""
     assert parse_usize(raw) == parsed
 
 
@@ -78,6 +81,8 @@ def test_parse_disposition(header: str, expected: Disposition | None) -> None:
     ],
 )
 def test_sanitize_filename(name: str, sanitized: str) -> None:
+    """sanitize-filename drops separators, reserved and control characters (not DEL), a dots-only name, and
+    cuts at 255 bytes on a character boundary."""
     assert sanitize_filename(name) == sanitized
 
 
@@ -92,6 +97,8 @@ def test_sanitize_filename(name: str, sanitized: str) -> None:
     ],
 )
 def test_validate_and_normalize(path: str, normalized: str | Refusal) -> None:
+    """liboxen's path check drops `.` and empty segments, and refuses `..`, an absolute path and one that
+    normalises to nothing."""
     assert validate_and_normalize(path) == normalized
 
 
@@ -105,6 +112,8 @@ def test_join_and_the_put_routes_checks() -> None:
 
 
 def test_extension_and_debug_quoting() -> None:
+    """extension() takes the last suffix (none for a dotfile or no dot, empty after a final dot); rust_debug
+    quotes as Rust's `{:?}`."""
     assert (extension("d/a.tar.gz"), extension(".hidden"), extension("noext"), extension("a.")) == (
         "gz",
         None,

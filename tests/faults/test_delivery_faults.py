@@ -45,6 +45,8 @@ def delivering_manifest(root: Path) -> Path:
 async def test_cut_answers_and_5xx_during_delivery_lose_nothing_and_send_nothing_twice(
     start_emulator: Any, harness: Harness, tmp_path: Path
 ) -> None:
+    """Cut answers, 5xx before and after a commit and a stalled commit during delivery: every file lands once,
+    byte for byte, and no commit is resent blindly."""
     # 5xx at random on staging and on the history read after a lost answer; on the commits, one of each
     # fault in turn, so each really happens whatever the batching: the first commit's answer cut, the
     # second's replaced by a 5xx after it was made, the third request refused 5xx before anything, the

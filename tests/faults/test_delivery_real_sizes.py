@@ -79,6 +79,8 @@ def batchgen_commits(emu: Emulator) -> list[Any]:
 async def test_real_sized_videos_are_delivered_in_few_commits_through_workspaces(
     start_emulator: Any, harness: Harness, tmp_path: Path
 ) -> None:
+    """Real-sized videos (6 and 12 MB) are delivered through workspaces in fewer commits than files, each file
+    sent once, the large one in chunks."""
     emu = await sized_emulator(start_emulator)
     result = await harness.run(emu, sized_manifest(tmp_path), "-j", "9", limit_s=120)
     assert result.code == 0, result.stderr
@@ -110,6 +112,8 @@ KILL_AT = {
 async def test_a_kill_9_during_delivery_then_a_rerun_delivers_every_file_once(
     start_emulator: Any, harness: Harness, tmp_path: Path, moment: str
 ) -> None:
+    """A kill -9 while staging, mid chunked upload or after a commit whose answer was lost: the rerun delivers
+    every file, re-sending none (but the cut chunks) and not committing twice."""
     emu = await sized_emulator(start_emulator)
     manifest = sized_manifest(tmp_path)
     proc: list[asyncio.subprocess.Process] = []

@@ -15,9 +15,10 @@ from tests.plan.conftest import HEADER, KLING, Workspace, tiny_png
 
 
 def load_errors(ws: Workspace, text: str, files: dict[str, bytes | str] | None = None) -> list[str]:
-    """The problems of loading `text` (fails if it loads)."""
+    """The problems of loading `text`: raised by load_manifest, or by build_plan with the plan's when
+    they leave the rest plannable (fails if there is none)."""
     with pytest.raises(ManifestError) as caught:
-        ws.load(text, files)
+        ws.plan(text, files)
     return [str(p) for p in caught.value.problems]
 
 

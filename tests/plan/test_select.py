@@ -45,6 +45,7 @@ def test_one_term_matches_a_variable_and_keeps_plan_order(ws: Workspace) -> None
 
 
 def test_the_same_key_twice_is_either_value_different_keys_must_all_match(ws: Workspace) -> None:
+    """`--only` with one KEY twice matches either value; different KEYs must all match."""
     plan = ws.plan(MANIFEST)
     either = select_jobs(plan, Selection.parse(["name=detail", "name=hero", "aspect_ratio=9:16"]))
     assert {(n, r) for n, _, r, _ in names(either)} == {("hero", "9:16"), ("detail", "9:16")}
@@ -68,6 +69,7 @@ def test_built_ins_request_fields_booleans_numbers_and_key_prefixes(ws: Workspac
 
 
 def test_a_narrowed_plan_quotes_only_its_jobs(ws: Workspace) -> None:
+    """A plan narrowed by `--only` quotes the cost of its jobs only; no selection returns the plan itself."""
     plan = ws.plan(MANIFEST)
     lamp = select_plan(plan, Selection.parse(["product=lamp"]))
     assert lamp.total_cost_usd == plan.cost_of(select_jobs(plan, Selection.parse(["product=lamp"])))
@@ -96,6 +98,8 @@ def test_plan_json_jobs_have_the_same_facts_as_the_jobs(ws: Workspace) -> None:
     ],
 )
 def test_bad_terms_and_unknown_keys_are_usage_errors(ws: Workspace, flags: list[str], message: str) -> None:
+    """A term without '=', an empty key, or an unknown key (with a suggestion and the known keys) is a
+    UsageError."""
     plan = ws.plan(MANIFEST)
     with pytest.raises(UsageError) as caught:
         select_jobs(plan, Selection.parse(flags))
@@ -139,4 +143,5 @@ jobs:
 """,
         files={"r.csv": "product,ratio\nmug,16:9\n"},
     )
-    assert len(errors) == 1 and errors[0].startswith("m.yaml:9:19: jobs[0] (hero, replica 0): aspect_ratio:")
+    assert len(errors) == 1 and errors[0].startswith("m.yaml:8:22: jobs[0] (hero, replica 0): aspect_ratio:")
+    assert errors[0].endswith("(this value of matrix ratio, used at m.yaml:9:19)")
