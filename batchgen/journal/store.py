@@ -251,8 +251,7 @@ class Journal:
 
     @contextlib.contextmanager
     def observed(self, on_transition: Callable[[str, JobState, JobState], None]) -> Iterator[None]:
-        """Call `on_transition(key, old, new)` after every state change made inside the block (a run
-        keeps its counts and its scheduler in step this way, for as long as it works on the journal)."""
+        """Call `on_transition(key, old, new)` after every state change made inside the block (a run's)."""
         self._observer = on_transition
         try:
             yield

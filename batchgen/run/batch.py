@@ -49,7 +49,7 @@ from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
 from batchgen.results.review import write_outputs
 from batchgen.run import live_cancel
 from batchgen.run.batch_result import BatchResult, JobResult, job_results
-from batchgen.run.billing import may_read_after, read_after_run
+from batchgen.run.billing import read_after_run
 from batchgen.run.runner import Progress, Runner, RunOutcome
 from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.sinks.base import ResultCallback, ResultSink, VerifiedResult, run_with_sinks
@@ -260,7 +260,8 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
     each sink checked before anything is paid for, then the run, its billing and its files, then each
     sink finished (`run_with_sinks`)."""
     plan, options = run.plan, run.options
-    delivery = RunDelivery.for_run(options, run.key, journal, run.run_dir, plan)
+    target, run_dir = options.deliver, run.run_dir
+    delivery = [] if target is None else [RunDelivery(target, options, run.key, journal, run_dir, plan.name)]
     sinks = (*delivery, *run.sinks)
     only = None if run.chosen is plan else {job.key for job in run.chosen.jobs}
     runner = Runner(
@@ -282,8 +283,7 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
     async def work() -> tuple[RunOutcome, Path | None]:
         try:
             outcome = await runner.run(run.stop)
-            if may_read_after(outcome):
-                await read_after_run(run.client, journal, options, run.stop)
+            await read_after_run(outcome, run.client, journal, options, run.stop)
         finally:
             report = _write_outputs(run, journal)
         return outcome, report

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.journal.spend import Spend
-from batchgen.journal.store import JobRecord, Journal
-from batchgen.planning import Job, Plan
+from batchgen.journal.store import Journal
+from batchgen.planning import Plan
 from batchgen.run.runner import RunOutcome
 from batchgen.rundir.layout import result_relpath, unverified_relpath
 from batchgen.states import JobState
@@ -132,23 +132,24 @@ def _delivery_summary(delivery: DeliverySummary) -> dict[str, Any]:
 
 def job_results(plan: Plan, journal: Journal, run_dir: Path) -> tuple[JobResult, ...]:
     """A `JobResult` per job of `plan`, from its journal."""
-    return tuple(_job_result(job, journal.get(job.key), run_dir) for job in plan.jobs)
-
-
-def _job_result(job: Job, record: JobRecord, run_dir: Path) -> JobResult:
-    path = result_relpath(job.output_path)
-    unverified = record.state is JobState.UNVERIFIED
-    return JobResult(
-        key=job.key,
-        name=job.name,
-        title=job.label,
-        state=record.state,
-        output_path=path,
-        path=run_dir / path,
-        sha256=record.sha256,
-        size=record.size,
-        generation_id=record.generation_id,
-        cost_usd=job.cost_usd,
-        error=record.error,
-        kept_path=unverified_relpath(record.output_path, record.key) if unverified else None,
-    )
+    found = []
+    for job in plan.jobs:
+        record, path = journal.get(job.key), result_relpath(job.output_path)
+        unverified = record.state is JobState.UNVERIFIED
+        found.append(
+            JobResult(
+                key=job.key,
+                name=job.name,
+                title=job.label,
+                state=record.state,
+                output_path=path,
+                path=run_dir / path,
+                sha256=record.sha256,
+                size=record.size,
+                generation_id=record.generation_id,
+                cost_usd=job.cost_usd,
+                error=record.error,
+                kept_path=unverified_relpath(record.output_path, record.key) if unverified else None,
+            )
+        )
+    return tuple(found)

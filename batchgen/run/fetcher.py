@@ -56,10 +56,9 @@ DIRECTORY_SYNC_S = 1.0  # renamed results' directories are fsynced together, at 
 
 
 class Sidecars:
-    """Result sidecars, written in batches: one worker-thread hop for up to BATCH of them, at least
-    every BATCH_S seconds, and at the end of the run (a file per result created from many threads at
-    once in a large directory costs more than the download itself). A result whose sidecar is not
-    written yet when the process dies is fetched again on resume: without it, it is not trusted."""
+    """Result sidecars, written in batches (a file per result made from many threads at once costs more
+    than the download): up to BATCH at a time, at least every BATCH_S seconds, and at the end. A result
+    whose sidecar was not written when the process died is fetched again on resume (never paid again)."""
 
     BATCH = 64
     BATCH_S = 0.25
@@ -91,7 +90,6 @@ class Fetcher:
     def __init__(self, ctx: RunContext, sinks: Sequence[ResultSink]) -> None:
         self.ctx = ctx
         self.sinks = tuple(sinks)
-        self.queue = ctx.downloads
         self.active = 0
         self.failures = 0
         self.corrupt: Counter[str] = Counter()  # whole downloads per job whose bytes failed verification
@@ -109,8 +107,7 @@ class Fetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        """After the workers: sync the directories of the results landed since the last sync and write
-        the sidecars still held (unless the run broke off), then close the session."""
+        """Unless the run broke off: the last directory syncs and sidecars. Then the session closes."""
         try:
             if exc[0] is None:
                 await asyncio.to_thread(self.dirs.flush)
@@ -120,11 +117,11 @@ class Fetcher:
                 await self.session.close()
 
     def busy(self) -> bool:
-        return self.active > 0 or not self.queue.empty()
+        return self.active > 0 or not self.ctx.downloads.empty()
 
     async def worker(self) -> None:
         while True:
-            key = await self.queue.get()
+            key = await self.ctx.downloads.get()
             self.active += 1
             try:
                 await self.fetch(key)
@@ -273,7 +270,7 @@ class Fetcher:
         )
         self._done(job, final, verified.sha256, verified.size, None, downloaded_at=time.time())
         ctx.urls.pop(job.key, None)
-        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.queue.empty():
+        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.ctx.downloads.empty():
             self._synced_at = time.monotonic()
             await asyncio.to_thread(self.dirs.flush)
 

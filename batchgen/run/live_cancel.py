@@ -31,18 +31,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batchgen.errors import ApiError, StorageError, Unauthenticated
 from batchgen.logs import job_key
 from batchgen.run import scheduler
 from batchgen.run.context import RunContext
 from batchgen.run.scheduler import StopReason
+from batchgen.run.tracker import Tracker
 from batchgen.rundir.layout import write_json
 from batchgen.states import AT_PROVIDER, JobState
-
-if TYPE_CHECKING:
-    from batchgen.run.tracker import Tracker
 
 __all__ = [
     "REQUEST_NAME",

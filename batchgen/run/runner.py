@@ -112,13 +112,12 @@ class Runner:
             only=None if only is None else frozenset(only),
         )
         self.plan, self.journal, self.client, self.options = plan, journal, client, options
-        self.sinks = tuple(sinks)
         self._retry_invalid = retry_invalid
         self._progress = progress
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self.tracker = Tracker(self.ctx)
         self.submitter = Submitter(self.ctx, self._assets, self.tracker)
-        self.fetcher = Fetcher(self.ctx, self.sinks)
+        self.fetcher = Fetcher(self.ctx, sinks)
         self.cancels = live_cancel.CancelWatcher(self.ctx, self.tracker)  # `batchgen cancel` while live
         self._initial_downloads: list[str] | None = None
         self._started_at = time.time()
@@ -144,7 +143,9 @@ class Runner:
 
     def stats(self) -> RunStats:
         ctx, stream = self.ctx, self.tracker.stream
-        counted = [counts for counts in (sink.progress() for sink in self.sinks) if counts is not None]
+        counted = [
+            counts for counts in (sink.progress() for sink in self.fetcher.sinks) if counts is not None
+        ]
         delivered = (sum(done for done, _ in counted), sum(n for _, n in counted)) if counted else None
         return RunStats(
             counts={str(s): n for s, n in ctx.counts.items() if n},
@@ -243,8 +244,7 @@ class Runner:
         while True:
             await self.ctx.changed.wait()
             progress(self.stats)
-            # After the observer: a change it makes itself (a stop) does not wake it again at once. The
-            # run's waiters clear the event before they wait, so none of them misses a change for this.
+            # After the observer, whose own changes (a stop) must not wake it again; waiters clear it first.
             self.ctx.changed.clear()
 
     async def _stop_when(self, stop: asyncio.Event) -> None:

@@ -51,9 +51,9 @@ class Tracker:
     def claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
         """Journal that `generation_id` belongs to `key` (atomically with the state change), and track it."""
         ctx = self.ctx
-        record = ctx.record(key)
+        attempt = ctx.record(key).attempts
         ctx.journal.claim_generation(
-            key, generation_id, record.attempts, state, api=ctx.options.api_identity, **changes
+            key, generation_id, attempt, state, api=ctx.options.api_identity, **changes
         )
         log.debug("submitted %s as generation %s", ctx.label(key), generation_id, extra=job_key(key))
         ctx.by_generation[generation_id] = key
@@ -61,8 +61,7 @@ class Tracker:
         ctx.notify()
 
     def track(self, key: str, generation_id: str) -> None:
-        """Wait for a claimed generation: its deadline counts, and a completion heard before it was
-        claimed is applied now."""
+        """Wait for a claimed generation: count its deadline; apply a completion heard before the claim."""
         self._stream_epoch[key] = self.stream.connections
         self._wake.set()  # the reconcile loop counts this generation's deadline in
         orphan = self._orphans.pop(generation_id, None)

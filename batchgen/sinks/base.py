@@ -31,18 +31,15 @@ class VerifiedResult:
 
 
 class ResultSink(Protocol):
-    """A destination for finished results, driven by `run_with_sinks` (a class may inherit from this
-    protocol to take the do-nothing defaults).
-
-    `check` runs before anything is paid for (raise UsageError to stop the run: nothing is sent);
-    `run` is the sink's own work, a task of the run's TaskGroup from before the first result until
-    after `finish` (then cancelled). `land` runs in the download's worker thread right after the file
-    is verified at its path, before the job is journaled done (keep it short and local); `deliver`
-    runs on the event loop afterwards and may batch. `finish` comes once the run is over and its own
-    files (results.csv, results.jsonl, report.html) are written: deliver what is left. `progress` is
-    the stats the run reports (files delivered, files to deliver so far; None: nothing to count), cheap
-    enough for every progress line. A sink that fails raises; the run reports it, and the result stays
-    verified on disk (never lost).
+    """A destination for finished results, driven by `run_with_sinks` (inherit from this protocol to
+    take its do-nothing defaults). `check` runs before anything is paid for (raise UsageError: nothing
+    is sent); `run`, the sink's own work, is a task of the run's TaskGroup until after `finish`. `land`
+    runs in the download's worker thread right after the file is verified at its path, before the job
+    is journaled done (keep it short and local); `deliver` runs on the event loop afterwards and may
+    batch. `finish` comes once the run is over and its own files (results.csv, results.jsonl,
+    report.html) are written: deliver what is left. `progress` is the stats the run reports (files
+    delivered, files to deliver so far; None: nothing to count), cheap enough for every progress line.
+    A sink that fails raises; the run reports it, and the result stays verified on disk (never lost).
     """
 
     name: str
@@ -66,17 +63,15 @@ class ResultSink(Protocol):
         return None
 
 
+@dataclass(frozen=True, slots=True)
 class ResultCallback(ResultSink):
-    """`run_manifest(on_result=...)`: the caller's function, called on the event loop with every
-    verified result."""
+    """`run_manifest(on_result=...)`: the caller's function, called on the event loop with each result."""
 
-    name = "on_result"
-
-    def __init__(self, callback: Callable[[VerifiedResult], None]) -> None:
-        self._callback = callback
+    callback: Callable[[VerifiedResult], None]
+    name: str = "on_result"
 
     async def deliver(self, result: VerifiedResult) -> None:
-        self._callback(result)
+        self.callback(result)
 
 
 async def run_with_sinks(

@@ -14,6 +14,7 @@ import pytest
 import batchgen
 from batchgen.config import RunOptions, Timeouts
 from batchgen.emulator import Emulator
+from batchgen.run import batch
 from batchgen.sinks.base import ResultSink, VerifiedResult
 from batchgen.sinks.oxen.run import RunDelivery
 from tests.e2e.test_deliver import assert_delivered, demo
@@ -127,13 +128,12 @@ async def test_the_oxen_delivery_passes_the_same_lifecycle_test(
     emu.create_repo("team", "campaigns")
     run_dir = tmp_path / "out" / "demo"
     spies: list[Spy] = []
-    made = RunDelivery.for_run
 
-    def spied(*args: Any) -> list[ResultSink]:
-        spies.extend(Spy(emu, run_dir, delivery) for delivery in made(*args))
-        return list(spies)
+    def spied(*args: Any, **kwargs: Any) -> Spy:
+        spies.append(Spy(emu, run_dir, RunDelivery(*args, **kwargs)))
+        return spies[-1]
 
-    monkeypatch.setattr(RunDelivery, "for_run", spied)
+    monkeypatch.setattr(batch, "RunDelivery", spied)
     shown: list[tuple[int, int] | None] = []
     result = await batchgen.run_manifest_async(
         demo(tmp_path),

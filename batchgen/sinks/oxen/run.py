@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from batchgen.client.api import OxenClient
 from batchgen.client.repos import RepoApi
@@ -26,9 +25,6 @@ from batchgen.sinks.oxen.sender import LINGER_S, Sender
 from batchgen.sinks.oxen.wanted import done_results, is_result_path, result_items, run_files
 from batchgen.states import JobState
 from batchgen.target import DeliveryTarget
-
-if TYPE_CHECKING:
-    from batchgen.planning import Plan
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +64,12 @@ class RunDelivery(ResultSink):
         run_dir: Path,
         campaign: str,
         *,
-        planned: frozenset[str] | None = None,
         linger_s: float = LINGER_S,
         on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.target = target
         self._journal, self._run_dir, self._run_root = journal, run_dir, run_dir.resolve()
-        self._campaign, self._sandbox, self._planned = campaign, options.sandbox, planned
+        self._campaign, self._sandbox = campaign, options.sandbox
         self._client = OxenClient(options.api_base, api_key, timeouts=options.timeouts, retry=options.retry)
         origin = api_origin(options.api_base)
         if options.sandbox:  # each sandbox session's emulator starts empty, whatever port it gets
@@ -90,16 +85,6 @@ class RunDelivery(ResultSink):
             jobs_done=self._jobs_done,
             on_change=on_change,
         )
-
-    @classmethod
-    def for_run(
-        cls, options: RunOptions, api_key: str, journal: Journal, run_dir: Path, plan: Plan
-    ) -> list[RunDelivery]:
-        """A run's delivery to its `deliver:` target, of the plan's results: one sink, or none."""
-        if options.deliver is None:
-            return []
-        planned = frozenset(job.key for job in plan.jobs)
-        return [cls(options.deliver, options, api_key, journal, run_dir, plan.name, planned=planned)]
 
     async def check(self) -> None:
         """Before anything is sent: the repository exists (or is created), the branch exists (or the
@@ -127,7 +112,7 @@ class RunDelivery(ResultSink):
     async def deliver(self, result: VerifiedResult) -> None:
         """A result of the current plan landed in videos/: queue it with its sidecar. Delivery never
         changes a job's state."""
-        if self._planned is not None and result.key not in self._planned:
+        if not self._journal.get(result.key).planned:
             return
         try:
             local = result.path.relative_to(self._run_root).as_posix()

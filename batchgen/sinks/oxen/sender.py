@@ -94,8 +94,7 @@ class Sender:
     # -- the surface ---------------------------------------------------------------------------
 
     async def check(self) -> None:
-        """Before anything is sent: the repository and branch exist (or are created) and the key can
-        write (UsageError otherwise); the branch's head is where the first commit goes."""
+        """The repository and branch exist and the key can write (else UsageError); the head is known."""
         self.head = await self.api.check()
 
     async def run(self, first: Callable[[], Awaitable[None]] | None = None) -> None:
