@@ -25,7 +25,7 @@ if _typing.TYPE_CHECKING:
     from batchgen.registry import SnapshotCatalog
     from batchgen.run.batch import BatchResult, run_manifest, run_manifest_async
     from batchgen.run.runner import Runner, RunOutcome, RunStats, StopReason
-    from batchgen.sinks.base import LocalSink, ResultSink, VerifiedResult
+    from batchgen.sinks.base import ResultSink, VerifiedResult
     from batchgen.states import JobState
 
 __version__ = "0.1.0"
@@ -38,7 +38,6 @@ __all__ = [
     "JobState",
     "Journal",
     "Limits",
-    "LocalSink",
     "Manifest",
     "ManifestError",
     "OxenClient",
@@ -68,7 +67,7 @@ __all__ = [
 _HOMES = {
     "OxenClient": "batchgen.client.api",
     **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.run.batch"),
-    **dict.fromkeys(("LocalSink", "ResultSink", "VerifiedResult"), "batchgen.sinks.base"),
+    **dict.fromkeys(("ResultSink", "VerifiedResult"), "batchgen.sinks.base"),
     **dict.fromkeys(("Limits", "RetryPolicy", "RunOptions", "Timeouts", "UploadTarget"), "batchgen.config"),
     **dict.fromkeys(("ApiError", "BatchgenError", "ManifestError", "Problem"), "batchgen.errors"),
     **dict.fromkeys(("StorageError", "UserError"), "batchgen.errors"),

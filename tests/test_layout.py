@@ -211,7 +211,6 @@ def test_the_package_root_holds_few_modules() -> None:
     assert len(root) <= MAX_ROOT_MODULES, root
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine: run <-> sinks")
 def test_rooms_import_each_other_in_one_direction() -> None:
     """No cycle between top-level packages (imports in functions and TYPE_CHECKING blocks count:
     they are the same dependency, only later)."""
@@ -235,7 +234,6 @@ def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
     return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, session: run_manifest_async and _execute")
 def test_functions_stay_short() -> None:
     """No function over MAX_FUNCTION_LINES lines outside the emulator, except argparse builders
     (`add_*` in cli/, which are a list of flags)."""
@@ -286,7 +284,7 @@ def test_backoff_is_computed_only_by_the_retry_policy() -> None:
 NOT_RETRIES = {
     "batchgen.client.api:wait_clear": "the shared pause a 429 sets, which every API call waits out",
     "batchgen.run.live_cancel:run": "the poll for a `batchgen cancel` request file",
-    "batchgen.run.batch:watch": "the drain's time limit",
+    "batchgen.run.runner:_stop_when": "the drain's time limit",
     "batchgen.journal.outbox:look_for": "the settle wait before a second look for a lost enqueue or commit",
 }
 
@@ -322,7 +320,6 @@ def test_every_wait_between_tries_is_the_retry_loops() -> None:
     assert set(NOT_RETRIES) - sleeping == set()  # a wait that is gone leaves the list too
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine")
 def test_tasks_are_started_only_inside_a_task_group() -> None:
     """No `asyncio.create_task`/`ensure_future`: every task belongs to a TaskGroup, so none outlives
     its run or loses its exception."""
@@ -363,7 +360,6 @@ def test_aiohttp_errors_are_caught_in_one_place() -> None:
 WIRES = {"apply_row", "queue_download", "session", "stream", "jobs_done", "head"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, engine")
 def test_stages_are_not_wired_after_construction() -> None:
     """No stage is plugged into another by assigning its attributes after construction (`x.on_change =`,
     `ctx.apply_row =`, `fetcher.session =` ...): hand-offs are constructor arguments, queues and return

@@ -19,7 +19,7 @@ from batchgen.manifest import load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry import SnapshotCatalog
 from batchgen.run.billing import read_billed_costs
-from batchgen.run.runner import Runner, RunOutcome, StopReason
+from batchgen.run.runner import Runner, RunOutcome, RunStats, StopReason
 from batchgen.states import IllegalTransition, JobState
 
 MODEL = "kling-video-o3-pro-reference-to-video"
@@ -65,9 +65,8 @@ async def run(
     run_dir.mkdir(exist_ok=True)
     journal = Journal.open(run_dir)
     async with OxenClient(opts.api_base, key or emu.api_key, timeouts=opts.timeouts) as client:
-        runner = Runner(plan, run_dir, journal, client, opts)
-        if hook is not None:
-            runner.on_change = lambda: hook(runner)
+        progress = None if hook is None else (lambda stats: hook(runner))
+        runner = Runner(plan, run_dir, journal, client, opts, progress=progress)
         return await runner.run(), journal
 
 
@@ -242,9 +241,13 @@ async def test_paid_generations_of_jobs_edited_out_of_the_manifest_are_still_dow
     run_dir.mkdir()
     journal = Journal.open(run_dir)
     async with OxenClient(opts.api_base, emu.api_key, timeouts=opts.timeouts) as client:
-        runner = Runner(first, run_dir, journal, client, opts)
+
+        def cancel_once_all_are_queued(stats: Callable[[], RunStats]) -> None:
+            if stats().counts.get(JobState.QUEUED) == 4:
+                task.cancel()
+
+        runner = Runner(first, run_dir, journal, client, opts, progress=cancel_once_all_are_queued)
         task = asyncio.create_task(runner.run())
-        runner.on_change = lambda: task.cancel() if runner.stats().counts.get(JobState.QUEUED) == 4 else None
         with contextlib.suppress(asyncio.CancelledError):
             await task
     journal.close()

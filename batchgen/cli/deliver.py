@@ -27,7 +27,7 @@ from batchgen.errors import UsageError
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
     from batchgen.journal.store import Journal
-    from batchgen.sinks.oxen.run import DeliverySummary, RunDelivery
+    from batchgen.sinks.oxen.run import DeliverySummary
     from batchgen.target import DeliveryTarget
 
 PROGRESS_EVERY_S = 5.0
@@ -81,6 +81,7 @@ async def _deliver(args: argparse.Namespace) -> int:
     from batchgen.config import RunOptions
     from batchgen.journal.store import Journal, RunLock
     from batchgen.run.batch import check_api_identity
+    from batchgen.sinks.base import run_with_sinks
     from batchgen.sinks.oxen.run import RunDelivery
 
     api_base, key = api_settings(args, sandbox=False)
@@ -99,38 +100,27 @@ async def _deliver(args: argparse.Namespace) -> int:
         with RunLock(args.run_dir):
             async with OxenClient(api_base, key, timeouts=options.timeouts) as client:
                 await check_api_identity(journal, args.run_dir, options, client)
+            show = (lambda progress: None) if args.no_progress else _progress_lines()
             delivery = RunDelivery(
-                target,
-                api_base=api_base,
-                api_key=key,
-                journal=journal,
-                run_dir=args.run_dir,
-                campaign=campaign,
-                options=options,
-                linger_s=0.0,
+                target, options, key, journal, args.run_dir, campaign, linger_s=0, on_change=show
             )
-            try:
-                await delivery.check()
-                if not args.no_progress:
-                    delivery.on_change = _progress_lines(delivery)
-                delivery.start()
-                summary = await delivery.finish()
-            finally:
-                await delivery.aclose()
+            await run_with_sinks([delivery], lambda: asyncio.sleep(0))  # no run: what is missing, then finish
+            summary = delivery.summary()
     finally:
         journal.close()
     return report_delivery(summary, args.run_dir)
 
 
-def _progress_lines(delivery: RunDelivery, every_s: float = PROGRESS_EVERY_S) -> Callable[[], None]:
+def _progress_lines(every_s: float = PROGRESS_EVERY_S) -> Callable[[tuple[int, int]], None]:
     """A progress line (delivered/total files) at most every `every_s` seconds."""
     last = [time.monotonic()]
 
-    def show() -> None:
-        if delivery.sender is not None and time.monotonic() - last[0] >= every_s:
+    def show(progress: tuple[int, int]) -> None:
+        if time.monotonic() - last[0] >= every_s:
             last[0] = time.monotonic()
-            done, wanted = delivery.sender.progress()
-            print(f"batchgen: delivered {done}/{wanted} files so far", file=sys.stderr, flush=True)
+            print(
+                f"batchgen: delivered {progress[0]}/{progress[1]} files so far", file=sys.stderr, flush=True
+            )
 
     return show
 

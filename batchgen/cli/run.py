@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchgen import aio
 from batchgen.cli.common import (
@@ -228,7 +228,7 @@ async def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The run settings the flags override (those given)."""
     from batchgen.config import usd
 

@@ -108,7 +108,7 @@ class Journal:
         self._conn = conn
         self.path = path
         self._records: dict[str, JobRecord] = {}
-        self.on_transition: Callable[[str, JobState, JobState], None] = lambda key, old, new: None
+        self._observer: Callable[[str, JobState, JobState], None] | None = None  # `observed`
         self._dirty: dict[str, JobRecord] = {}  # changed rows not yet committed
         self._log: list[tuple[str, str, str, float, str | None]] = []  # transitions not yet committed
         self._claims: list[tuple[str, str, int, float]] = []  # generation claims not yet committed
@@ -245,9 +245,18 @@ class Journal:
         if old.state != new:
             self._log.append((key, str(old.state), str(new), now, detail))
         self._schedule_flush()
-        if old.state != new:
-            self.on_transition(key, old.state, new)
+        if old.state != new and self._observer is not None:
+            self._observer(key, old.state, new)
         return record
+
+    @contextlib.contextmanager
+    def observed(self, on_transition: Callable[[str, JobState, JobState], None]) -> Iterator[None]:
+        """Call `on_transition(key, old, new)` after every state change made inside the block (a run's)."""
+        self._observer = on_transition
+        try:
+            yield
+        finally:
+            self._observer = None
 
     def claim_generation(
         self, key: str, generation_id: str, attempt: int, new: JobState, **changes: Any

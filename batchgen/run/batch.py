@@ -3,12 +3,14 @@
 ```python
 import batchgen
 result = batchgen.run_manifest("jobs/demo.yaml", sandbox=True)        # or: await run_manifest_async(...)
-result.complete, result.run_dir, result.outcome.counts
+result.complete, result.run_dir, result.outcome.counts, result.jobs
 ```
 
-It loads and plans the manifest (live model descriptions with a key), checks the budget and the upload
-target, takes the run directory's lock, refuses a run directory of another API, writes `manifest.yaml`,
-`plan.json`, `run.log` and the results files, runs the batch and returns its outcome. Bad input raises a
+It loads and plans the manifest (a path, or a `Manifest` already loaded; live model descriptions with a
+key), checks the budget and the upload target, takes the run directory's lock, refuses a run directory
+of another API, writes `manifest.yaml`, `plan.json`, `run.log` and the results files, runs the batch and
+returns its outcome. Results go to the run directory, then to every sink: the manifest's `deliver:`
+repository and the caller's `sinks=`, whose lifecycle `run_with_sinks` drives. Bad input raises a
 `UserError` before anything is sent. Human notes (the sandbox's address, a live price that differs from
 the snapshot) go to `notify` (default: the `batchgen` logger at WARNING).
 """
@@ -19,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,6 @@ from batchgen.client.models import Catalog, model_catalog
 from batchgen.config import (
     DEFAULT_API_BASE,
     SANDBOX_IDENTITY,
-    Limits,
     RunOptions,
     UploadTarget,
     options_from_manifest,
@@ -47,40 +48,40 @@ from batchgen.planning import Plan, build_plan
 from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
 from batchgen.results.review import write_outputs
 from batchgen.run import live_cancel
-from batchgen.run.batch_result import BatchResult, JobProblem, problems_of
-from batchgen.run.billing import may_read_after, read_after_run
-from batchgen.run.runner import Runner, RunOutcome, RunStats, StopReason
+from batchgen.run.batch_result import BatchResult, JobResult, job_results
+from batchgen.run.billing import read_after_run
+from batchgen.run.runner import Progress, Runner, RunOutcome
 from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_run_files
+from batchgen.sinks.base import ResultCallback, ResultSink, VerifiedResult, run_with_sinks
 from batchgen.sinks.oxen.run import RunDelivery
 from batchgen.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
 
-__all__ = ["BatchResult", "JobProblem", "run_dir_name", "run_manifest", "run_manifest_async"]
+__all__ = ["BatchResult", "JobResult", "run_dir_name", "run_manifest", "run_manifest_async"]
 
 log = logging.getLogger(__name__)
 
 SANDBOX_UPLOAD = "sandbox/assets"
-_OVERRIDES = frozenset(
-    {
-        "concurrency",
-        "downloads",
-        "retries",
-        "budget_usd",
-        "upload_repo",
-        "inline_assets",
-        "retry_invalid",
-        "stream_idle_timeout_s",
-        "request_timeout_s",
-        "expected_render_s",
-        "only",
-        "deliver",
-        "drain_timeout_s",
-    }
-)
+#: Overrides of one setting: name -> (the part of RunOptions holding it, or None: RunOptions itself;
+#: the field; its type).
+_SETTINGS: dict[str, tuple[str | None, str, Callable[[Any], Any]]] = {
+    "concurrency": ("limits", "concurrency", int),
+    "downloads": ("limits", "downloads", int),
+    "retries": ("retry", "generation_retries", int),
+    "stream_idle_timeout_s": ("timeouts", "stream_idle_s", float),
+    "request_timeout_s": ("timeouts", "request_s", float),
+    "budget_usd": (None, "budget_usd", usd),
+    "expected_render_s": (None, "expected_render_s", float),
+    "drain_timeout_s": (None, "drain_timeout_s", float),
+}
+_OVERRIDES = frozenset({*_SETTINGS, "upload_repo", "inline_assets", "retry_invalid", "only", "deliver"})
 
 
 def run_manifest(
-    manifest: str | os.PathLike[str],
+    manifest: str | os.PathLike[str] | Manifest,
     *,
+    options: RunOptions | None = None,
+    sinks: Sequence[ResultSink] = (),
+    on_result: Callable[[VerifiedResult], None] | None = None,
     sandbox: bool = False,
     api_base: str | None = None,
     api_key: str | None = None,
@@ -90,78 +91,106 @@ def run_manifest(
     """Run (or resume) a manifest to the end; see `run_manifest_async` for the arguments."""
     return aio.run(
         run_manifest_async(
-            manifest, sandbox=sandbox, api_base=api_base, api_key=api_key, output_dir=output_dir, **overrides
+            manifest,
+            options=options,
+            sinks=sinks,
+            on_result=on_result,
+            sandbox=sandbox,
+            api_base=api_base,
+            api_key=api_key,
+            output_dir=output_dir,
+            **overrides,
         )
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One run, planned: what `_execute` needs."""
+
+    run_dir: Path
+    plan: Plan
+    chosen: Plan  # the jobs this run works on: the plan's, or those `only` chose
+    found: Catalog
+    options: RunOptions
+    client: OxenClient
+    key: str
+    say: Callable[[str], None]
+    sinks: tuple[ResultSink, ...]
+    progress: Progress | None
+    stop: asyncio.Event | None
+
+
 async def run_manifest_async(
-    manifest: str | os.PathLike[str],
+    manifest: str | os.PathLike[str] | Manifest,
     *,
+    options: RunOptions | None = None,
+    sinks: Sequence[ResultSink] = (),
+    on_result: Callable[[VerifiedResult], None] | None = None,
     sandbox: bool = False,
     api_base: str | None = None,
     api_key: str | None = None,
     output_dir: str | os.PathLike[str] = "outputs",
     notify: Callable[[str], None] | None = None,
-    progress: Callable[[Callable[[], RunStats]], None] | None = None,
+    progress: Progress | None = None,
     stop: asyncio.Event | None = None,
     **overrides: Any,
 ) -> BatchResult:
     """Run (or resume) a manifest to the end, inside an event loop that is already running.
 
-    `api_base` and `api_key` default to $OXEN_API_BASE / $OXEN_API_KEY; `sandbox=True` runs against a
-    built-in emulator instead (nothing paid; results in `<output_dir>/<name>.sandbox`). Overrides of the
-    manifest's `run:` settings: concurrency, downloads, retries, budget_usd, upload_repo ("ns/repo[@branch]"),
-    inline_assets, retry_invalid, stream_idle_timeout_s, request_timeout_s, expected_render_s,
-    drain_timeout_s, and `only` (["KEY=VALUE", ...]: the planned jobs that match, `planning.select`).
-    `progress` is called with a snapshot function after every change; setting `stop` stops submitting
-    (in-flight work is still tracked and downloaded for up to drain_timeout_s, then left to the journal).
+    `options` replaces the manifest's `run:`, `upload:` and `deliver:` settings; the overrides change
+    single ones (of `options`, or of the manifest's): concurrency, downloads, retries, budget_usd,
+    upload_repo ("ns/repo[@branch]"), inline_assets, retry_invalid, stream_idle_timeout_s,
+    request_timeout_s, expected_render_s, drain_timeout_s, deliver, and `only` (["KEY=VALUE", ...]: the
+    planned jobs that match, `planning.select`). `api_base` and `api_key` default to $OXEN_API_BASE /
+    $OXEN_API_KEY; `sandbox=True` runs against a built-in emulator instead (nothing paid; results in
+    `<output_dir>/<name>.sandbox`). `sinks` get every verified result after the run directory (and the
+    manifest's delivery), `on_result` is called with each. `progress` is called with a snapshot function
+    after changes; setting `stop` stops submitting (in-flight work is still tracked and downloaded for up
+    to drain_timeout_s, then left to the journal).
     """
     unknown = sorted(set(overrides) - _OVERRIDES)
     if unknown:
         raise TypeError(f"run_manifest() got unknown overrides {unknown}; known: {sorted(_OVERRIDES)}")
     say = notify or (lambda text: log.warning("%s", text))
-    path = Path(manifest)
-    loaded = load_manifest(path)  # bad input stops here: nothing sent, nothing written
-    options = _options(loaded, overrides)
-    base = api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE
-    key = api_key or os.environ.get("OXEN_API_KEY", "")
-    if not key and not sandbox:
-        raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
+    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))  # bad input stops
+    settings = _options(loaded, overrides, options)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
-    async with api_endpoint(None if sandbox else (base, key), say) as (api_base_used, key_used):
-        options = replace(options, api_base=api_base_used, sandbox=sandbox)
-        if sandbox:
-            if options.upload is None and not options.inline_assets:
-                options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
-            if "expected_render_s" not in overrides:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
-                options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
-            if options.deliver is not None:  # the sandbox's emulator starts empty: its repository is made
-                options = replace(options, deliver=replace(options.deliver, create=True))
-        async with OxenClient(
-            options.api_base, key_used, timeouts=options.timeouts, retry=options.retry
-        ) as client:
+    extra = (*sinks, *([] if on_result is None else [ResultCallback(on_result)]))
+    async with api_endpoint(None if sandbox else _credentials(api_base, api_key), say) as (base, key):
+        settings = _for_endpoint(settings, base, sandbox=sandbox)
+        async with OxenClient(base, key, timeouts=settings.timeouts, retry=settings.retry) as client:
             found = await model_catalog(client, loaded, run_dir=run_dir)
             plan = build_plan(loaded, found.catalog)
             for note in found.notes:
                 say(note)
             chosen = _chosen(plan, overrides.get("only"))
-            for note in check_can_run(chosen, options):
+            for note in check_can_run(chosen, settings):
                 say(note)
-            return await _execute(
-                path,
-                run_dir,
-                plan,
-                found,
-                options,
-                client,
-                key_used,
-                say,
-                progress,
-                stop,
-                retry_invalid=bool(overrides.get("retry_invalid")),
-                only=None if chosen is plan else chosen,
-            )
+            run = _Run(run_dir, plan, chosen, found, settings, client, key, say, extra, progress, stop)
+            return await _execute(run, retry_invalid=bool(overrides.get("retry_invalid")))
+
+
+def _credentials(api_base: str | None, api_key: str | None) -> tuple[str, str]:
+    """The API's base and the key: given, else from the environment (a key is required)."""
+    key = api_key or os.environ.get("OXEN_API_KEY", "")
+    if not key:
+        raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
+    return api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE, key
+
+
+def _for_endpoint(options: RunOptions, api_base: str, *, sandbox: bool) -> RunOptions:
+    """The options against the API in use; in the sandbox, its own defaults where nothing was said."""
+    options = replace(options, api_base=api_base, sandbox=sandbox)
+    if not sandbox:
+        return options
+    if options.upload is None and not options.inline_assets:
+        options = replace(options, upload=UploadTarget.parse(SANDBOX_UPLOAD))
+    if options.expected_render_s is None:  # the sandbox renders at SANDBOX_TIME_SCALE of real time
+        options = replace(options, expected_render_s=300.0 * SANDBOX_TIME_SCALE)
+    if options.deliver is not None:  # the sandbox's emulator starts empty: its repository is made
+        options = replace(options, deliver=replace(options.deliver, create=True))
+    return options
 
 
 def _chosen(plan: Plan, only: Any) -> Plan:
@@ -211,70 +240,75 @@ def check_can_run(plan: Plan, options: RunOptions) -> list[str]:
     return []
 
 
-async def _execute(
-    manifest: Path,
-    run_dir: Path,
-    plan: Plan,
-    found: Catalog,
-    options: RunOptions,
-    client: OxenClient,
-    key: str,
-    say: Callable[[str], None],
-    progress: Callable[[Callable[[], RunStats]], None] | None,
-    stop: asyncio.Event | None,
-    *,
-    retry_invalid: bool,
-    only: Plan | None = None,
-) -> BatchResult:
-    real = prepare_run_dir(run_dir)
+async def _execute(run: _Run, *, retry_invalid: bool) -> BatchResult:
+    real = prepare_run_dir(run.run_dir)
     if real is not None:
-        say(f"{run_dir} leads through a symlink: the files are written to {real}")
-    ran = only or plan
-    with RunLock(run_dir):
-        live_cancel.clear(run_dir)  # a request to a process that is gone is not for this run
-        journal = open_run_journal(run_dir, plan, say)  # a lost one is rebuilt from the sidecars
-        delivery = RunDelivery.for_run(options, key, journal, run_dir, plan)
+        run.say(f"{run.run_dir} leads through a symlink: the files are written to {real}")
+    with RunLock(run.run_dir):
+        live_cancel.clear(run.run_dir)  # a request to a process that is gone is not for this run
+        journal = open_run_journal(run.run_dir, run.plan, run.say)  # a lost one is rebuilt from the sidecars
         try:
-            await check_api_identity(journal, run_dir, options, client)
-            with _run_log(run_dir, key):
-                await delivery.check()  # a missing or read-only delivery target stops here: nothing sent
-                chosen = None if only is None else {job.key for job in only.jobs}
-                runner = Runner(
-                    plan,
-                    run_dir,
-                    journal,
-                    client,
-                    options,
-                    retry_invalid=retry_invalid,
-                    sinks=delivery.sinks(),
-                    only=chosen,
-                )
-                await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
-                write_run_files(run_dir, manifest, plan, found.live)
-                delivery.start()  # results of earlier runs not delivered yet go first
-                if progress is not None:
-                    snapshot = delivery.stats(runner.stats)
-                    runner.on_change = delivery.on_change = lambda: progress(snapshot)
-                report: Path | None = None
-                try:
-                    outcome = await _run_until_stopped(runner, stop)
-                    if may_read_after(outcome):
-                        await read_after_run(client, journal, options, stop)
-                finally:
-                    try:
-                        report = write_outputs(run_dir, plan.jobs, journal, campaign=plan.name)
-                    except (StorageError, UsageError) as exc:  # never hide the run's own outcome behind this
-                        say(f"error: {exc} (the journal is intact: `batchgen report {run_dir}` tries again)")
-                delivered = await delivery.finish()  # what is left, then results.csv/.jsonl, report.html
-                problems = problems_of(ran, journal)
-                spend = _final_spend(journal)
+            await check_api_identity(journal, run.run_dir, run.options, run.client)
+            with _run_log(run.run_dir, run.key):
+                return await _run_with_sinks(run, journal, retry_invalid)
         finally:
-            await delivery.aclose()
             journal.close()
-    left = len(plan.jobs) - len(ran.jobs)
-    return BatchResult(
-        run_dir, outcome, len(ran.jobs), problems, left, delivered, report, spend, options.sandbox
+
+
+async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> BatchResult:
+    """The runner, with the delivery (when the manifest has a target) and the caller's sinks around it:
+    each sink checked before anything is paid for, then the run, its billing and its files, then each
+    sink finished (`run_with_sinks`)."""
+    plan, options = run.plan, run.options
+    target, run_dir = options.deliver, run.run_dir
+    delivery = [] if target is None else [RunDelivery(target, options, run.key, journal, run_dir, plan.name)]
+    sinks = (*delivery, *run.sinks)
+    only = None if run.chosen is plan else {job.key for job in run.chosen.jobs}
+    runner = Runner(
+        plan,
+        run.run_dir,
+        journal,
+        run.client,
+        options,
+        retry_invalid=retry_invalid,
+        sinks=sinks,
+        only=only,
+        progress=run.progress,
     )
+
+    async def prepare() -> None:
+        await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
+        write_run_files(run.run_dir, plan.manifest_path, plan, run.found.live)
+
+    async def work() -> tuple[RunOutcome, Path | None]:
+        try:
+            outcome = await runner.run(run.stop)
+            await read_after_run(outcome, run.client, journal, options, run.stop)
+        finally:
+            report = _write_outputs(run, journal)
+        return outcome, report
+
+    # a missing or read-only delivery target stops at its check: nothing sent
+    outcome, report = await run_with_sinks(sinks, work, prepare=prepare)
+    return BatchResult(
+        run.run_dir,
+        outcome,
+        job_results(run.chosen, journal, run.run_dir),
+        len(plan.jobs) - len(run.chosen.jobs),
+        delivery[0].summary() if delivery else None,
+        report,
+        _final_spend(journal),
+        options.sandbox,
+    )
+
+
+def _write_outputs(run: _Run, journal: Journal) -> Path | None:
+    """results.csv/.jsonl and report.html (its path); a failure is said, never hiding the run's outcome."""
+    try:
+        return write_outputs(run.run_dir, run.plan.jobs, journal, campaign=run.plan.name)
+    except (StorageError, UsageError) as exc:
+        run.say(f"error: {exc} (the journal is intact: `batchgen report {run.run_dir}` tries again)")
+        return None
 
 
 def _final_spend(journal: Journal) -> Spend | None:
@@ -283,25 +317,6 @@ def _final_spend(journal: Journal) -> Spend | None:
         return journal_spend(journal)
     except StorageError:
         return None
-
-
-async def _run_until_stopped(runner: Runner, stop: asyncio.Event | None) -> RunOutcome:
-    if stop is None:
-        return await runner.run()
-
-    async def watch() -> None:
-        await stop.wait()
-        runner.request_stop(StopReason.INTERRUPTED)
-        await asyncio.sleep(runner.options.drain_timeout_s)  # the drain is bounded: then the run ends
-        runner.end_drain()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await runner.run()
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
 
 
 @contextlib.contextmanager
@@ -363,49 +378,35 @@ async def check_api_identity(
         journal.set_meta("api", identity)
 
 
-def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
-    """The manifest's `run:` and `upload:` settings, with the caller's overrides on top."""
+def _options(manifest: Manifest, overrides: Mapping[str, Any], given: RunOptions | None) -> RunOptions:
+    """`given`, else the manifest's `run:`, `upload:` and `deliver:`; the caller's overrides on top."""
     try:
-        upload_repo = overrides.get("upload_repo")
-        if upload_repo:
-            try:
-                upload: UploadTarget | None = UploadTarget.parse(str(upload_repo))
-            except ValueError as exc:
-                raise ValueError(f"--upload-repo: {exc}") from None
-        elif manifest.upload:
-            upload = UploadTarget.from_manifest(manifest.upload)
-        else:
-            upload = None
-        options = options_from_manifest(manifest.run or {}, upload)
-        concurrency, downloads = overrides.get("concurrency"), overrides.get("downloads")
-        limits = Limits(
-            concurrency=options.limits.concurrency if concurrency is None else int(concurrency),
-            downloads=options.limits.downloads if downloads is None else int(downloads),
-        )
-        retry = options.retry
-        if overrides.get("retries") is not None:
-            retry = replace(retry, generation_retries=int(overrides["retries"]))
-        timeouts = options.timeouts
-        if overrides.get("stream_idle_timeout_s") is not None:
-            timeouts = replace(timeouts, stream_idle_s=float(overrides["stream_idle_timeout_s"]))
-        if overrides.get("request_timeout_s") is not None:
-            timeouts = replace(timeouts, request_s=float(overrides["request_timeout_s"]))
-        budget = options.budget_usd if overrides.get("budget_usd") is None else usd(overrides["budget_usd"])
-        options = replace(
-            options,
-            limits=limits,
-            retry=retry,
-            timeouts=timeouts,
-            budget_usd=budget,
-            inline_assets=bool(overrides.get("inline_assets")),
-        )
-        if overrides.get("expected_render_s") is not None:
-            options = replace(options, expected_render_s=float(overrides["expected_render_s"]))
-        if overrides.get("drain_timeout_s") is not None:
-            options = replace(options, drain_timeout_s=float(overrides["drain_timeout_s"]))
-        options = replace(options, deliver=_deliver_target(manifest, overrides.get("deliver")))
+        if given is None:
+            upload = UploadTarget.from_manifest(manifest.upload) if manifest.upload else None
+            given = replace(
+                options_from_manifest(manifest.run or {}, upload), deliver=_deliver_target(manifest, None)
+            )
+        return _overridden(given, manifest, overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _overridden(options: RunOptions, manifest: Manifest, overrides: Mapping[str, Any]) -> RunOptions:
+    """`options` with each override given (not None) on top."""
+    for name, (part, field, kind) in _SETTINGS.items():
+        if overrides.get(name) is not None:
+            value = kind(overrides[name])
+            changed = value if part is None else replace(getattr(options, part), **{field: value})
+            options = replace(options, **{field if part is None else part: changed})
+    if overrides.get("inline_assets"):
+        options = replace(options, inline_assets=True)
+    if overrides.get("upload_repo"):
+        try:
+            options = replace(options, upload=UploadTarget.parse(str(overrides["upload_repo"])))
+        except ValueError as exc:
+            raise ValueError(f"--upload-repo: {exc}") from None
+    if overrides.get("deliver"):
+        options = replace(options, deliver=_deliver_target(manifest, overrides["deliver"]))
     return options
 
 

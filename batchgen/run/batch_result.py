@@ -1,8 +1,10 @@
-"""What a run did (`BatchResult`), as the library returns it and `batchgen run --json` prints it."""
+"""What a run did (`BatchResult`, with a `JobResult` per job), as the library returns it and
+`batchgen run --json` prints it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,38 +18,57 @@ from batchgen.states import JobState
 if TYPE_CHECKING:
     from batchgen.sinks.oxen.run import DeliverySummary
 
-__all__ = ["BatchResult", "JobProblem", "problems_of"]
+__all__ = ["BatchResult", "JobResult", "job_results"]
 
 _FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED, JobState.UNVERIFIED})
+_FAILURE_FIELDS = ("key", "name", "title", "state", "error", "output_path", "kept_path")  # `--json`'s
 
 
 @dataclass(frozen=True, slots=True)
-class JobProblem:
-    """A job of the run that is not done and failed, was rejected, cancelled, or carries an error."""
+class JobResult:
+    """A job the run worked on, as its journal has it at the end."""
 
     key: str
     name: str
-    state: str
-    error: str | None
+    title: str  # its readable name (`hero · mug · 9:16 · take 2`): how a person knows it
+    state: JobState
     output_path: str  # where its result goes, relative to the run directory (`videos/…`)
+    path: Path  # the same in the run directory: the verified result once `state` is done
+    sha256: str | None
+    size: int | None
+    generation_id: str | None
+    cost_usd: Decimal | None  # its quote (results.jsonl has what the provider billed, once read)
+    error: str | None = None
     kept_path: str | None = None  # unverified: where its bytes are kept (relative to the run directory)
-    title: str = ""  # its readable name (`hero · mug · 9:16 · take 2`): how a person knows it
+
+    @property
+    def problem(self) -> bool:
+        """It is not done, and failed, was rejected or cancelled, or carries an error."""
+        return self.state is not JobState.DONE and (bool(self.error) or self.state in _FAILED)
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What a run did: where, the runner's outcome, and how many jobs it ran (the plan's, or those
-    `only` chose; `left_for_later` counts the plan's others)."""
+    """What a run did: where, the runner's outcome, and the jobs it ran (the plan's, or those `only`
+    chose; `left_for_later` counts the plan's others)."""
 
     run_dir: Path
     outcome: RunOutcome
-    total: int
-    problems: tuple[JobProblem, ...] = ()
+    jobs: tuple[JobResult, ...] = ()
     left_for_later: int = 0
     delivery: DeliverySummary | None = None  # with a delivery target: what reached the repository
     report: Path | None = None  # report.html, the contact sheet (None if it could not be written)
     spend: Spend | None = None  # the run directory's spend at the end (None if the journal could not say)
     sandbox: bool = False  # run against the built-in emulator: nothing was paid
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def problems(self) -> tuple[JobResult, ...]:
+        """The jobs that are not done and failed, were rejected or cancelled, or carry an error."""
+        return tuple(job for job in self.jobs if job.problem)
 
     @property
     def complete(self) -> bool:
@@ -88,18 +109,7 @@ class BatchResult:
             "spend": None if self.spend is None else {**self.spend.as_json(), "sandbox": self.sandbox},
             "error": self.outcome.fatal,
             "stop_detail": self.outcome.stop_detail,
-            "failures": [
-                {
-                    "key": p.key,
-                    "name": p.name,
-                    "title": p.title,
-                    "state": p.state,
-                    "error": p.error,
-                    "output_path": p.output_path,
-                    "kept_path": p.kept_path,
-                }
-                for p in self.problems
-            ],
+            "failures": [{name: getattr(job, name) for name in _FAILURE_FIELDS} for job in self.problems],
             "earlier_manifests": dict(sorted(self.outcome.leftovers.items())),
             "extra_takes": dict(sorted(self.outcome.takes.items())),
             "delivery": None if self.delivery is None else _delivery_summary(self.delivery),
@@ -120,19 +130,26 @@ def _delivery_summary(delivery: DeliverySummary) -> dict[str, Any]:
     }
 
 
-def problems_of(plan: Plan, journal: Journal) -> tuple[JobProblem, ...]:
-    """The jobs of `plan` that are not done and failed, were rejected or cancelled, or carry an error."""
+def job_results(plan: Plan, journal: Journal, run_dir: Path) -> tuple[JobResult, ...]:
+    """A `JobResult` per job of `plan`, from its journal."""
     found = []
     for job in plan.jobs:
-        record = journal.get(job.key)
-        if record.state is not JobState.DONE and (record.error or record.state in _FAILED):
-            kept = (
-                unverified_relpath(record.output_path, record.key)
-                if record.state is JobState.UNVERIFIED
-                else None
+        record, path = journal.get(job.key), result_relpath(job.output_path)
+        unverified = record.state is JobState.UNVERIFIED
+        found.append(
+            JobResult(
+                key=job.key,
+                name=job.name,
+                title=job.label,
+                state=record.state,
+                output_path=path,
+                path=run_dir / path,
+                sha256=record.sha256,
+                size=record.size,
+                generation_id=record.generation_id,
+                cost_usd=job.cost_usd,
+                error=record.error,
+                kept_path=unverified_relpath(record.output_path, record.key) if unverified else None,
             )
-            path = result_relpath(job.output_path)
-            found.append(
-                JobProblem(job.key, job.name, str(record.state), record.error, path, kept, job.label)
-            )
+        )
     return tuple(found)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BILLING_DEADLINE_S",
     "billed_from_rows",
-    "may_read_after",
     "read_after_run",
     "read_billed_costs",
     "to_look_up",
@@ -185,32 +184,28 @@ async def read_billed_costs(
     return len(found)
 
 
-def may_read_after(outcome: RunOutcome) -> bool:
-    """Read the billed costs after a run that ended as planned: not after a fatal error (a refused
-    key, no credits, a full disk), an API that kept failing, or a Ctrl-C (the next run reads them)."""
-    return outcome.fatal is None and outcome.stop_reason not in (
-        StopReason.INTERRUPTED,
-        StopReason.API_UNAVAILABLE,
-    )
-
-
 async def read_after_run(
+    outcome: RunOutcome,
     client: OxenClient,
     journal: Journal,
     options: RunOptions,
     stop: asyncio.Event | None,
 ) -> None:
-    """The billed costs of the run directory's finished generations (bounded; a Ctrl-C ends it at once)."""
+    """The billed costs of the run directory's finished generations, after a run that ended as planned:
+    not after a fatal error (a refused key, no credits, a full disk), an API that kept failing, or a
+    Ctrl-C (the next run reads them). Bounded; a Ctrl-C during it ends it at once."""
+    if outcome.fatal is not None or outcome.stop_reason in (
+        StopReason.INTERRUPTED,
+        StopReason.API_UNAVAILABLE,
+    ):
+        return
     deadline = min(BILLING_DEADLINE_S, 2 * options.timeouts.request_s)
-    reading = asyncio.ensure_future(
-        read_billed_costs(client, journal, deadline_s=deadline, offset=client.server_clock.offset)
-    )
-    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    reading = read_billed_costs(client, journal, deadline_s=deadline, offset=client.server_clock.offset)
     try:
-        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (reading, stopped):
-            task.cancel()
-        outcome, _ = await asyncio.gather(reading, stopped, return_exceptions=True)
-    if isinstance(outcome, Exception):  # read_billed_costs says its own failures; this is anything else
-        log.warning("billed costs were not read from the history (%s)", outcome)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(reading), group.create_task((stop or asyncio.Event()).wait())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+    except* Exception as failed:  # read_billed_costs says its own failures; this is anything else
+        log.warning("billed costs were not read from the history (%s)", failed.exceptions[0])

@@ -1,5 +1,7 @@
 """What the parts of a running batch share: the journal, the client, the scheduler's state, the jobs
-and their generations, and the few moves every part makes the same way (claim, release, notify)."""
+and their generations, the queue of results to download, and the few moves every part makes the same
+way (release, stop, notify). It holds no stage: the stages hand work to each other through their
+constructors, this queue and return values."""
 
 from __future__ import annotations
 
@@ -7,22 +9,18 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batchgen.client.api import OxenClient
 from batchgen.config import RunOptions
 from batchgen.journal.store import JobRecord, Journal
-from batchgen.logs import job_key
 from batchgen.planning import Job, Plan
 from batchgen.run import scheduler
 from batchgen.rundir.layout import checked_path, result_relpath, superseded_relpath
 from batchgen.states import JobState
-
-if TYPE_CHECKING:
-    from batchgen.client.events import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +36,13 @@ class RunContext:
     options: RunOptions
     state: scheduler.RunState
     rng: random.Random = field(default_factory=random.Random)
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jobs: dict[str, Job] = field(default_factory=dict)
     by_generation: dict[str, str] = field(default_factory=dict)  # generation id -> job key
-    urls: dict[str, str] = field(
-        default_factory=dict
-    )  # freshest result URL per job (memory only: they expire)
-    displaced: set[str] = field(
-        default_factory=set
-    )  # leftovers whose path a planned job owns: to superseded/
+    urls: dict[str, str] = field(default_factory=dict)  # freshest result URL per job (in memory: they expire)
+    displaced: set[str] = field(default_factory=set)  # leftovers whose path a planned job owns: superseded/
     counts: Counter[JobState] = field(default_factory=Counter)  # jobs of this run by state, for progress
-    stream: EventStream | None = None
-    on_change: Callable[[], None] = lambda: None
-    on_claimed: Callable[[str, str], None] = lambda key, generation_id: None
-    queue_download: Callable[[str], None] = lambda key: None
-    apply_row: Callable[[str, Mapping[str, Any]], None] = lambda key, row: None  # set to the tracker's
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    downloads: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # jobs whose result to fetch
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set by `notify`, after every change
     only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
     drain_over: bool = False  # a drain's time ran out: stop waiting, leave the rest to the journal
     takes_said: bool = False  # the warning about rows another run of this manifest may own was given
@@ -65,13 +54,11 @@ class RunContext:
         self.run_root = self.run_dir.resolve()  # once: result paths are checked against it lexically
         self.known_dirs: set[str] = set()  # directories under it already seen to be real ones
         self.forgotten = 0  # generations of an earlier sandbox session, gone with its emulator
-        self.journal.on_transition = self._journaled
 
     # -- changes -------------------------------------------------------------------------------
 
     def notify(self) -> None:
         self.changed.set()
-        self.on_change()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         # No await between the check and clear(), so a change cannot slip in unseen.
@@ -79,7 +66,8 @@ class RunContext:
             self.changed.clear()
             await self.changed.wait()
 
-    def _journaled(self, key: str, old: JobState, new: JobState) -> None:
+    def journaled(self, key: str, old: JobState, new: JobState) -> None:
+        """Keep the counts and the scheduler in step with a journaled change (`Journal.observed`)."""
         if key not in self.jobs:
             return
         self.counts[old] -= 1
@@ -104,17 +92,6 @@ class RunContext:
         """Journal `state` for a job holding a provider slot, and give the slot back."""
         self.journal.transition(key, state, detail, **changes)
         scheduler.release(self.state, key, state)
-        self.notify()
-
-    def claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
-        """Journal that `generation_id` belongs to `key` (atomically with the state change)."""
-        record = self.journal.get(key)
-        self.journal.claim_generation(
-            key, generation_id, record.attempts, state, api=self.options.api_identity, **changes
-        )
-        log.debug("submitted %s as generation %s", self.label(key), generation_id, extra=job_key(key))
-        self.by_generation[generation_id] = key
-        self.on_claimed(key, generation_id)
         self.notify()
 
     def stop(self, reason: scheduler.StopReason, detail: str | None = None) -> None:

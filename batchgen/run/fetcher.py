@@ -1,19 +1,22 @@
 """Fetching results: download workers that turn a succeeded generation into a verified file at its path,
-then hand it to the run's sinks. What to do when a download fails is decided here, from the policy
-in the run's options: refresh an expired URL, try the API's own origin once with the key, back off; and
-after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification, keep the last bytes in
-unverified/ and journal the job `unverified` (paid: never deleted, never fetched again by itself)."""
+its sidecar beside it, then hand it to the run's sinks. What to do when a download fails is decided
+here, from the policy in the run's options: refresh an expired URL, try the API's own origin once with
+the key, back off; and after `MAX_UNVERIFIED_DOWNLOADS` whole downloads whose bytes fail verification,
+keep the last bytes in unverified/ and journal the job `unverified` (paid: never deleted, never fetched
+again by itself)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -52,27 +55,73 @@ log = logging.getLogger(__name__)
 DIRECTORY_SYNC_S = 1.0  # renamed results' directories are fsynced together, at least this often
 
 
+class Sidecars:
+    """Result sidecars, written in batches (a file per result made from many threads at once costs more
+    than the download): up to BATCH at a time, at least every BATCH_S seconds, and at the end. A result
+    whose sidecar was not written when the process died is fetched again on resume (never paid again)."""
+
+    BATCH = 64
+    BATCH_S = 0.25
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, dict[str, Any]]] = []
+        self._lock = threading.Lock()  # `add` runs in the downloads' worker threads
+        self._written_at = time.monotonic()
+
+    def add(self, result: VerifiedResult) -> None:
+        with self._lock:
+            self._pending.append((sidecar_path(result.path), result.metadata))
+
+    async def write(self, *, when_due: bool = False) -> None:
+        due = len(self._pending) >= self.BATCH or time.monotonic() - self._written_at >= self.BATCH_S
+        if when_due and not due:
+            return
+        with self._lock:
+            batch, self._pending = self._pending, []
+        self._written_at = time.monotonic()
+        if batch:
+            await asyncio.to_thread(_write_sidecars, batch)
+
+
 class Fetcher:
-    """A queue of jobs to download and the workers that drain it."""
+    """The download workers and what they share: the run's download queue (`ctx.downloads`), one HTTP
+    session (open while the fetcher is, `async with`), the batched sidecars and the directory syncs."""
 
     def __init__(self, ctx: RunContext, sinks: Sequence[ResultSink]) -> None:
         self.ctx = ctx
         self.sinks = tuple(sinks)
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.active = 0
         self.failures = 0
         self.corrupt: Counter[str] = Counter()  # whole downloads per job whose bytes failed verification
         self.session: aiohttp.ClientSession | None = None
+        self.sidecars = Sidecars()
         self.dirs = DirectorySync()  # directory fsyncs of renamed results, done together
         self._synced_at = time.monotonic()
-        ctx.queue_download = self.queue.put_nowait
+
+    async def __aenter__(self) -> Fetcher:
+        timeouts = self.ctx.options.timeouts
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect_s, sock_read=timeouts.download_read_s
+        )
+        self.session = aiohttp.ClientSession(timeout=timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Unless the run broke off: the last directory syncs and sidecars. Then the session closes."""
+        try:
+            if exc[0] is None:
+                await asyncio.to_thread(self.dirs.flush)
+                await self.sidecars.write()
+        finally:
+            if self.session is not None:
+                await self.session.close()
 
     def busy(self) -> bool:
-        return self.active > 0 or not self.queue.empty()
+        return self.active > 0 or not self.ctx.downloads.empty()
 
     async def worker(self) -> None:
         while True:
-            key = await self.queue.get()
+            key = await self.ctx.downloads.get()
             self.active += 1
             try:
                 await self.fetch(key)
@@ -92,16 +141,7 @@ class Fetcher:
             return
         found = await asyncio.to_thread(self._make_room, job, record, final) if _exists(final) else None
         if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
-            done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
-            ctx.journal.transition(
-                job.key,
-                done,
-                "found complete on disk",
-                sha256=found.sha256,
-                size=found.size,
-                mtime_ns=_mtime_ns(final),
-                error=None,
-            )
+            self._done(job, final, found.sha256, found.size, "found complete on disk")
             return
         landed: list[VerifiedResult] = []
         try:
@@ -119,7 +159,7 @@ class Fetcher:
             await self._deliver(job, final, landed[0])
 
     def _land(self, job: Job, record: JobRecord, landed: list[VerifiedResult], done: Downloaded) -> None:
-        """In the download's worker thread, right after the rename: the sinks' local part (the sidecar)."""
+        """In the download's worker thread, right after the rename: the sidecar, and the sinks' local part."""
         verified = VerifiedResult(
             job.key,
             done.path,
@@ -127,6 +167,7 @@ class Fetcher:
             done.size,
             result_metadata(job, record, done.sha256, done.size, time.time()),
         )
+        self.sidecars.add(verified)
         for sink in self.sinks:
             sink.land(verified)
         landed.append(verified)
@@ -141,7 +182,7 @@ class Fetcher:
             limit=policy.download_attempts,
             on=_retried,
             what=f"the download of {job.label}",
-            sleep=ctx.sleep,
+            sleep=asyncio.sleep,
             rng=ctx.rng,
             extra=job_key(key),
         )
@@ -216,6 +257,7 @@ class Fetcher:
 
     async def _deliver(self, job: Job, final: Path, verified: VerifiedResult) -> None:
         ctx = self.ctx
+        await self.sidecars.write(when_due=True)
         for sink in self.sinks:
             await sink.deliver(verified)
         log.debug(
@@ -226,24 +268,19 @@ class Fetcher:
             verified.sha256[:16],
             extra=job_key(job.key),
         )
-        done = JobState.SUPERSEDED if job.key in ctx.displaced else JobState.DONE
-        ctx.journal.transition(
-            job.key,
-            done,
-            sha256=verified.sha256,
-            size=verified.size,
-            mtime_ns=_mtime_ns(final),
-            downloaded_at=time.time(),
-            error=None,
-        )
+        self._done(job, final, verified.sha256, verified.size, None, downloaded_at=time.time())
         ctx.urls.pop(job.key, None)
-        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.queue.empty():
+        if time.monotonic() - self._synced_at > DIRECTORY_SYNC_S or self.ctx.downloads.empty():
             self._synced_at = time.monotonic()
             await asyncio.to_thread(self.dirs.flush)
 
-    async def close(self) -> None:
-        """Sync the directories of the results landed since the last sync."""
-        await asyncio.to_thread(self.dirs.flush)
+    def _done(self, job: Job, final: Path, sha256: str, size: int, detail: str | None, **more: Any) -> None:
+        """Journal the job done (superseded, when its result goes to superseded/): whole at `final`."""
+        state = JobState.SUPERSEDED if job.key in self.ctx.displaced else JobState.DONE
+        mtime_ns = _mtime_ns(final)
+        self.ctx.journal.transition(
+            job.key, state, detail, sha256=sha256, size=size, mtime_ns=mtime_ns, error=None, **more
+        )
 
     async def _fresh_url(self, record: JobRecord) -> str:
         if not record.generation_id:
@@ -312,3 +349,8 @@ def _mtime_ns(path: Path) -> int | None:
         return path.lstat().st_mtime_ns
     except OSError:
         return None
+
+
+def _write_sidecars(batch: list[tuple[Path, dict[str, Any]]]) -> None:
+    for path, metadata in batch:
+        write_sidecar(path, metadata)

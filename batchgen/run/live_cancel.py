@@ -38,6 +38,7 @@ from batchgen.logs import job_key
 from batchgen.run import scheduler
 from batchgen.run.context import RunContext
 from batchgen.run.scheduler import StopReason
+from batchgen.run.tracker import Tracker
 from batchgen.rundir.layout import write_json
 from batchgen.states import AT_PROVIDER, JobState
 
@@ -139,8 +140,8 @@ class CancelWatcher:
     """Carries out cancel requests for the length of a run: `run()` is a task of the run's group. The
     run is not finished while `busy` (a request being carried out has not been answered yet)."""
 
-    def __init__(self, ctx: RunContext, *, poll_s: float = POLL_S) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: RunContext, tracker: Tracker, *, poll_s: float = POLL_S) -> None:
+        self.ctx, self.tracker = ctx, tracker
         self.poll_s = poll_s
         self.busy = False
 
@@ -169,11 +170,11 @@ class CancelWatcher:
                 "cancel requested (`batchgen cancel`): stopping submissions, cancelling in-flight work"
             )
             ctx.stop(StopReason.CANCELLED)
-        counts = await cancel_live(ctx, chosen)
+        counts = await cancel_live(ctx, self.tracker, chosen)
         _answer(ctx.run_dir, request.get("id"), counts)
 
 
-async def cancel_live(ctx: RunContext, chosen: set[str]) -> dict[str, int]:
+async def cancel_live(ctx: RunContext, tracker: Tracker, chosen: set[str]) -> dict[str, int]:
     """Take the chosen jobs out of this run (none of them is submitted again by it) and cancel their
     generations at the provider, including those whose POST is under way (once it is answered).
     Returns how many ended in each provider status."""
@@ -185,7 +186,7 @@ async def cancel_live(ctx: RunContext, chosen: set[str]) -> dict[str, int]:
 
     async def cancel_one(key: str, generation_id: str) -> None:
         async with gate:
-            status = await _cancel_generation(ctx, key, generation_id)
+            status = await _cancel_generation(ctx, tracker, key, generation_id)
         if status is not None:
             counts[status] += 1
 
@@ -202,7 +203,9 @@ async def cancel_live(ctx: RunContext, chosen: set[str]) -> dict[str, int]:
             elif record.state in (JobState.PENDING, JobState.SUBMITTING):
                 coming = True  # dispatched, or its POST not answered yet: cancelled once it has an id
         if todo:
-            await asyncio.gather(*(cancel_one(key, gid) for key, gid in todo))
+            async with asyncio.TaskGroup() as group:
+                for key, generation_id in todo:
+                    group.create_task(cancel_one(key, generation_id))
         elif not coming:
             return dict(counts)
         else:
@@ -210,7 +213,7 @@ async def cancel_live(ctx: RunContext, chosen: set[str]) -> dict[str, int]:
             await ctx.changed.wait()
 
 
-async def _cancel_generation(ctx: RunContext, key: str, generation_id: str) -> str | None:
+async def _cancel_generation(ctx: RunContext, tracker: Tracker, key: str, generation_id: str) -> str | None:
     """Cancel one generation and journal what it really is now (a finished one is kept)."""
     try:
         await ctx.client.cancel(generation_id)
@@ -228,6 +231,6 @@ async def _cancel_generation(ctx: RunContext, key: str, generation_id: str) -> s
         return "not cancelled (API error)"
     record = ctx.record(key)
     if record.generation_id == generation_id and record.state in AT_PROVIDER:
-        ctx.apply_row(key, row)  # cancelled: released as cancelled; finished: kept, downloaded
+        tracker.apply_row(key, row)  # cancelled: released as cancelled; finished: kept, downloaded
     status = row.get("status")
     return str(status) if status in ("cancelled", "succeeded", "failed") else f"still {status}"

@@ -2,7 +2,9 @@
 reconcile loop and the download workers, journaling each step before the next.
 
 Policy lives in pure modules (`run.scheduler`, `retry`, `run.overdue`, `client.reconcile`, `states`); the
-work is done by `startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext`.
+work is done by `startup` (what is missing), `submitter`, `tracker` and `fetcher`, which share a `RunContext`
+and hand work on through their constructors (the submitter claims through the tracker), the download queue
+and return values. Progress observers and a stop event are passed in, each watched by a task of the group.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import aiohttp
-
 from batchgen.client.api import OxenClient
-from batchgen.client.events import EventStream
 from batchgen.config import RunOptions
 from batchgen.errors import InsufficientCredits, StorageError, Unauthenticated
 from batchgen.journal.store import Journal
@@ -34,9 +33,9 @@ from batchgen.run.startup import prepare
 from batchgen.run.submitter import Submitter
 from batchgen.run.takes import is_take
 from batchgen.run.tracker import Tracker
-from batchgen.sinks.base import LocalSink, ResultSink
+from batchgen.sinks.base import ResultSink
 
-__all__ = ["RunOutcome", "RunStats", "Runner", "StopReason"]
+__all__ = ["Progress", "RunOutcome", "RunStats", "Runner", "StopReason"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,11 @@ class RunStats:
     stopping: StopReason | None
     started_at: float
     budget_usd: Decimal | None = None
-    delivered: tuple[int, int] | None = None  # files delivered to the repository / to deliver so far
+    delivered: tuple[int, int] | None = None  # files the sinks delivered / are to deliver so far
+
+
+#: A progress observer: called after changes with a function that takes the run's snapshot.
+Progress = Callable[[Callable[[], RunStats]], None]
 
 
 @dataclass(slots=True)
@@ -74,7 +77,8 @@ class RunOutcome:
 
 class Runner:
     """Runs one plan in one run directory. Create, optionally `await prepare_assets()`, then `await run()`
-    once. `on_change` is called after every change (progress displays read `stats()`)."""
+    once. Each verified result goes to every sink (`land`, `deliver`; their lifecycle around the run is
+    `run_with_sinks`'s); `progress` is called after changes with `stats` (a display rate-limits itself)."""
 
     def __init__(
         self,
@@ -86,9 +90,9 @@ class Runner:
         *,
         rng: random.Random | None = None,
         retry_invalid: bool = False,
-        sinks: Sequence[ResultSink] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sinks: Sequence[ResultSink] = (),
         only: Collection[str] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         costs = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs}
         state = scheduler.RunState(
@@ -105,42 +109,24 @@ class Runner:
             options,
             state,
             rng=rng or random.Random(),
-            sleep=sleep,
             only=None if only is None else frozenset(only),
         )
-        self.plan, self.run_dir, self.journal, self.client, self.options = (
-            plan,
-            run_dir,
-            journal,
-            client,
-            options,
-        )
+        self.plan, self.journal, self.client, self.options = plan, journal, client, options
         self._retry_invalid = retry_invalid
+        self._progress = progress
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
-        self.submitter = Submitter(self.ctx, self._assets)
         self.tracker = Tracker(self.ctx)
-        self.fetcher = Fetcher(self.ctx, sinks if sinks is not None else [LocalSink()])
-        self.cancels = live_cancel.CancelWatcher(self.ctx)  # `batchgen cancel` while the run is live
+        self.submitter = Submitter(self.ctx, self._assets, self.tracker)
+        self.fetcher = Fetcher(self.ctx, sinks)
+        self.cancels = live_cancel.CancelWatcher(self.ctx, self.tracker)  # `batchgen cancel` while live
         self._initial_downloads: list[str] | None = None
         self._started_at = time.time()
 
     # -- the public surface ----------------------------------------------------------------------
 
     @property
-    def jobs(self) -> dict[str, object]:
-        return dict(self.ctx.jobs)
-
-    @property
     def stopping(self) -> StopReason | None:
         return self.ctx.state.stopping
-
-    @property
-    def on_change(self) -> Callable[[], None]:
-        return self.ctx.on_change
-
-    @on_change.setter
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self.ctx.on_change = callback
 
     def request_stop(self, reason: StopReason = StopReason.INTERRUPTED) -> None:
         """Stop submitting; whatever is in flight is still tracked and downloaded."""
@@ -156,46 +142,50 @@ class Runner:
             self.ctx.notify()
 
     def stats(self) -> RunStats:
-        ctx, stream = self.ctx, self.ctx.stream
+        ctx, stream = self.ctx, self.tracker.stream
+        counted = [
+            counts for counts in (sink.progress() for sink in self.fetcher.sinks) if counts is not None
+        ]
+        delivered = (sum(done for done, _ in counted), sum(n for _, n in counted)) if counted else None
         return RunStats(
             counts={str(s): n for s, n in ctx.counts.items() if n},
             total=len(ctx.jobs),
             spent_usd=ctx.state.budget.spent,
             retried=ctx.state.retried,
             throttled_s=self.client.throttle.paused_s,
-            stream_connected=stream is None or stream.connected.is_set() or not ctx.state.slots.held,
+            stream_connected=stream.connected.is_set() or not ctx.state.slots.held,
             stopping=ctx.state.stopping,
             started_at=self._started_at,
             budget_usd=ctx.state.budget.limit,
+            delivered=delivered,
         )
-
-    def spent_usd(self) -> Decimal:
-        """What the budget counts: the run directory's spend when the run started (`batchgen.journal.spend`),
-        plus the quote of each generation this run has created or may be creating."""
-        return self.ctx.state.budget.spent
 
     async def prepare_assets(self) -> None:
         """Make every local reference image of the work left reachable before anything is submitted
         (raises UsageError when the upload repository is missing)."""
-        self._prepare()
-        assets = [asset for key in self.ctx.state.pending for asset in self.ctx.jobs[key].assets]
-        if assets:
-            await self._assets.prepare(assets)
+        with self.journal.observed(self.ctx.journaled):
+            self._prepare()
+            assets = [asset for key in self.ctx.state.pending for asset in self.ctx.jobs[key].assets]
+            if assets:
+                await self._assets.prepare(assets)
 
-    async def run(self) -> RunOutcome:
-        self._prepare()
+    async def run(self, stop: asyncio.Event | None = None) -> RunOutcome:
+        """Run to the end. Setting `stop` stops submitting (in-flight work is still tracked and
+        downloaded for up to the options' drain_timeout_s, then left to the journal)."""
         fatal: str | None = None
         bad_key = False
-        if self._has_work():
-            try:
-                await self._run_tasks()
-            except* Unauthenticated as group:
-                fatal, bad_key = str(group.exceptions[0]), True
-            except* InsufficientCredits as group:
-                scheduler.stop(self.ctx.state, StopReason.NO_CREDITS)
-                fatal = str(group.exceptions[0])
-            except* StorageError as group:
-                fatal = str(group.exceptions[0])
+        with self.journal.observed(self.ctx.journaled):
+            self._prepare()
+            if self._has_work():
+                try:
+                    await self._run_tasks(stop)
+                except* Unauthenticated as group:
+                    fatal, bad_key = _first(group), True
+                except* InsufficientCredits as group:
+                    scheduler.stop(self.ctx.state, StopReason.NO_CREDITS)
+                    fatal = _first(group)
+                except* StorageError as group:
+                    fatal = _first(group)
         return self._outcome(fatal, bad_key)
 
     # -- inside --------------------------------------------------------------------------------
@@ -204,7 +194,7 @@ class Runner:
         if self._initial_downloads is None:
             self._initial_downloads = prepare(self.ctx, retry_invalid=self._retry_invalid)
             for key in self._initial_downloads:
-                self.fetcher.queue.put_nowait(key)
+                self.ctx.downloads.put_nowait(key)
 
     def _has_work(self) -> bool:
         state = self.ctx.state
@@ -215,54 +205,59 @@ class Runner:
             scheduler.finished(self.ctx.state, downloads_left=self.fetcher.busy()) and not self.cancels.busy
         )
 
-    async def _run_tasks(self) -> None:
+    async def _run_tasks(self, stop: asyncio.Event | None) -> None:
         ctx = self.ctx
-        stream = EventStream(
-            self.client,
-            on_completion=self.tracker.on_event,
-            on_connect=self.tracker.want_reconcile,
-            idle_timeout_s=self.options.timeouts.stream_idle_s,
-        )
-        ctx.stream = stream
-        timeouts = self.options.timeouts
-        session_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeouts.connect_s, sock_read=timeouts.download_read_s
-        )
-        async with aiohttp.ClientSession(timeout=session_timeout) as session:
-            self.fetcher.session = session
-            async with asyncio.TaskGroup() as group:
-                background = [
-                    group.create_task(stream.run(), name="event-stream"),
-                    group.create_task(self.tracker.reconcile_loop(), name="reconcile"),
-                    group.create_task(self.cancels.run(), name="cancel-requests"),
-                    *(
-                        group.create_task(self.fetcher.worker(), name=f"download-{i}")
-                        for i in range(self.options.limits.downloads)
-                    ),
-                ]
-                submitting = group.create_task(self._submit_all(stream, group), name="submit-loop")
-                await ctx.wait_until(lambda: ctx.drain_over or (submitting.done() and self._finished()))
-                for task in background:
+        async with self.fetcher, asyncio.TaskGroup() as group:
+            background = [
+                group.create_task(self.tracker.stream.run(), name="event-stream"),
+                group.create_task(self.tracker.reconcile_loop(), name="reconcile"),
+                group.create_task(self.cancels.run(), name="cancel-requests"),
+                *(
+                    group.create_task(self.fetcher.worker(), name=f"download-{i}")
+                    for i in range(self.options.limits.downloads)
+                ),
+            ]
+            if self._progress is not None:
+                background.append(group.create_task(self._show(self._progress), name="progress"))
+            if stop is not None:
+                background.append(group.create_task(self._stop_when(stop), name="stop"))
+            submitting = group.create_task(self._submit_all(group), name="submit-loop")
+            await ctx.wait_until(lambda: ctx.drain_over or (submitting.done() and self._finished()))
+            for task in background:
+                task.cancel()
+            if ctx.drain_over:  # POSTs under way stay `submitting`: the rerun reconciles them first
+                for task in (submitting, *self.submitter.tasks):
                     task.cancel()
-                if ctx.drain_over:  # POSTs under way stay `submitting`: the rerun reconciles them first
-                    for task in (submitting, *self.submitter.tasks):
-                        task.cancel()
-            await self.fetcher.close()
-            for sink in self.fetcher.sinks:
-                await sink.close()
+        if self._progress is not None:
+            self._progress(self.stats)  # the last changes, which the cancelled observer may not have seen
         self.journal.flush()  # a commit that failed in the background (a full disk) is reported here
 
-    async def _submit_all(self, stream: EventStream, group: asyncio.TaskGroup) -> None:
+    async def _submit_all(self, group: asyncio.TaskGroup) -> None:
         try:
-            await self._wait_for_stream(stream)
+            await self._wait_for_stream()
             await self.submitter.submit_all(group, finished=self._finished)
         finally:
             self.ctx.notify()
 
-    async def _wait_for_stream(self, stream: EventStream) -> None:
+    async def _show(self, progress: Progress) -> None:
+        """Tell the progress observer of each change (those of one turn of the loop at once)."""
+        while True:
+            await self.ctx.changed.wait()
+            progress(self.stats)
+            # After the observer, whose own changes (a stop) must not wake it again; waiters clear it first.
+            self.ctx.changed.clear()
+
+    async def _stop_when(self, stop: asyncio.Event) -> None:
+        """Once `stop` is set: stop submitting, and end the drain when its time has run out."""
+        await stop.wait()
+        self.request_stop(StopReason.INTERRUPTED)
+        await asyncio.sleep(self.options.drain_timeout_s)  # the drain is bounded: then the run ends
+        self.end_drain()
+
+    async def _wait_for_stream(self) -> None:
         try:  # no event may fire before we listen...
             async with asyncio.timeout(self.options.timeouts.stream_idle_s):
-                await stream.wait_connected()
+                await self.tracker.stream.wait_connected()
         except TimeoutError:  # ...unless there is no stream to listen to: poll instead
             log.warning(
                 "the event stream is unavailable; tracking by polling every %.0fs until it is back",
@@ -289,3 +284,9 @@ class Runner:
             spent_usd=self.ctx.state.budget.spent,
             drain_timed_out=self.ctx.drain_over,
         )
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> str:
+    """What the run reports of a failure: the first error of a group, however deeply tasks nest."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else str(first)

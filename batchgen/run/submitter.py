@@ -31,6 +31,7 @@ from batchgen.run import scheduler
 from batchgen.run.assets import AssetPlacer, AssetUnavailable
 from batchgen.run.context import RunContext
 from batchgen.run.takes import adopt_extra_takes
+from batchgen.run.tracker import Tracker
 from batchgen.states import JobState
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,15 @@ log = logging.getLogger(__name__)
 class Submitter:
     """Submits the plan's jobs as the scheduler allows, and finds the ones whose answer was lost."""
 
-    def __init__(self, ctx: RunContext, assets: AssetPlacer) -> None:
+    def __init__(self, ctx: RunContext, assets: AssetPlacer, tracker: Tracker) -> None:
         self.ctx = ctx
         self.assets = assets
+        self.tracker = tracker  # a generation the submitter claims is the tracker's to follow
         self.outbox: Outbox[str, Mapping[str, Any]] = Outbox(
             self._look,
             request_s=ctx.options.timeouts.request_s,
             policy=ctx.client.retry_policy,
-            sleep=ctx.sleep,
+            sleep=asyncio.sleep,
             rng=ctx.rng,
         )
         self._lock = asyncio.Lock()  # looks at the provider are serialised
@@ -170,7 +172,7 @@ class Submitter:
         finally:
             del self._unanswered[ticket]
             self.ctx.notify()
-        self.ctx.claim(key, generation_ids[0], JobState.QUEUED)
+        self.tracker.claim(key, generation_ids[0], JobState.QUEUED)
 
     async def _not_created(self, key: str, error: ApiError) -> None:
         """Surely not created (a 429 is answered before anything is done; a refused connection sent
@@ -232,7 +234,7 @@ class Submitter:
             # Rows we cannot rule out as ours, beyond the one adopted: fetched too (`takes`).
             others = [pending_submission(ctx.record(k), offset) for k in self.outbox.looking.difference(keys)]
             extra = unaccounted_rows(pending, rows, claimed, found, ctx.plan.model_defaults, others=others)
-            adopt_extra_takes(ctx, extra)
+            adopt_extra_takes(ctx, self.tracker, extra)
         return found
 
     async def _rows_for(self, pending: list[Pending]) -> list[Mapping[str, Any]]:
@@ -273,9 +275,9 @@ class Submitter:
             scheduler.requeue(ctx.state, key, front=True)
             ctx.notify()
             return
-        ctx.claim(key, generation_id, JobState.QUEUED)
+        self.tracker.claim(key, generation_id, JobState.QUEUED)
         if status != "queued":
-            ctx.apply_row(key, row)  # found running or finished: the tracker takes it from there
+            self.tracker.apply_row(key, row)  # found running or finished: the tracker takes it from there
 
 
 def pending_submission(record: JobRecord, offset: float | None) -> Pending:

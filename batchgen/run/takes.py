@@ -26,6 +26,7 @@ from batchgen.states import AT_PROVIDER, JobState
 if TYPE_CHECKING:  # only types: `status` reads `is_take` without loading the run machinery
     from batchgen.planning import Job
     from batchgen.run.context import RunContext
+    from batchgen.run.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,15 @@ def take_job(job: Job, generation_id: str) -> Job:
     return replace(job, key=f"{job.key}{TAKE_MARK}{safe}", output_path=path, cost_usd=None, title=title)
 
 
-def adopt_extra_takes(ctx: RunContext, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+def adopt_extra_takes(
+    ctx: RunContext, tracker: Tracker, rows: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> int:
     """Journal and track (or download) each row listed under the key of the job it matches; returns
     how many were taken. Failed and cancelled rows are left alone: nobody paid for them."""
     taken = 0
     for key, found in rows.items():
         for row in found:
-            if _adopt(ctx, key, row):
+            if _adopt(ctx, tracker, key, row):
                 taken += 1
     if taken and not ctx.takes_said:
         ctx.takes_said = True
@@ -71,7 +74,7 @@ def adopt_extra_takes(ctx: RunContext, rows: Mapping[str, Iterable[Mapping[str, 
     return taken
 
 
-def _adopt(ctx: RunContext, key: str, row: Mapping[str, Any]) -> bool:
+def _adopt(ctx: RunContext, tracker: Tracker, key: str, row: Mapping[str, Any]) -> bool:
     from batchgen.logs import job_key  # here: `status` imports this module, and needs no logging setup
 
     state, generation_id = _STATES.get(str(row.get("status"))), str(row.get("generation_id"))
@@ -114,11 +117,11 @@ def _adopt(ctx: RunContext, key: str, row: Mapping[str, Any]) -> bool:
     )
     if state in AT_PROVIDER:
         ctx.state.slots.take(take.key)  # held until it finishes, so the run waits for it
-        ctx.on_claimed(take.key, generation_id)
+        tracker.track(take.key, generation_id)
     else:
         url = row.get("result_url")
         if isinstance(url, str) and url:
             ctx.urls[take.key] = url
-        ctx.queue_download(take.key)
+        ctx.downloads.put_nowait(take.key)
     ctx.notify()
     return True

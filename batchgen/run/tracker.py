@@ -1,5 +1,6 @@
-"""Tracking generations at the provider: completion events from the one shared stream, the reconcile
-after every (re)connect, and the safety look (timed by `overdue`) for completions the stream missed."""
+"""Tracking generations at the provider: the claim of each generation, completion events from the one
+shared stream (the tracker's own), the reconcile after every (re)connect, and the safety look (timed
+by `overdue`) for completions the stream missed. A succeeded generation goes to the download queue."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchgen.client.api import Completion
+from batchgen.client.events import EventStream
 from batchgen.client.reconcile import search_scopes
 from batchgen.errors import ApiError, NotFound, Unauthenticated
 from batchgen.logs import job_key
@@ -27,17 +29,44 @@ ORPHAN_LIMIT = 10_000  # completions of generations not (yet) claimed that are k
 
 
 class Tracker:
-    """Turns what the provider says (events, listed rows) into journal changes and downloads."""
+    """Turns what the provider says (events, listed rows) into journal changes and downloads. Its
+    `stream` and `reconcile_loop` are tasks of the run's group; the submitter `claim`s through it."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.watch = RenderWatch(ctx.options.expected_render_s or expected_render(ctx.plan))
+        self.stream = EventStream(
+            ctx.client,
+            on_completion=self.on_event,
+            on_connect=self.want_reconcile,
+            idle_timeout_s=ctx.options.timeouts.stream_idle_s,
+        )
         self._orphans: dict[str, Completion] = {}
         self._stream_epoch: dict[str, int] = {}  # job key -> stream connections when it was claimed
         self._wanted = False  # a (re)connect asks for a full reconcile
         self._wake = asyncio.Event()  # wakes the reconcile loop: a reconcile wanted, or a new deadline
-        ctx.on_claimed = self._claimed
-        ctx.apply_row = self.apply_row
+
+    # -- generations the run now waits for -------------------------------------------------------
+
+    def claim(self, key: str, generation_id: str, state: JobState, **changes: Any) -> None:
+        """Journal that `generation_id` belongs to `key` (atomically with the state change), and track it."""
+        ctx = self.ctx
+        attempt = ctx.record(key).attempts
+        ctx.journal.claim_generation(
+            key, generation_id, attempt, state, api=ctx.options.api_identity, **changes
+        )
+        log.debug("submitted %s as generation %s", ctx.label(key), generation_id, extra=job_key(key))
+        ctx.by_generation[generation_id] = key
+        self.track(key, generation_id)
+        ctx.notify()
+
+    def track(self, key: str, generation_id: str) -> None:
+        """Wait for a claimed generation: count its deadline; apply a completion heard before the claim."""
+        self._stream_epoch[key] = self.stream.connections
+        self._wake.set()  # the reconcile loop counts this generation's deadline in
+        orphan = self._orphans.pop(generation_id, None)
+        if orphan is not None:
+            self.on_completion(orphan)
 
     # -- what the provider says ------------------------------------------------------------------
 
@@ -68,7 +97,7 @@ class Tracker:
             if completion.url:
                 ctx.urls[key] = completion.url
             ctx.release(key, JobState.SUCCEEDED, "succeeded", completed_at=time.time())
-            ctx.queue_download(key)
+            ctx.downloads.put_nowait(key)
         else:
             self.on_failure(key, completion.error)
 
@@ -101,14 +130,6 @@ class Tracker:
         elif status == "cancelled" and record.state in AT_PROVIDER:
             self.ctx.release(key, JobState.CANCELLED, "cancelled at the provider")
 
-    def _claimed(self, key: str, generation_id: str) -> None:
-        stream = self.ctx.stream
-        self._stream_epoch[key] = stream.connections if stream is not None else -1
-        self._wake.set()  # the reconcile loop counts this generation's deadline in
-        orphan = self._orphans.pop(generation_id, None)
-        if orphan is not None:
-            self.on_completion(orphan)
-
     # -- looking for what the stream missed ------------------------------------------------------
 
     def want_reconcile(self) -> None:
@@ -119,8 +140,7 @@ class Tracker:
     async def reconcile_loop(self) -> None:
         """Reconcile after every (re)connect; while connected, when an in-flight generation is overdue
         against the renders this run has seen; poll while disconnected."""
-        stream = self.ctx.stream
-        assert stream is not None
+        stream = self.stream
         while True:
             if stream.connected.is_set():
                 due = self.watch.next_look_at(self._waiting())
@@ -163,7 +183,7 @@ class Tracker:
         }
         if not waiting:
             return
-        connections = ctx.stream.connections if ctx.stream is not None else -1
+        connections = self.stream.connections
         active: dict[str, Mapping[str, Any]] = {}
         for scope in search_scopes(ctx.record(k).sent_body() or {} for k in waiting.values()):
             for listed in await ctx.client.list_queue(model=scope.model, namespace=scope.namespace):
@@ -189,8 +209,7 @@ class Tracker:
         enqueued, completed = row.get("enqueued_at"), row.get("completed_at")
         if isinstance(enqueued, int | float) and isinstance(completed, int | float):
             self.watch.observe_render(float(completed) - float(enqueued))
-        stream = self.ctx.stream
-        if stream_missed and stream is not None and stream.connected.is_set():
+        if stream_missed and self.stream.connected.is_set():
             if not self.watch.missed_events:
                 log.warning(
                     "the event stream did not announce generation %s (nor, perhaps, others): looking "

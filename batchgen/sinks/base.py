@@ -1,23 +1,22 @@
-"""Where finished results go. Every result is first downloaded and verified into the run directory; then
-each sink of the run is handed the verified file with its metadata. The local sink writes the sidecar
-beside the file; another destination (an Oxen repository, in `sinks/oxen/`; object storage) is another
-`ResultSink`, not an edit of the runner."""
+"""Where finished results go besides the run directory, and the one lifecycle every destination follows
+(`ResultSink`, driven by `run_with_sinks`): another destination (an Oxen repository, in `sinks/oxen/`;
+object storage; a caller's callback) is another class here, not an edit of the runner."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from batchgen.isotime import iso_utc
-from batchgen.rundir.layout import sidecar_path, write_sidecar
 
 if TYPE_CHECKING:
     from batchgen.journal.store import JobRecord
     from batchgen.planning import Job
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,60 +31,77 @@ class VerifiedResult:
 
 
 class ResultSink(Protocol):
-    """A destination for finished results.
-
-    `land` runs in the download's worker thread right after the file is verified at its path, before the
-    job is journaled done (keep it short and local). `deliver` runs on the event loop afterwards and may
-    batch; `close` flushes what it holds. A sink that fails raises; the run reports it, and the result
-    stays verified on disk (never lost).
+    """A destination for finished results, driven by `run_with_sinks` (inherit from this protocol to
+    take its do-nothing defaults). `check` runs before anything is paid for (raise UsageError: nothing
+    is sent); `run`, the sink's own work, is a task of the run's TaskGroup until after `finish`. `land`
+    runs in the download's worker thread right after the file is verified at its path, before the job
+    is journaled done (keep it short and local); `deliver` runs on the event loop afterwards and may
+    batch. `finish` comes once the run is over and its own files (results.csv, results.jsonl,
+    report.html) are written: deliver what is left. `progress` is the stats the run reports (files
+    delivered, files to deliver so far; None: nothing to count), cheap enough for every progress line.
+    A sink that fails raises; the run reports it, and the result stays verified on disk (never lost).
     """
 
     name: str
 
-    def land(self, result: VerifiedResult) -> None: ...
+    async def check(self) -> None:
+        return None
 
-    async def deliver(self, result: VerifiedResult) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class LocalSink:
-    """The run directory itself: the result is already at its path; its sidecar JSON goes beside it.
-
-    Sidecars are written in batches (one worker-thread hop for up to `BATCH` of them, at least every
-    `BATCH_S` seconds, and at close): a file per result created from many threads at once in a large
-    directory costs more than the download itself. A result whose sidecar is not written yet when the
-    process dies is fetched again on resume (never paid again): without its sidecar it is not trusted.
-    """
-
-    name = "local"
-    BATCH = 64
-    BATCH_S = 0.25
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Path, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self._written_at = time.monotonic()
+    async def run(self) -> None:
+        return None
 
     def land(self, result: VerifiedResult) -> None:
-        with self._lock:
-            self._pending.append((sidecar_path(result.path), result.metadata))
+        return None
 
     async def deliver(self, result: VerifiedResult) -> None:
-        if len(self._pending) >= self.BATCH or time.monotonic() - self._written_at >= self.BATCH_S:
-            await self.close()
+        return None
 
-    async def close(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        self._written_at = time.monotonic()
-        if batch:
-            await asyncio.to_thread(_write_all, batch)
+    async def finish(self) -> None:
+        return None
+
+    def progress(self) -> tuple[int, int] | None:
+        return None
 
 
-def _write_all(batch: list[tuple[Path, dict[str, Any]]]) -> None:
-    for path, metadata in batch:
-        write_sidecar(path, metadata)
+@dataclass(frozen=True, slots=True)
+class ResultCallback(ResultSink):
+    """`run_manifest(on_result=...)`: the caller's function, called on the event loop with each result."""
+
+    callback: Callable[[VerifiedResult], None]
+    name: str = "on_result"
+
+    async def deliver(self, result: VerifiedResult) -> None:
+        self.callback(result)
+
+
+async def run_with_sinks(
+    sinks: Sequence[ResultSink],
+    work: Callable[[], Awaitable[T]],
+    *,
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> T:
+    """Drive every sink's lifecycle around `work` (the run, its billing and its own files): each sink's
+    `check`, then `prepare` (what must be ready before any sink starts), then `work` with each sink's
+    `run` as a task of one TaskGroup, then each sink's `finish`, in order. An error of `work` or of a
+    `finish` is raised as itself once the sinks' tasks are cancelled."""
+    for sink in sinks:
+        await sink.check()
+    if prepare is not None:
+        await prepare()
+    failure: Exception | None = None
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(sink.run(), name=f"sink-{sink.name}") for sink in sinks]
+        try:
+            done = await work()
+            for sink in sinks:
+                await sink.finish()
+        except Exception as exc:  # not wrapped in the group's ExceptionGroup: callers catch it by type
+            failure = exc
+        for task in tasks:
+            task.cancel()
+    if failure is not None:
+        raise failure
+    return done
 
 
 def result_metadata(

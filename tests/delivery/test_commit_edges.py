@@ -240,7 +240,6 @@ async def test_a_run_that_delivers_everything_leaves_no_workspace_even_when_a_de
                 else:
                     assert [w.id for w in rig.workspaces_left()] == sender.leftover_workspaces != []
             finally:
-                await sender.aclose()
                 fresh.journal.close()
 
 

@@ -5,11 +5,12 @@ workspace left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from batchgen.config import RetryPolicy, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.repos import StoredFile
+from batchgen.errors import Unauthenticated
 from batchgen.journal.deliveries import DELIVERED, SENDING, UNSENT, DeliveryLedger
 from batchgen.journal.store import Journal
 from batchgen.sinks.oxen import resolve
@@ -33,6 +35,7 @@ TARGET = DeliveryTarget(namespace="team", repo="campaigns", path="campaigns/spri
 MIB = 1024 * 1024
 REQUEST_S = 0.4  # lost answers are looked for again 2 x this later
 FAST_RETRY = RetryPolicy(initial_s=0.01, max_s=0.05, request_attempts=4)
+SENDER: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05}
 
 
 @dataclass
@@ -41,13 +44,11 @@ class Rig:
     run_dir: Path
     journal: Journal
     api: RepoApi
-    senders: list[Sender] = field(default_factory=list)
 
     def sender(self, **changes: Any) -> Sender:
-        options: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05, **changes}
-        sender = Sender(self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **options)
-        self.senders.append(sender)
-        return sender
+        return Sender(
+            self.api, DeliveryLedger(self.journal, "t"), self.run_dir, "spring", **{**SENDER, **changes}
+        )
 
     def result(self, local: str, data: bytes) -> list[Outgoing]:
         path = self.run_dir / local
@@ -103,8 +104,6 @@ async def make_rig(tmp_path: Path, target: DeliveryTarget = TARGET, **config: An
         try:
             yield rig
         finally:
-            for sender in rig.senders:
-                await sender.aclose()
             journal.close()
 
 
@@ -114,11 +113,22 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield made
 
 
+@contextlib.asynccontextmanager
+async def sending(sender: Sender) -> AsyncIterator[Sender]:
+    """The sender's loop as a task of a TaskGroup for the length of the block (in a run: the run's)."""
+    async with asyncio.TaskGroup() as group:
+        loop = group.create_task(sender.run())
+        try:
+            yield sender
+        finally:
+            loop.cancel()
+
+
 async def deliver(sender: Sender, *batches: list[Outgoing]) -> None:
-    sender.start()
-    for items in batches:
-        sender.put(items)
-    await sender.flush()
+    async with sending(sender):
+        for items in batches:
+            sender.put(items)
+        await sender.flush()
 
 
 def clips(rig: Rig, directory: str, count: int, tag: str = "", size: int = 0) -> list[Outgoing]:
@@ -233,7 +243,6 @@ async def test_files_already_on_the_branch_are_recorded_delivered_not_failed(tmp
             assert {row.state for row in rows.values()} == {DELIVERED}
             assert rig.workspaces_left() == []
         finally:
-            await sender.aclose()
             fresh.journal.close()
 
 
@@ -449,11 +458,10 @@ async def test_a_workspace_a_killed_process_staged_is_committed_without_staging_
             rig.emu.set_faults(server_error_rate=1.0)  # stands in for the process dying here
 
     rig.emu.counters.listeners.append(kill_before_commit)
-    first.start()
-    first.put(items)
-    with contextlib.suppress(Exception):
-        await first.flush()
-    await first.aclose()
+    async with sending(first):
+        first.put(items)
+        with contextlib.suppress(Exception):
+            await first.flush()
     rig.emu.counters.listeners.clear()
     rig.emu.set_faults(server_error_rate=0.0)
     # the sender gave up on the commit: the journal keeps the workspace to finish or remove
@@ -529,3 +537,20 @@ async def test_a_large_queue_is_read_and_sent_in_parts(rig: Rig, monkeypatch: py
     await deliver(sender, clips(rig, "hero", 5))
     assert [len(c.sent) for c in rig.made()] == [4, 4, 2]
     assert sender.progress() == (10, 10) and rig.received_twice() == []
+
+
+async def test_a_sending_loop_that_breaks_ends_by_itself_and_flush_raises_its_error(rig: Rig) -> None:
+    """A refused key (401) ends the loop without failing the TaskGroup it runs in (a delivery that
+    breaks never cuts short the run it delivers); `flush` raises the error, and nothing is committed."""
+    timeouts = Timeouts(request_s=REQUEST_S)
+    async with OxenClient(rig.emu.base_url, "not-the-key", timeouts=timeouts, retry=FAST_RETRY) as client:
+        sender = Sender(
+            RepoApi(client, TARGET), DeliveryLedger(rig.journal, "t"), rig.run_dir, "spring", **SENDER
+        )
+        async with asyncio.TaskGroup() as group:
+            loop = group.create_task(sender.run())
+            sender.put(clips(rig, "hero", 1))
+            with pytest.raises(Unauthenticated):
+                await sender.flush()
+            assert loop.done() and not loop.cancelled() and loop.exception() is None
+    assert rig.made() == []

@@ -54,7 +54,7 @@ def test_run_files_are_those_that_exist_and_never_a_symlink(tmp_path: Path) -> N
 
 
 def test_a_live_sidecar_is_sent_as_the_bytes_the_local_sink_writes() -> None:
-    """A result's sidecar is sent as sidecar_bytes of its data (the local sink's bytes), beside the video."""
+    """A result's sidecar is sent as sidecar_bytes of its data (the run directory's bytes), beside the video."""
     from batchgen.sinks.oxen.wanted import result_items
 
     video, sidecar = result_items(TARGET, "videos/a.mp4", "cd" * 32, 5, {"b": 1, "a": "é"})

@@ -1,11 +1,11 @@
 """The delivery loop: files in, batched commits out.
 
-Files are queued as results finish; the loop waits LINGER_S after the first one (or until a batch is
-full), then commits what it holds, one commit at a time (a repository takes one write at a time
-anyway), each through `commit_once.CommitOnce`: journaled before anything is sent, staged in a
-workspace, committed once, a lost answer looked up on the branch. A file the repository refuses is
-refused alone; a repository that refuses the delivery, or keeps failing, stops the delivery for this
-run (the journal keeps what is missing for `batchgen deliver`).
+Files are queued as results finish; the loop (`run`, a task of the caller's TaskGroup) waits LINGER_S
+after the first one (or until a batch is full), then commits what it holds, one commit at a time (a
+repository takes one write at a time anyway), each through `commit_once.CommitOnce`: journaled before
+anything is sent, staged in a workspace, committed once, a lost answer looked up on the branch. A file
+the repository refuses is refused alone; a repository that refuses the delivery, or keeps failing,
+stops the delivery for this run (the journal keeps what is missing for `batchgen deliver`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ class Tally:
 
 
 class Sender:
-    """Sends queued files to one target. `start()` it on the loop, `put()` files, `flush()` to wait."""
+    """Sends queued files to one target: `run()` is its loop (a task of the caller's TaskGroup, until
+    cancelled), `put()` queues files, `flush()` waits until what is queued is sent (or given up).
+    `jobs_done` says how far the run is, for commit messages; `on_change` is told (delivered, wanted)
+    after every file delivered or failed (a progress display)."""
 
     def __init__(
         self,
@@ -70,28 +73,41 @@ class Sender:
         linger_s: float = LINGER_S,
         max_files: int = MAX_BATCH_FILES,
         max_bytes: int = MAX_BATCH_BYTES,
+        jobs_done: Callable[[], tuple[int, int] | None] = lambda: None,
+        on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.api, self.ledger, self.run_dir, self.campaign = api, ledger, run_dir, campaign
         self.commits = CommitOnce(
             WorkspaceApi(api), ledger, run_dir, request_s=request_s, policy=policy, sleep=sleep
         )
         self.linger_s, self.max_files, self.max_bytes = linger_s, max_files, max_bytes
+        self._jobs_done, self._on_change = jobs_done, on_change
         self.head: str | None = None  # a commit known to be on the branch before the next request
         self.tally = Tally()
         self.stopped: str | None = None  # why nothing more is sent in this run
         self.leftover_workspaces: list[str] = []  # made by this run directory, not removable yet
-        self.jobs_done: Callable[[], tuple[int, int] | None] = lambda: None
-        self.on_change: Callable[[], None] = lambda: None
         self._queue: dict[str, Outgoing] = {}
         self._work, self._hurry, self._idle = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._flushing = False
-        self._task: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None  # what ended the loop, raised by `flush`
 
     # -- the surface ---------------------------------------------------------------------------
 
-    def start(self, first: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run `first` (the resolution and the sweep of an earlier run), then the loop, in a task."""
-        self._task = asyncio.create_task(self._main(first), name="deliver")
+    async def check(self) -> None:
+        """The repository and branch exist and the key can write (else UsageError); the head is known."""
+        self.head = await self.api.check()
+
+    async def run(self, first: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run `first` (the resolution and the sweep of an earlier run), then send what is queued until
+        cancelled. An error ends the loop and is raised by `flush`: a delivery that breaks never cuts
+        short the run it delivers."""
+        try:
+            if first is not None:
+                await first()
+            await self._loop()
+        except Exception as exc:
+            self._failure = exc
+            self._idle.set()
 
     def put(self, items: Iterable[Outgoing]) -> None:
         for item in items:
@@ -100,33 +116,22 @@ class Sender:
             if item.sha256 is not None and known is not None and known != item.sha256:
                 self.tally.delivered.discard(item.repo_path)  # a new version of it
             self.tally.wanted[item.repo_path] = item.sha256 or known
-        if self._queue:
+        if self._queue and self._failure is None:
             self._idle.clear()
             self._work.set()
         if len(self._queue) >= self.max_files:
             self._hurry.set()
 
     async def flush(self) -> None:
-        """Send everything queued now, without lingering, and wait until it is sent (or given up)."""
+        """Send everything queued now, without lingering, and wait until it is sent (or given up); the
+        loop must be running."""
         self._flushing = True
         self._hurry.set()
-        if self._task is None:
-            return
-        idle = asyncio.ensure_future(self._idle.wait())
-        try:
-            await asyncio.wait({idle, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
-        if self._task.done():
-            self._task.result()  # its error, if it failed
+        await self._idle.wait()
+        if self._failure is not None:
+            raise self._failure
         # Workspaces whose removal failed are tried again now: a run that exits 0 leaves none behind.
         self.leftover_workspaces = await self.commits.remove_remembered()
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def progress(self) -> tuple[int, int]:
         return len(self.tally.delivered), len(self.tally.wanted)
@@ -142,9 +147,7 @@ class Sender:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    async def _main(self, first: Callable[[], Awaitable[None]] | None) -> None:
-        if first is not None:
-            await first()
+    async def _loop(self) -> None:
         while True:
             if not self._queue:
                 self._idle.set()
@@ -200,7 +203,7 @@ class Sender:
 
     async def _commit(self, batch: Batch) -> None:
         def message(token: str) -> str:
-            return commit_message(self.campaign, batch, token, self.jobs_done())
+            return commit_message(self.campaign, batch, token, self._jobs_done())
 
         try:
             outcome = await self.commits.send(batch, self.head, message)
@@ -239,7 +242,7 @@ class Sender:
             self.tally.wanted[item.repo_path] = item.sha256
             self.tally.delivered.add(item.repo_path)
             self.tally.failed.pop(item.repo_path, None)
-        self.on_change()
+        self._on_change(self.progress())
 
     def _fail(self, items: Iterable[Outgoing], why: str, *, journal: bool = True) -> None:
         chosen = list(items)
@@ -248,7 +251,7 @@ class Sender:
         for item in chosen:
             self.tally.failed[item.repo_path] = why
         log.warning("not delivered: %s: %s", ", ".join(i.local for i in chosen[:3]), why)
-        self.on_change()
+        self._on_change(self.progress())
 
     def _stop(self, why: str) -> None:
         if self.stopped is None:

@@ -34,7 +34,7 @@ def result_items(
     target: DeliveryTarget, local: str, sha256: str, size: int, metadata: Any | None = None
 ) -> list[Outgoing]:
     """A result and its sidecar; the sidecar's bytes are made from `metadata` when given (exactly what
-    the local sink writes), else read from the run directory when sent."""
+    the run directory's sidecar holds), else read from the run directory when sent."""
     side = sidecar_of(local)
     data = None if metadata is None else sidecar_bytes(metadata)
     return [
