@@ -21,6 +21,7 @@ from batchgen.cli.common import (
     EXIT_HARD_STOP,
     EXIT_INCOMPLETE,
     example,
+    said,
     unwrap,
 )
 from batchgen.cli.deliver import add_deliver
@@ -95,12 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc = unwrap(raw)
         if isinstance(exc, BrokenPipeError):
             return _stdout_closed()
-        if isinstance(exc, UserError):
-            print(f"batchgen: error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         if isinstance(exc, BatchgenError):
-            print(f"batchgen: error: {exc}", file=sys.stderr)
-            return EXIT_INCOMPLETE
+            print(f"batchgen: error: {said(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
         if isinstance(exc, KeyboardInterrupt):
             return EXIT_HARD_STOP
         raise

@@ -7,7 +7,7 @@ result.complete, result.run_dir, result.outcome.counts
 ```
 
 It loads and plans the manifest (live model descriptions with a key), checks the budget and the upload
-target, takes the run directory's lock, refuses a run directory of another API, writes `manifest.yaml`,
+target, opens the run directory's session (its lock, its journal, one API), writes `manifest.yaml`,
 `plan.json`, `run.log` and the results files, runs the batch and returns its outcome. Bad input raises a
 `UserError` before anything is sent. Human notes (the sandbox's address, a live price that differs from
 the snapshot) go to `notify` (default: the `batchgen` logger at WARNING).
@@ -31,17 +31,16 @@ from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint
 from batchgen.client.models import Catalog, model_catalog
 from batchgen.config import (
     DEFAULT_API_BASE,
-    SANDBOX_IDENTITY,
     Limits,
     RunOptions,
     UploadTarget,
     options_from_manifest,
     usd,
 )
-from batchgen.errors import NotFound, StorageError, UsageError
-from batchgen.journal.rebuild import open_run_journal
+from batchgen.errors import StorageError, UsageError
+from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, journal_spend
-from batchgen.journal.store import Journal, RunLock
+from batchgen.journal.store import Journal
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
@@ -230,12 +229,12 @@ async def _execute(
     if real is not None:
         say(f"{run_dir} leads through a symlink: the files are written to {real}")
     ran = only or plan
-    with RunLock(run_dir):
+    with Session.writing(run_dir, plan, say) as session:  # locked; a lost journal rebuilt from the sidecars
         live_cancel.clear(run_dir)  # a request to a process that is gone is not for this run
-        journal = open_run_journal(run_dir, plan, say)  # a lost one is rebuilt from the sidecars
+        journal = session.journal
         delivery = RunDelivery.for_run(options, key, journal, run_dir, plan)
         try:
-            await check_api_identity(journal, run_dir, options, client)
+            await session.check_api(options.api_identity, client)
             with _run_log(run_dir, key):
                 await delivery.check()  # a missing or read-only delivery target stops here: nothing sent
                 chosen = None if only is None else {job.key for job in only.jobs}
@@ -270,7 +269,6 @@ async def _execute(
                 spend = _final_spend(journal)
         finally:
             await delivery.aclose()
-            journal.close()
     left = len(plan.jobs) - len(ran.jobs)
     return BatchResult(
         run_dir, outcome, len(ran.jobs), problems, left, delivered, report, spend, options.sandbox
@@ -319,48 +317,6 @@ def _run_log(run_dir: Path, key: str) -> Any:
         logs.remove_handler(handler)
         if lowered:
             logger.setLevel(previous)
-
-
-async def check_api_identity(
-    journal: Journal, run_dir: Path, options: RunOptions, client: OxenClient
-) -> None:
-    """A run directory holds the results of one API: the sandbox's placeholders, or one origin's real
-    generations. Mixing them would deliver a placeholder as a result, or lose track of paid work."""
-    identity = options.api_identity
-    recorded = journal.meta("api")
-    with_generation = [r for r in journal.records().values() if r.generation_id]
-    foreign = sorted({r.api for r in with_generation if r.api and r.api != identity})
-    legacy = [r for r in with_generation if not r.api]
-    if not foreign and legacy and identity != SANDBOX_IDENTITY:
-        # Journals from before the API was recorded: ask the API about a few of their generations.
-        for record in legacy[:3]:
-            try:
-                await client.get_generation(str(record.generation_id))
-            except NotFound:
-                foreign = ["an unknown API (its generations are not known here)"]
-                break
-        else:
-            journal.stamp_api([r.key for r in legacy], identity)
-    elif legacy:
-        foreign = ["an unknown API (made before batchgen recorded which)"]
-    if recorded and recorded != identity and not foreign and with_generation:
-        foreign = [recorded]
-    if foreign:
-        where = " and ".join(foreign)
-        fix = (
-            "run without --sandbox to continue it"
-            if foreign == [SANDBOX_IDENTITY]
-            else f"run it against {foreign[0]} again to continue it"
-            if "://" in foreign[0]
-            else ""
-        )
-        raise UsageError(
-            f"{run_dir} holds results from {where}, and this run is against {identity}: they must never "
-            f"be mixed (a sandbox placeholder is not a result; another API does not know these generations). "
-            f"Use another --output-dir{', or ' + fix if fix else ''}"
-        )
-    if recorded != identity:
-        journal.set_meta("api", identity)
 
 
 def _options(manifest: Manifest, overrides: dict[str, Any]) -> RunOptions:
