@@ -1,7 +1,8 @@
-"""The command line: argparse, --help texts, exit codes, one clear message per error.
+"""The command line: argparse, --help texts, exit codes, one clear message per error, and printing.
 
 Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `unverified`, `ls`, `deliver`,
-`report`); they import what they need when they run, so `batchgen --help` stays fast.
+`report`): it parses its flags, calls one function of the library (`batchgen.commands`) and prints the
+record it returns. Heavy modules are imported when a command runs, so `batchgen --help` stays fast.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (f"  (results from {status.api})" if status.api else "")
     )
     print(f"  {describe(status.spend, sandbox=status.sandbox)}")
-    for line in [*_apart(status.jobs), *_problems(planned, args.run_dir), *delivery_lines(status)]:
+    for line in [*_apart(status.jobs), *_problems(planned, args.run_dir), *_delivery_lines(status)]:
         print(line)
     return EXIT_OK if status.complete else EXIT_INCOMPLETE
 
@@ -102,7 +102,7 @@ def _apart(jobs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def delivery_lines(status: RunStatus) -> list[str]:
+def _delivery_lines(status: RunStatus) -> list[str]:
     """`batchgen status`'s lines about the run's delivery (none when it has no target)."""
     delivery = status.delivery
     if delivery is None:

@@ -20,16 +20,17 @@ imported on first use, so `batchgen --help` and an offline `plan` stay quick.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen import aio, logs
+from batchgen import aio
 from batchgen.commands.cancel import CancelResult, cancel_run
+from batchgen.commands.common import chosen_keys, existing_run_dir, note
 from batchgen.commands.deliver import deliver_run
 from batchgen.commands.plan import PlanSummary, plan_manifest
 from batchgen.commands.status import DeliveryStatus, RunStatus, run_status
-from batchgen.commands.unverified import settle_unverified
 
 if TYPE_CHECKING:
     from batchgen.journal.spend import Spend, describe
@@ -77,7 +78,6 @@ __all__ = [
     "write_plan_json",
 ]
 
-configure_logging = logs.configure  # the `batchgen` logger on stderr, the key redacted
 run_coroutine = aio.run  # asyncio.run, without describing the result on the way out
 
 #: Where each name re-exported here lives (imported on first use).
@@ -105,8 +105,33 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def configure_logging(*, secrets: list[str], verbose: bool = False) -> None:
+    """The `batchgen` logger on stderr (above a progress bar), every secret redacted."""
+    from batchgen import logs
+
+    logs.configure(secrets=secrets, verbose=verbose)
+
+
 def refresh_report(run_dir: str | os.PathLike[str]) -> Path:
     """report.html and results.* again from the run directory alone, offline; the report's path."""
     from batchgen.results.review import refresh
 
     return refresh(Path(run_dir))
+
+
+def settle_unverified(
+    run_dir: str | os.PathLike[str],
+    *,
+    only: Sequence[str] | None = None,
+    accept: bool = False,
+    fetch_again: bool = False,
+    notify: Callable[[str], None] = note,
+) -> list[Unverified]:
+    """The paid results whose bytes failed verification (those `only` chooses): as they are, or accepted
+    as the results (`accept`), or to be downloaded again by the next run (`fetch_again`; both refused
+    while a run is live)."""
+    from batchgen.results.unverified import settle
+
+    path = existing_run_dir(run_dir)
+    chosen = chosen_keys(path, only, required=accept or fetch_again, notify=notify)
+    return settle(path, chosen, accept_them=accept, again=fetch_again)

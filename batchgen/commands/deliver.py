@@ -65,12 +65,11 @@ async def _deliver(
         options = RunOptions(api_base=api_base, deliver=target, timeouts=timeouts)
         async with OxenClient(api_base, key, timeouts=timeouts) as client:
             await session.check_api(options.api_identity, client)
-        journal = session.journal
         delivery = RunDelivery(
             target,
             api_base=api_base,
             api_key=key,
-            journal=journal,
+            journal=session.journal,
             run_dir=path,
             campaign=campaign,
             options=options,
@@ -94,9 +93,10 @@ def _target(session: Session, to: str | None, create: bool) -> tuple[DeliveryTar
     from batchgen.target import DeliveryTarget, parse_repo
 
     recorded = recorded_target(session.journal.meta(META_KEY))
+    name = recorded.get("name")
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        recorded.setdefault("name", plan_json(session.run_dir).get("name"))
-    campaign = str(recorded.get("name") or session.run_dir.name)
+        name = name or plan_json(session.run_dir).get("name")
+    campaign = str(name if name and isinstance(name, str) else session.run_dir.name)
     pass_to = ("pass to='NAMESPACE/NAME[@BRANCH][:PATH]'", "pass --to NAMESPACE/NAME[@BRANCH][:PATH]")
     try:
         if to:

@@ -4,7 +4,7 @@ where a budget stops it; nothing is sent."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from batchgen import aio
 from batchgen.commands.common import note
-from batchgen.config import DEFAULT_API_BASE, usd
+from batchgen.config import DEFAULT_API_BASE, UploadTarget, options_from_manifest, usd
 from batchgen.errors import UsageError
 from batchgen.states import JobState
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from batchgen.journal.spend import Spend
     from batchgen.manifest import Manifest
     from batchgen.planning import Plan
-    from batchgen.target import DeliveryTarget
 
 __all__ = ["PlanSummary", "plan_manifest"]
 
@@ -66,75 +65,60 @@ def plan_manifest(
     online = sandbox or bool(key or api_base)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
     given = None if sandbox else (base, key)
-    plan = aio.run(
-        _plan_with_models(loaded, given, run_dir, notify) if online else _plan_offline(loaded, notify)
-    )
+    plan = aio.run(_plan_with_models(loaded, given, online, run_dir, notify))
     chosen = select_plan(plan, selection)
     if selection is not None and not chosen.jobs:
         notify(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
     states, spent = _journaled(run_dir, {job.key for job in plan.jobs})
     try:
-        limit = usd(budget) if budget is not None else _manifest_budget(loaded)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    line = None if limit is None else _budget_line(plan, chosen, states, limit, spent)
+        limit = (
+            usd(budget) if budget is not None else options_from_manifest(loaded.run or {}, None).budget_usd
+        )
+    except ValueError as exc:  # worded for the flag; a Python caller passed `budget`
+        raise UsageError(str(exc).removeprefix("--"), cli=str(exc)) from exc
+    line = None if limit is None else _budget_line(chosen, states, limit, spent)
     described = None if selection is None else selection.describe()
     return PlanSummary(plan, chosen, described, states, spent, line, sandbox)
 
 
-def _manifest_budget(manifest: Manifest) -> Decimal | None:
-    from batchgen.config import options_from_manifest
-
-    return options_from_manifest(manifest.run or {}, None).budget_usd
-
-
-async def _plan_offline(manifest: Manifest, notify: Callable[[str], None]) -> Plan:
-    from batchgen.client.models import model_catalog
-    from batchgen.planning import build_plan
-
-    found = await model_catalog(None, manifest)
-    plan = build_plan(manifest, found.catalog)
-    for line in found.notes:
-        notify(line)
-    return plan
-
-
 async def _plan_with_models(
-    manifest: Manifest, given: tuple[str, str] | None, run_dir: Path, notify: Callable[[str], None]
+    manifest: Manifest,
+    given: tuple[str, str] | None,
+    online: bool,
+    run_dir: Path,
+    notify: Callable[[str], None],
 ) -> Plan:
-    """The plan with the live model descriptions (or the sandbox's); with a real API the upload and
-    delivery repositories are checked too (without writing to them)."""
+    """The plan with the shipped model snapshots (offline), else the live model descriptions (or the
+    sandbox's: `given` None); with a real API the upload and delivery repositories are checked too
+    (without writing to them)."""
     from batchgen.client.api import OxenClient
     from batchgen.client.endpoint import api_endpoint
     from batchgen.client.models import model_catalog
+    from batchgen.client.repos import RepoApi
     from batchgen.planning import build_plan
+    from batchgen.target import DeliveryTarget, template_variables
 
-    async with api_endpoint(given, notify) as (api_base, api_key), OxenClient(api_base, api_key) as client:
-        found = await model_catalog(client, manifest, run_dir=run_dir)
+    if not online:
+        found = await model_catalog(None, manifest)
         plan = build_plan(manifest, found.catalog)
-        if given is not None and manifest.upload and any(job.assets for job in plan.jobs):
-            await _check_upload_repo(client, manifest)
-        if given is not None and manifest.deliver and manifest.deliver.get("create") is not True:
-            from batchgen.client.repos import RepoApi
-
-            await RepoApi(client, _manifest_target(manifest)).check(write_probe=False)
+    else:
+        async with api_endpoint(given, notify) as (base, key), OxenClient(base, key) as client:
+            found = await model_catalog(client, manifest, run_dir=run_dir)
+            plan = build_plan(manifest, found.catalog)
+            if given is not None and manifest.upload and any(job.assets for job in plan.jobs):
+                await _check_upload_repo(client, manifest.upload)
+            if given is not None and manifest.deliver and manifest.deliver.get("create") is not True:
+                variables = template_variables(manifest.name, manifest.vars)
+                await RepoApi(client, DeliveryTarget.from_manifest(manifest.deliver, variables)).check(
+                    write_probe=False
+                )
     for line in found.notes:
         notify(line)
     return plan
 
 
-def _manifest_target(manifest: Manifest) -> DeliveryTarget:
-    from batchgen.target import DeliveryTarget, template_variables
-
-    assert manifest.deliver is not None
-    return DeliveryTarget.from_manifest(manifest.deliver, template_variables(manifest.name, manifest.vars))
-
-
-async def _check_upload_repo(client: OxenClient, manifest: Manifest) -> None:
-    from batchgen.config import UploadTarget
-
-    assert manifest.upload is not None
-    target = UploadTarget.from_manifest(manifest.upload)
+async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -> None:
+    target = UploadTarget.from_manifest(upload)
     if not target.create and not await client.repo_exists(target.namespace, target.repo):
         raise UsageError(
             f"the upload repository {target.namespace}/{target.repo} does not exist: create it "
@@ -157,9 +141,7 @@ def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend 
         return states, journal_spend(session.journal, planned)
 
 
-def _budget_line(
-    plan: Plan, chosen: Plan, states: dict[str, str], limit: Decimal, spent: Spend | None
-) -> str:
+def _budget_line(chosen: Plan, states: dict[str, str], limit: Decimal, spent: Spend | None) -> str:
     """Where the budget stops the run, by the scheduler's own rule (jobs in plan order, each quote
     counted before it is submitted, after what the run directory has already spent: every generation
     it made, superseded ones included)."""
@@ -187,7 +169,8 @@ def _budget_line(
         aside = f", {format_usd(outside)} of it for jobs no longer in the plan" if outside else ""
         already = f" (of which {format_usd(spent.total)} already spent by this run directory{aside})"
     if forecast.stopper is None:
-        return f"{budget} covers all {forecast.to_run} jobs to run: {format_usd(forecast.spend)} spent at the end{already}"
+        spend = format_usd(forecast.spend)
+        return f"{budget} covers all {forecast.to_run} jobs to run: {spend} spent at the end{already}"
     stopper = next(job for job in chosen.jobs if job.key == forecast.stopper)
     return (
         f"{budget} stops after {forecast.admitted} of {forecast.to_run} jobs to run: "

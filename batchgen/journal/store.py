@@ -116,9 +116,10 @@ class Journal:
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
         for row in conn.execute(f"SELECT {select_columns(conn, _COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
-            self._records[record.key] = replace(
-                record, state=JobState(record.state), planned=bool(record.planned)
-            )
+            state = (
+                JobState.SUCCEEDED if record.state == "downloading" else JobState(record.state)
+            )  # see open
+            self._records[record.key] = replace(record, state=state, planned=bool(record.planned))
         self._claimed = {row[0] for row in conn.execute("SELECT generation_id FROM generations")}
 
     @classmethod
