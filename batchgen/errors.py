@@ -41,7 +41,12 @@ class BatchgenError(Exception):
 
 
 class UserError(BatchgenError):
-    """Bad input or usage: exit 2, nothing submitted, nothing written."""
+    """Bad input or usage: exit 2, nothing submitted, nothing written. The message is worded for a
+    Python caller; `cli`, when given, says the same with the command line's flags (the CLI prints it)."""
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ class RunLocked(UserError):
 
 
 class UsageError(UserError):
-    """A bad command-line flag or combination."""
+    """A bad argument, flag or combination of them."""
 
 
 class StorageError(BatchgenError):

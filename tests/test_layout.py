@@ -11,8 +11,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "batchgen"
 MAX_LINES = 450
 #: Modules being restructured elsewhere, still over MAX_LINES. This list only shrinks: remove a
@@ -268,10 +266,89 @@ def _where_called(names: set[str]) -> set[str]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17, session")
 def test_one_module_locks_a_run_directory() -> None:
     """`RunLock(` is called in one module: the session every command opens a run directory through."""
     assert len(_where_called({"RunLock"})) <= 1, _where_called({"RunLock"})
+
+
+#: The ways into the journal's SQLite file.
+JOURNAL_OPENERS = {"sqlite3.connect", "Journal.open", "Journal.open_existing", "cls.open"}
+
+
+def test_the_journal_is_opened_in_two_modules() -> None:
+    """The journal's file is opened by the store (read-write, or read-only for readers) and the store is
+    opened by the session: no third way into the SQLite file (a raw connection, a reader of its own)."""
+    opening = {
+        name
+        for name, path in _client_modules().items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in JOURNAL_OPENERS
+    }
+    assert opening <= {"batchgen.journal.store", "batchgen.journal.session"}, opening
+
+
+def _checks_the_api(tree: ast.AST) -> bool:
+    """Records a run directory's API (`stamp_api`, `set_meta("api", …)`) or refuses a command because of
+    it (a `raise` under a test of SANDBOX_IDENTITY or of the recorded `meta("api")`)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            first = node.args[0] if node.args else None
+            meta_api = (
+                node.func.attr == "set_meta" and isinstance(first, ast.Constant) and first.value == "api"
+            )
+            if node.func.attr == "stamp_api" or meta_api:
+                return True
+        if isinstance(node, ast.If) and any(isinstance(n, ast.Raise) for n in ast.walk(node)):
+            test = ast.unparse(node.test)
+            if "SANDBOX_IDENTITY" in test or "meta('api')" in test:
+                return True
+    return False
+
+
+def test_one_module_checks_the_api_identity() -> None:
+    """A run directory holds the results of one API (the sandbox's, or one origin's): the session alone
+    records it and refuses a command that would mix them (run, deliver, cancel all go through it)."""
+    checking = {
+        name
+        for name, path in _client_modules().items()
+        if _checks_the_api(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    assert checking == {"batchgen.journal.session"}, checking
+
+
+#: What the command line may import: the library's surface, the leaves it parses into, and itself.
+CLI_MAY_IMPORT = {"batchgen", "batchgen.commands", "batchgen.errors", "batchgen.config", "batchgen.states"}
+
+
+def _imported_module(name: str, modules: set[str]) -> str:
+    """The module an imported name lives in (`batchgen.commands.run_status` -> `batchgen.commands`)."""
+    while name not in modules and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def test_the_command_line_imports_only_the_library_surface() -> None:
+    """`cli/*.py` imports `batchgen`, `batchgen.commands`, `errors`, `config`, `states` and itself; what
+    it needs of deeper modules comes through `batchgen.commands`. The emulator is imported only inside
+    the functions of `--sandbox` and `batchgen emulator`, so `batchgen --help` stays light."""
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    reaching = {}
+    for name, path in _client_modules().items():
+        if name.split(".")[:2] != ["batchgen", "cli"]:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {_imported_module(n, modules) for n in _all_imports(tree)}
+        at_load = {_imported_module(n, modules) for n in _imports_at_load(tree) if n.startswith("batchgen")}
+        beyond = {
+            m
+            for m in imported
+            if m not in CLI_MAY_IMPORT
+            and m.split(".")[:2] not in (["batchgen", "cli"], ["batchgen", "emulator"])
+        }
+        beyond |= {m for m in at_load if m.startswith("batchgen.emulator")}
+        if beyond:
+            reaching[name] = sorted(beyond)
+    assert reaching == {}
 
 
 def test_backoff_is_computed_only_by_the_retry_policy() -> None:

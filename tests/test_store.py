@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from batchgen.errors import RunLocked, UsageError
-from batchgen.journal.store import Journal, RunLock
+from batchgen.journal.store import Journal
+from batchgen.rundir.lock import RunLock
 from batchgen.states import IllegalTransition, JobState
 
 
@@ -75,7 +76,7 @@ def test_a_second_lock_holder_is_refused_until_release(tmp_path: Path) -> None:
     """Two runners on one run directory: the second is refused with the holder's pid."""
     with RunLock(tmp_path):
         script = (
-            f"import sys; from pathlib import Path; from batchgen.journal.store import RunLock\n"
+            f"import sys; from pathlib import Path; from batchgen.rundir.lock import RunLock\n"
             f"from batchgen.errors import RunLocked\n"
             f"try:\n    RunLock(Path({str(tmp_path)!r})).acquire()\nexcept RunLocked as e:\n"
             f"    print(e); sys.exit(3)\n"

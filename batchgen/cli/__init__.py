@@ -1,7 +1,8 @@
-"""The command line: argparse, --help texts, exit codes, one clear message per error.
+"""The command line: argparse, --help texts, exit codes, one clear message per error, and printing.
 
 Each command lives in its own module (`run`, `plan`, `runs`, `cancel`, `unverified`, `ls`, `deliver`,
-`report`); they import what they need when they run, so `batchgen --help` stays fast.
+`report`): it parses its flags, calls one function of the library (`batchgen.commands`) and prints the
+record it returns. Heavy modules are imported when a command runs, so `batchgen --help` stays fast.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from batchgen.cli.common import (
     EXIT_HARD_STOP,
     EXIT_INCOMPLETE,
     example,
+    said,
     unwrap,
 )
 from batchgen.cli.deliver import add_deliver
@@ -95,12 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc = unwrap(raw)
         if isinstance(exc, BrokenPipeError):
             return _stdout_closed()
-        if isinstance(exc, UserError):
-            print(f"batchgen: error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         if isinstance(exc, BatchgenError):
-            print(f"batchgen: error: {exc}", file=sys.stderr)
-            return EXIT_INCOMPLETE
+            print(f"batchgen: error: {said(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
         if isinstance(exc, KeyboardInterrupt):
             return EXIT_HARD_STOP
         raise

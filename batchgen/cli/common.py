@@ -1,16 +1,15 @@
-"""What every command shares: exit codes, the API flags, where the key and the API come from."""
+"""What every command shares: exit codes, the API flags, errors said with flags, JSON on stdout."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import dataclasses
+import json
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchgen.config import DEFAULT_API_BASE
-from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -67,28 +66,6 @@ def warn_if_key_flag(args: argparse.Namespace) -> None:
         )
 
 
-def api_base_of(args: argparse.Namespace) -> str:
-    return str(args.api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE)
-
-
-def api_settings(args: argparse.Namespace, *, sandbox: bool) -> tuple[str, str]:
-    api_base = api_base_of(args)
-    key = args.api_key or os.environ.get("OXEN_API_KEY", "")
-
-    if not key and not sandbox:
-        raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
-    return api_base, key
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    api_base: str
-    api_key: str
-
-
-OFFLINE = object()
-
-
 def example(*pairs: str) -> str:
     """An "example:" block for --help: command, what it does, command, what it does, …"""
     lines = ["example:"] if len(pairs) <= 2 else ["examples:"]
@@ -113,3 +90,18 @@ def unwrap(exc: BaseException) -> BaseException:
         errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
         exc = (errors or list(exc.exceptions))[0]
     return exc
+
+
+def said(exc: BaseException) -> str:
+    """An error as the command line says it: with its flags, when the library worded it for Python."""
+    return getattr(exc, "cli", None) or str(exc)
+
+
+def print_json(record: Any) -> None:
+    """A record (a dataclass, a dict) as one JSON object on stdout: `--json`."""
+    data = (
+        dataclasses.asdict(record)
+        if dataclasses.is_dataclass(record) and not isinstance(record, type)
+        else record
+    )
+    print(json.dumps(data, ensure_ascii=False, default=str), flush=True)

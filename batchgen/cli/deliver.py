@@ -1,11 +1,9 @@
 """`batchgen deliver RUN_DIR`: send a run's results to an Oxen repository, from the run directory alone,
-only what is missing; and the delivery lines `batchgen run` and `batchgen status` print."""
+only what is missing (`commands.deliver_run`); and the delivery lines `batchgen run` prints."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import sys
 import time
@@ -13,22 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.cli.common import (
-    EXIT_INCOMPLETE,
-    EXIT_OK,
-    add_api_flags,
-    api_settings,
-    example,
-    warn_if_key_flag,
-)
-from batchgen.config import SANDBOX_IDENTITY
-from batchgen.errors import UsageError
+from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_api_flags, example, print_json, warn_if_key_flag
+from batchgen.commands import deliver_run
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.journal.store import Journal
-    from batchgen.sinks.oxen.run import DeliverySummary
-    from batchgen.target import DeliveryTarget
+    from batchgen.commands import DeliverySummary
 
 PROGRESS_EVERY_S = 5.0
 SHOWN_REASONS = 5  # reasons shown for files not delivered, each with a count and two of its files
@@ -64,116 +52,39 @@ def add_deliver(commands: Commands) -> None:
     )
     deliver.add_argument("-v", "--verbose", action="store_true", help="log each commit on stderr")
     deliver.add_argument("--no-progress", action="store_true", help="no progress lines")
+    deliver.add_argument("--json", action="store_true", help="what was delivered, as one JSON object")
     deliver.set_defaults(handler=cmd_deliver)
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
-    from batchgen import logs
+    from batchgen.commands import configure_logging
 
-    logs.configure(secrets=[os.environ.get("OXEN_API_KEY", ""), args.api_key or ""], verbose=args.verbose)
-    return asyncio.run(_deliver(args))
-
-
-async def _deliver(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from batchgen.client.api import OxenClient
-    from batchgen.config import RunOptions
-    from batchgen.journal.store import Journal, RunLock
-    from batchgen.run.batch import check_api_identity
-    from batchgen.sinks.base import run_with_sinks
-    from batchgen.sinks.oxen.run import RunDelivery
-
-    api_base, key = api_settings(args, sandbox=False)
-    journal = Journal.open_existing(args.run_dir)  # before the lock: never litter a plain folder
-    try:
-        if journal.meta("api") == SANDBOX_IDENTITY:
-            raise UsageError(
-                f"{args.run_dir} was run in the sandbox: its results are placeholders, never delivered "
-                "to a real repository (its deliveries went to the sandbox's emulator)"
-            )
-        target, campaign = _target(args, journal)
-        warn_if_key_flag(args)
-        options = RunOptions(api_base=api_base, deliver=target)
-        if args.request_timeout is not None:
-            options = replace(options, timeouts=replace(options.timeouts, request_s=args.request_timeout))
-        with RunLock(args.run_dir):
-            async with OxenClient(api_base, key, timeouts=options.timeouts) as client:
-                await check_api_identity(journal, args.run_dir, options, client)
-            show = (lambda progress: None) if args.no_progress else _progress_lines()
-            delivery = RunDelivery(
-                target, options, key, journal, args.run_dir, campaign, linger_s=0, on_change=show
-            )
-            await run_with_sinks([delivery], lambda: asyncio.sleep(0))  # no run: what is missing, then finish
-            summary = delivery.summary()
-    finally:
-        journal.close()
+    configure_logging(secrets=[os.environ.get("OXEN_API_KEY", ""), args.api_key or ""], verbose=args.verbose)
+    warn_if_key_flag(args)
+    summary = deliver_run(
+        args.run_dir,
+        to=args.to,
+        create=args.create,
+        api_base=args.api_base,
+        api_key=args.api_key,
+        request_timeout_s=args.request_timeout,
+        progress=None if args.no_progress else _progress_lines(),
+    )
+    if args.json:
+        print_json(summary)
     return report_delivery(summary, args.run_dir)
 
 
-def _progress_lines(every_s: float = PROGRESS_EVERY_S) -> Callable[[tuple[int, int]], None]:
+def _progress_lines(every_s: float = PROGRESS_EVERY_S) -> Callable[[int, int], None]:
     """A progress line (delivered/total files) at most every `every_s` seconds."""
     last = [time.monotonic()]
 
-    def show(progress: tuple[int, int]) -> None:
+    def show(done: int, wanted: int) -> None:
         if time.monotonic() - last[0] >= every_s:
             last[0] = time.monotonic()
-            print(
-                f"batchgen: delivered {progress[0]}/{progress[1]} files so far", file=sys.stderr, flush=True
-            )
+            print(f"batchgen: delivered {done}/{wanted} files so far", file=sys.stderr, flush=True)
 
     return show
-
-
-def _target(args: argparse.Namespace, journal: Journal) -> tuple[DeliveryTarget, str]:
-    """The target and the campaign's name: `--to`, else what the run recorded."""
-    from batchgen.sinks.oxen.run import META_KEY
-    from batchgen.target import DeliveryTarget, parse_repo
-
-    recorded = _recorded(journal.meta(META_KEY))
-    campaign = str(recorded.get("name") or _plan_name(args.run_dir) or args.run_dir.name)
-    if args.to:
-        try:
-            return DeliveryTarget.parse(args.to, {"name": campaign}, create=args.create), campaign
-        except ValueError as exc:
-            raise UsageError(f"--to: {exc}") from None
-    if not recorded:
-        raise UsageError(
-            f"{args.run_dir} has no delivery target (its manifest has no `deliver:`): pass "
-            "--to NAMESPACE/NAME[@BRANCH][:PATH]"
-        )
-    try:
-        namespace, repo = parse_repo(str(recorded["repo"]))
-    except ValueError as exc:
-        raise UsageError(
-            f"the delivery target {args.run_dir} recorded is not usable ({exc}): pass "
-            "--to NAMESPACE/NAME[@BRANCH][:PATH]"
-        ) from None
-    target = DeliveryTarget(
-        namespace=namespace,
-        repo=repo,
-        branch=str(recorded["branch"]),
-        path=str(recorded["path"]),
-        create=args.create or recorded.get("create") is True,
-    )
-    return target, campaign
-
-
-def _recorded(raw: str | None) -> dict[str, object]:
-    try:
-        value = json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) and {"repo", "branch", "path"} <= value.keys() else {}
-
-
-def _plan_name(run_dir: Path) -> str | None:
-    try:
-        data = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
 
 
 def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
@@ -211,36 +122,3 @@ def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
         file=sys.stderr,
     )
     return EXIT_INCOMPLETE
-
-
-def delivery_status(journal: Journal, run_dir: Path) -> list[str]:
-    """`batchgen status`'s lines about the run's delivery (none when it has no target)."""
-    from batchgen.journal.deliveries import DELIVERED, FAILED, DeliveryLedger
-    from batchgen.sinks.oxen.run import META_KEY
-    from batchgen.sinks.oxen.wanted import done_results
-    from batchgen.target import DeliveryTarget
-
-    recorded, api = _recorded(journal.meta(META_KEY)), journal.meta("api")
-    if not recorded:
-        return []
-    namespace, _, repo = str(recorded["repo"]).partition("/")  # as recorded: shown, not checked
-    target = DeliveryTarget(
-        namespace=namespace, repo=repo, branch=str(recorded["branch"]), path=str(recorded["path"])
-    )
-    if not api or api == SANDBOX_IDENTITY:
-        return [f"  delivered to {target.describe()} in the sandbox's emulator (gone when it stopped)"]
-    ledger = DeliveryLedger(journal, target.ledger_key(api))
-    wanted = done_results(target, journal.records().values())
-    delivered, failed = 0, []
-    for item in wanted:
-        row = ledger.get(item.repo_path)
-        if row is not None and row.state == DELIVERED and item.sha256 in (None, row.sha256):
-            delivered += 1
-        elif row is not None and row.state == FAILED:
-            failed.append(f"{item.repo_path}: {row.error}")
-    lines = [f"  delivered {delivered}/{len(wanted)} result files (with sidecars) to {target.describe()}"]
-    if failed:
-        lines.append(f"  {len(failed)} failed, e.g. {failed[0]}")
-    if delivered < len(wanted):
-        lines.append(f"  `batchgen deliver {run_dir}` sends what is missing")
-    return lines

@@ -14,7 +14,7 @@ from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.results.listing import RunSummary
+    from batchgen.commands import RunSummary
 
 
 def add_ls(commands: Commands) -> None:
@@ -35,7 +35,7 @@ def add_ls(commands: Commands) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from batchgen.results.listing import list_runs
+    from batchgen.commands import list_runs
 
     if not args.output_dir.is_dir():
         raise UsageError(f"{args.output_dir} is not a directory (the output directory of `batchgen run -o`)")
@@ -70,7 +70,7 @@ def _print_table(runs: list[RunSummary]) -> None:
 
 
 def _row(run: RunSummary) -> list[str]:
-    from batchgen.registry.pricing import format_usd
+    from batchgen.commands import format_usd
 
     states = " · ".join(f"{s} {n}" for s, n in run.counts.items()) or "-"
     live = "-" if run.live_pid is None else (f"pid {run.live_pid}" if run.live_pid else "yes")

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen import aio
-from batchgen.cli.common import (
-    EXIT_OK,
-    OFFLINE,
-    Endpoint,
-    add_api_flags,
-    add_only_flag,
-    api_base_of,
-    example,
-)
-from batchgen.config import UploadTarget
-from batchgen.errors import UsageError
+from batchgen.cli.common import EXIT_OK, add_api_flags, add_only_flag, example
+from batchgen.commands import plan_manifest
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.client.api import OxenClient
-    from batchgen.journal.spend import Spend
-    from batchgen.manifest import Manifest
-    from batchgen.planning import Plan
 
 
 def add_plan(commands: Commands) -> None:
@@ -75,161 +58,35 @@ def add_schema(commands: Commands) -> None:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from batchgen.manifest import manifest_schema
+    from batchgen.commands import manifest_schema
 
     print(json.dumps(manifest_schema(), indent=2))
     return EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from batchgen.journal.spend import describe
-    from batchgen.manifest import load_manifest
-    from batchgen.planning import format_plan, write_plan_json
-    from batchgen.planning.select import Selection, job_facts, nothing_matched, select_plan
-    from batchgen.rundir.layout import run_dir_name
+    from batchgen.commands import describe, format_plan, write_plan_json
 
-    manifest = load_manifest(args.manifest)
-    selection = Selection.parse(args.only)
-    key = args.api_key or os.environ.get("OXEN_API_KEY", "")
-    online = args.sandbox or bool(key or args.api_base)
-    endpoint = None if args.sandbox else Endpoint(api_base_of(args), key)
-    run_dir = args.output_dir / run_dir_name(manifest.name, sandbox=args.sandbox)
-    plan, notes = aio.run(_plan_with_models(manifest, endpoint if online else OFFLINE, run_dir))
-    for note in notes:
-        print(f"batchgen: {note}", file=sys.stderr)
-    chosen = select_plan(plan, selection)
-    if selection is not None and not chosen.jobs:
-        facts = (job_facts(job) for job in plan.jobs)
-        print(f"batchgen: {nothing_matched(selection, facts, len(plan.jobs))}", file=sys.stderr)
-    states, spent = _journaled(run_dir, {job.key for job in plan.jobs})
-    if args.json:
-        write_plan_json(chosen, sys.stdout.write)
-        return EXIT_OK
-    done = frozenset(k for k, state in states.items() if state == "done")
-    print(format_plan(chosen, done_keys=done))
-    if selection is not None:
-        print(f"  chosen by {selection.describe()}: {len(chosen.jobs)} of {len(plan.jobs)} planned jobs")
-    if spent is not None and spent.generations:
-        print(f"  {describe(spent, sandbox=args.sandbox)}")
-    limit = _budget(args, manifest)
-    if limit is not None:
-        print(budget_line(plan, chosen, states, limit, spent))
-    return EXIT_OK
-
-
-def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend | None]:
-    """Each journaled job's state in the run directory this plan would run in, and what that directory
-    has spent, counting the jobs this plan does not have as outside it (nothing when it is new)."""
-    from batchgen.journal.schema import journal_problem
-    from batchgen.journal.spend import journal_spend
-    from batchgen.journal.store import Journal
-
-    if journal_problem(run_dir) is not None:  # none yet (or lost: `run` rebuilds it from the sidecars)
-        return {}, None
-    journal = Journal.open_existing(run_dir, read_only=True)
-    try:
-        states = {key: str(record.state) for key, record in journal.records().items()}
-        return states, journal_spend(journal, planned)
-    finally:
-        journal.close()
-
-
-def _budget(args: argparse.Namespace, manifest: Manifest) -> Decimal | None:
-    from batchgen.config import options_from_manifest, usd
-
-    try:
-        if args.budget is not None:
-            return usd(args.budget)
-        return options_from_manifest(manifest.run or {}, None).budget_usd
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def budget_line(
-    plan: Plan, chosen: Plan, states: Mapping[str, str], limit: Decimal, spent: Spend | None = None
-) -> str:
-    """Where the budget stops the run, by the scheduler's own rule (jobs in plan order, each quote
-    counted before it is submitted, after what the run directory has already spent: every generation
-    it made, superseded ones included)."""
-    from batchgen.registry.pricing import format_usd, implausible_prices
-    from batchgen.run.scheduler import forecast_budget
-    from batchgen.states import BILLED, JobState
-
-    held = {str(s) for s in BILLED | {JobState.SUPERSEDED}}  # superseded ones come back as done
-    unpriced = sorted({job.model for job in chosen.jobs if job.cost_usd is None})
-    implausible = implausible_prices((job.model, job.cost_usd, job.duration_s) for job in chosen.jobs)
-    if unpriced or implausible:
-        why = ", ".join(
-            [f"no price is known for {model}" for model in unpriced]
-            + [f"{model} is priced at {price}" for model, price in sorted(implausible.items())]
-        )
-        return f"  budget {format_usd(limit)} cannot be enforced: {why} (`batchgen run` refuses the budget)"
-    to_run = [
-        (job.key, job.cost_usd or Decimal(0))
-        for job in chosen.jobs
-        if states.get(job.key, "pending") not in held | {str(JobState.INVALID)}
-    ]
-    forecast = forecast_budget(limit, to_run, spent.total if spent is not None else Decimal(0))
-    already = ""
-    if spent is not None and spent.total:
-        outside = spent.outside_plan
-        aside = f", {format_usd(outside)} of it for jobs no longer in the plan" if outside else ""
-        already = f" (of which {format_usd(spent.total)} already spent by this run directory{aside})"
-    if forecast.stopper is None:
-        return (
-            f"  budget {format_usd(limit)} covers all {forecast.to_run} jobs to run: "
-            f"{format_usd(forecast.spend)} spent at the end{already}"
-        )
-    stopper = next(job for job in chosen.jobs if job.key == forecast.stopper)
-    return (
-        f"  budget {format_usd(limit)} stops after {forecast.admitted} of {forecast.to_run} jobs to run: "
-        f"{format_usd(forecast.spend)} spent by then{already}; the next, #{stopper.index} "
-        f"{stopper.label}, would bring it to {format_usd(forecast.spend + (stopper.cost_usd or Decimal(0)))}"
+    summary = plan_manifest(
+        args.manifest,
+        only=args.only,
+        budget=args.budget,
+        output_dir=args.output_dir,
+        sandbox=args.sandbox,
+        api_base=args.api_base,
+        api_key=args.api_key,
+        notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
     )
-
-
-async def _plan_with_models(
-    manifest: Manifest, endpoint: Endpoint | object | None, run_dir: Path
-) -> tuple[Plan, list[str]]:
-    """The plan, and the lines to tell about the model descriptions it was made with. Online, the
-    upload and delivery repositories are checked too (without writing to them)."""
-    from batchgen.client.api import OxenClient
-    from batchgen.client.endpoint import api_endpoint
-    from batchgen.client.models import model_catalog
-    from batchgen.planning import build_plan
-
-    if endpoint is OFFLINE:
-        found = await model_catalog(None, manifest)
-        return build_plan(manifest, found.catalog), found.notes
-    assert endpoint is None or isinstance(endpoint, Endpoint)
-    say = lambda text: print(f"batchgen: {text}", file=sys.stderr)  # noqa: E731
-    given = None if endpoint is None else (endpoint.api_base, endpoint.api_key)
-    async with api_endpoint(given, say) as (api_base, api_key), OxenClient(api_base, api_key) as client:
-        found = await model_catalog(client, manifest, run_dir=run_dir)
-        plan = build_plan(manifest, found.catalog)
-        if endpoint is not None and manifest.upload and any(job.assets for job in plan.jobs):
-            await _check_upload_repo(client, manifest.upload)
-        if endpoint is not None and manifest.deliver and manifest.deliver.get("create") is not True:
-            await _check_delivery_repo(client, manifest)
-        return plan, found.notes
-
-
-async def _check_delivery_repo(client: OxenClient, manifest: Manifest) -> None:
-    """The delivery repository and branch exist (reads only: `plan` writes nothing)."""
-    from batchgen.client.repos import RepoApi
-    from batchgen.target import DeliveryTarget, template_variables
-
-    assert manifest.deliver is not None
-    target = DeliveryTarget.from_manifest(manifest.deliver, template_variables(manifest.name, manifest.vars))
-    await RepoApi(client, target).check(write_probe=False)
-
-
-async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -> None:
-
-    target = UploadTarget.from_manifest(upload)
-    if not target.create and not await client.repo_exists(target.namespace, target.repo):
-        raise UsageError(
-            f"the upload repository {target.namespace}/{target.repo} does not exist: create it "
-            "(https://oxen.ai/new, public, so the model can fetch the images), or add "
-            "`create: true` under `upload:` to let `batchgen run` create it"
-        )
+    if args.json:
+        write_plan_json(summary.chosen, sys.stdout.write)
+        return EXIT_OK
+    done = frozenset(k for k, state in summary.states.items() if state == "done")
+    print(format_plan(summary.chosen, done_keys=done))
+    if summary.selection is not None:
+        chosen, planned = len(summary.chosen.jobs), len(summary.plan.jobs)
+        print(f"  chosen by {summary.selection}: {chosen} of {planned} planned jobs")
+    if summary.spend is not None and summary.spend.generations:
+        print(f"  {describe(summary.spend, sandbox=args.sandbox)}")
+    if summary.budget is not None:
+        print(f"  {summary.budget}")
+    return EXIT_OK

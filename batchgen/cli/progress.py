@@ -14,13 +14,15 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
-from batchgen.registry.pricing import format_usd
-from batchgen.run.runner import RunStats
+from batchgen.commands import format_usd
 from batchgen.states import JobState
+
+if TYPE_CHECKING:
+    from batchgen.commands import RunStats
 
 # The event stream reports only completions, so queued and processing are shown as one count.
 _IN_FLIGHT = (JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING)

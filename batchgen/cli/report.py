@@ -41,9 +41,9 @@ def add_report(commands: Commands) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from batchgen.results.review import refresh
+    from batchgen.commands import refresh_report
 
-    path = refresh(args.run_dir)
+    path = refresh_report(args.run_dir)
     print(path)
     if args.open:
         import webbrowser

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen import aio
 from batchgen.cli.common import (
     EPILOG,
     EXIT_BAD_INPUT,
@@ -21,16 +20,18 @@ from batchgen.cli.common import (
     add_api_flags,
     add_only_flag,
     example,
+    said,
     unwrap,
     warn_if_key_flag,
 )
 from batchgen.cli.signals import stop_signals
+from batchgen.commands import configure_logging, run_coroutine
 from batchgen.config import DRAIN_TIMEOUT_S
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.run.runner import RunOutcome, RunStats
+    from batchgen.commands import RunOutcome, RunStats
 
 
 STOPPING = """\
@@ -143,13 +144,12 @@ def _add_timing_flags(run: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from batchgen import logs
     from batchgen.errors import BatchgenError, UserError
 
     env_key = os.environ.get("OXEN_API_KEY", "")
-    logs.configure(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
+    configure_logging(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
     try:
-        return aio.run(_run(args))
+        return run_coroutine(_run(args))
     except KeyboardInterrupt:
         print(
             "batchgen: stopped at once; the journal is intact: run the same command to resume",
@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isinstance(exc, BatchgenError):
             code = EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
             reason = "bad_input" if code == EXIT_BAD_INPUT else "error"
-            _print_json(args, {"reason": reason, "error": str(exc), "exit_code": code})
+            _print_json(args, {"reason": reason, "error": said(exc), "exit_code": code})
         raise
 
 
@@ -176,8 +176,7 @@ async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     from batchgen.cli.deliver import report_delivery
     from batchgen.cli.progress import Progress
-    from batchgen.journal.spend import describe
-    from batchgen.run.batch import run_manifest_async
+    from batchgen.commands import describe, run_manifest_async
 
     overrides = _overrides(args)
     bar: list[Progress] = []
@@ -266,7 +265,7 @@ def left_for_rerun(counts: dict[str, int]) -> str:
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
-    from batchgen.run.runner import StopReason
+    from batchgen.commands import StopReason
 
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))

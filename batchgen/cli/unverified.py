@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example
-from batchgen.errors import StorageError, UsageError
+from batchgen.commands import settle_unverified
+from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
-    from batchgen.journal.store import Journal
-    from batchgen.results.unverified import UnverifiedJob
+    from batchgen.commands import Unverified
 
 
 DESCRIPTION = """\
@@ -63,99 +63,68 @@ def add_unverified(commands: Commands) -> None:
 
 
 def cmd_unverified(args: argparse.Namespace) -> int:
-    from batchgen.cli.runs import chosen_keys
-    from batchgen.journal.store import JOURNAL_NAME
-
     run_dir: Path = args.run_dir
-    if not (run_dir / JOURNAL_NAME).is_file():
-        raise UsageError(f"{run_dir} is not a batchgen run directory (no {JOURNAL_NAME})")
     changing = args.accept or args.fetch_again
     if changing and args.json:
         raise UsageError("--json lists; it does not go with --accept or --fetch-again")
-    chosen = chosen_keys(run_dir, args.only, required=changing)
-    if not changing:
-        return _list(run_dir, chosen, as_json=args.json)
-    from batchgen.rundir.lock import RunLock
-
-    with RunLock(run_dir):  # RunLocked (exit 2) while a run holds it: it alone changes its journal
-        return _change(run_dir, chosen, accept=args.accept)
-
-
-def _list(run_dir: Path, chosen: set[str] | None, *, as_json: bool) -> int:
-    from batchgen.results.unverified import kept_exists
-
-    jobs = _read(run_dir, chosen)
-    if as_json:
-        for job in jobs:
-            print(json.dumps({**job.as_json(), "kept": kept_exists(run_dir, job)}))
-        return EXIT_OK
-    if not jobs:
-        print(f"{run_dir}: no unverified result")
-        return EXIT_OK
-    print(
-        f"{run_dir}: {len(jobs)} unverified result(s): paid and downloaded, failed verification, kept aside"
+    found = settle_unverified(
+        run_dir,
+        only=args.only,
+        accept=args.accept,
+        fetch_again=args.fetch_again,
+        notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
     )
-    for job in jobs:
-        size = "gone" if not kept_exists(run_dir, job) else f"{job.size:,} bytes" if job.size else "kept"
+    if args.json:
+        for one in found:
+            print(json.dumps({**one.job.as_json(), "kept": one.kept}))
+    elif not changing:
+        _list(run_dir, found)
+    elif not found:
+        print(f"{run_dir}: no unverified result{' among those chosen' if args.only else ''}")
+    else:
+        return _changed(run_dir, found, accept=args.accept)
+    return EXIT_OK
+
+
+def _list(run_dir: Path, found: list[Unverified]) -> None:
+    if not found:
+        print(f"{run_dir}: no unverified result")
+        return
+    print(
+        f"{run_dir}: {len(found)} unverified result(s): paid and downloaded, failed verification, kept aside"
+    )
+    for one in found:
+        job = one.job
+        size = "gone" if not one.kept else f"{job.size:,} bytes" if job.size else "kept"
         print(f"  {job.title}: {job.kept_path} ({size})")
         print(f"      {job.reason}")
     print(
         f"Look at them (any player, ffprobe), then `batchgen unverified {run_dir} --accept` keeps them as "
         "the results, or `--fetch-again` has the next `batchgen run` download them again; --only chooses"
     )
-    return EXIT_OK
 
 
-def _read(run_dir: Path, chosen: set[str] | None) -> list[UnverifiedJob]:
-    from batchgen.journal.store import Journal
-    from batchgen.results.unverified import unverified_jobs
-
-    journal = Journal.open_existing(run_dir)
-    try:
-        return unverified_jobs(journal, chosen)
-    finally:
-        journal.close()
-
-
-def _change(run_dir: Path, chosen: set[str] | None, *, accept: bool) -> int:
-    from batchgen.journal.store import Journal
-    from batchgen.results.unverified import unverified_jobs
-
-    journal = Journal.open_existing(run_dir)
-    try:
-        jobs = unverified_jobs(journal, chosen)
-        if not jobs:
-            print(f"{run_dir}: no unverified result{' among those chosen' if chosen is not None else ''}")
-            return EXIT_OK
-        failed = sum(not _change_one(run_dir, journal, job, accept=accept) for job in jobs)
-    finally:
-        journal.close()
-    if accept:
-        print(f"accepted {len(jobs) - failed} unverified result(s) as they are")
-    else:
-        print(f"{len(jobs) - failed} result(s) will be downloaded again by the next `batchgen run`")
-    return EXIT_INCOMPLETE if failed else EXIT_OK
-
-
-def _change_one(run_dir: Path, journal: Journal, job: UnverifiedJob, *, accept: bool) -> bool:
-    from batchgen.results import unverified
-
-    label = job.title
-    try:
-        if accept:
-            print(f"  {label}: accepted, now at {unverified.accept(run_dir, journal, job)}")
+def _changed(run_dir: Path, found: list[Unverified], *, accept: bool) -> int:
+    for one in found:
+        label = one.job.title
+        if one.error is None:
+            aside = f"; the kept bytes moved to {one.moved_to}" if one.moved_to else ""
+            print(
+                f"  {label}: accepted, now at {one.moved_to}"
+                if accept
+                else f"  {label}: to be downloaded again{aside}"
+            )
+        elif not one.kept:
+            print(
+                f"batchgen: error: {label}: {one.error}: `batchgen unverified {run_dir} --fetch-again --only "
+                f"key={one.job.key[:12]}` downloads it again",
+                file=sys.stderr,
+            )
         else:
-            moved = unverified.fetch_again(run_dir, journal, job)
-            aside = f"; the kept bytes moved to {moved}" if moved else ""
-            print(f"  {label}: to be downloaded again{aside}")
-    except FileNotFoundError:
-        print(
-            f"batchgen: error: {label}: its kept bytes are no longer at {job.kept_path}: "
-            f"`batchgen unverified {run_dir} --fetch-again --only key={job.key[:12]}` downloads it again",
-            file=sys.stderr,
-        )
-        return False
-    except (StorageError, ValueError) as exc:
-        print(f"batchgen: error: {label}: {exc}", file=sys.stderr)
-        return False
-    return True
+            print(f"batchgen: error: {label}: {one.error}", file=sys.stderr)
+    failed = sum(one.error is not None for one in found)
+    if accept:
+        print(f"accepted {len(found) - failed} unverified result(s) as they are")
+    else:
+        print(f"{len(found) - failed} result(s) will be downloaded again by the next `batchgen run`")
+    return EXIT_INCOMPLETE if failed else EXIT_OK

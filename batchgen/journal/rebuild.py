@@ -6,6 +6,7 @@ times, API). A result whose bytes still hash to its sidecar's sha256 is journale
 bytes changed, or whose sidecar is there without it, is journaled `succeeded` with its generation id (it
 is fetched again from the provider, free); a result without a usable sidecar cannot be told from a
 stray file, so the run is refused (exit 2) with the way out, before anything is written or sent.
+The run's session (`journal.session`) opens the new journal and restores the rows into it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import DownloadCorrupt, StorageError, UsageError
-from batchgen.journal.store import JOURNAL_NAME, JobRecord, Journal
+from batchgen.journal.store import JOURNAL_NAME, JobRecord
 from batchgen.planning import Job, Plan, canonical_json
 from batchgen.rundir.layout import VIDEOS_DIR, read_sidecar
 from batchgen.rundir.verify import verify_file
@@ -28,7 +28,7 @@ from batchgen.states import JobState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Recovered", "journal_lost", "open_run_journal", "recover_lost_journal"]
+__all__ = ["Recovered", "journal_lost", "recover_lost_journal", "set_aside_stale_files"]
 
 _KEY = re.compile(r"[0-9a-f]{16,128}(\+take-[A-Za-z0-9-]{1,64})?")  # a job's, or an extra take's
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -57,26 +57,7 @@ class Recovered:
         return text
 
 
-def open_run_journal(run_dir: Path, plan: Plan, say: Callable[[str], None]) -> Journal:
-    """The journal a run works with: opened (created for a new run directory), or, when it was lost
-    while results are on disk, rebuilt from their sidecars first (said in one line). Raises UsageError,
-    having written nothing, when a result on disk cannot be attributed to a job."""
-    found = recover_lost_journal(run_dir, plan)
-    if journal_lost(run_dir):
-        _set_aside_stale_files(run_dir)
-    journal = Journal.open(run_dir)
-    if found is not None:
-        recovered, how = found
-        try:
-            journal.restore(recovered.records)
-        except BaseException:
-            journal.close()
-            raise
-        say(recovered.summary(how))
-    return journal
-
-
-def _set_aside_stale_files(run_dir: Path) -> None:
+def set_aside_stale_files(run_dir: Path) -> None:
     """A `-wal`/`-shm` left beside a lost journal belongs to it, not to the new one: renamed (kept)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for suffix in ("-wal", "-shm"):

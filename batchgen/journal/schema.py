@@ -1,9 +1,6 @@
-"""The journal's file: its name, its SQL schema (and the columns added since the first format), whether a
-run directory has a usable one, and a read-only connection to it that creates and changes nothing.
-
-Readers (`status`, `report`, `plan`, `ls`) open it read-only: a missing or empty journal is a clear
-message, never a new, empty journal written in its place. A journal no process has open is read as
-immutable, so SQLite leaves no `-wal`/`-shm` files beside it either.
+"""The journal's file: its name, its SQL schema (and the columns added since the first format), and
+whether a run directory has a usable one: readers (`status`, `report`, `plan`, `ls`) are told clearly
+when it is missing or empty, never given a new, empty journal written in its place.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ import sqlite3
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 JOURNAL_NAME = "state.sqlite"
 SCHEMA_VERSION = "1"
@@ -116,14 +112,6 @@ def journal_problem(run_dir: Path) -> str | None:
     if mode.st_size == 0:
         return f"{path} is empty (0 bytes): the journal of this run directory was lost; {_WAY_OUT}"
     return None
-
-
-def read_only_connection(path: Path, *, idle: bool, timeout_s: float = 2.0) -> sqlite3.Connection:
-    """A connection that can change nothing. A journal no process has open (`idle`, and no `-wal`
-    beside it) is read as immutable, so SQLite leaves no `-wal`/`-shm` files behind."""
-    quiet = idle and not path.with_name(path.name + "-wal").exists()
-    flags = "mode=ro&immutable=1" if quiet else "mode=ro"
-    return sqlite3.connect(f"file:{quote(str(path.absolute()))}?{flags}", uri=True, timeout=timeout_s)
 
 
 def shadow_missing_tables(conn: sqlite3.Connection) -> None:

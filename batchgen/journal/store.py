@@ -1,4 +1,4 @@
-"""The run journal: one SQLite file (WAL) per run directory, a row per job key (its lock: `rundir.lock`).
+"""The run journal: one SQLite file (WAL) per run directory, a row per job key (opened by `journal.session`).
 
 Changes are group-committed: `transition` updates the in-memory mirror at once and queues the write;
 everything queued in one turn of the event loop is committed in one transaction at the end of that turn
@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from batchgen.errors import StorageError, UsageError
 from batchgen.journal.schema import JOURNAL_NAME as JOURNAL_NAME
@@ -27,13 +28,10 @@ from batchgen.journal.schema import (
     SCHEMA_VERSION,
     add_missing_columns,
     journal_problem,
-    read_only_connection,
     select_columns,
     shadow_missing_tables,
 )
 from batchgen.naming import shown_or_fallback
-from batchgen.rundir.lock import LOCK_NAME as LOCK_NAME
-from batchgen.rundir.lock import RunLock as RunLock
 from batchgen.rundir.lock import lock_holder
 from batchgen.states import SANDBOX_IDENTITY, JobState, check_transition
 
@@ -118,9 +116,10 @@ class Journal:
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
         for row in conn.execute(f"SELECT {select_columns(conn, _COLUMNS)} FROM jobs"):
             record = JobRecord(*row)
-            self._records[record.key] = replace(
-                record, state=JobState(record.state), planned=bool(record.planned)
-            )
+            state = (
+                JobState.SUCCEEDED if record.state == "downloading" else JobState(record.state)
+            )  # see open
+            self._records[record.key] = replace(record, state=state, planned=bool(record.planned))
         self._claimed = {row[0] for row in conn.execute("SELECT generation_id FROM generations")}
 
     @classmethod
@@ -153,7 +152,11 @@ class Journal:
             return cls.open(run_dir)
         path = run_dir / JOURNAL_NAME
         with _storage_errors(f"read the journal {path}"):
-            conn = read_only_connection(path, idle=lock_holder(run_dir) is None)
+            # A journal no process has open (no `-wal` beside it either) is read as immutable, so
+            # SQLite leaves no `-wal`/`-shm` files behind.
+            quiet = lock_holder(run_dir) is None and not path.with_name(path.name + "-wal").exists()
+            flags = "mode=ro&immutable=1" if quiet else "mode=ro"
+            conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?{flags}", uri=True, timeout=2.0)
             shadow_missing_tables(conn)
             return cls(conn, path)
 

@@ -1,7 +1,7 @@
 """What each run directory under an output directory holds, read without disturbing a live run.
 
-The journal is opened read-only (SQLite `mode=ro`: in WAL mode a reader never waits for the writer;
-an idle one as immutable, so no `-wal`/`-shm` file is left behind),
+The journal is opened read-only through the run directory's session (SQLite `mode=ro`: in WAL mode a
+reader never waits for the writer; an idle one as immutable, so no `-wal`/`-shm` file is left behind),
 no lock is taken, and nothing is written. Whether a process runs it is asked of the lock without
 waiting (`rundir.lock.lock_holder`). The spend is the run directory's (`batchgen.journal.spend`): every generation
 it made, superseded ones included, billed where the history was read, else quoted; a sandbox run has
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from batchgen.config import SANDBOX_IDENTITY
 from batchgen.errors import StorageError
-from batchgen.journal.schema import JOURNAL_NAME, journal_problem, read_only_connection
+from batchgen.journal.schema import JOURNAL_NAME, journal_problem
+from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, read_charges, spend_of
 from batchgen.rundir.lock import lock_holder
 
@@ -87,30 +87,28 @@ def summarise_run(run_dir: Path) -> RunSummary:
             raise Unreadable(f"{run_dir / beside} is not a regular file")
     live = lock_holder(run_dir)
     name, costs = _read_plan(run_dir)
-    conn = read_only_connection(run_dir / JOURNAL_NAME, idle=live is None)
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-        planned = "planned" if "planned" in columns else "1"
-        states = [row[0] for row in conn.execute(f"SELECT state FROM jobs WHERE {planned}")]
-        last = conn.execute("SELECT MAX(updated_at) FROM jobs").fetchone()[0]
-        api_row = conn.execute("SELECT value FROM meta WHERE key='api'").fetchone()
-        charges, billed = read_charges(conn.execute, costs)
-    finally:
-        conn.close()
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int | float)):
-        raise Unreadable(f"the journal's updated_at holds {str(last)[:40]!r}, not a time")
+    with Session.reading(run_dir) as session:
+        records = list(session.journal.records().values())
+        charges, billed = read_charges(session.journal.read_rows, costs)
+        sandbox = session.sandbox or run_dir.name.endswith(".sandbox")
+    odd = [
+        r.updated_at
+        for r in records
+        if isinstance(r.updated_at, bool) or not isinstance(r.updated_at, int | float)
+    ]
+    if odd:
+        raise Unreadable(f"the journal's updated_at holds {str(odd[0])[:40]!r}, not a time")
     counts: dict[str, int] = {}
-    for state in states:
-        counts[str(state)] = counts.get(str(state), 0) + 1
-    api = api_row[0] if api_row else None
-    sandbox = api == SANDBOX_IDENTITY or run_dir.name.endswith(".sandbox")
+    for record in records:
+        if record.planned:
+            counts[str(record.state)] = counts.get(str(record.state), 0) + 1
     return RunSummary(
         run_dir,
         name or run_dir.name,
-        len(states),
+        sum(counts.values()),
         dict(sorted(counts.items())),
         None if sandbox else spend_of(charges, billed),
-        None if last is None else float(last),
+        max((float(r.updated_at) for r in records), default=None),
         sandbox,
         live,
     )

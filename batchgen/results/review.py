@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.config import SANDBOX_IDENTITY
+from batchgen.journal.session import Session
 from batchgen.journal.spend import journal_charges, spend_of
 from batchgen.journal.store import JOURNAL_NAME, Journal
 from batchgen.results.report import (
@@ -64,8 +65,5 @@ def refresh(run_dir: Path) -> Path:
     jobs = plan_entries(plan, run_dir / "plan.json")
     campaign = str(plan.get("name") or run_dir.name)
     del plan
-    journal = Journal.open_existing(run_dir, read_only=True)  # an empty journal is refused, never rewritten
-    try:
-        return write_outputs(run_dir, jobs, journal, campaign=campaign)
-    finally:
-        journal.close()
+    with Session.reading(run_dir) as session:  # an empty journal is refused, never rewritten
+        return write_outputs(run_dir, jobs, session.journal, campaign=campaign)

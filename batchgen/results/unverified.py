@@ -11,7 +11,7 @@ jobs and carries out what the user decides (`batchgen unverified RUN_DIR`):
 - `fetch_again`: the job goes back to `succeeded`, so the next `batchgen run` downloads it again with a
   fresh budget of tries (the kept bytes move aside to `unverified/<key12>/earlier-<time>/`).
 
-Both need the run directory's lock (the caller holds it): a live run alone changes its journal.
+Both take the run directory's lock (`settle`): a live run alone changes its journal.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchgen.errors import StorageError
+from batchgen.journal.session import Session
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.rundir.layout import (
     ensure_inside,
@@ -41,10 +43,12 @@ from batchgen.states import JobState
 
 __all__ = [
     "MAX_UNVERIFIED_DOWNLOADS",
+    "Unverified",
     "UnverifiedJob",
     "accept",
     "accepted_unverified",
     "fetch_again",
+    "settle",
     "unverified_jobs",
     "unverified_reason",
 ]
@@ -190,3 +194,41 @@ def kept_exists(run_dir: Path, job: UnverifiedJob) -> bool:
         return os.path.isfile(ensure_inside(run_dir, job.kept_path))
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Unverified:
+    """An unverified job, and what `settle` did with it."""
+
+    job: UnverifiedJob
+    kept: bool  # its kept bytes are (or were, before the change) where the journal says
+    moved_to: str | None = None  # accepted: the result's path; fetched again: where the kept bytes went
+    error: str | None = None  # why it could not be changed (None: it was, or nothing was asked)
+
+
+def settle(
+    run_dir: Path, chosen: Collection[str] | None, *, accept_them: bool, again: bool
+) -> list[Unverified]:
+    """The run directory's unverified jobs (of `chosen`), as they are (read-only), or accepted as they
+    are or to be fetched again (under the lock: RunLocked while a run holds it)."""
+    if not (accept_them or again):
+        with Session.reading(run_dir) as session:
+            return [
+                Unverified(job, kept_exists(run_dir, job)) for job in unverified_jobs(session.journal, chosen)
+            ]
+    done = []
+    with Session.writing(run_dir) as session:
+        for job in unverified_jobs(session.journal, chosen):
+            kept = kept_exists(run_dir, job)
+            try:
+                moved = (
+                    accept(run_dir, session.journal, job)
+                    if accept_them
+                    else fetch_again(run_dir, session.journal, job)
+                )
+                done.append(Unverified(job, kept, moved))
+            except FileNotFoundError:
+                done.append(Unverified(job, False, error=f"its kept bytes are no longer at {job.kept_path}"))
+            except (StorageError, ValueError) as exc:
+                done.append(Unverified(job, kept, error=str(exc)))
+    return done

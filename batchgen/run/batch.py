@@ -7,8 +7,8 @@ result.complete, result.run_dir, result.outcome.counts, result.jobs
 ```
 
 It loads and plans the manifest (a path, or a `Manifest` already loaded; live model descriptions with a
-key), checks the budget and the upload target, takes the run directory's lock, refuses a run directory
-of another API, writes `manifest.yaml`, `plan.json`, `run.log` and the results files, runs the batch and
+key), checks the budget and the upload target, opens the run directory's session (its lock, its journal,
+one API), writes `manifest.yaml`, `plan.json`, `run.log` and the results files, runs the batch and
 returns its outcome. Results go to the run directory, then to every sink: the manifest's `deliver:`
 repository and the caller's `sinks=`, whose lifecycle `run_with_sinks` drives. Bad input raises a
 `UserError` before anything is sent. Human notes (the sandbox's address, a live price that differs from
@@ -33,16 +33,15 @@ from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint
 from batchgen.client.models import Catalog, model_catalog
 from batchgen.config import (
     DEFAULT_API_BASE,
-    SANDBOX_IDENTITY,
     RunOptions,
     UploadTarget,
     options_from_manifest,
     usd,
 )
-from batchgen.errors import NotFound, StorageError, UsageError
-from batchgen.journal.rebuild import open_run_journal
+from batchgen.errors import StorageError, UsageError
+from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, journal_spend
-from batchgen.journal.store import Journal, RunLock
+from batchgen.journal.store import Journal
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
@@ -244,15 +243,12 @@ async def _execute(run: _Run, *, retry_invalid: bool) -> BatchResult:
     real = prepare_run_dir(run.run_dir)
     if real is not None:
         run.say(f"{run.run_dir} leads through a symlink: the files are written to {real}")
-    with RunLock(run.run_dir):
+    # locked; a lost journal rebuilt from the sidecars; one API per run directory
+    with Session.writing(run.run_dir, run.plan, run.say) as session:
         live_cancel.clear(run.run_dir)  # a request to a process that is gone is not for this run
-        journal = open_run_journal(run.run_dir, run.plan, run.say)  # a lost one is rebuilt from the sidecars
-        try:
-            await check_api_identity(journal, run.run_dir, run.options, run.client)
-            with _run_log(run.run_dir, run.key):
-                return await _run_with_sinks(run, journal, retry_invalid)
-        finally:
-            journal.close()
+        await session.check_api(run.options.api_identity, run.client)
+        with _run_log(run.run_dir, run.key):
+            return await _run_with_sinks(run, session.journal, retry_invalid)
 
 
 async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> BatchResult:
@@ -334,48 +330,6 @@ def _run_log(run_dir: Path, key: str) -> Any:
         logs.remove_handler(handler)
         if lowered:
             logger.setLevel(previous)
-
-
-async def check_api_identity(
-    journal: Journal, run_dir: Path, options: RunOptions, client: OxenClient
-) -> None:
-    """A run directory holds the results of one API: the sandbox's placeholders, or one origin's real
-    generations. Mixing them would deliver a placeholder as a result, or lose track of paid work."""
-    identity = options.api_identity
-    recorded = journal.meta("api")
-    with_generation = [r for r in journal.records().values() if r.generation_id]
-    foreign = sorted({r.api for r in with_generation if r.api and r.api != identity})
-    legacy = [r for r in with_generation if not r.api]
-    if not foreign and legacy and identity != SANDBOX_IDENTITY:
-        # Journals from before the API was recorded: ask the API about a few of their generations.
-        for record in legacy[:3]:
-            try:
-                await client.get_generation(str(record.generation_id))
-            except NotFound:
-                foreign = ["an unknown API (its generations are not known here)"]
-                break
-        else:
-            journal.stamp_api([r.key for r in legacy], identity)
-    elif legacy:
-        foreign = ["an unknown API (made before batchgen recorded which)"]
-    if recorded and recorded != identity and not foreign and with_generation:
-        foreign = [recorded]
-    if foreign:
-        where = " and ".join(foreign)
-        fix = (
-            "run without --sandbox to continue it"
-            if foreign == [SANDBOX_IDENTITY]
-            else f"run it against {foreign[0]} again to continue it"
-            if "://" in foreign[0]
-            else ""
-        )
-        raise UsageError(
-            f"{run_dir} holds results from {where}, and this run is against {identity}: they must never "
-            f"be mixed (a sandbox placeholder is not a result; another API does not know these generations). "
-            f"Use another --output-dir{', or ' + fix if fix else ''}"
-        )
-    if recorded != identity:
-        journal.set_meta("api", identity)
 
 
 def _options(manifest: Manifest, overrides: Mapping[str, Any], given: RunOptions | None) -> RunOptions:

@@ -1,0 +1,103 @@
+"""`deliver_run`: a run's results to an Oxen repository, from the run directory alone, only what is
+missing (the target the run recorded, or another)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchgen import aio
+from batchgen.commands.common import api_of, plan_json
+from batchgen.commands.status import recorded_target
+from batchgen.config import RunOptions
+from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen.journal.session import Session
+    from batchgen.sinks.oxen.run import DeliverySummary
+    from batchgen.target import DeliveryTarget
+
+__all__ = ["deliver_run"]
+
+
+def deliver_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    to: str | None = None,
+    create: bool = False,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    request_timeout_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeliverySummary | None:
+    """Deliver a run's results to its `deliver:` repository (or `to`: "NS/NAME[@BRANCH][:PATH]"), from
+    the run directory alone: only what is missing. `progress(delivered, wanted)` after every change."""
+    return aio.run(
+        _deliver(Path(run_dir), to, create, api_of(api_base, api_key), request_timeout_s, progress)
+    )
+
+
+async def _deliver(
+    path: Path,
+    to: str | None,
+    create: bool,
+    api: tuple[str, str],
+    request_timeout_s: float | None,
+    progress: Callable[[int, int], None] | None,
+) -> DeliverySummary | None:
+    from batchgen.client.api import OxenClient
+    from batchgen.journal.session import Session
+    from batchgen.sinks.base import run_with_sinks
+    from batchgen.sinks.oxen.run import RunDelivery
+
+    (api_base, key), timeouts = api, RunOptions().timeouts
+    if request_timeout_s is not None:
+        timeouts = replace(timeouts, request_s=request_timeout_s)
+    with Session.writing(path) as session:
+        session.refuse_sandbox(
+            "its results are placeholders, never delivered to a real repository (its deliveries went to "
+            "the sandbox's emulator)"
+        )
+        target, campaign = _target(session, to, create)
+        options = RunOptions(api_base=api_base, deliver=target, timeouts=timeouts)
+        async with OxenClient(api_base, key, timeouts=timeouts) as client:
+            await session.check_api(options.api_identity, client)
+        show = (lambda counts: None) if progress is None else (lambda counts: progress(*counts))
+        delivery = RunDelivery(
+            target, options, key, session.journal, path, campaign, linger_s=0.0, on_change=show
+        )
+        await run_with_sinks([delivery], lambda: asyncio.sleep(0))  # no run: what is missing, then finish
+        return delivery.summary()
+
+
+def _target(session: Session, to: str | None, create: bool) -> tuple[DeliveryTarget, str]:
+    """The target and the campaign's name: `to`, else what the run recorded."""
+    from batchgen.sinks.oxen.run import META_KEY
+    from batchgen.target import DeliveryTarget, parse_repo
+
+    recorded = recorded_target(session.journal.meta(META_KEY))
+    name = recorded.get("name")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        name = name or plan_json(session.run_dir).get("name")
+    campaign = str(name if name and isinstance(name, str) else session.run_dir.name)
+    pass_to = ("pass to='NAMESPACE/NAME[@BRANCH][:PATH]'", "pass --to NAMESPACE/NAME[@BRANCH][:PATH]")
+    try:
+        if to:
+            return DeliveryTarget.parse(to, {"name": campaign}, create=create), campaign
+        if "repo" not in recorded:
+            why = f"{session.run_dir} has no delivery target (its manifest has no `deliver:`): "
+            raise UsageError(why + pass_to[0], cli=why + pass_to[1])
+        namespace, repo = parse_repo(str(recorded["repo"]))
+    except ValueError as exc:
+        if to:
+            raise UsageError(f"to: {exc}", cli=f"--to: {exc}") from None
+        why = f"the delivery target {session.run_dir} recorded is not usable ({exc}): "
+        raise UsageError(why + pass_to[0], cli=why + pass_to[1]) from None
+    branch, where = str(recorded["branch"]), str(recorded["path"])
+    create = create or recorded.get("create") is True
+    return DeliveryTarget(namespace=namespace, repo=repo, branch=branch, path=where, create=create), campaign
