@@ -16,12 +16,12 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchgen.client.reconcile import CLOCK_SKEW_S, provider_time, search_scopes
 from batchgen.errors import BatchgenError
 from batchgen.journal.store import JobRecord, Journal
+from batchgen.registry.pricing import rate
 from batchgen.run.scheduler import StopReason
 from batchgen.states import AT_PROVIDER, JobState
 
@@ -113,7 +113,7 @@ def billed_from_rows(
         generation_id = row.get("generation_id")
         if not isinstance(generation_id, str) or generation_id not in wanted:
             continue
-        cost = _decimal(row.get("cost"))
+        cost = rate(row.get("cost"))
         status = row.get("status")
         uncharged = (
             status in _UNCHARGED_STATUSES if status is not None else wanted[generation_id] in UNCHARGED
@@ -123,16 +123,6 @@ def billed_from_rows(
         elif row.get("cost") is None and uncharged:
             found[generation_id] = None
     return found
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
 
 
 async def read_billed_costs(
