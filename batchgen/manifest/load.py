@@ -81,6 +81,7 @@ def _build(path: Path, shown: str, data: dict[str, Any], positions: Positions, c
         upload={**UPLOAD_DEFAULTS, **upload} if upload is not None else None,
         positions=positions,
         deliver={**DELIVER_DEFAULTS, **data["deliver"]} if data.get("deliver") is not None else None,
+        report=data.get("report"),
     )
 
 

@@ -150,3 +150,5 @@ class Manifest:
     upload: Mapping[str, Any] | None
     positions: Positions = field(repr=False)
     deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)
+    #: `report:` as written: `title` (the jobs' readable names' template), `group_by` (the report's grouping)
+    report: Mapping[str, Any] | None = None
