@@ -10,16 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from batchgen.results.report_data import load_report
+from batchgen.results.report_html import write_report
 from tests.browser import Chromium, Page, artifacts_folder
 from tests.e2e.conftest import clean_env, run_cli
 from tests.test_report_html import (
@@ -296,3 +300,26 @@ async def test_failed_jobs_cannot_be_picked_and_a_file_that_cannot_be_decoded_sa
         (rows[0]["key"], rows[0]["output_path"], "Meadow & Co.")
     ]
     assert page.errors() == []
+
+
+@needs_chromium
+@pytest.mark.timeout(90)
+async def test_a_report_without_money_shows_no_amount_and_no_empty_header_lines(
+    campaign_run: Path, browser: Chromium, tmp_path: Path
+) -> None:
+    """show_money off (a client's report): no `$`, budget or billed figure anywhere on the page and no
+    cost sort; and a header line with nothing to say (no constants, no spend) takes no room."""
+    run_dir = tmp_path / "spring"
+    shutil.copytree(campaign_run, run_dir)
+    header, cards = load_report(run_dir, show_money=False)
+    plain = [replace(c, vars={"product": c.vars["product"]}, name=f"spot-{c.index}") for c in cards]
+    for name, shown in (("with-constants.html", cards), ("without-constants.html", plain)):
+        page = await open_page(browser, write_report(run_dir, header, shown, name=name).as_uri(), DESKTOP)
+        found = await page.evaluate("""(() => ({
+            text: document.body.innerText, spend: document.getElementById("spend").checkVisibility(),
+            constants: document.getElementById("constants").checkVisibility(),
+            sorts: [...document.getElementById("sort").options].map(o => o.value)}))()""")
+        assert not re.search(r"\$|budget|billed|1\.12", found["text"]), found["text"]
+        assert not found["spend"] and found["sorts"] == ["manifest", "name", "state"]
+        assert found["constants"] is (shown is cards)
+        assert page.errors() == []
