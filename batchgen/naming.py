@@ -9,8 +9,8 @@ characters and shortened to `MAX_VALUE_CHARS`. Two jobs of one plan never get th
 clash gets as much of each job's key as tells them apart.
 
 A manifest may write its own rule instead (`report: {title: "{product_name} · {aspect_ratio}"}`):
-`TitleTemplate` reads it, and `template_names` names every job by it, by the same cleaning,
-shortening, takes and clashes.
+`TitleTemplate` reads it, and `template_names` names every job by it, with the same cleaning,
+takes and clashes (its values shortened only after `MAX_TITLE_VALUE_CHARS`).
 
 Pure, and a leaf: it imports nothing from batchgen, so the journal, the results and the report can
 name a job without loading the planner. Machines keep using the key.
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
+    "MAX_TITLE_VALUE_CHARS",
     "MAX_VALUE_CHARS",
     "SEPARATOR",
     "TITLE_BUILTINS",
@@ -46,6 +47,8 @@ __all__ = [
 SEPARATOR = " · "
 #: A value longer than this many characters is shortened with "…" (results.* keep it whole).
 MAX_VALUE_CHARS = 24
+#: The same for a value a manifest's title template shows: it names few values, chosen to be read.
+MAX_TITLE_VALUE_CHARS = 48
 #: Key characters added to names that would otherwise clash: the first width that tells them apart.
 _KEY_WIDTHS = (6, 12, 64)
 _ABSENT = object()  # a job of the name that does not have the variable at all
@@ -189,10 +192,12 @@ class TitleTemplate:
         return tuple(dict.fromkeys(name for is_field, name in self.parts if is_field))
 
     def render(self, values: Mapping[str, Any]) -> str:
-        """The title for one job's `values` (`template_values`): each value cleaned and shortened as
-        in readable names; a field the job lacks (a list, say) shows as "-"."""
+        """The title for one job's `values` (`template_values`): each value cleaned as in readable
+        names and shortened to MAX_TITLE_VALUE_CHARS; a field the job lacks (a list, say) shows as "-"."""
         text = "".join(
-            (_shorten(_clean(_text(values[name]))) if name in values else "-") if is_field else name
+            (_shorten(_clean(_text(values[name])), MAX_TITLE_VALUE_CHARS) if name in values else "-")
+            if is_field
+            else name
             for is_field, name in self.parts
         )
         return _clean(text) or "(empty)"
@@ -259,10 +264,10 @@ def _clean(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _shorten(text: str) -> str:
-    if len(text) <= MAX_VALUE_CHARS:
+def _shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    if len(text) <= limit:
         return text
-    cut = MAX_VALUE_CHARS - 1
+    cut = limit - 1
     while cut > 1 and unicodedata.combining(text[cut]):  # never part a letter from its accent
         cut -= 1
     return text[:cut].rstrip() + "…"

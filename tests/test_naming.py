@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from batchgen.naming import (
+    MAX_TITLE_VALUE_CHARS,
     MAX_VALUE_CHARS,
     TitleTemplate,
     fallback_name,
@@ -230,10 +231,11 @@ def test_a_title_that_names_the_take_itself_gets_no_second_one() -> None:
 
 def test_a_title_template_reads_built_ins_braces_and_cleans_values() -> None:
     """Built-ins (name, index, model, key as 12 characters), `{{`/`}}` as braces, a long value
-    shortened, control characters taken out, a list field shown as "-"."""
-    job = T("f" * 64, "hero", 0, {"line": "a\u202eb\n" + "x" * 40}, 7, "kling", {"input_image": ["u"]})
+    shortened (later than in the default names: a title names few values), control characters
+    taken out, a list field shown as "-"."""
+    job = T("f" * 64, "hero", 0, {"line": "a\u202eb\n" + "x" * 80}, 7, "kling", {"input_image": ["u"]})
     assert titled("{{{name}}} {index} {model} {key}", [job]) == ["{hero} 7 kling " + "f" * 12]
-    assert titled("{line}", [job]) == ["ab " + "x" * (MAX_VALUE_CHARS - 4) + "…"]
+    assert titled("{line}", [job]) == ["ab " + "x" * (MAX_TITLE_VALUE_CHARS - 4) + "…"]
     assert titled("{input_image}", [job]) == ["-"]
 
 
