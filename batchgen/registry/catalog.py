@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from importlib import resources
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from batchgen.registry.spec import ModelSpec
@@ -33,20 +32,12 @@ class ListableCatalog(Protocol):
 
 
 class SnapshotCatalog:
-    """Model objects stored as JSON files; by default the snapshots shipped with batchgen. `offline`:
+    """Model specs; by default the snapshots shipped with batchgen (JSON files). `offline`:
     it stands in for a registry nobody asked (no key), so a model missing here may well exist."""
 
     def __init__(self, specs: Iterable[ModelSpec] | None = None, *, offline: bool = False) -> None:
         self._specs = {s.id: s for s in (_shipped_specs() if specs is None else specs)}
         self.offline = offline
-
-    @classmethod
-    def from_directory(cls, directory: Path) -> SnapshotCatalog:
-        """Load every `*.json` model object in `directory`."""
-        return cls(
-            ModelSpec.from_api(json.loads(p.read_text("utf-8")), p.stem)
-            for p in sorted(directory.glob("*.json"))
-        )
 
     def get(self, model_id: str) -> ModelSpec | None:
         return self._specs.get(model_id)

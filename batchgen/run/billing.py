@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from batchgen.client.reconcile import CLOCK_SKEW_S, provider_time, search_scopes
 from batchgen.errors import BatchgenError
@@ -70,12 +70,6 @@ class Wanted:
     since: float | None  # when it was submitted (or claimed), to bound the history search
 
 
-class HistoryReader(Protocol):
-    async def history_since(
-        self, *, model: str, namespace: str | None, since: float | None
-    ) -> list[dict[str, Any]]: ...
-
-
 def to_look_up(
     records: Iterable[JobRecord],
     known: Mapping[str, str | None],
@@ -126,7 +120,7 @@ def billed_from_rows(
 
 
 async def read_billed_costs(
-    client: HistoryReader,
+    client: OxenClient,
     journal: Journal,
     keys: Iterable[str] | None = None,
     *,

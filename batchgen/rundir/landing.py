@@ -50,13 +50,8 @@ _QUEUED_CHUNKS = 8  # chunks waiting for the writer thread, at most (the reader 
 
 
 class Part:
-    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are.
-
-    Small results stay in memory until they are complete, then land in one worker-thread hop (write,
-    fsync, verify, rename, and whatever `land` adds, such as the sidecar). A result that grows past
-    `SMALL_BYTES`, or an existing `.part` to resume, goes to a `_DiskWriter`: one thread that writes and
-    hashes while the event loop reads on, fed through a bounded queue.
-    """
+    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are
+    (in memory up to `SMALL_BYTES`, else a `_DiskWriter`: see the module's docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

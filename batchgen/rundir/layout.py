@@ -224,8 +224,13 @@ def write_json(path: Path, data: Any, *, sort_keys: bool = False, compact: bool 
 
 def read_sidecar(result: Path) -> dict[str, Any] | None:
     """The JSON sidecar of a result file, or None when it is missing or unreadable."""
+    return read_json(sidecar_path(result))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when it is missing, unreadable or not an object."""
     try:
-        data = json.loads(sidecar_path(result).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
