@@ -182,9 +182,7 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, name: str, value: str) -> None:
-        self.flush()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        self.write_rows("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(name, value)])
 
     def created_at(self) -> float:
         row = self._conn.execute("SELECT value FROM meta WHERE key='created_at'").fetchone()
@@ -202,15 +200,13 @@ class Journal:
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
         """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
-        self.flush()
         now = time.time()
         new = [j for j in jobs if j[0] not in self._records]
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(
-                "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [(*j, now) for j in new],
-            )
+        self.write_rows(
+            "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            [(*j, now) for j in new],
+        )
         for key, idx, name, model, output_path in new:
             self._records[key] = JobRecord(
                 key, idx, name, model, output_path, JobState.PENDING, updated_at=now
@@ -352,33 +348,26 @@ class Journal:
 
     def _set_column(self, column: str, values: Mapping[str, object]) -> None:
         """Set one column of the jobs' rows that `values` names (key -> value), committed at once."""
-        self.flush()
         changes = [
             (v, k) for k, v in values.items() if k in self._records and getattr(self._records[k], column) != v
         ]
-        if not changes:
-            return
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
+        if changes:
+            self.write_rows(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
         for value, key in changes:
             self._records[key] = replace(self._records[key], **{column: value})  # type: ignore[arg-type]
 
     def record_billed_costs(self, costs: Mapping[str, str | None]) -> None:
         """Keep the billed cost read from the history for each generation id (see `billed_costs`)."""
-        self.flush()
         now = time.time()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO billing VALUES (?, ?, ?)", [(g, c, now) for g, c in costs.items()]
-            )
+        self.write_rows(
+            "INSERT OR REPLACE INTO billing VALUES (?, ?, ?)", [(g, c, now) for g, c in costs.items()]
+        )
 
     def set_asset_url(self, sha256: str, url: str) -> None:
-        self.flush()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
+        self.write_rows("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", [(sha256, url, time.time())])
 
     def write_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """`sql` once per row, committed (durably) before it returns; for tables other modules own."""
+        """`sql` once per row, committed (durably) before it returns (after what is queued)."""
         self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.executemany(sql, rows)
