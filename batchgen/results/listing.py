@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -98,10 +99,7 @@ def summarise_run(run_dir: Path) -> RunSummary:
     ]
     if odd:
         raise Unreadable(f"the journal's updated_at holds {str(odd[0])[:40]!r}, not a time")
-    counts: dict[str, int] = {}
-    for record in records:
-        if record.planned:
-            counts[str(record.state)] = counts.get(str(record.state), 0) + 1
+    counts = Counter(str(record.state) for record in records if record.planned)
     return RunSummary(
         run_dir,
         name or run_dir.name,

@@ -122,19 +122,16 @@ def billed_from_rows(
 async def read_billed_costs(
     client: OxenClient,
     journal: Journal,
-    keys: Iterable[str] | None = None,
     *,
     deadline_s: float = BILLING_DEADLINE_S,
     offset: float | None = None,
 ) -> int:
-    """Read and journal the billed cost of the finished generations of `keys` (default: every job of the
-    journal) not looked up yet; returns how many were found. Never raises for the API or the disk: it
-    logs one line instead. `offset`: the provider's clock minus ours, for submissions journaled without
-    their provider time."""
+    """Read and journal the billed cost of the journal's finished generations not looked up yet; returns
+    how many were found. Never raises for the API or the disk: it logs one line instead. `offset`: the
+    provider's clock minus ours, for submissions journaled without their provider time."""
     records = journal.records()
-    chosen = [records[key] for key in keys if key in records] if keys is not None else list(records.values())
     claims = journal.read_rows("SELECT generation_id, job_key, created_at FROM generations")
-    wanted = to_look_up(chosen, journal.billed_costs(), claims)
+    wanted = to_look_up(records.values(), journal.billed_costs(), claims)
     if not wanted:
         return 0
     scopes = search_scopes(records[w.key].sent_body() or {"model": records[w.key].model} for w in wanted)
