@@ -33,7 +33,7 @@ from batchgen.errors import (
 from batchgen.journal.store import JobRecord
 from batchgen.logs import job_key
 from batchgen.planning import Job
-from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, accepted_unverified, unverified_reason
+from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, unverified_reason, verify_result
 from batchgen.retry import attempts
 from batchgen.run.context import RunContext
 from batchgen.rundir.landing import DirectorySync, Land
@@ -46,7 +46,7 @@ from batchgen.rundir.layout import (
     unverified_relpath,
     write_sidecar,
 )
-from batchgen.rundir.verify import Downloaded, verify_file
+from batchgen.rundir.verify import Downloaded
 from batchgen.sinks.base import ResultSink, VerifiedResult, result_metadata
 from batchgen.states import JobState
 
@@ -304,12 +304,8 @@ class Fetcher:
             and sidecar.get("generation_id") == record.generation_id
         ):
             try:
-                found = verify_file(
-                    final,
-                    job.media_type,
-                    expected_size=sidecar.get("size"),
-                    expected_sha256=sidecar.get("sha256"),
-                    structure=not accepted_unverified(sidecar),
+                found = verify_result(
+                    final, job.media_type, sidecar, sidecar.get("size"), sidecar.get("sha256")
                 )
             except (DownloadCorrupt, StorageError):
                 found = None
