@@ -9,22 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from importlib import resources
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from batchgen.registry.spec import ModelSpec
 
-__all__ = ["ChainCatalog", "ListableCatalog", "ModelCatalog", "SnapshotCatalog", "known_model_ids"]
+__all__ = ["ChainCatalog", "ModelCatalog", "SnapshotCatalog"]
 
 
 class ModelCatalog(Protocol):
-    """Anything that can look a model up by id (snapshots, the live registry, a chain of both)."""
-
-    def get(self, model_id: str) -> ModelSpec | None: ...
-
-
-@runtime_checkable
-class ListableCatalog(Protocol):
-    """A catalog that can also list its ids (used for "did you mean" on an unknown model)."""
+    """Anything that can look a model up by id (snapshots, the live registry, a chain of both) and list
+    the ids it knows (for "did you mean" on an unknown model)."""
 
     def get(self, model_id: str) -> ModelSpec | None: ...
 
@@ -70,10 +64,5 @@ class ChainCatalog:
     def ids(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for catalog in self._catalogs:
-            seen.update(dict.fromkeys(known_model_ids(catalog)))
+            seen.update(dict.fromkeys(catalog.ids()))
         return tuple(sorted(seen))
-
-
-def known_model_ids(catalog: ModelCatalog) -> tuple[str, ...]:
-    """The ids a catalog can list (empty when it cannot)."""
-    return catalog.ids() if isinstance(catalog, ListableCatalog) else ()

@@ -336,11 +336,11 @@ async def prepare_part(final_path: Path) -> Part:
     """A fresh `Part`, or one that takes over the `.part` an earlier call left (hashed in a thread).
     The directory is made before any request (in a thread, only when it does not exist yet)."""
     part = Part(part_path(final_path))
-    if _lstat_kind(final_path.parent) != "dir":
+    if lstat_kind(final_path.parent) != "dir":
         await asyncio.to_thread(_make_directory, final_path)
-    if _lstat_kind(final_path) == "link":
+    if lstat_kind(final_path) == "link":
         raise StorageError(f"refusing to write through a symlink at {final_path}")
-    kind = _lstat_kind(part.path)
+    kind = lstat_kind(part.path)
     if kind is None:
         return part
     if kind == "link":
@@ -355,7 +355,7 @@ async def prepare_part(final_path: Path) -> Part:
     return part
 
 
-def _lstat_kind(path: Path) -> str | None:
+def lstat_kind(path: Path) -> str | None:
     """ "dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
     try:
         mode = os.lstat(path).st_mode
