@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,8 @@ class UnverifiedJob:
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "title": self.title,
-            "output_path": result_relpath(self.output_path),  # relative to the run directory, as everywhere
-            "kept_path": self.kept_path,
-            "reason": self.reason,
-            "size": self.size,
-            "planned": self.planned,
-        }
+        # its output_path relative to the run directory, as everywhere
+        return {**asdict(self), "output_path": result_relpath(self.output_path)}
 
 
 def unverified_reason(problem: str, kept_path: str, downloads: int = MAX_UNVERIFIED_DOWNLOADS) -> str:
