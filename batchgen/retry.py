@@ -43,7 +43,6 @@ class Action(StrEnum):
     LOOK_FIRST = "look_first"  # a POST that may have been acted on: find it at the provider first
     REJECT_JOB = "reject_job"  # the request itself is refused: retrying cannot help
     STOP_RUN = "stop_run"  # the account cannot pay: stop submitting; the job waits for the next run
-    FATAL = "fatal"  # the key is wrong: nothing can go on
     GIVE_UP = "give_up"  # attempts used up (or not retryable): let the error through
 
 
@@ -58,8 +57,6 @@ def decide(
     error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Random, idempotent: bool
 ) -> Verdict:
     """What to do after `error` on try number `attempt` (from 1) of one API call."""
-    if isinstance(error, Unauthenticated):
-        return Verdict(Action.FATAL)
     if isinstance(error, InsufficientCredits):
         return Verdict(Action.STOP_RUN)
     if isinstance(error, RateLimited):  # answered before anything was done: not acted on, no attempt used

@@ -16,7 +16,6 @@ from batchgen.errors import (
     RateLimited,
     ResponseLost,
     ResponseTimeout,
-    Unauthenticated,
 )
 from batchgen.retry import Action, decide
 
@@ -32,11 +31,9 @@ POLICY = RetryPolicy(request_attempts=3, initial_s=1.0, max_s=8.0, jitter=0.0)
         (ApiStatusError(503, "POST", "/q", "unavailable"), False, Action.LOOK_FIRST),
         (ApiStatusError(400, "POST", "/q", "bad"), False, Action.REJECT_JOB),
         (InsufficientCredits(402, "POST", "/q", "broke"), False, Action.STOP_RUN),
-        (Unauthenticated(401, "POST", "/q", "who"), False, Action.FATAL),
         (ResponseLost("cut"), True, Action.RETRY),  # an idempotent call is simply sent again
         (ApiStatusError(408, "GET", "/q", "timeout"), True, Action.RETRY),
         (NotFound(404, "GET", "/q", "gone"), True, Action.GIVE_UP),
-        (Unauthenticated(401, "GET", "/q", "who"), True, Action.FATAL),
     ],
 )
 def test_what_each_error_means(error: ApiError, idempotent: bool, action: Action) -> None:

@@ -93,7 +93,9 @@ def error_detail(body: Any, fallback: str) -> str:
     return fallback
 
 
-def _status_error(status: int, method: str, path: str, body: Any, headers: Mapping[str, str]) -> ApiError:
+def _status_error(
+    status: int, method: str, path: str, body: Any, headers: Mapping[str, str]
+) -> ApiError | Unauthenticated:
     detail = error_detail(body, f"HTTP {status}")
     if status == 429:
         return RateLimited(method, path, detail, parse_retry_after(headers.get("Retry-After")))

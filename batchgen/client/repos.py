@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchgen.client.api import OxenClient, mapped_errors
-from batchgen.errors import ApiStatusError, NotFound, UsageError
+from batchgen.errors import ApiStatusError, NotFound, Unauthenticated, UsageError
 from batchgen.target import DeliveryTarget
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class RepoApi:
             repository = await self._get(self.repo_path)
         except NotFound:
             raise UsageError(_missing_repository(target)) from None
-        except ApiStatusError as exc:
+        except (Unauthenticated, ApiStatusError) as exc:
             if exc.status in (401, 403):
                 raise UsageError(
                     f"the delivery repository {where} cannot be used with this key: {exc}"
@@ -96,7 +96,7 @@ class RepoApi:
                 lambda: self.client.request("POST", f"{self.repo_path}/branches", json_body=body),
                 what=f"POST {self.repo_path}/branches",
             )
-        except ApiStatusError as exc:
+        except (Unauthenticated, ApiStatusError) as exc:
             where = f"{self.target.namespace}/{self.target.repo}"
             if exc.status in (401, 403):
                 raise UsageError(

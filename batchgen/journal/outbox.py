@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, RateLimited, Unauthenticated
+from batchgen.errors import ApiError, RateLimited
 from batchgen.retry import Action, attempts, decide
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ class Outbox(Generic[K, F]):
                     )
                     if verdict.action is Action.RETRY and not_sent is not None:
                         await not_sent(error)
-                    if verdict.action in (Action.RETRY, Action.FATAL):
-                        raise  # sent again after the loop's wait; a wrong key goes through
+                    if verdict.action is Action.RETRY:
+                        raise  # sent again after the loop's wait
                     if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
                         return NotSent(error, verdict.action)
                     log.info(
@@ -167,7 +167,5 @@ class Outbox(Generic[K, F]):
         CannotTell (a wrong key is not: nothing can go on)."""
         try:
             return await question
-        except Unauthenticated:
-            raise
         except ApiError as exc:
             raise CannotTell(exc) from exc

@@ -17,7 +17,7 @@ from batchgen.client.api import OxenClient
 from batchgen.client.repos import RepoApi
 from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import UploadTarget
-from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
+from batchgen.errors import ApiError, NotFound, UsageError
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.outbox import CannotTell
 from batchgen.journal.store import Journal
@@ -84,8 +84,6 @@ class AssetPlacer:
                 try:
                     self._urls[asset.sha256] = await self._place(asset)
                 except (ApiError, OSError) as exc:
-                    if isinstance(exc, Unauthenticated):
-                        raise
                     self._failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
                     raise AssetUnavailable(self._failures[asset.sha256]) from exc
         return self._urls[asset.sha256]

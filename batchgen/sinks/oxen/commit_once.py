@@ -29,7 +29,7 @@ from pathlib import Path
 
 from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace_gone
 from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
+from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
 from batchgen.journal.outbox import CannotTell, Found, Outbox
 from batchgen.retry import attempts
@@ -116,8 +116,6 @@ class CommitOnce:
                     outcome.stopped = f"cannot tell whether a commit was made ({exc})"
                     return outcome
                 except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
-                    if isinstance(exc, Unauthenticated):
-                        raise
                     why = (
                         str(exc)
                         if isinstance(exc, RepositoryRefused)
@@ -243,8 +241,6 @@ class CommitOnce:
             await self.api.delete(ws)
             self.ledger.forget_workspace(ws)
         except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
             log.warning("could not remove the workspace %s (%s); the next run removes it", ws, exc)
             self.ledger.remember_workspace(ws)
 
