@@ -122,15 +122,13 @@ class Outbox(Generic[K, F]):
                 try:
                     return await send()
                 except ApiError as error:
-                    verdict = decide(
-                        error, attempt=attempt.number, policy=self.policy, rng=self._rng, idempotent=False
-                    )
-                    if verdict.action is Action.RETRY and not_sent is not None:
-                        await not_sent(error)
-                    if verdict.action is Action.RETRY:
+                    action = decide(error, attempt=attempt.number, policy=self.policy, idempotent=False)
+                    if action is Action.RETRY:
+                        if not_sent is not None:
+                            await not_sent(error)
                         raise  # sent again after the loop's wait
-                    if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
-                        return NotSent(error, verdict.action)
+                    if action is not Action.LOOK_FIRST and not isinstance(error, lost):
+                        return NotSent(error, action)
                     log.info(
                         "%s may or may not have been carried out (%s): looking", what, error, extra=extra
                     )
