@@ -49,7 +49,6 @@ class AssetPlacer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._commits: CommitOnce | None = None  # made, and its leftovers resolved, at the first upload
         self._commits_lock = asyncio.Lock()
-        self.uploads = 0
 
     async def prepare(self, assets: Iterable[LocalAsset]) -> None:
         """Place every asset before anything is submitted: a missing upload repository (or branch) is a
@@ -101,7 +100,6 @@ class AssetPlacer:
         url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
         if not await self._client.file_exists(url):
             await self._upload_once(asset, target, repo_path, len(content))
-            self.uploads += 1
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
         return url
