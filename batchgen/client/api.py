@@ -77,6 +77,18 @@ class Completion:
     error: str | None = None
 
 
+def field_of(answer: Any, *keys: str) -> Any:
+    """`answer[key][key]...` of a parsed answer, or None where a level is missing or not an object."""
+    for key in keys:
+        answer = answer.get(key) if isinstance(answer, Mapping) else None
+    return answer
+
+
+def repo_path(namespace: str, repo: str) -> str:
+    """The API path of a repository (`/api/repos/{namespace}/{repo}`), each name quoted whole."""
+    return "/api/repos/" + "/".join(quote(p, safe="") for p in (namespace, repo))
+
+
 def error_detail(body: Any, fallback: str) -> str:
     """The most useful human text in one of Oxen's error envelopes."""
     if isinstance(body, Mapping):
@@ -210,6 +222,14 @@ class OxenClient:
                     raise error
                 return body
 
+    async def retried(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json_body: Any = None
+    ) -> Any:
+        """`request` for a call that may be sent again (a read, an idempotent write), with retries."""
+        return await self.with_retries(
+            lambda: self.request(method, path, params=params, json_body=json_body), what=f"{method} {path}"
+        )
+
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run an idempotent call, trying again on transient failures (`retry.retryable`)."""
         policy = self.retry_policy
@@ -224,15 +244,14 @@ class OxenClient:
     async def enqueue(self, body: Mapping[str, Any]) -> list[str]:
         """POST /api/ai/queue once (never retried here: a lost answer must be reconciled)."""
         answer = await self.request("POST", "/api/ai/queue", json_body=dict(body))
-        generations = answer.get("generations") if isinstance(answer, Mapping) else None
+        generations = field_of(answer, "generations")
         if not generations:
             detail = error_detail(answer, "no generations in the response")
             raise ApiStatusError(200, "POST", "/api/ai/queue", detail)
         return [str(g["generation_id"]) for g in generations]
 
     async def get_generation(self, generation_id: str) -> dict[str, Any]:
-        path = f"/api/ai/queue/{quote(generation_id, safe='')}"
-        return dict(await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}"))
+        return dict(await self.retried("GET", f"/api/ai/queue/{quote(generation_id, safe='')}"))
 
     async def list_queue(
         self, *, model: str | None = None, status: str | None = None, namespace: str | None = None
@@ -240,10 +259,7 @@ class OxenClient:
         """The lean queue listing (active rows unless `status` is given). It documents no paging and
         no cap, so a caller must not rely on it being complete."""
         params = {k: v for k, v in (("model", model), ("status", status), ("namespace", namespace)) if v}
-        answer = await self.with_retries(
-            lambda: self.request("GET", "/api/ai/queue", params=params), what="GET /api/ai/queue"
-        )
-        return _rows(answer, "GET /api/ai/queue")
+        return _rows(await self.retried("GET", "/api/ai/queue", params=params), "GET /api/ai/queue")
 
     async def history_since(
         self, *, model: str, namespace: str | None, since: float | None
@@ -257,10 +273,7 @@ class OxenClient:
         }
 
         async def page(number: int) -> Page:
-            answer = await self.with_retries(
-                lambda: self.request("GET", "/api/ai/generations", params={**base, "page": str(number)}),
-                what="GET /api/ai/generations",
-            )
+            answer = await self.retried("GET", "/api/ai/generations", params={**base, "page": str(number)})
             return page_of(answer, _rows(answer, "GET /api/ai/generations"))
 
         return await read_since(page, since)
@@ -285,28 +298,14 @@ class OxenClient:
         return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:
-        path = f"/api/ai/queue/{quote(generation_id, safe='')}"
-        await self.with_retries(lambda: self.request("DELETE", path), what=f"DELETE {path}")
+        await self.retried("DELETE", f"/api/ai/queue/{quote(generation_id, safe='')}")
 
     async def get_model(self, model_id: str) -> Any:
         """The registry's answer as parsed JSON, unchecked (`ModelSpec.from_api` judges it)."""
-        path = f"/api/ai/models/{quote(model_id, safe='')}"
-        answer = await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
+        answer = await self.retried("GET", f"/api/ai/models/{quote(model_id, safe='')}")
         if isinstance(answer, Mapping) and isinstance(answer.get("data"), Mapping):
             answer = answer["data"]
         return answer
-
-    def file_url(self, namespace: str, repo: str, branch: str, path: str) -> str:
-        parts = "/".join(quote(p, safe="") for p in (namespace, repo))
-        return self.url(f"/api/repos/{parts}/file/{quote(branch, safe='/')}/{quote(path)}")
-
-    async def file_exists(self, url: str) -> bool:
-        """HEAD a repository file (public repos need no key)."""
-        path = urlsplit(url).path
-        await self.throttle.wait_clear()
-        with mapped_errors("HEAD", path):
-            async with self.session.head(url, headers=self.auth_for(url)) as resp:
-                return resp.status == 200
 
     async def create_repo(self, namespace: str, repo: str, description: str) -> bool:
         """POST /api/repos; True when created, False when it already existed (409)."""
@@ -317,9 +316,7 @@ class OxenClient:
             "user": AUTHOR,
         }
         try:
-            await self.with_retries(
-                lambda: self.request("POST", "/api/repos", json_body=body), what="POST /api/repos"
-            )
+            await self.retried("POST", "/api/repos", json_body=body)
         except ApiStatusError as exc:
             if exc.status == 409:
                 return False
@@ -328,9 +325,8 @@ class OxenClient:
 
     async def repo_exists(self, namespace: str, repo: str) -> bool:
         """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""
-        path = "/api/repos/" + "/".join(quote(p, safe="") for p in (namespace, repo))
         try:
-            await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
+            await self.retried("GET", repo_path(namespace, repo))
         except NotFound:
             return False
         return True
@@ -359,7 +355,7 @@ class OxenClient:
 
 
 def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
-    generations = answer.get("generations") if isinstance(answer, Mapping) else None
+    generations = field_of(answer, "generations")
     if not isinstance(generations, list) or not all(
         isinstance(g, Mapping) and "generation_id" in g for g in generations
     ):

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace_gone
+from batchgen.client.repos import RepoApi, is_no_changes, is_workspace_gone
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
@@ -64,7 +64,7 @@ class CommitOnce:
 
     def __init__(
         self,
-        api: WorkspaceApi,
+        api: RepoApi,
         ledger: DeliveryLedger,
         run_dir: Path,
         *,
@@ -99,7 +99,7 @@ class CommitOnce:
                 self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
                 try:
                     await self.stager.with_retries(
-                        functools.partial(self.api.create, ws), what="creating a workspace"
+                        functools.partial(self.api.create_workspace, ws), what="creating a workspace"
                     )
                     refused = await self.stager.stage(ws, items)
                     self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
@@ -194,14 +194,14 @@ class CommitOnce:
             raise
 
     async def _still_there(self, ws: str) -> bool:
-        return await self.api.get(ws) is not None
+        return await self.api.has_workspace(ws)
 
     async def _look(self, tokens: list[str]) -> dict[str, str]:
         """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
         journaled with them: token -> commit id, for the ones made."""
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING and row.token in tokens]
         files = {token: [(row.path, row.sha256) for row in rows if row.token == token] for token in tokens}
-        return await find_commits(self.api.repo, files, {row.head for row in rows})
+        return await find_commits(self.api, files, {row.head for row in rows})
 
     async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
         """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
@@ -210,7 +210,7 @@ class CommitOnce:
         outcome = Outcome()
         missing = []
         for path, sha256 in pairs:
-            if await self.api.repo.file_sha256(path) == sha256:
+            if await self.api.file_sha256(path) == sha256:
                 outcome.delivered[path] = None
             else:
                 missing.append((path, sha256))
@@ -238,7 +238,7 @@ class CommitOnce:
         """Delete a workspace this process made and will not commit; if that fails, the journal keeps
         its id for the next process."""
         try:
-            await self.api.delete(ws)
+            await self.api.delete_workspace(ws)
             self.ledger.forget_workspace(ws)
         except ApiError as exc:
             log.warning("could not remove the workspace %s (%s); the next run removes it", ws, exc)

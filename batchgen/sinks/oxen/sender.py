@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from batchgen.client.repos import RepoApi
-from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError
 from batchgen.journal.deliveries import DeliveryLedger
@@ -77,9 +76,7 @@ class Sender:
         on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.api, self.ledger, self.run_dir, self.campaign = api, ledger, run_dir, campaign
-        self.commits = CommitOnce(
-            WorkspaceApi(api), ledger, run_dir, request_s=request_s, policy=policy, sleep=sleep
-        )
+        self.commits = CommitOnce(api, ledger, run_dir, request_s=request_s, policy=policy, sleep=sleep)
         self.linger_s, self.max_files, self.max_bytes = linger_s, max_files, max_bytes
         self._jobs_done, self._on_change = jobs_done, on_change
         self.head: str | None = None  # a commit known to be on the branch before the next request

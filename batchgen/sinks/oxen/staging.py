@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from batchgen.client.workspaces import Part, WorkspaceApi, is_workspace_gone
+from batchgen.client.repos import Part, RepoApi, is_workspace_gone
 from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.sinks.oxen.batching import (
     LARGE_FILE_BYTES,
@@ -47,7 +47,7 @@ class RepositoryRefused(Exception):
 class Stager:
     """Stages files into workspaces of one repository, reading them from `run_dir`."""
 
-    def __init__(self, api: WorkspaceApi, run_dir: Path, *, request_s: float) -> None:
+    def __init__(self, api: RepoApi, run_dir: Path, *, request_s: float) -> None:
         self.api, self.run_dir, self.request_s = api, run_dir, request_s
 
     async def stage(self, ws: str, items: Sequence[Outgoing]) -> dict[str, str]:
