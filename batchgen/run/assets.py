@@ -111,13 +111,8 @@ class AssetPlacer:
                 ledger = DeliveryLedger(
                     self._journal, f"assets:{repo.target.ledger_key(self._client.api_base)}"
                 )
-                commits = CommitOnce(
-                    repo,
-                    ledger,
-                    Path("."),  # never read from: every image is sent from its own path (`source`)
-                    request_s=self._client.timeouts.request_s,
-                    policy=self._client.retry_policy,
-                )
+                # Path("."): never read from, every image is sent from its own path (`source`)
+                commits = CommitOnce(repo, ledger, Path("."))
                 await commits.resolve_earlier(
                     lambda token, n: f"batchgen: reference images [batchgen:{token}]"
                 )

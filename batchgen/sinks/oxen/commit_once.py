@@ -21,14 +21,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchgen.client.repos import RepoApi, is_no_changes, is_workspace_gone
-from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
 from batchgen.journal.outbox import CannotTell, Found, Outbox
@@ -68,16 +66,15 @@ class CommitOnce:
         ledger: DeliveryLedger,
         run_dir: Path,
         *,
-        request_s: float,
-        policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """The request timeout and the retry policy are those of `api`'s client."""
         self.api, self.ledger = api, ledger
-        self.stager = Stager(api, run_dir, request_s=request_s)
-        self.policy, self._sleep = policy, sleep
-        self._rng = random.Random()
+        self.stager = Stager(api, run_dir)
+        self.policy, self._sleep = api.client.retry_policy, sleep
+        request_s = api.client.timeouts.request_s
         self.outbox: Outbox[str, str] = Outbox(
-            self._look, request_s=request_s, policy=policy, sleep=sleep, rng=self._rng
+            self._look, request_s=request_s, policy=self.policy, sleep=sleep
         )
 
     # -- one batch -----------------------------------------------------------------------------

@@ -47,8 +47,8 @@ class RepositoryRefused(Exception):
 class Stager:
     """Stages files into workspaces of one repository, reading them from `run_dir`."""
 
-    def __init__(self, api: RepoApi, run_dir: Path, *, request_s: float) -> None:
-        self.api, self.run_dir, self.request_s = api, run_dir, request_s
+    def __init__(self, api: RepoApi, run_dir: Path) -> None:
+        self.api, self.run_dir, self.request_s = api, run_dir, api.client.timeouts.request_s
 
     async def stage(self, ws: str, items: Sequence[Outgoing]) -> dict[str, str]:
         """Stage every file; the ones refused, with why (a file is refused alone, never its batch)."""
