@@ -6,7 +6,7 @@
 - `attempts(policy, limit=..., on=...)` is the loop every retry in batchgen iterates; `retryable` is
   its `on` for Oxen API calls.
 - `classify_generation_error(message)` reads a failed generation's error text.
-- `backoff` and `parse_retry_after` give the waits.
+- `backoff` gives the waits between tries.
 
 No I/O and no asyncio here (the pure scheduler imports this module): the loop sleeps through the
 function it is given. stamina itself is not a dependency: each of its attempts costs one (a 429 must
@@ -16,12 +16,10 @@ lines.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from batchgen.config import RetryPolicy
@@ -157,24 +155,6 @@ def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
     with a random share of `policy.jitter`, so many clients do not retry in lockstep."""
     base = min(policy.max_s, policy.initial_s * 2 ** max(0, attempt - 1))
     return float(base * (1 - policy.jitter) + base * policy.jitter * rng.random())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 # -- failed generations ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -21,7 +22,7 @@ import aiohttp
 from batchgen.client.history import HISTORY_PAGE_SIZE, Page, page_of, read_since
 from batchgen.client.http import without_silent_resends
 from batchgen.client.reconcile import Scope, merge_rows
-from batchgen.client.serverclock import ServerClock
+from batchgen.client.serverclock import ServerClock, parse_http_date
 from batchgen.config import RetryPolicy, Timeouts
 from batchgen.errors import (
     ApiError,
@@ -35,7 +36,7 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
-from batchgen.retry import attempts, parse_retry_after, retryable
+from batchgen.retry import attempts, retryable
 
 T = TypeVar("T")
 #: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
@@ -103,6 +104,17 @@ def error_detail(body: Any, fallback: str) -> str:
             if isinstance(body.get(key), str) and body[key]:
                 return str(body[key])
     return fallback
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = parse_http_date(value.strip())
+    return None if when is None else max(0.0, when - (now or datetime.now(UTC)).timestamp())
 
 
 def _status_error(
