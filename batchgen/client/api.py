@@ -20,7 +20,6 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from batchgen.client.history import HISTORY_PAGE_SIZE, Page, page_of, read_since
-from batchgen.client.http import without_silent_resends
 from batchgen.client.reconcile import Scope, merge_rows
 from batchgen.client.serverclock import ServerClock, parse_http_date
 from batchgen.config import RetryPolicy, Timeouts
@@ -148,6 +147,16 @@ def mapped_errors(method: str, path: str) -> Iterator[None]:
         raise ApiStatusError(exc.status, method, path, exc.message) from exc
     except aiohttp.ClientError as exc:
         raise ResponseLost(f"{method} {path}: {type(exc).__name__}") from exc
+
+
+def without_silent_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """Turn off aiohttp's own second try of an idempotent request (GET, PUT, DELETE...) whose connection
+    dropped before the answer (`ClientSession._retry_connection`, on by default and with no public
+    switch in aiohttp 3.14; its own test client turns it off the same way). A cut PUT to a repository
+    would otherwise commit twice; what to do after a lost answer is `retry.decide`'s call."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
 
 
 class OxenClient:
