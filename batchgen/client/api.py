@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from batchgen.errors import (
 )
 from batchgen.retry import attempts, retryable
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
 AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
@@ -328,21 +330,17 @@ class OxenClient:
             answer = answer["data"]
         return answer
 
-    async def create_repo(self, namespace: str, repo: str, description: str) -> bool:
-        """POST /api/repos; True when created, False when it already existed (409)."""
-        body = {
-            "namespace": namespace,
-            "name": repo,
-            "description": description,
-            "user": AUTHOR,
-        }
+    async def create_repo(self, namespace: str, repo: str, description: str, *, kind: str) -> None:
+        """POST /api/repos, and the log says which: created (a warning), or there already (409)."""
+        body = {"namespace": namespace, "name": repo, "description": description, "user": AUTHOR}
         try:
             await self.retried("POST", "/api/repos", json_body=body)
         except ApiStatusError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
+            if exc.status != 409:
+                raise
+            log.info("%s repository %s/%s: already exists", kind, namespace, repo)
+        else:
+            log.warning("%s repository %s/%s: created", kind, namespace, repo)
 
     async def repo_exists(self, namespace: str, repo: str) -> bool:
         """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""

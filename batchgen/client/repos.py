@@ -98,10 +98,8 @@ class RepoApi:
         target, where = self.target, f"{self.target.namespace}/{self.target.repo}"
         try:
             if target.create:
-                created = await self.client.create_repo(target.namespace, target.repo, "batchgen deliveries")
-                said = "created" if created else "already exists"
-                log.log(
-                    logging.WARNING if created else logging.INFO, "delivery repository %s: %s", where, said
+                await self.client.create_repo(
+                    target.namespace, target.repo, "batchgen deliveries", kind="delivery"
                 )
             repository = await self.client.retried("GET", self.repo_path)
         except NotFound:

@@ -56,16 +56,8 @@ class AssetPlacer:
         created first (409, already there, is fine)."""
         target = self._upload
         if target is not None and target.create and not self._inline:
-            created = await self._client.create_repo(
-                target.namespace, target.repo, "Reference images for batchgen"
-            )
-            log.log(
-                logging.WARNING if created else logging.INFO,
-                "upload repository %s/%s: %s",
-                target.namespace,
-                target.repo,
-                "created" if created else "already exists",
-            )
+            description = "Reference images for batchgen"
+            await self._client.create_repo(target.namespace, target.repo, description, kind="upload")
         for asset in {a.sha256: a for a in assets}.values():
             try:
                 await self.url(asset)

@@ -160,7 +160,7 @@ class CommitOnce:
             functools.partial(self._commit_request, ws, message),
             what=f"a commit of {ws}",
             lost=(NotFound,),  # the workspace gone: the commit may have been made (and removed it)
-            again=functools.partial(self._still_there, ws),
+            again=functools.partial(self.api.has_workspace, ws),
         )
         if isinstance(answer, str):
             return self._landed(pairs, answer)
@@ -189,9 +189,6 @@ class CommitOnce:
             if exc.status in (400, 403) or (isinstance(exc, NotFound) and not is_workspace_gone(exc)):
                 raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
             raise
-
-    async def _still_there(self, ws: str) -> bool:
-        return await self.api.has_workspace(ws)
 
     async def _look(self, tokens: list[str]) -> dict[str, str]:
         """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
