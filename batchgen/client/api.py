@@ -49,19 +49,14 @@ class Throttle:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._until = 0.0
+        self.until = 0.0  # when the pause ends, on the throttle's clock (time.monotonic by default)
         self.paused_s = 0.0  # total time callers were held, for the progress line
 
     def pause(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + seconds)
-
-    @property
-    def until(self) -> float:
-        """When the pause ends, on the throttle's clock (time.monotonic by default)."""
-        return self._until
+        self.until = max(self.until, self._clock() + seconds)
 
     def remaining(self) -> float:
-        return max(0.0, self._until - self._clock())
+        return max(0.0, self.until - self._clock())
 
     async def wait_clear(self) -> None:
         while (left := self.remaining()) > 0:

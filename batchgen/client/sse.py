@@ -148,12 +148,7 @@ class SSEDecoder:
         return text
 
     def _decode_lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        events = []
-        for line in lines:
-            event = self.decode_line(line)
-            if event is not None:
-                events.append(event)
-        return events
+        return [event for line in lines if (event := self.decode_line(line)) is not None]
 
     def decode_line(self, line: str) -> ServerSentEvent | None:
         """Process one line (without its line break); return the event a blank line dispatches."""
