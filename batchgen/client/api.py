@@ -157,7 +157,7 @@ def without_silent_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSess
 
 
 class OxenClient:
-    """Typed calls to the Oxen API. Owns its aiohttp session unless one is given."""
+    """Typed calls to the Oxen API, through an aiohttp session of its own (`without_silent_resends`)."""
 
     def __init__(
         self,
