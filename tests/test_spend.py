@@ -12,8 +12,8 @@ from batchgen.journal.spend import (
     Spend,
     describe,
     job_spend,
+    journal_charges,
     journal_spend,
-    read_charges,
     spend_of,
 )
 from batchgen.journal.store import Journal
@@ -130,7 +130,7 @@ def test_the_journal_keeps_every_claim_and_each_jobs_quote(tmp_path: Path) -> No
     journal.close()
     reopened = Journal.open(tmp_path)
     assert reopened.get("b").quote_usd == "2.240"
-    jobs, billed = read_charges(reopened.read_rows)
-    assert [(j.key, j.generations) for j in jobs] == [("a", ("g1", "g2")), ("b", ())]
+    jobs, billed = journal_charges(reopened)
+    assert [(j.key, j.generations) for j in jobs.values()] == [("a", ("g1", "g2")), ("b", ())]
     assert billed == {"g1": None}
     reopened.close()

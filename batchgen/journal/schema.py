@@ -75,18 +75,11 @@ CREATE TABLE IF NOT EXISTS billing (generation_id TEXT PRIMARY KEY, cost TEXT, r
 # Columns of `jobs` added after the first journal format: their SQL definitions (added when a run
 # opens the journal) and what a journal without them reads as.
 ADDED_COLUMNS = {
-    "api": "TEXT",
-    "planned": "INTEGER NOT NULL DEFAULT 1",
-    "quote_usd": "TEXT",
-    "server_submitted_at": "REAL",
-    "title": "TEXT",
-}
-_ABSENT_AS = {
-    "api": "NULL",
-    "planned": "1",
-    "quote_usd": "NULL",
-    "server_submitted_at": "NULL",
-    "title": "NULL",
+    "api": ("TEXT", "NULL"),
+    "planned": ("INTEGER NOT NULL DEFAULT 1", "1"),
+    "quote_usd": ("TEXT", "NULL"),
+    "server_submitted_at": ("REAL", "NULL"),
+    "title": ("TEXT", "NULL"),
 }
 
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
@@ -127,11 +120,11 @@ def shadow_missing_tables(conn: sqlite3.Connection) -> None:
 def select_columns(conn: sqlite3.Connection, columns: Sequence[str]) -> str:
     """`columns` of `jobs` for a SELECT, each one the journal predates read as its default."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    return ", ".join(name if name in have else f"{_ABSENT_AS[name]} AS {name}" for name in columns)
+    return ", ".join(name if name in have else f"{ADDED_COLUMNS[name][1]} AS {name}" for name in columns)
 
 
 def add_missing_columns(conn: sqlite3.Connection) -> None:
     have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    for name, definition in ADDED_COLUMNS.items():
+    for name, (definition, _) in ADDED_COLUMNS.items():
         if name not in have:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")

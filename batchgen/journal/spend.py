@@ -12,18 +12,17 @@ results.* and the report's header) and the budget's check before each POST start
 - each at what the provider's history billed it, where that is journaled (0 where the history shows a
   failed or cancelled one was not charged), else at its job's quote.
 
-`spend_of` and `job_spend` are pure; `read_charges` runs three SELECTs through the function it is
-given (the journal's `read_rows`, or `ls`'s read-only connection).
+`spend_of` and `job_spend` are pure; `journal_charges` reads what they count from a journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from batchgen.registry.pricing import format_usd
+from batchgen.registry.pricing import format_usd, rate
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
@@ -38,12 +37,10 @@ __all__ = [
     "job_spend",
     "journal_charges",
     "journal_spend",
-    "read_charges",
     "spend_of",
 ]
 
 ZERO = Decimal(0)
-Read = Callable[[str], Iterable[Sequence[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +102,7 @@ def _billed(billed: Mapping[str, str | None], generation_id: str) -> Decimal | N
     if generation_id not in billed:
         return None
     cost = billed[generation_id]
-    if cost is None:  # finished, and the history shows no charge
-        return ZERO
-    try:
-        amount = Decimal(cost)
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
+    return ZERO if cost is None else rate(cost)  # None: finished, and the history shows no charge
 
 
 def job_spend(job: JobCharges, billed: Mapping[str, str | None]) -> JobSpend:
@@ -180,50 +171,30 @@ def describe(spend: Spend, *, sandbox: bool = False) -> str:
     return f"{format_usd(spend.total)} spent by this run directory ({counted(spend, sandbox=sandbox)})"
 
 
-def _tables(read: Read) -> set[str]:
-    return {str(row[0]) for row in read("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
-def read_charges(
-    read: Read, fallback_quotes: Mapping[str, Decimal] | None = None
-) -> tuple[list[JobCharges], dict[str, str | None]]:
-    """Every job of a journal with its generations, and the billed costs journaled. `fallback_quotes`
-    (plan.json's) serve a journal from before the quote was kept in it."""
-    tables = _tables(read)
-    if "jobs" not in tables:
-        return [], {}
-    columns = {str(row[1]) for row in read("PRAGMA table_info(jobs)")}
-    quote = "quote_usd" if "quote_usd" in columns else "NULL"
-    planned = "planned" if "planned" in columns else "1"
-    claimed: dict[str, list[str]] = {}
-    if "generations" in tables:
-        for generation_id, key in read("SELECT generation_id, job_key FROM generations ORDER BY created_at"):
-            claimed.setdefault(str(key), []).append(str(generation_id))
-    jobs = []
-    query = f"SELECT key, state, {planned}, generation_id, {quote} FROM jobs ORDER BY idx, key"
-    for key, state, is_planned, current, quote_text in read(query):
-        ids = claimed.get(key, [])
-        if current and current not in ids:  # a journal from before claims were kept
-            ids.append(current)
-        price = _decimal(quote_text) if quote_text is not None else (fallback_quotes or {}).get(key)
-        jobs.append(JobCharges(str(key), str(state), bool(is_planned), price, tuple(ids)))
-    costs = read("SELECT generation_id, cost FROM billing") if "billing" in tables else []
-    return jobs, {str(g): None if c is None else str(c) for g, c in costs}
-
-
-def _decimal(text: Any) -> Decimal | None:
-    try:
-        amount = Decimal(str(text))
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
-def journal_charges(journal: Journal) -> tuple[dict[str, JobCharges], dict[str, str | None]]:
-    """`read_charges` of an open journal (its queued changes committed first), by job key."""
+def journal_charges(
+    journal: Journal, fallback_quotes: Mapping[str, Decimal] | None = None
+) -> tuple[dict[str, JobCharges], dict[str, str | None]]:
+    """Every job of an open journal (by key, in plan order) with its generations, and the billed costs
+    journaled; its queued changes are committed first. `fallback_quotes` (plan.json's) serve a journal
+    from before the quote was kept in it."""
     journal.flush()
-    jobs, billed = read_charges(journal.read_rows)
-    return {job.key: job for job in jobs}, billed
+    claimed: dict[str, list[str]] = {}
+    for generation_id, key in journal.read_rows(
+        "SELECT generation_id, job_key FROM generations ORDER BY created_at"
+    ):
+        claimed.setdefault(str(key), []).append(str(generation_id))
+    jobs = {}
+    for record in sorted(journal.records().values(), key=lambda r: (r.idx, r.key)):
+        ids = claimed.get(record.key, [])
+        if record.generation_id and record.generation_id not in ids:  # a journal from before claims were kept
+            ids.append(record.generation_id)
+        quote = (
+            rate(record.quote_usd)
+            if record.quote_usd is not None
+            else (fallback_quotes or {}).get(record.key)
+        )
+        jobs[record.key] = JobCharges(record.key, str(record.state), record.planned, quote, tuple(ids))
+    return jobs, journal.billed_costs()
 
 
 def journal_spend(journal: Journal, planned: Collection[str] | None = None) -> Spend:

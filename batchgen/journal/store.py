@@ -182,9 +182,7 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, name: str, value: str) -> None:
-        self.flush()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        self.write_rows("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(name, value)])
 
     def created_at(self) -> float:
         row = self._conn.execute("SELECT value FROM meta WHERE key='created_at'").fetchone()
@@ -193,38 +191,22 @@ class Journal:
     def claimed_generation_ids(self) -> set[str]:
         return set(self._claimed)
 
-    def asset_url(self, sha256: str) -> str | None:
-        row = self._conn.execute("SELECT url FROM assets WHERE sha256=?", (sha256,)).fetchone()
-        return None if row is None else str(row[0])
-
     def billed_costs(self) -> dict[str, str | None]:
         """What the provider's history billed, per generation id (None: it finished and the history
         shows no charge). A generation missing here has not been looked up yet."""
-        return {str(row[0]): row[1] for row in self._conn.execute("SELECT generation_id, cost FROM billing")}
-
-    def transition_log(self, key: str | None = None) -> list[tuple[str, str, str]]:
-        self.flush()
-        query = "SELECT job_key, from_state, to_state FROM transitions"
-        rows = (
-            self._conn.execute(query + " WHERE job_key=? ORDER BY seq", (key,))
-            if key
-            else (self._conn.execute(query + " ORDER BY seq"))
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return {str(row[0]): row[1] for row in self.read_rows("SELECT generation_id, cost FROM billing")}
 
     # -- writing -------------------------------------------------------------------------
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
         """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
-        self.flush()
         now = time.time()
         new = [j for j in jobs if j[0] not in self._records]
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(
-                "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [(*j, now) for j in new],
-            )
+        self.write_rows(
+            "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            [(*j, now) for j in new],
+        )
         for key, idx, name, model, output_path in new:
             self._records[key] = JobRecord(
                 key, idx, name, model, output_path, JobState.PENDING, updated_at=now
@@ -349,61 +331,43 @@ class Journal:
 
     def mark_planned(self, keys: set[str]) -> None:
         """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""
-        self.flush()
-        changes = [(int(key in keys), key) for key, r in self._records.items() if r.planned != (key in keys)]
-        if not changes:
-            return
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany("UPDATE jobs SET planned=? WHERE key=?", changes)
-        for planned, key in changes:
-            self._records[key] = replace(self._records[key], planned=bool(planned))
+        self._set_column("planned", {key: key in keys for key in self._records})
 
     def set_quotes(self, quotes: Mapping[str, str | None]) -> None:
         """Record the plan's quote of each of its jobs: what a generation of the job counts for in the
         run directory's spend until its billed cost is read (kept once the job leaves the plan)."""
-        self._set_plan_column("quote_usd", quotes)
+        self._set_column("quote_usd", quotes)
 
     def set_titles(self, titles: Mapping[str, str]) -> None:
         """Record the plan's readable name of each job, for what is made from the journal alone."""
-        self._set_plan_column("title", titles)
-
-    def _set_plan_column(self, column: str, values: Mapping[str, str | None]) -> None:
-        self.flush()
-        changes = [
-            (v, k) for k, v in values.items() if k in self._records and getattr(self._records[k], column) != v
-        ]
-        if not changes:
-            return
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
-        for value, key in changes:
-            self._records[key] = replace(self._records[key], **{column: value})  # type: ignore[arg-type]
+        self._set_column("title", titles)
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
         """Record which API created the generations of `keys` (journals from before that was kept)."""
-        self.flush()
-        chosen = [key for key in keys if self._records[key].api != api]
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany("UPDATE jobs SET api=? WHERE key=?", [(api, key) for key in chosen])
-        for key in chosen:
-            self._records[key] = replace(self._records[key], api=api)
+        self._set_column("api", dict.fromkeys(keys, api))
+
+    def _set_column(self, column: str, values: Mapping[str, object]) -> None:
+        """Set one column of the jobs' rows that `values` names (key -> value), committed at once."""
+        changes = [
+            (v, k) for k, v in values.items() if k in self._records and getattr(self._records[k], column) != v
+        ]
+        if changes:
+            self.write_rows(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
+        for value, key in changes:
+            self._records[key] = replace(self._records[key], **{column: value})  # type: ignore[arg-type]
 
     def record_billed_costs(self, costs: Mapping[str, str | None]) -> None:
         """Keep the billed cost read from the history for each generation id (see `billed_costs`)."""
-        self.flush()
         now = time.time()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO billing VALUES (?, ?, ?)", [(g, c, now) for g, c in costs.items()]
-            )
+        self.write_rows(
+            "INSERT OR REPLACE INTO billing VALUES (?, ?, ?)", [(g, c, now) for g, c in costs.items()]
+        )
 
     def set_asset_url(self, sha256: str, url: str) -> None:
-        self.flush()
-        with _storage_errors("write the journal"), self._transaction():
-            self._conn.execute("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", (sha256, url, time.time()))
+        self.write_rows("INSERT OR REPLACE INTO assets VALUES (?, ?, ?)", [(sha256, url, time.time())])
 
     def write_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """`sql` once per row, committed (durably) before it returns; for tables other modules own."""
+        """`sql` once per row, committed (durably) before it returns (after what is queued)."""
         self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.executemany(sql, rows)

@@ -15,41 +15,19 @@ and jsonschema are not loaded by importing this package.
 from batchgen.manifest.assets import MAX_ASSET_BYTES
 from batchgen.manifest.checks import manifest_schema
 from batchgen.manifest.load import load_manifest
-from batchgen.manifest.model import (
-    ASSET_PLACEHOLDER_PREFIX,
-    BUILTIN_VARS,
-    JOB_SETTINGS,
-    UPLOAD_DEFAULTS,
-    Asset,
-    JobSpec,
-    LocalAsset,
-    Location,
-    Manifest,
-    Positions,
-    Rows,
-    UrlAsset,
-    is_identifier,
-)
+from batchgen.manifest.model import LocalAsset, Location, Manifest, UrlAsset, is_identifier
 from batchgen.manifest.rows import MAX_ROWS_BYTES
 from batchgen.manifest.yaml_tree import MAX_MANIFEST_BYTES, MAX_MANIFEST_VALUES, MAX_NESTING_DEPTH
 
 __all__ = [
-    "ASSET_PLACEHOLDER_PREFIX",
-    "BUILTIN_VARS",
-    "JOB_SETTINGS",
     "MAX_ASSET_BYTES",
     "MAX_MANIFEST_BYTES",
     "MAX_MANIFEST_VALUES",
     "MAX_NESTING_DEPTH",
     "MAX_ROWS_BYTES",
-    "UPLOAD_DEFAULTS",
-    "Asset",
-    "JobSpec",
     "LocalAsset",
     "Location",
     "Manifest",
-    "Positions",
-    "Rows",
     "UrlAsset",
     "is_identifier",
     "load_manifest",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchgen.errors import Problem
 from batchgen.manifest.assets import load_asset
-from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
+from batchgen.manifest.model import BUILTIN_VARS, RESERVED_NAMES, Asset, Location, PathTuple, Positions, Rows
 from batchgen.manifest.report_key import check_report
 from batchgen.manifest.rows import load_rows
 from batchgen.target import (
@@ -40,9 +40,6 @@ __all__ = ["Checker", "Found", "manifest_schema", "schema_problems"]
 Found = tuple[PathTuple, Problem]
 
 _SAFE_NAME = re.compile(r"\w[\w.-]*")
-_RESERVED_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
-)
 _HINTS = {
     ("version",): "start the manifest with `version: 1`",
     ("name",): "it names the run directory: e.g. `name: spring-campaign`",
@@ -249,7 +246,7 @@ class Checker:
         if not isinstance(name, str) or not name:
             return
         ok = _SAFE_NAME.fullmatch(name) and not name.endswith(".") and len(name) <= 100
-        reserved = name.split(".")[0].upper() in _RESERVED_NAMES
+        reserved = name.split(".")[0].upper() in RESERVED_NAMES
         if not ok or reserved:
             message = f"{describe_value(name)} is not a safe name: use letters, digits, '.', '_' and '-'"
             if reserved:

@@ -15,6 +15,7 @@ __all__ = [
     "BUILTIN_VARS",
     "DELIVER_DEFAULTS",
     "JOB_SETTINGS",
+    "RESERVED_NAMES",
     "UPLOAD_DEFAULTS",
     "Asset",
     "JobSpec",
@@ -40,6 +41,10 @@ UPLOAD_DEFAULTS: Mapping[str, Any] = {"branch": "main", "prefix": "batchgen-asse
 DELIVER_DEFAULTS: Mapping[str, Any] = {"branch": "main", "path": "{name}", "create": False}
 #: A local asset is written into a request as this prefix + its sha256 (hex) until upload.
 ASSET_PLACEHOLDER_PREFIX = "batchgen-asset:sha256:"
+#: File names Windows reserves for devices (also with an extension): never a run directory or a path.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -14,14 +14,12 @@
 Pure and deterministic: no network, no clock, no randomness.
 """
 
-from batchgen.planning.expansion import MAX_JOBS
 from batchgen.planning.jobs import Job, Plan
 from batchgen.planning.keys import canonical_json, job_key, resolve_request
 from batchgen.planning.output import format_plan, plan_to_json, write_plan_json
 from batchgen.planning.planner import build_plan
 
 __all__ = [
-    "MAX_JOBS",
     "Job",
     "Plan",
     "build_plan",

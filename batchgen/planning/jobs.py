@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -54,11 +55,11 @@ class Plan:
 
     def count_by_model(self) -> dict[str, int]:
         """Jobs per model, in order of first appearance."""
-        return _count(job.model for job in self.jobs)
+        return dict(Counter(job.model for job in self.jobs))
 
     def count_by_aspect_ratio(self) -> dict[str, int]:
         """Jobs per requested aspect ratio ("model default" when the request sets none)."""
-        return _count(str(job.request.get("aspect_ratio", "model default")) for job in self.jobs)
+        return dict(Counter(str(job.request.get("aspect_ratio", "model default")) for job in self.jobs))
 
     def cost_of(self, jobs: tuple[Job, ...] | list[Job]) -> Decimal | None:
         """The summed quote of `jobs` (None if any of them has none)."""
@@ -79,10 +80,3 @@ def titled(jobs: Sequence[Job], template: str | None = None) -> tuple[Job, ...]:
     for job in jobs:
         object.__setattr__(job, "title", titles[job.key])
     return tuple(jobs)
-
-
-def _count(items: Iterator[str] | Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from batchgen.manifest.model import RESERVED_NAMES
 from batchgen.planning.templates import AssetRef, TemplateSyntaxError, Var, parse_template
 
 __all__ = [
@@ -40,10 +41,7 @@ MAX_VALUE_CHARS = 80
 #: A path segment may be at most this many UTF-8 bytes (255 is the usual limit; room for ".part").
 MAX_SEGMENT_BYTES = 200
 
-_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
-)
-_RESERVED_PREFIXES = frozenset(name[:3] for name in _RESERVED)
+_RESERVED_PREFIXES = frozenset(name[:3] for name in RESERVED_NAMES)
 _FORBIDDEN = re.compile(r'[\\:*?"<>|\x00-\x1f\x7f]')
 _RATIO_COLON = re.compile(r"(?<=\d):(?=\d)")
 _UNSAFE_IN_VALUE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f\s]+')
@@ -84,7 +82,7 @@ def _sanitise_text(text: str) -> str:
     if not text:
         return "_"
     stem, dot, rest = text.partition(".")
-    if stem.upper() in _RESERVED:
+    if stem.upper() in RESERVED_NAMES:
         return f"{stem}_{dot}{rest}"
     return text
 
@@ -96,7 +94,7 @@ def _segment_problem(segment: str) -> str | None:
         return f"has a '{segment}' segment"
     if segment[-1] in ". ":
         return f"has a segment ending in {segment[-1]!r} ({segment!r})"
-    if segment[:3].upper() in _RESERVED_PREFIXES and segment.split(".")[0].upper() in _RESERVED:
+    if segment[:3].upper() in _RESERVED_PREFIXES and segment.split(".")[0].upper() in RESERVED_NAMES:
         return f"uses the reserved Windows name {segment!r}"
     if len(segment) * 4 > MAX_SEGMENT_BYTES and len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
         return f"has a segment longer than {MAX_SEGMENT_BYTES} bytes"

@@ -45,7 +45,7 @@ from batchgen.planning.paths import (
     sanitise,
 )
 from batchgen.planning.problems import PlanProblems, differing_vars, duplicate_hint, parameter_typos
-from batchgen.registry.catalog import ModelCatalog, SnapshotCatalog, known_model_ids
+from batchgen.registry.catalog import ModelCatalog, SnapshotCatalog
 from batchgen.registry.pricing import quote
 from batchgen.registry.rules import Issue, Rule, echoable_defaults, total_duration
 from batchgen.registry.spec import ModelSpec
@@ -115,7 +115,7 @@ class _Planner(PlanProblems):
         spec = self.catalog.get(model_id)
         found = None
         if spec is None:
-            hint = did_you_mean(model_id, known_model_ids(self.catalog), cutoff=0.5)
+            hint = did_you_mean(model_id, self.catalog.ids(), cutoff=0.5)
             if isinstance(self.catalog, SnapshotCatalog) and self.catalog.offline:  # it may well exist
                 message = f"'{model_id}' is not among the shipped model snapshots: set OXEN_API_KEY to fetch its schema"
                 self.static_problem(source, message, hint)

@@ -20,7 +20,6 @@ from batchgen.wording import did_you_mean
 
 __all__ = ["Selection", "job_facts", "json_job_facts", "select_jobs", "select_plan", "selected_keys"]
 
-BUILTINS = ("name", "replica", "index", "model", "key")
 _SHOWN_VALUES = 8  # values of a key listed when nothing matched
 
 

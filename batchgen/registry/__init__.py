@@ -10,63 +10,22 @@ pricing.py     quotes from a model's `pricing` object
 The live registry and the run directory's cache of it are read by `batchgen.client.models` (I/O).
 """
 
-from batchgen.registry.catalog import (
-    ChainCatalog,
-    ListableCatalog,
-    ModelCatalog,
-    SnapshotCatalog,
-    known_model_ids,
-)
-from batchgen.registry.hardening import (
-    MAX_MODEL_DEPTH,
-    MAX_MODEL_TEXT,
-    MAX_MODEL_VALUES,
-    MAX_UNIT_PRICE_USD,
-    normalise_schema,
-)
-from batchgen.registry.pricing import format_usd, quote, rate
-from batchgen.registry.rules import (
-    DOCUMENTED_DEFAULTS,
-    GENERIC_PARAMETERS,
-    MODEL_RULES,
-    Issue,
-    ModelRules,
-    Rule,
-    echoable_defaults,
-    is_reference_url,
-    rule_checks,
-    total_duration,
-)
+from batchgen.registry.catalog import ChainCatalog, SnapshotCatalog
+from batchgen.registry.hardening import MAX_MODEL_DEPTH, MAX_MODEL_VALUES, normalise_schema
+from batchgen.registry.rules import MODEL_RULES, is_reference_url
 from batchgen.registry.spec import ModelSpec
-from batchgen.registry.validation import RequestValidator, fast_predicate, merge_issues, validate_request
+from batchgen.registry.validation import RequestValidator, fast_predicate, validate_request
 
 __all__ = [
-    "DOCUMENTED_DEFAULTS",
-    "GENERIC_PARAMETERS",
     "MAX_MODEL_DEPTH",
-    "MAX_MODEL_TEXT",
     "MAX_MODEL_VALUES",
-    "MAX_UNIT_PRICE_USD",
     "MODEL_RULES",
     "ChainCatalog",
-    "Issue",
-    "ListableCatalog",
-    "ModelCatalog",
-    "ModelRules",
     "ModelSpec",
     "RequestValidator",
-    "Rule",
     "SnapshotCatalog",
-    "echoable_defaults",
     "fast_predicate",
-    "format_usd",
     "is_reference_url",
-    "known_model_ids",
-    "merge_issues",
     "normalise_schema",
-    "quote",
-    "rate",
-    "rule_checks",
-    "total_duration",
     "validate_request",
 ]

@@ -9,23 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from importlib import resources
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from batchgen.registry.spec import ModelSpec
 
-__all__ = ["ChainCatalog", "ListableCatalog", "ModelCatalog", "SnapshotCatalog", "known_model_ids"]
+__all__ = ["ChainCatalog", "ModelCatalog", "SnapshotCatalog"]
 
 
 class ModelCatalog(Protocol):
-    """Anything that can look a model up by id (snapshots, the live registry, a chain of both)."""
-
-    def get(self, model_id: str) -> ModelSpec | None: ...
-
-
-@runtime_checkable
-class ListableCatalog(Protocol):
-    """A catalog that can also list its ids (used for "did you mean" on an unknown model)."""
+    """Anything that can look a model up by id (snapshots, the live registry, a chain of both) and list
+    the ids it knows (for "did you mean" on an unknown model)."""
 
     def get(self, model_id: str) -> ModelSpec | None: ...
 
@@ -33,20 +26,12 @@ class ListableCatalog(Protocol):
 
 
 class SnapshotCatalog:
-    """Model objects stored as JSON files; by default the snapshots shipped with batchgen. `offline`:
+    """Model specs; by default the snapshots shipped with batchgen (JSON files). `offline`:
     it stands in for a registry nobody asked (no key), so a model missing here may well exist."""
 
     def __init__(self, specs: Iterable[ModelSpec] | None = None, *, offline: bool = False) -> None:
         self._specs = {s.id: s for s in (_shipped_specs() if specs is None else specs)}
         self.offline = offline
-
-    @classmethod
-    def from_directory(cls, directory: Path) -> SnapshotCatalog:
-        """Load every `*.json` model object in `directory`."""
-        return cls(
-            ModelSpec.from_api(json.loads(p.read_text("utf-8")), p.stem)
-            for p in sorted(directory.glob("*.json"))
-        )
 
     def get(self, model_id: str) -> ModelSpec | None:
         return self._specs.get(model_id)
@@ -79,10 +64,5 @@ class ChainCatalog:
     def ids(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for catalog in self._catalogs:
-            seen.update(dict.fromkeys(known_model_ids(catalog)))
+            seen.update(dict.fromkeys(catalog.ids()))
         return tuple(sorted(seen))
-
-
-def known_model_ids(catalog: ModelCatalog) -> tuple[str, ...]:
-    """The ids a catalog can list (empty when it cannot)."""
-    return catalog.ids() if isinstance(catalog, ListableCatalog) else ()

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from batchgen.registry.pricing import rate
 from batchgen.wording import describe_value
 
 __all__ = [
@@ -104,17 +104,8 @@ def check_size(value: Any, what: str) -> None:
 def check_prices(pricing: Mapping[str, Any] | None) -> None:
     """Refuse a `cost_per_*` price over MAX_UNIT_PRICE_USD."""
     for key, value in (pricing or {}).items():
-        if (
-            not str(key).startswith("cost_per_")
-            or isinstance(value, bool)
-            or not isinstance(value, int | float | str)
-        ):
-            continue
-        try:
-            price = Decimal(str(value))
-        except (InvalidOperation, ValueError):
-            continue  # not a number: pricing.rate treats it as no price
-        if price.is_finite() and price > MAX_UNIT_PRICE_USD:
+        price = rate(value) if str(key).startswith("cost_per_") else None  # not a number: no price
+        if price is not None and price > MAX_UNIT_PRICE_USD:
             raise Unusable(
                 f"its price {key} = {describe_value(value)} is over ${MAX_UNIT_PRICE_USD:,} per unit"
             )

@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 from batchgen.errors import StorageError
 from batchgen.journal.schema import JOURNAL_NAME, journal_problem
 from batchgen.journal.session import Session
-from batchgen.journal.spend import Spend, read_charges, spend_of
+from batchgen.journal.spend import Spend, journal_charges, spend_of
 from batchgen.rundir.lock import lock_holder
 
 __all__ = ["RunSummary", "list_runs", "summarise_guarded", "summarise_run"]
@@ -89,7 +90,7 @@ def summarise_run(run_dir: Path) -> RunSummary:
     name, costs = _read_plan(run_dir)
     with Session.reading(run_dir) as session:
         records = list(session.journal.records().values())
-        charges, billed = read_charges(session.journal.read_rows, costs)
+        charges, billed = journal_charges(session.journal, costs)
         sandbox = session.sandbox or run_dir.name.endswith(".sandbox")
     odd = [
         r.updated_at
@@ -98,16 +99,13 @@ def summarise_run(run_dir: Path) -> RunSummary:
     ]
     if odd:
         raise Unreadable(f"the journal's updated_at holds {str(odd[0])[:40]!r}, not a time")
-    counts: dict[str, int] = {}
-    for record in records:
-        if record.planned:
-            counts[str(record.state)] = counts.get(str(record.state), 0) + 1
+    counts = Counter(str(record.state) for record in records if record.planned)
     return RunSummary(
         run_dir,
         name or run_dir.name,
         sum(counts.values()),
         dict(sorted(counts.items())),
-        None if sandbox else spend_of(charges, billed),
+        None if sandbox else spend_of(charges.values(), billed),
         max((float(r.updated_at) for r in records), default=None),
         sandbox,
         live,

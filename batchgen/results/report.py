@@ -33,7 +33,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from batchgen.errors import UsageError
 from batchgen.isotime import iso_utc
@@ -42,6 +42,9 @@ from batchgen.journal.store import JobRecord, Journal
 from batchgen.naming import readable_names, shown_or_fallback
 from batchgen.rundir.layout import atomic_writer, output_relpath, unverified_relpath
 from batchgen.states import JobState
+
+if TYPE_CHECKING:  # only the type: reading results must not load the planner
+    from batchgen.planning import Job
 
 __all__ = [
     "FIELDS",
@@ -89,35 +92,6 @@ _TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class PlannedJob(Protocol):
-    """What a results row needs of a job: a planning.Job, or a PlanEntry read back from plan.json."""
-
-    @property
-    def index(self) -> int: ...
-    @property
-    def key(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def replica(self) -> int: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def media_type(self) -> str: ...
-    @property
-    def output_path(self) -> str: ...
-    @property
-    def cost_usd(self) -> Decimal | None: ...
-    @property
-    def duration_s(self) -> int | None: ...
-    @property
-    def vars(self) -> Mapping[str, Any]: ...
-    @property
-    def request(self) -> Mapping[str, Any]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
     """One job of plan.json (what `batchgen report` has when the manifest is gone or changed)."""
@@ -158,6 +132,10 @@ class PlanEntry:
             request=dict(job.get("request") or {}),
             media_type=str(job.get("media_type") or "video"),
         )
+
+
+#: What a results row is made from: a job of the plan, or one read back from plan.json.
+PlannedJob: TypeAlias = "Job | PlanEntry"
 
 
 def plan_entries(plan: Mapping[str, Any], where: Path) -> list[PlanEntry]:
@@ -302,12 +280,8 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _as_text(value: Any) -> Any:
-    """A text cell that a spreadsheet would take for a formula, prefixed with ' so it stays text."""
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
-
-
 def _cell(value: Any) -> Any:
+    """A CSV cell: text a spreadsheet would take for a formula is prefixed with ' so it stays text."""
     kind = type(value)
     if kind is str:
         return "'" + value if value.startswith(_FORMULA_STARTS) else value
@@ -317,7 +291,7 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return _as_text(value)
+    return value
 
 
 def write_results(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from batchgen.rundir.layout import (
     unverified_relpath,
     write_sidecar,
 )
-from batchgen.rundir.verify import hash_file
+from batchgen.rundir.verify import Downloaded, hash_file, verify_file
 from batchgen.states import JobState
 
 __all__ = [
@@ -46,11 +46,11 @@ __all__ = [
     "Unverified",
     "UnverifiedJob",
     "accept",
-    "accepted_unverified",
     "fetch_again",
     "settle",
     "unverified_jobs",
     "unverified_reason",
+    "verify_result",
 ]
 
 #: Whole downloads of one result whose bytes fail verification before the job becomes `unverified`
@@ -86,16 +86,8 @@ class UnverifiedJob:
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "title": self.title,
-            "output_path": result_relpath(self.output_path),  # relative to the run directory, as everywhere
-            "kept_path": self.kept_path,
-            "reason": self.reason,
-            "size": self.size,
-            "planned": self.planned,
-        }
+        # its output_path relative to the run directory, as everywhere
+        return {**asdict(self), "output_path": result_relpath(self.output_path)}
 
 
 def unverified_reason(problem: str, kept_path: str, downloads: int = MAX_UNVERIFIED_DOWNLOADS) -> str:
@@ -113,10 +105,13 @@ def unverified_jobs(journal: Journal, chosen: Collection[str] | None = None) -> 
     ]
 
 
-def accepted_unverified(sidecar: dict[str, Any] | None) -> bool:
-    """Does this sidecar belong to bytes the user accepted without verification? (They are then
-    checked against their sha256 only: their structure is known to fail.)"""
-    return bool(sidecar and sidecar.get("accepted_by_user") is True and sidecar.get("verified") is False)
+def verify_result(
+    path: Path, media_type: str, sidecar: dict[str, Any] | None, size: Any, sha256: Any
+) -> Downloaded:
+    """`verify_file` of a finished result against its size and sha256; bytes the user accepted without
+    verification (their sidecar says so) are checked against these only: their structure is known to fail."""
+    accepted = bool(sidecar and sidecar.get("accepted_by_user") is True and sidecar.get("verified") is False)
+    return verify_file(path, media_type, expected_size=size, expected_sha256=sha256, structure=not accepted)
 
 
 def accept(run_dir: Path, journal: Journal, job: UnverifiedJob) -> str:

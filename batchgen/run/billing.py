@@ -16,12 +16,12 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from batchgen.client.reconcile import CLOCK_SKEW_S, provider_time, search_scopes
 from batchgen.errors import BatchgenError
 from batchgen.journal.store import JobRecord, Journal
+from batchgen.registry.pricing import rate
 from batchgen.run.scheduler import StopReason
 from batchgen.states import AT_PROVIDER, JobState
 
@@ -70,12 +70,6 @@ class Wanted:
     since: float | None  # when it was submitted (or claimed), to bound the history search
 
 
-class HistoryReader(Protocol):
-    async def history_since(
-        self, *, model: str, namespace: str | None, since: float | None
-    ) -> list[dict[str, Any]]: ...
-
-
 def to_look_up(
     records: Iterable[JobRecord],
     known: Mapping[str, str | None],
@@ -113,7 +107,7 @@ def billed_from_rows(
         generation_id = row.get("generation_id")
         if not isinstance(generation_id, str) or generation_id not in wanted:
             continue
-        cost = _decimal(row.get("cost"))
+        cost = rate(row.get("cost"))
         status = row.get("status")
         uncharged = (
             status in _UNCHARGED_STATUSES if status is not None else wanted[generation_id] in UNCHARGED
@@ -125,32 +119,19 @@ def billed_from_rows(
     return found
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
 async def read_billed_costs(
-    client: HistoryReader,
+    client: OxenClient,
     journal: Journal,
-    keys: Iterable[str] | None = None,
     *,
     deadline_s: float = BILLING_DEADLINE_S,
     offset: float | None = None,
 ) -> int:
-    """Read and journal the billed cost of the finished generations of `keys` (default: every job of the
-    journal) not looked up yet; returns how many were found. Never raises for the API or the disk: it
-    logs one line instead. `offset`: the provider's clock minus ours, for submissions journaled without
-    their provider time."""
+    """Read and journal the billed cost of the journal's finished generations not looked up yet; returns
+    how many were found. Never raises for the API or the disk: it logs one line instead. `offset`: the
+    provider's clock minus ours, for submissions journaled without their provider time."""
     records = journal.records()
-    chosen = [records[key] for key in keys if key in records] if keys is not None else list(records.values())
     claims = journal.read_rows("SELECT generation_id, job_key, created_at FROM generations")
-    wanted = to_look_up(chosen, journal.billed_costs(), claims)
+    wanted = to_look_up(records.values(), journal.billed_costs(), claims)
     if not wanted:
         return 0
     scopes = search_scopes(records[w.key].sent_body() or {"model": records[w.key].model} for w in wanted)

@@ -6,8 +6,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from batchgen.client.api import OxenClient
-from batchgen.client.reconcile import Pending, earliest_match, match_submissions, provider_time, search_scopes
+from batchgen.client.reconcile import earliest_match, match_submissions, search_scopes
 from batchgen.journal.store import Journal
+from batchgen.run.submitter import pending_submission
 from batchgen.states import AT_PROVIDER, JobState
 
 _OUTCOME = {"cancelled": JobState.CANCELLED, "succeeded": JobState.SUCCEEDED, "failed": JobState.FAILED}
@@ -27,11 +28,7 @@ async def cancel_in_flight(
     paid result. `keys` limits it to those jobs. Returns how many ended in each provider status."""
     records = [r for r in journal.records().values() if keys is None or r.key in keys]
     offset = client.server_clock.offset
-    ambiguous = [
-        Pending(r.key, r.sent_body() or {}, provider_time(r.server_submitted_at, r.submitted_at, offset))
-        for r in records
-        if r.state is JobState.SUBMITTING
-    ]
+    ambiguous = [pending_submission(r, offset) for r in records if r.state is JobState.SUBMITTING]
     if ambiguous:
         rows = await client.find_rows(search_scopes(p.body for p in ambiguous), earliest_match(ambiguous))
         found = match_submissions(ambiguous, rows, journal.claimed_generation_ids(), model_defaults)

@@ -19,7 +19,7 @@ from batchgen.config import RunOptions
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.planning import Job, Plan
 from batchgen.run import scheduler
-from batchgen.rundir.layout import checked_path, result_relpath, superseded_relpath
+from batchgen.rundir.layout import checked_path, output_relpath
 from batchgen.states import JobState
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,7 @@ class RunContext:
     def final_path(self, job: Job) -> Path:
         """Where a job's result goes, checked against the run directory (a symlinked videos/ cannot
         lead writes elsewhere)."""
-        relative = (
-            superseded_relpath(job.output_path, job.key)
-            if job.key in self.displaced
-            else (result_relpath(job.output_path))
-        )
-        return self.checked(relative)
+        return self.checked(output_relpath(job.output_path, job.key, superseded=job.key in self.displaced))
 
     def checked(self, relative: str) -> Path:
         """A path inside the run directory, refused (UnsafePathError) if it would lead through a symlink."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -33,10 +32,10 @@ from batchgen.errors import (
 from batchgen.journal.store import JobRecord
 from batchgen.logs import job_key
 from batchgen.planning import Job
-from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, accepted_unverified, unverified_reason
+from batchgen.results.unverified import MAX_UNVERIFIED_DOWNLOADS, unverified_reason, verify_result
 from batchgen.retry import attempts
 from batchgen.run.context import RunContext
-from batchgen.rundir.landing import DirectorySync, Land
+from batchgen.rundir.landing import DirectorySync, Land, lstat_kind
 from batchgen.rundir.layout import (
     UnsafePathError,
     read_sidecar,
@@ -46,7 +45,7 @@ from batchgen.rundir.layout import (
     unverified_relpath,
     write_sidecar,
 )
-from batchgen.rundir.verify import Downloaded, verify_file
+from batchgen.rundir.verify import Downloaded
 from batchgen.sinks.base import ResultSink, VerifiedResult, result_metadata
 from batchgen.states import JobState
 
@@ -139,7 +138,7 @@ class Fetcher:
             self.failures += 1
             ctx.journal.transition(key, record.state, "unsafe output path", error=str(exc))
             return
-        found = await asyncio.to_thread(self._make_room, job, record, final) if _exists(final) else None
+        found = await asyncio.to_thread(self._make_room, job, record, final) if lstat_kind(final) else None
         if found is not None:  # journaled here, on the event loop's thread: the journal is not thread-safe
             self._done(job, final, found.sha256, found.size, "found complete on disk")
             return
@@ -192,7 +191,7 @@ class Fetcher:
                 url = ""
                 last_chance = self.corrupt[key] + 1 >= MAX_UNVERIFIED_DOWNLOADS
                 try:
-                    if last_chance and _exists(keep):  # left by a crash: moved aside, never overwritten
+                    if last_chance and lstat_kind(keep):  # left by a crash: moved aside, never overwritten
                         await asyncio.to_thread(set_aside_kept, ctx.run_dir, job.output_path, key)
                     url = ctx.urls.get(key) or await self._fresh_url(record)
                     return await fetch_result(
@@ -304,12 +303,8 @@ class Fetcher:
             and sidecar.get("generation_id") == record.generation_id
         ):
             try:
-                found = verify_file(
-                    final,
-                    job.media_type,
-                    expected_size=sidecar.get("size"),
-                    expected_sha256=sidecar.get("sha256"),
-                    structure=not accepted_unverified(sidecar),
+                found = verify_result(
+                    final, job.media_type, sidecar, sidecar.get("size"), sidecar.get("sha256")
                 )
             except (DownloadCorrupt, StorageError):
                 found = None
@@ -333,15 +328,6 @@ def _retried(error: Exception) -> bool | float:
     if isinstance(error, DownloadExpired):
         return 0.0
     return isinstance(error, DownloadError | ApiError) and not isinstance(error, UnverifiedKept)
-
-
-def _exists(path: Path) -> bool:
-    """One lstat (fine on the event loop): is anything, a symlink included, at `path`?"""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    return True
 
 
 def _mtime_ns(path: Path) -> int | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import secrets
@@ -39,7 +38,7 @@ from batchgen.run import scheduler
 from batchgen.run.context import RunContext
 from batchgen.run.scheduler import StopReason
 from batchgen.run.tracker import Tracker
-from batchgen.rundir.layout import write_json
+from batchgen.rundir.layout import read_json, write_json
 from batchgen.states import AT_PROVIDER, JobState
 
 __all__ = [
@@ -73,7 +72,7 @@ def write_request(run_dir: Path, keys: Collection[str] | None) -> str:
 
 def read_result(run_dir: Path, request_id: str) -> dict[str, int] | None:
     """What the live run cancelled for request `request_id`, once it has said so."""
-    data = _read(run_dir / RESULT_NAME)
+    data = read_json(run_dir / RESULT_NAME)
     if data is None or data.get("id") != request_id or not isinstance(data.get("counts"), dict):
         return None
     return {str(k): int(v) for k, v in data["counts"].items()}
@@ -128,14 +127,6 @@ def _answer(run_dir: Path, request_id: object, counts: dict[str, int]) -> None:
     write_json(run_dir / RESULT_NAME, {"id": request_id, "counts": counts})
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class CancelWatcher:
     """Carries out cancel requests for the length of a run: `run()` is a task of the run's group. The
     run is not finished while `busy` (a request being carried out has not been answered yet)."""
@@ -149,7 +140,7 @@ class CancelWatcher:
         path = self.ctx.run_dir / REQUEST_NAME
         while True:
             await asyncio.sleep(self.poll_s)
-            request = _read(path)  # one failed open when there is none
+            request = read_json(path)  # one failed open when there is none
             if request is not None:
                 self.busy = True
                 try:

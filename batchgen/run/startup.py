@@ -14,7 +14,7 @@ from batchgen.logs import job_key
 from batchgen.manifest import Location
 from batchgen.planning import Job
 from batchgen.planning.paths import fold
-from batchgen.results.unverified import accepted_unverified
+from batchgen.results.unverified import verify_result
 from batchgen.run import scheduler
 from batchgen.run.context import RunContext
 from batchgen.run.takes import is_take
@@ -29,7 +29,6 @@ from batchgen.rundir.layout import (
     superseded_relpath,
     write_sidecar,
 )
-from batchgen.rundir.verify import verify_file
 from batchgen.sinks.base import result_metadata
 from batchgen.states import IN_FLIGHT, NEEDS_DOWNLOAD, RESTARTABLE, JobState
 
@@ -191,13 +190,7 @@ def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
         path = ctx.final_path(job)
         stat = path.lstat()
         if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
-            verify_file(
-                path,
-                job.media_type,
-                expected_size=record.size,
-                expected_sha256=record.sha256,
-                structure=not accepted_unverified(read_sidecar(path)),
-            )
+            verify_result(path, job.media_type, read_sidecar(path), record.size, record.sha256)
             ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
         _ensure_sidecar(job, record, path)
     except (OSError, UnsafePathError, DownloadCorrupt, StorageError):

@@ -48,7 +48,6 @@ class Submitter:
             self._look,
             request_s=ctx.options.timeouts.request_s,
             policy=ctx.client.retry_policy,
-            sleep=asyncio.sleep,
             rng=ctx.rng,
         )
         self._lock = asyncio.Lock()  # looks at the provider are serialised

@@ -50,13 +50,8 @@ _QUEUED_CHUNKS = 8  # chunks waiting for the writer thread, at most (the reader 
 
 
 class Part:
-    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are.
-
-    Small results stay in memory until they are complete, then land in one worker-thread hop (write,
-    fsync, verify, rename, and whatever `land` adds, such as the sidecar). A result that grows past
-    `SMALL_BYTES`, or an existing `.part` to resume, goes to a `_DiskWriter`: one thread that writes and
-    hashes while the event loop reads on, fed through a bounded queue.
-    """
+    """What the `.part` has received so far: size, first bytes, expected total, and where the bytes are
+    (in memory up to `SMALL_BYTES`, else a `_DiskWriter`: see the module's docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -341,11 +336,11 @@ async def prepare_part(final_path: Path) -> Part:
     """A fresh `Part`, or one that takes over the `.part` an earlier call left (hashed in a thread).
     The directory is made before any request (in a thread, only when it does not exist yet)."""
     part = Part(part_path(final_path))
-    if _lstat_kind(final_path.parent) != "dir":
+    if lstat_kind(final_path.parent) != "dir":
         await asyncio.to_thread(_make_directory, final_path)
-    if _lstat_kind(final_path) == "link":
+    if lstat_kind(final_path) == "link":
         raise StorageError(f"refusing to write through a symlink at {final_path}")
-    kind = _lstat_kind(part.path)
+    kind = lstat_kind(part.path)
     if kind is None:
         return part
     if kind == "link":
@@ -360,7 +355,7 @@ async def prepare_part(final_path: Path) -> Part:
     return part
 
 
-def _lstat_kind(path: Path) -> str | None:
+def lstat_kind(path: Path) -> str | None:
     """ "dir", "file", "link" or None (absent, or a file on the way): one lstat, fine on the event loop."""
     try:
         mode = os.lstat(path).st_mode

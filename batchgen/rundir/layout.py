@@ -148,31 +148,25 @@ def unverified_relpath(output_path: str, key: str) -> str:
     return f"{UNVERIFIED_DIR}/{key[:KEY_CHARS]}/{output_path.rsplit('/', 1)[-1]}"
 
 
-def set_aside_kept(run_dir: Path, output_path: str, key: str, now: float | None = None) -> str | None:
+def set_aside_kept(run_dir: Path, output_path: str, key: str) -> str | None:
     """Make room at a job's `unverified_relpath`: bytes kept there earlier (and their sidecar) move to
     `unverified/<key12>/earlier-<UTC time>/`, never deleted. Returns where they went (None: nothing)."""
     kept = unverified_relpath(output_path, key)
     if not os.path.lexists(ensure_inside(run_dir, kept)):
         return None
     folder, name = kept.rsplit("/", 1)
-    return _move_aside(run_dir, kept, f"{folder}/earlier", name, now)
+    return _move_aside(run_dir, kept, f"{folder}/earlier", name)
 
 
-def _move_aside(run_dir: Path, source: str, under: str, name: str, now: float | None) -> str | None:
+def _move_aside(run_dir: Path, source: str, under: str, name: str) -> str | None:
     """Move `source` (and its sidecar) to the first free `<under>-<UTC time>[-N]/<name>`, never over
     anything. Returns where it went (None: nothing was at `source`)."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for attempt in range(1, 1000):
         destination = f"{under}-{stamp}{'' if attempt == 1 else f'-{attempt}'}/{name}"
         if not os.path.lexists(ensure_inside(run_dir, destination)):
             return destination if move_with_sidecar(run_dir, source, destination) else None
     raise StorageError(f"cannot find a free place under {under.rsplit('/', 1)[0]}/ for {name}")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: a reader never sees half of it."""
-    with atomic_writer(path) as file:
-        file.write(text)
 
 
 @contextlib.contextmanager
@@ -209,23 +203,21 @@ def sidecar_bytes(data: Any) -> bytes:
     return (json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def write_json(path: Path, data: Any, *, sort_keys: bool = False, compact: bool = False) -> None:
-    """`data` as JSON, atomically. `compact`: one line, written by json's C encoder (an indented one is
-    pure Python, slow enough to hold other threads back when thousands are written)."""
-    text = json.dumps(
-        data,
-        sort_keys=sort_keys,
-        ensure_ascii=False,
-        indent=None if compact else 2,
-        separators=(",", ":") if compact else None,
-    )
-    atomic_write(path, text + "\n")
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON, atomically (a reader never sees half of it)."""
+    with atomic_writer(path) as file:
+        file.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def read_sidecar(result: Path) -> dict[str, Any] | None:
     """The JSON sidecar of a result file, or None when it is missing or unreadable."""
+    return read_json(sidecar_path(result))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when it is missing, unreadable or not an object."""
     try:
-        data = json.loads(sidecar_path(result).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -253,8 +245,8 @@ def move_with_sidecar(run_dir: Path, source: str, destination: str) -> bool:
     return True
 
 
-def set_aside_unowned(run_dir: Path, output_path: str, now: float | None = None) -> str | None:
+def set_aside_unowned(run_dir: Path, output_path: str) -> str | None:
     """Move a file found at a result's path that no journaled job owns (edited by hand, or left by a
     crash) to `superseded/replaced-<UTC time>/`, so writing the result there destroys nothing.
     Returns where it went (None: nothing was there)."""
-    return _move_aside(run_dir, result_relpath(output_path), f"{SUPERSEDED_DIR}/replaced", output_path, now)
+    return _move_aside(run_dir, result_relpath(output_path), f"{SUPERSEDED_DIR}/replaced", output_path)

@@ -97,7 +97,7 @@ def signature_problem(head: bytes, size: int, media_type: str) -> str | None:
         return "the file is empty"
     if media_type == "video" and not _looks_like_mp4(head, size):
         return f"not an MP4 file (starts with {head[:8]!r})"
-    if media_type == "image" and not _looks_like_image(head):
+    if media_type == "image" and image_type(head) is None:
         return f"not a PNG, JPEG, WebP or GIF image (starts with {head[:8]!r})"
     return None
 
@@ -106,10 +106,6 @@ def _looks_like_mp4(head: bytes, size: int) -> bool:
     """A first box with a known top-level type and a size that fits (0: to end of file, 1: 64-bit)."""
     box_size = int.from_bytes(head[:4], "big")
     return len(head) >= 8 and head[4:8] in _MP4_FIRST_BOXES and (box_size in (0, 1) or 8 <= box_size <= size)
-
-
-def _looks_like_image(head: bytes) -> bool:
-    return image_type(head) is not None
 
 
 def structure_problem_of(path: Path, size: int, head: bytes, media_type: str) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -84,10 +82,9 @@ def test_model_spec_reads_either_schema_field_and_media_type() -> None:
         ModelSpec.from_api({"object": "model"}, "m")
 
 
-def test_catalogs_from_directory_and_chained(tmp_path: Path) -> None:
-    """A directory of model JSON files is a catalog; a chain asks each catalog in order."""
-    (tmp_path / "m.json").write_text(json.dumps({"id": KLING, "endpoint": "/images/generate"}))
-    local = SnapshotCatalog.from_directory(tmp_path)
+def test_catalogs_of_given_specs_and_chained() -> None:
+    """Given model specs are a catalog; a chain asks each catalog in order."""
+    local = SnapshotCatalog([ModelSpec.from_api({"id": KLING, "endpoint": "/images/generate"}, KLING)])
     chain = ChainCatalog(local, SnapshotCatalog())
     found = chain.get(KLING)
     assert found is not None and found.media_type == "image"  # the first catalog wins
