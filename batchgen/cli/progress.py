@@ -73,21 +73,6 @@ def bar_parts(stats: RunStats) -> tuple[str, str]:
     return committed(stats, short=True) + " ", " ".join(counts + _extras(stats, short=True))
 
 
-def bar_text(stats: RunStats, *, ncols: int, elapsed_s: float) -> str:
-    """The bar's line as tqdm draws it `ncols` wide (what a terminal of that width shows)."""
-    desc, postfix = bar_parts(stats)
-    return tqdm.format_meter(
-        stats.counts.get(JobState.DONE, 0),
-        stats.total,
-        elapsed_s,
-        ncols=ncols,
-        prefix=desc,
-        postfix=postfix,
-        bar_format=BAR_FORMAT,
-        unit="job",
-    )
-
-
 def terminal_columns(stream: TextIO) -> int | None:
     """The width the terminal behind `stream` reports (None when it cannot be asked)."""
     try:
