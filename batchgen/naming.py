@@ -8,6 +8,10 @@ with its `product` adds length, not a distinction. Values are cleaned of control
 characters and shortened to `MAX_VALUE_CHARS`. Two jobs of one plan never get the same name: a
 clash gets as much of each job's key as tells them apart.
 
+A manifest may write its own rule instead (`report: {title: "{product_name} · {aspect_ratio}"}`):
+`TitleTemplate` reads it, and `template_names` names every job by it, with the same cleaning,
+takes and clashes (its values shortened only after `MAX_TITLE_VALUE_CHARS`).
+
 Pure, and a leaf: it imports nothing from batchgen, so the journal, the results and the report can
 name a job without loading the planner. Machines keep using the key.
 """
@@ -15,6 +19,7 @@ name a job without loading the planner. Machines keep using the key.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,23 +27,36 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
+    "MAX_TITLE_VALUE_CHARS",
     "MAX_VALUE_CHARS",
     "SEPARATOR",
+    "TITLE_BUILTINS",
     "Nameable",
+    "TitleTemplate",
+    "Titled",
     "Varying",
     "fallback_name",
     "readable_name",
     "readable_names",
     "shown_or_fallback",
+    "template_names",
+    "template_values",
     "varying",
 ]
 
 SEPARATOR = " · "
 #: A value longer than this many characters is shortened with "…" (results.* keep it whole).
 MAX_VALUE_CHARS = 24
+#: The same for a value a manifest's title template shows: it names few values, chosen to be read.
+MAX_TITLE_VALUE_CHARS = 48
 #: Key characters added to names that would otherwise clash: the first width that tells them apart.
 _KEY_WIDTHS = (6, 12, 64)
 _ABSENT = object()  # a job of the name that does not have the variable at all
+#: What a title template may name besides variables and request fields: `take` is the replica + 1.
+TITLE_BUILTINS = ("name", "replica", "index", "model", "key", "take")
+_TAKE_FIELDS = frozenset({"replica", "take"})  # a title naming one of these says the take itself
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Nameable(Protocol):
@@ -52,6 +70,17 @@ class Nameable(Protocol):
     def replica(self) -> int: ...
     @property
     def vars(self) -> Mapping[str, Any]: ...
+
+
+class Titled(Nameable, Protocol):
+    """What a title template reads of a job besides its name: its position, model and request."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def request(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +140,11 @@ def readable_names(jobs: Sequence[Nameable]) -> dict[str, str]:
     """Every job's readable name, by key, unique within `jobs` (one plan): names that would clash
     get the first 6 characters of the key added (more, if those still clash)."""
     rule = varying(jobs)
-    base = {job.key: readable_name(job, rule) for job in jobs}
+    return _unique({job.key: readable_name(job, rule) for job in jobs})
+
+
+def _unique(base: Mapping[str, str]) -> dict[str, str]:
+    """`base` (names by key) with the key's first characters added to every name that clashes."""
     names = dict(base)
     for width in _KEY_WIDTHS:
         counts = Counter(names.values())
@@ -121,6 +154,75 @@ def readable_names(jobs: Sequence[Nameable]) -> dict[str, str]:
         for key in clashing:
             names[key] = f"{base[key]}{SEPARATOR}{key[:width]}"
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class TitleTemplate:
+    """A manifest's `report.title`: text with `{field}`s (a variable, a request field or one of
+    `TITLE_BUILTINS`), `{{` and `}}` for braces. `parse` raises ValueError saying what is wrong."""
+
+    text: str
+    parts: tuple[tuple[bool, str], ...]  # (is a field, its name or literal text), in order
+
+    @classmethod
+    def parse(cls, text: str) -> TitleTemplate:
+        parts: list[tuple[bool, str]] = []
+        end = 0
+        for match in _TEMPLATE_TOKEN.finditer(text):
+            parts.append((False, text[end : match.start()]))
+            token, field = match.group(0), match.group(1)
+            if token in ("{{", "}}"):
+                parts.append((False, token[0]))
+            elif field is None:
+                raise ValueError(f"a lone {token!r} (write {token * 2!r} for the character itself)")
+            elif not _FIELD_NAME.fullmatch(field):
+                raise ValueError(
+                    f"{token!r} is not a field: write {{name}} with a variable, a request field or "
+                    f"one of {', '.join(TITLE_BUILTINS)}"
+                )
+            else:
+                parts.append((True, field))
+            end = match.end()
+        parts.append((False, text[end:]))
+        return cls(text, tuple(part for part in parts if part[0] or part[1]))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields it names, each once, in order."""
+        return tuple(dict.fromkeys(name for is_field, name in self.parts if is_field))
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """The title for one job's `values` (`template_values`): each value cleaned as in readable
+        names and shortened to MAX_TITLE_VALUE_CHARS; a field the job lacks (a list, say) shows as "-"."""
+        text = "".join(
+            (_shorten(_clean(_text(values[name])), MAX_TITLE_VALUE_CHARS) if name in values else "-")
+            if is_field
+            else name
+            for is_field, name in self.parts
+        )
+        return _clean(text) or "(empty)"
+
+
+def template_values(job: Titled) -> dict[str, Any]:
+    """What a title template can name for `job`: `take` < its request's top-level single values <
+    its variables < the built-ins (as in output patterns: a variable wins over a request field)."""
+    values: dict[str, Any] = {"take": job.replica + 1}
+    values.update((k, v) for k, v in job.request.items() if not isinstance(v, list | dict))
+    values.update(job.vars)
+    values.update(name=job.name, replica=job.replica, index=job.index, model=job.model, key=job.key[:12])
+    return values
+
+
+def template_names(jobs: Sequence[Titled], template: TitleTemplate) -> dict[str, str]:
+    """Every job's name by the manifest's `template`, by key, unique within `jobs` as
+    `readable_names` makes them; a job whose spec makes several takes gets `take N` added unless
+    the template names `{take}` or `{replica}` itself."""
+    repeated = varying(jobs).repeated if not _TAKE_FIELDS & set(template.fields) else frozenset()
+    base = {}
+    for job in jobs:
+        title = template.render(template_values(job))
+        base[job.key] = f"{title}{SEPARATOR}take {job.replica + 1}" if job.name in repeated else title
+    return _unique(base)
 
 
 def fallback_name(name: str, key: str) -> str:
@@ -162,10 +264,10 @@ def _clean(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _shorten(text: str) -> str:
-    if len(text) <= MAX_VALUE_CHARS:
+def _shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    if len(text) <= limit:
         return text
-    cut = MAX_VALUE_CHARS - 1
+    cut = limit - 1
     while cut > 1 and unicodedata.combining(text[cut]):  # never part a letter from its accent
         cut -= 1
     return text[:cut].rstrip() + "…"

@@ -50,6 +50,14 @@ START_TIMEOUT_S = 20.0
 CALL_TIMEOUT_S = 20.0
 
 
+def artifacts_folder(basetemp: Path) -> Path:
+    """Where browser tests keep screenshots for people to look at: $BATCHGEN_ARTIFACTS (for CI to
+    collect), else `artifacts/` in pytest's temporary directory `basetemp`; made if missing."""
+    folder = Path(os.environ.get("BATCHGEN_ARTIFACTS") or basetemp / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def find_chromium() -> str | None:
     """$CHROMIUM, else `chromium` (Debian) or `chromium-browser` on PATH; None when there is none."""
     explicit = os.environ.get("CHROMIUM")

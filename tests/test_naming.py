@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import pytest
 
 from batchgen.naming import (
+    MAX_TITLE_VALUE_CHARS,
     MAX_VALUE_CHARS,
+    TitleTemplate,
     fallback_name,
     readable_name,
     readable_names,
     shown_or_fallback,
+    template_names,
     varying,
 )
 
@@ -166,3 +170,91 @@ def test_journals_from_before_readable_names_fall_back_to_name_and_key_prefix() 
     assert fallback_name("hero", key) == "hero · e51ef4"
     assert shown_or_fallback(None, "hero", key) == "hero · e51ef4"
     assert shown_or_fallback("hero · mug", "hero", key) == "hero · mug"
+
+
+# ---------------------------------------------------------------- a manifest's own title (report.title)
+
+
+@dataclass(frozen=True)
+class T:
+    """A job as a title template reads it: a planning.Job's name, variables, request and built-ins."""
+
+    key: str
+    name: str
+    replica: int = 0
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    index: int = 0
+    model: str = "kling"
+    request: Mapping[str, Any] = field(default_factory=dict)
+
+
+def titled(template: str, plan: list[T]) -> list[str]:
+    got = template_names(plan, TitleTemplate.parse(template))
+    return [got[job.key] for job in plan]
+
+
+def campaign_jobs() -> list[T]:
+    """hero: 2 products x 2 ratios x 2 takes; story: one 9:16 job per product (no matrix, no takes)."""
+    specs = [
+        ("hero", replica, {"product": p, "brand": "Meadow"}, {"aspect_ratio": a})
+        for p in ("mug", "tote")
+        for a in ("16:9", "9:16")
+        for replica in (0, 1)
+    ]
+    specs += [("story", 0, {"product": p}, {"aspect_ratio": "9:16"}) for p in ("mug", "tote")]
+    return [
+        T(f"{i:02d}" + "ab" * 31, name, replica, variables, i, "kling", request)
+        for i, (name, replica, variables, request) in enumerate(specs)
+    ]
+
+
+def test_a_title_template_names_each_job_by_its_variables_and_request_fields() -> None:
+    """`{product} · {aspect_ratio}` reads a variable and a request field; a spec with several takes
+    gets `take N`, one without does not; two jobs it leaves alike get the key's first characters."""
+    got = titled("{product} · {aspect_ratio}", campaign_jobs())
+    assert got[:4] == [
+        "mug · 16:9 · take 1",
+        "mug · 16:9 · take 2",
+        "mug · 9:16 · take 1",
+        "mug · 9:16 · take 2",
+    ]
+    assert got[8:] == ["mug · 9:16", "tote · 9:16"]
+    assert len(set(got)) == len(got)
+
+
+def test_a_title_that_names_the_take_itself_gets_no_second_one() -> None:
+    """`{take}` (replica + 1) or `{replica}` in the template: no ` · take N` is added."""
+    plan = campaign_jobs()[:2]
+    assert titled("{product} take {take}", plan) == ["mug take 1", "mug take 2"]
+    assert titled("{product} #{replica}", plan) == ["mug #0", "mug #1"]
+
+
+def test_a_title_template_reads_built_ins_braces_and_cleans_values() -> None:
+    """Built-ins (name, index, model, key as 12 characters), `{{`/`}}` as braces, a long value
+    shortened (later than in the default names: a title names few values), control characters
+    taken out, a list field shown as "-"."""
+    job = T("f" * 64, "hero", 0, {"line": "a\u202eb\n" + "x" * 80}, 7, "kling", {"input_image": ["u"]})
+    assert titled("{{{name}}} {index} {model} {key}", [job]) == ["{hero} 7 kling " + "f" * 12]
+    assert titled("{line}", [job]) == ["ab " + "x" * (MAX_TITLE_VALUE_CHARS - 4) + "…"]
+    assert titled("{input_image}", [job]) == ["-"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{product", "a lone '{' (write '{{' for the character itself)"),
+        ("product}", "a lone '}' (write '}}' for the character itself)"),
+        ("{a.b}", "'{a.b}' is not a field"),
+        ("{}", "'{}' is not a field"),
+        ("{asset:mug}", "'{asset:mug}' is not a field"),
+    ],
+)
+def test_a_title_template_with_bad_braces_is_refused_saying_why(template: str, message: str) -> None:
+    """Syntax errors are ValueErrors that say what is wrong (the manifest check locates them)."""
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        TitleTemplate.parse(template)
+
+
+def test_a_title_template_lists_its_fields_once_in_order() -> None:
+    """`fields` is what the manifest check compares against each job spec's variables."""
+    assert TitleTemplate.parse("{b} {a} {{x}} {b}").fields == ("b", "a")

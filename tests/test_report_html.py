@@ -9,7 +9,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import struct
@@ -32,7 +31,7 @@ from batchgen.results.report_html import (
     render_report,
     write_report,
 )
-from tests.browser import Chromium, Page, find_chromium
+from tests.browser import Chromium, Page, artifacts_folder, find_chromium
 from tests.e2e.conftest import clean_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -381,16 +380,18 @@ def test_a_long_variable_is_shortened_on_its_card_with_its_length_in_a_tooltip()
     characters and says how long it is (results.csv has it whole); short values are as they are."""
     long_value = "x" * 100_000
     page = render_report(
-        HEADER, [card(0, vars={"brief": long_value, "n": 3}), card(1, vars={"brief": long_value})]
+        HEADER,
+        [
+            card(0, vars={"brief": long_value, "n": 3, "notes": long_value}),
+            card(1, vars={"brief": "y" * 100_000, "notes": long_value}),
+        ],
     )
+    shortened = ["x" * 200 + "…", "100,000 characters, shortened here; results.csv has it whole"]
     got = data_of(page)["cards"][0]["vars"]
-    assert got[0] == [
-        "brief",
-        "x" * 200 + "…",
-        "100,000 characters, shortened here; results.csv has it whole",
-    ]
+    assert got[0] == ["brief", *shortened]
     assert got[1] == ["n", "3"]
-    assert len(page) < 40_000  # the page itself is about 23 KB; the two values in full would be 200 KB
+    assert data_of(page)["header"]["constants"] == [["notes", *shortened]]  # the same on every card: once
+    assert len(page) < 40_000  # the page itself is about 23 KB; the values in full would be 300 KB
 
 
 def test_the_header_says_what_its_spend_counts() -> None:
@@ -516,12 +517,10 @@ async def visible(page: Page) -> list[str]:
     return keys
 
 
-def artifact(name: str) -> Path:
-    """Where a test keeps a file for people to look at after CI: $BATCHGEN_ARTIFACTS, else .artifacts/
-    in the repository (ignored by git)."""
-    folder = Path(os.environ.get("BATCHGEN_ARTIFACTS") or REPO / ".artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (each test prints the path): tests.browser.artifacts_folder."""
+    return artifacts_folder(tmp_path_factory.getbasetemp())
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -547,7 +546,9 @@ SETTLE_VIDEOS = """new Promise((resolve) => {
 
 @needs_chromium
 @pytest.mark.timeout(90)
-async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_path: Path) -> None:
+async def test_demo_report_plays_every_video(
+    demo_run: Path, page: Page, tmp_path: Path, artifacts: Path
+) -> None:
     """The report the sandbox run of the demo wrote itself: a card per job, each with a video whose
     relative src is the file on disk and decodes (H.264); the header says sandbox, and the spend with
     what it counts."""
@@ -584,7 +585,7 @@ async def test_demo_report_plays_every_video(demo_run: Path, page: Page, tmp_pat
     if h264:
         await page.wait_for('(v => !v.paused && v.currentTime > 0)(document.querySelector("#grid video"))')
     await page.evaluate("window.scrollTo(0, 0)")
-    shot = await page.screenshot(artifact("report-demo.png"))
+    shot = await page.screenshot(artifacts / "report-demo.png")
     assert png_size(shot) == (1280, 800)
     print(f"screenshot: {shot}")
     assert page.errors() == []
@@ -644,7 +645,8 @@ async def test_demo_report_filters_and_sorts(demo_run: Path, page: Page, tmp_pat
     headings = await page.evaluate('[...document.querySelectorAll("#grid .card h2")].map(h => h.textContent)')
     assert headings == [r["title"] for r in rows] and headings[0] == "bloxy-turntable · 16:9"
     await choose(page, "#sort", "cost")
-    by_cost = sorted(rows, key=lambda r: (-Decimal(r["cost_usd"]), r["index"]))
+    # a failed job shows no price (nothing came of it): it sorts after every priced one
+    by_cost = sorted(rows, key=lambda r: (r["key"] == failed, -Decimal(r["cost_usd"]), r["index"]))
     assert await visible(page) == [r["key"] for r in by_cost] and by_cost[0]["name"] == "coastline"
     await choose(page, "#sort", "name")
     assert await visible(page) == [r["key"] for r in sorted(rows, key=lambda r: (r["name"], r["index"]))]
@@ -713,7 +715,7 @@ async def test_demo_report_picks_export_as_csv_and_persist(
 
 @needs_chromium
 @pytest.mark.timeout(60)
-async def test_demo_report_reads_on_a_phone(demo_run: Path, tmp_path: Path) -> None:
+async def test_demo_report_reads_on_a_phone(demo_run: Path, tmp_path: Path, artifacts: Path) -> None:
     """On a 390 px wide phone: nothing scrolls sideways, one card per row at the full width, text at a
     readable size, and a pick shows the floating export link (the filter bar is not sticky there)."""
     run_dir = tmp_path / "demo"
@@ -738,7 +740,7 @@ async def test_demo_report_reads_on_a_phone(demo_run: Path, tmp_path: Path) -> N
         floating = await page.evaluate("""(a => ({shown: getComputedStyle(a).display !== "none",
             text: a.textContent, bottom: a.getBoundingClientRect().bottom}))(document.getElementById("pick-float"))""")
         assert floating["shown"] and floating["text"] == "1 picked · export" and floating["bottom"] <= 844
-        shot = await page.screenshot(artifact("report-phone.png"))
+        shot = await page.screenshot(artifacts / "report-phone.png")
         print(f"\nscreenshot: {shot}")
         assert page.errors() == []
 
@@ -760,6 +762,9 @@ async def test_hostile_strings_stay_text_in_the_page(demo_run: Path, page: Page,
     path = write_report(tmp_path, header, cards)
     await page.goto(path.as_uri())
     await page.wait_for("window.batchgenReport")
+    # a card's <video> is mounted once the card is seen (an IntersectionObserver callback, later
+    # under load): wait for it, never for a time
+    await page.wait_for('document.querySelector("video")')
     first, second = (f"[data-key='{c.key}']" for c in cards)
     found = await page.evaluate(f"""({{
         pwned: window.__pwned === undefined ? null : window.__pwned,

@@ -139,7 +139,9 @@ def _add_timing_flags(run: argparse.ArgumentParser) -> None:
         "--reconcile-interval",
         type=float,
         metavar="S",
-        help="safety reconcile of in-flight generations every S seconds (default 60)",
+        help="how long a render is expected to take before this run has seen one: it times the safety "
+        "look for completions the event stream missed (default 300 for video models, 30 for image models; "
+        "later looks follow the renders this run has seen)",
     )
 
 

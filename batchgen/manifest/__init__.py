@@ -6,6 +6,7 @@
     yaml_tree.py  the YAML text -> plain data with a line and column for every value (limits, aliases)
     rows.py       CSV rows of variables        assets.py  local image files and URLs
     checks.py     the manifest's JSON Schema and the checks it cannot express
+    report_key.py `report:`: the fields its title template and grouping name, against the job specs
 
 Pure apart from reading those files, and light to import: the request validator (batchgen.registry)
 and jsonschema are not loaded by importing this package.

@@ -1,7 +1,8 @@
 """Checking manifest data: its JSON Schema (errors as located problems), then the semantic checks.
 
 The semantic checks are those the schema cannot express: safe names, unique job names, built-in
-variables, and loading the assets and rows the manifest names.
+variables, loading the assets and rows the manifest names, and the fields `report:` names
+(batchgen.manifest.report_key).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from batchgen.errors import Problem
 from batchgen.manifest.assets import load_asset
 from batchgen.manifest.model import BUILTIN_VARS, Asset, Location, PathTuple, Positions, Rows
+from batchgen.manifest.report_key import check_report
 from batchgen.manifest.rows import load_rows
 from batchgen.target import (
     DELIVER_PATH_DEFAULT,
@@ -241,6 +243,7 @@ class Checker:
         for i, job in enumerate(jobs if isinstance(jobs, list) else []):
             if isinstance(job, dict):
                 self._check_job(i, job, names)
+        check_report(self.data, self.rows, self.add)
 
     def _check_safe_name(self, path: PathTuple, name: Any, what: str) -> None:
         if not isinstance(name, str) or not name:

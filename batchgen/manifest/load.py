@@ -142,6 +142,7 @@ def _build(
         deliver={**DELIVER_DEFAULTS, **deliver} if (deliver := data.get("deliver")) is not None else None,
         problems=problems,
         refused_assets=refused.assets,
+        report=data.get("report"),
     )
 
 

@@ -154,3 +154,5 @@ class Manifest:
     deliver: Mapping[str, Any] | None = None  # the Oxen repository results go to (defaults filled in)
     problems: tuple[Problem, ...] = ()  # found by load_manifest, raised by build_plan with the plan's
     refused_assets: frozenset[str] = frozenset()  # the assets those problems are about
+    #: `report:` as written: `title` (the jobs' readable names' template), `group_by` (the report's grouping)
+    report: Mapping[str, Any] | None = None

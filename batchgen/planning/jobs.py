@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.manifest.model import LocalAsset, Location
-from batchgen.naming import readable_names, shown_or_fallback
+from batchgen.naming import TitleTemplate, readable_names, shown_or_fallback, template_names
 
 __all__ = ["Job", "Plan", "titled"]
 
@@ -70,11 +70,12 @@ class Plan:
         return total
 
 
-def titled(jobs: Sequence[Job]) -> tuple[Job, ...]:
-    """The plan's jobs, each with its readable name (batchgen.naming). A name needs the whole plan, so
-    it is set here, once, before anyone sees the jobs: copying each with replace() instead would cost
-    a second per 100,000 jobs."""
-    titles = readable_names(jobs)
+def titled(jobs: Sequence[Job], template: str | None = None) -> tuple[Job, ...]:
+    """The plan's jobs, each with its readable name (batchgen.naming), by the manifest's
+    `report.title` `template` when it has one. A name needs the whole plan, so it is set here, once,
+    before anyone sees the jobs: copying each with replace() instead would cost a second per 100,000
+    jobs."""
+    titles = template_names(jobs, TitleTemplate.parse(template)) if template else readable_names(jobs)
     for job in jobs:
         object.__setattr__(job, "title", titles[job.key])
     return tuple(jobs)

@@ -431,7 +431,7 @@ def build_plan(manifest: Manifest, catalog: ModelCatalog) -> Plan:
     problems = sort_problems([*manifest.problems, *planner.all_problems()], manifest.file)
     if problems:
         raise ManifestError(problems)
-    jobs = titled(planner.jobs)
+    jobs = titled(planner.jobs, (manifest.report or {}).get("title"))
     plan = Plan(manifest.path, manifest.name, jobs, None)
     defaults = {
         model_id: echoable_defaults(model.spec) for model_id, model in planner.models.items() if model

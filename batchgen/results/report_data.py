@@ -27,9 +27,9 @@ from batchgen.results.report_html import (
     ReportCard,
     ReportHeader,
     amount_usd,
-    display_value,
     media_href,
 )
+from batchgen.results.report_view import display_value
 
 __all__ = ["ReportBuilder", "load_report", "read_plan"]
 
@@ -68,15 +68,18 @@ class ReportBuilder:
         budget_usd: Money | None = None,
         sandbox: bool = False,
         api_origin: str | None = None,
+        show_money: bool = True,
     ) -> ReportHeader:
         """`spend`: the run directory's (`batchgen.journal.spend`); without it, the quotes of the cards whose
-        generation exists (a results file from before batchgen kept the spend)."""
+        generation exists (a results file from before batchgen kept the spend). The budget (unless
+        given) and the `report:` settings come from the run's manifest.yaml copy."""
         counts: dict[str, int] = {}
         for card in self.cards:
             counts[card.state] = counts.get(card.state, 0) + 1
         note = None
         if spend is not None:
             note = counted(spend) + (", which have no card" if spend.outside_generations else "")
+        manifest_budget, title_template, group_by = _manifest_settings(self.run_dir)
         return ReportHeader(
             campaign=campaign,
             # "As of" the run's last recorded moment, not the clock: a rerun that changes nothing
@@ -85,11 +88,14 @@ class ReportBuilder:
             counts=counts,
             spend_usd=spend.total if spend is not None else _spend(self.cards),
             spend_note=note,
-            budget_usd=budget_usd if budget_usd is not None else _manifest_budget(self.run_dir),
+            budget_usd=budget_usd if budget_usd is not None else manifest_budget,
             sandbox=sandbox,
             api_origin=api_origin,
             ran_from=self._first_start,
             ran_to=self._last_end,
+            show_money=show_money,
+            title_template=title_template,
+            group_by=group_by,
         )
 
 
@@ -114,11 +120,13 @@ def load_report(
     budget_usd: Money | None = None,
     sandbox: bool = False,
     api_origin: str | None = None,
+    show_money: bool = True,
 ) -> tuple[ReportHeader, list[ReportCard]]:
     """Header and cards from `run_dir`'s plan.json (the jobs) and results.jsonl (their outcome).
 
     A job with no results row is `pending`. The budget defaults to `run.budget_usd` of the run's
-    manifest.yaml copy; sandbox and API origin are not recorded in the run directory, so pass them.
+    manifest.yaml copy; sandbox and API origin are not recorded in the run directory, so pass them;
+    `show_money` False leaves every amount out of the page.
     """
     plan = read_plan(run_dir)
     rows, spent = _read_results(run_dir)
@@ -131,6 +139,7 @@ def load_report(
         budget_usd=budget_usd,
         sandbox=sandbox,
         api_origin=api_origin,
+        show_money=show_money,
     )
     if spent is not None:
         total, outside = spent
@@ -232,16 +241,23 @@ def _spend(cards: Sequence[ReportCard]) -> Decimal | None:
     return total
 
 
-def _manifest_budget(run_dir: Path) -> str | None:
+def _manifest_settings(run_dir: Path) -> tuple[str | None, str | None, str | None]:
+    """(run.budget_usd, report.title, report.group_by) of the run's manifest.yaml copy, each None
+    when it has none (or the copy cannot be read)."""
     try:
         # The copy batchgen wrote and checked, so libyaml where it is built in (a 10,000-job manifest
         # takes the pure-Python parser a second).
         text = (run_dir / "manifest.yaml").read_text(encoding="utf-8")
         manifest = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError):
-        return None
-    run = manifest.get("run") if isinstance(manifest, dict) else None
+        return None, None, None
+    run, report = (manifest.get(key) if isinstance(manifest, dict) else None for key in ("run", "report"))
     budget = run.get("budget_usd") if isinstance(run, dict) else None
     if isinstance(budget, bool) or not isinstance(budget, int | float | str):
-        return None
-    return str(budget)
+        budget = None
+    title, group_by = (report.get(key) if isinstance(report, dict) else None for key in ("title", "group_by"))
+    return (
+        None if budget is None else str(budget),
+        title if isinstance(title, str) else None,
+        group_by if isinstance(group_by, str) else None,
+    )

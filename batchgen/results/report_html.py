@@ -2,7 +2,9 @@
 
 `render_report(header, cards)` is pure: data in, one HTML string out (no CDN, no server; it opens
 from file:// and links the results relatively); `write_report` writes it atomically, a card at a
-time. The data comes from `report_data` (a run's end, or a run directory's plan.json and results).
+time. The data comes from `report_data` (a run's end, or a run directory's plan.json and results);
+what the page says once and how it slices the cards, from `report_view`. `ReportHeader.show_money`
+off leaves every amount out of the file (a report for a client), not just out of sight.
 
 Every string from the manifest or the provider is untrusted. It travels as JSON inside a
 `<script type="application/json">` block, with `<`, `>`, `&`, U+2028 and U+2029 escaped, and the
@@ -16,7 +18,6 @@ import base64
 import hashlib
 import html
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,7 @@ from urllib.parse import quote
 
 from batchgen.naming import shown_or_fallback
 from batchgen.registry.pricing import format_usd
+from batchgen.results.report_view import JOB_AXIS, View, display_value, shown_value, view_of
 from batchgen.rundir.layout import atomic_writer
 from batchgen.states import BILLED
 
@@ -46,8 +48,6 @@ REPORT_NAME = "report.html"
 FORMAT = "batchgen-report/1"
 VarValue = str | int | float
 Money = str | Decimal
-#: A variable's value longer than this is shortened on the cards (the whole one is in the results).
-MAX_SHOWN_CHARS = 200
 
 #: States whose generation exists or may exist at the provider: the quoted spend of a results file from
 #: before the `spent_usd` column counts them.
@@ -81,6 +81,10 @@ class ReportHeader:
     api_origin: str | None = None
     ran_from: str | None = None  # ISO-8601: the first submission
     ran_to: str | None = None  # ISO-8601: the last completion or download
+    #: False: no amount (spend, budget, quotes, billed costs) is written into the page at all
+    show_money: bool = True
+    title_template: str | None = None  # the manifest's report.title: headings are the titles as written
+    group_by: str | None = None  # the manifest's report.group_by: the page groups its cards by it at first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,10 +158,12 @@ def _render_parts(header: ReportHeader, cards: Sequence[ReportCard]) -> Iterator
         f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
     )
     yield _BODY
-    opening = embed_json({"format": FORMAT, "header": _header_json(header)})
+    view = view_of(cards, group_by=header.group_by, own_titles=bool(header.title_template))
+    opening = embed_json({"format": FORMAT, "header": _header_json(header, view)})
     yield f'<script type="application/json" id="batchgen-data">{opening[:-1]},"cards":['
+    constants = frozenset(name for name, _ in view.constants)
     for number, card in enumerate(cards):
-        yield ("," if number else "") + embed_json(_card_json(card))
+        yield ("," if number else "") + embed_json(_card_json(card, view, constants, money=header.show_money))
     yield f"]}}</script>\n<script>{_JS}</script>\n</body>\n</html>\n"
 
 
@@ -182,78 +188,98 @@ def _money(value: Money | None) -> tuple[str | None, float | None]:
     return format_usd(amount), float(amount)
 
 
-def display_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
-        return str(int(value)) if abs(value) < 1e15 else str(value)
-    if isinstance(value, str | int | float | Decimal):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _header_json(header: ReportHeader) -> dict[str, Any]:
-    spend, spend_n = _money(header.spend_usd)
-    budget, budget_n = _money(header.budget_usd)
+def _header_json(header: ReportHeader, view: View) -> dict[str, Any]:
     counts = {str(k): int(v) for k, v in header.counts.items()}
     ordered = {s: counts[s] for s in _STATE_ORDER if s in counts}
     ordered.update((s, n) for s, n in counts.items() if s not in ordered)
-    return {
+    data: dict[str, Any] = {
         "campaign": header.campaign,
         "generated_at": header.generated_at,
         "counts": [[state, n] for state, n in ordered.items()],
-        "spend": spend if spend is not None else "unknown",
-        "spend_n": spend_n,
-        "spend_note": header.spend_note,
-        "budget": budget,
-        "budget_n": budget_n,
+        "money": header.show_money,
         "sandbox": bool(header.sandbox),
         "api_origin": header.api_origin,
         "ran": [header.ran_from, header.ran_to] if header.ran_from else None,
+        "constants": [_var_json(name, value) for name, value in view.constants],
+        "filters": [
+            {
+                "name": f.name,
+                "label": " · ".join(_label(name) for name in (f.name, *f.folded)),
+                "options": [list(option) for option in f.options],
+            }
+            for f in view.filters
+        ],
+        "group_by": view.group_by,
     }
+    if header.show_money:
+        spend, spend_n = _money(header.spend_usd)
+        budget, budget_n = _money(header.budget_usd)
+        data.update(
+            spend=spend if spend is not None else "unknown",
+            spend_n=spend_n,
+            spend_note=header.spend_note,
+            budget=budget,
+            budget_n=budget_n,
+        )
+    return data
 
 
-def _var_json(name: str, value: VarValue) -> list[str]:
-    """[name, value], or [name, its first MAX_SHOWN_CHARS characters, a tooltip] for a long value: a
-    100 KB value on every card would bury the page (results.csv keeps it whole)."""
-    text = display_value(value)
-    if len(text) <= MAX_SHOWN_CHARS:
-        return [name, text]
-    return [
-        name,
-        text[:MAX_SHOWN_CHARS] + "…",
-        f"{len(text):,} characters, shortened here; results.csv has it whole",
-    ]
+def _label(name: str) -> str:
+    return "job" if name == JOB_AXIS else name
 
 
-def _card_json(card: ReportCard) -> dict[str, Any]:
-    cost, cost_n = _money(card.cost_usd)
+def _var_json(name: str, value: Any) -> list[str]:
+    """[name, value], or [name, its first characters, a tooltip saying how long it is]."""
+    text, tooltip = shown_value(value)
+    return [name, text] if tooltip is None else [name, text, tooltip]
+
+
+#: A card in one of these states shows no price: no result came of it (the header counts any charge).
+_UNPRICED = frozenset({"failed", "invalid", "cancelled"})
+
+
+def _card_json(card: ReportCard, view: View, constants: frozenset[str], *, money: bool) -> dict[str, Any]:
     duration = None if card.duration_s is None else f"{display_value(card.duration_s)} s"
-    return {
+    title = shown_or_fallback(card.title, card.name, card.key)
+    data: dict[str, Any] = {
         "key": card.key,
         "index": card.index,
         "name": card.name,
-        "title": shown_or_fallback(card.title, card.name, card.key),
+        "title": title,
+        "heading": view.heading(title),
         "replica": card.replica,
         "state": card.state,
+        "pickable": card.state == "done" and card.video_path is not None,
         "path": card.video_path,
         "href": media_href(card.video_path),
         "media": "image" if card.media_type == "image" else "video",
-        "vars": [_var_json(str(k), v) for k, v in card.vars.items()],
+        "vars": [_var_json(str(k), v) for k, v in card.vars.items() if str(k) not in constants],
         "prompt": card.prompt,
         "aspect": card.aspect_ratio,
+        "ratio": _ratio(card.aspect_ratio),
         "duration": duration,
-        "cost": cost,
-        "cost_n": cost_n,
         "generation_id": card.generation_id,
         "error": card.error,
         "sha256": card.sha256,
         "model": card.model,
-        "billed": _money(card.billed_usd)[0],
         "finished_at": card.finished_at,
         "kept": card.kept_path,
         "kept_href": media_href(card.kept_path),
     }
+    if money:
+        cost, cost_n = _money(None if card.state in _UNPRICED else card.cost_usd)
+        data.update(cost=cost, cost_n=cost_n, billed=_money(card.billed_usd)[0])
+    return data
+
+
+def _ratio(aspect: str | None) -> list[float] | None:
+    """[width, height] of an aspect ratio written `16:9`; None for anything else."""
+    width, _, height = (aspect or "").partition(":")
+    try:
+        numbers = [float(width), float(height)]
+    except ValueError:
+        return None
+    return numbers if all(0 < n < 1e4 for n in numbers) else None
 
 
 # ---------------------------------------------------------------- the one write
@@ -276,10 +302,11 @@ def _asset(name: str) -> str:
     return resources.files("batchgen").joinpath("data", "report", name).read_text("utf-8")
 
 
-# The page's markup, style and script live beside this module as plain files (easier to read and lint).
+# The page's markup, style and script live beside this module as plain files (easier to read and
+# lint); the script's two files share one strict function scope.
 _BODY = _asset("body.html")
 _CSS = _asset("style.css")
-_JS = _asset("script.js")
+_JS = '(() => {\n"use strict";\n' + _asset("cards.js") + _asset("view.js") + "})();\n"
 
 
 def _hash(source: str) -> str:
