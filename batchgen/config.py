@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchgen.errors import UsageError
 from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
 from batchgen.target import DeliveryTarget, branch_problem, repo_problem
 
@@ -188,12 +189,15 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
     )
 
 
-def usd(value: Any) -> Decimal:
-    """A budget in USD: a positive, finite amount such as 150 or "49.90"."""
+def usd(value: Any, name: str = "budget_usd") -> Decimal:
+    """A budget in USD: a positive, finite amount such as 150 or "49.90"; otherwise a UsageError naming
+    the argument `name` (on the command line: --budget)."""
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {value!r}") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValueError(f"--budget must be a positive amount in USD, got {value!r}")
-    return amount
+        why = f"must be an amount in USD such as 150 or 49.90, got {value!r}"
+    else:
+        if amount.is_finite() and amount > 0:
+            return amount
+        why = f"must be a positive amount in USD, got {value!r}"
+    raise UsageError(f"{name} {why}", cli=f"--budget {why}")

@@ -74,8 +74,8 @@ def example(*pairs: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_only_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def add_only_flag(parser: argparse.ArgumentParser) -> argparse.Action:
+    return parser.add_argument(
         "--only",
         action="append",
         metavar="KEY=VALUE",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batchgen.cli.common import (
     EPILOG,
@@ -20,6 +19,7 @@ from batchgen.cli.common import (
     add_api_flags,
     add_only_flag,
     example,
+    print_json,
     said,
     unwrap,
     warn_if_key_flag,
@@ -27,7 +27,6 @@ from batchgen.cli.common import (
 from batchgen.cli.signals import stop_signals
 from batchgen.commands import configure_logging, run_coroutine
 from batchgen.config import DRAIN_TIMEOUT_S
-from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
@@ -76,38 +75,72 @@ def add_run(commands: Commands) -> None:
         default=Path("outputs"),
         help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)",
     )
-    run.add_argument(
-        "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
-    )
-    run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
-    run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
-    run.add_argument(
-        "--budget",
-        metavar="USD",
-        help="stop submitting before the run directory's spend (every generation it made) would exceed this",
-    )
-    run.add_argument(
-        "--upload-repo",
-        metavar="NS/REPO[@BRANCH]",
-        help="Oxen repository for local reference images (manifest upload:)",
-    )
-    run.add_argument(
-        "--deliver",
-        metavar="NS/NAME[@BRANCH][:PATH]",
-        help="deliver results to this Oxen repository as they finish (manifest deliver:)",
-    )
-    run.add_argument(
-        "--retry-invalid",
-        action="store_true",
-        help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
-    )
-    run.add_argument(
-        "--inline-assets",
-        action="store_true",
-        help="send local reference images as data: URIs instead of uploading them",
-    )
-    _add_timing_flags(run)
-    add_only_flag(run)
+    # the manifest's settings these flags override: run_manifest's arguments, of the same names (dest)
+    settings = [
+        run.add_argument(
+            "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
+        ),
+        run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)"),
+        run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation"),
+        run.add_argument(
+            "--budget",
+            dest="budget_usd",
+            metavar="USD",
+            help="stop submitting before the run directory's spend (every generation it made) would exceed this",
+        ),
+        run.add_argument(
+            "--upload-repo",
+            metavar="NS/REPO[@BRANCH]",
+            help="Oxen repository for local reference images (manifest upload:)",
+        ),
+        run.add_argument(
+            "--deliver",
+            metavar="NS/NAME[@BRANCH][:PATH]",
+            help="deliver results to this Oxen repository as they finish (manifest deliver:)",
+        ),
+        run.add_argument(
+            "--retry-invalid",
+            action="store_true",
+            help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
+        ),
+        run.add_argument(
+            "--inline-assets",
+            action="store_true",
+            help="send local reference images as data: URIs instead of uploading them",
+        ),
+        run.add_argument(
+            "--stream-idle-timeout",
+            dest="stream_idle_timeout_s",
+            type=float,
+            metavar="S",
+            help="reconnect the event stream after S seconds without a byte (default 45)",
+        ),
+        run.add_argument(
+            "--request-timeout",
+            dest="request_timeout_s",
+            type=float,
+            metavar="S",
+            help="timeout of one API call (default 60)",
+        ),
+        run.add_argument(
+            "--drain-timeout",
+            dest="drain_timeout_s",
+            type=float,
+            metavar="S",
+            help="after Ctrl-C or SIGTERM, wait at most S seconds for in-flight work (default 120); "
+            "what is left stays in the journal for the rerun",
+        ),
+        run.add_argument(
+            "--reconcile-interval",
+            dest="expected_render_s",
+            type=float,
+            metavar="S",
+            help="how long a render is expected to take before this run has seen one: it times the safety "
+            "look for completions the event stream missed (default 300 for video models, 30 for image models; "
+            "later looks follow the renders this run has seen)",
+        ),
+        add_only_flag(run),
+    ]
     run.add_argument(
         "--json",
         action="store_true",
@@ -115,34 +148,7 @@ def add_run(commands: Commands) -> None:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    run.set_defaults(handler=cmd_run)
-
-
-def _add_timing_flags(run: argparse.ArgumentParser) -> None:
-    run.add_argument(
-        "--stream-idle-timeout",
-        type=float,
-        metavar="S",
-        help="reconnect the event stream after S seconds without a byte (default 45)",
-    )
-    run.add_argument(
-        "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
-    )
-    run.add_argument(
-        "--drain-timeout",
-        type=float,
-        metavar="S",
-        help="after Ctrl-C or SIGTERM, wait at most S seconds for in-flight work (default 120); "
-        "what is left stays in the journal for the rerun",
-    )
-    run.add_argument(
-        "--reconcile-interval",
-        type=float,
-        metavar="S",
-        help="how long a render is expected to take before this run has seen one: it times the safety "
-        "look for completions the event stream missed (default 300 for video models, 30 for image models; "
-        "later looks follow the renders this run has seen)",
-    )
+    run.set_defaults(handler=cmd_run, settings=[action.dest for action in settings])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -157,21 +163,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             "batchgen: stopped at once; the journal is intact: run the same command to resume",
             file=sys.stderr,
         )
-        _print_json(args, {"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
+        if args.json:
+            print_json({"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
         return EXIT_HARD_STOP
     except Exception as raw:  # main() says it on stderr and picks the exit code
         exc = unwrap(raw)
-        if isinstance(exc, BatchgenError):
+        if args.json and isinstance(exc, BatchgenError):
             code = EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
             reason = "bad_input" if code == EXIT_BAD_INPUT else "error"
-            _print_json(args, {"reason": reason, "error": said(exc), "exit_code": code})
+            print_json({"reason": reason, "error": said(exc), "exit_code": code})
         raise
-
-
-def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
-    """`--json`: one object on stdout, the last thing the run prints."""
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False), flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -180,7 +181,6 @@ async def _run(args: argparse.Namespace) -> int:
     from batchgen.cli.progress import Progress
     from batchgen.commands import describe, run_manifest_async
 
-    overrides = _overrides(args)
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
 
@@ -195,7 +195,7 @@ async def _run(args: argparse.Namespace) -> int:
         bar[0].update(snapshot)
 
     stop = asyncio.Event()
-    with stop_signals(stop, DRAIN_TIMEOUT_S if args.drain_timeout is None else args.drain_timeout):
+    with stop_signals(stop, DRAIN_TIMEOUT_S if args.drain_timeout_s is None else args.drain_timeout_s):
         result = await run_manifest_async(
             args.manifest,
             sandbox=args.sandbox,
@@ -205,15 +205,13 @@ async def _run(args: argparse.Namespace) -> int:
             notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
             progress=on_progress,
             stop=stop,
-            inline_assets=args.inline_assets,
-            retry_invalid=args.retry_invalid,
-            **overrides,
+            **{name: getattr(args, name) for name in args.settings},
         )
     if bar and last:
         bar[0].close(last[0])
     if result.report is not None:
         print(f"batchgen: report: {result.report}", file=sys.stderr)
-    code = summarise(result.outcome, result.run_dir, result.total)
+    summarise(result.outcome, result.run_dir, result.total)
     if result.spend is not None:
         print(f"batchgen: {describe(result.spend, sandbox=result.sandbox)}", file=sys.stderr)
     if result.left_for_later:
@@ -222,38 +220,13 @@ async def _run(args: argparse.Namespace) -> int:
             "they are for a later run (`batchgen status` shows them)",
             file=sys.stderr,
         )
-    code = max(code, report_delivery(result.delivery, result.run_dir))
+    report_delivery(result.delivery, result.run_dir)
     if result.outcome.drain_timed_out:  # the last line: what the rerun picks up
         print(f"batchgen: {left_for_rerun(result.outcome.counts)}", file=sys.stderr)
-    _print_json(args, {**result.summary(), "exit_code": code})
+    code = EXIT_BAD_INPUT if result.outcome.bad_key else EXIT_OK if result.complete else EXIT_INCOMPLETE
+    if args.json:  # one object on stdout, the last thing the run prints
+        print_json({**result.summary(), "exit_code": code})
     return code
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The run settings the flags override (those given)."""
-    from batchgen.config import usd
-
-    try:
-        budget = None if args.budget is None else usd(args.budget)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return {
-        name: value
-        for name, value in (
-            ("concurrency", args.concurrency),
-            ("downloads", args.downloads),
-            ("retries", args.retries),
-            ("budget_usd", budget),
-            ("upload_repo", args.upload_repo),
-            ("deliver", args.deliver),
-            ("stream_idle_timeout_s", args.stream_idle_timeout),
-            ("request_timeout_s", args.request_timeout),
-            ("expected_render_s", args.reconcile_interval),
-            ("drain_timeout_s", args.drain_timeout),
-            ("only", args.only),
-        )
-        if value is not None
-    }
 
 
 def left_for_rerun(counts: dict[str, int]) -> str:
@@ -266,7 +239,7 @@ def left_for_rerun(counts: dict[str, int]) -> str:
     )
 
 
-def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
+def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
     from batchgen.commands import StopReason
 
     done = outcome.counts.get("done", 0)
@@ -295,7 +268,7 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
             file=sys.stderr,
         )
     if outcome.bad_key:
-        return EXIT_BAD_INPUT
+        return
     reasons = {
         StopReason.NO_CREDITS: "the account ran out of credits: submissions stopped, in-flight work was "
         "kept. Add credits and run the same command again.",
@@ -323,4 +296,3 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
             "run the same command again to retry what is missing",
             file=sys.stderr,
         )
-    return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE

@@ -1,5 +1,4 @@
-"""What the commands share: where the API and its key come from, the run directory's plan.json, and the
-jobs `only` chooses in it."""
+"""What the commands share: the run directory's plan.json, and the jobs `only` chooses in it."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from batchgen.config import DEFAULT_API_BASE
 from batchgen.errors import UsageError
 
 log = logging.getLogger("batchgen")
@@ -19,17 +17,6 @@ log = logging.getLogger("batchgen")
 def note(text: str) -> None:
     """Where notes go when the caller gives no `notify`: the `batchgen` logger, at WARNING."""
     log.warning("%s", text)
-
-
-def api_of(api_base: str | None, api_key: str | None) -> tuple[str, str]:
-    """The API origin and key: the ones given, else $OXEN_API_BASE and $OXEN_API_KEY."""
-    key = api_key or os.environ.get("OXEN_API_KEY", "")
-    if not key:
-        raise UsageError(
-            "no API key: pass api_key or set OXEN_API_KEY",
-            cli="no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox",
-        )
-    return api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE, key
 
 
 def chosen_keys(

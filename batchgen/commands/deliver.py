@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import api_of, plan_json
+from batchgen.commands.common import plan_json
 from batchgen.commands.status import recorded_target
 from batchgen.config import RunOptions
 from batchgen.errors import UsageError
@@ -37,8 +37,10 @@ def deliver_run(
 ) -> DeliverySummary | None:
     """Deliver a run's results to its `deliver:` repository (or `to`: "NS/NAME[@BRANCH][:PATH]"), from
     the run directory alone: only what is missing. `progress(delivered, wanted)` after every change."""
+    from batchgen.client.endpoint import credentials
+
     return aio.run(
-        _deliver(Path(run_dir), to, create, api_of(api_base, api_key), request_timeout_s, progress)
+        _deliver(Path(run_dir), to, create, credentials(api_base, api_key), request_timeout_s, progress)
     )
 
 
