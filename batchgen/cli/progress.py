@@ -22,7 +22,7 @@ from batchgen.commands import format_usd
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
-    from batchgen.commands import RunStats
+    from batchgen import RunStats
 
 # The event stream reports only completions, so queued and processing are shown as one count.
 _IN_FLIGHT = (JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING)

@@ -29,8 +29,8 @@ from batchgen.commands import configure_logging, run_coroutine
 from batchgen.config import DRAIN_TIMEOUT_S
 
 if TYPE_CHECKING:
+    from batchgen import RunOutcome, RunStats
     from batchgen.cli.common import Commands
-    from batchgen.commands import RunOutcome, RunStats
 
 
 STOPPING = """\
@@ -177,9 +177,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
+    from batchgen import run_manifest_async
     from batchgen.cli.deliver import report_delivery
     from batchgen.cli.progress import Progress
-    from batchgen.commands import describe, run_manifest_async
+    from batchgen.commands import describe
 
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
@@ -240,7 +241,7 @@ def left_for_rerun(counts: dict[str, int]) -> str:
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
-    from batchgen.commands import StopReason
+    from batchgen import StopReason
 
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))

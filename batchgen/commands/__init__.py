@@ -1,5 +1,5 @@
-"""The library's commands: what `batchgen run`, `plan`, `status`, `cancel` and `deliver` do (and `ls`,
-`report`, `unverified`), as functions that return records and print nothing.
+"""The library's commands: what `batchgen plan`, `status`, `cancel`, `deliver`, `unverified` and `report`
+do, as functions that return records and print nothing (`batchgen run` is `batchgen.run_manifest`).
 
 ```python
 from batchgen import commands
@@ -9,12 +9,10 @@ commands.cancel_run("outputs/demo", only=["product=lamp"]).counts    # {"cancell
 commands.deliver_run("outputs/demo", to="meadow/review@main:drafts").complete
 ```
 
-The command line parses flags, calls one of these and prints the record (`--json`: the record as it
-is). Every run directory is opened through its session (`journal.session`). Notes for a person (the
-sandbox's address, a model's live price, a filter that chose nothing) go to `notify` (default: the
-`batchgen` logger at WARNING). Errors are worded for a Python caller; a `UserError` also carries the
-command line's wording (`cli`). What the command line needs from deeper modules is re-exported here and
-imported on first use, so `batchgen --help` and an offline `plan` stay quick.
+The command line calls one of these and prints the record (`--json`: as it is). Notes for a person go
+to `notify` (default: the `batchgen` logger at WARNING); errors are worded for a Python caller, and a
+`UserError` carries the command line's wording too (`cli`). What the command line needs from deeper
+modules is re-exported here, imported on first use so `batchgen --help` and an offline `plan` stay quick.
 """
 
 from __future__ import annotations
@@ -39,25 +37,19 @@ if TYPE_CHECKING:
     from batchgen.registry.pricing import format_usd
     from batchgen.results.listing import RunSummary, list_runs
     from batchgen.results.unverified import Unverified
-    from batchgen.run.batch import BatchResult, run_manifest, run_manifest_async
     from batchgen.run.live_cancel import CancelBusy
-    from batchgen.run.runner import RunOutcome, RunStats, StopReason
     from batchgen.run.takes import is_take
     from batchgen.sinks.oxen.run import DeliverySummary
 
 __all__ = [
-    "BatchResult",
     "CancelBusy",
     "CancelResult",
     "DeliveryStatus",
     "DeliverySummary",
     "PlanSummary",
-    "RunOutcome",
-    "RunStats",
     "RunStatus",
     "RunSummary",
     "Spend",
-    "StopReason",
     "Unverified",
     "cancel_run",
     "configure_logging",
@@ -71,8 +63,6 @@ __all__ = [
     "plan_manifest",
     "refresh_report",
     "run_coroutine",
-    "run_manifest",
-    "run_manifest_async",
     "run_status",
     "settle_unverified",
     "write_plan_json",
@@ -82,8 +72,6 @@ run_coroutine = aio.run  # asyncio.run, without describing the result on the way
 
 #: Where each name re-exported here lives (imported on first use).
 _HOMES = {
-    **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.run.batch"),
-    **dict.fromkeys(("RunOutcome", "RunStats", "StopReason"), "batchgen.run.runner"),
     **dict.fromkeys(("Spend", "describe"), "batchgen.journal.spend"),
     **dict.fromkeys(("RunSummary", "list_runs"), "batchgen.results.listing"),
     **dict.fromkeys(("format_plan", "write_plan_json"), "batchgen.planning"),
