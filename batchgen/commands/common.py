@@ -1,4 +1,5 @@
-"""What the commands share: the run directory's plan.json, and the jobs `only` chooses in it."""
+"""What the commands share: the run directory's plan.json, the jobs `only` chooses in it, and the delivery
+target the run recorded."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen.journal.session import Session
 
 log = logging.getLogger("batchgen")
 
@@ -61,3 +65,14 @@ def existing_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     if problem is not None:
         raise UsageError(problem)
     return path
+
+
+def recorded_target(session: Session) -> dict[str, object]:
+    """The delivery target the run recorded in its journal (empty when none, or unreadable)."""
+    from batchgen.sinks.oxen.run import META_KEY
+
+    try:
+        value = json.loads(session.journal.meta(META_KEY) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) and {"repo", "branch", "path"} <= value.keys() else {}

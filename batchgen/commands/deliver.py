@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import plan_json
-from batchgen.commands.status import recorded_target
+from batchgen.commands.common import plan_json, recorded_target
 from batchgen.config import RunOptions
 from batchgen.errors import UsageError
 
@@ -79,10 +78,9 @@ async def _deliver(
 
 def _target(session: Session, to: str | None, create: bool) -> tuple[DeliveryTarget, str]:
     """The target and the campaign's name: `to`, else what the run recorded."""
-    from batchgen.sinks.oxen.run import META_KEY
     from batchgen.target import DeliveryTarget, parse_repo
 
-    recorded = recorded_target(session.journal.meta(META_KEY))
+    recorded = recorded_target(session)
     name = recorded.get("name")
     with contextlib.suppress(OSError, ValueError, AttributeError):
         name = name or plan_json(session.run_dir).get("name")
