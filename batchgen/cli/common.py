@@ -16,17 +16,9 @@ if TYPE_CHECKING:
 
 
 EXIT_OK = 0
-
-
 EXIT_INCOMPLETE = 1
-
-
 EXIT_BAD_INPUT = 2
-
-
 EXIT_HARD_STOP = 130
-
-
 EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head`): as a shell reports a command SIGPIPE stopped
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.commands.common import chosen_keys, note, recorded_target
-from batchgen.config import SANDBOX_IDENTITY
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
@@ -41,12 +40,9 @@ class RunStatus:
     run_dir: Path
     jobs: list[dict[str, Any]]
     api: str | None
+    sandbox: bool
     spend: Spend
     delivery: DeliveryStatus | None = None
-
-    @property
-    def sandbox(self) -> bool:
-        return self.api == SANDBOX_IDENTITY
 
     @property
     def complete(self) -> bool:
@@ -69,14 +65,14 @@ def run_status(
         records = sorted(session.journal.records().values(), key=lambda r: r.idx)
         delivery = _delivery_status(session)
         charges, billed = journal_charges(session.journal)
-        api = session.api
+        api, sandbox = session.api, session.sandbox
     chosen = chosen_keys(path, only, notify=notify)
     jobs = [
         _job_status(r, job_spend(charges[r.key], billed))
         for r in records
         if chosen is None or r.key in chosen
     ]
-    return RunStatus(path, jobs, api, spend_of(charges.values(), billed), delivery)
+    return RunStatus(path, jobs, api, sandbox, spend_of(charges.values(), billed), delivery)
 
 
 def _job_status(r: JobRecord, share: JobSpend) -> dict[str, Any]:
