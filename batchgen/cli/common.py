@@ -49,12 +49,16 @@ def add_api_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def say(text: str) -> None:
+    """A line for a person on stderr (above a progress bar, apart from --json's stdout)."""
+    print(f"batchgen: {text}", file=sys.stderr, flush=True)
+
+
 def warn_if_key_flag(args: argparse.Namespace) -> None:
     if getattr(args, "api_key", None):
-        print(
-            "batchgen: warning: a key given with --api-key shows in `ps` and in shell history; "
-            "prefer the OXEN_API_KEY variable",
-            file=sys.stderr,
+        say(
+            "warning: a key given with --api-key shows in `ps` and in shell history; "
+            "prefer the OXEN_API_KEY variable"
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from batchgen.cli.common import (
     example,
     print_json,
     said,
+    say,
     unwrap,
     warn_if_key_flag,
 )
@@ -159,10 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_coroutine(_run(args))
     except KeyboardInterrupt:
-        print(
-            "batchgen: stopped at once; the journal is intact: run the same command to resume",
-            file=sys.stderr,
-        )
+        say("stopped at once; the journal is intact: run the same command to resume")
         if args.json:
             print_json({"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
         return EXIT_HARD_STOP
@@ -203,7 +200,7 @@ async def _run(args: argparse.Namespace) -> int:
             api_base=args.api_base,
             api_key=args.api_key,
             output_dir=args.output_dir,
-            notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            notify=say,
             progress=on_progress,
             stop=stop,
             **{name: getattr(args, name) for name in args.settings},
@@ -211,19 +208,18 @@ async def _run(args: argparse.Namespace) -> int:
     if bar and last:
         bar[0].close(last[0])
     if result.report is not None:
-        print(f"batchgen: report: {result.report}", file=sys.stderr)
+        say(f"report: {result.report}")
     summarise(result.outcome, result.run_dir, result.total)
     if result.spend is not None:
-        print(f"batchgen: {describe(result.spend, sandbox=result.sandbox)}", file=sys.stderr)
+        say(describe(result.spend, sandbox=result.sandbox))
     if result.left_for_later:
-        print(
-            f"batchgen: {result.left_for_later} other planned job(s) were not chosen by --only: left as "
-            "they are for a later run (`batchgen status` shows them)",
-            file=sys.stderr,
+        say(
+            f"{result.left_for_later} other planned job(s) were not chosen by --only: left as "
+            "they are for a later run (`batchgen status` shows them)"
         )
     report_delivery(result.delivery, result.run_dir)
     if result.outcome.drain_timed_out:  # the last line: what the rerun picks up
-        print(f"batchgen: {left_for_rerun(result.outcome.counts)}", file=sys.stderr)
+        say(left_for_rerun(result.outcome.counts))
     code = EXIT_BAD_INPUT if result.outcome.bad_key else EXIT_OK if result.complete else EXIT_INCOMPLETE
     if args.json:  # one object on stdout, the last thing the run prints
         print_json({**result.summary(), "exit_code": code})
@@ -245,28 +241,25 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
 
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
-    print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
+    say(f"{run_dir}: {done}/{total} done ({summary})")
     if outcome.leftovers:
-        print(
-            f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
-            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
-            file=sys.stderr,
+        say(
+            f"also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
+            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)"
         )
     if outcome.takes:
-        print(
-            f"batchgen: also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
+        say(
+            f"also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
             "take(s): generations matching this manifest's requests that another run may also have made "
-            "(*.take-*; see the warning above)",
-            file=sys.stderr,
+            "(*.take-*; see the warning above)"
         )
     if outcome.fatal:
-        print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+        say(f"error: {outcome.fatal}")
     unverified = outcome.counts.get("unverified", 0)
     if unverified:
-        print(
-            f"batchgen: {unverified} paid result(s) failed verification and are kept aside, not downloaded "
-            f"again: `batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again",
-            file=sys.stderr,
+        say(
+            f"{unverified} paid result(s) failed verification and are kept aside, not downloaded "
+            f"again: `batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again"
         )
     if outcome.bad_key:
         return
@@ -282,18 +275,16 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
     }
     invalid = outcome.counts.get("invalid", 0)
     if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
-        print(f"batchgen: submissions stopped: {outcome.stop_detail}", file=sys.stderr)
+        say(f"submissions stopped: {outcome.stop_detail}")
     elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
-        print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
+        say(reasons[outcome.stop_reason])
     elif invalid and done + invalid == total:
-        print(
-            f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
-            "them in the manifest, or rerun with --retry-invalid",
-            file=sys.stderr,
+        say(
+            f"{invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
+            "them in the manifest, or rerun with --retry-invalid"
         )
     elif done + unverified < total:
-        print(
-            "batchgen: some jobs are not done (see results.csv or `batchgen status`); "
-            "run the same command again to retry what is missing",
-            file=sys.stderr,
+        say(
+            "some jobs are not done (see results.csv or `batchgen status`); "
+            "run the same command again to retry what is missing"
         )
