@@ -4,7 +4,6 @@ only what is missing (`commands.deliver_run`); and the delivery lines `batchgen 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,7 +66,7 @@ def add_deliver(commands: Commands) -> None:
 def cmd_deliver(args: argparse.Namespace) -> int:
     from batchgen.commands import configure_logging
 
-    configure_logging(secrets=[os.environ.get("OXEN_API_KEY", ""), args.api_key or ""], verbose=args.verbose)
+    configure_logging(api_key=args.api_key, verbose=args.verbose)
     warn_if_key_flag(args)
     summary = deliver_run(
         args.run_dir,

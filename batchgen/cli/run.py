@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,8 +153,7 @@ def add_run(commands: Commands) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from batchgen.errors import BatchgenError, UserError
 
-    env_key = os.environ.get("OXEN_API_KEY", "")
-    configure_logging(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
+    configure_logging(api_key=args.api_key, verbose=args.verbose)
     try:
         return run_coroutine(_run(args))
     except KeyboardInterrupt:

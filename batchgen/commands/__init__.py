@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from batchgen import aio
 from batchgen.commands.cancel import CancelResult, cancel_run
-from batchgen.commands.common import chosen_keys, existing_run_dir, note
+from batchgen.commands.common import chosen_keys, note
 from batchgen.commands.deliver import deliver_run
 from batchgen.commands.plan import PlanSummary, plan_manifest
 from batchgen.commands.status import DeliveryStatus, RunStatus, run_status
@@ -93,11 +93,11 @@ def __getattr__(name: str) -> object:
     return value
 
 
-def configure_logging(*, secrets: list[str], verbose: bool = False) -> None:
-    """The `batchgen` logger on stderr (above a progress bar), every secret redacted."""
+def configure_logging(*, api_key: str | None = None, verbose: bool = False) -> None:
+    """The `batchgen` logger on stderr (above a progress bar), the keys ($OXEN_API_KEY, `api_key`) redacted."""
     from batchgen import logs
 
-    logs.configure(secrets=secrets, verbose=verbose)
+    logs.configure(secrets=[os.environ.get("OXEN_API_KEY", ""), api_key or ""], verbose=verbose)
 
 
 def refresh_report(run_dir: str | os.PathLike[str]) -> Path:
@@ -118,6 +118,7 @@ def settle_unverified(
     """The paid results whose bytes failed verification (those `only` chooses): as they are, or accepted
     as the results (`accept`), or to be downloaded again by the next run (`fetch_again`; both refused
     while a run is live)."""
+    from batchgen.journal.session import existing_run_dir
     from batchgen.results.unverified import settle
 
     path = existing_run_dir(run_dir)

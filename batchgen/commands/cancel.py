@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import chosen_keys, existing_run_dir, note, plan_json
+from batchgen.commands.common import chosen_keys, note, plan_json
 from batchgen.config import api_origin
 from batchgen.errors import RunLocked
 from batchgen.states import AT_PROVIDER, JobState
@@ -57,6 +57,7 @@ def cancel_run(
     do it and waited for, up to `timeout_s`; otherwise it is done here, under the lock, with the API
     (`api_base`, `api_key`: default $OXEN_API_BASE, $OXEN_API_KEY). Two at once take turns
     (`on_turn_wait(pid)` while another goes first; CancelBusy when it does not finish in time)."""
+    from batchgen.journal.session import existing_run_dir
     from batchgen.run.live_cancel import cancel_turn
 
     path = existing_run_dir(run_dir)  # before the turn file and the lock

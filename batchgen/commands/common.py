@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,18 +52,6 @@ def chosen_keys(
 
 def plan_json(run_dir: Path) -> Any:
     return json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
-
-
-def existing_run_dir(run_dir: str | os.PathLike[str]) -> Path:
-    """`run_dir` as a Path, when it holds a journal; a UsageError saying why not, otherwise (checked
-    before anything is written into it: a plain folder is never littered)."""
-    from batchgen.journal.schema import journal_problem
-
-    path = Path(run_dir)
-    problem = journal_problem(path)
-    if problem is not None:
-        raise UsageError(problem)
-    return path
 
 
 def recorded_target(session: Session) -> dict[str, object]:
