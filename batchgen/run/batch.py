@@ -193,12 +193,13 @@ def check_can_run(plan: Plan, options: RunOptions) -> list[str]:
     """Usage errors that need the plan: local images with nowhere to go, a budget that cannot work.
     Returns what to say without stopping (a price too low to trust, with no budget depending on it)."""
     if options.upload is None and not options.inline_assets and any(job.assets for job in plan.jobs):
-        why = f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
+        why = (
+            f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
+            "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass "
+        )
         raise UsageError(
-            why + "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass upload_repo='NS/REPO', "
-            "or inline_assets=True to send them as data: URIs",
-            cli=why + "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass --upload-repo "
-            "NS/REPO, or pass --inline-assets to send them as data: URIs",
+            why + "upload_repo='NS/REPO', or inline_assets=True to send them as data: URIs",
+            cli=why + "--upload-repo NS/REPO, or pass --inline-assets to send them as data: URIs",
         )
     budget = options.budget_usd
     implausible = implausible_prices((job.model, job.cost_usd, job.duration_s) for job in plan.jobs)
