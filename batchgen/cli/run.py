@@ -172,10 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
-    from batchgen import run_manifest_async
     from batchgen.cli.deliver import report_delivery
     from batchgen.cli.progress import Progress
-    from batchgen.commands import describe
+    from batchgen.commands import describe, run_manifest_async
 
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
