@@ -7,13 +7,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
 from batchgen.commands.common import plan_json, recorded_target
-from batchgen.config import RunOptions
+from batchgen.config import RunOptions, Timeouts
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ def deliver_run(
     api_key: str | None = None,
     request_timeout_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> DeliverySummary | None:
+) -> DeliverySummary:
     """Deliver a run's results to its `deliver:` repository (or `to`: "NS/NAME[@BRANCH][:PATH]"), from
     the run directory alone: only what is missing. `progress(delivered, wanted)` after every change."""
     from batchgen.client.endpoint import credentials
@@ -50,15 +49,14 @@ async def _deliver(
     api: tuple[str, str],
     request_timeout_s: float | None,
     progress: Callable[[int, int], None] | None,
-) -> DeliverySummary | None:
+) -> DeliverySummary:
     from batchgen.client.api import OxenClient
     from batchgen.journal.session import Session
     from batchgen.sinks.base import run_with_sinks
     from batchgen.sinks.oxen.run import RunDelivery
 
-    (api_base, key), timeouts = api, RunOptions().timeouts
-    if request_timeout_s is not None:
-        timeouts = replace(timeouts, request_s=request_timeout_s)
+    api_base, key = api
+    timeouts = Timeouts() if request_timeout_s is None else Timeouts(request_s=request_timeout_s)
     with Session.writing(path) as session:
         session.refuse_sandbox(
             "its results are placeholders, never delivered to a real repository (its deliveries went to "
