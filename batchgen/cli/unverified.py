@@ -76,19 +76,16 @@ def cmd_unverified(args: argparse.Namespace) -> int:
     if args.json:
         for one in found:
             print(json.dumps({**one.job.as_json(), "kept": one.kept}))
+    elif not found:
+        print(f"{run_dir}: no unverified result{' among those chosen' if changing and args.only else ''}")
     elif not changing:
         _list(run_dir, found)
-    elif not found:
-        print(f"{run_dir}: no unverified result{' among those chosen' if args.only else ''}")
     else:
         return _changed(run_dir, found, accept=args.accept)
     return EXIT_OK
 
 
 def _list(run_dir: Path, found: list[Unverified]) -> None:
-    if not found:
-        print(f"{run_dir}: no unverified result")
-        return
     print(
         f"{run_dir}: {len(found)} unverified result(s): paid and downloaded, failed verification, kept aside"
     )
