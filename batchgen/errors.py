@@ -6,9 +6,9 @@
     │   ├── ModelDescriptionError  the registry's description of a model cannot be used
     │   ├── RunLocked              another runner holds the run directory
     │   └── UsageError             a bad flag or argument combination
+    ├── Unauthenticated            401: the key is missing or wrong (nothing can go on)
     ├── ApiError                   the Oxen API said no, or could not be reached
     │   ├── ApiStatusError         an HTTP error status with the server's detail
-    │   │   ├── Unauthenticated    401: the key is missing or wrong (stop at once)
     │   │   ├── InsufficientCredits  the account cannot pay (stop submitting)
     │   │   ├── NotFound           404
     │   │   └── RateLimited        429, with the Retry-After the server asked for
@@ -108,6 +108,16 @@ class StorageError(BatchgenError):
     """The run directory or the journal cannot be written (permissions, disk full)."""
 
 
+class Unauthenticated(BatchgenError):
+    """401: the API key is missing or invalid. Nothing more can succeed, so this is not an ApiError:
+    no `except ApiError` (a job failed, a look that cannot be made now...) takes it for one request's
+    trouble, and it ends whatever it interrupts."""
+
+    def __init__(self, status: int, method: str, path: str, detail: str) -> None:
+        self.status, self.method, self.path, self.detail = status, method, path, detail
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
+
+
 class ApiError(BatchgenError):
     """The Oxen API refused a request or could not be reached."""
 
@@ -121,10 +131,6 @@ class ApiStatusError(ApiError):
         self.path = path
         self.detail = detail
         super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
-
-
-class Unauthenticated(ApiStatusError):
-    """401: the API key is missing or invalid. Nothing more can succeed."""
 
 
 class InsufficientCredits(ApiStatusError):

@@ -22,14 +22,8 @@ class RedactFilter(logging.Filter):
         super().__init__()
         self._secrets = [s for s in secrets if s]
 
-    def add_secret(self, secret: str) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
-
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
+        message = _redact(record.getMessage(), self._secrets)
         record.msg, record.args = message, None
         if record.exc_info:  # a traceback could quote the key: keep only its redacted summary
             record.msg = f"{message} ({_redact(repr(record.exc_info[1]), self._secrets)})"

@@ -1,12 +1,12 @@
 """The one retry decision and the one retry loop.
 
-- `decide(error, attempt=..., policy=..., rng=..., idempotent=...)` classifies an error of an API call:
-  retry after N seconds, look for it at the provider before sending it again (a POST that may have
-  been acted on), fail the job (the request itself is wrong), stop the run (no credits), or give up.
+- `decide(error, attempt=..., policy=..., idempotent=...)` classifies an error of an API call: send it
+  again (after the loop's wait), look for it at the provider before sending it again (a POST that may
+  have been acted on), fail the job (the request itself is wrong), stop the run (no credits), or give up.
 - `attempts(policy, limit=..., on=...)` is the loop every retry in batchgen iterates; `retryable` is
   its `on` for Oxen API calls.
 - `classify_generation_error(message)` reads a failed generation's error text.
-- `backoff` and `parse_retry_after` give the waits.
+- `backoff` gives the waits between tries.
 
 No I/O and no asyncio here (the pure scheduler imports this module): the loop sleeps through the
 function it is given. stamina itself is not a dependency: each of its attempts costs one (a 429 must
@@ -16,12 +16,10 @@ lines.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from batchgen.config import RetryPolicy
@@ -39,38 +37,27 @@ log = logging.getLogger(__name__)
 
 
 class Action(StrEnum):
-    RETRY = "retry"  # surely not acted on (or idempotent): send it again after `delay_s`
+    RETRY = "retry"  # surely not acted on (or idempotent): send it again (a 429 costs no attempt)
     LOOK_FIRST = "look_first"  # a POST that may have been acted on: find it at the provider first
     REJECT_JOB = "reject_job"  # the request itself is refused: retrying cannot help
     STOP_RUN = "stop_run"  # the account cannot pay: stop submitting; the job waits for the next run
-    FATAL = "fatal"  # the key is wrong: nothing can go on
     GIVE_UP = "give_up"  # attempts used up (or not retryable): let the error through
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    action: Action
-    delay_s: float = 0.0
-    costs_attempt: bool = True  # a 429 is the server asking us to wait: it costs no attempt
-
-
-def decide(
-    error: ApiError, *, attempt: int, policy: RetryPolicy, rng: random.Random, idempotent: bool
-) -> Verdict:
-    """What to do after `error` on try number `attempt` (from 1) of one API call."""
-    if isinstance(error, Unauthenticated):
-        return Verdict(Action.FATAL)
+def decide(error: ApiError, *, attempt: int, policy: RetryPolicy, idempotent: bool) -> Action:
+    """What to do after `error` on try number `attempt` (from 1) of one API call (how long to wait
+    first is the retry loop's: `attempts`)."""
     if isinstance(error, InsufficientCredits):
-        return Verdict(Action.STOP_RUN)
+        return Action.STOP_RUN
     if isinstance(error, RateLimited):  # answered before anything was done: not acted on, no attempt used
-        return Verdict(Action.RETRY, error.wait_s, costs_attempt=False)
+        return Action.RETRY
     if not _transient(error):
-        return Verdict(Action.REJECT_JOB if not idempotent else Action.GIVE_UP)
+        return Action.REJECT_JOB if not idempotent else Action.GIVE_UP
     if not idempotent and not isinstance(error, ConnectFailed):
-        return Verdict(Action.LOOK_FIRST)  # lost answer, timeout, 5xx: it may exist now
+        return Action.LOOK_FIRST  # lost answer, timeout, 5xx: it may exist now
     if attempt >= policy.request_attempts:
-        return Verdict(Action.GIVE_UP)
-    return Verdict(Action.RETRY, backoff(attempt, policy, rng))
+        return Action.GIVE_UP
+    return Action.RETRY
 
 
 def _transient(error: Exception) -> bool:
@@ -168,24 +155,6 @@ def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
     with a random share of `policy.jitter`, so many clients do not retry in lockstep."""
     base = min(policy.max_s, policy.initial_s * 2 ** max(0, attempt - 1))
     return float(base * (1 - policy.jitter) + base * policy.jitter * rng.random())
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 # -- failed generations ---------------------------------------------------------------------------

@@ -6,8 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from batchgen.client.api import OxenClient
-from batchgen.client.http import without_silent_resends
+from batchgen.client.api import OxenClient, without_silent_resends
 from batchgen.emulator import EmulatorConfig, FaultConfig, run_emulator
 from batchgen.errors import ResponseLost
 

@@ -433,6 +433,29 @@ def test_aiohttp_errors_are_caught_in_one_place() -> None:
     assert catching <= {"batchgen.client.api"}
 
 
+#: The errors of one request (`batchgen.errors`): an `except` of any of them is about that request.
+API_ERRORS = re.compile(r"\b(ApiError|ApiStatusError|TransportError|ResponseLost|NotFound)\b")
+
+
+def test_a_wrong_key_is_never_let_through_by_hand() -> None:
+    """Unauthenticated is no ApiError, so no `except ApiError` (or subclass) has to re-raise it: no
+    `except Unauthenticated: raise`, and no handler of an API error that names Unauthenticated."""
+    from batchgen.errors import ApiError, Unauthenticated
+
+    assert not issubclass(Unauthenticated, ApiError)
+    by_hand = []
+    for name, path in _client_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ExceptHandler) or node.type is None:
+                continue
+            caught = ast.unparse(node.type)
+            body = "\n".join(ast.unparse(statement) for statement in node.body)
+            bare_reraise = caught == "Unauthenticated" and body == "raise"
+            if bare_reraise or (API_ERRORS.search(caught) and "Unauthenticated" in body):
+                by_hand.append(f"{name}:{node.lineno}")
+    assert by_hand == []
+
+
 #: Attribute names that wire one stage to another when assigned from outside the object.
 WIRES = {"apply_row", "queue_download", "session", "stream", "jobs_done", "head"}
 

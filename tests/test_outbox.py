@@ -32,8 +32,8 @@ POLICY = RetryPolicy(request_attempts=3, initial_s=1.0, max_s=8.0, jitter=0.0)
 class Far:
     """A far side and a journal, scripted: what each send and each look answers, and every step taken."""
 
-    sends: list[str | ApiError]  # what each send answers (an error is raised)
-    looks: list[Mapping[str, str] | ApiError] = field(default_factory=list)  # what each look finds
+    sends: list[str | Exception]  # what each send answers (an error is raised)
+    looks: list[Mapping[str, str] | Exception] = field(default_factory=list)  # what each look finds
     sent_ago_s: float = 1.0  # the intent journals a send time this long before now
     steps: list[str] = field(default_factory=list)
     looked_while: list[set[str]] = field(default_factory=list)  # `outbox.looking` at each look
@@ -49,7 +49,7 @@ class Far:
     async def send(self) -> str:
         self.steps.append("send")
         answer = self.sends.pop(0)
-        if isinstance(answer, ApiError):
+        if isinstance(answer, Exception):
             raise answer
         return answer
 
@@ -57,7 +57,7 @@ class Far:
         self.steps.append(f"look {','.join(keys)}")
         self.looked_while.append(set(self.outbox.looking))
         found = self.looks.pop(0)
-        if isinstance(found, ApiError):
+        if isinstance(found, Exception):
             raise found
         return found
 
@@ -128,6 +128,14 @@ async def test_a_look_that_cannot_be_made_leaves_the_intent_journaled_for_the_ne
     assert raised.value.error is failure
     assert far.steps == ["intend", "send", "look k", f"sleep {SETTLE}", "look k"]
     assert far.outbox.looking == set()
+
+
+async def test_a_wrong_key_at_the_send_goes_through_at_once() -> None:
+    """A 401 from the send is raised as itself: not looked for, not journaled `not sent`, not sent again."""
+    far = Far(sends=[Unauthenticated(401, "POST", "/q", "who"), "never"])
+    with pytest.raises(Unauthenticated):
+        await far.run()
+    assert far.steps == ["intend", "send"]
 
 
 async def test_a_wrong_key_while_looking_is_not_cannot_tell() -> None:

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from batchgen.client.api import parse_retry_after
 from batchgen.config import RetryPolicy
-from batchgen.retry import FailureKind, backoff, classify_generation_error, parse_retry_after
+from batchgen.retry import FailureKind, backoff, classify_generation_error
 
 
 def test_backoff_doubles_and_caps_without_jitter() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tracemalloc
 
 import pytest
@@ -199,13 +198,6 @@ def test_events_are_returned_as_soon_as_their_blank_line_arrives() -> None:
     assert decoder.feed(b"\n") == [ev("{}", "media_generation_completed")]
 
 
-def test_keep_alives_are_counted_and_bytes_seen() -> None:
-    """Keep-alive comments dispatch nothing but are visible to an idle watchdog."""
-    decoder = SSEDecoder()
-    assert decoder.feed(b": keep-alive\n\n: keep-alive\n\n") == []
-    assert (decoder.comments, decoder.bytes_seen) == (2, 28)
-
-
 def test_last_event_id_and_retry_are_kept_for_reconnects() -> None:
     """The decoder remembers the last event ID and reconnection time even for events never dispatched."""
     decoder = SSEDecoder()
@@ -220,14 +212,6 @@ def test_feed_after_close_is_a_programming_error() -> None:
     assert decoder.close() == []
     with pytest.raises(RuntimeError, match="after close"):
         decoder.feed(b"data: x\n\n")
-
-
-def test_event_json_parses_oxen_payload() -> None:
-    """ServerSentEvent.json() returns the parsed data of an Oxen completion event."""
-    (event, *_) = decode_all(OXEN_STREAM)
-    assert event.json()["status"] == "succeeded"
-    with pytest.raises(json.JSONDecodeError):
-        ev("not json").json()
 
 
 # Property test: generated streams, serialised with random line endings, parse back to the same

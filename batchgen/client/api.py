@@ -10,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
 from batchgen.client.history import HISTORY_PAGE_SIZE, Page, page_of, read_since
-from batchgen.client.http import without_silent_resends
 from batchgen.client.reconcile import Scope, merge_rows
-from batchgen.client.serverclock import ServerClock
+from batchgen.client.serverclock import ServerClock, parse_http_date
 from batchgen.config import RetryPolicy, Timeouts
 from batchgen.errors import (
     ApiError,
@@ -35,8 +36,9 @@ from batchgen.errors import (
     ResponseTimeout,
     Unauthenticated,
 )
-from batchgen.retry import attempts, parse_retry_after, retryable
+from batchgen.retry import attempts, retryable
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Who batchgen writes to Oxen as: the repositories it creates and the commits it makes.
 AUTHOR = {"name": "batchgen", "email": "batchgen@users.noreply.oxen.ai"}
@@ -47,19 +49,14 @@ class Throttle:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._until = 0.0
+        self.until = 0.0  # when the pause ends, on the throttle's clock (time.monotonic by default)
         self.paused_s = 0.0  # total time callers were held, for the progress line
 
     def pause(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + seconds)
-
-    @property
-    def until(self) -> float:
-        """When the pause ends, on the throttle's clock (time.monotonic by default)."""
-        return self._until
+        self.until = max(self.until, self._clock() + seconds)
 
     def remaining(self) -> float:
-        return max(0.0, self._until - self._clock())
+        return max(0.0, self.until - self._clock())
 
     async def wait_clear(self) -> None:
         while (left := self.remaining()) > 0:
@@ -75,6 +72,18 @@ class Completion:
     status: str  # "succeeded" | "failed"
     url: str | None = None
     error: str | None = None
+
+
+def field_of(answer: Any, *keys: str) -> Any:
+    """`answer[key][key]...` of a parsed answer, or None where a level is missing or not an object."""
+    for key in keys:
+        answer = answer.get(key) if isinstance(answer, Mapping) else None
+    return answer
+
+
+def repo_path(namespace: str, repo: str) -> str:
+    """The API path of a repository (`/api/repos/{namespace}/{repo}`), each name quoted whole."""
+    return "/api/repos/" + "/".join(quote(p, safe="") for p in (namespace, repo))
 
 
 def error_detail(body: Any, fallback: str) -> str:
@@ -93,7 +102,20 @@ def error_detail(body: Any, fallback: str) -> str:
     return fallback
 
 
-def _status_error(status: int, method: str, path: str, body: Any, headers: Mapping[str, str]) -> ApiError:
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = parse_http_date(value.strip())
+    return None if when is None else max(0.0, when - (now or datetime.now(UTC)).timestamp())
+
+
+def _status_error(
+    status: int, method: str, path: str, body: Any, headers: Mapping[str, str]
+) -> ApiError | Unauthenticated:
     detail = error_detail(body, f"HTTP {status}")
     if status == 429:
         return RateLimited(method, path, detail, parse_retry_after(headers.get("Retry-After")))
@@ -124,8 +146,18 @@ def mapped_errors(method: str, path: str) -> Iterator[None]:
         raise ResponseLost(f"{method} {path}: {type(exc).__name__}") from exc
 
 
+def without_silent_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """Turn off aiohttp's own second try of an idempotent request (GET, PUT, DELETE...) whose connection
+    dropped before the answer (`ClientSession._retry_connection`, on by default and with no public
+    switch in aiohttp 3.14; its own test client turns it off the same way). A cut PUT to a repository
+    would otherwise commit twice; what to do after a lost answer is `retry.decide`'s call."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
 class OxenClient:
-    """Typed calls to the Oxen API. Owns its aiohttp session unless one is given."""
+    """Typed calls to the Oxen API, through an aiohttp session of its own (`without_silent_resends`)."""
 
     def __init__(
         self,
@@ -208,6 +240,14 @@ class OxenClient:
                     raise error
                 return body
 
+    async def retried(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json_body: Any = None
+    ) -> Any:
+        """`request` for a call that may be sent again (a read, an idempotent write), with retries."""
+        return await self.with_retries(
+            lambda: self.request(method, path, params=params, json_body=json_body), what=f"{method} {path}"
+        )
+
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run an idempotent call, trying again on transient failures (`retry.retryable`)."""
         policy = self.retry_policy
@@ -222,15 +262,14 @@ class OxenClient:
     async def enqueue(self, body: Mapping[str, Any]) -> list[str]:
         """POST /api/ai/queue once (never retried here: a lost answer must be reconciled)."""
         answer = await self.request("POST", "/api/ai/queue", json_body=dict(body))
-        generations = answer.get("generations") if isinstance(answer, Mapping) else None
+        generations = field_of(answer, "generations")
         if not generations:
             detail = error_detail(answer, "no generations in the response")
             raise ApiStatusError(200, "POST", "/api/ai/queue", detail)
         return [str(g["generation_id"]) for g in generations]
 
     async def get_generation(self, generation_id: str) -> dict[str, Any]:
-        path = f"/api/ai/queue/{quote(generation_id, safe='')}"
-        return dict(await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}"))
+        return dict(await self.retried("GET", f"/api/ai/queue/{quote(generation_id, safe='')}"))
 
     async def list_queue(
         self, *, model: str | None = None, status: str | None = None, namespace: str | None = None
@@ -238,10 +277,7 @@ class OxenClient:
         """The lean queue listing (active rows unless `status` is given). It documents no paging and
         no cap, so a caller must not rely on it being complete."""
         params = {k: v for k, v in (("model", model), ("status", status), ("namespace", namespace)) if v}
-        answer = await self.with_retries(
-            lambda: self.request("GET", "/api/ai/queue", params=params), what="GET /api/ai/queue"
-        )
-        return _rows(answer, "GET /api/ai/queue")
+        return _rows(await self.retried("GET", "/api/ai/queue", params=params), "GET /api/ai/queue")
 
     async def history_since(
         self, *, model: str, namespace: str | None, since: float | None
@@ -255,10 +291,7 @@ class OxenClient:
         }
 
         async def page(number: int) -> Page:
-            answer = await self.with_retries(
-                lambda: self.request("GET", "/api/ai/generations", params={**base, "page": str(number)}),
-                what="GET /api/ai/generations",
-            )
+            answer = await self.retried("GET", "/api/ai/generations", params={**base, "page": str(number)})
             return page_of(answer, _rows(answer, "GET /api/ai/generations"))
 
         return await read_since(page, since)
@@ -283,52 +316,31 @@ class OxenClient:
         return merge_rows(*listings)
 
     async def cancel(self, generation_id: str) -> None:
-        path = f"/api/ai/queue/{quote(generation_id, safe='')}"
-        await self.with_retries(lambda: self.request("DELETE", path), what=f"DELETE {path}")
+        await self.retried("DELETE", f"/api/ai/queue/{quote(generation_id, safe='')}")
 
     async def get_model(self, model_id: str) -> Any:
         """The registry's answer as parsed JSON, unchecked (`ModelSpec.from_api` judges it)."""
-        path = f"/api/ai/models/{quote(model_id, safe='')}"
-        answer = await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
+        answer = await self.retried("GET", f"/api/ai/models/{quote(model_id, safe='')}")
         if isinstance(answer, Mapping) and isinstance(answer.get("data"), Mapping):
             answer = answer["data"]
         return answer
 
-    def file_url(self, namespace: str, repo: str, branch: str, path: str) -> str:
-        parts = "/".join(quote(p, safe="") for p in (namespace, repo))
-        return self.url(f"/api/repos/{parts}/file/{quote(branch, safe='/')}/{quote(path)}")
-
-    async def file_exists(self, url: str) -> bool:
-        """HEAD a repository file (public repos need no key)."""
-        path = urlsplit(url).path
-        await self.throttle.wait_clear()
-        with mapped_errors("HEAD", path):
-            async with self.session.head(url, headers=self.auth_for(url)) as resp:
-                return resp.status == 200
-
-    async def create_repo(self, namespace: str, repo: str, description: str) -> bool:
-        """POST /api/repos; True when created, False when it already existed (409)."""
-        body = {
-            "namespace": namespace,
-            "name": repo,
-            "description": description,
-            "user": AUTHOR,
-        }
+    async def create_repo(self, namespace: str, repo: str, description: str, *, kind: str) -> None:
+        """POST /api/repos, and the log says which: created (a warning), or there already (409)."""
+        body = {"namespace": namespace, "name": repo, "description": description, "user": AUTHOR}
         try:
-            await self.with_retries(
-                lambda: self.request("POST", "/api/repos", json_body=body), what="POST /api/repos"
-            )
+            await self.retried("POST", "/api/repos", json_body=body)
         except ApiStatusError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
+            if exc.status != 409:
+                raise
+            log.info("%s repository %s/%s: already exists", kind, namespace, repo)
+        else:
+            log.warning("%s repository %s/%s: created", kind, namespace, repo)
 
     async def repo_exists(self, namespace: str, repo: str) -> bool:
         """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""
-        path = "/api/repos/" + "/".join(quote(p, safe="") for p in (namespace, repo))
         try:
-            await self.with_retries(lambda: self.request("GET", path), what=f"GET {path}")
+            await self.retried("GET", repo_path(namespace, repo))
         except NotFound:
             return False
         return True
@@ -357,7 +369,7 @@ class OxenClient:
 
 
 def _rows(answer: Any, what: str) -> list[dict[str, Any]]:
-    generations = answer.get("generations") if isinstance(answer, Mapping) else None
+    generations = field_of(answer, "generations")
     if not isinstance(generations, list) or not all(
         isinstance(g, Mapping) and "generation_id" in g for g in generations
     ):

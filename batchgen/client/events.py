@@ -66,7 +66,6 @@ class EventStream:
         self._sleep = sleep
         self.connected = asyncio.Event()
         self.connections = 0
-        self.events_seen = 0
 
     async def wait_connected(self) -> None:
         await self.connected.wait()
@@ -113,7 +112,6 @@ class EventStream:
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:
         for event in events:
-            self.events_seen += 1
             completion = completion_from_event(event)
             if completion is not None:
                 self._on_completion(completion)

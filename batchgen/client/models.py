@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.client.api import OxenClient
-from batchgen.errors import ApiError, ModelDescriptionError, NotFound, Unauthenticated
+from batchgen.errors import ApiError, ModelDescriptionError, NotFound
 from batchgen.manifest import Manifest
 from batchgen.registry.catalog import ChainCatalog, ModelCatalog, SnapshotCatalog
 from batchgen.registry.pricing import rate
@@ -100,8 +100,6 @@ async def model_catalog(
                 )
             continue
         except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
             cached.extend(_fall_back(model_id, exc, run_dir, shipped, result.notes))
             continue
         result.live.append(spec)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from batchgen.client.history import enqueued_before
+
 # Fields the provider does not echo back at the top level of a queue row.
 _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 
@@ -193,18 +195,12 @@ def _oldest_first(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def _could_be(
     item: Pending, row: Mapping[str, Any], defaults: Mapping[str, Mapping[str, Any]] | None
 ) -> bool:
-    """The row could be the generation `item` created: not too old, billed alike, echoing its request."""
-    if _too_old(row, item.submitted_at) or _namespace_differs(item.body, row):
+    """The row could be the generation `item` created: not enqueued well before it (both on the
+    provider's clock), billed alike, echoing its request."""
+    earliest = None if item.submitted_at is None else item.submitted_at - CLOCK_SKEW_S
+    if enqueued_before(row, earliest) or _namespace_differs(item.body, row):
         return False
     return row_matches(item.body, row, (defaults or {}).get(str(item.body.get("model"))))
-
-
-def _too_old(row: Mapping[str, Any], submitted_at: float | None) -> bool:
-    """The row was enqueued well before the submission (both on the provider's clock)."""
-    enqueued_at = row.get("enqueued_at")
-    if submitted_at is None or isinstance(enqueued_at, bool) or not isinstance(enqueued_at, int | float):
-        return False
-    return enqueued_at < submitted_at - CLOCK_SKEW_S
 
 
 def _namespace_differs(body: Mapping[str, Any], row: Mapping[str, Any]) -> bool:

@@ -65,11 +65,6 @@ class ServerClock:
             return None
         return (self._low + self._high) / 2
 
-    @property
-    def uncertainty(self) -> float | None:
-        """How far the offset may be off, either way (half the interval it is known to lie in)."""
-        return None if not math.isfinite(self._low) else (self._high - self._low) / 2
-
     def to_server(self, local: float) -> float | None:
         """A time on our clock as the provider's clock read it then; None when the offset is unknown."""
         offset = self.offset

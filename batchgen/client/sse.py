@@ -15,10 +15,8 @@ Neither holds more than `MAX_EVENT_SIZE` characters of one line or one event: pa
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["MAX_EVENT_SIZE", "SSEDecoder", "SSELimitExceeded", "SSELineDecoder", "ServerSentEvent"]
 
@@ -44,10 +42,6 @@ class ServerSentEvent:
     data: str
     id: str | None = None
     retry: int | None = None
-
-    def json(self) -> Any:
-        """The data parsed as JSON (raises `json.JSONDecodeError` when it is not JSON)."""
-        return json.loads(self.data)
 
 
 class SSELineDecoder:
@@ -109,9 +103,8 @@ class SSELineDecoder:
 class SSEDecoder:
     """Turns an event-stream byte stream into events: `feed(bytes) → list`, `close() → list`.
 
-    Besides events it keeps what a caller's watchdog or reconnect logic needs: `bytes_seen` (every
-    byte fed, keep-alives included), `comments` (comment lines such as `: keep-alive`),
-    `last_event_id` (for a `Last-Event-ID` header) and `retry` (the server's reconnection time, ms).
+    Besides events it keeps what reconnect logic needs: `last_event_id` (for a `Last-Event-ID` header)
+    and `retry` (the server's reconnection time, ms).
 
     A line or an event (its data lines, joined) longer than `max_size` characters raises
     `SSELimitExceeded`, having buffered at most that much; the decoder must not be fed again.
@@ -129,14 +122,11 @@ class SSEDecoder:
         self._retry_in_event: int | None = None
         self.last_event_id: str | None = None
         self.retry: int | None = None
-        self.bytes_seen = 0
-        self.comments = 0
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Decode one chunk of the stream; return the events it completed (often none)."""
         if self._closed:
             raise RuntimeError("SSEDecoder.feed() called after close()")
-        self.bytes_seen += len(data)
         return self._decode_lines(self._lines.decode(self._decode_text(data, final=False)))
 
     def close(self) -> list[ServerSentEvent]:
@@ -158,19 +148,13 @@ class SSEDecoder:
         return text
 
     def _decode_lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        events = []
-        for line in lines:
-            event = self.decode_line(line)
-            if event is not None:
-                events.append(event)
-        return events
+        return [event for line in lines if (event := self.decode_line(line)) is not None]
 
     def decode_line(self, line: str) -> ServerSentEvent | None:
         """Process one line (without its line break); return the event a blank line dispatches."""
         if not line:
             return self._dispatch()
-        if line[0] == ":":
-            self.comments += 1
+        if line[0] == ":":  # a comment (`: keep-alive`)
             return None
         name, colon, value = line.partition(":")
         if colon and value[:1] == " ":

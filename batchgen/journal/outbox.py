@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, RateLimited, Unauthenticated
+from batchgen.errors import ApiError, RateLimited
 from batchgen.retry import Action, attempts, decide
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,13 @@ class Outbox(Generic[K, F]):
                 try:
                     return await send()
                 except ApiError as error:
-                    verdict = decide(
-                        error, attempt=attempt.number, policy=self.policy, rng=self._rng, idempotent=False
-                    )
-                    if verdict.action is Action.RETRY and not_sent is not None:
-                        await not_sent(error)
-                    if verdict.action in (Action.RETRY, Action.FATAL):
-                        raise  # sent again after the loop's wait; a wrong key goes through
-                    if verdict.action is not Action.LOOK_FIRST and not isinstance(error, lost):
-                        return NotSent(error, verdict.action)
+                    action = decide(error, attempt=attempt.number, policy=self.policy, idempotent=False)
+                    if action is Action.RETRY:
+                        if not_sent is not None:
+                            await not_sent(error)
+                        raise  # sent again after the loop's wait
+                    if action is not Action.LOOK_FIRST and not isinstance(error, lost):
+                        return NotSent(error, action)
                     log.info(
                         "%s may or may not have been carried out (%s): looking", what, error, extra=extra
                     )
@@ -167,7 +165,5 @@ class Outbox(Generic[K, F]):
         CannotTell (a wrong key is not: nothing can go on)."""
         try:
             return await question
-        except Unauthenticated:
-            raise
         except ApiError as exc:
             raise CannotTell(exc) from exc

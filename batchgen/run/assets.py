@@ -15,9 +15,8 @@ from pathlib import Path
 
 from batchgen.client.api import OxenClient
 from batchgen.client.repos import RepoApi
-from batchgen.client.workspaces import WorkspaceApi
 from batchgen.config import UploadTarget
-from batchgen.errors import ApiError, NotFound, Unauthenticated, UsageError
+from batchgen.errors import ApiError, NotFound, UsageError
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.outbox import CannotTell
 from batchgen.journal.store import Journal
@@ -43,13 +42,13 @@ class AssetPlacer:
         self._client = client
         self._journal = journal
         self._upload = upload
+        self._repo = None if upload is None else RepoApi(client, _as_target(upload))
         self._inline = inline
         self._urls: dict[str, str] = {}
         self._failures: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._commits: CommitOnce | None = None  # made, and its leftovers resolved, at the first upload
         self._commits_lock = asyncio.Lock()
-        self.uploads = 0
 
     async def prepare(self, assets: Iterable[LocalAsset]) -> None:
         """Place every asset before anything is submitted: a missing upload repository (or branch) is a
@@ -57,16 +56,8 @@ class AssetPlacer:
         created first (409, already there, is fine)."""
         target = self._upload
         if target is not None and target.create and not self._inline:
-            created = await self._client.create_repo(
-                target.namespace, target.repo, "Reference images for batchgen"
-            )
-            log.log(
-                logging.WARNING if created else logging.INFO,
-                "upload repository %s/%s: %s",
-                target.namespace,
-                target.repo,
-                "created" if created else "already exists",
-            )
+            description = "Reference images for batchgen"
+            await self._client.create_repo(target.namespace, target.repo, description, kind="upload")
         for asset in {a.sha256: a for a in assets}.values():
             try:
                 await self.url(asset)
@@ -84,8 +75,6 @@ class AssetPlacer:
                 try:
                     self._urls[asset.sha256] = await self._place(asset)
                 except (ApiError, OSError) as exc:
-                    if isinstance(exc, Unauthenticated):
-                        raise
                     self._failures[asset.sha256] = f"upload of {asset.name} ({asset.path.name}) failed: {exc}"
                     raise AssetUnavailable(self._failures[asset.sha256]) from exc
         return self._urls[asset.sha256]
@@ -94,45 +83,38 @@ class AssetPlacer:
         content = await asyncio.to_thread(asset.path.read_bytes)
         if self._inline:
             return f"data:{asset.media_type};base64,{base64.b64encode(content).decode()}"
-        target = self._upload
-        if target is None:
+        repo = self._repo
+        if repo is None:
             raise OSError("no upload repository is set (use --upload-repo or upload: in the manifest)")
         # Content-addressed: the same image always lands at the same path, so a rerun or another
         # manifest finds it there (one HEAD) instead of uploading it again.
-        repo_path = f"{target.prefix}/{asset.sha256}{asset.path.suffix.lower()}"
-        url = self._client.file_url(target.namespace, target.repo, target.branch, repo_path)
-        if not await self._client.file_exists(url):
-            await self._upload_once(asset, target, repo_path, len(content))
-            self.uploads += 1
+        repo_path = repo.target.repo_path(f"{asset.sha256}{asset.path.suffix.lower()}")
+        url = repo.file_url(repo_path)
+        if not await repo.file_exists(repo_path):
+            await self._upload_once(asset, repo, repo_path, len(content))
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
         return url
 
-    async def _commit_once(self, target: UploadTarget) -> CommitOnce:
+    async def _commit_once(self, repo: RepoApi) -> CommitOnce:
         """The upload repository's commit protocol, with what a killed run left resolved (once a run)."""
         async with self._commits_lock:
             if self._commits is None:
-                where = DeliveryTarget(
-                    namespace=target.namespace, repo=target.repo, branch=target.branch, path=target.prefix
+                ledger = DeliveryLedger(
+                    self._journal, f"assets:{repo.target.ledger_key(self._client.api_base)}"
                 )
-                ledger = DeliveryLedger(self._journal, f"assets:{where.ledger_key(self._client.api_base)}")
-                commits = CommitOnce(
-                    WorkspaceApi(RepoApi(self._client, where)),
-                    ledger,
-                    Path("."),  # never read from: every image is sent from its own path (`source`)
-                    request_s=self._client.timeouts.request_s,
-                    policy=self._client.retry_policy,
-                )
+                # Path("."): never read from, every image is sent from its own path (`source`)
+                commits = CommitOnce(repo, ledger, Path("."))
                 await commits.resolve_earlier(
                     lambda token, n: f"batchgen: reference images [batchgen:{token}]"
                 )
                 self._commits = commits
             return self._commits
 
-    async def _upload_once(self, asset: LocalAsset, target: UploadTarget, repo_path: str, size: int) -> None:
+    async def _upload_once(self, asset: LocalAsset, repo: RepoApi, repo_path: str, size: int) -> None:
         item = Outgoing(asset.path.name, repo_path, size, sha256=asset.sha256, result=True, source=asset.path)
         try:
-            commits = await self._commit_once(target)
+            commits = await self._commit_once(repo)
             outcome = await commits.send(
                 Batch((item,)),
                 None,
@@ -148,6 +130,13 @@ class AssetPlacer:
         if "404" in why or "not found" in why.lower():
             raise NotFound(404, "PUT", repo_path, why)
         raise OSError(why)
+
+
+def _as_target(upload: UploadTarget) -> DeliveryTarget:
+    """The upload repository as the target its images are committed to, under its prefix."""
+    return DeliveryTarget(
+        namespace=upload.namespace, repo=upload.repo, branch=upload.branch, path=upload.prefix
+    )
 
 
 def _missing_target(target: UploadTarget) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import ApiError, StorageError, Unauthenticated
+from batchgen.errors import ApiError, StorageError
 from batchgen.logs import job_key
 from batchgen.run import scheduler
 from batchgen.run.context import RunContext
@@ -219,8 +219,6 @@ async def _cancel_generation(ctx: RunContext, tracker: Tracker, key: str, genera
         await ctx.client.cancel(generation_id)
         row = await ctx.client.get_generation(generation_id)
     except ApiError as exc:
-        if isinstance(exc, Unauthenticated):
-            raise
         log.error(
             "could not cancel generation %s of job %s: %s",
             generation_id,

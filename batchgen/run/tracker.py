@@ -14,7 +14,7 @@ from typing import Any
 from batchgen.client.api import Completion
 from batchgen.client.events import EventStream
 from batchgen.client.reconcile import search_scopes
-from batchgen.errors import ApiError, NotFound, Unauthenticated
+from batchgen.errors import ApiError, NotFound
 from batchgen.logs import job_key
 from batchgen.planning import Job, Plan
 from batchgen.run import scheduler
@@ -160,8 +160,6 @@ class Tracker:
             try:
                 await self.reconcile_in_flight()
             except ApiError as exc:
-                if isinstance(exc, Unauthenticated):
-                    raise
                 log.info("reconcile failed (%s); will try again", exc)
 
     def _waiting(self) -> list[Waiting]:

@@ -13,6 +13,7 @@ import pytest
 from batchgen.client.api import OxenClient
 from batchgen.config import RetryPolicy, Timeouts, UploadTarget
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
+from batchgen.errors import Unauthenticated
 from batchgen.journal.store import Journal
 from batchgen.manifest.model import LocalAsset
 from batchgen.run.assets import AssetPlacer
@@ -35,9 +36,9 @@ def image(folder: Path, name: str, size: int) -> LocalAsset:
     return LocalAsset("mug", path, hashlib.sha256(data).hexdigest(), size, "image/png")
 
 
-async def place(emu: Emulator, run_dir: Path, asset: LocalAsset) -> str:
+async def place(emu: Emulator, run_dir: Path, asset: LocalAsset, *, key: str | None = None) -> str:
     timeouts, retry = Timeouts(request_s=0.5), RetryPolicy(initial_s=0.01, max_s=0.05)
-    async with OxenClient(emu.base_url, emu.api_key, timeouts=timeouts, retry=retry) as client:
+    async with OxenClient(emu.base_url, key or emu.api_key, timeouts=timeouts, retry=retry) as client:
         journal = Journal.open(run_dir)
         try:
             placer = AssetPlacer(client, journal, upload=TARGET, inline=False)
@@ -72,3 +73,12 @@ async def test_a_reference_upload_whose_commit_answer_was_lost_is_found_not_fail
     made = [c for c in emu.repo_commits("acme", "refs") if "[batchgen:" in c.message]
     assert len(made) == 1 and emu.counters.requests[COMMIT] == 1
     assert emu.repo_file("acme", "refs", f"batchgen-assets/{asset.sha256}.png").sha256 == asset.sha256
+
+
+async def test_a_wrong_key_is_not_a_failed_upload_of_one_image(emu: Emulator, tmp_path: Path) -> None:
+    """An upload the API refuses with 401 raises Unauthenticated (the run stops), not AssetUnavailable
+    (which fails only the jobs that need the image and lets the run go on); nothing is committed."""
+    asset = image(tmp_path, "mug.png", 4096)
+    with pytest.raises(Unauthenticated):
+        await place(emu, tmp_path, asset, key="not-the-key")
+    assert not [c for c in emu.repo_commits("acme", "refs") if "[batchgen:" in c.message]

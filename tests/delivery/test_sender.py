@@ -22,7 +22,7 @@ from batchgen.config import RetryPolicy, Timeouts
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
 from batchgen.emulator.counters import LoggedRequest
 from batchgen.emulator.repos import StoredFile
-from batchgen.errors import Unauthenticated
+from batchgen.errors import Unauthenticated, UsageError
 from batchgen.journal.deliveries import DELIVERED, SENDING, UNSENT, DeliveryLedger
 from batchgen.journal.store import Journal
 from batchgen.sinks.oxen import resolve
@@ -35,7 +35,7 @@ TARGET = DeliveryTarget(namespace="team", repo="campaigns", path="campaigns/spri
 MIB = 1024 * 1024
 REQUEST_S = 0.4  # lost answers are looked for again 2 x this later
 FAST_RETRY = RetryPolicy(initial_s=0.01, max_s=0.05, request_attempts=4)
-SENDER: dict[str, Any] = {"request_s": REQUEST_S, "policy": FAST_RETRY, "linger_s": 0.05}
+SENDER: dict[str, Any] = {"linger_s": 0.05}  # the request timeout and retries are the client's
 
 
 @dataclass
@@ -554,3 +554,29 @@ async def test_a_sending_loop_that_breaks_ends_by_itself_and_flush_raises_its_er
                 await sender.flush()
             assert loop.done() and not loop.cancelled() and loop.exception() is None
     assert rig.made() == []
+
+
+async def test_a_wrong_key_at_the_check_is_a_usage_error_naming_the_repository(rig: Rig) -> None:
+    """A 401 before paid work: UsageError, the repository named, the key not said; nothing written."""
+    async with OxenClient(rig.emu.base_url, "not-the-key", timeouts=Timeouts(request_s=REQUEST_S)) as client:
+        with pytest.raises(UsageError, match="team/campaigns cannot be used with this key") as raised:
+            await RepoApi(client, TARGET).check()
+    assert "not-the-key" not in str(raised.value)
+    assert requests_to(rig.emu, "POST", "") == 0
+
+
+async def test_a_wrong_key_while_resolving_an_earlier_commit_ends_the_delivery_with_it(rig: Rig) -> None:
+    """A commit a killed process left `sending`, looked for with a key the API refuses: the 401 is no
+    "cannot tell" that lets the delivery go on; `flush` raises it, and the row stays `sending` for a
+    run with the right key."""
+    ledger = DeliveryLedger(rig.journal, "t")
+    ledger.sending([("campaigns/spring/videos/a.mp4", "0" * 64)], "abcdef123456", None)
+    timeouts = Timeouts(request_s=REQUEST_S)
+    async with OxenClient(rig.emu.base_url, "not-the-key", timeouts=timeouts, retry=FAST_RETRY) as client:
+        sender = Sender(RepoApi(client, TARGET), ledger, rig.run_dir, "spring", **SENDER)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(sender.run(sender.resolve_earlier))
+            with pytest.raises(Unauthenticated):
+                await sender.flush()
+    assert sender.stopped is None
+    assert {row.state for row in ledger.rows().values()} == {SENDING}

@@ -86,3 +86,28 @@ async def test_the_same_model_plans_once_the_registry_answers_properly(emulator:
     result = await run_cli("plan", str(write_manifest(tmp_path)), *api_args(emu)[:4], cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert "1 job" in result.stdout
+
+
+async def test_plan_with_a_wrong_key_stops_at_the_401_instead_of_planning_from_a_snapshot(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """A registry read refused 401 is not "the registry did not answer": no fall back to the shipped
+    snapshot of a model batchgen ships, but the error naming OXEN_API_KEY (exit 1), the key not said."""
+    emu = await emulator()
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "name": "k",
+                "model": "kling-video-o3-omni",
+                "jobs": [{"name": "a", "prompt": "x"}],
+            }
+        )
+    )
+    args = api_args(emu)[:4]
+    args[args.index(emu.api_key)] = "not-the-key"
+    result = await run_cli("plan", str(manifest), *args, cwd=tmp_path)
+    assert result.code == 1, result.stderr
+    assert "HTTP 401" in result.stderr and "OXEN_API_KEY" in result.stderr and "snapshot" not in result.stderr
+    assert "not-the-key" not in result.stderr + result.stdout

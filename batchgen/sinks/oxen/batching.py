@@ -11,6 +11,7 @@ commit whose answer was lost can be found in the branch's history instead of bei
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Iterable
@@ -105,18 +106,23 @@ def plan_batches(
     """`items` in order, cut at the limits (a file larger than `max_bytes` goes alone). A later item
     with the same repository path replaces an earlier one."""
     by_path = {item.repo_path: item for item in items}
-    batches: list[Batch] = []
-    current: list[Outgoing] = []
+    return [Batch(cut) for cut in _cut(by_path.values(), max_bytes=max_bytes, max_files=max_files)]
+
+
+def _cut(
+    items: Iterable[Outgoing], *, max_bytes: int, max_files: float = math.inf
+) -> list[tuple[Outgoing, ...]]:
+    """`items` in order, cut before a file that would pass `max_files` or `max_bytes` (so a file
+    larger than `max_bytes` goes alone)."""
+    cuts: list[list[Outgoing]] = []
     size = 0
-    for item in by_path.values():
-        if current and (len(current) >= max_files or size + item.size > max_bytes):
-            batches.append(Batch(tuple(current)))
-            current, size = [], 0
-        current.append(item)
+    for item in items:
+        if not cuts or len(cuts[-1]) >= max_files or size + item.size > max_bytes:
+            cuts.append([])
+            size = 0
+        cuts[-1].append(item)
         size += item.size
-    if current:
-        batches.append(Batch(tuple(current)))
-    return batches
+    return [tuple(cut) for cut in cuts]
 
 
 def split_for_url(repo_path: str) -> tuple[str, str]:
@@ -150,18 +156,11 @@ def plan_stages(
             large.append(item)
         else:
             by_directory.setdefault(split_for_url(item.repo_path)[0], []).append(item)
-    stages: list[Stage] = []
-    for directory, files in by_directory.items():
-        current: list[Outgoing] = []
-        size = 0
-        for item in files:
-            if current and size + item.size > request_bytes:
-                stages.append(Stage(directory, tuple(current)))
-                current, size = [], 0
-            current.append(item)
-            size += item.size
-        if current:
-            stages.append(Stage(directory, tuple(current)))
+    stages = [
+        Stage(directory, cut)
+        for directory, files in by_directory.items()
+        for cut in _cut(files, max_bytes=request_bytes)
+    ]
     return stages, large
 
 

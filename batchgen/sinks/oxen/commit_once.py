@@ -21,15 +21,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen.client.workspaces import WorkspaceApi, is_no_changes, is_workspace_gone
-from batchgen.config import RetryPolicy
-from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
+from batchgen.client.repos import RepoApi, is_no_changes, is_workspace_gone
+from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.journal.deliveries import SENDING, Delivery, DeliveryLedger
 from batchgen.journal.outbox import CannotTell, Found, Outbox
 from batchgen.retry import attempts
@@ -64,20 +62,19 @@ class CommitOnce:
 
     def __init__(
         self,
-        api: WorkspaceApi,
+        api: RepoApi,
         ledger: DeliveryLedger,
         run_dir: Path,
         *,
-        request_s: float,
-        policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """The request timeout and the retry policy are those of `api`'s client."""
         self.api, self.ledger = api, ledger
-        self.stager = Stager(api, run_dir, request_s=request_s)
-        self.policy, self._sleep = policy, sleep
-        self._rng = random.Random()
+        self.stager = Stager(api, run_dir)
+        self.policy, self._sleep = api.client.retry_policy, sleep
+        request_s = api.client.timeouts.request_s
         self.outbox: Outbox[str, str] = Outbox(
-            self._look, request_s=request_s, policy=policy, sleep=sleep, rng=self._rng
+            self._look, request_s=request_s, policy=self.policy, sleep=sleep
         )
 
     # -- one batch -----------------------------------------------------------------------------
@@ -99,7 +96,7 @@ class CommitOnce:
                 self.ledger.sending(_pairs(items), token, head)  # on disk before the workspace exists
                 try:
                     await self.stager.with_retries(
-                        functools.partial(self.api.create, ws), what="creating a workspace"
+                        functools.partial(self.api.create_workspace, ws), what="creating a workspace"
                     )
                     refused = await self.stager.stage(ws, items)
                     self._refuse(outcome, [i for i in items if i.repo_path in refused], refused)
@@ -116,8 +113,6 @@ class CommitOnce:
                     outcome.stopped = f"cannot tell whether a commit was made ({exc})"
                     return outcome
                 except (RepositoryRefused, ApiError) as exc:  # refused, or the repository kept failing
-                    if isinstance(exc, Unauthenticated):
-                        raise
                     why = (
                         str(exc)
                         if isinstance(exc, RepositoryRefused)
@@ -165,7 +160,7 @@ class CommitOnce:
             functools.partial(self._commit_request, ws, message),
             what=f"a commit of {ws}",
             lost=(NotFound,),  # the workspace gone: the commit may have been made (and removed it)
-            again=functools.partial(self._still_there, ws),
+            again=functools.partial(self.api.has_workspace, ws),
         )
         if isinstance(answer, str):
             return self._landed(pairs, answer)
@@ -195,15 +190,12 @@ class CommitOnce:
                 raise RepositoryRefused(f"the repository refused the commit ({exc})") from exc
             raise
 
-    async def _still_there(self, ws: str) -> bool:
-        return await self.api.get(ws) is not None
-
     async def _look(self, tokens: list[str]) -> dict[str, str]:
         """One look at the branch for the commits of these tokens (`resolve`), read back to the heads
         journaled with them: token -> commit id, for the ones made."""
         rows = [row for row in self.ledger.rows().values() if row.state == SENDING and row.token in tokens]
         files = {token: [(row.path, row.sha256) for row in rows if row.token == token] for token in tokens}
-        return await find_commits(self.api.repo, files, {row.head for row in rows})
+        return await find_commits(self.api, files, {row.head for row in rows})
 
     async def _already_there(self, ws: str, pairs: list[tuple[str, str]]) -> Outcome | None:
         """A 422 "no changes": nothing staged differs from the branch. Each file is confirmed by its
@@ -212,7 +204,7 @@ class CommitOnce:
         outcome = Outcome()
         missing = []
         for path, sha256 in pairs:
-            if await self.api.repo.file_sha256(path) == sha256:
+            if await self.api.file_sha256(path) == sha256:
                 outcome.delivered[path] = None
             else:
                 missing.append((path, sha256))
@@ -240,11 +232,9 @@ class CommitOnce:
         """Delete a workspace this process made and will not commit; if that fails, the journal keeps
         its id for the next process."""
         try:
-            await self.api.delete(ws)
+            await self.api.delete_workspace(ws)
             self.ledger.forget_workspace(ws)
         except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
             log.warning("could not remove the workspace %s (%s); the next run removes it", ws, exc)
             self.ledger.remember_workspace(ws)
 

@@ -79,8 +79,6 @@ class RunDelivery(ResultSink):
             DeliveryLedger(journal, target.ledger_key(origin)),
             run_dir,
             campaign,
-            request_s=options.timeouts.request_s,
-            policy=options.retry,
             linger_s=linger_s,
             jobs_done=self._jobs_done,
             on_change=on_change,

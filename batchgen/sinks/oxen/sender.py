@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from batchgen.client.repos import RepoApi
-from batchgen.client.workspaces import WorkspaceApi
-from batchgen.config import RetryPolicy
 from batchgen.errors import ApiError
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.outbox import CannotTell
@@ -67,8 +65,6 @@ class Sender:
         run_dir: Path,
         campaign: str,
         *,
-        request_s: float,
-        policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         linger_s: float = LINGER_S,
         max_files: int = MAX_BATCH_FILES,
@@ -77,9 +73,7 @@ class Sender:
         on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.api, self.ledger, self.run_dir, self.campaign = api, ledger, run_dir, campaign
-        self.commits = CommitOnce(
-            WorkspaceApi(api), ledger, run_dir, request_s=request_s, policy=policy, sleep=sleep
-        )
+        self.commits = CommitOnce(api, ledger, run_dir, sleep=sleep)
         self.linger_s, self.max_files, self.max_bytes = linger_s, max_files, max_bytes
         self._jobs_done, self._on_change = jobs_done, on_change
         self.head: str | None = None  # a commit known to be on the branch before the next request

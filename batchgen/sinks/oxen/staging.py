@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from batchgen.client.workspaces import Part, WorkspaceApi, is_workspace_gone
-from batchgen.errors import ApiError, ApiStatusError, NotFound, Unauthenticated
+from batchgen.client.repos import Part, RepoApi, is_workspace_gone
+from batchgen.errors import ApiError, ApiStatusError, NotFound
 from batchgen.sinks.oxen.batching import (
     LARGE_FILE_BYTES,
     Outgoing,
@@ -47,8 +47,8 @@ class RepositoryRefused(Exception):
 class Stager:
     """Stages files into workspaces of one repository, reading them from `run_dir`."""
 
-    def __init__(self, api: WorkspaceApi, run_dir: Path, *, request_s: float) -> None:
-        self.api, self.run_dir, self.request_s = api, run_dir, request_s
+    def __init__(self, api: RepoApi, run_dir: Path) -> None:
+        self.api, self.run_dir, self.request_s = api, run_dir, api.client.timeouts.request_s
 
     async def stage(self, ws: str, items: Sequence[Outgoing]) -> dict[str, str]:
         """Stage every file; the ones refused, with why (a file is refused alone, never its batch)."""
@@ -126,7 +126,7 @@ class Stager:
             if exc.status in (404, 405):  # not served here (the hub's proxy may not route it)
                 log.info("the repository does not serve the chunked upload (%s): %s as one part", exc, name)
                 return await self._stage_streamed(ws, item, hashed)
-            if exc.status in TARGET_STATUSES and not isinstance(exc, Unauthenticated):
+            if exc.status in TARGET_STATUSES:
                 raise RepositoryRefused(f"the repository refused announcing {name} ({exc})") from exc
             raise
         why: str | None = None
@@ -186,8 +186,6 @@ class Stager:
                 return f"refused by the repository: {exc.detail}"
             failure: ApiError = exc
         except ApiError as exc:
-            if isinstance(exc, Unauthenticated):
-                raise
             failure = exc
         # A lost answer, or a 500 (the version did not match its hash, or a second complete): staged?
         staged = await self.api.staged(ws)
@@ -224,6 +222,6 @@ class Stager:
         except ApiStatusError as exc:
             if is_workspace_gone(exc):
                 raise WorkspaceGone() from exc
-            if exc.status in TARGET_STATUSES and not isinstance(exc, Unauthenticated):
+            if exc.status in TARGET_STATUSES:
                 raise RepositoryRefused(f"the repository refused {what} ({exc})") from exc
             raise
