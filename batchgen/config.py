@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchgen.errors import UsageError
 from batchgen.states import SANDBOX_IDENTITY as SANDBOX_IDENTITY
 from batchgen.target import DeliveryTarget, branch_problem, repo_problem
 
@@ -168,32 +169,26 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
     """Build options from a manifest's validated `run:` mapping (CLI flags override later); what it
     does not set keeps the defaults of `Limits`, `Timeouts` and `RetryPolicy`."""
     timeouts = run.get("timeouts") or {}
-    known = {f.name for f in fields(Timeouts)}
-    timeout_kwargs = {
-        name: float(timeouts[key])
-        for key, name in (
-            ("request_s", "request_s"),
-            ("download_s", "download_read_s"),
-            ("generation_s", "generation_s"),
-        )
-        if key in timeouts and name in known
-    }
+    named = {"request_s": "request_s", "download_s": "download_read_s", "generation_s": "generation_s"}
     budget = run.get("budget_usd")
     return RunOptions(
         limits=Limits(**{key: int(run[key]) for key in ("concurrency", "downloads") if key in run}),
-        timeouts=Timeouts(**timeout_kwargs),
+        timeouts=Timeouts(**{named[key]: float(value) for key, value in timeouts.items() if key in named}),
         retry=RetryPolicy(**({"generation_retries": int(run["retries"])} if "retries" in run else {})),
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
     )
 
 
-def usd(value: Any) -> Decimal:
-    """A budget in USD: a positive, finite amount such as 150 or "49.90"."""
+def usd(value: Any, name: str = "budget_usd") -> Decimal:
+    """A budget in USD: a positive, finite amount such as 150 or "49.90"; otherwise a UsageError naming
+    the argument `name` (on the command line: --budget)."""
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"--budget must be an amount in USD such as 150 or 49.90, got {value!r}") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValueError(f"--budget must be a positive amount in USD, got {value!r}")
-    return amount
+        why = f"must be an amount in USD such as 150 or 49.90, got {value!r}"
+    else:
+        if amount.is_finite() and amount > 0:
+            return amount
+        why = f"must be a positive amount in USD, got {value!r}"
+    raise UsageError(f"{name} {why}", cli=f"--budget {why}")

@@ -133,3 +133,28 @@ def test_a_reader_opens_a_locked_run_directory_and_a_second_writer_is_refused(tm
             assert reader.journal.get(f"{2:064x}").state is JobState.SUBMITTING
         with pytest.raises(RunLocked), Session.writing(run_dir):
             pass
+
+
+@pytest.mark.parametrize(
+    ("arguments", "python", "flags"),
+    [
+        ({"budget_usd": "x"}, "budget_usd must be an amount in USD", "--budget must be an amount in USD"),
+        ({"upload_repo": "justone"}, "upload_repo: upload repository must be", "--upload-repo: upload"),
+        ({"deliver": "meadow/.."}, "deliver: the repository 'meadow/..'", "--deliver: the repository"),
+        ({"sandbox": False}, "no API key: pass api_key", "no API key: set OXEN_API_KEY (or pass --api-key)"),
+    ],
+)
+def test_run_manifest_errors_name_its_arguments_and_carry_the_flags(
+    arguments: dict[str, Any], python: str, flags: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_manifest's bad arguments are said with its own names (`budget_usd`, `upload_repo`, `deliver`,
+    `api_key`), never a flag; `exc.cli` says the same with the command line's flags; nothing is written."""
+    import batchgen
+
+    monkeypatch.delenv("OXEN_API_KEY", raising=False)
+    demo = Path(__file__).resolve().parents[1] / "jobs" / "demo.yaml"
+    with pytest.raises(UsageError) as refused:
+        batchgen.run_manifest(demo, **{"sandbox": True, "output_dir": tmp_path / "out", **arguments})
+    assert python in str(refused.value) and "--" not in str(refused.value)
+    assert refused.value.cli is not None and flags in refused.value.cli
+    assert not (tmp_path / "out").exists()

@@ -7,9 +7,10 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from tqdm import tqdm
 
 from batchgen.cli import progress as progress_module
-from batchgen.cli.progress import Progress, bar_text, describe
+from batchgen.cli.progress import BAR_FORMAT, Progress, bar_parts, describe
 from batchgen.run.runner import RunStats, StopReason
 
 
@@ -24,6 +25,21 @@ def stats(*, total: int = 10, spent: str = "3.36", budget: str | None = None, **
         stopping=StopReason.BUDGET,
         started_at=time.time(),
         budget_usd=None if budget is None else Decimal(budget),
+    )
+
+
+def bar_text(stats: RunStats, *, ncols: int, elapsed_s: float) -> str:
+    """The bar's line as tqdm draws it `ncols` wide (what a terminal of that width shows)."""
+    desc, postfix = bar_parts(stats)
+    return tqdm.format_meter(
+        stats.counts.get("done", 0),
+        stats.total,
+        elapsed_s,
+        ncols=ncols,
+        prefix=desc,
+        postfix=postfix,
+        bar_format=BAR_FORMAT,
+        unit="job",
     )
 
 

@@ -23,6 +23,7 @@ from batchgen.cli.common import (
     EXIT_INCOMPLETE,
     example,
     said,
+    say,
     unwrap,
 )
 from batchgen.cli.deliver import add_deliver
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BrokenPipeError):
             return _stdout_closed()
         if isinstance(exc, BatchgenError):
-            print(f"batchgen: error: {said(exc)}", file=sys.stderr)
+            say(f"error: {said(exc)}")
             return EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
         if isinstance(exc, KeyboardInterrupt):
             return EXIT_HARD_STOP

@@ -4,7 +4,6 @@ a live run is asked to do it, and waited for up to --timeout), and say what was 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from batchgen.cli.common import (
     add_only_flag,
     example,
     print_json,
+    say,
     warn_if_key_flag,
 )
 from batchgen.commands import cancel_run
@@ -55,9 +55,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from batchgen.commands import CancelBusy
 
     run_dir: Path = args.run_dir
-
-    def say(text: str) -> None:
-        print(f"batchgen: {text}", file=sys.stderr)
 
     def waiting(pid: str) -> None:
         say(

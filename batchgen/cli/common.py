@@ -16,17 +16,9 @@ if TYPE_CHECKING:
 
 
 EXIT_OK = 0
-
-
 EXIT_INCOMPLETE = 1
-
-
 EXIT_BAD_INPUT = 2
-
-
 EXIT_HARD_STOP = 130
-
-
 EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head`): as a shell reports a command SIGPIPE stopped
 
 
@@ -57,12 +49,16 @@ def add_api_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def say(text: str) -> None:
+    """A line for a person on stderr (above a progress bar, apart from --json's stdout)."""
+    print(f"batchgen: {text}", file=sys.stderr, flush=True)
+
+
 def warn_if_key_flag(args: argparse.Namespace) -> None:
     if getattr(args, "api_key", None):
-        print(
-            "batchgen: warning: a key given with --api-key shows in `ps` and in shell history; "
-            "prefer the OXEN_API_KEY variable",
-            file=sys.stderr,
+        say(
+            "warning: a key given with --api-key shows in `ps` and in shell history; "
+            "prefer the OXEN_API_KEY variable"
         )
 
 
@@ -74,8 +70,8 @@ def example(*pairs: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_only_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def add_only_flag(parser: argparse.ArgumentParser) -> argparse.Action:
+    return parser.add_argument(
         "--only",
         action="append",
         metavar="KEY=VALUE",

@@ -4,14 +4,21 @@ only what is missing (`commands.deliver_run`); and the delivery lines `batchgen 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_api_flags, example, print_json, warn_if_key_flag
+from batchgen.cli.common import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    add_api_flags,
+    example,
+    print_json,
+    say,
+    warn_if_key_flag,
+)
 from batchgen.commands import deliver_run
 
 if TYPE_CHECKING:
@@ -59,7 +66,7 @@ def add_deliver(commands: Commands) -> None:
 def cmd_deliver(args: argparse.Namespace) -> int:
     from batchgen.commands import configure_logging
 
-    configure_logging(secrets=[os.environ.get("OXEN_API_KEY", ""), args.api_key or ""], verbose=args.verbose)
+    configure_logging(api_key=args.api_key, verbose=args.verbose)
     warn_if_key_flag(args)
     summary = deliver_run(
         args.run_dir,
@@ -82,7 +89,7 @@ def _progress_lines(every_s: float = PROGRESS_EVERY_S) -> Callable[[int, int], N
     def show(done: int, wanted: int) -> None:
         if time.monotonic() - last[0] >= every_s:
             last[0] = time.monotonic()
-            print(f"batchgen: delivered {done}/{wanted} files so far", file=sys.stderr, flush=True)
+            say(f"delivered {done}/{wanted} files so far")
 
     return show
 
@@ -94,13 +101,11 @@ def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
     where = summary.target + (" (in the sandbox's emulator, gone when it stops)" if summary.sandbox else "")
     this_time = f"{summary.files_sent} sent now in {summary.commits} commit(s)"
     if summary.complete:
-        line = f"batchgen: delivered {summary.delivered}/{summary.wanted} files to {where}; {this_time}"
-        print(line, file=sys.stderr)
+        say(f"delivered {summary.delivered}/{summary.wanted} files to {where}; {this_time}")
         return EXIT_OK
-    print(
-        f"batchgen: delivery: {summary.delivered}/{summary.wanted} files in {where} ({this_time}); "
-        f"{len(summary.missing)} not delivered" + (":" if summary.missing else ""),
-        file=sys.stderr,
+    say(
+        f"delivery: {summary.delivered}/{summary.wanted} files in {where} ({this_time}); "
+        f"{len(summary.missing)} not delivered" + (":" if summary.missing else "")
     )
     if summary.stopped:
         print(f"  the delivery stopped: {summary.stopped}", file=sys.stderr)
@@ -116,9 +121,5 @@ def report_delivery(summary: DeliverySummary | None, run_dir: Path) -> int:
     for why, paths in sorted(by_reason.items(), key=lambda item: -len(item[1]))[:SHOWN_REASONS]:
         shown = ", ".join(paths[:2]) + (", …" if len(paths) > 2 else "")
         print(f"  {len(paths)} {why} ({shown})", file=sys.stderr)
-    print(
-        f"batchgen: the results are done and kept in {run_dir}; `batchgen deliver {run_dir}` sends what "
-        "is missing",
-        file=sys.stderr,
-    )
+    say(f"the results are done and kept in {run_dir}; `batchgen deliver {run_dir}` sends what is missing")
     return EXIT_INCOMPLETE

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.cli.common import EXIT_OK, add_api_flags, add_only_flag, example
+from batchgen.cli.common import EXIT_OK, add_api_flags, add_only_flag, example, say
 from batchgen.commands import plan_manifest
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         api_base=args.api_base,
         api_key=args.api_key,
-        notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+        notify=say,
     )
     if args.json:
         write_plan_json(summary.chosen, sys.stdout.write)

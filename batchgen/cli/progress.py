@@ -22,7 +22,7 @@ from batchgen.commands import format_usd
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
-    from batchgen.commands import RunStats
+    from batchgen import RunStats
 
 # The event stream reports only completions, so queued and processing are shown as one count.
 _IN_FLIGHT = (JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING)
@@ -71,21 +71,6 @@ def bar_parts(stats: RunStats) -> tuple[str, str]:
     if stats.retried:
         counts.append(f"retry {stats.retried}")
     return committed(stats, short=True) + " ", " ".join(counts + _extras(stats, short=True))
-
-
-def bar_text(stats: RunStats, *, ncols: int, elapsed_s: float) -> str:
-    """The bar's line as tqdm draws it `ncols` wide (what a terminal of that width shows)."""
-    desc, postfix = bar_parts(stats)
-    return tqdm.format_meter(
-        stats.counts.get(JobState.DONE, 0),
-        stats.total,
-        elapsed_s,
-        ncols=ncols,
-        prefix=desc,
-        postfix=postfix,
-        bar_format=BAR_FORMAT,
-        unit="job",
-    )
 
 
 def terminal_columns(stream: TextIO) -> int | None:

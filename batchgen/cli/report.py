@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.cli.common import EXIT_OK
+from batchgen.cli.common import EXIT_OK, say
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
@@ -49,5 +48,5 @@ def cmd_report(args: argparse.Namespace) -> int:
         import webbrowser
 
         if not webbrowser.open(path.resolve().as_uri()):
-            print(f"batchgen: no web browser to open; open {path} yourself", file=sys.stderr)
+            say(f"no web browser to open; open {path} yourself")
     return EXIT_OK

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from batchgen.cli.common import (
     EPILOG,
@@ -20,18 +17,19 @@ from batchgen.cli.common import (
     add_api_flags,
     add_only_flag,
     example,
+    print_json,
     said,
+    say,
     unwrap,
     warn_if_key_flag,
 )
 from batchgen.cli.signals import stop_signals
 from batchgen.commands import configure_logging, run_coroutine
 from batchgen.config import DRAIN_TIMEOUT_S
-from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
+    from batchgen import RunOutcome, RunStats
     from batchgen.cli.common import Commands
-    from batchgen.commands import RunOutcome, RunStats
 
 
 STOPPING = """\
@@ -76,38 +74,72 @@ def add_run(commands: Commands) -> None:
         default=Path("outputs"),
         help="the run directory is OUTPUT_DIR/<manifest name> (default: outputs)",
     )
-    run.add_argument(
-        "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
-    )
-    run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)")
-    run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation")
-    run.add_argument(
-        "--budget",
-        metavar="USD",
-        help="stop submitting before the run directory's spend (every generation it made) would exceed this",
-    )
-    run.add_argument(
-        "--upload-repo",
-        metavar="NS/REPO[@BRANCH]",
-        help="Oxen repository for local reference images (manifest upload:)",
-    )
-    run.add_argument(
-        "--deliver",
-        metavar="NS/NAME[@BRANCH][:PATH]",
-        help="deliver results to this Oxen repository as they finish (manifest deliver:)",
-    )
-    run.add_argument(
-        "--retry-invalid",
-        action="store_true",
-        help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
-    )
-    run.add_argument(
-        "--inline-assets",
-        action="store_true",
-        help="send local reference images as data: URIs instead of uploading them",
-    )
-    _add_timing_flags(run)
-    add_only_flag(run)
+    # the manifest's settings these flags override: run_manifest's arguments, of the same names (dest)
+    settings = [
+        run.add_argument(
+            "-j", "--concurrency", type=int, help="generations in flight at once (manifest run.concurrency)"
+        ),
+        run.add_argument("--downloads", type=int, help="downloads at once (manifest run.downloads)"),
+        run.add_argument("--retries", type=int, help="extra attempts for a transiently failed generation"),
+        run.add_argument(
+            "--budget",
+            dest="budget_usd",
+            metavar="USD",
+            help="stop submitting before the run directory's spend (every generation it made) would exceed this",
+        ),
+        run.add_argument(
+            "--upload-repo",
+            metavar="NS/REPO[@BRANCH]",
+            help="Oxen repository for local reference images (manifest upload:)",
+        ),
+        run.add_argument(
+            "--deliver",
+            metavar="NS/NAME[@BRANCH][:PATH]",
+            help="deliver results to this Oxen repository as they finish (manifest deliver:)",
+        ),
+        run.add_argument(
+            "--retry-invalid",
+            action="store_true",
+            help="also retry jobs the model rejected as invalid (normally kept: fix the manifest)",
+        ),
+        run.add_argument(
+            "--inline-assets",
+            action="store_true",
+            help="send local reference images as data: URIs instead of uploading them",
+        ),
+        run.add_argument(
+            "--stream-idle-timeout",
+            dest="stream_idle_timeout_s",
+            type=float,
+            metavar="S",
+            help="reconnect the event stream after S seconds without a byte (default 45)",
+        ),
+        run.add_argument(
+            "--request-timeout",
+            dest="request_timeout_s",
+            type=float,
+            metavar="S",
+            help="timeout of one API call (default 60)",
+        ),
+        run.add_argument(
+            "--drain-timeout",
+            dest="drain_timeout_s",
+            type=float,
+            metavar="S",
+            help="after Ctrl-C or SIGTERM, wait at most S seconds for in-flight work (default 120); "
+            "what is left stays in the journal for the rerun",
+        ),
+        run.add_argument(
+            "--reconcile-interval",
+            dest="expected_render_s",
+            type=float,
+            metavar="S",
+            help="how long a render is expected to take before this run has seen one: it times the safety "
+            "look for completions the event stream missed (default 300 for video models, 30 for image models; "
+            "later looks follow the renders this run has seen)",
+        ),
+        add_only_flag(run),
+    ]
     run.add_argument(
         "--json",
         action="store_true",
@@ -115,63 +147,27 @@ def add_run(commands: Commands) -> None:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    run.set_defaults(handler=cmd_run)
-
-
-def _add_timing_flags(run: argparse.ArgumentParser) -> None:
-    run.add_argument(
-        "--stream-idle-timeout",
-        type=float,
-        metavar="S",
-        help="reconnect the event stream after S seconds without a byte (default 45)",
-    )
-    run.add_argument(
-        "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
-    )
-    run.add_argument(
-        "--drain-timeout",
-        type=float,
-        metavar="S",
-        help="after Ctrl-C or SIGTERM, wait at most S seconds for in-flight work (default 120); "
-        "what is left stays in the journal for the rerun",
-    )
-    run.add_argument(
-        "--reconcile-interval",
-        type=float,
-        metavar="S",
-        help="how long a render is expected to take before this run has seen one: it times the safety "
-        "look for completions the event stream missed (default 300 for video models, 30 for image models; "
-        "later looks follow the renders this run has seen)",
-    )
+    run.set_defaults(handler=cmd_run, settings=[action.dest for action in settings])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from batchgen.errors import BatchgenError, UserError
 
-    env_key = os.environ.get("OXEN_API_KEY", "")
-    configure_logging(secrets=[env_key, args.api_key or ""], verbose=args.verbose)
+    configure_logging(api_key=args.api_key, verbose=args.verbose)
     try:
         return run_coroutine(_run(args))
     except KeyboardInterrupt:
-        print(
-            "batchgen: stopped at once; the journal is intact: run the same command to resume",
-            file=sys.stderr,
-        )
-        _print_json(args, {"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
+        say("stopped at once; the journal is intact: run the same command to resume")
+        if args.json:
+            print_json({"reason": "hard_stop", "exit_code": EXIT_HARD_STOP})
         return EXIT_HARD_STOP
     except Exception as raw:  # main() says it on stderr and picks the exit code
         exc = unwrap(raw)
-        if isinstance(exc, BatchgenError):
+        if args.json and isinstance(exc, BatchgenError):
             code = EXIT_BAD_INPUT if isinstance(exc, UserError) else EXIT_INCOMPLETE
             reason = "bad_input" if code == EXIT_BAD_INPUT else "error"
-            _print_json(args, {"reason": reason, "error": said(exc), "exit_code": code})
+            print_json({"reason": reason, "error": said(exc), "exit_code": code})
         raise
-
-
-def _print_json(args: argparse.Namespace, summary: dict[str, object]) -> None:
-    """`--json`: one object on stdout, the last thing the run prints."""
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False), flush=True)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -180,7 +176,6 @@ async def _run(args: argparse.Namespace) -> int:
     from batchgen.cli.progress import Progress
     from batchgen.commands import describe, run_manifest_async
 
-    overrides = _overrides(args)
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
 
@@ -195,65 +190,37 @@ async def _run(args: argparse.Namespace) -> int:
         bar[0].update(snapshot)
 
     stop = asyncio.Event()
-    with stop_signals(stop, DRAIN_TIMEOUT_S if args.drain_timeout is None else args.drain_timeout):
+    with stop_signals(stop, DRAIN_TIMEOUT_S if args.drain_timeout_s is None else args.drain_timeout_s):
         result = await run_manifest_async(
             args.manifest,
             sandbox=args.sandbox,
             api_base=args.api_base,
             api_key=args.api_key,
             output_dir=args.output_dir,
-            notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            notify=say,
             progress=on_progress,
             stop=stop,
-            inline_assets=args.inline_assets,
-            retry_invalid=args.retry_invalid,
-            **overrides,
+            **{name: getattr(args, name) for name in args.settings},
         )
     if bar and last:
         bar[0].close(last[0])
     if result.report is not None:
-        print(f"batchgen: report: {result.report}", file=sys.stderr)
-    code = summarise(result.outcome, result.run_dir, result.total)
+        say(f"report: {result.report}")
+    summarise(result.outcome, result.run_dir, result.total)
     if result.spend is not None:
-        print(f"batchgen: {describe(result.spend, sandbox=result.sandbox)}", file=sys.stderr)
+        say(describe(result.spend, sandbox=result.sandbox))
     if result.left_for_later:
-        print(
-            f"batchgen: {result.left_for_later} other planned job(s) were not chosen by --only: left as "
-            "they are for a later run (`batchgen status` shows them)",
-            file=sys.stderr,
+        say(
+            f"{result.left_for_later} other planned job(s) were not chosen by --only: left as "
+            "they are for a later run (`batchgen status` shows them)"
         )
-    code = max(code, report_delivery(result.delivery, result.run_dir))
+    report_delivery(result.delivery, result.run_dir)
     if result.outcome.drain_timed_out:  # the last line: what the rerun picks up
-        print(f"batchgen: {left_for_rerun(result.outcome.counts)}", file=sys.stderr)
-    _print_json(args, {**result.summary(), "exit_code": code})
+        say(left_for_rerun(result.outcome.counts))
+    code = EXIT_BAD_INPUT if result.outcome.bad_key else EXIT_OK if result.complete else EXIT_INCOMPLETE
+    if args.json:  # one object on stdout, the last thing the run prints
+        print_json({**result.summary(), "exit_code": code})
     return code
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The run settings the flags override (those given)."""
-    from batchgen.config import usd
-
-    try:
-        budget = None if args.budget is None else usd(args.budget)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return {
-        name: value
-        for name, value in (
-            ("concurrency", args.concurrency),
-            ("downloads", args.downloads),
-            ("retries", args.retries),
-            ("budget_usd", budget),
-            ("upload_repo", args.upload_repo),
-            ("deliver", args.deliver),
-            ("stream_idle_timeout_s", args.stream_idle_timeout),
-            ("request_timeout_s", args.request_timeout),
-            ("expected_render_s", args.reconcile_interval),
-            ("drain_timeout_s", args.drain_timeout),
-            ("only", args.only),
-        )
-        if value is not None
-    }
 
 
 def left_for_rerun(counts: dict[str, int]) -> str:
@@ -266,36 +233,33 @@ def left_for_rerun(counts: dict[str, int]) -> str:
     )
 
 
-def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
-    from batchgen.commands import StopReason
+def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
+    from batchgen import StopReason
 
     done = outcome.counts.get("done", 0)
     summary = " · ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
-    print(f"batchgen: {run_dir}: {done}/{total} done ({summary})", file=sys.stderr)
+    say(f"{run_dir}: {done}/{total} done ({summary})")
     if outcome.leftovers:
-        print(
-            f"batchgen: also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
-            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)",
-            file=sys.stderr,
+        say(
+            f"also tracked {sum(outcome.leftovers.values())} generation(s) of jobs no longer in "
+            f"the manifest ({outcome.leftovers.get('done', 0)} downloaded)"
         )
     if outcome.takes:
-        print(
-            f"batchgen: also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
+        say(
+            f"also fetched {outcome.takes.get('done', 0)} of {sum(outcome.takes.values())} extra "
             "take(s): generations matching this manifest's requests that another run may also have made "
-            "(*.take-*; see the warning above)",
-            file=sys.stderr,
+            "(*.take-*; see the warning above)"
         )
     if outcome.fatal:
-        print(f"batchgen: error: {outcome.fatal}", file=sys.stderr)
+        say(f"error: {outcome.fatal}")
     unverified = outcome.counts.get("unverified", 0)
     if unverified:
-        print(
-            f"batchgen: {unverified} paid result(s) failed verification and are kept aside, not downloaded "
-            f"again: `batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again",
-            file=sys.stderr,
+        say(
+            f"{unverified} paid result(s) failed verification and are kept aside, not downloaded "
+            f"again: `batchgen unverified {run_dir}` to look at them, then --accept or --fetch-again"
         )
     if outcome.bad_key:
-        return EXIT_BAD_INPUT
+        return
     reasons = {
         StopReason.NO_CREDITS: "the account ran out of credits: submissions stopped, in-flight work was "
         "kept. Add credits and run the same command again.",
@@ -308,19 +272,16 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
     }
     invalid = outcome.counts.get("invalid", 0)
     if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
-        print(f"batchgen: submissions stopped: {outcome.stop_detail}", file=sys.stderr)
+        say(f"submissions stopped: {outcome.stop_detail}")
     elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
-        print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
+        say(reasons[outcome.stop_reason])
     elif invalid and done + invalid == total:
-        print(
-            f"batchgen: {invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
-            "them in the manifest, or rerun with --retry-invalid",
-            file=sys.stderr,
+        say(
+            f"{invalid} job(s) were rejected as invalid (see `batchgen status {run_dir}`): fix "
+            "them in the manifest, or rerun with --retry-invalid"
         )
     elif done + unverified < total:
-        print(
-            "batchgen: some jobs are not done (see results.csv or `batchgen status`); "
-            "run the same command again to retry what is missing",
-            file=sys.stderr,
+        say(
+            "some jobs are not done (see results.csv or `batchgen status`); "
+            "run the same command again to retry what is missing"
         )
-    return EXIT_OK if done == total and not outcome.fatal else EXIT_INCOMPLETE

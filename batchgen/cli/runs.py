@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example
+from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example, say
 from batchgen.commands import RunStatus, run_status
 
 if TYPE_CHECKING:
@@ -40,9 +39,7 @@ def add_status(commands: Commands) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.commands import describe
 
-    status = run_status(
-        args.run_dir, only=args.only, notify=lambda text: print(f"batchgen: {text}", file=sys.stderr)
-    )
+    status = run_status(args.run_dir, only=args.only, notify=say)
     if args.json:
         for job in status.jobs:
             print(json.dumps(job))

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example
+from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example, say
 from batchgen.commands import settle_unverified
 from batchgen.errors import UsageError
 
@@ -72,24 +71,21 @@ def cmd_unverified(args: argparse.Namespace) -> int:
         only=args.only,
         accept=args.accept,
         fetch_again=args.fetch_again,
-        notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+        notify=say,
     )
     if args.json:
         for one in found:
             print(json.dumps({**one.job.as_json(), "kept": one.kept}))
+    elif not found:
+        print(f"{run_dir}: no unverified result{' among those chosen' if changing and args.only else ''}")
     elif not changing:
         _list(run_dir, found)
-    elif not found:
-        print(f"{run_dir}: no unverified result{' among those chosen' if args.only else ''}")
     else:
         return _changed(run_dir, found, accept=args.accept)
     return EXIT_OK
 
 
 def _list(run_dir: Path, found: list[Unverified]) -> None:
-    if not found:
-        print(f"{run_dir}: no unverified result")
-        return
     print(
         f"{run_dir}: {len(found)} unverified result(s): paid and downloaded, failed verification, kept aside"
     )
@@ -115,13 +111,12 @@ def _changed(run_dir: Path, found: list[Unverified], *, accept: bool) -> int:
                 else f"  {label}: to be downloaded again{aside}"
             )
         elif not one.kept:
-            print(
-                f"batchgen: error: {label}: {one.error}: `batchgen unverified {run_dir} --fetch-again --only "
-                f"key={one.job.key[:12]}` downloads it again",
-                file=sys.stderr,
+            say(
+                f"error: {label}: {one.error}: `batchgen unverified {run_dir} --fetch-again --only "
+                f"key={one.job.key[:12]}` downloads it again"
             )
         else:
-            print(f"batchgen: error: {label}: {one.error}", file=sys.stderr)
+            say(f"error: {label}: {one.error}")
     failed = sum(one.error is not None for one in found)
     if accept:
         print(f"accepted {len(found) - failed} unverified result(s) as they are")

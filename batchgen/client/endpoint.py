@@ -1,14 +1,30 @@
-"""The API a run talks to: the one given, or the built-in emulator for the length of a sandbox run."""
+"""The API a command talks to: the one given (else the environment's), or the built-in emulator for the
+length of a sandbox run."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 
-__all__ = ["SANDBOX_TIME_SCALE", "api_endpoint"]
+from batchgen.config import DEFAULT_API_BASE
+from batchgen.errors import UsageError
+
+__all__ = ["SANDBOX_TIME_SCALE", "api_endpoint", "credentials"]
 
 SANDBOX_TIME_SCALE = 0.01  # a two-minute render takes about a second in the sandbox
+
+
+def credentials(api_base: str | None, api_key: str | None) -> tuple[str, str]:
+    """The API origin and key: the ones given, else $OXEN_API_BASE and $OXEN_API_KEY (a key is required)."""
+    key = api_key or os.environ.get("OXEN_API_KEY", "")
+    if not key:
+        raise UsageError(
+            "no API key: pass api_key or set OXEN_API_KEY",
+            cli="no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox",
+        )
+    return api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE, key
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,5 @@
-"""The library's commands: what `batchgen run`, `plan`, `status`, `cancel` and `deliver` do (and `ls`,
-`report`, `unverified`), as functions that return records and print nothing.
+"""The library's commands: what `batchgen run`, `plan`, `status`, `cancel`, `deliver`, `unverified` and
+`report` do, as functions that return records and print nothing.
 
 ```python
 from batchgen import commands
@@ -9,12 +9,10 @@ commands.cancel_run("outputs/demo", only=["product=lamp"]).counts    # {"cancell
 commands.deliver_run("outputs/demo", to="meadow/review@main:drafts").complete
 ```
 
-The command line parses flags, calls one of these and prints the record (`--json`: the record as it
-is). Every run directory is opened through its session (`journal.session`). Notes for a person (the
-sandbox's address, a model's live price, a filter that chose nothing) go to `notify` (default: the
-`batchgen` logger at WARNING). Errors are worded for a Python caller; a `UserError` also carries the
-command line's wording (`cli`). What the command line needs from deeper modules is re-exported here and
-imported on first use, so `batchgen --help` and an offline `plan` stay quick.
+The command line calls one of these and prints the record (`--json`: as it is). Notes for a person go
+to `notify` (default: the `batchgen` logger at WARNING); errors are worded for a Python caller, and a
+`UserError` carries the command line's wording too (`cli`). What the command line needs from deeper
+modules is re-exported here, imported on first use so `batchgen --help` and an offline `plan` stay quick.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from batchgen import aio
 from batchgen.commands.cancel import CancelResult, cancel_run
-from batchgen.commands.common import chosen_keys, existing_run_dir, note
+from batchgen.commands.common import chosen_keys, note
 from batchgen.commands.deliver import deliver_run
 from batchgen.commands.plan import PlanSummary, plan_manifest
 from batchgen.commands.status import DeliveryStatus, RunStatus, run_status
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
     from batchgen.results.unverified import Unverified
     from batchgen.run.batch import BatchResult, run_manifest, run_manifest_async
     from batchgen.run.live_cancel import CancelBusy
-    from batchgen.run.runner import RunOutcome, RunStats, StopReason
     from batchgen.run.takes import is_take
     from batchgen.sinks.oxen.run import DeliverySummary
 
@@ -52,12 +49,9 @@ __all__ = [
     "DeliveryStatus",
     "DeliverySummary",
     "PlanSummary",
-    "RunOutcome",
-    "RunStats",
     "RunStatus",
     "RunSummary",
     "Spend",
-    "StopReason",
     "Unverified",
     "cancel_run",
     "configure_logging",
@@ -83,7 +77,6 @@ run_coroutine = aio.run  # asyncio.run, without describing the result on the way
 #: Where each name re-exported here lives (imported on first use).
 _HOMES = {
     **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.run.batch"),
-    **dict.fromkeys(("RunOutcome", "RunStats", "StopReason"), "batchgen.run.runner"),
     **dict.fromkeys(("Spend", "describe"), "batchgen.journal.spend"),
     **dict.fromkeys(("RunSummary", "list_runs"), "batchgen.results.listing"),
     **dict.fromkeys(("format_plan", "write_plan_json"), "batchgen.planning"),
@@ -105,11 +98,11 @@ def __getattr__(name: str) -> object:
     return value
 
 
-def configure_logging(*, secrets: list[str], verbose: bool = False) -> None:
-    """The `batchgen` logger on stderr (above a progress bar), every secret redacted."""
+def configure_logging(*, api_key: str | None = None, verbose: bool = False) -> None:
+    """The `batchgen` logger on stderr (above a progress bar), the keys ($OXEN_API_KEY, `api_key`) redacted."""
     from batchgen import logs
 
-    logs.configure(secrets=secrets, verbose=verbose)
+    logs.configure(secrets=[os.environ.get("OXEN_API_KEY", ""), api_key or ""], verbose=verbose)
 
 
 def refresh_report(run_dir: str | os.PathLike[str]) -> Path:
@@ -130,6 +123,7 @@ def settle_unverified(
     """The paid results whose bytes failed verification (those `only` chooses): as they are, or accepted
     as the results (`accept`), or to be downloaded again by the next run (`fetch_again`; both refused
     while a run is live)."""
+    from batchgen.journal.session import existing_run_dir
     from batchgen.results.unverified import settle
 
     path = existing_run_dir(run_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import api_of, chosen_keys, existing_run_dir, note, plan_json
+from batchgen.commands.common import chosen_keys, note, plan_json
 from batchgen.config import api_origin
 from batchgen.errors import RunLocked
 from batchgen.states import AT_PROVIDER, JobState
@@ -57,6 +57,7 @@ def cancel_run(
     do it and waited for, up to `timeout_s`; otherwise it is done here, under the lock, with the API
     (`api_base`, `api_key`: default $OXEN_API_BASE, $OXEN_API_KEY). Two at once take turns
     (`on_turn_wait(pid)` while another goes first; CancelBusy when it does not finish in time)."""
+    from batchgen.journal.session import existing_run_dir
     from batchgen.run.live_cancel import cancel_turn
 
     path = existing_run_dir(run_dir)  # before the turn file and the lock
@@ -85,6 +86,7 @@ async def _cancel_offline(
     session: Session, chosen: set[str] | None, api_base: str | None, api_key: str | None
 ) -> CancelResult:
     from batchgen.client.api import OxenClient
+    from batchgen.client.endpoint import credentials
     from batchgen.run.cancel import cancel_in_flight
 
     journal = session.journal
@@ -99,7 +101,7 @@ async def _cancel_offline(
         "its generations lived only in the sandbox's emulator, which stopped with the run; there is "
         "nothing to cancel"
     )
-    base, key = api_of(api_base, api_key)
+    base, key = credentials(api_base, api_key)
     identity = api_origin(base)
     async with OxenClient(base, key) as client:
         await session.check_api(identity, client)

@@ -1,17 +1,18 @@
-"""What the commands share: where the API and its key come from, the run directory's plan.json, and the
-jobs `only` chooses in it."""
+"""What the commands share: the run directory's plan.json, the jobs `only` chooses in it, and the delivery
+target the run recorded."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchgen.config import DEFAULT_API_BASE
 from batchgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchgen.journal.session import Session
 
 log = logging.getLogger("batchgen")
 
@@ -19,17 +20,6 @@ log = logging.getLogger("batchgen")
 def note(text: str) -> None:
     """Where notes go when the caller gives no `notify`: the `batchgen` logger, at WARNING."""
     log.warning("%s", text)
-
-
-def api_of(api_base: str | None, api_key: str | None) -> tuple[str, str]:
-    """The API origin and key: the ones given, else $OXEN_API_BASE and $OXEN_API_KEY."""
-    key = api_key or os.environ.get("OXEN_API_KEY", "")
-    if not key:
-        raise UsageError(
-            "no API key: pass api_key or set OXEN_API_KEY",
-            cli="no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox",
-        )
-    return api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE, key
 
 
 def chosen_keys(
@@ -64,13 +54,12 @@ def plan_json(run_dir: Path) -> Any:
     return json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
 
 
-def existing_run_dir(run_dir: str | os.PathLike[str]) -> Path:
-    """`run_dir` as a Path, when it holds a journal; a UsageError saying why not, otherwise (checked
-    before anything is written into it: a plain folder is never littered)."""
-    from batchgen.journal.schema import journal_problem
+def recorded_target(session: Session) -> dict[str, object]:
+    """The delivery target the run recorded in its journal (empty when none, or unreadable)."""
+    from batchgen.sinks.oxen.run import META_KEY
 
-    path = Path(run_dir)
-    problem = journal_problem(path)
-    if problem is not None:
-        raise UsageError(problem)
-    return path
+    try:
+        value = json.loads(session.journal.meta(META_KEY) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) and {"repo", "branch", "path"} <= value.keys() else {}

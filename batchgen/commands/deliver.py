@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import api_of, plan_json
-from batchgen.commands.status import recorded_target
-from batchgen.config import RunOptions
+from batchgen.commands.common import plan_json, recorded_target
+from batchgen.config import RunOptions, Timeouts
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,11 +32,13 @@ def deliver_run(
     api_key: str | None = None,
     request_timeout_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> DeliverySummary | None:
+) -> DeliverySummary:
     """Deliver a run's results to its `deliver:` repository (or `to`: "NS/NAME[@BRANCH][:PATH]"), from
     the run directory alone: only what is missing. `progress(delivered, wanted)` after every change."""
+    from batchgen.client.endpoint import credentials
+
     return aio.run(
-        _deliver(Path(run_dir), to, create, api_of(api_base, api_key), request_timeout_s, progress)
+        _deliver(Path(run_dir), to, create, credentials(api_base, api_key), request_timeout_s, progress)
     )
 
 
@@ -49,15 +49,14 @@ async def _deliver(
     api: tuple[str, str],
     request_timeout_s: float | None,
     progress: Callable[[int, int], None] | None,
-) -> DeliverySummary | None:
+) -> DeliverySummary:
     from batchgen.client.api import OxenClient
     from batchgen.journal.session import Session
     from batchgen.sinks.base import run_with_sinks
     from batchgen.sinks.oxen.run import RunDelivery
 
-    (api_base, key), timeouts = api, RunOptions().timeouts
-    if request_timeout_s is not None:
-        timeouts = replace(timeouts, request_s=request_timeout_s)
+    api_base, key = api
+    timeouts = Timeouts() if request_timeout_s is None else Timeouts(request_s=request_timeout_s)
     with Session.writing(path) as session:
         session.refuse_sandbox(
             "its results are placeholders, never delivered to a real repository (its deliveries went to "
@@ -77,10 +76,9 @@ async def _deliver(
 
 def _target(session: Session, to: str | None, create: bool) -> tuple[DeliveryTarget, str]:
     """The target and the campaign's name: `to`, else what the run recorded."""
-    from batchgen.sinks.oxen.run import META_KEY
     from batchgen.target import DeliveryTarget, parse_repo
 
-    recorded = recorded_target(session.journal.meta(META_KEY))
+    recorded = recorded_target(session)
     name = recorded.get("name")
     with contextlib.suppress(OSError, ValueError, AttributeError):
         name = name or plan_json(session.run_dir).get("name")

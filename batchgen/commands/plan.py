@@ -70,12 +70,11 @@ def plan_manifest(
     if selection is not None and not chosen.jobs:
         notify(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
     states, spent = _journaled(run_dir, {job.key for job in plan.jobs})
-    try:
-        limit = (
-            usd(budget) if budget is not None else options_from_manifest(loaded.run or {}, None).budget_usd
-        )
-    except ValueError as exc:  # worded for the flag; a Python caller passed `budget`
-        raise UsageError(str(exc).removeprefix("--"), cli=str(exc)) from exc
+    limit = (
+        usd(budget, "budget")
+        if budget is not None
+        else options_from_manifest(loaded.run or {}, None).budget_usd
+    )
     line = None if limit is None else _budget_line(chosen, states, limit, spent)
     described = None if selection is None else selection.describe()
     return PlanSummary(plan, chosen, described, states, spent, line, sandbox)

@@ -3,15 +3,13 @@ the spend, and how far its delivery got."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen.commands.common import chosen_keys, note
-from batchgen.config import SANDBOX_IDENTITY
+from batchgen.commands.common import chosen_keys, note, recorded_target
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
     from batchgen.journal.spend import JobSpend, Spend
     from batchgen.journal.store import JobRecord
 
-__all__ = ["DeliveryStatus", "RunStatus", "recorded_target", "run_status"]
+__all__ = ["DeliveryStatus", "RunStatus", "run_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +40,9 @@ class RunStatus:
     run_dir: Path
     jobs: list[dict[str, Any]]
     api: str | None
+    sandbox: bool
     spend: Spend
     delivery: DeliveryStatus | None = None
-
-    @property
-    def sandbox(self) -> bool:
-        return self.api == SANDBOX_IDENTITY
 
     @property
     def complete(self) -> bool:
@@ -70,14 +65,14 @@ def run_status(
         records = sorted(session.journal.records().values(), key=lambda r: r.idx)
         delivery = _delivery_status(session)
         charges, billed = journal_charges(session.journal)
-        api = session.api
+        api, sandbox = session.api, session.sandbox
     chosen = chosen_keys(path, only, notify=notify)
     jobs = [
         _job_status(r, job_spend(charges[r.key], billed))
         for r in records
         if chosen is None or r.key in chosen
     ]
-    return RunStatus(path, jobs, api, spend_of(charges.values(), billed), delivery)
+    return RunStatus(path, jobs, api, sandbox, spend_of(charges.values(), billed), delivery)
 
 
 def _job_status(r: JobRecord, share: JobSpend) -> dict[str, Any]:
@@ -109,11 +104,10 @@ def _job_status(r: JobRecord, share: JobSpend) -> dict[str, Any]:
 def _delivery_status(session: Session) -> DeliveryStatus | None:
     """How far the run's delivery got, by its ledger (None when the run has no target)."""
     from batchgen.journal.deliveries import DELIVERED, FAILED, DeliveryLedger
-    from batchgen.sinks.oxen.run import META_KEY
     from batchgen.sinks.oxen.wanted import done_results
     from batchgen.target import DeliveryTarget
 
-    recorded = recorded_target(session.journal.meta(META_KEY))
+    recorded = recorded_target(session)
     if not recorded:
         return None
     namespace, _, repo = str(recorded["repo"]).partition("/")  # as recorded: shown, not checked
@@ -132,12 +126,3 @@ def _delivery_status(session: Session) -> DeliveryStatus | None:
         elif row is not None and row.state == FAILED:
             failed.append(f"{item.repo_path}: {row.error}")
     return DeliveryStatus(target.describe(), False, delivered, len(wanted), tuple(failed))
-
-
-def recorded_target(raw: str | None) -> dict[str, object]:
-    """The delivery target a run recorded in its journal (empty when none, or unreadable)."""
-    try:
-        value = json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) and {"repo", "branch", "path"} <= value.keys() else {}

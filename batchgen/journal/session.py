@@ -10,6 +10,7 @@ the sandbox's placeholders and one origin's paid generations are never mixed.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +24,7 @@ from batchgen.states import SANDBOX_IDENTITY
 if TYPE_CHECKING:
     from batchgen.planning import Plan
 
-__all__ = ["Provider", "Session"]
+__all__ = ["Provider", "Session", "existing_run_dir"]
 
 
 class Provider(Protocol):
@@ -66,9 +67,8 @@ class Session:
         """The lock (RunLocked while a process holds it), then the journal read-write. Without a plan the
         journal must exist: a plain folder is refused before the lock, so nothing is left in it. With
         the plan of a run it is created, or rebuilt from the results' sidecars when it was lost."""
-        problem = None if plan is not None else journal_problem(run_dir)
-        if problem is not None:
-            raise UsageError(problem)
+        if plan is None:
+            existing_run_dir(run_dir)
         with RunLock(run_dir):
             journal = Journal.open(run_dir) if plan is None else _run_journal(run_dir, plan, say)
             try:
@@ -108,6 +108,16 @@ class Session:
             raise _mixed(self.run_dir, foreign, identity)
         if recorded != identity:
             journal.set_meta("api", identity)
+
+
+def existing_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """`run_dir` as a Path, when it holds a journal; a UsageError saying why not, otherwise (checked
+    before anything is written into it: a plain folder is never littered)."""
+    path = Path(run_dir)
+    problem = journal_problem(path)
+    if problem is not None:
+        raise UsageError(problem)
+    return path
 
 
 def _mixed(run_dir: Path, foreign: list[str], identity: str) -> UsageError:

@@ -29,15 +29,9 @@ from typing import Any
 
 from batchgen import aio, logs
 from batchgen.client.api import OxenClient
-from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint
+from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint, credentials
 from batchgen.client.models import Catalog, model_catalog
-from batchgen.config import (
-    DEFAULT_API_BASE,
-    RunOptions,
-    UploadTarget,
-    options_from_manifest,
-    usd,
-)
+from batchgen.config import RunOptions, UploadTarget, options_from_manifest, usd
 from batchgen.errors import StorageError, UsageError
 from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, journal_spend
@@ -156,7 +150,7 @@ async def run_manifest_async(
     settings = _options(loaded, overrides, options)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
     extra = (*sinks, *([] if on_result is None else [ResultCallback(on_result)]))
-    async with api_endpoint(None if sandbox else _credentials(api_base, api_key), say) as (base, key):
+    async with api_endpoint(None if sandbox else credentials(api_base, api_key), say) as (base, key):
         settings = _for_endpoint(settings, base, sandbox=sandbox)
         async with OxenClient(base, key, timeouts=settings.timeouts, retry=settings.retry) as client:
             found = await model_catalog(client, loaded, run_dir=run_dir)
@@ -168,14 +162,6 @@ async def run_manifest_async(
                 say(note)
             run = _Run(run_dir, plan, chosen, found, settings, client, key, say, extra, progress, stop)
             return await _execute(run, retry_invalid=bool(overrides.get("retry_invalid")))
-
-
-def _credentials(api_base: str | None, api_key: str | None) -> tuple[str, str]:
-    """The API's base and the key: given, else from the environment (a key is required)."""
-    key = api_key or os.environ.get("OXEN_API_KEY", "")
-    if not key:
-        raise UsageError("no API key: set OXEN_API_KEY (or pass --api-key), or try --sandbox")
-    return api_base or os.environ.get("OXEN_API_BASE") or DEFAULT_API_BASE, key
 
 
 def _for_endpoint(options: RunOptions, api_base: str, *, sandbox: bool) -> RunOptions:
@@ -207,10 +193,13 @@ def check_can_run(plan: Plan, options: RunOptions) -> list[str]:
     """Usage errors that need the plan: local images with nowhere to go, a budget that cannot work.
     Returns what to say without stopping (a price too low to trust, with no budget depending on it)."""
     if options.upload is None and not options.inline_assets and any(job.assets for job in plan.jobs):
-        raise UsageError(
+        why = (
             f"{plan.manifest_path}: jobs use local reference images, but there is nowhere to upload them: "
-            "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass --upload-repo NS/REPO, "
-            "or pass --inline-assets to send them as data: URIs"
+            "add `upload: {namespace: NS, repo: REPO}` to the manifest, pass "
+        )
+        raise UsageError(
+            why + "upload_repo='NS/REPO', or inline_assets=True to send them as data: URIs",
+            cli=why + "--upload-repo NS/REPO, or pass --inline-assets to send them as data: URIs",
         )
     budget = options.budget_usd
     implausible = implausible_prices((job.model, job.cost_usd, job.duration_s) for job in plan.jobs)
@@ -221,9 +210,10 @@ def check_can_run(plan: Plan, options: RunOptions) -> list[str]:
         )
     unpriced = sorted({job.model for job in plan.jobs if job.cost_usd is None})
     if unpriced:
+        why = f"a budget of ${budget} cannot be enforced: no price is known for {', '.join(unpriced)}"
         raise UsageError(
-            f"a budget of ${budget} cannot be enforced: no price is known for "
-            f"{', '.join(unpriced)}; drop the budget (--budget / run.budget_usd) to run anyway"
+            f"{why}; drop the budget (budget_usd / run.budget_usd) to run anyway",
+            cli=f"{why}; drop the budget (--budget / run.budget_usd) to run anyway",
         )
     if prices:
         raise UsageError(
@@ -358,7 +348,7 @@ def _overridden(options: RunOptions, manifest: Manifest, overrides: Mapping[str,
         try:
             options = replace(options, upload=UploadTarget.parse(str(overrides["upload_repo"])))
         except ValueError as exc:
-            raise ValueError(f"--upload-repo: {exc}") from None
+            raise UsageError(f"upload_repo: {exc}", cli=f"--upload-repo: {exc}") from None
     if overrides.get("deliver"):
         options = replace(options, deliver=_deliver_target(manifest, overrides["deliver"]))
     return options
@@ -375,4 +365,4 @@ def _deliver_target(manifest: Manifest, flag: Any) -> DeliveryTarget | None:
         path, create = str(written.get("path", DELIVER_PATH_DEFAULT)), written.get("create") is True
         return DeliveryTarget.parse(str(flag), variables, default_path=path, create=create)
     except ValueError as exc:
-        raise ValueError(f"--deliver: {exc}") from None
+        raise UsageError(f"deliver: {exc}", cli=f"--deliver: {exc}") from None
