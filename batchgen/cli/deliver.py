@@ -36,6 +36,9 @@ def add_deliver(commands: Commands) -> None:
             "send what the run has not delivered yet to its deliver: repository",
             "batchgen deliver outputs/spring-campaign --to meadow/review@drafts:spring/{name}",
             "deliver the same results to another repository, branch and path",
+            "batchgen deliver outputs/spring-campaign --picks spring-campaign-picks.csv --for client "
+            "--to client/spring@main:{name}",
+            "send only the picked takes, client-safe (no costs, ids or internal URLs), with a client report",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,6 +49,25 @@ def add_deliver(commands: Commands) -> None:
         help="the repository (default: the run's `deliver:` target); PATH may use {name}",
     )
     deliver.add_argument("--create", action="store_true", help="create the repository if it does not exist")
+    deliver.add_argument(
+        "--picks",
+        type=Path,
+        metavar="FILE",
+        help="only the picked results: the report's picks export (CSV), or one key or key prefix a line",
+    )
+    deliver.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only the results of the jobs matching (repeatable)",
+    )
+    deliver.add_argument(
+        "--for",
+        dest="audience",
+        choices=("team", "client"),
+        help="team: the run directory's mirror; client: videos, client sidecars, a results.csv and "
+        "report.html without money, ids or internal URLs (default: the run's deliver: for, else team)",
+    )
     add_api_flags(deliver)
     deliver.add_argument(
         "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
@@ -69,6 +91,9 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         request_timeout_s=args.request_timeout,
         progress=None if args.no_progress else _progress_lines(),
+        picks=args.picks,
+        only=args.only,
+        for_=args.audience,
     )
     if args.json:
         print_json(summary)
