@@ -28,7 +28,9 @@ def add_deliver(commands: Commands) -> None:
         help="deliver a run's results to an Oxen repository (only what is missing)",
         description="Send a run's verified results, their sidecars and its results files to an Oxen\n"
         "repository, batched into few commits. Only files not delivered yet (or changed since) are\n"
-        "sent; requests a killed run left unanswered are looked up on the branch first.",
+        "sent; requests a killed run left unanswered are looked up on the branch first.\n"
+        "--picks and --only send only the chosen results; --for client sends only what a client\n"
+        "may see (docs/delivery.md says what each mode sends, file by file).",
         epilog="exit codes:\n  0  every file is delivered\n  1  some files are not (run it again)\n"
         "  2  bad input, or the repository is missing or read-only: nothing was sent\n\n"
         + example(
@@ -36,9 +38,10 @@ def add_deliver(commands: Commands) -> None:
             "send what the run has not delivered yet to its deliver: repository",
             "batchgen deliver outputs/spring-campaign --to meadow/review@drafts:spring/{name}",
             "deliver the same results to another repository, branch and path",
-            "batchgen deliver outputs/spring-campaign --picks spring-campaign-picks.csv --for client "
-            "--to client/spring@main:{name}",
-            "send only the picked takes, client-safe (no costs, ids or internal URLs), with a client report",
+            "batchgen deliver outputs/spring-campaign --only product=mug --for client "
+            "--to meadow/review@drafts:client/{name}",
+            "only the mug's results, client-safe: videos, client sidecars, results.csv and a report\n"
+            "      without costs, budget, ids or internal URLs (--picks FILE: the report's picks export)",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
