@@ -1,10 +1,12 @@
 """Picks to a client, end to end: the demo run by the real CLI against the emulator, picks written as
-the report exports them, `deliver --picks … --for client` to a fresh repository path; then a manifest
-edit that makes one pick stale, refused with a clear message. Also `--only` on `deliver`, a plain
+the report exports them (and made in the report in headless Chromium, then exported), `deliver
+--picks … --for client` to a fresh repository path; then a manifest edit that makes one pick stale,
+refused with a clear message. Also `--only` on `deliver`, a plain
 list of key prefixes, and the manifest's `deliver: {for: client}`."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -13,13 +15,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from batchgen.emulator import Emulator
+from tests.browser import Chromium, find_chromium
 from tests.e2e.conftest import run_cli
 from tests.e2e.test_deliver import demo, edit_coastline, made, run
 
 CLIENT_NS, CLIENT_REPO = "client", "spring"
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary (`apt-get install -y chromium`)"
+)
 HANDOFF = "handoff/demo"
 
 
@@ -85,43 +93,41 @@ def leaks(emu: Emulator, run_dir: Path, files: dict[str, Any]) -> list[tuple[str
     return found
 
 
-async def test_picks_go_to_a_client_with_nothing_internal_and_a_stale_pick_is_refused(
-    emulator: Any, tmp_path: Path
-) -> None:
-    """3 of the demo's 9 results picked (the report's CSV export) reach a fresh client path: exactly
-    those videos, their client sidecars, a results.csv and a report.html, with no cost, budget, id or
-    internal URL in any byte. After an edit changes one picked job, the old picks are refused, naming
-    that pick and why, and nothing is sent."""
-    emu = await emulator()
+CLIENT_SIDECAR = {"name", "title", "replica", "model", "aspect_ratio", "duration_s", "vars", "file", "sha256"}
+TO = f"{CLIENT_NS}/{CLIENT_REPO}@main:handoff/{{name}}"
+PICKED = {("coastline", "16:9"), ("mug-morning", "9:16"), ("bloxy-turntable", "1:1")}
+
+
+async def demo_run(emu: Emulator, tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The demo run against the emulator without a delivery: its manifest and the plan's 9 rows."""
     manifest = demo(tmp_path)
     without_deliver(manifest)
-    assert (await run(emu, tmp_path)).code == 0
-    run_dir = tmp_path / "out" / "demo"
-    rows = rows_of(run_dir)
-    picked = [
-        r
-        for r in rows
-        if (r["name"], r["var.aspect_ratio"])
-        in {("coastline", "16:9"), ("mug-morning", "9:16"), ("bloxy-turntable", "1:1")}
-    ]
-    assert len(picked) == 3
-    (tmp_path / "picks.csv").write_text(export_picks(picked), encoding="utf-8")
+    done = await run(emu, tmp_path)
+    assert done.code == 0, done.stderr
+    return manifest, rows_of(tmp_path / "out" / "demo")
 
-    to = f"{CLIENT_NS}/{CLIENT_REPO}@main:handoff/{{name}}"
-    sent = await run_cli(
+
+async def deliver_picks(emu: Emulator, tmp_path: Path, picks: str, *extra: str) -> Any:
+    return await run_cli(
         "deliver",
         "out/demo",
         "--picks",
-        "picks.csv",
+        picks,
         "--for",
         "client",
         "--to",
-        to,
-        "--create",
+        TO,
+        *extra,
         *api(emu),
         cwd=tmp_path,
     )
-    assert sent.code == 0, sent.stderr
+
+
+def assert_client_handoff(
+    emu: Emulator, run_dir: Path, rows: list[dict[str, Any]], picked: list[dict[str, Any]]
+) -> None:
+    """The client repository holds exactly the picked videos (byte for byte), their client sidecars, a
+    results.csv and a report.html of the picks, and no byte of any file is money, an id or an internal URL."""
     files = emu.repo_files(CLIENT_NS, CLIENT_REPO)
     videos = {f"{HANDOFF}/{r['output_path']}" for r in picked}
     sidecars = {str(Path(v).with_suffix(".json")) for v in videos}
@@ -130,17 +136,7 @@ async def test_picks_go_to_a_client_with_nothing_internal_and_a_stale_pick_is_re
         stored = files[f"{HANDOFF}/{row['output_path']}"]
         assert stored.sha256 == hashlib.sha256((run_dir / row["output_path"]).read_bytes()).hexdigest()
         sidecar = json.loads(files[str(Path(f"{HANDOFF}/{row['output_path']}").with_suffix(".json"))].data)
-        assert set(sidecar) == {
-            "name",
-            "title",
-            "replica",
-            "model",
-            "aspect_ratio",
-            "duration_s",
-            "vars",
-            "file",
-            "sha256",
-        }
+        assert set(sidecar) == CLIENT_SIDECAR
         assert sidecar["sha256"] == row["sha256"] and sidecar["title"] == row["title"]
     table = list(csv.DictReader(io.StringIO(files[f"{HANDOFF}/results.csv"].data.decode())))
     assert sorted(r["title"] for r in table) == sorted(r["title"] for r in picked)
@@ -148,23 +144,81 @@ async def test_picks_go_to_a_client_with_nothing_internal_and_a_stale_pick_is_re
     assert all(r["key"] in report for r in picked)
     assert not [r for r in rows if r not in picked and r["key"] in report]  # only the picks have cards
     assert '"money":false' in report
-    assert leaks(emu, run_dir, files) == [], [
-        (p, w, files[p].data[files[p].data.index(w) - 60 : files[p].data.index(w) + 40])
-        for p, w in leaks(emu, run_dir, files)
-    ]
+    assert leaks(emu, run_dir, files) == []
 
+
+async def assert_stale_pick_refused(
+    emu: Emulator, tmp_path: Path, manifest: Path, picks: str, coastline: dict[str, Any]
+) -> None:
+    """An edit changes the picked coastline job; after a rerun the old picks are refused, naming that
+    pick and why, and no commit is made."""
     commits = len(made(emu, CLIENT_NS, CLIENT_REPO))
     edit_coastline(manifest)
     assert (await run(emu, tmp_path, "--budget", "30")).code == 0
-    stale = await run_cli(
-        "deliver", "out/demo", "--picks", "picks.csv", "--for", "client", "--to", to, *api(emu), cwd=tmp_path
-    )
+    stale = await deliver_picks(emu, tmp_path, picks)
     assert stale.code == 2, stale.stderr
-    coastline = next(r for r in picked if r["name"] == "coastline")
-    assert f"pick {coastline['key'][:12]} ('coastline · 16:9', picks.csv line " in stale.stderr
+    assert f"pick {coastline['key'][:12]} ('coastline · 16:9', {Path(picks).name} line " in stale.stderr
     assert "no longer in the current plan: the manifest changed it since this pick was made" in stale.stderr
     assert "a pick is not a done result of the current plan, nothing was sent" in stale.stderr
     assert len(made(emu, CLIENT_NS, CLIENT_REPO)) == commits
+
+
+async def test_picks_go_to_a_client_with_nothing_internal_and_a_stale_pick_is_refused(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """3 of the demo's 9 results picked (written as the report exports them) reach a fresh client
+    path: exactly those videos, their client sidecars, a results.csv and a report.html, with no cost,
+    budget, id or internal URL in any byte. After an edit changes one picked job, the old picks are
+    refused, naming that pick and why, and nothing is sent."""
+    emu = await emulator()
+    manifest, rows = await demo_run(emu, tmp_path)
+    picked = [r for r in rows if (r["name"], r["var.aspect_ratio"]) in PICKED]
+    (tmp_path / "picks.csv").write_text(export_picks(picked), encoding="utf-8")
+    sent = await deliver_picks(emu, tmp_path, "picks.csv", "--create")
+    assert sent.code == 0, sent.stderr
+    assert_client_handoff(emu, tmp_path / "out" / "demo", rows, picked)
+    coastline = next(r for r in picked if r["name"] == "coastline")
+    await assert_stale_pick_refused(emu, tmp_path, manifest, "picks.csv", coastline)
+
+
+@needs_chromium
+@pytest.mark.timeout(150)
+async def test_picks_made_in_the_report_in_chromium_are_delivered_to_a_client(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """The same hand-off with the picks made in the run's own report.html in headless Chromium: Pick
+    boxes clicked, Export picks downloaded (a real Blob download), that file given to `deliver`."""
+    emu = await emulator()
+    manifest, rows = await demo_run(emu, tmp_path)
+    picked = [r for r in rows if (r["name"], r["var.aspect_ratio"]) in PICKED]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    async with Chromium.launch(CHROMIUM) as browser:
+        page = await browser.new_page(width=1280, height=900)
+        await page.goto((tmp_path / "out" / "demo" / "report.html").as_uri())
+        await page.wait_for("window.batchgenReport")
+        for row in picked:
+            await page.evaluate(f"document.querySelector('[data-key=\"{row['key']}\"] .pick-box').click()")
+        assert await page.evaluate('document.getElementById("pick-count").textContent') == "3 picked"
+        await browser.send(
+            "Browser.setDownloadBehavior",
+            {"behavior": "allow", "downloadPath": str(downloads), "eventsEnabled": True},
+        )
+        begun = browser.expect("Browser.downloadWillBegin")
+        finished = browser.expect(
+            "Browser.downloadProgress", predicate=lambda p: p.get("state") == "completed"
+        )
+        await page.evaluate('document.getElementById("export").click()')
+        async with asyncio.timeout(15):
+            name = (await begun)["suggestedFilename"]
+            await finished
+        assert page.errors() == []
+    picks = str(downloads / name)
+    sent = await deliver_picks(emu, tmp_path, picks, "--create")
+    assert sent.code == 0, sent.stderr
+    assert_client_handoff(emu, tmp_path / "out" / "demo", rows, picked)
+    coastline = next(r for r in picked if r["name"] == "coastline")
+    await assert_stale_pick_refused(emu, tmp_path, manifest, picks, coastline)
 
 
 async def test_deliver_only_and_a_list_of_key_prefixes_narrow_the_team_mirror(
