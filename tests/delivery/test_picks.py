@@ -14,6 +14,7 @@ from batchgen.journal.store import JobRecord
 from batchgen.results.client import CLIENT_CSV_FIELDS, client_csv, client_sidecar, client_vars
 from batchgen.results.picks import Pick, parse_picks, resolve_picks
 from batchgen.states import JobState
+from batchgen.target import CLIENT, DeliveryTarget
 
 DONE_A = "a1b2c3d4e5f6" + "0" * 52
 DONE_B = "a1b2c3ffffff" + "1" * 52
@@ -152,3 +153,12 @@ def test_a_client_results_csv_has_a_row_per_result_and_no_money() -> None:
     assert list(rows[0]) == [*CLIENT_CSV_FIELDS, "var.product"]
     assert rows[0]["path"] == "videos/hero/mug-9x16.mp4" and rows[0]["var.product"] == "mug"
     assert "1.120" not in text and "internal.example" not in text and "cost" not in text
+
+
+def test_a_manifests_deliver_for_client_makes_a_client_target_and_team_is_the_default() -> None:
+    """`deliver: {for: client}` gives the client audience (the run then delivers client-safe); without
+    `for` (or `for: team`) the full mirror."""
+    client = DeliveryTarget.from_manifest({"repo": "client/spring", "for": "client"}, {})
+    assert client.audience == CLIENT
+    assert DeliveryTarget.from_manifest({"repo": "client/spring"}, {}).audience == "team"
+    assert DeliveryTarget.from_manifest({"repo": "client/spring", "for": "team"}, {}).audience == "team"
