@@ -158,7 +158,10 @@ def test_a_client_results_csv_has_a_row_per_result_and_no_money() -> None:
 def test_a_manifests_deliver_for_client_makes_a_client_target_and_team_is_the_default() -> None:
     """`deliver: {for: client}` gives the client audience (the run then delivers client-safe); without
     `for` (or `for: team`) the full mirror."""
-    client = DeliveryTarget.from_manifest({"repo": "client/spring", "for": "client"}, {})
+    client = DeliveryTarget.from_manifest({"repo": "client/spring", "for": "client"}, {"name": "s"})
     assert client.audience == CLIENT
-    assert DeliveryTarget.from_manifest({"repo": "client/spring"}, {}).audience == "team"
-    assert DeliveryTarget.from_manifest({"repo": "client/spring", "for": "team"}, {}).audience == "team"
+    assert DeliveryTarget.from_manifest({"repo": "client/spring"}, {"name": "s"}).audience == "team"
+    assert (
+        DeliveryTarget.from_manifest({"repo": "client/spring", "for": "team"}, {"name": "s"}).audience
+        == "team"
+    )
