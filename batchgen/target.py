@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "BRANCH_PATTERN",
+    "CLIENT",
     "DELIVER_PATH_DEFAULT",
     "NAME_PATTERN",
     "REPO_PATTERN",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 DELIVER_PATH_DEFAULT = "{name}"
+CLIENT = "client"  # `deliver: {for: client}`, `deliver --for client`: what a client may see, nothing else
 
 _NAME_RULE = "Oxen names are 2 or more letters, digits, '_', '.' or '-', starting with a letter or digit"
 _BRANCH_EXAMPLE = "branch names look like main or review/client-a"
@@ -79,6 +81,7 @@ class DeliveryTarget:
     branch: str = "main"
     path: str
     create: bool = False  # create the repository (POST /api/repos) when it does not exist
+    audience: str = "team"  # "client": the client-safe delivery (`deliver: {for: client}`)
 
     def describe(self) -> str:
         return f"{self.namespace}/{self.repo}@{self.branch}:{self.path}"
@@ -102,6 +105,7 @@ class DeliveryTarget:
             branch=parse_branch(str(deliver.get("branch", "main"))),
             path=render_path(str(deliver.get("path", DELIVER_PATH_DEFAULT)), variables),
             create=deliver.get("create") is True,
+            audience=CLIENT if deliver.get("for") == CLIENT else "team",
         )
 
     @classmethod

@@ -35,7 +35,9 @@ def add_deliver(commands: Commands) -> None:
         help="deliver a run's results to an Oxen repository (only what is missing)",
         description="Send a run's verified results, their sidecars and its results files to an Oxen\n"
         "repository, batched into few commits. Only files not delivered yet (or changed since) are\n"
-        "sent; requests a killed run left unanswered are looked up on the branch first.",
+        "sent; requests a killed run left unanswered are looked up on the branch first.\n"
+        "--picks and --only send only the chosen results; --for client sends only what a client\n"
+        "may see (docs/delivery.md says what each mode sends, file by file).",
         epilog="exit codes:\n  0  every file is delivered\n  1  some files are not (run it again)\n"
         "  2  bad input, or the repository is missing or read-only: nothing was sent\n\n"
         + example(
@@ -43,6 +45,10 @@ def add_deliver(commands: Commands) -> None:
             "send what the run has not delivered yet to its deliver: repository",
             "batchgen deliver outputs/spring-campaign --to meadow/review@drafts:spring/{name}",
             "deliver the same results to another repository, branch and path",
+            "batchgen deliver outputs/spring-campaign --only product=mug --for client "
+            "--to meadow/review@drafts:client/{name}",
+            "only the mug's results, client-safe: videos, client sidecars, results.csv and a report\n"
+            "      without costs, budget, ids or internal URLs (--picks FILE: the report's picks export)",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -53,6 +59,25 @@ def add_deliver(commands: Commands) -> None:
         help="the repository (default: the run's `deliver:` target); PATH may use {name}",
     )
     deliver.add_argument("--create", action="store_true", help="create the repository if it does not exist")
+    deliver.add_argument(
+        "--picks",
+        type=Path,
+        metavar="FILE",
+        help="only the picked results: the report's picks export (CSV), or one key or key prefix a line",
+    )
+    deliver.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only the results of the jobs matching (repeatable)",
+    )
+    deliver.add_argument(
+        "--for",
+        dest="audience",
+        choices=("team", "client"),
+        help="team: the run directory's mirror; client: videos, client sidecars, a results.csv and "
+        "report.html without money, ids or internal URLs (default: the run's deliver: for, else team)",
+    )
     add_api_flags(deliver)
     deliver.add_argument(
         "--request-timeout", type=float, metavar="S", help="timeout of one API call (default 60)"
@@ -76,6 +101,9 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         request_timeout_s=args.request_timeout,
         progress=None if args.no_progress else _progress_lines(),
+        picks=args.picks,
+        only=args.only,
+        for_=args.audience,
     )
     if args.json:
         print_json(summary)

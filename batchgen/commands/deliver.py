@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchgen import aio
 from batchgen.commands.common import plan_json, recorded_target
@@ -32,13 +32,21 @@ def deliver_run(
     api_key: str | None = None,
     request_timeout_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> DeliverySummary:
+    picks: str | os.PathLike[str] | None = None,
+    only: Sequence[str] | None = None,
+    for_: str | None = None,
+) -> DeliverySummary | None:
     """Deliver a run's results to its `deliver:` repository (or `to`: "NS/NAME[@BRANCH][:PATH]"), from
-    the run directory alone: only what is missing. `progress(delivered, wanted)` after every change."""
+    the run directory alone: only what is missing. `progress(delivered, wanted)` after every change.
+    `picks` (a picks file), `only` (KEY=VALUE terms) narrow the results; `for_="client"` sends the
+    client-safe files (`batchgen.sinks.oxen.selected`)."""
     from batchgen.client.endpoint import credentials
 
+    chosen = {"picks": None if picks is None else Path(picks), "only": only, "audience": for_}
     return aio.run(
-        _deliver(Path(run_dir), to, create, credentials(api_base, api_key), request_timeout_s, progress)
+        _deliver(
+            Path(run_dir), to, create, credentials(api_base, api_key), request_timeout_s, progress, chosen
+        )
     )
 
 
@@ -49,11 +57,13 @@ async def _deliver(
     api: tuple[str, str],
     request_timeout_s: float | None,
     progress: Callable[[int, int], None] | None,
-) -> DeliverySummary:
+    chosen: dict[str, Any],
+) -> DeliverySummary | None:
     from batchgen.client.api import OxenClient
+    from batchgen.commands.choose import choose
     from batchgen.journal.session import Session
     from batchgen.sinks.base import run_with_sinks
-    from batchgen.sinks.oxen.run import RunDelivery
+    from batchgen.sinks.oxen.selected import delivery_for
 
     api_base, key = api
     timeouts = Timeouts() if request_timeout_s is None else Timeouts(request_s=request_timeout_s)
@@ -63,12 +73,14 @@ async def _deliver(
             "the sandbox's emulator)"
         )
         target, campaign = _target(session, to, create)
+        recorded = recorded_target(session)
+        choice = choose(session, plan_json(path), recorded=recorded, **chosen)
         options = RunOptions(api_base=api_base, deliver=target, timeouts=timeouts)
         async with OxenClient(api_base, key, timeouts=timeouts) as client:
             await session.check_api(options.api_identity, client)
         show = (lambda counts: None) if progress is None else (lambda counts: progress(*counts))
-        delivery = RunDelivery(
-            target, options, key, session.journal, path, campaign, linger_s=0.0, on_change=show
+        delivery = delivery_for(
+            target, options, key, session.journal, path, campaign, choice, linger_s=0.0, on_change=show
         )
         await run_with_sinks([delivery], lambda: asyncio.sleep(0))  # no run: what is missing, then finish
         return delivery.summary()

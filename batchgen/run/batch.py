@@ -46,7 +46,7 @@ from batchgen.run.billing import read_after_run
 from batchgen.run.runner import Progress, Runner, RunOutcome
 from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.sinks.base import ResultCallback, ResultSink, VerifiedResult, run_with_sinks
-from batchgen.sinks.oxen.run import RunDelivery
+from batchgen.sinks.oxen.selected import delivery_for
 from batchgen.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
 
 __all__ = ["BatchResult", "JobResult", "run_dir_name", "run_manifest", "run_manifest_async"]
@@ -247,7 +247,7 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
     sink finished (`run_with_sinks`)."""
     plan, options = run.plan, run.options
     target, run_dir = options.deliver, run.run_dir
-    delivery = [] if target is None else [RunDelivery(target, options, run.key, journal, run_dir, plan.name)]
+    delivery = [] if target is None else [delivery_for(target, options, run.key, journal, run_dir, plan.name)]
     sinks = (*delivery, *run.sinks)
     only = None if run.chosen is plan else {job.key for job in run.chosen.jobs}
     runner = Runner(

@@ -16,7 +16,7 @@ from batchgen.config import RunOptions, Timeouts
 from batchgen.emulator import Emulator
 from batchgen.run import batch
 from batchgen.sinks.base import ResultSink, VerifiedResult
-from batchgen.sinks.oxen.run import RunDelivery
+from batchgen.sinks.oxen.selected import delivery_for
 from tests.e2e.test_deliver import assert_delivered, demo
 
 RUN_FILES = {"results.csv", "results.jsonl", "report.html"}
@@ -121,7 +121,7 @@ async def test_a_caller_s_sink_is_checked_first_sees_every_result_and_is_finishe
 async def test_the_oxen_delivery_passes_the_same_lifecycle_test(
     emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The manifest's `deliver:` makes a RunDelivery, driven by the same lifecycle as any sink (here
+    """The manifest's `deliver:` makes a RunDelivery (`delivery_for`), driven by the same lifecycle as any sink (here
     watched through a Spy around it): checked before the first POST, every result delivered, finished
     with the run's files; and the repository has each result, its sidecar and the results files."""
     emu = await emulator()
@@ -130,10 +130,10 @@ async def test_the_oxen_delivery_passes_the_same_lifecycle_test(
     spies: list[Spy] = []
 
     def spied(*args: Any, **kwargs: Any) -> Spy:
-        spies.append(Spy(emu, run_dir, RunDelivery(*args, **kwargs)))
+        spies.append(Spy(emu, run_dir, delivery_for(*args, **kwargs)))
         return spies[-1]
 
-    monkeypatch.setattr(batch, "RunDelivery", spied)
+    monkeypatch.setattr(batch, "delivery_for", spied)
     shown: list[tuple[int, int] | None] = []
     result = await batchgen.run_manifest_async(
         demo(tmp_path),

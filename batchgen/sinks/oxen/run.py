@@ -21,6 +21,7 @@ from batchgen.config import RunOptions, api_origin
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.store import Journal
 from batchgen.sinks.base import ResultSink, VerifiedResult
+from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.sinks.oxen.sender import LINGER_S, Sender
 from batchgen.sinks.oxen.wanted import done_results, is_result_path, result_items, run_files
 from batchgen.states import JobState
@@ -105,7 +106,7 @@ class RunDelivery(ResultSink):
 
     async def _sweep_earlier(self) -> None:
         await self.sender.resolve_earlier()
-        self.sender.put(done_results(self.target, self._journal.records().values()))
+        self.sender.put(self.wanted_results())
 
     async def deliver(self, result: VerifiedResult) -> None:
         """A result of the current plan landed in videos/: queue it with its sidecar. Delivery never
@@ -122,9 +123,17 @@ class RunDelivery(ResultSink):
     async def finish(self) -> None:
         """Send whatever is left (results the run found done on disk, earlier failures), then those of
         the run's files that exist; wait for all of it."""
-        self.sender.put(done_results(self.target, self._journal.records().values()))
-        self.sender.put(run_files(self.target, self._run_dir))
+        self.sender.put(self.wanted_results())
+        self.sender.put(self.wanted_files())
         await self.sender.flush()
+
+    def wanted_results(self) -> list[Outgoing]:
+        """The results this delivery sends, each with its sidecar: every done one of the current plan."""
+        return done_results(self.target, self._journal.records().values())
+
+    def wanted_files(self) -> list[Outgoing]:
+        """The run's files it sends beside them (those that exist)."""
+        return run_files(self.target, self._run_dir)
 
     def progress(self) -> tuple[int, int]:
         return self.sender.progress()
