@@ -107,6 +107,7 @@ def add_run(commands: Commands) -> None:
         help="send local reference images as data: URIs instead of uploading them",
     )
     _add_timing_flags(run)
+    _add_night_flags(run)
     add_only_flag(run)
     run.add_argument(
         "--json",
@@ -116,6 +117,22 @@ def add_run(commands: Commands) -> None:
     run.add_argument("-v", "--verbose", action="store_true", help="log each step on stderr")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     run.set_defaults(handler=cmd_run)
+
+
+def _add_night_flags(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--halt-after-failures",
+        metavar="N|P%",
+        help="stop submitting (and drain) once N jobs failed, or P%% of the finished ones (from 10 "
+        "finished on) (manifest run.halt_after_failures)",
+    )
+    run.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL|COMMAND",
+        help="at the end (and when the breaker trips) POST the JSON summary to URL, or run COMMAND "
+        "(split into words, no shell) with it on stdin; repeatable; replaces the manifest's notify:",
+    )
 
 
 def _add_timing_flags(run: argparse.ArgumentParser) -> None:
@@ -200,7 +217,7 @@ async def _run(args: argparse.Namespace) -> int:
             api_base=args.api_base,
             api_key=args.api_key,
             output_dir=args.output_dir,
-            notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+            say=lambda text: print(f"batchgen: {text}", file=sys.stderr),
             progress=on_progress,
             stop=stop,
             inline_assets=args.inline_assets,
@@ -248,6 +265,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             ("request_timeout_s", args.request_timeout),
             ("expected_render_s", args.reconcile_interval),
             ("drain_timeout_s", args.drain_timeout),
+            ("halt_after_failures", args.halt_after_failures),
+            ("notify", args.notify),
             ("only", args.only),
         )
         if value is not None
@@ -262,6 +281,20 @@ def left_for_rerun(counts: dict[str, int]) -> str:
         f"the drain ran out of time: {in_flight} generation(s) in flight and {to_download} result(s) to "
         "download are left in the journal; run the same command again to pick them up (nothing is paid twice)"
     )
+
+
+def _stopped_with_detail(outcome: RunOutcome, run_dir: Path) -> str | None:
+    """Why submissions stopped, when the detail says more than the reason (an API that kept failing,
+    the failure breaker's figure)."""
+    from batchgen.commands import StopReason
+
+    if outcome.stop_detail is None:
+        return None
+    if outcome.stop_reason is StopReason.FAILURES:
+        return (
+            f"{outcome.stop_detail}; fix the cause (`batchgen status {run_dir}` shows the errors), then rerun"
+        )
+    return outcome.stop_detail if outcome.stop_reason is StopReason.API_UNAVAILABLE else None
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
@@ -305,8 +338,9 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> int:
         "were cancelled; `batchgen run` resubmits the cancelled jobs as new, paid generations.",
     }
     invalid = outcome.counts.get("invalid", 0)
-    if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
-        print(f"batchgen: submissions stopped: {outcome.stop_detail}", file=sys.stderr)
+    stopped = _stopped_with_detail(outcome, run_dir)
+    if stopped:
+        print(f"batchgen: submissions stopped: {stopped}", file=sys.stderr)
     elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
         print(f"batchgen: {reasons[outcome.stop_reason]}", file=sys.stderr)
     elif invalid and done + invalid == total:
