@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchgen.config import FailureThreshold, NotifyTarget, RunOptions, options_from_manifest
+from batchgen.errors import UserError
 from batchgen.run.breaker import FailureBreaker, over_threshold
 from batchgen.states import JobState as S
 
@@ -129,3 +130,49 @@ def test_run_manifest_takes_say_and_still_notify_with_a_warning(tmp_path: Path) 
             w for w in caught if issubclass(w.category, DeprecationWarning) and "say=" in str(w.message)
         ]
         assert len(deprecated) == (name == "notify")
+
+
+def test_the_library_commands_take_say_and_still_notify_with_a_warning(tmp_path: Path) -> None:
+    """`run_status`, `plan_manifest`, `cancel_run` and `settle_unverified` take `say=`; `notify=` still
+    reaches the same place, with a DeprecationWarning naming the new word."""
+    from batchgen import commands
+
+    for command in (commands.run_status, commands.cancel_run, commands.settle_unverified):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(UserError, match="not a batchgen run directory"):
+                command(tmp_path / "none", notify=print)
+        assert [str(w.message) for w in caught] == [f"{command.__name__}'s notify= is now say="]
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: m\nmodel: no-such-model\njobs: [{name: a, prompt: hi}]\n")
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UserError, match="unknown model"):
+            commands.plan_manifest(manifest, sandbox=True, output_dir=tmp_path, notify=notes.append)
+    assert [note.split(" at ")[0] for note in notes] == ["sandbox: using the built-in emulator"]
+    assert [str(w.message) for w in caught] == ["plan_manifest's notify= is now say="]
+
+
+def test_the_manifest_checks_notify_and_the_breaker_at_their_lines(tmp_path: Path) -> None:
+    """A shell string for a command, a URL that is not http(s), an entry with both, and a breaker in
+    words are each refused at their line, in one round; a single target is a list of one."""
+    from batchgen.manifest import load_manifest
+
+    head = "version: 1\nname: n\nmodel: m\njobs: [{name: a, prompt: hi}]\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        head + 'run: {halt_after_failures: "ten"}\nnotify:\n  - command: "mail -s hi me"\n'
+        "  - webhook: ftp://x\n  - {command: [a], webhook: 'https://x'}\n"
+    )
+    with pytest.raises(UserError) as refused:
+        load_manifest(bad)
+    said = str(refused.value)
+    located = {line.split(":")[1]: line for line in said.splitlines() if line.startswith(str(bad))}
+    assert "run.halt_after_failures" in located["5"]
+    assert "notify[0].command: expected a list" in located["7"]
+    assert "notify[1].webhook" in located["8"]
+    assert "notify[2]" in located["9"]
+    good = tmp_path / "good.yaml"
+    good.write_text(head + "notify: {webhook: 'https://hooks.example.com/x', timeout_s: 3}\n")
+    assert load_manifest(good).notify == ({"webhook": "https://hooks.example.com/x", "timeout_s": 3},)

@@ -41,7 +41,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.commands import describe
 
     status = run_status(
-        args.run_dir, only=args.only, notify=lambda text: print(f"batchgen: {text}", file=sys.stderr)
+        args.run_dir, only=args.only, say=lambda text: print(f"batchgen: {text}", file=sys.stderr)
     )
     if args.json:
         for job in status.jobs:

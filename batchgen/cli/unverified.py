@@ -72,7 +72,7 @@ def cmd_unverified(args: argparse.Namespace) -> int:
         only=args.only,
         accept=args.accept,
         fetch_again=args.fetch_again,
-        notify=lambda text: print(f"batchgen: {text}", file=sys.stderr),
+        say=lambda text: print(f"batchgen: {text}", file=sys.stderr),
     )
     if args.json:
         for one in found:
