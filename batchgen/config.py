@@ -128,6 +128,87 @@ class UploadTarget:
         return cls(namespace=namespace, repo=repo, branch=branch or "main")
 
 
+#: The breaker's fraction acts only once this many jobs of the run have finished (a count acts at once).
+BREAKER_MIN_FINISHED = 10
+NOTIFY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class FailureThreshold:
+    """`run.halt_after_failures`: a count of failed jobs (25) or a share of the finished ones ("10%")."""
+
+    count: int | None = None
+    percent: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.percent is None):
+            raise ValueError("'halt_after_failures' is a count or a percentage, not both")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"'halt_after_failures' must be at least 1, got {self.count!r}")
+        if self.percent is not None and not (self.percent.is_finite() and 0 < self.percent <= 100):
+            raise ValueError(f"'halt_after_failures' must be a percentage in (0, 100], got {self.percent}%")
+
+    @classmethod
+    def parse(cls, value: Any) -> FailureThreshold:
+        """25, "25", "10%" or "2.5%"; raises ValueError saying what is expected."""
+        if isinstance(value, FailureThreshold):
+            return value
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                return cls(percent=Decimal(text[:-1].strip()))
+            if isinstance(value, bool) or not text.isdigit():
+                raise ValueError
+            return cls(count=int(text))
+        except (InvalidOperation, ValueError):
+            raise ValueError(
+                f"'halt_after_failures' must be a count such as 25 or a percentage such as \"10%\", got {value!r}"
+            ) from None
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTarget:
+    """Who hears how a run went (`notify:`): a command as an argv list (run without a shell, the
+    summary on its stdin) or a webhook URL (POSTed the summary as JSON), each bounded by `timeout_s`."""
+
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    timeout_s: float = NOTIFY_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if bool(self.command) == (self.webhook is not None):
+            raise ValueError("a notify target is a `command` (an argv list) or a `webhook` (a URL), not both")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise ValueError(f"a notify webhook must be an http(s) URL, got {self.webhook!r}")
+        _positive("timeout_s", self.timeout_s)
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> NotifyTarget:
+        timeout = float(entry.get("timeout_s", NOTIFY_TIMEOUT_S))
+        if "command" in entry:
+            return cls(command=tuple(str(arg) for arg in entry["command"]), timeout_s=timeout)
+        return cls(webhook=str(entry.get("webhook", "")), timeout_s=timeout)
+
+    @classmethod
+    def parse(cls, text: str) -> NotifyTarget:
+        """`--notify`: an http(s) URL is a webhook; anything else a command, split like a shell's words
+        (shlex) but never run through one."""
+        import shlex
+
+        if text.startswith(("http://", "https://")):
+            return cls(webhook=text)
+        argv = tuple(shlex.split(text))
+        if not argv:
+            raise ValueError("--notify needs a command or an http(s) URL")
+        return cls(command=argv)
+
+    def __str__(self) -> str:
+        return self.webhook if self.webhook is not None else " ".join(self.command)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
     api_base: str = DEFAULT_API_BASE
@@ -147,6 +228,9 @@ class RunOptions:
     # After a stop (Ctrl-C, SIGTERM, the library's `stop`), how long the run waits for what is in flight
     # (renders, downloads) before it leaves the rest in the journal for the rerun and ends.
     drain_timeout_s: float = DRAIN_TIMEOUT_S
+    # Stop submitting once this many (or this share) of the run's finished jobs failed (`run.breaker`).
+    halt_after_failures: FailureThreshold | None = None
+    notify: tuple[NotifyTarget, ...] = ()  # told how the run went: at its end, and when the breaker trips
 
     @property
     def api_identity(self) -> str:
@@ -170,13 +254,14 @@ def options_from_manifest(run: Mapping[str, Any], upload: UploadTarget | None) -
     does not set keeps the defaults of `Limits`, `Timeouts` and `RetryPolicy`."""
     timeouts = run.get("timeouts") or {}
     named = {"request_s": "request_s", "download_s": "download_read_s", "generation_s": "generation_s"}
-    budget = run.get("budget_usd")
+    budget, halt = run.get("budget_usd"), run.get("halt_after_failures")
     return RunOptions(
         limits=Limits(**{key: int(run[key]) for key in ("concurrency", "downloads") if key in run}),
         timeouts=Timeouts(**{named[key]: float(value) for key, value in timeouts.items() if key in named}),
         retry=RetryPolicy(**({"generation_retries": int(run["retries"])} if "retries" in run else {})),
         budget_usd=Decimal(str(budget)) if budget is not None else None,
         upload=upload,
+        halt_after_failures=None if halt is None else FailureThreshold.parse(halt),
     )
 
 

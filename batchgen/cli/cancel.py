@@ -70,7 +70,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             api_base=args.api_base,
             api_key=args.api_key,
-            notify=say,
+            say=say,
             on_turn_wait=waiting,
         )
     except CancelBusy as exc:

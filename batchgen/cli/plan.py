@@ -75,7 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         api_base=args.api_base,
         api_key=args.api_key,
-        notify=say,
+        say=say,
     )
     if args.json:
         write_plan_json(summary.chosen, sys.stdout.write)

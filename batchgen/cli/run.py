@@ -138,6 +138,19 @@ def add_run(commands: Commands) -> None:
             "look for completions the event stream missed (default 300 for video models, 30 for image models; "
             "later looks follow the renders this run has seen)",
         ),
+        run.add_argument(
+            "--halt-after-failures",
+            metavar="N|P%",
+            help="stop submitting (and drain) once N jobs failed, or P%% of the finished ones (from 10 "
+            "finished on) (manifest run.halt_after_failures)",
+        ),
+        run.add_argument(
+            "--notify",
+            action="append",
+            metavar="URL|COMMAND",
+            help="at the end (and when the breaker trips) POST the JSON summary to URL, or run COMMAND "
+            "(split into words, no shell) with it on stdin; repeatable; replaces the manifest's notify:",
+        ),
         add_only_flag(run),
     ]
     run.add_argument(
@@ -197,7 +210,7 @@ async def _run(args: argparse.Namespace) -> int:
             api_base=args.api_base,
             api_key=args.api_key,
             output_dir=args.output_dir,
-            notify=say,
+            say=say,
             progress=on_progress,
             stop=stop,
             **{name: getattr(args, name) for name in args.settings},
@@ -231,6 +244,20 @@ def left_for_rerun(counts: dict[str, int]) -> str:
         f"the drain ran out of time: {in_flight} generation(s) in flight and {to_download} result(s) to "
         "download are left in the journal; run the same command again to pick them up (nothing is paid twice)"
     )
+
+
+def _stopped_with_detail(outcome: RunOutcome, run_dir: Path) -> str | None:
+    """Why submissions stopped, when the detail says more than the reason (an API that kept failing,
+    the failure breaker's figure)."""
+    from batchgen import StopReason
+
+    if outcome.stop_detail is None:
+        return None
+    if outcome.stop_reason is StopReason.FAILURES:
+        return (
+            f"{outcome.stop_detail}; fix the cause (`batchgen status {run_dir}` shows the errors), then rerun"
+        )
+    return outcome.stop_detail if outcome.stop_reason is StopReason.API_UNAVAILABLE else None
 
 
 def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
@@ -271,8 +298,9 @@ def summarise(outcome: RunOutcome, run_dir: Path, total: int) -> None:
         "were cancelled; `batchgen run` resubmits the cancelled jobs as new, paid generations.",
     }
     invalid = outcome.counts.get("invalid", 0)
-    if outcome.stop_reason is StopReason.API_UNAVAILABLE and outcome.stop_detail:
-        say(f"submissions stopped: {outcome.stop_detail}")
+    stopped = _stopped_with_detail(outcome, run_dir)
+    if stopped:
+        say(f"submissions stopped: {stopped}")
     elif outcome.stop_reason is not None and outcome.stop_reason in reasons:
         say(reasons[outcome.stop_reason])
     elif invalid and done + invalid == total:

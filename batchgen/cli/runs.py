@@ -39,7 +39,7 @@ def add_status(commands: Commands) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from batchgen.commands import describe
 
-    status = run_status(args.run_dir, only=args.only, notify=say)
+    status = run_status(args.run_dir, only=args.only, say=say)
     if args.json:
         for job in status.jobs:
             print(json.dumps(job))

@@ -71,7 +71,7 @@ def cmd_unverified(args: argparse.Namespace) -> int:
         only=args.only,
         accept=args.accept,
         fetch_again=args.fetch_again,
-        notify=say,
+        say=say,
     )
     if args.json:
         for one in found:

@@ -9,10 +9,12 @@ commands.cancel_run("outputs/demo", only=["product=lamp"]).counts    # {"cancell
 commands.deliver_run("outputs/demo", to="meadow/review@main:drafts").complete
 ```
 
-The command line calls one of these and prints the record (`--json`: as it is). Notes for a person go
-to `notify` (default: the `batchgen` logger at WARNING); errors are worded for a Python caller, and a
-`UserError` carries the command line's wording too (`cli`). What the command line needs from deeper
-modules is re-exported here, imported on first use so `batchgen --help` and an offline `plan` stay quick.
+The command line parses flags, calls one of these and prints the record (`--json`: the record as it
+is). Every run directory is opened through its session (`journal.session`). Notes for a person (the
+sandbox's address, a model's live price, a filter that chose nothing) go to `say` (default: the
+`batchgen` logger at WARNING). Errors are worded for a Python caller; a `UserError` also carries the
+command line's wording (`cli`). What the command line needs from deeper modules is re-exported here and
+imported on first use, so `batchgen --help` and an offline `plan` stay quick.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from batchgen import aio
 from batchgen.commands.cancel import CancelResult, cancel_run
-from batchgen.commands.common import chosen_keys, note
+from batchgen.commands.common import chosen_keys, note, says
 from batchgen.commands.deliver import deliver_run
 from batchgen.commands.plan import PlanSummary, plan_manifest
 from batchgen.commands.status import DeliveryStatus, RunStatus, run_status
@@ -112,13 +114,14 @@ def refresh_report(run_dir: str | os.PathLike[str]) -> Path:
     return refresh(Path(run_dir))
 
 
+@says
 def settle_unverified(
     run_dir: str | os.PathLike[str],
     *,
     only: Sequence[str] | None = None,
     accept: bool = False,
     fetch_again: bool = False,
-    notify: Callable[[str], None] = note,
+    say: Callable[[str], None] = note,
 ) -> list[Unverified]:
     """The paid results whose bytes failed verification (those `only` chooses): as they are, or accepted
     as the results (`accept`), or to be downloaded again by the next run (`fetch_again`; both refused
@@ -127,5 +130,5 @@ def settle_unverified(
     from batchgen.results.unverified import settle
 
     path = existing_run_dir(run_dir)
-    chosen = chosen_keys(path, only, required=accept or fetch_again, notify=notify)
+    chosen = chosen_keys(path, only, required=accept or fetch_again, say=say)
     return settle(path, chosen, accept_them=accept, again=fetch_again)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import chosen_keys, note, plan_json
+from batchgen.commands.common import chosen_keys, note, plan_json, says
 from batchgen.config import api_origin
 from batchgen.errors import RunLocked
 from batchgen.states import AT_PROVIDER, JobState
@@ -43,6 +43,7 @@ class CancelResult:
     still_running: bool = False
 
 
+@says
 def cancel_run(
     run_dir: str | os.PathLike[str],
     *,
@@ -50,7 +51,7 @@ def cancel_run(
     timeout_s: float = 120.0,
     api_base: str | None = None,
     api_key: str | None = None,
-    notify: Callable[[str], None] = note,
+    say: Callable[[str], None] = note,
     on_turn_wait: Callable[[str], None] | None = None,
 ) -> CancelResult:
     """Cancel a run's in-flight generations at the provider (those `only` chooses). A live run is asked to
@@ -66,7 +67,7 @@ def cancel_run(
         try:
             return _cancel_here(path, chosen, api_base, api_key)
         except RunLocked:
-            live = _ask_the_live_run(path, chosen, timeout_s, notify)
+            live = _ask_the_live_run(path, chosen, timeout_s, say)
             return live or _cancel_here(path, chosen, api_base, api_key)
 
 
@@ -111,7 +112,7 @@ async def _cancel_offline(
 
 
 def _ask_the_live_run(
-    path: Path, chosen: set[str] | None, timeout_s: float, notify: Callable[[str], None]
+    path: Path, chosen: set[str] | None, timeout_s: float, say: Callable[[str], None]
 ) -> CancelResult | None:
     """Ask the live run to cancel, and wait for its answer (and, without `only`, for it to exit). None
     when it ended before it saw the request: the caller cancels here."""
@@ -127,7 +128,7 @@ def _ask_the_live_run(
         if chosen is None
         else f"to take the {len(chosen)} chosen job(s) out of the run and cancel those in flight"
     )
-    notify(f"the run is live (pid {pid}): asking it {ask}")
+    say(f"the run is live (pid {pid}): asking it {ask}")
     deadline = time.monotonic() + timeout_s
     counts = None
     while time.monotonic() < deadline:

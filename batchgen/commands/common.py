@@ -3,11 +3,13 @@ target the run recorded."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from batchgen.errors import UsageError
 
@@ -16,9 +18,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("batchgen")
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def says(function: F) -> F:
+    """A command whose human notes go to `say=`: `notify=`, their old name (the word now names a
+    manifest's `notify:` targets), still works, with a DeprecationWarning."""
+
+    @functools.wraps(function)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        if "notify" in kwargs:
+            warnings.warn(f"{function.__name__}'s notify= is now say=", DeprecationWarning, stacklevel=2)
+            kwargs.setdefault("say", kwargs.pop("notify"))
+        return function(*args, **kwargs)
+
+    return cast(F, command)
+
 
 def note(text: str) -> None:
-    """Where notes go when the caller gives no `notify`: the `batchgen` logger, at WARNING."""
+    """Where notes go when the caller gives no `say`: the `batchgen` logger, at WARNING."""
     log.warning("%s", text)
 
 
@@ -27,10 +45,10 @@ def chosen_keys(
     only: Sequence[str] | None,
     *,
     required: bool = False,
-    notify: Callable[[str], None] = note,
+    say: Callable[[str], None] = note,
 ) -> set[str] | None:
     """The keys of the run's planned jobs (its plan.json) that `only` (["KEY=VALUE", ...]) chooses; None
-    without it. Choosing none goes to `notify`, or is a UsageError when `required`."""
+    without it. Choosing none goes to `say`, or is a UsageError when `required`."""
     from batchgen.planning.select import Selection, json_job_facts, nothing_matched, selected_keys
 
     selection = Selection.parse(only)
@@ -46,7 +64,7 @@ def chosen_keys(
         message = nothing_matched(selection, jobs, len(jobs))
         if required:
             raise UsageError(message)
-        notify(message)
+        say(message)
     return keys
 
 

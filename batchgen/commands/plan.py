@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import note
+from batchgen.commands.common import note, says
 from batchgen.config import DEFAULT_API_BASE, UploadTarget, options_from_manifest, usd
 from batchgen.errors import UsageError
 from batchgen.states import JobState
@@ -40,6 +40,7 @@ class PlanSummary:
     sandbox: bool = False
 
 
+@says
 def plan_manifest(
     manifest: str | os.PathLike[str],
     *,
@@ -49,7 +50,7 @@ def plan_manifest(
     sandbox: bool = False,
     api_base: str | None = None,
     api_key: str | None = None,
-    notify: Callable[[str], None] = note,
+    say: Callable[[str], None] = note,
 ) -> PlanSummary:
     """Expand and validate a manifest, submitting nothing. Without a key, `api_base` or `sandbox` nothing
     leaves the machine (the shipped model snapshots); with one, the live registry is read and the
@@ -65,10 +66,10 @@ def plan_manifest(
     online = sandbox or bool(key or api_base)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
     given = None if sandbox else (base, key)
-    plan = aio.run(_plan_with_models(loaded, given, online, run_dir, notify))
+    plan = aio.run(_plan_with_models(loaded, given, online, run_dir, say))
     chosen = select_plan(plan, selection)
     if selection is not None and not chosen.jobs:
-        notify(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
+        say(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
     states, spent = _journaled(run_dir, {job.key for job in plan.jobs})
     limit = (
         usd(budget, "budget")
@@ -85,7 +86,7 @@ async def _plan_with_models(
     given: tuple[str, str] | None,
     online: bool,
     run_dir: Path,
-    notify: Callable[[str], None],
+    say: Callable[[str], None],
 ) -> Plan:
     """The plan with the shipped model snapshots (offline), else the live model descriptions (or the
     sandbox's: `given` None); with a real API the upload and delivery repositories are checked too
@@ -101,7 +102,7 @@ async def _plan_with_models(
         found = await model_catalog(None, manifest)
         plan = build_plan(manifest, found.catalog)
     else:
-        async with api_endpoint(given, notify) as (base, key), OxenClient(base, key) as client:
+        async with api_endpoint(given, say) as (base, key), OxenClient(base, key) as client:
             found = await model_catalog(client, manifest, run_dir=run_dir)
             plan = build_plan(manifest, found.catalog)
             if given is not None and manifest.upload and any(job.assets for job in plan.jobs):
@@ -112,7 +113,7 @@ async def _plan_with_models(
                     write_probe=False
                 )
     for line in found.notes:
-        notify(line)
+        say(line)
     return plan
 
 

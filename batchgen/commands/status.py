@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchgen.commands.common import chosen_keys, note, recorded_target
+from batchgen.commands.common import chosen_keys, note, recorded_target, says
 from batchgen.states import JobState
 
 if TYPE_CHECKING:
@@ -50,11 +50,12 @@ class RunStatus:
         return all(job["state"] == JobState.DONE for job in self.jobs if job["planned"])
 
 
+@says
 def run_status(
     run_dir: str | os.PathLike[str],
     *,
     only: Sequence[str] | None = None,
-    notify: Callable[[str], None] = note,
+    say: Callable[[str], None] = note,
 ) -> RunStatus:
     """A run directory's status from its journal, read-only (any time, a live run's too)."""
     from batchgen.journal.session import Session
@@ -66,7 +67,7 @@ def run_status(
         delivery = _delivery_status(session)
         charges, billed = journal_charges(session.journal)
         api, sandbox = session.api, session.sandbox
-    chosen = chosen_keys(path, only, notify=notify)
+    chosen = chosen_keys(path, only, say=say)
     jobs = [
         _job_status(r, job_spend(charges[r.key], billed))
         for r in records

@@ -200,6 +200,13 @@ def _name_problem(error: jsonschema.ValidationError, path: PathTuple, positions:
 
 
 def _value_hint(path: PathTuple, value: Any) -> str | None:
+    if path[:1] == ("notify",):
+        return (
+            "notify: [{command: [mail, -s, SUBJECT, ADDRESS]}, {webhook: 'https://…', timeout_s: 30}]: "
+            "a command is an argv list (never run by a shell), a webhook an http(s) URL; one of them per entry"
+        )
+    if path == ("run", "halt_after_failures"):
+        return 'a count of failed jobs such as 25, or a share of the finished ones such as "10%"'
     if path[:1] == ("deliver",) and path[-1:] in (("repo",), ("branch",)):
         return "deliver: {repo: NAMESPACE/NAME, branch: BRANCH}, e.g. {repo: meadow/campaigns, branch: main}"
     if path and path[-1] == "num_generations":

@@ -143,6 +143,7 @@ def _build(
         problems=problems,
         refused_assets=refused.assets,
         report=data.get("report"),
+        notify=tuple(notify if isinstance(notify := data.get("notify", []), list) else [notify]),
     )
 
 

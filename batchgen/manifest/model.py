@@ -161,3 +161,5 @@ class Manifest:
     refused_assets: frozenset[str] = frozenset()  # the assets those problems are about
     #: `report:` as written: `title` (the jobs' readable names' template), `group_by` (the report's grouping)
     report: Mapping[str, Any] | None = None
+    #: `notify:` as written, always a list: each a `{command: [...]}` or `{webhook: URL}` (+ `timeout_s`)
+    notify: tuple[Mapping[str, Any], ...] = ()

@@ -12,7 +12,8 @@ one API), writes `manifest.yaml`, `plan.json`, `run.log` and the results files, 
 returns its outcome. Results go to the run directory, then to every sink: the manifest's `deliver:`
 repository and the caller's `sinks=`, whose lifecycle `run_with_sinks` drives. Bad input raises a
 `UserError` before anything is sent. Human notes (the sandbox's address, a live price that differs from
-the snapshot) go to `notify` (default: the `batchgen` logger at WARNING).
+the snapshot) go to `say` (default: the `batchgen` logger at WARNING; `notify=` is its old, deprecated
+name). The manifest's `notify:` targets hear how the run went (`run.notify`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -31,7 +33,14 @@ from batchgen import aio, logs
 from batchgen.client.api import OxenClient
 from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint, credentials
 from batchgen.client.models import Catalog, model_catalog
-from batchgen.config import RunOptions, UploadTarget, options_from_manifest, usd
+from batchgen.config import (
+    FailureThreshold,
+    NotifyTarget,
+    RunOptions,
+    UploadTarget,
+    options_from_manifest,
+    usd,
+)
 from batchgen.errors import StorageError, UsageError
 from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, journal_spend
@@ -43,6 +52,7 @@ from batchgen.results.review import write_outputs
 from batchgen.run import live_cancel
 from batchgen.run.batch_result import BatchResult, JobResult, job_results
 from batchgen.run.billing import read_after_run
+from batchgen.run.notify import Notifier, halt_notice
 from batchgen.run.runner import Progress, Runner, RunOutcome
 from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.sinks.base import ResultCallback, ResultSink, VerifiedResult, run_with_sinks
@@ -65,8 +75,11 @@ _SETTINGS: dict[str, tuple[str | None, str, Callable[[Any], Any]]] = {
     "budget_usd": (None, "budget_usd", usd),
     "expected_render_s": (None, "expected_render_s", float),
     "drain_timeout_s": (None, "drain_timeout_s", float),
+    "halt_after_failures": (None, "halt_after_failures", FailureThreshold.parse),
 }
-_OVERRIDES = frozenset({*_SETTINGS, "upload_repo", "inline_assets", "retry_invalid", "only", "deliver"})
+_OVERRIDES = frozenset(
+    {*_SETTINGS, "upload_repo", "inline_assets", "retry_invalid", "only", "deliver", "notify"}
+)
 
 
 def run_manifest(
@@ -124,7 +137,7 @@ async def run_manifest_async(
     api_base: str | None = None,
     api_key: str | None = None,
     output_dir: str | os.PathLike[str] = "outputs",
-    notify: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
     **overrides: Any,
@@ -134,18 +147,22 @@ async def run_manifest_async(
     `options` replaces the manifest's `run:`, `upload:` and `deliver:` settings; the overrides change
     single ones (of `options`, or of the manifest's): concurrency, downloads, retries, budget_usd,
     upload_repo ("ns/repo[@branch]"), inline_assets, retry_invalid, stream_idle_timeout_s,
-    request_timeout_s, expected_render_s, drain_timeout_s, deliver, and `only` (["KEY=VALUE", ...]: the
-    planned jobs that match, `planning.select`). `api_base` and `api_key` default to $OXEN_API_BASE /
+    request_timeout_s, expected_render_s, drain_timeout_s, deliver, halt_after_failures (25 or "10%"),
+    notify (["https://hook", "mail -s subject me@example.com", ...]: in place of the manifest's), and
+    `only` (["KEY=VALUE", ...]: the planned jobs that match, `planning.select`). `api_base` and `api_key` default to $OXEN_API_BASE /
     $OXEN_API_KEY; `sandbox=True` runs against a built-in emulator instead (nothing paid; results in
     `<output_dir>/<name>.sandbox`). `sinks` get every verified result after the run directory (and the
     manifest's delivery), `on_result` is called with each. `progress` is called with a snapshot function
     after changes; setting `stop` stops submitting (in-flight work is still tracked and downloaded for up
     to drain_timeout_s, then left to the journal).
     """
+    if "notify" in overrides and callable(overrides["notify"]):  # its old name, before `notify:` targets
+        warnings.warn("run_manifest's notify= is now say=", DeprecationWarning, stacklevel=2)
+        say = say or overrides.pop("notify")
     unknown = sorted(set(overrides) - _OVERRIDES)
     if unknown:
         raise TypeError(f"run_manifest() got unknown overrides {unknown}; known: {sorted(_OVERRIDES)}")
-    say = notify or (lambda text: log.warning("%s", text))
+    say = say or (lambda text: log.warning("%s", text))
     loaded = manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))  # bad input stops
     settings = _options(loaded, overrides, options)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
@@ -268,15 +285,17 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
 
     async def work() -> tuple[RunOutcome, Path | None]:
         try:
-            outcome = await runner.run(run.stop)
+            async with halt_notice(notifier, runner, run.run_dir):
+                outcome = await runner.run(run.stop)
             await read_after_run(outcome, run.client, journal, options, run.stop)
         finally:
             report = _write_outputs(run, journal)
         return outcome, report
 
+    notifier = Notifier(options.notify, plan.name, run.say)
     # a missing or read-only delivery target stops at its check: nothing sent
     outcome, report = await run_with_sinks(sinks, work, prepare=prepare)
-    return BatchResult(
+    result = BatchResult(
         run.run_dir,
         outcome,
         job_results(run.chosen, journal, run.run_dir),
@@ -286,6 +305,8 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
         _final_spend(journal),
         options.sandbox,
     )
+    await notifier.send("finished", result.summary())
+    return result
 
 
 def _write_outputs(run: _Run, journal: Journal) -> Path | None:
@@ -328,7 +349,9 @@ def _options(manifest: Manifest, overrides: Mapping[str, Any], given: RunOptions
         if given is None:
             upload = UploadTarget.from_manifest(manifest.upload) if manifest.upload else None
             given = replace(
-                options_from_manifest(manifest.run or {}, upload), deliver=_deliver_target(manifest, None)
+                options_from_manifest(manifest.run or {}, upload),
+                deliver=_deliver_target(manifest, None),
+                notify=tuple(map(NotifyTarget.from_manifest, manifest.notify)),
             )
         return _overridden(given, manifest, overrides)
     except ValueError as exc:
@@ -351,6 +374,12 @@ def _overridden(options: RunOptions, manifest: Manifest, overrides: Mapping[str,
             raise UsageError(f"upload_repo: {exc}", cli=f"--upload-repo: {exc}") from None
     if overrides.get("deliver"):
         options = replace(options, deliver=_deliver_target(manifest, overrides["deliver"]))
+    if overrides.get("notify"):
+        given = overrides["notify"]
+        targets = [given] if isinstance(given, str | NotifyTarget) else given
+        options = replace(
+            options, notify=tuple(NotifyTarget.parse(str(t)) if isinstance(t, str) else t for t in targets)
+        )
     return options
 
 

@@ -79,7 +79,7 @@ class BatchResult:
     @property
     def reason(self) -> str:
         """Why the run ended: complete, bad_key, error, a stop reason (budget, no_credits, interrupted,
-        api_unavailable, cancelled), undelivered (every job is done but some results did not reach the
+        api_unavailable, cancelled, failures), undelivered (every job is done but some results did not reach the
         delivery repository), unverified (every job is done but some whose results failed verification:
         `batchgen unverified`), or incomplete (some jobs failed or were rejected)."""
         if self.outcome.bad_key:

@@ -19,6 +19,7 @@ from batchgen.config import RunOptions
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.planning import Job, Plan
 from batchgen.run import scheduler
+from batchgen.run.breaker import FailureBreaker
 from batchgen.rundir.layout import checked_path, output_relpath
 from batchgen.states import JobState
 
@@ -46,6 +47,7 @@ class RunContext:
     only: frozenset[str] | None = None  # `--only`: the planned jobs this run works on (None: all)
     drain_over: bool = False  # a drain's time ran out: stop waiting, leave the rest to the journal
     takes_said: bool = False  # the warning about rows another run of this manifest may own was given
+    breaker: FailureBreaker | None = None  # `run.halt_after_failures`: stops the run when failures mount
 
     def __post_init__(self) -> None:
         self.planned = frozenset(job.key for job in self.plan.jobs)
@@ -77,6 +79,10 @@ class RunContext:
             # already, and a change from pending (a reference image that cannot be placed) made none.
             created = old is not JobState.PENDING and self.journal.get(key).generation_id is not None
             scheduler.journaled(self.state, key, new, created=created)
+        if self.breaker is not None and key in self.planned:
+            tripped = self.breaker.finished(key, old, new)
+            if tripped is not None:
+                self.stop(scheduler.StopReason.FAILURES, tripped)
 
     # -- moves every part makes alike ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from batchgen.journal.store import Journal
 from batchgen.planning import Plan
 from batchgen.run import live_cancel, scheduler
 from batchgen.run.assets import AssetPlacer
+from batchgen.run.breaker import FailureBreaker
 from batchgen.run.context import RunContext
 from batchgen.run.fetcher import Fetcher
 from batchgen.run.scheduler import StopReason
@@ -110,6 +111,9 @@ class Runner:
             state,
             rng=rng or random.Random(),
             only=None if only is None else frozenset(only),
+            breaker=None
+            if options.halt_after_failures is None
+            else FailureBreaker(options.halt_after_failures),
         )
         self.plan, self.journal, self.client, self.options = plan, journal, client, options
         self._retry_invalid = retry_invalid

@@ -27,6 +27,7 @@ class StopReason(StrEnum):
     INTERRUPTED = "interrupted"
     API_UNAVAILABLE = "api_unavailable"
     CANCELLED = "cancelled"  # `batchgen cancel` asked the live run to stop and cancel
+    FAILURES = "failures"  # the failure breaker tripped (`run.halt_after_failures`, `run.breaker`)
 
 
 # -- decisions ------------------------------------------------------------------------------------

@@ -161,6 +161,8 @@ def test_examples_are_found_in_the_readme_the_docs_and_every_help_page() -> None
         "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && batchgen run jobs/demo.yaml "
         "--sandbox": "installs",
         "batchgen emulator --port 8765 --time-scale 0.01": "starts a server",
+        "batchgen run jobs/spring-campaign.yaml --notify \"mail -s 'spring campaign' producer@example.com\"  "
+        "# [help only]: sends mail": "marked [help only]",
     }
 
 
