@@ -22,8 +22,6 @@ from batchgen.cli.common import (
     unwrap,
     warn_if_key_flag,
 )
-from batchgen.commands import configure_logging, run_coroutine
-from batchgen.config import DRAIN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from batchgen import RunOutcome, RunStats
@@ -162,6 +160,7 @@ def add_run(commands: Commands) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from batchgen.commands import configure_logging, run_coroutine
     from batchgen.errors import BatchgenError, UserError
 
     configure_logging(api_key=args.api_key, verbose=args.verbose)
@@ -189,6 +188,7 @@ async def _run(args: argparse.Namespace) -> int:
     from batchgen.cli.progress import Progress
     from batchgen.cli.signals import stop_signals
     from batchgen.commands import describe, run_manifest_async
+    from batchgen.config import DRAIN_TIMEOUT_S
 
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []
