@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -19,6 +18,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     task's repr, and a finished task's repr includes its result. For a 100,000-job plan that repr took
     4 s. A main task whose result is None costs nothing to describe.
     """
+    import asyncio
+
     box: list[T] = []
 
     async def main() -> None:

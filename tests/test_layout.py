@@ -77,6 +77,59 @@ def test_plan_does_not_load_the_run_machinery() -> None:
     assert not run_machinery & set(result["loaded"])
 
 
+_HELP_PROBE = """
+import contextlib, io, json, sys
+from batchgen.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = main(["--help"])
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "loaded": sorted(sys.modules)}))
+"""
+
+
+def _loaded(probe: str, cwd: Path, *args: str) -> tuple[object, set[str]]:
+    """The exit code and the modules loaded by `probe` run in a fresh interpreter in `cwd`, without a
+    key."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "OXEN_API_KEY"},
+    )
+    result = json.loads(done.stdout)
+    return result["code"], set(result["loaded"])
+
+
+def _of(loaded: set[str], packages: tuple[str, ...]) -> set[str]:
+    return {m for m in loaded if any(m == p or m.startswith(p + ".") for p in packages)}
+
+
+def test_help_imports_neither_the_event_loop_nor_the_libraries_commands_use(tmp_path: Path) -> None:
+    """`batchgen --help` only builds the parser: no asyncio, aiohttp, jsonschema, yaml or tqdm (issue 19:
+    the help starts as fast as Python allows)."""
+    code, loaded = _loaded(_HELP_PROBE, tmp_path)
+    assert code == 0
+    assert not _of(loaded, ("asyncio", "aiohttp", "jsonschema", "yaml", "tqdm"))
+
+
+def test_an_offline_plan_imports_no_http_stack_progress_bar_emulator_journal_or_run_engine(
+    tmp_path: Path,
+) -> None:
+    """An offline `batchgen plan` of jobs/demo.yaml with no run directory yet loads no aiohttp, tqdm,
+    emulator or journal (sqlite3), and of the run engine only the scheduler's pure decisions, which the
+    budget line replays so that `plan` and `run` agree (demo.yaml has a budget)."""
+    demo = PACKAGE.parent / "jobs" / "demo.yaml"
+    code, loaded = _loaded(_PLAN_PROBE, tmp_path, str(demo))  # in tmp_path: no outputs/ run directory
+    assert code == 0
+    assert not _of(loaded, ("aiohttp", "tqdm", "batchgen.emulator", "sqlite3", "_sqlite3"))
+    assert _of(loaded, ("batchgen.run",)) <= {"batchgen.run", "batchgen.run.scheduler"}
+
+
 def test_modules_stay_small() -> None:
     """No module outside batchgen/emulator/ is over MAX_LINES lines, except those listed in OVERSIZED."""
     sizes = {

@@ -17,7 +17,6 @@ from batchgen.cli.common import (
     say,
     warn_if_key_flag,
 )
-from batchgen.commands import cancel_run
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
@@ -52,7 +51,7 @@ def add_cancel(commands: Commands) -> None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from batchgen.commands import CancelBusy
+    from batchgen.commands import CancelBusy, cancel_run
 
     run_dir: Path = args.run_dir
 

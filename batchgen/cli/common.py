@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
@@ -82,6 +81,8 @@ def add_only_flag(parser: argparse.ArgumentParser) -> argparse.Action:
 
 def unwrap(exc: BaseException) -> BaseException:
     """The error to show for a task group's failure: its first non-cancellation error."""
+    import asyncio
+
     while isinstance(exc, BaseExceptionGroup):
         errors = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
         exc = (errors or list(exc.exceptions))[0]

@@ -19,7 +19,6 @@ from batchgen.cli.common import (
     say,
     warn_if_key_flag,
 )
-from batchgen.commands import deliver_run
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
@@ -89,7 +88,7 @@ def add_deliver(commands: Commands) -> None:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
-    from batchgen.commands import configure_logging
+    from batchgen.commands import configure_logging, deliver_run
 
     configure_logging(api_key=args.api_key, verbose=args.verbose)
     warn_if_key_flag(args)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen.cli.common import EXIT_OK, add_api_flags, add_only_flag, example, say
-from batchgen.commands import plan_manifest
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
@@ -65,7 +64,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from batchgen.commands import describe, format_plan, write_plan_json
+    from batchgen.commands import describe, format_plan, plan_manifest, write_plan_json
 
     summary = plan_manifest(
         args.manifest,

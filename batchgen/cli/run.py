@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +22,6 @@ from batchgen.cli.common import (
     unwrap,
     warn_if_key_flag,
 )
-from batchgen.cli.signals import stop_signals
-from batchgen.commands import configure_logging, run_coroutine
-from batchgen.config import DRAIN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from batchgen import RunOutcome, RunStats
@@ -164,6 +160,7 @@ def add_run(commands: Commands) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from batchgen.commands import configure_logging, run_coroutine
     from batchgen.errors import BatchgenError, UserError
 
     configure_logging(api_key=args.api_key, verbose=args.verbose)
@@ -185,9 +182,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
+    import asyncio
+
     from batchgen.cli.deliver import report_delivery
     from batchgen.cli.progress import Progress
+    from batchgen.cli.signals import stop_signals
     from batchgen.commands import describe, run_manifest_async
+    from batchgen.config import DRAIN_TIMEOUT_S
 
     bar: list[Progress] = []
     last: list[Callable[[], RunStats]] = []

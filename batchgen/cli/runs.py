@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example, say
-from batchgen.commands import RunStatus, run_status
 
 if TYPE_CHECKING:
     from batchgen.cli.common import Commands
+    from batchgen.commands import RunStatus
 
 
 def add_status(commands: Commands) -> None:
@@ -37,7 +37,7 @@ def add_status(commands: Commands) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from batchgen.commands import describe
+    from batchgen.commands import describe, run_status
 
     status = run_status(args.run_dir, only=args.only, say=say)
     if args.json:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen.cli.common import EXIT_INCOMPLETE, EXIT_OK, add_only_flag, example, say
-from batchgen.commands import settle_unverified
 from batchgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ def add_unverified(commands: Commands) -> None:
 
 
 def cmd_unverified(args: argparse.Namespace) -> int:
+    from batchgen.commands import settle_unverified
+
     run_dir: Path = args.run_dir
     changing = args.accept or args.fetch_again
     if changing and args.json:

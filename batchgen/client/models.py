@@ -15,15 +15,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchgen.client.api import OxenClient
 from batchgen.errors import ApiError, ModelDescriptionError, NotFound
 from batchgen.manifest import Manifest
 from batchgen.registry.catalog import ChainCatalog, ModelCatalog, SnapshotCatalog
 from batchgen.registry.pricing import rate
 from batchgen.registry.spec import ModelSpec
 from batchgen.rundir.layout import MODELS_DIR, model_file_name
+
+if TYPE_CHECKING:
+    from batchgen.client.api import OxenClient
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@ missing (the target the run recorded, or another)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Sequence
@@ -59,6 +58,8 @@ async def _deliver(
     progress: Callable[[int, int], None] | None,
     chosen: dict[str, Any],
 ) -> DeliverySummary | None:
+    import asyncio
+
     from batchgen.client.api import OxenClient
     from batchgen.commands.choose import choose
     from batchgen.journal.session import Session

@@ -91,17 +91,18 @@ async def _plan_with_models(
     """The plan with the shipped model snapshots (offline), else the live model descriptions (or the
     sandbox's: `given` None); with a real API the upload and delivery repositories are checked too
     (without writing to them)."""
-    from batchgen.client.api import OxenClient
-    from batchgen.client.endpoint import api_endpoint
     from batchgen.client.models import model_catalog
-    from batchgen.client.repos import RepoApi
     from batchgen.planning import build_plan
-    from batchgen.target import DeliveryTarget, template_variables
 
     if not online:
         found = await model_catalog(None, manifest)
         plan = build_plan(manifest, found.catalog)
     else:
+        from batchgen.client.api import OxenClient
+        from batchgen.client.endpoint import api_endpoint
+        from batchgen.client.repos import RepoApi
+        from batchgen.target import DeliveryTarget, template_variables
+
         async with api_endpoint(given, say) as (base, key), OxenClient(base, key) as client:
             found = await model_catalog(client, manifest, run_dir=run_dir)
             plan = build_plan(manifest, found.catalog)
@@ -131,11 +132,12 @@ def _journaled(run_dir: Path, planned: set[str]) -> tuple[dict[str, str], Spend 
     """Each journaled job's state in the run directory this plan would run in, and what that directory
     has spent, counting the jobs this plan does not have as outside it (nothing when it is new)."""
     from batchgen.journal.schema import journal_problem
-    from batchgen.journal.session import Session
-    from batchgen.journal.spend import journal_spend
 
     if journal_problem(run_dir) is not None:  # none yet (or lost: `run` rebuilds it from the sidecars)
         return {}, None
+    from batchgen.journal.session import Session
+    from batchgen.journal.spend import journal_spend
+
     with Session.reading(run_dir) as session:
         states = {key: str(record.state) for key, record in session.journal.records().items()}
         return states, journal_spend(session.journal, planned)

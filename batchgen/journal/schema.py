@@ -6,10 +6,13 @@ when it is missing or empty, never given a new, empty journal written in its pla
 from __future__ import annotations
 
 import re
-import sqlite3
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 JOURNAL_NAME = "state.sqlite"
 SCHEMA_VERSION = "1"
