@@ -289,11 +289,24 @@ async def test_two_cancels_at_once_take_turns_and_each_reports_what_it_cancelled
     run = await run_in_background(manifest, emu, tmp_path, "-j", "8")
     async with asyncio.timeout(30):
         await answered.wait()
-    both = await asyncio.gather(
-        run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path),
-        run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path),
+    # The run's cancels are held at the provider, so the first `cancel` surely still holds its turn when
+    # the second starts: the second is started once the first cancel request has reached the emulator.
+    emu.set_faults(
+        slow_response_rate=1.0,
+        slow_response_seconds=3.0,
+        slow_response_routes=("DELETE /api/ai/queue/{generation_id}",),
     )
-    asker, waiter = sorted(both, key=lambda r: "is under way on out/shop; waiting for it" in r.stderr)
+    cancelling = asyncio.Event()
+    emu.counters.listeners.append(
+        lambda event, entry: (
+            cancelling.set() if event == "request" and entry.route.startswith("DELETE") else None
+        )
+    )
+    first = asyncio.ensure_future(run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path))
+    async with asyncio.timeout(30):
+        await cancelling.wait()
+    waiter = await run_cli("cancel", "out/shop", "--timeout", "30", cwd=tmp_path)  # while the first waits
+    asker = await first
     assert asker.code == 0 and waiter.code == 0, (asker.stderr, waiter.stderr)
     assert asker.stdout.startswith("cancelled 8 in-flight generation(s)\n")
     assert "another `batchgen cancel` (pid" in waiter.stderr
