@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from _harness import EmulatorProcess
+
 from batchgen.emulator import EmulatorConfig, FaultConfig, LatencyConfig
 
 HERE = Path(__file__).resolve().parent
@@ -289,3 +291,22 @@ def wait_for(predicate: Callable[[], bool], *, timeout_s: float, every_s: float 
             return False
         time.sleep(every_s)
     return True
+
+
+def run_command(manifest: Path, out: Path, emu: EmulatorProcess, *flags: str) -> list[str]:
+    """`batchgen run MANIFEST` against a standalone emulator, into `out`, without progress output."""
+    return [
+        PY,
+        "-m",
+        "batchgen",
+        "run",
+        str(manifest),
+        "-o",
+        str(out),
+        "--api-base",
+        emu.base_url,
+        "--api-key",
+        emu.api_key,
+        "--no-progress",
+        *flags,
+    ]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import _harness as h
 import yaml
-from _rows import PY, Row, Spawned, emulator_command, wait_for
+from _rows import Row, Spawned, emulator_command, run_command, wait_for
 from ideal import Storm, ideal_makespan
 
 from batchgen.emulator import EmulatorConfig, FaultConfig, LatencyConfig
@@ -89,24 +89,9 @@ def run_once(bench: Bench, manifest: Path) -> Outcome | str:
     config = render_config(SLOTS, 19, FaultConfig(sse_cut_once_after_events=CUT_AFTER_EVENTS))
     out = bench.work / "makespan-out"
     with h.EmulatorProcess(config) as emu:
-        command = [
-            PY,
-            "-m",
-            "batchgen",
-            "run",
-            str(manifest),
-            "-o",
-            str(out),
-            "--api-base",
-            emu.base_url,
-            "--api-key",
-            emu.api_key,
-            "--no-progress",
-            "-j",
-            str(SLOTS),
-            "--reconcile-interval",
-            f"{300 * SCALE:g}",
-        ]
+        command = run_command(
+            manifest, out, emu, "-j", str(SLOTS), "--reconcile-interval", f"{300 * SCALE:g}"
+        )
         bench.note("makespan", f"emulator: {emulator_command(config)}")
         bench.note("makespan", f"batchgen: {bench.show(command, emu.base_url)}")
         bench.note(

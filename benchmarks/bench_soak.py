@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import _harness as h
-from _rows import PY, Row, Spawned, emulator_command
+from _rows import Row, Spawned, emulator_command, run_command
 from bench_makespan import SCALE, render_config, render_times, write_render_manifest
 from ideal import ideal_makespan, jobs_to_fill
 
@@ -88,22 +88,7 @@ def soak_row(bench: Bench) -> Row:
     figure = f"soak, {minutes:g} min, -j {SLOTS}, {jobs} jobs, a reconnect every {reconnect:g} min"
     goal = "≤ 5 MiB / ≤ 0.5 % / ≤ 2 + 3/N + 2 per reconnect"
     with h.EmulatorProcess(config) as emu:
-        command = [
-            PY,
-            "-m",
-            "batchgen",
-            "run",
-            str(manifest),
-            "-o",
-            str(out),
-            "--api-base",
-            emu.base_url,
-            "--api-key",
-            emu.api_key,
-            "--no-progress",
-            "-j",
-            str(SLOTS),
-        ]
+        command = run_command(manifest, out, emu, "-j", str(SLOTS))
         bench.note("soak", f"emulator: {emulator_command(config)}")
         bench.note("soak", f"batchgen: {bench.show(command, emu.base_url)}")
         with Spawned(command, cwd=bench.work, log=bench.work / "soak.log") as client:

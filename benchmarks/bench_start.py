@@ -35,6 +35,7 @@ from _rows import (
     child_env,
     emulator_command,
     ratio_row,
+    run_command,
     run_measured,
     wait_for,
 )
@@ -91,24 +92,6 @@ def plan_small_row(bench: Bench) -> Row:
 
 
 # -- spawn -> first POST ----------------------------------------------------------------------------
-
-
-def run_command(manifest: Path, out: Path, emu: h.EmulatorProcess, *flags: str) -> list[str]:
-    return [
-        PY,
-        "-m",
-        "batchgen",
-        "run",
-        str(manifest),
-        "-o",
-        str(out),
-        "--api-base",
-        emu.base_url,
-        "--api-key",
-        emu.api_key,
-        "--no-progress",
-        *flags,
-    ]
 
 
 def first_post(emu: h.EmulatorProcess, client: Spawned, timeout_s: float) -> float | None:
