@@ -13,7 +13,7 @@ import pytest
 
 from batchgen.isotime import iso_utc
 from batchgen.journal.spend import journal_spend
-from batchgen.journal.store import Journal
+from batchgen.journal.store import Journal, PlannedJob
 from batchgen.results.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
 from batchgen.states import JobState
 
@@ -76,6 +76,10 @@ def test_line_breaks_inside_server_text_stay_inside_their_cell(tmp_path: Path) -
 
 
 # ---------------------------------------------------------------- the rows, from a plan and a journal
+
+
+def planned_job(job: PlanEntry, quote_usd: str | None = None, title: str | None = None) -> PlannedJob:
+    return PlannedJob(job.key, job.index, job.name, job.model, job.output_path, quote_usd, title)
 
 
 def entry(index: int, name: str, variables: dict[str, Any], request: dict[str, Any]) -> PlanEntry:
@@ -152,8 +156,7 @@ def test_money_columns_add_up_to_the_spend_and_a_failed_row_that_cost_nothing_sa
     jobs = [entry(0, "ok", {}, {"prompt": "a"}), entry(1, "broke", {}, {"prompt": "b"})]
     old = entry(2, "old", {}, {"prompt": "c", "duration": 10})
     journal = Journal.open(tmp_path)
-    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in [*jobs, old])
-    journal.set_quotes({j.key: "2.240" for j in [*jobs, old]})
+    journal.plan_jobs(planned_job(j, "2.240") for j in [*jobs, old])
 
     def generation(job: PlanEntry, generation_id: str, *ends: JobState) -> None:
         journal.transition(job.key, JobState.SUBMITTING, sent_request=json.dumps(dict(job.request)))
@@ -165,7 +168,7 @@ def test_money_columns_add_up_to_the_spend_and_a_failed_row_that_cost_nothing_sa
     generation(jobs[0], "g-0b", JobState.SUCCEEDED, JobState.DONE)
     generation(jobs[1], "g-1", JobState.FAILED)
     generation(old, "g-2", JobState.SUCCEEDED, JobState.DONE, JobState.SUPERSEDED)
-    journal.mark_planned({j.key for j in jobs})
+    journal.plan_jobs(planned_job(j, "2.240") for j in jobs)  # `old` has left the plan
     journal.record_billed_costs({"g-0a": None, "g-0b": "2.24", "g-1": None})
 
     rows = [*result_rows(jobs, journal, "videos"), *earlier_rows(journal, {j.key for j in jobs})]
@@ -195,12 +198,11 @@ def test_rows_name_each_job_by_its_readable_name_and_keep_its_key(tmp_path: Path
     kept = PlanEntry.from_json({**ENTRY, "index": 1, "key": "2" * 64, "name": "old"})
     untitled = PlanEntry.from_json({**ENTRY, "index": 2, "key": "3" * 64, "name": "older"})
     journal = Journal.open(tmp_path)
-    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in (planned, kept, untitled))
-    journal.set_titles({kept.key: "old · lamp"})
+    journal.plan_jobs([planned_job(planned), planned_job(kept, title="old · lamp"), planned_job(untitled)])
     for job in (kept, untitled):
         journal.transition(job.key, JobState.SUBMITTING)
         journal.claim_generation(job.key, f"g-{job.index}", 1, JobState.QUEUED)
-    journal.mark_planned({planned.key})
+    journal.plan_jobs([planned_job(planned)])  # the other two have left the plan
     rows = [*result_rows([planned], journal, "videos"), *earlier_rows(journal, {planned.key})]
     assert [(r["key"], r["name"], r["title"]) for r in rows] == [
         ("1" * 64, "hero", "hero · mug · 9:16 · take 2"),

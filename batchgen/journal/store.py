@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from batchgen.errors import StorageError, UsageError
@@ -73,6 +73,7 @@ class JobRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
+_STATE_AT, _PLANNED_AT = _COLUMNS.index("state"), _COLUMNS.index("planned")
 _UPDATABLE = frozenset(_COLUMNS) - {
     "key",
     "idx",
@@ -99,6 +100,18 @@ def _storage_errors(what: str) -> Iterator[None]:
         raise StorageError(f"cannot {what}: {exc}") from exc
 
 
+class PlannedJob(NamedTuple):
+    """A job of the latest plan, as the journal keeps it (`Journal.plan_jobs`)."""
+
+    key: str
+    idx: int
+    name: str
+    model: str
+    output_path: str
+    quote_usd: str | None  # what a generation of it counts for until its billed cost is read
+    title: str | None  # its readable name (batchgen.naming)
+
+
 class Journal:
     """The SQLite journal of one run directory. Keeps an in-memory mirror of the job rows."""
 
@@ -115,11 +128,11 @@ class Journal:
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
         for row in conn.execute(f"SELECT {select_columns(conn, _COLUMNS)} FROM jobs"):
-            record = JobRecord(*row)
-            state = (
-                JobState.SUCCEEDED if record.state == "downloading" else JobState(record.state)
-            )  # see open
-            self._records[record.key] = replace(record, state=state, planned=bool(record.planned))
+            values = list(row)
+            state = values[_STATE_AT]
+            values[_STATE_AT] = JobState.SUCCEEDED if state == "downloading" else JobState(state)  # see open
+            values[_PLANNED_AT] = bool(values[_PLANNED_AT])
+            self._records[values[0]] = JobRecord(*values)
         self._claimed = {row[0] for row in conn.execute("SELECT generation_id FROM generations")}
 
     @classmethod
@@ -200,16 +213,43 @@ class Journal:
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
         """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
+        return self.plan_jobs(PlannedJob(*job, quote_usd=None, title=None) for job in jobs)
+
+    def plan_jobs(self, jobs: Iterable[PlannedJob]) -> int:
+        """Journal the latest plan in one commit: its new jobs as pending; each planned job's quote and
+        title; which jobs it holds (the others are kept, shown apart by `status`). Returns how many were
+        new. One pass and no rewrite of unchanged rows, so a resume of a large run starts at once."""
         now = time.time()
-        new = [j for j in jobs if j[0] not in self._records]
-        self.write_rows(
-            "INSERT INTO jobs (key, idx, name, model, output_path, state, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-            [(*j, now) for j in new],
-        )
-        for key, idx, name, model, output_path in new:
-            self._records[key] = JobRecord(
-                key, idx, name, model, output_path, JobState.PENDING, updated_at=now
+        new: list[PlannedJob] = []
+        changed: list[tuple[str | None, str | None, bool, str]] = []
+        planned: set[str] = set()
+        for job in jobs:
+            planned.add(job.key)
+            old = self._records.get(job.key)
+            if old is None:
+                new.append(job)
+            elif (old.quote_usd, old.title, old.planned) != (job.quote_usd, job.title, True):
+                changed.append((job.quote_usd, job.title, True, job.key))
+        changed += [
+            (r.quote_usd, r.title, False, k)
+            for k, r in self._records.items()
+            if r.planned and k not in planned
+        ]
+        self.flush()
+        with _storage_errors("write the journal"), self._transaction():
+            self._conn.executemany(
+                "INSERT INTO jobs (key, idx, name, model, output_path, quote_usd, title, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                [(*job, now) for job in new],
+            )
+            self._conn.executemany("UPDATE jobs SET quote_usd=?, title=?, planned=? WHERE key=?", changed)
+        for job in new:
+            self._records[job.key] = JobRecord(
+                *job[:5], JobState.PENDING, updated_at=now, quote_usd=job.quote_usd, title=job.title
+            )
+        for quote_usd, title, is_planned, key in changed:
+            self._records[key] = replace(
+                self._records[key], quote_usd=quote_usd, title=title, planned=is_planned
             )
         return len(new)
 
@@ -328,19 +368,6 @@ class Journal:
             self._records[record.key] = record
             if record.generation_id:
                 self._claimed.add(record.generation_id)
-
-    def mark_planned(self, keys: set[str]) -> None:
-        """Record which jobs the latest plan holds (the others are kept, shown apart by `status`)."""
-        self._set_column("planned", {key: key in keys for key in self._records})
-
-    def set_quotes(self, quotes: Mapping[str, str | None]) -> None:
-        """Record the plan's quote of each of its jobs: what a generation of the job counts for in the
-        run directory's spend until its billed cost is read (kept once the job leaves the plan)."""
-        self._set_column("quote_usd", quotes)
-
-    def set_titles(self, titles: Mapping[str, str]) -> None:
-        """Record the plan's readable name of each job, for what is made from the journal alone."""
-        self._set_column("title", titles)
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
         """Record which API created the generations of `keys` (journals from before that was kept)."""

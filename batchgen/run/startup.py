@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batchgen.errors import DownloadCorrupt, StorageError
 from batchgen.journal.spend import journal_spend
-from batchgen.journal.store import JobRecord
+from batchgen.journal.store import JobRecord, PlannedJob
 from batchgen.logs import job_key
 from batchgen.manifest import Location
 from batchgen.planning import Job
@@ -39,10 +39,9 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     """Bring the journal and the run directory in line with the plan; returns the keys to download."""
     restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
     journal = ctx.journal
-    journal.add_jobs((j.key, j.index, j.name, j.model, j.output_path) for j in ctx.plan.jobs)
-    journal.set_quotes({j.key: None if j.cost_usd is None else str(j.cost_usd) for j in ctx.plan.jobs})
-    journal.set_titles({j.key: j.label for j in ctx.plan.jobs})
-    journal.mark_planned(set(ctx.planned))
+    journal.plan_jobs(
+        PlannedJob(j.key, j.index, j.name, j.model, j.output_path, _quote(j), j.label) for j in ctx.plan.jobs
+    )
     _set_aside_displaced(ctx)
     downloads: list[str] = []
     for job in ctx.plan.jobs:
@@ -69,6 +68,10 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     journal.flush()  # files were moved to match: the journal says so before anything else happens
     _start_budget(ctx)
     return downloads
+
+
+def _quote(job: Job) -> str | None:
+    return None if job.cost_usd is None else str(job.cost_usd)
 
 
 def _start_budget(ctx: RunContext) -> None:
