@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 
 from batchgen.isotime import iso_utc
 from batchgen.journal.spend import journal_spend
-from batchgen.journal.store import Journal, PlannedJob
+from batchgen.journal.store import Journal, PlanRow
 from batchgen.results.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
+from batchgen.results.review import write_outputs_unless_current
 from batchgen.states import JobState
 
 
@@ -78,8 +80,8 @@ def test_line_breaks_inside_server_text_stay_inside_their_cell(tmp_path: Path) -
 # ---------------------------------------------------------------- the rows, from a plan and a journal
 
 
-def planned_job(job: PlanEntry, quote_usd: str | None = None, title: str | None = None) -> PlannedJob:
-    return PlannedJob(job.key, job.index, job.name, job.model, job.output_path, quote_usd, title)
+def planned_job(job: PlanEntry, quote_usd: str | None = None, title: str | None = None) -> PlanRow:
+    return PlanRow(job.key, job.index, job.name, job.model, job.output_path, quote_usd, title)
 
 
 def entry(index: int, name: str, variables: dict[str, Any], request: dict[str, Any]) -> PlanEntry:
@@ -259,3 +261,35 @@ def test_iso_utc() -> None:
     assert iso_utc(1775091431.5) == "2026-04-02T00:57:11Z"
     assert iso_utc(1775091431.5, ms=True) == "2026-04-02T00:57:11.500Z"
     assert iso_utc(None) is None
+
+
+def test_the_review_files_are_rewritten_only_when_what_they_are_made_from_changed(tmp_path: Path) -> None:
+    """A rerun that changes nothing keeps results.* and report.html as they are (not rewritten); a state
+    change, a billed cost, a new title, or a missing file makes all three again."""
+    jobs = [entry(0, "ok", {"product": "lamp"}, {"prompt": "a"}), entry(1, "later", {}, {"prompt": "b"})]
+    journal = Journal.open(tmp_path)
+    journal.plan_jobs(planned_job(j, "2.240") for j in jobs)
+    files = [tmp_path / name for name in ("results.jsonl", "results.csv", "report.html")]
+
+    def made() -> list[int]:
+        write_outputs_unless_current(tmp_path, jobs, journal, campaign="c")
+        return [path.stat().st_mtime_ns for path in files]
+
+    def stamp_old() -> None:  # so that a rewrite is seen whatever the file system's clock resolution
+        for path in files:
+            os.utime(path, ns=(1, 1))
+
+    made()
+    stamp_old()
+    assert made() == [1, 1, 1]
+    changes = [
+        lambda: journal.transition(jobs[0].key, JobState.SUBMITTING),
+        lambda: journal.record_billed_costs({"g-0": "2.24"}),
+        lambda: journal.plan_jobs(planned_job(j, "2.240", title=f"t{j.index}") for j in jobs),
+        lambda: files[2].unlink(),
+    ]
+    for change in changes:
+        change()
+        assert all(stamp != 1 for stamp in made())
+        stamp_old()
+        assert made() == [1, 1, 1]

@@ -16,7 +16,7 @@ from batchgen.journal.spend import (
     journal_spend,
     spend_of,
 )
-from batchgen.journal.store import Journal
+from batchgen.journal.store import Journal, PlanRow
 from batchgen.states import JobState
 
 Q = Decimal("1.120")
@@ -108,15 +108,18 @@ def test_the_journal_keeps_every_claim_and_each_jobs_quote(tmp_path: Path) -> No
     """Read from a journal: an earlier attempt's generation still counts after the job was submitted
     again, and a job's quote stays once it leaves the plan."""
     journal = Journal.open(tmp_path)
-    journal.add_jobs([("a", 0, "hero", "m", "a.mp4"), ("b", 1, "hero", "m", "b.mp4")])
-    journal.set_quotes({"a": "1.120", "b": "2.240"})
+    a, b = (
+        PlanRow("a", 0, "hero", "m", "a.mp4", "1.120", None),
+        PlanRow("b", 1, "hero", "m", "b.mp4", "2.240", None),
+    )
+    journal.plan_jobs([a, b])
     journal.transition("a", JobState.SUBMITTING)
     journal.claim_generation("a", "g1", 1, JobState.QUEUED)
     journal.transition("a", JobState.PENDING, "retry")
     journal.transition("a", JobState.SUBMITTING, generation_id=None)
     journal.claim_generation("a", "g2", 2, JobState.QUEUED)
     journal.record_billed_costs({"g1": None})
-    journal.mark_planned({"a"})
+    journal.plan_jobs([a])  # b leaves the plan
     journal.transition("b", JobState.SUBMITTING)
     assert journal_spend(journal) == Spend(
         total=Decimal("3.360"),

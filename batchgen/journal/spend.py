@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from batchgen.registry.pricing import format_usd, rate
@@ -97,12 +98,16 @@ class Spend:
         }
 
 
+# A run directory's costs and quotes are a handful of distinct strings, read for every job on each start.
+_rate = lru_cache(maxsize=4096)(rate)
+
+
 def _billed(billed: Mapping[str, str | None], generation_id: str) -> Decimal | None:
     """What the history billed a generation; None when it has not been read (or is unreadable)."""
     if generation_id not in billed:
         return None
     cost = billed[generation_id]
-    return ZERO if cost is None else rate(cost)  # None: finished, and the history shows no charge
+    return ZERO if cost is None else _rate(cost)  # None: finished, and the history shows no charge
 
 
 def job_spend(job: JobCharges, billed: Mapping[str, str | None]) -> JobSpend:
@@ -189,7 +194,7 @@ def journal_charges(
         if record.generation_id and record.generation_id not in ids:  # a journal from before claims were kept
             ids.append(record.generation_id)
         quote = (
-            rate(record.quote_usd)
+            _rate(record.quote_usd)
             if record.quote_usd is not None
             else (fallback_quotes or {}).get(record.key)
         )

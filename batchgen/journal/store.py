@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import sqlite3
 import threading
@@ -100,7 +101,7 @@ def _storage_errors(what: str) -> Iterator[None]:
         raise StorageError(f"cannot {what}: {exc}") from exc
 
 
-class PlannedJob(NamedTuple):
+class PlanRow(NamedTuple):
     """A job of the latest plan, as the journal keeps it (`Journal.plan_jobs`)."""
 
     key: str
@@ -190,6 +191,17 @@ class Journal:
     def __contains__(self, key: object) -> bool:
         return key in self._records
 
+    def digest(self) -> str:
+        """A digest of every job row and billed cost, for files made from them to tell they are current:
+        a transition stamps `updated_at`; the other writers (plan, api) change columns it includes."""
+        self.flush()
+        rows = [
+            (r.key, r.state, r.updated_at, r.title, r.quote_usd, r.planned, r.api)
+            for r in self._records.values()
+        ]
+        billed = self.read_rows("SELECT generation_id, cost FROM billing ORDER BY generation_id")
+        return hashlib.sha256(repr((rows, billed, self.meta("api"))).encode()).hexdigest()
+
     def meta(self, name: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (name,)).fetchone()
         return None if row is None else str(row[0])
@@ -213,14 +225,14 @@ class Journal:
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
         """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
-        return self.plan_jobs(PlannedJob(*job, quote_usd=None, title=None) for job in jobs)
+        return self.plan_jobs(PlanRow(*job, quote_usd=None, title=None) for job in jobs)
 
-    def plan_jobs(self, jobs: Iterable[PlannedJob]) -> int:
+    def plan_jobs(self, jobs: Iterable[PlanRow]) -> int:
         """Journal the latest plan in one commit: its new jobs as pending; each planned job's quote and
         title; which jobs it holds (the others are kept, shown apart by `status`). Returns how many were
         new. One pass and no rewrite of unchanged rows, so a resume of a large run starts at once."""
         now = time.time()
-        new: list[PlannedJob] = []
+        new: list[PlanRow] = []
         changed: list[tuple[str | None, str | None, bool, str]] = []
         planned: set[str] = set()
         for job in jobs:

@@ -9,10 +9,13 @@ report's spend counts those too: every figure adds up to what the run directory 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from batchgen import __version__
 from batchgen.config import SANDBOX_IDENTITY
 from batchgen.journal.session import Session
 from batchgen.journal.spend import journal_charges, spend_of
@@ -26,10 +29,10 @@ from batchgen.results.report import (
     write_results,
 )
 from batchgen.results.report_data import ReportBuilder, load_report, read_plan
-from batchgen.results.report_html import write_report
+from batchgen.results.report_html import REPORT_NAME, write_report
 from batchgen.rundir.layout import VIDEOS_DIR
 
-__all__ = ["refresh", "write_outputs"]
+__all__ = ["refresh", "write_outputs", "write_outputs_unless_current"]
 
 
 def write_outputs(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, *, campaign: str) -> Path:
@@ -53,6 +56,32 @@ def write_outputs(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, *
     spend = spend_of(charges[0].values(), charges[1], planned)
     header = report.header(campaign, spend=spend, sandbox=sandbox, api_origin=None if sandbox else api)
     return write_report(run_dir, header, report.cards)
+
+
+def write_outputs_unless_current(
+    run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, *, campaign: str
+) -> Path:
+    """`write_outputs`, skipped when the files exist and were made from the same journal, plan and
+    manifest (a rerun of a finished run changes nothing: rewriting 20,000 rows and cards took seconds)."""
+    inputs = _inputs_digest(run_dir, jobs, journal, campaign)
+    report = run_dir / REPORT_NAME
+    made = [run_dir / name for name in ("results.jsonl", "results.csv")] + [report]
+    if journal.meta(_OUTPUTS_OF) == inputs and all(path.is_file() for path in made):
+        return report
+    report = write_outputs(run_dir, jobs, journal, campaign=campaign)
+    journal.set_meta(_OUTPUTS_OF, inputs)
+    return report
+
+
+_OUTPUTS_OF = "outputs_made_from"  # the journal's meta row holding `_inputs_digest` of the files written
+
+
+def _inputs_digest(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, campaign: str) -> str:
+    digest = hashlib.sha256(repr((__version__, campaign, journal.digest())).encode())
+    digest.update(repr([(j.key, j.index, j.label, j.output_path, dict(j.vars)) for j in jobs]).encode())
+    with contextlib.suppress(OSError):  # the report's settings (title, grouping, budget) come from it
+        digest.update((run_dir / "manifest.yaml").read_bytes())
+    return digest.hexdigest()
 
 
 def refresh(run_dir: Path) -> Path:

@@ -48,7 +48,7 @@ from batchgen.journal.store import Journal
 from batchgen.manifest import Manifest, load_manifest
 from batchgen.planning import Plan, build_plan
 from batchgen.registry.pricing import MIN_UNIT_PRICE_USD, implausible_prices
-from batchgen.results.review import write_outputs
+from batchgen.results.review import write_outputs_unless_current
 from batchgen.run import live_cancel
 from batchgen.run.batch_result import BatchResult, JobResult, job_results
 from batchgen.run.billing import read_after_run
@@ -312,7 +312,7 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
 def _write_outputs(run: _Run, journal: Journal) -> Path | None:
     """results.csv/.jsonl and report.html (its path); a failure is said, never hiding the run's outcome."""
     try:
-        return write_outputs(run.run_dir, run.plan.jobs, journal, campaign=run.plan.name)
+        return write_outputs_unless_current(run.run_dir, run.plan.jobs, journal, campaign=run.plan.name)
     except (StorageError, UsageError) as exc:
         run.say(f"error: {exc} (the journal is intact: `batchgen report {run.run_dir}` tries again)")
         return None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batchgen.errors import DownloadCorrupt, StorageError
 from batchgen.journal.spend import journal_spend
-from batchgen.journal.store import JobRecord, PlannedJob
+from batchgen.journal.store import JobRecord, PlanRow
 from batchgen.logs import job_key
 from batchgen.manifest import Location
 from batchgen.planning import Job
@@ -40,7 +40,7 @@ def prepare(ctx: RunContext, *, retry_invalid: bool = False) -> list[str]:
     restartable = RESTARTABLE | ({JobState.INVALID} if retry_invalid else set())
     journal = ctx.journal
     journal.plan_jobs(
-        PlannedJob(j.key, j.index, j.name, j.model, j.output_path, _quote(j), j.label) for j in ctx.plan.jobs
+        PlanRow(j.key, j.index, j.name, j.model, j.output_path, _quote(j), j.label) for j in ctx.plan.jobs
     )
     _set_aside_displaced(ctx)
     downloads: list[str] = []
