@@ -137,3 +137,20 @@ def test_the_journal_keeps_every_claim_and_each_jobs_quote(tmp_path: Path) -> No
     assert [(j.key, j.generations) for j in jobs.values()] == [("a", ("g1", "g2")), ("b", ())]
     assert billed == {"g1": None}
     reopened.close()
+
+
+def test_the_spend_is_summed_again_after_every_commit_and_always_for_a_reader(tmp_path: Path) -> None:
+    """`journal_spend` keeps its sum only until the journal's next commit; a read-only journal (a
+    `status` beside a live run) never keeps it, since another process writes the file."""
+    writer = Journal.open(tmp_path)
+    writer.plan_jobs([PlanRow("a", 0, "hero", "m", "a.mp4", "1.120", None)])
+    reader = Journal.open_existing(tmp_path, read_only=True)
+    assert journal_spend(writer).generations == journal_spend(reader).generations == 0
+    writer.transition("a", JobState.SUBMITTING)
+    writer.claim_generation("a", "g1", 1, JobState.QUEUED)
+    assert journal_spend(writer).total == Decimal("1.120")
+    assert journal_spend(reader).total == Decimal("1.120")
+    writer.record_billed_costs({"g1": "0.50"})
+    assert journal_spend(writer).total == journal_spend(reader).total == Decimal("0.50")
+    reader.close()
+    writer.close()

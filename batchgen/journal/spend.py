@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from batchgen.registry.pricing import format_usd, rate
 from batchgen.states import JobState
@@ -203,6 +203,13 @@ def journal_charges(
 
 
 def journal_spend(journal: Journal, planned: Collection[str] | None = None) -> Spend:
-    """The spend of the run directory whose journal this is."""
+    """The spend of the run directory whose journal this is (summed again only after a commit)."""
+    journal.flush()
+    cached = journal.spend_cache
+    if planned is None and cached is not None and cached[0] == journal.revision >= 0:
+        return cast(Spend, cached[1])
     jobs, billed = journal_charges(journal)
-    return spend_of(jobs.values(), billed, planned)
+    spend = spend_of(jobs.values(), billed, planned)
+    if planned is None:
+        journal.spend_cache = (journal.revision, spend)
+    return spend

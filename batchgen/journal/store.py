@@ -128,6 +128,8 @@ class Journal:
         self._failure: StorageError | None = None  # a scheduled commit failed (disk full, say)
         self._loop_thread: int | None = None  # the thread of the event loop that changes it, once known
         self._committed: asyncio.Future[None] | None = None  # resolved by the next scheduled commit
+        self.revision = 0  # commits by this process: what is read and summed from it can be kept until then
+        self.spend_cache: tuple[int, object] | None = None  # `journal.spend.journal_spend`'s, at a revision
         for row in conn.execute(f"SELECT {select_columns(conn, _COLUMNS)} FROM jobs"):
             values = list(row)
             state = values[_STATE_AT]
@@ -172,7 +174,9 @@ class Journal:
             flags = "mode=ro&immutable=1" if quiet else "mode=ro"
             conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?{flags}", uri=True, timeout=2.0)
             shadow_missing_tables(conn)
-            return cls(conn, path)
+            journal = cls(conn, path)
+            journal.revision = -1  # another process may be writing it: nothing read is kept
+            return journal
 
     def close(self) -> None:
         with contextlib.suppress(StorageError):
@@ -427,3 +431,5 @@ class Journal:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+        if self.revision >= 0:
+            self.revision += 1

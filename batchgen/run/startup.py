@@ -25,7 +25,6 @@ from batchgen.rundir.layout import (
     read_sidecar,
     result_relpath,
     set_aside_unowned,
-    sidecar_path,
     superseded_relpath,
     write_sidecar,
 )
@@ -188,30 +187,32 @@ def _adopt_leftovers(ctx: RunContext, downloads: list[str]) -> None:
 
 
 def _output_intact(ctx: RunContext, job: Job, record: JobRecord) -> bool:
-    """Cheap when the file is as we left it (size and mtime); a full sha256 check otherwise."""
+    """Cheap when the file is as we left it (size and mtime); a full sha256 check otherwise. (Plain
+    strings for the stats: a rerun does this for every finished job before anything else.)"""
     try:
         path = ctx.final_path(job)
-        stat = path.lstat()
+        name = os.fspath(path)
+        stat = os.lstat(name)
         if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
             verify_result(path, job.media_type, read_sidecar(path), record.size, record.sha256)
             ctx.journal.transition(job.key, JobState.DONE, "verified unchanged", mtime_ns=stat.st_mtime_ns)
-        _ensure_sidecar(job, record, path)
+        _ensure_sidecar(job, record, os.path.splitext(name)[0] + ".json")
     except (OSError, UnsafePathError, DownloadCorrupt, StorageError):
         return False
     return True
 
 
-def _ensure_sidecar(job: Job, record: JobRecord, path: Path) -> None:
+def _ensure_sidecar(job: Job, record: JobRecord, sidecar: str) -> None:
     """Sidecars are written in batches after their results, in place: one the process did not live to
     write, or was killed while writing (left empty: its open truncated it, its one write never came),
     is written now, from the journal."""
     try:
-        whole = os.lstat(sidecar_path(path)).st_size > 0
+        whole = os.lstat(sidecar).st_size > 0
     except FileNotFoundError:
         whole = False
     if not whole and record.sha256 is not None and record.size is not None:
         write_sidecar(
-            sidecar_path(path), result_metadata(job, record, record.sha256, record.size, record.downloaded_at)
+            Path(sidecar), result_metadata(job, record, record.sha256, record.size, record.downloaded_at)
         )
 
 
