@@ -30,6 +30,7 @@ from batchgen.results.report_html import (
     media_href,
 )
 from batchgen.results.report_view import display_value
+from batchgen.rundir.layout import PLAN_NAME, read_plan_json
 
 __all__ = ["ReportBuilder", "load_report", "read_plan"]
 
@@ -131,7 +132,7 @@ def load_report(
     plan = read_plan(run_dir)
     rows, spent = _read_results(run_dir)
     builder = ReportBuilder(run_dir)
-    for entry in plan_entries(plan, run_dir / "plan.json"):  # superseded and older jobs: not shown
+    for entry in plan_entries(plan, run_dir / PLAN_NAME):  # superseded and older jobs: not shown
         builder.add(entry, rows.get(entry.key) or {})
     header = builder.header(
         str(plan.get("name") or run_dir.name),
@@ -155,9 +156,10 @@ def load_report(
 
 
 def read_plan(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "plan.json"
+    """plan.json, as batchgen writes it (UsageError otherwise)."""
+    path = run_dir / PLAN_NAME
     try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
+        plan = read_plan_json(run_dir)
     except FileNotFoundError:
         raise UsageError(f"{run_dir} is not a batchgen run directory (no plan.json)") from None
     except (OSError, ValueError) as exc:

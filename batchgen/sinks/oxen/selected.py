@@ -20,7 +20,7 @@ from typing import Any
 from batchgen.config import RunOptions
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.results.client import client_csv, client_report, client_sidecar
-from batchgen.rundir.layout import result_relpath
+from batchgen.rundir.layout import read_plan_json, result_relpath
 from batchgen.sinks.base import VerifiedResult
 from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.sinks.oxen.run import META_KEY, RunDelivery
@@ -117,5 +117,5 @@ class SelectedDelivery(RunDelivery):
         ]
 
     def _plan_jobs(self) -> Mapping[str, Mapping[str, Any]]:
-        plan = json.loads((self._run_dir / "plan.json").read_text(encoding="utf-8"))
+        plan = read_plan_json(self._run_dir)
         return {str(job.get("key")): job for job in plan.get("jobs", ()) if isinstance(job, Mapping)}
