@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # only the type: reading results must not load the planner
 
 __all__ = [
     "FIELDS",
+    "TIMES",
     "PlanEntry",
     "PlannedJob",
     "earlier_rows",
@@ -86,7 +87,7 @@ FIELDS = (
     "spent_usd",
     "planned",
 )
-_TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
+TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
 # text from the server, such as an error message, must never run as one when results.csv is opened.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -257,7 +258,7 @@ def _row(
         "duration_s": job.duration_s,
         "billed_cost_usd": None if share.billed is None else str(share.billed),
     }
-    for name in _TIMES:
+    for name in TIMES:
         row[name] = iso_utc(getattr(record, name)) if record else None
     row["spent_usd"] = str(share.total)
     row["planned"] = True

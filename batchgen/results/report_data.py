@@ -20,7 +20,7 @@ import yaml
 from batchgen.errors import UsageError
 from batchgen.journal.spend import Spend, counted
 from batchgen.registry.pricing import format_usd
-from batchgen.results.report import PlannedJob, plan_entries, prompt_of
+from batchgen.results.report import TIMES, PlannedJob, plan_entries, prompt_of
 from batchgen.results.report_html import (
     CHARGED_STATES,
     Money,
@@ -55,7 +55,7 @@ class ReportBuilder:
             self._first_start = start
         if isinstance(end, str) and (self._last_end is None or end > self._last_end):
             self._last_end = end
-        for name in _MOMENTS:
+        for name in TIMES:
             moment = row.get(name)
             if isinstance(moment, str) and (self._last_moment is None or moment > self._last_moment):
                 self._last_moment = moment
@@ -100,7 +100,6 @@ class ReportBuilder:
         )
 
 
-_MOMENTS = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # What a card and the header read of a results row (the rest of a row is not kept in memory).
 _ROW_FIELDS = (
     "state",
@@ -110,7 +109,7 @@ _ROW_FIELDS = (
     "kept_path",
     "sha256",
     "billed_cost_usd",
-    *_MOMENTS,
+    *TIMES,
 )
 
 
