@@ -24,8 +24,7 @@ from batchgen.rundir.layout import read_plan_json, result_relpath
 from batchgen.sinks.base import VerifiedResult
 from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.sinks.oxen.run import META_KEY, RunDelivery
-from batchgen.sinks.oxen.wanted import sidecar_of
-from batchgen.states import JobState
+from batchgen.sinks.oxen.wanted import done_records, result_items, sidecar_of
 from batchgen.target import CLIENT, DeliveryTarget
 
 __all__ = ["Choice", "delivery_for"]
@@ -71,14 +70,7 @@ class SelectedDelivery(RunDelivery):
 
     def _chosen(self) -> list[JobRecord]:
         keys = self.choice.keys
-        return [
-            record
-            for record in sorted(self._journal.records().values(), key=lambda r: r.idx)
-            if record.planned
-            and record.state is JobState.DONE
-            and record.sha256
-            and (keys is None or record.key in keys)
-        ]
+        return [r for r in done_records(self._journal.records().values()) if keys is None or r.key in keys]
 
     async def deliver(self, result: VerifiedResult) -> None:
         if not self.choice.client and (self.choice.keys is None or result.key in self.choice.keys):
@@ -92,16 +84,9 @@ class SelectedDelivery(RunDelivery):
         plan = self._plan_jobs()
         items: list[Outgoing] = []
         for record in self._chosen():
-            local = result_relpath(record.output_path)
-            sidecar = client_sidecar(plan.get(record.key, {}), record.sha256 or "")
-            items += [
-                Outgoing(
-                    local, self.target.repo_path(local), record.size or 0, sha256=record.sha256, result=True
-                ),
-                Outgoing(
-                    sidecar_of(local), self.target.repo_path(sidecar_of(local)), len(sidecar), data=sidecar
-                ),
-            ]
+            sha256, local = record.sha256 or "", result_relpath(record.output_path)
+            sidecar = client_sidecar(plan.get(record.key, {}), sha256)
+            items += result_items(self.target, local, sha256, record.size or 0, sidecar)
         return items
 
     def wanted_files(self) -> list[Outgoing]:
