@@ -41,7 +41,7 @@ from batchgen.journal.spend import JobCharges, JobSpend, job_spend, journal_char
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.naming import readable_names, shown_or_fallback
 from batchgen.rundir.layout import atomic_writer, output_relpath, unverified_relpath
-from batchgen.states import JobState
+from batchgen.states import NO_RESULT, JobState
 
 if TYPE_CHECKING:  # only the type: reading results must not load the planner
     from batchgen.planning import Job
@@ -179,7 +179,6 @@ def _number(value: Any) -> str:
 
 
 Charges = tuple[Mapping[str, JobCharges], Mapping[str, str | None]]
-_FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
 
 
 def result_rows(
@@ -236,7 +235,7 @@ def _row(
     job: PlannedJob, record: JobRecord | None, share: JobSpend, videos_prefix: str, *, path: str | None = None
 ) -> dict[str, Any]:
     aspect_ratio = job.request.get("aspect_ratio")
-    never_charged = record is not None and record.state in _FAILED and not share.charged
+    never_charged = record is not None and record.state in NO_RESULT and not share.charged
     row: dict[str, Any] = {
         "index": job.index,
         "key": job.key,
