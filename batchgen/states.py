@@ -31,6 +31,9 @@ NEEDS_DOWNLOAD = frozenset({JobState.SUCCEEDED})
 BILLED = IN_FLIGHT | NEEDS_DOWNLOAD | {JobState.DONE, JobState.UNVERIFIED}
 """States whose generation exists or may exist at the provider, so its price counts as spent."""
 
+NO_RESULT = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
+"""States that ended without a result: a generation made for one may never be charged."""
+
 RESTARTABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 """States a new run puts back to pending: running again finishes what is missing."""
 

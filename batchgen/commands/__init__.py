@@ -39,13 +39,12 @@ if TYPE_CHECKING:
     from batchgen.registry.pricing import format_usd
     from batchgen.results.listing import RunSummary, list_runs
     from batchgen.results.unverified import Unverified
-    from batchgen.run.batch import BatchResult, run_manifest, run_manifest_async
+    from batchgen.run.batch import run_manifest_async
     from batchgen.run.live_cancel import CancelBusy
     from batchgen.run.takes import is_take
     from batchgen.sinks.oxen.run import DeliverySummary
 
 __all__ = [
-    "BatchResult",
     "CancelBusy",
     "CancelResult",
     "DeliveryStatus",
@@ -67,7 +66,6 @@ __all__ = [
     "plan_manifest",
     "refresh_report",
     "run_coroutine",
-    "run_manifest",
     "run_manifest_async",
     "run_status",
     "settle_unverified",
@@ -78,7 +76,7 @@ run_coroutine = aio.run  # asyncio.run, without describing the result on the way
 
 #: Where each name re-exported here lives (imported on first use).
 _HOMES = {
-    **dict.fromkeys(("BatchResult", "run_manifest", "run_manifest_async"), "batchgen.run.batch"),
+    "run_manifest_async": "batchgen.run.batch",
     **dict.fromkeys(("Spend", "describe"), "batchgen.journal.spend"),
     **dict.fromkeys(("RunSummary", "list_runs"), "batchgen.results.listing"),
     **dict.fromkeys(("format_plan", "write_plan_json"), "batchgen.planning"),

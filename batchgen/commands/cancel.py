@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchgen import aio
-from batchgen.commands.common import chosen_keys, note, plan_json, says
+from batchgen.commands.common import chosen_keys, note, says
 from batchgen.config import api_origin
 from batchgen.errors import RunLocked
+from batchgen.rundir.layout import read_plan_json
 from batchgen.states import AT_PROVIDER, JobState
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def _ask_the_live_run(
 def _plan_defaults(run_dir: Path) -> dict[str, dict[str, object]]:
     """The per-model echoed defaults recorded in the run's plan.json (empty when unreadable)."""
     try:
-        defaults = plan_json(run_dir).get("model_defaults")
+        defaults = read_plan_json(run_dir).get("model_defaults")
     except (OSError, ValueError, AttributeError):
         return {}
     return defaults if isinstance(defaults, dict) else {}

@@ -14,7 +14,7 @@ from batchgen.journal.session import Session
 from batchgen.planning.select import Selection, json_job_facts, nothing_matched, selected_keys
 from batchgen.results.picks import read_picks, resolve_picks
 from batchgen.sinks.oxen.selected import Choice
-from batchgen.states import JobState
+from batchgen.sinks.oxen.wanted import done_records
 from batchgen.target import CLIENT
 
 __all__ = ["AUDIENCES", "choose"]
@@ -45,7 +45,7 @@ def choose(
         matched = set(selected_keys(selection, jobs))
         if not matched:
             raise UsageError(nothing_matched(selection, jobs, len(jobs)))
-        done = {k for k, r in records.items() if r.planned and r.state is JobState.DONE and r.sha256}
+        done = {record.key for record in done_records(records.values())}
         keys = (matched & done) if keys is None else (keys & matched)
         if not keys:
             raise UsageError(f"{selection.describe()}: no done result to deliver among the jobs it matches")

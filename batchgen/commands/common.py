@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from batchgen.errors import UsageError
+from batchgen.rundir.layout import read_plan_json
 
 if TYPE_CHECKING:
     from batchgen.journal.session import Session
@@ -55,7 +56,7 @@ def chosen_keys(
     if selection is None:
         return None
     try:
-        jobs = [json_job_facts(job) for job in plan_json(run_dir)["jobs"]]
+        jobs = [json_job_facts(job) for job in read_plan_json(run_dir)["jobs"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         why = f"{run_dir / 'plan.json'} cannot be read ({exc})"
         raise UsageError(f"cannot choose jobs: {why}", cli=f"cannot use --only: {why}") from None
@@ -66,10 +67,6 @@ def chosen_keys(
             raise UsageError(message)
         say(message)
     return keys
-
-
-def plan_json(run_dir: Path) -> Any:
-    return json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
 
 
 def recorded_target(session: Session) -> dict[str, object]:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchgen import aio
-from batchgen.commands.common import plan_json, recorded_target
+from batchgen.commands.common import recorded_target
 from batchgen.config import RunOptions, Timeouts
 from batchgen.errors import UsageError
+from batchgen.rundir.layout import read_plan_json
 
 if TYPE_CHECKING:
     from batchgen.journal.session import Session
@@ -75,7 +76,7 @@ async def _deliver(
         )
         target, campaign = _target(session, to, create)
         recorded = recorded_target(session)
-        choice = choose(session, plan_json(path), recorded=recorded, **chosen)
+        choice = choose(session, read_plan_json(path), recorded=recorded, **chosen)
         options = RunOptions(api_base=api_base, deliver=target, timeouts=timeouts)
         async with OxenClient(api_base, key, timeouts=timeouts) as client:
             await session.check_api(options.api_identity, client)
@@ -94,7 +95,7 @@ def _target(session: Session, to: str | None, create: bool) -> tuple[DeliveryTar
     recorded = recorded_target(session)
     name = recorded.get("name")
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        name = name or plan_json(session.run_dir).get("name")
+        name = name or read_plan_json(session.run_dir).get("name")
     campaign = str(name if name and isinstance(name, str) else session.run_dir.name)
     pass_to = ("pass to='NAMESPACE/NAME[@BRANCH][:PATH]'", "pass --to NAMESPACE/NAME[@BRANCH][:PATH]")
     try:

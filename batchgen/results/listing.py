@@ -16,10 +16,8 @@ could block (a FIFO is opened non-blocking and refused), and no lock is waited f
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -29,11 +27,10 @@ from batchgen.errors import StorageError
 from batchgen.journal.schema import JOURNAL_NAME, journal_problem
 from batchgen.journal.session import Session
 from batchgen.journal.spend import Spend, journal_charges, spend_of
+from batchgen.rundir.layout import PLAN_NAME, read_plan_json
 from batchgen.rundir.lock import lock_holder
 
 __all__ = ["RunSummary", "list_runs", "summarise_guarded", "summarise_run"]
-
-PLAN_NAME = "plan.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +113,7 @@ def _read_plan(run_dir: Path) -> tuple[str | None, dict[str, Decimal]]:
     """The plan's name and each job's quote (nothing when plan.json is missing or unreadable)."""
     costs: dict[str, Decimal] = {}
     try:
-        data = json.loads(_read_regular(run_dir / PLAN_NAME))
+        data = read_plan_json(run_dir)  # a FIFO there: StorageError, the summary's error
         for job in data.get("jobs", []):
             with contextlib.suppress(InvalidOperation, TypeError):
                 costs[str(job["key"])] = Decimal(job["cost_usd"])
@@ -124,12 +121,3 @@ def _read_plan(run_dir: Path) -> tuple[str | None, dict[str, Decimal]]:
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None, {}
     return (name if isinstance(name, str) and name else None), costs
-
-
-def _read_regular(path: Path) -> str:
-    """A regular file's text; a FIFO or device there is refused without blocking on it."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, encoding="utf-8") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable(f"{path} is not a regular file")
-        return file.read()

@@ -41,13 +41,14 @@ from batchgen.journal.spend import JobCharges, JobSpend, job_spend, journal_char
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.naming import readable_names, shown_or_fallback
 from batchgen.rundir.layout import atomic_writer, output_relpath, unverified_relpath
-from batchgen.states import JobState
+from batchgen.states import NO_RESULT, JobState
 
 if TYPE_CHECKING:  # only the type: reading results must not load the planner
     from batchgen.planning import Job
 
 __all__ = [
     "FIELDS",
+    "TIMES",
     "PlanEntry",
     "PlannedJob",
     "earlier_rows",
@@ -86,7 +87,7 @@ FIELDS = (
     "spent_usd",
     "planned",
 )
-_TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
+TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
 # text from the server, such as an error message, must never run as one when results.csv is opened.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -178,7 +179,6 @@ def _number(value: Any) -> str:
 
 
 Charges = tuple[Mapping[str, JobCharges], Mapping[str, str | None]]
-_FAILED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
 
 
 def result_rows(
@@ -235,7 +235,7 @@ def _row(
     job: PlannedJob, record: JobRecord | None, share: JobSpend, videos_prefix: str, *, path: str | None = None
 ) -> dict[str, Any]:
     aspect_ratio = job.request.get("aspect_ratio")
-    never_charged = record is not None and record.state in _FAILED and not share.charged
+    never_charged = record is not None and record.state in NO_RESULT and not share.charged
     row: dict[str, Any] = {
         "index": job.index,
         "key": job.key,
@@ -257,7 +257,7 @@ def _row(
         "duration_s": job.duration_s,
         "billed_cost_usd": None if share.billed is None else str(share.billed),
     }
-    for name in _TIMES:
+    for name in TIMES:
         row[name] = iso_utc(getattr(record, name)) if record else None
     row["spent_usd"] = str(share.total)
     row["planned"] = True

@@ -20,7 +20,7 @@ import yaml
 from batchgen.errors import UsageError
 from batchgen.journal.spend import Spend, counted
 from batchgen.registry.pricing import format_usd
-from batchgen.results.report import PlannedJob, plan_entries, prompt_of
+from batchgen.results.report import TIMES, PlannedJob, plan_entries, prompt_of
 from batchgen.results.report_html import (
     CHARGED_STATES,
     Money,
@@ -30,6 +30,7 @@ from batchgen.results.report_html import (
     media_href,
 )
 from batchgen.results.report_view import display_value
+from batchgen.rundir.layout import PLAN_NAME, read_plan_json
 
 __all__ = ["ReportBuilder", "load_report", "read_plan"]
 
@@ -54,7 +55,7 @@ class ReportBuilder:
             self._first_start = start
         if isinstance(end, str) and (self._last_end is None or end > self._last_end):
             self._last_end = end
-        for name in _MOMENTS:
+        for name in TIMES:
             moment = row.get(name)
             if isinstance(moment, str) and (self._last_moment is None or moment > self._last_moment):
                 self._last_moment = moment
@@ -99,7 +100,6 @@ class ReportBuilder:
         )
 
 
-_MOMENTS = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # What a card and the header read of a results row (the rest of a row is not kept in memory).
 _ROW_FIELDS = (
     "state",
@@ -109,7 +109,7 @@ _ROW_FIELDS = (
     "kept_path",
     "sha256",
     "billed_cost_usd",
-    *_MOMENTS,
+    *TIMES,
 )
 
 
@@ -131,7 +131,7 @@ def load_report(
     plan = read_plan(run_dir)
     rows, spent = _read_results(run_dir)
     builder = ReportBuilder(run_dir)
-    for entry in plan_entries(plan, run_dir / "plan.json"):  # superseded and older jobs: not shown
+    for entry in plan_entries(plan, run_dir / PLAN_NAME):  # superseded and older jobs: not shown
         builder.add(entry, rows.get(entry.key) or {})
     header = builder.header(
         str(plan.get("name") or run_dir.name),
@@ -155,9 +155,10 @@ def load_report(
 
 
 def read_plan(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "plan.json"
+    """plan.json, as batchgen writes it (UsageError otherwise)."""
+    path = run_dir / PLAN_NAME
     try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
+        plan = read_plan_json(run_dir)
     except FileNotFoundError:
         raise UsageError(f"{run_dir} is not a batchgen run directory (no plan.json)") from None
     except (OSError, ValueError) as exc:

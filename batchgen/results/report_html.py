@@ -30,7 +30,7 @@ from batchgen.naming import shown_or_fallback
 from batchgen.registry.pricing import format_usd
 from batchgen.results.report_view import JOB_AXIS, View, display_value, shown_value, view_of
 from batchgen.rundir.layout import atomic_writer
-from batchgen.states import BILLED
+from batchgen.states import BILLED, NO_RESULT
 
 __all__ = [
     "REPORT_NAME",
@@ -234,10 +234,6 @@ def _var_json(name: str, value: Any) -> list[str]:
     return [name, text] if tooltip is None else [name, text, tooltip]
 
 
-#: A card in one of these states shows no price: no result came of it (the header counts any charge).
-_UNPRICED = frozenset({"failed", "invalid", "cancelled"})
-
-
 def _card_json(card: ReportCard, view: View, constants: frozenset[str], *, money: bool) -> dict[str, Any]:
     duration = None if card.duration_s is None else f"{display_value(card.duration_s)} s"
     title = shown_or_fallback(card.title, card.name, card.key)
@@ -266,8 +262,8 @@ def _card_json(card: ReportCard, view: View, constants: frozenset[str], *, money
         "kept": card.kept_path,
         "kept_href": media_href(card.kept_path),
     }
-    if money:
-        cost, cost_n = _money(None if card.state in _UNPRICED else card.cost_usd)
+    if money:  # a card that ended without a result shows no price (the header counts any charge)
+        cost, cost_n = _money(None if card.state in NO_RESULT else card.cost_usd)
         data.update(cost=cost, cost_n=cost_n, billed=_money(card.billed_usd)[0])
     return data
 

@@ -30,7 +30,7 @@ from batchgen.results.report import (
 )
 from batchgen.results.report_data import ReportBuilder, load_report, read_plan
 from batchgen.results.report_html import REPORT_NAME, write_report
-from batchgen.rundir.layout import VIDEOS_DIR
+from batchgen.rundir.layout import PLAN_NAME, VIDEOS_DIR
 
 __all__ = ["refresh", "write_outputs", "write_outputs_unless_current"]
 
@@ -91,7 +91,7 @@ def refresh(run_dir: Path) -> Path:
     if not (run_dir / JOURNAL_NAME).is_file():
         header, cards = load_report(run_dir)
         return write_report(run_dir, header, cards)
-    jobs = plan_entries(plan, run_dir / "plan.json")
+    jobs = plan_entries(plan, run_dir / PLAN_NAME)
     campaign = str(plan.get("name") or run_dir.name)
     del plan
     with Session.reading(run_dir) as session:  # an empty journal is refused, never rewritten

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from batchgen import aio, logs
 from batchgen.client.api import OxenClient
@@ -63,6 +64,8 @@ from batchgen.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_varia
 __all__ = ["BatchResult", "JobResult", "run_dir_name", "run_manifest", "run_manifest_async"]
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SANDBOX_UPLOAD = "sandbox/assets"
 #: Overrides of one setting: name -> (the part of RunOptions holding it, or None: RunOptions itself;
@@ -81,34 +84,6 @@ _SETTINGS: dict[str, tuple[str | None, str, Callable[[Any], Any]]] = {
 _OVERRIDES = frozenset(
     {*_SETTINGS, "upload_repo", "inline_assets", "retry_invalid", "only", "deliver", "notify"}
 )
-
-
-def run_manifest(
-    manifest: str | os.PathLike[str] | Manifest,
-    *,
-    options: RunOptions | None = None,
-    sinks: Sequence[ResultSink] = (),
-    on_result: Callable[[VerifiedResult], None] | None = None,
-    sandbox: bool = False,
-    api_base: str | None = None,
-    api_key: str | None = None,
-    output_dir: str | os.PathLike[str] = "outputs",
-    **overrides: Any,
-) -> BatchResult:
-    """Run (or resume) a manifest to the end; see `run_manifest_async` for the arguments."""
-    return aio.run(
-        run_manifest_async(
-            manifest,
-            options=options,
-            sinks=sinks,
-            on_result=on_result,
-            sandbox=sandbox,
-            api_base=api_base,
-            api_key=api_key,
-            output_dir=output_dir,
-            **overrides,
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +159,25 @@ async def run_manifest_async(
                 say(note)
             run = _Run(run_dir, plan, chosen, found, settings, client, key, say, extra, progress, stop)
             return await _execute(run, retry_invalid=bool(overrides.get("retry_invalid")))
+
+
+def _blocking(coroutine: Callable[P, Coroutine[Any, Any, T]], name: str, doc: str) -> Callable[P, T]:
+    """`coroutine` as a function for synchronous code (`aio.run`), with its signature (mypy, `help()`)."""
+
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        return aio.run(coroutine(*args, **kwargs))
+
+    functools.update_wrapper(blocking, coroutine)
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = doc
+    return blocking
+
+
+run_manifest = _blocking(
+    run_manifest_async,
+    "run_manifest",
+    "Run (or resume) a manifest to the end, from synchronous code; the arguments are `run_manifest_async`'s.",
+)
 
 
 def _for_endpoint(options: RunOptions, api_base: str, *, sandbox: bool) -> RunOptions:

@@ -23,7 +23,7 @@ from batchgen.errors import BatchgenError
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.registry.pricing import rate
 from batchgen.run.scheduler import StopReason
-from batchgen.states import AT_PROVIDER, JobState
+from batchgen.states import AT_PROVIDER, NO_RESULT, JobState
 
 if TYPE_CHECKING:
     from batchgen.client.api import OxenClient
@@ -54,8 +54,6 @@ FINISHED = frozenset(
         JobState.CANCELLED,
     }
 )
-#: Of those, the ones that may never be charged: a null cost then means "nothing was billed".
-UNCHARGED = frozenset({JobState.FAILED, JobState.INVALID, JobState.CANCELLED})
 #: A history row's own status that is never charged (it wins over the job's state when the row has one).
 _UNCHARGED_STATUSES = frozenset({"failed", "cancelled"})
 
@@ -109,8 +107,9 @@ def billed_from_rows(
             continue
         cost = rate(row.get("cost"))
         status = row.get("status")
+        # a state that may never be charged: a null cost then means "nothing was billed"
         uncharged = (
-            status in _UNCHARGED_STATUSES if status is not None else wanted[generation_id] in UNCHARGED
+            status in _UNCHARGED_STATUSES if status is not None else wanted[generation_id] in NO_RESULT
         )
         if cost is not None:
             found[generation_id] = str(cost)

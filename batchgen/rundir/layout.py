@@ -39,6 +39,7 @@ VIDEOS_DIR = "videos"
 SUPERSEDED_DIR = "superseded"
 UNVERIFIED_DIR = "unverified"
 MODELS_DIR = "models"  # the live model descriptions a run read (a cache: see client.models.read_cached)
+PLAN_NAME = "plan.json"
 
 
 def prepare_run_dir(run_dir: Path) -> Path | None:
@@ -70,9 +71,20 @@ def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[Mo
     try:
         with open(tmp, "w", encoding="utf-8") as file:
             write_plan_json(plan, file.write)
-        tmp.replace(run_dir / "plan.json")
+        tmp.replace(run_dir / PLAN_NAME)
     except OSError as exc:
-        raise StorageError(f"cannot write {run_dir / 'plan.json'}: {exc.strerror or exc}") from exc
+        raise StorageError(f"cannot write {run_dir / PLAN_NAME}: {exc.strerror or exc}") from exc
+
+
+def read_plan_json(run_dir: Path) -> Any:
+    """The run directory's plan.json, parsed (OSError, ValueError when it cannot be read or parsed); a
+    FIFO or device there is refused (StorageError) without blocking on it."""
+    path = run_dir / PLAN_NAME
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, encoding="utf-8") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file")
+        return json.loads(file.read())
 
 
 def model_file_name(model_id: str) -> str:

@@ -20,12 +20,11 @@ from typing import Any
 from batchgen.config import RunOptions
 from batchgen.journal.store import JobRecord, Journal
 from batchgen.results.client import client_csv, client_report, client_sidecar
-from batchgen.rundir.layout import result_relpath
+from batchgen.rundir.layout import read_plan_json, result_relpath
 from batchgen.sinks.base import VerifiedResult
 from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.sinks.oxen.run import META_KEY, RunDelivery
-from batchgen.sinks.oxen.wanted import sidecar_of
-from batchgen.states import JobState
+from batchgen.sinks.oxen.wanted import done_records, result_items, sidecar_of
 from batchgen.target import CLIENT, DeliveryTarget
 
 __all__ = ["Choice", "delivery_for"]
@@ -71,14 +70,7 @@ class SelectedDelivery(RunDelivery):
 
     def _chosen(self) -> list[JobRecord]:
         keys = self.choice.keys
-        return [
-            record
-            for record in sorted(self._journal.records().values(), key=lambda r: r.idx)
-            if record.planned
-            and record.state is JobState.DONE
-            and record.sha256
-            and (keys is None or record.key in keys)
-        ]
+        return [r for r in done_records(self._journal.records().values()) if keys is None or r.key in keys]
 
     async def deliver(self, result: VerifiedResult) -> None:
         if not self.choice.client and (self.choice.keys is None or result.key in self.choice.keys):
@@ -92,16 +84,9 @@ class SelectedDelivery(RunDelivery):
         plan = self._plan_jobs()
         items: list[Outgoing] = []
         for record in self._chosen():
-            local = result_relpath(record.output_path)
-            sidecar = client_sidecar(plan.get(record.key, {}), record.sha256 or "")
-            items += [
-                Outgoing(
-                    local, self.target.repo_path(local), record.size or 0, sha256=record.sha256, result=True
-                ),
-                Outgoing(
-                    sidecar_of(local), self.target.repo_path(sidecar_of(local)), len(sidecar), data=sidecar
-                ),
-            ]
+            sha256, local = record.sha256 or "", result_relpath(record.output_path)
+            sidecar = client_sidecar(plan.get(record.key, {}), sha256)
+            items += result_items(self.target, local, sha256, record.size or 0, sidecar)
         return items
 
     def wanted_files(self) -> list[Outgoing]:
@@ -117,5 +102,5 @@ class SelectedDelivery(RunDelivery):
         ]
 
     def _plan_jobs(self) -> Mapping[str, Mapping[str, Any]]:
-        plan = json.loads((self._run_dir / "plan.json").read_text(encoding="utf-8"))
+        plan = read_plan_json(self._run_dir)
         return {str(job.get("key")): job for job in plan.get("jobs", ()) if isinstance(job, Mapping)}

@@ -31,26 +31,33 @@ def sidecar_of(local: str) -> str:
 
 
 def result_items(
-    target: DeliveryTarget, local: str, sha256: str, size: int, metadata: Any | None = None
+    target: DeliveryTarget, local: str, sha256: str, size: int, sidecar: Any | None = None
 ) -> list[Outgoing]:
-    """A result and its sidecar; the sidecar's bytes are made from `metadata` when given (exactly what
-    the run directory's sidecar holds), else read from the run directory when sent."""
+    """A result and its sidecar; the sidecar's bytes are `sidecar` when it is bytes, else made from it
+    when given (exactly what the run directory's sidecar holds), else read from the run directory when
+    sent."""
     side = sidecar_of(local)
-    data = None if metadata is None else sidecar_bytes(metadata)
+    data = sidecar_bytes(sidecar) if sidecar is not None and not isinstance(sidecar, bytes) else sidecar
     return [
         Outgoing(local, target.repo_path(local), size, sha256=sha256, result=True),
         Outgoing(side, target.repo_path(side), 0 if data is None else len(data), data=data),
     ]
 
 
+def done_records(records: Iterable[JobRecord]) -> list[JobRecord]:
+    """The jobs of the current plan whose result is done, in journal order."""
+    return [
+        record
+        for record in sorted(records, key=lambda r: r.idx)
+        if record.planned and record.state is JobState.DONE and record.sha256
+    ]
+
+
 def done_results(target: DeliveryTarget, records: Iterable[JobRecord]) -> list[Outgoing]:
     """Every done result of the current plan (journal order), each with its sidecar."""
     items: list[Outgoing] = []
-    for record in sorted(records, key=lambda r: r.idx):
-        if record.planned and record.state is JobState.DONE and record.sha256:
-            items.extend(
-                result_items(target, result_relpath(record.output_path), record.sha256, record.size or 0)
-            )
+    for r in done_records(records):
+        items += result_items(target, result_relpath(r.output_path), r.sha256 or "", r.size or 0)
     return items
 
 
