@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -231,14 +231,17 @@ class OxenClient:
                 method, url, json=json_body, params=params, data=data, headers=auth, timeout=wait
             ) as resp:
                 self.server_clock.observe(resp.headers.get("Date"), sent_at, time.time())
-                text = await resp.text()
-                body = _parse_json(text)
+                body = _parse_json(await resp.text())
                 if resp.status >= 400:
-                    error = _status_error(resp.status, method, path, body, resp.headers)
-                    if isinstance(error, RateLimited):
-                        self.throttle.pause(error.wait_s)
-                    raise error
+                    self._raise_status(resp, method, path, body)
                 return body
+
+    def _raise_status(self, resp: aiohttp.ClientResponse, method: str, path: str, body: Any) -> NoReturn:
+        """An error answer as batchgen's error; a 429 first pauses every caller (`Throttle`)."""
+        error = _status_error(resp.status, method, path, body, resp.headers)
+        if isinstance(error, RateLimited):
+            self.throttle.pause(error.wait_s)
+        raise error
 
     async def retried(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json_body: Any = None
@@ -358,11 +361,7 @@ class OxenClient:
             )
         try:
             if resp.status >= 400:
-                text = await resp.text()
-                error = _status_error(resp.status, "GET", "/api/events", _parse_json(text), resp.headers)
-                if isinstance(error, RateLimited):
-                    self.throttle.pause(error.wait_s)
-                raise error
+                self._raise_status(resp, "GET", "/api/events", _parse_json(await resp.text()))
             yield resp
         finally:
             resp.release()
