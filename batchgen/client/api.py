@@ -251,6 +251,14 @@ class OxenClient:
             lambda: self.request(method, path, params=params, json_body=json_body), what=f"{method} {path}"
         )
 
+    async def retried_or_none(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """`retried`, but None when the server answers 404 (and {} for an empty answer)."""
+        try:
+            answer = await self.retried(method, path, params=params)
+        except NotFound:
+            return None
+        return {} if answer is None else answer
+
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run an idempotent call, trying again on transient failures (`retry.retryable`)."""
         policy = self.retry_policy
@@ -342,11 +350,7 @@ class OxenClient:
 
     async def repo_exists(self, namespace: str, repo: str) -> bool:
         """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""
-        try:
-            await self.retried("GET", repo_path(namespace, repo))
-        except NotFound:
-            return False
-        return True
+        return await self.retried_or_none("GET", repo_path(namespace, repo)) is not None
 
     @contextlib.asynccontextmanager
     async def open_events(self) -> AsyncIterator[aiohttp.ClientResponse]:
