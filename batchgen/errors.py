@@ -49,6 +49,16 @@ class UserError(BatchgenError):
         self.cli = cli
 
 
+def place(file: str, line: int | None, column: int | None) -> str:
+    """`file:line:column`, as far as known (a Problem's or a manifest Location's)."""
+    text = file
+    if line is not None:
+        text += f":{line}"
+        if column is not None:
+            text += f":{column}"
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with an input file, located as precisely as we can."""
@@ -61,11 +71,7 @@ class Problem:
     hint: str | None = None
 
     def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
+        where = place(self.file, self.line, self.column)
         text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"

@@ -12,8 +12,8 @@ A manifest may write its own rule instead (`report: {title: "{product_name} · {
 `TitleTemplate` reads it, and `template_names` names every job by it, with the same cleaning,
 takes and clashes (its values shortened only after `MAX_TITLE_VALUE_CHARS`).
 
-Pure, and a leaf: it imports nothing from batchgen, so the journal, the results and the report can
-name a job without loading the planner. Machines keep using the key.
+Pure, and a leaf: it imports only the leaf `target` (the template syntax), so the journal, the results
+and the report can name a job without loading the planner. Machines keep using the key.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from batchgen.target import template_pieces
 
 __all__ = [
     "MAX_TITLE_VALUE_CHARS",
@@ -55,7 +57,6 @@ _ABSENT = object()  # a job of the name that does not have the variable at all
 #: What a title template may name besides variables and request fields: `take` is the replica + 1.
 TITLE_BUILTINS = ("name", "replica", "index", "model", "key", "take")
 _TAKE_FIELDS = frozenset({"replica", "take"})  # a title naming one of these says the take itself
-_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -167,24 +168,20 @@ class TitleTemplate:
     @classmethod
     def parse(cls, text: str) -> TitleTemplate:
         parts: list[tuple[bool, str]] = []
-        end = 0
-        for match in _TEMPLATE_TOKEN.finditer(text):
-            parts.append((False, text[end : match.start()]))
-            token, field = match.group(0), match.group(1)
-            if token in ("{{", "}}"):
-                parts.append((False, token[0]))
-            elif field is None:
+        for piece in template_pieces(text):
+            if isinstance(piece, str):
+                parts.append((False, piece))
+            elif piece.group(1) is None:
+                token = piece.group(0)
                 raise ValueError(f"a lone {token!r} (write {token * 2!r} for the character itself)")
-            elif not _FIELD_NAME.fullmatch(field):
+            elif not _FIELD_NAME.fullmatch(piece.group(1)):
                 raise ValueError(
-                    f"{token!r} is not a field: write {{name}} with a variable, a request field or "
+                    f"{piece.group(0)!r} is not a field: write {{name}} with a variable, a request field or "
                     f"one of {', '.join(TITLE_BUILTINS)}"
                 )
             else:
-                parts.append((True, field))
-            end = match.end()
-        parts.append((False, text[end:]))
-        return cls(text, tuple(part for part in parts if part[0] or part[1]))
+                parts.append((True, piece.group(1)))
+        return cls(text, tuple(parts))
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "path_problem",
     "render_path",
     "repo_problem",
+    "template_pieces",
     "template_variables",
 ]
 
@@ -238,17 +239,34 @@ def template_variables(name: str, variables: Mapping[str, Any]) -> dict[str, Any
     return {**scalars, "name": name}
 
 
+def template_pieces(text: str) -> Iterator[str | re.Match[str]]:
+    """`text` in order: literal text (`{{`, `}}` as one brace; runs joined, never empty) and the
+    TEMPLATE_TOKEN match of each `{field}` (its group 1) or lone brace (group 1 None)."""
+    literal, position = "", 0
+    for match in TEMPLATE_TOKEN.finditer(text):
+        literal += text[position : match.start()]
+        position = match.end()
+        if match.group(0) in ("{{", "}}"):
+            literal += match.group(0)[0]
+            continue
+        if literal:
+            yield literal
+        literal = ""
+        yield match
+    literal += text[position:]
+    if literal:
+        yield literal
+
+
 def render_path(template: str, variables: Mapping[str, Any]) -> str:
     """The template with its `{var}`s filled in, checked as a repository directory; raises ValueError."""
     pieces: list[str] = []
-    position = 0
-    for match in TEMPLATE_TOKEN.finditer(template):
-        pieces.append(template[position : match.start()])
-        position = match.end()
-        token, field = match.group(0), match.group(1)
-        if token in ("{{", "}}"):
-            pieces.append(token[0])
-        elif field is None or not _IDENTIFIER.fullmatch(field):
+    for piece in template_pieces(template):
+        if isinstance(piece, str):
+            pieces.append(piece)
+            continue
+        field = piece.group(1)
+        if field is None or not _IDENTIFIER.fullmatch(field):
             raise ValueError(f"{template!r} is not a valid path template: use {{name}} or {{a_var}}")
         elif field not in variables:
             known = ", ".join(f"{{{k}}}" for k in sorted(variables))
@@ -256,7 +274,6 @@ def render_path(template: str, variables: Mapping[str, Any]) -> str:
         else:
             value = variables[field]
             pieces.append(("true" if value else "false") if isinstance(value, bool) else str(value))
-    pieces.append(template[position:])
     path = "".join(pieces)
     problem = path_problem(path)
     if problem:

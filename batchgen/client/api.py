@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -231,14 +231,17 @@ class OxenClient:
                 method, url, json=json_body, params=params, data=data, headers=auth, timeout=wait
             ) as resp:
                 self.server_clock.observe(resp.headers.get("Date"), sent_at, time.time())
-                text = await resp.text()
-                body = _parse_json(text)
+                body = _parse_json(await resp.text())
                 if resp.status >= 400:
-                    error = _status_error(resp.status, method, path, body, resp.headers)
-                    if isinstance(error, RateLimited):
-                        self.throttle.pause(error.wait_s)
-                    raise error
+                    self._raise_status(resp, method, path, body)
                 return body
+
+    def _raise_status(self, resp: aiohttp.ClientResponse, method: str, path: str, body: Any) -> NoReturn:
+        """An error answer as batchgen's error; a 429 first pauses every caller (`Throttle`)."""
+        error = _status_error(resp.status, method, path, body, resp.headers)
+        if isinstance(error, RateLimited):
+            self.throttle.pause(error.wait_s)
+        raise error
 
     async def retried(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json_body: Any = None
@@ -247,6 +250,14 @@ class OxenClient:
         return await self.with_retries(
             lambda: self.request(method, path, params=params, json_body=json_body), what=f"{method} {path}"
         )
+
+    async def retried_or_none(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """`retried`, but None when the server answers 404 (and {} for an empty answer)."""
+        try:
+            answer = await self.retried(method, path, params=params)
+        except NotFound:
+            return None
+        return {} if answer is None else answer
 
     async def with_retries(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run an idempotent call, trying again on transient failures (`retry.retryable`)."""
@@ -339,11 +350,7 @@ class OxenClient:
 
     async def repo_exists(self, namespace: str, repo: str) -> bool:
         """GET /api/repos/{namespace}/{repo} (Oxen's repository API): False on 404."""
-        try:
-            await self.retried("GET", repo_path(namespace, repo))
-        except NotFound:
-            return False
-        return True
+        return await self.retried_or_none("GET", repo_path(namespace, repo)) is not None
 
     @contextlib.asynccontextmanager
     async def open_events(self) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -358,11 +365,7 @@ class OxenClient:
             )
         try:
             if resp.status >= 400:
-                text = await resp.text()
-                error = _status_error(resp.status, "GET", "/api/events", _parse_json(text), resp.headers)
-                if isinstance(error, RateLimited):
-                    self.throttle.pause(error.wait_s)
-                raise error
+                self._raise_status(resp, "GET", "/api/events", _parse_json(await resp.text()))
             yield resp
         finally:
             resp.release()

@@ -81,14 +81,6 @@ class RepoApi:
         # an encoded %2F literally.
         self.branch_in_url = quote(target.branch, safe="/")
 
-    async def _read(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """A retried GET: its answer ({} for an empty one), or None when the server answers 404."""
-        try:
-            answer = await self.client.retried("GET", path, params=params)
-        except NotFound:
-            return None
-        return {} if answer is None else answer
-
     # -- the check before paid work ------------------------------------------------------------
 
     async def check(self, *, write_probe: bool = True) -> str | None:
@@ -143,7 +135,7 @@ class RepoApi:
 
     async def head(self) -> str | None:
         """The branch's head commit id; None when the branch does not exist (yet)."""
-        answer = await self._read(f"{self.repo_path}/branches/{self.branch_in_url}")
+        answer = await self.client.retried_or_none("GET", f"{self.repo_path}/branches/{self.branch_in_url}")
         if answer is None:
             return None
         commit_id = field_of(answer, "branch", "commit_id")
@@ -154,7 +146,9 @@ class RepoApi:
     async def history(self, page: int) -> HistoryPage:
         """One page of the branch's commits, newest first (an empty repository: none)."""
         path = f"{self.repo_path}/commits/history/{self.branch_in_url}"
-        answer = await self._read(path, {"page": str(page), "page_size": str(HISTORY_PAGE_SIZE)})
+        answer = await self.client.retried_or_none(
+            "GET", path, {"page": str(page), "page_size": str(HISTORY_PAGE_SIZE)}
+        )
         if answer is None:
             return HistoryPage((), True)
         raw = field_of(answer, "commits")
@@ -220,14 +214,14 @@ class RepoApi:
 
     async def has_workspace(self, workspace_id: str) -> bool:
         """False when there is no workspace of that id (never created, committed, deleted)."""
-        return await self._read(self._ws(workspace_id)) is not None
+        return await self.client.retried_or_none("GET", self._ws(workspace_id)) is not None
 
     async def staged(self, workspace_id: str) -> set[str] | None:
         """The repository paths staged in the workspace (added or modified), None when it is gone."""
         path, page = f"{self._ws(workspace_id)}/changes", 1
         found: set[str] = set()
         while True:
-            answer = await self._read(path, {"page": str(page), "page_size": "1000"})
+            answer = await self.client.retried_or_none("GET", path, {"page": str(page), "page_size": "1000"})
             if answer is None:
                 return None
             if not _staged_paths(answer, found):
@@ -280,11 +274,7 @@ class RepoApi:
 
     async def delete_workspace(self, workspace_id: str) -> bool:
         """Remove one workspace (may be sent again); False when it was not there."""
-        try:
-            await self.client.retried("DELETE", self._ws(workspace_id))
-        except NotFound:
-            return False
-        return True
+        return await self.client.retried_or_none("DELETE", self._ws(workspace_id)) is not None
 
     # -- the chunked version upload (files over the staging size) -------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from batchgen.manifest.model import JobSpec, Location, Manifest
 
-__all__ = ["MAX_TRACED", "csv_origin", "value_origin", "where_text"]
+__all__ = ["MAX_TRACED", "csv_origin", "value_origin"]
 
 #: Problems traced to their CSV row or matrix item, at most, per plan; the rest are grouped at the
 #: template with a count.
@@ -75,13 +75,3 @@ def _matrix_axis(
     if name in manifest.matrix:
         return ("matrix", name), manifest.matrix[name]
     return None
-
-
-def where_text(location: Location) -> str:
-    """`file:line:column`, as far as known."""
-    text = location.file
-    if location.line is not None:
-        text += f":{location.line}"
-        if location.column is not None:
-            text += f":{location.column}"
-    return text

@@ -28,6 +28,7 @@ __all__ = [
     "check_relative",
     "fold",
     "sanitise",
+    "value_text",
 ]
 
 #: Used when the manifest has no `output.pattern`; the key makes it collision-free by construction.
@@ -56,7 +57,8 @@ class PatternError(ValueError):
 # ---------------------------------------------------------------- values and segments
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A value as text: booleans and null as YAML writes them (`true`, `null`), others by `str`."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return "null" if value is None else str(value)
@@ -70,7 +72,7 @@ def sanitise(value: Any) -> str:
     the result is cut to MAX_VALUE_CHARS; an empty result is `_`; a Windows device name (CON, NUL,
     COM1, LPT1, ..., also with an extension) gets a `_` after it: `CON` -> `CON_`, `lpt1.txt` -> `lpt1_.txt`.
     """
-    return _sanitise_text(value if type(value) is str else _text(value))
+    return _sanitise_text(value if type(value) is str else value_text(value))
 
 
 @lru_cache(maxsize=65536)

@@ -8,10 +8,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from batchgen.errors import Problem
+from batchgen.errors import Problem, place
 from batchgen.manifest.model import JOB_SETTINGS, JobSpec, Location, Manifest, PathTuple
 from batchgen.planning.jobs import Job
-from batchgen.planning.origin import MAX_TRACED, value_origin, where_text
+from batchgen.planning.origin import MAX_TRACED, value_origin
 from batchgen.wording import did_you_mean, format_path
 
 __all__ = ["Finding", "PlanProblems", "differing_vars", "duplicate_hint", "parameter_typos"]
@@ -99,7 +99,7 @@ class PlanProblems:
             return
         self.traced += 1
         at, what = origin
-        note = f" ({what}, used at {where_text(where)})"
+        note = f" ({what}, used at {place(where.file, where.line, where.column)})"
         group = (field, message, at.file, at.line, at.column)
         self.finding(spec, replica, at, field, message + note, hint, group)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from batchgen.errors import UsageError
 from batchgen.planning.jobs import Job, Plan
+from batchgen.planning.paths import value_text
 from batchgen.wording import did_you_mean
 
 __all__ = ["Selection", "job_facts", "json_job_facts", "select_jobs", "select_plan", "selected_keys"]
@@ -25,13 +26,7 @@ _SHOWN_VALUES = 8  # values of a key listed when nothing matched
 
 def _text(value: Any) -> str | None:
     """A single value as `--only` compares it (None for lists and mappings: they cannot be chosen)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
+    return value_text(value) if value is None or isinstance(value, str | int | float) else None
 
 
 def facts(

@@ -7,8 +7,9 @@ Syntax, inside any string of a manifest:
 - `{asset:$name}`  the URL of the asset whose name is the value of variable `name`
 - `{{` and `}}`    a literal `{` or `}`
 
-Anything else between braces, or a lone brace, is a syntax error. The one parser (its tokens:
-`target.TEMPLATE_TOKEN`, shared with delivery paths); rendering lives in `compiler.py` and `paths.py`.
+Anything else between braces, or a lone brace, is a syntax error. The one parser (its tokens walked by
+`target.template_pieces`, as delivery paths and report titles are); rendering lives in `compiler.py`
+and `paths.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from batchgen.manifest.model import is_identifier
-from batchgen.target import TEMPLATE_TOKEN
+from batchgen.target import template_pieces
 
 __all__ = [
     "AssetRef",
@@ -110,28 +111,13 @@ def parse_template(text: str) -> Template:
     if "{" not in text and "}" not in text:
         return Template(text, (text,) if text else ())
     parts: list[Part] = []
-    literal: list[str] = []
-    pos = 0
-    for match in TEMPLATE_TOKEN.finditer(text):
-        literal.append(text[pos : match.start()])
-        pos = match.end()
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            literal.append(token[0])
-        elif token == "{":
-            raise TemplateSyntaxError(f"unclosed '{{' at character {match.start() + 1}: {_FIELD_HELP}")
-        elif token == "}":
-            raise TemplateSyntaxError(f"single '}}' at character {match.start() + 1}: {_FIELD_HELP}")
+    for piece in template_pieces(text):
+        if isinstance(piece, str):
+            parts.append(piece)
+        elif piece.group(0) == "{":
+            raise TemplateSyntaxError(f"unclosed '{{' at character {piece.start() + 1}: {_FIELD_HELP}")
+        elif piece.group(0) == "}":
+            raise TemplateSyntaxError(f"single '}}' at character {piece.start() + 1}: {_FIELD_HELP}")
         else:
-            _flush(literal, parts)
-            parts.append(_parse_field(match.group(1)))
-    literal.append(text[pos:])
-    _flush(literal, parts)
+            parts.append(_parse_field(piece.group(1)))
     return Template(text, tuple(parts))
-
-
-def _flush(literal: list[str], parts: list[Part]) -> None:
-    joined = "".join(literal)
-    literal.clear()
-    if joined:
-        parts.append(joined)
