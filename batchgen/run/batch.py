@@ -21,17 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
 import warnings
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from batchgen import aio, logs
+from batchgen.aio import no_gc_pauses
 from batchgen.client.api import OxenClient
 from batchgen.client.endpoint import SANDBOX_TIME_SCALE, api_endpoint, credentials
 from batchgen.client.models import Catalog, model_catalog
@@ -150,8 +150,7 @@ async def run_manifest_async(
         settings = _for_endpoint(settings, base, sandbox=sandbox)
         async with OxenClient(base, key, timeouts=settings.timeouts, retry=settings.retry) as client:
             found = await model_catalog(client, loaded, run_dir=run_dir)
-            with no_gc_pauses():
-                plan = build_plan(loaded, found.catalog)
+            plan = build_plan(loaded, found.catalog)
             for note in found.notes:
                 say(note)
             chosen = _chosen(plan, overrides.get("only"))
@@ -328,20 +327,6 @@ def _final_spend(journal: Journal) -> Spend | None:
         return journal_spend(journal)
     except StorageError:
         return None
-
-
-@contextlib.contextmanager
-def no_gc_pauses() -> Iterator[None]:
-    """The cyclic garbage collector off for a start-up phase: loading, planning and journaling a large
-    run allocate hundreds of thousands of objects and no cycles worth finding, and the collector's passes
-    over them took a sixth of the time to the first POST of a 10,000-job run. Restored after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager
