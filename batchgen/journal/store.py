@@ -197,14 +197,18 @@ class Journal:
 
     def digest(self) -> str:
         """A digest of every job row and billed cost, for files made from them to tell they are current:
-        a transition stamps `updated_at`; the other writers (plan, api) change columns it includes."""
+        a transition stamps `updated_at`; the other writers (plan, api) change columns it includes.
+        Fed a row at a time: a run's peak memory is at its end, where this is asked."""
         self.flush()
-        rows = [
-            (r.key, r.state, r.updated_at, r.title, r.quote_usd, r.planned, r.api)
-            for r in self._records.values()
-        ]
-        billed = self.read_rows("SELECT generation_id, cost FROM billing ORDER BY generation_id")
-        return hashlib.sha256(repr((rows, billed, self.meta("api"))).encode()).hexdigest()
+        digest = hashlib.sha256(repr(self.meta("api")).encode())
+        for r in self._records.values():
+            digest.update(
+                repr((r.key, r.state, r.updated_at, r.title, r.quote_usd, r.planned, r.api)).encode()
+            )
+        with _storage_errors("read the journal"):
+            for row in self._conn.execute("SELECT generation_id, cost FROM billing ORDER BY generation_id"):
+                digest.update(repr(row).encode())
+        return digest.hexdigest()
 
     def meta(self, name: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (name,)).fetchone()

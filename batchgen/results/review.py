@@ -78,7 +78,8 @@ _OUTPUTS_OF = "outputs_made_from"  # the journal's meta row holding `_inputs_dig
 
 def _inputs_digest(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, campaign: str) -> str:
     digest = hashlib.sha256(repr((__version__, campaign, journal.digest())).encode())
-    digest.update(repr([(j.key, j.index, j.label, j.output_path, dict(j.vars)) for j in jobs]).encode())
+    for j in jobs:  # a job at a time (see Journal.digest)
+        digest.update(repr((j.key, j.index, j.label, j.output_path, dict(j.vars))).encode())
     with contextlib.suppress(OSError):  # the report's settings (title, grouping, budget) come from it
         digest.update((run_dir / "manifest.yaml").read_bytes())
     return digest.hexdigest()
