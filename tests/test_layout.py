@@ -121,12 +121,12 @@ def test_an_offline_plan_imports_no_http_stack_progress_bar_emulator_journal_or_
     tmp_path: Path,
 ) -> None:
     """An offline `batchgen plan` of jobs/demo.yaml with no run directory yet loads no aiohttp, tqdm,
-    emulator or journal (sqlite3), and of the run engine only the scheduler's pure decisions, which the
-    budget line replays so that `plan` and `run` agree (demo.yaml has a budget)."""
+    emulator, journal (sqlite3) or event loop (asyncio), and of the run engine only the scheduler's pure
+    decisions, which the budget line replays so that `plan` and `run` agree (demo.yaml has a budget)."""
     demo = PACKAGE.parent / "jobs" / "demo.yaml"
     code, loaded = _loaded(_PLAN_PROBE, tmp_path, str(demo))  # in tmp_path: no outputs/ run directory
     assert code == 0
-    assert not _of(loaded, ("aiohttp", "tqdm", "batchgen.emulator", "sqlite3", "_sqlite3"))
+    assert not _of(loaded, ("aiohttp", "tqdm", "batchgen.emulator", "sqlite3", "_sqlite3", "asyncio"))
     assert _of(loaded, ("batchgen.run",)) <= {"batchgen.run", "batchgen.run.scheduler"}
 
 

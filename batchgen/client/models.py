@@ -70,21 +70,28 @@ def snapshot_date(spec: ModelSpec) -> str:
     return str(spec.raw.get("x-batchgen-snapshot") or "an unknown date")
 
 
+def offline_catalog(manifest: Manifest) -> Catalog:
+    """The snapshots shipped with batchgen, and a note per model saying so: nothing leaves the machine
+    (and no event loop is needed, so an offline `plan` starts as fast as it can)."""
+    shipped = SnapshotCatalog(offline=True)
+    notes = [
+        f"{i}: validated and quoted with the snapshot shipped with batchgen, of {snapshot_date(spec)} "
+        "(offline: set OXEN_API_KEY to read the live model registry)"
+        for i in sorted(manifest_model_ids(manifest))
+        if (spec := shipped.get(i)) is not None
+    ]
+    return Catalog(shipped, notes=notes)
+
+
 async def model_catalog(
     client: OxenClient | None, manifest: Manifest, *, run_dir: Path | None = None
 ) -> Catalog:
     """Live descriptions first (when there is a client), then the run directory's cache, then the
     shipped snapshots. A model nobody knows is left out, so the plan reports it with a hint."""
-    shipped = SnapshotCatalog(offline=client is None)
-    ids = sorted(manifest_model_ids(manifest))
     if client is None:
-        notes = [
-            f"{i}: validated and quoted with the snapshot shipped with batchgen, of {snapshot_date(spec)} "
-            "(offline: set OXEN_API_KEY to read the live model registry)"
-            for i in ids
-            if (spec := shipped.get(i)) is not None
-        ]
-        return Catalog(shipped, notes=notes)
+        return offline_catalog(manifest)
+    shipped = SnapshotCatalog()
+    ids = sorted(manifest_model_ids(manifest))
     result = Catalog(shipped)
     cached: list[ModelSpec] = []
     for model_id in ids:

@@ -66,7 +66,7 @@ def plan_manifest(
     online = sandbox or bool(key or api_base)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
     given = None if sandbox else (base, key)
-    plan = aio.run(_plan_with_models(loaded, given, online, run_dir, say))
+    plan = aio.run(_plan_with_models(loaded, given, run_dir, say)) if online else _plan_offline(loaded, say)
     chosen = select_plan(plan, selection)
     if selection is not None and not chosen.jobs:
         say(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
@@ -81,38 +81,40 @@ def plan_manifest(
     return PlanSummary(plan, chosen, described, states, spent, line, sandbox)
 
 
-async def _plan_with_models(
-    manifest: Manifest,
-    given: tuple[str, str] | None,
-    online: bool,
-    run_dir: Path,
-    say: Callable[[str], None],
-) -> Plan:
-    """The plan with the shipped model snapshots (offline), else the live model descriptions (or the
-    sandbox's: `given` None); with a real API the upload and delivery repositories are checked too
-    (without writing to them)."""
-    from batchgen.client.models import model_catalog
+def _plan_offline(manifest: Manifest, say: Callable[[str], None]) -> Plan:
+    """The plan with the shipped model snapshots: no network, no event loop."""
+    from batchgen.client.models import offline_catalog
     from batchgen.planning import build_plan
 
-    if not online:
-        found = await model_catalog(None, manifest)
-        plan = build_plan(manifest, found.catalog)
-    else:
-        from batchgen.client.api import OxenClient
-        from batchgen.client.endpoint import api_endpoint
-        from batchgen.client.repos import RepoApi
-        from batchgen.target import DeliveryTarget, template_variables
+    found = offline_catalog(manifest)
+    plan = build_plan(manifest, found.catalog)
+    for line in found.notes:
+        say(line)
+    return plan
 
-        async with api_endpoint(given, say) as (base, key), OxenClient(base, key) as client:
-            found = await model_catalog(client, manifest, run_dir=run_dir)
-            plan = build_plan(manifest, found.catalog)
-            if given is not None and manifest.upload and any(job.assets for job in plan.jobs):
-                await _check_upload_repo(client, manifest.upload)
-            if given is not None and manifest.deliver and manifest.deliver.get("create") is not True:
-                variables = template_variables(manifest.name, manifest.vars)
-                await RepoApi(client, DeliveryTarget.from_manifest(manifest.deliver, variables)).check(
-                    write_probe=False
-                )
+
+async def _plan_with_models(
+    manifest: Manifest, given: tuple[str, str] | None, run_dir: Path, say: Callable[[str], None]
+) -> Plan:
+    """The plan with the live model descriptions (or the sandbox's: `given` None); with a real API the
+    upload and delivery repositories are checked too (without writing to them)."""
+    from batchgen.client.api import OxenClient
+    from batchgen.client.endpoint import api_endpoint
+    from batchgen.client.models import model_catalog
+    from batchgen.client.repos import RepoApi
+    from batchgen.planning import build_plan
+    from batchgen.target import DeliveryTarget, template_variables
+
+    async with api_endpoint(given, say) as (base, key), OxenClient(base, key) as client:
+        found = await model_catalog(client, manifest, run_dir=run_dir)
+        plan = build_plan(manifest, found.catalog)
+        if given is not None and manifest.upload and any(job.assets for job in plan.jobs):
+            await _check_upload_repo(client, manifest.upload)
+        if given is not None and manifest.deliver and manifest.deliver.get("create") is not True:
+            variables = template_variables(manifest.name, manifest.vars)
+            await RepoApi(client, DeliveryTarget.from_manifest(manifest.deliver, variables)).check(
+                write_probe=False
+            )
     for line in found.notes:
         say(line)
     return plan
