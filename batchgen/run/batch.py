@@ -56,7 +56,7 @@ from batchgen.run.batch_result import BatchResult, JobResult, job_results
 from batchgen.run.billing import read_after_run
 from batchgen.run.notify import Notifier, halt_notice
 from batchgen.run.runner import Progress, Runner, RunOutcome
-from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_plan_file, write_run_files
+from batchgen.rundir.layout import prepare_run_dir, run_dir_name, write_run_files
 from batchgen.sinks.base import ResultCallback, ResultSink, VerifiedResult, run_with_sinks
 from batchgen.sinks.oxen.selected import delivery_for
 from batchgen.target import DELIVER_PATH_DEFAULT, DeliveryTarget, template_variables
@@ -265,7 +265,6 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
     delivery = [] if target is None else [delivery_for(target, options, run.key, journal, run_dir, plan.name)]
     sinks = (*delivery, *run.sinks)
     only = None if run.chosen is plan else {job.key for job in run.chosen.jobs}
-    plan_file = functools.partial(write_plan_file, run.run_dir, plan)
     runner = Runner(
         plan,
         run.run_dir,
@@ -276,15 +275,12 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
         sinks=sinks,
         only=only,
         progress=run.progress,
-        write_beside=None if sinks else plan_file,  # a sink reads plan.json from its start
     )
 
     async def prepare() -> None:
         with no_gc_pauses():
             await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
-            write_run_files(run.run_dir, plan.manifest_path, run.found.live)
-            if sinks:
-                plan_file()
+            write_run_files(run.run_dir, plan.manifest_path, plan, run.found.live)
 
     async def work() -> tuple[RunOutcome, Path | None]:
         try:

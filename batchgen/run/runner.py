@@ -79,8 +79,7 @@ class RunOutcome:
 class Runner:
     """Runs one plan in one run directory. Create, optionally `await prepare_assets()`, then `await run()`
     once. Each verified result goes to every sink (`land`, `deliver`; their lifecycle around the run is
-    `run_with_sinks`'s); `progress` is called after changes with `stats` (a display rate-limits itself);
-    `write_beside` (plan.json) runs in a thread while the first requests leave (at once without work)."""
+    `run_with_sinks`'s); `progress` is called after changes with `stats` (a display rate-limits itself)."""
 
     def __init__(
         self,
@@ -95,7 +94,6 @@ class Runner:
         sinks: Sequence[ResultSink] = (),
         only: Collection[str] | None = None,
         progress: Progress | None = None,
-        write_beside: Callable[[], None] | None = None,
     ) -> None:
         costs = {job.key: job.cost_usd or Decimal(0) for job in plan.jobs}
         state = scheduler.RunState(
@@ -120,7 +118,6 @@ class Runner:
         self.plan, self.journal, self.client, self.options = plan, journal, client, options
         self._retry_invalid = retry_invalid
         self._progress = progress
-        self._write_beside = write_beside
         self._assets = AssetPlacer(client, journal, upload=options.upload, inline=options.inline_assets)
         self.tracker = Tracker(self.ctx)
         self.submitter = Submitter(self.ctx, self._assets, self.tracker)
@@ -183,9 +180,7 @@ class Runner:
         bad_key = False
         with self.journal.observed(self.ctx.journaled):
             self._prepare()
-            if not self._has_work() and self._write_beside is not None:
-                self._write_beside()
-            elif self._has_work():
+            if self._has_work():
                 try:
                     await self._run_tasks(stop)
                 except* Unauthenticated as group:
@@ -231,8 +226,6 @@ class Runner:
             if stop is not None:
                 background.append(group.create_task(self._stop_when(stop), name="stop"))
             submitting = group.create_task(self._submit_all(group), name="submit-loop")
-            if self._write_beside is not None:  # plan.json: files no request waits for, made meanwhile
-                group.create_task(asyncio.to_thread(self._write_beside), name="write-beside")
             await ctx.wait_until(lambda: ctx.drain_over or (submitting.done() and self._finished()))
             for task in background:
                 task.cancel()

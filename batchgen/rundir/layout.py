@@ -56,9 +56,10 @@ def prepare_run_dir(run_dir: Path) -> Path | None:
         raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
 
 
-def write_run_files(run_dir: Path, manifest: Path, live: Iterable[ModelSpec]) -> None:
-    """What a run was made from: a copy of the manifest and the live model descriptions (the plan:
-    `write_plan_file`)."""
+def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[ModelSpec]) -> None:
+    """What a run was made from: a copy of the manifest, the plan, and the live model descriptions."""
+    from batchgen.planning import write_plan_json
+
     try:
         shutil.copyfile(manifest, run_dir / "manifest.yaml")
         for spec in live:
@@ -66,12 +67,6 @@ def write_run_files(run_dir: Path, manifest: Path, live: Iterable[ModelSpec]) ->
             write_json(run_dir / MODELS_DIR / f"{model_file_name(spec.id)}.json", spec.raw)
     except OSError as exc:
         raise StorageError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from exc
-
-
-def write_plan_file(run_dir: Path, plan: Plan) -> None:
-    """plan.json, replaced whole (a reader sees the old plan or the new one)."""
-    from batchgen.planning import write_plan_json
-
     tmp = run_dir / ".plan.json.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as file:
