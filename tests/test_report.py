@@ -265,7 +265,7 @@ def test_iso_utc() -> None:
 
 def test_the_review_files_are_rewritten_only_when_what_they_are_made_from_changed(tmp_path: Path) -> None:
     """A rerun that changes nothing keeps results.* and report.html as they are (not rewritten); a state
-    change, a billed cost, a new title, or a missing file makes all three again."""
+    change, a billed cost, a new title, a result's video gone, or a missing file makes all three again."""
     jobs = [entry(0, "ok", {"product": "lamp"}, {"prompt": "a"}), entry(1, "later", {}, {"prompt": "b"})]
     journal = Journal.open(tmp_path)
     journal.plan_jobs(planned_job(j, "2.240") for j in jobs)
@@ -279,10 +279,14 @@ def test_the_review_files_are_rewritten_only_when_what_they_are_made_from_change
         for path in files:
             os.utime(path, ns=(1, 1))
 
+    video = tmp_path / "videos" / jobs[0].output_path
+    video.parent.mkdir(parents=True)
+    video.write_bytes(b"mp4")
     made()
     stamp_old()
     assert made() == [1, 1, 1]
     changes = [
+        video.unlink,  # its card must stop showing it (`run --only` did not look at that job)
         lambda: journal.transition(jobs[0].key, JobState.SUBMITTING),
         lambda: journal.record_billed_costs({"g-0": "2.24"}),
         lambda: journal.plan_jobs(planned_job(j, "2.240", title=f"t{j.index}") for j in jobs),

@@ -52,6 +52,7 @@ __all__ = [
     "PlanEntry",
     "PlannedJob",
     "earlier_rows",
+    "kept_path",
     "plan_entries",
     "prompt_of",
     "result_columns",
@@ -251,7 +252,7 @@ def _row(
         "size": record.size if record else None,
         "cost_usd": str(job.cost_usd) if job.cost_usd is not None and not never_charged else None,
         "error": record.error if record else None,
-        "kept_path": _kept_path(record),
+        "kept_path": kept_path(record),
         "prompt": prompt_of(job.request),
         "aspect_ratio": None if aspect_ratio is None else str(aspect_ratio),
         "duration_s": job.duration_s,
@@ -266,7 +267,8 @@ def _row(
     return row
 
 
-def _kept_path(record: JobRecord | None) -> str | None:
+def kept_path(record: JobRecord | None) -> str | None:
+    """Where an unverified job's kept bytes are (its card and row show them); None for any other job."""
     if record is None or record.state is not JobState.UNVERIFIED:
         return None
     return unverified_relpath(record.output_path, record.key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from batchgen.journal.store import JOURNAL_NAME, Journal
 from batchgen.results.report import (
     PlannedJob,
     earlier_rows,
+    kept_path,
     plan_entries,
     result_columns,
     result_rows,
@@ -78,8 +80,11 @@ _OUTPUTS_OF = "outputs_made_from"  # the journal's meta row holding `_inputs_dig
 
 def _inputs_digest(run_dir: Path, jobs: Sequence[PlannedJob], journal: Journal, campaign: str) -> str:
     digest = hashlib.sha256(repr((__version__, campaign, journal.digest())).encode())
-    for j in jobs:  # a job at a time (see Journal.digest)
-        digest.update(repr((j.key, j.index, j.label, j.output_path, dict(j.vars))).encode())
+    records = journal.records()
+    for j in jobs:  # a job at a time (see Journal.digest); with whether its card's file is there
+        shown = kept_path(records.get(j.key)) or f"{VIDEOS_DIR}/{j.output_path}"
+        exists = os.path.isfile(os.path.join(run_dir, shown))
+        digest.update(repr((j.key, j.index, j.label, j.output_path, dict(j.vars), exists)).encode())
     with contextlib.suppress(OSError):  # the report's settings (title, grouping, budget) come from it
         digest.update((run_dir / "manifest.yaml").read_bytes())
     return digest.hexdigest()

@@ -278,9 +278,8 @@ async def _run_with_sinks(run: _Run, journal: Journal, retry_invalid: bool) -> B
     )
 
     async def prepare() -> None:
-        with no_gc_pauses():
-            await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
-            write_run_files(run.run_dir, plan.manifest_path, plan, run.found.live)
+        await runner.prepare_assets()  # a missing upload repository stops here: nothing submitted
+        write_run_files(run.run_dir, plan.manifest_path, plan, run.found.live)
 
     async def work() -> tuple[RunOutcome, Path | None]:
         try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from batchgen.aio import no_gc_pauses
 from batchgen.client.api import OxenClient
 from batchgen.config import RunOptions
 from batchgen.errors import InsufficientCredits, StorageError, Unauthenticated
@@ -196,7 +197,8 @@ class Runner:
 
     def _prepare(self) -> None:
         if self._initial_downloads is None:
-            self._initial_downloads = prepare(self.ctx, retry_invalid=self._retry_invalid)
+            with no_gc_pauses():  # the journal and the run directory brought in line with a large plan
+                self._initial_downloads = prepare(self.ctx, retry_invalid=self._retry_invalid)
             for key in self._initial_downloads:
                 self.ctx.downloads.put_nowait(key)
 

@@ -72,8 +72,9 @@ def write_run_files(run_dir: Path, manifest: Path, plan: Plan, live: Iterable[Mo
         with open(tmp, "w", encoding="utf-8") as file:
             write_plan_json(plan, file.write)
         tmp.replace(run_dir / PLAN_NAME)
-    except OSError as exc:
-        raise StorageError(f"cannot write {run_dir / PLAN_NAME}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: text the encoder refuses (a lone surrogate)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StorageError(f"cannot write {run_dir / PLAN_NAME}: {why}") from exc
 
 
 def read_plan_json(run_dir: Path) -> Any:
