@@ -105,6 +105,8 @@ def fast_predicate(schema: Any) -> Predicate | None:
         if test is None:
             return None
         tests.append(test)
+    if not tests:  # {} (or annotations only): every value is accepted
+        return lambda v: True
     if len(tests) == 1:
         return tests[0]
     first, *rest = tests

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from batchgen.errors import ModelDescriptionError, UserError
@@ -254,6 +254,7 @@ _JSON = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(answer=_JSON, request_value=_JSON)
+@example(answer={"properties": {"type": {}}}, request_value=None)  # an empty property schema: anything
 def test_any_answer_is_accepted_or_refused_and_validation_never_raises(
     answer: Any, request_value: Any
 ) -> None:
