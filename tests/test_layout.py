@@ -54,27 +54,19 @@ print(json.dumps({"code": code, "loaded": sorted(sys.modules)}))
 """
 
 
-def test_plan_does_not_load_the_run_machinery() -> None:
+def test_plan_does_not_load_the_run_machinery(tmp_path: Path) -> None:
     """`batchgen plan` (offline) plans; it does not import the runner, the downloads or the library
     facade that a run needs (each costs start-up time on a command people run often)."""
     demo = PACKAGE.parent / "jobs" / "demo.yaml"
-    done = subprocess.run(
-        [sys.executable, "-c", _PLAN_PROBE, str(demo)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "OXEN_API_KEY"},
-    )
-    result = json.loads(done.stdout)
-    assert result["code"] == 0
+    code, loaded = _loaded(_PLAN_PROBE, tmp_path, str(demo))
+    assert code == 0
     run_machinery = {
         "batchgen.run.batch",
         "batchgen.run.runner",
         "batchgen.run.fetcher",
         "batchgen.run.live_cancel",
     }
-    assert not run_machinery & set(result["loaded"])
+    assert not run_machinery & loaded
 
 
 _HELP_PROBE = """

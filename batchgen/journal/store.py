@@ -232,14 +232,15 @@ class Journal:
     # -- writing -------------------------------------------------------------------------
 
     def add_jobs(self, jobs: Iterable[tuple[str, int, str, str, str]]) -> int:
-        """Insert (key, index, name, model, output_path) rows that are not journaled yet."""
-        return self.plan_jobs(PlanRow(*job, quote_usd=None, title=None) for job in jobs)
+        """Insert (key, index, name, model, output_path) rows that are not journaled yet; others untouched."""
+        new = [PlanRow(*job, quote_usd=None, title=None) for job in jobs if job[0] not in self._records]
+        self._write_plan(new, [])
+        return len(new)
 
     def plan_jobs(self, jobs: Iterable[PlanRow]) -> int:
         """Journal the latest plan in one commit: its new jobs as pending; each planned job's quote and
         title; which jobs it holds (the others are kept, shown apart by `status`). Returns how many were
         new. One pass and no rewrite of unchanged rows, so a resume of a large run starts at once."""
-        now = time.time()
         new: list[PlanRow] = []
         changed: list[tuple[str | None, str | None, bool, str]] = []
         planned: set[str] = set()
@@ -255,6 +256,14 @@ class Journal:
             for k, r in self._records.items()
             if r.planned and k not in planned
         ]
+        self._write_plan(new, changed)
+        return len(new)
+
+    def _write_plan(
+        self, new: list[PlanRow], changed: list[tuple[str | None, str | None, bool, str]]
+    ) -> None:
+        """Insert `new` jobs as pending and set (quote, title, planned) of `changed` keys, in one commit."""
+        now = time.time()
         self.flush()
         with _storage_errors("write the journal"), self._transaction():
             self._conn.executemany(
@@ -271,7 +280,6 @@ class Journal:
             self._records[key] = replace(
                 self._records[key], quote_usd=quote_usd, title=title, planned=is_planned
             )
-        return len(new)
 
     def transition(self, key: str, new: JobState, detail: str | None = None, **changes: Any) -> JobRecord:
         """Change a job's state (and fields); raises on an illegal change. Committed with everything else
