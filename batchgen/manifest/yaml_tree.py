@@ -7,6 +7,7 @@ nesting deeper than MAX_NESTING_DEPTH, alias bombs, recursive aliases, duplicate
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ MAX_NESTING_DEPTH = 32
 MAX_MANIFEST_VALUES = 250_000
 
 _TAG = "tag:yaml.org,2002:"
+#: Half of a UTF-16 surrogate pair, from an escape like "\ud83d": UTF-8 cannot encode it on its own.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_TAGS = frozenset({_TAG + t for t in ("null", "bool", "int", "float")})
 
 
@@ -96,7 +99,18 @@ class Tree:
     def _scalar(self, node: ScalarNode, path: PathTuple) -> Any:
         tag = node.tag
         if tag == _TAG + "str" or tag == _TAG + "timestamp":
-            return node.value
+            if node.value.isascii() or not _SURROGATE.search(node.value):
+                return node.value
+            try:  # PyYAML keeps a "\ud83d\ude00" escape as two halves: joined, they are one character
+                return node.value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+            except UnicodeDecodeError:
+                self.problem(
+                    node,
+                    path,
+                    "holds half of a UTF-16 surrogate pair, which no request can carry",
+                    "write the character itself, or its whole escape (\\U0001F600 or \\ud83d\\ude00)",
+                )
+                return None
         if tag not in _PLAIN_TAGS:
             self.problem(
                 node, path, f"unsupported YAML tag {tag!r}", "write plain strings, numbers and booleans"
@@ -148,7 +162,8 @@ class Tree:
 
     def _key(self, node: Node, path: PathTuple) -> str | None:
         if isinstance(node, ScalarNode) and node.tag == _TAG + "str":
-            return str(node.value)
+            text: str | None = self._scalar(node, path)  # its surrogate halves joined, or refused
+            return text
         shown = node.value if isinstance(node, ScalarNode) else "a collection"
         self.problem(node, path, f"mapping keys must be text, got {shown!r}", "quote the key")
         return None

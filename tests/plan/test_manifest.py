@@ -162,6 +162,13 @@ def test_non_finite_numbers_are_refused(ws: Workspace) -> None:
     assert errors == ["m.yaml:4:11: vars.x: .inf is not a finite number"]
 
 
+def test_an_escaped_surrogate_pair_is_one_character(ws: Workspace) -> None:
+    """JSON's way to escape an emoji ("\\ud83d\\ude00") gives that emoji
+    (PyYAML keeps the two halves apart, and UTF-8 cannot write either on its own)."""
+    manifest = ws.load(HEADER + 'vars: {x: "a \\ud83d\\ude00 b"}\njobs: [{name: a, prompt: "{x}"}]\n')
+    assert manifest.vars == {"x": "a \U0001f600 b"}
+
+
 def test_missing_manifest_file(tmp_path: Path) -> None:
     """An unreadable manifest is one problem naming the file."""
     with pytest.raises(ManifestError) as caught:
