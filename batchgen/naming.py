@@ -19,14 +19,13 @@ and the report can name a job without loading the planner. Machines keep using t
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchgen.target import template_pieces
+from batchgen.target import IDENTIFIER, template_pieces
 
 __all__ = [
     "MAX_TITLE_VALUE_CHARS",
@@ -57,7 +56,6 @@ _ABSENT = object()  # a job of the name that does not have the variable at all
 #: What a title template may name besides variables and request fields: `take` is the replica + 1.
 TITLE_BUILTINS = ("name", "replica", "index", "model", "key", "take")
 _TAKE_FIELDS = frozenset({"replica", "take"})  # a title naming one of these says the take itself
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Nameable(Protocol):
@@ -174,7 +172,7 @@ class TitleTemplate:
             elif piece.group(1) is None:
                 token = piece.group(0)
                 raise ValueError(f"a lone {token!r} (write {token * 2!r} for the character itself)")
-            elif not _FIELD_NAME.fullmatch(piece.group(1)):
+            elif not IDENTIFIER.fullmatch(piece.group(1)):
                 raise ValueError(
                     f"{piece.group(0)!r} is not a field: write {{name}} with a variable, a request field or "
                     f"one of {', '.join(TITLE_BUILTINS)}"
