@@ -36,7 +36,6 @@ __all__ = [
     "TitleTemplate",
     "Titled",
     "Varying",
-    "fallback_name",
     "readable_name",
     "readable_names",
     "shown_or_fallback",
@@ -220,14 +219,10 @@ def template_names(jobs: Sequence[Titled], template: TitleTemplate) -> dict[str,
     return _unique(base)
 
 
-def fallback_name(name: str, key: str) -> str:
-    """The name of a job journaled before batchgen kept readable names: its name and key prefix."""
-    return f"{_clean(name)}{SEPARATOR}{key[: _KEY_WIDTHS[0]]}"
-
-
 def shown_or_fallback(title: str | None, name: str, key: str) -> str:
-    """`title` when there is one, else `fallback_name`."""
-    return title or fallback_name(name, key)
+    """`title` when there is one; else, for a job journaled before batchgen kept readable names, its
+    name and key prefix."""
+    return title or f"{_clean(name)}{SEPARATOR}{key[: _KEY_WIDTHS[0]]}"
 
 
 def _text(value: Any) -> str:
