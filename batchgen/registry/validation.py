@@ -160,15 +160,7 @@ def _items_test(items: Any) -> Predicate | None:
     test = fast_predicate(items)
     if test is None:
         return None
-
-    def all_items(v: Any) -> bool:
-        if type(v) is list:
-            for item in v:
-                if not test(item):
-                    return False
-        return True
-
-    return all_items
+    return lambda v: type(v) is not list or all(map(test, v))
 
 
 def _properties_test(properties: Any) -> Predicate | None:
