@@ -108,17 +108,13 @@ def _telling(group: Sequence[Nameable]) -> tuple[str, ...]:
     seen_so_far: list[tuple[Any, ...]] = [() for _ in group]  # each job's values of the chosen ones
     for variable in order:
         first: dict[tuple[Any, ...], Any] = {}
-        values = [_comparable(job.vars.get(variable, _ABSENT)) for job in group]
+        values = [_text(job.vars[variable]) if variable in job.vars else _ABSENT for job in group]
         if any(
             first.setdefault(seen, value) != value for seen, value in zip(seen_so_far, values, strict=True)
         ):
             chosen.append(variable)
             seen_so_far = [(*seen, value) for seen, value in zip(seen_so_far, values, strict=True)]
     return tuple(chosen)
-
-
-def _comparable(value: Any) -> Any:
-    return value if value is _ABSENT else _text(value)
 
 
 def readable_name(job: Nameable, varying: Varying) -> str:
