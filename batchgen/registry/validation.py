@@ -25,7 +25,6 @@ from batchgen.registry.rules import (
     MODEL_RULES,
     NO_RULES,
     Issue,
-    ModelRules,
     PathTuple,
     RequestView,
     Rule,
@@ -244,9 +243,9 @@ def merge_issues(schema_issues: list[Issue], rule_issues: list[Issue]) -> list[I
 class RequestValidator:
     """A model's schema and rules, compiled once; `check(request)` returns every Issue found."""
 
-    def __init__(self, spec: ModelSpec, rules: ModelRules | None = None) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.rules = MODEL_RULES.get(spec.id, NO_RULES) if rules is None else rules
+        self.rules = MODEL_RULES.get(spec.id, NO_RULES)
         schema = normalise_schema(dict(spec.request_schema or {"type": "object"}))
         properties = dict(schema.get("properties") or {})
         for name, sub in {**GENERIC_PARAMETERS, **self.rules.extra_properties}.items():
