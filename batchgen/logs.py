@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -61,10 +60,6 @@ class JsonLines(logging.Formatter):
 
 
 class Human(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__()
-        self._start = time.monotonic()
-
     def format(self, record: logging.LogRecord) -> str:
         return f"batchgen: {record.levelname.lower()}: {record.getMessage()}"
 

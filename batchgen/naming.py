@@ -19,14 +19,13 @@ and the report can name a job without loading the planner. Machines keep using t
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchgen.target import template_pieces
+from batchgen.target import IDENTIFIER, template_pieces
 
 __all__ = [
     "MAX_TITLE_VALUE_CHARS",
@@ -37,7 +36,6 @@ __all__ = [
     "TitleTemplate",
     "Titled",
     "Varying",
-    "fallback_name",
     "readable_name",
     "readable_names",
     "shown_or_fallback",
@@ -57,7 +55,6 @@ _ABSENT = object()  # a job of the name that does not have the variable at all
 #: What a title template may name besides variables and request fields: `take` is the replica + 1.
 TITLE_BUILTINS = ("name", "replica", "index", "model", "key", "take")
 _TAKE_FIELDS = frozenset({"replica", "take"})  # a title naming one of these says the take itself
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Nameable(Protocol):
@@ -111,17 +108,13 @@ def _telling(group: Sequence[Nameable]) -> tuple[str, ...]:
     seen_so_far: list[tuple[Any, ...]] = [() for _ in group]  # each job's values of the chosen ones
     for variable in order:
         first: dict[tuple[Any, ...], Any] = {}
-        values = [_comparable(job.vars.get(variable, _ABSENT)) for job in group]
+        values = [_text(job.vars[variable]) if variable in job.vars else _ABSENT for job in group]
         if any(
             first.setdefault(seen, value) != value for seen, value in zip(seen_so_far, values, strict=True)
         ):
             chosen.append(variable)
             seen_so_far = [(*seen, value) for seen, value in zip(seen_so_far, values, strict=True)]
     return tuple(chosen)
-
-
-def _comparable(value: Any) -> Any:
-    return value if value is _ABSENT else _text(value)
 
 
 def readable_name(job: Nameable, varying: Varying) -> str:
@@ -174,7 +167,7 @@ class TitleTemplate:
             elif piece.group(1) is None:
                 token = piece.group(0)
                 raise ValueError(f"a lone {token!r} (write {token * 2!r} for the character itself)")
-            elif not _FIELD_NAME.fullmatch(piece.group(1)):
+            elif not IDENTIFIER.fullmatch(piece.group(1)):
                 raise ValueError(
                     f"{piece.group(0)!r} is not a field: write {{name}} with a variable, a request field or "
                     f"one of {', '.join(TITLE_BUILTINS)}"
@@ -222,14 +215,10 @@ def template_names(jobs: Sequence[Titled], template: TitleTemplate) -> dict[str,
     return _unique(base)
 
 
-def fallback_name(name: str, key: str) -> str:
-    """The name of a job journaled before batchgen kept readable names: its name and key prefix."""
-    return f"{_clean(name)}{SEPARATOR}{key[: _KEY_WIDTHS[0]]}"
-
-
 def shown_or_fallback(title: str | None, name: str, key: str) -> str:
-    """`title` when there is one, else `fallback_name`."""
-    return title or fallback_name(name, key)
+    """`title` when there is one; else, for a job journaled before batchgen kept readable names, its
+    name and key prefix."""
+    return title or f"{_clean(name)}{SEPARATOR}{key[: _KEY_WIDTHS[0]]}"
 
 
 def _text(value: Any) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "BRANCH_PATTERN",
     "CLIENT",
     "DELIVER_PATH_DEFAULT",
+    "IDENTIFIER",
     "NAME_PATTERN",
     "REPO_PATTERN",
     "TEMPLATE_TOKEN",
@@ -60,7 +61,7 @@ BRANCH_PATTERN = rf"^(?:{_BRANCH_PART}/)*{_BRANCH_PART}$"
 #: The `{var}` syntax's tokens: `{{`, `}}`, a field (group 1), a lone brace. In this leaf because manifest's
 #: checks render delivery paths and manifest sits below planning, whose templates parser uses it too.
 TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 _NAME_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
 _INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})  # control, format (bidi overrides, zero width), separators
@@ -266,7 +267,7 @@ def render_path(template: str, variables: Mapping[str, Any]) -> str:
             pieces.append(piece)
             continue
         field = piece.group(1)
-        if field is None or not _IDENTIFIER.fullmatch(field):
+        if field is None or not IDENTIFIER.fullmatch(field):
             raise ValueError(f"{template!r} is not a valid path template: use {{name}} or {{a_var}}")
         elif field not in variables:
             known = ", ".join(f"{{{k}}}" for k in sorted(variables))

@@ -49,7 +49,7 @@ def _type_words(expected: Any) -> str:
     kinds = [str(k) for k in (expected if isinstance(expected, list) else [expected])]
     if kinds == ["boolean"]:
         return "true or false"
-    words = ["a boolean" if k == "boolean" else _TYPE_WORDS.get(k, k) for k in kinds]
+    words = [_TYPE_WORDS.get(k, k) for k in kinds]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 

@@ -13,7 +13,6 @@ from batchgen.naming import (
     MAX_TITLE_VALUE_CHARS,
     MAX_VALUE_CHARS,
     TitleTemplate,
-    fallback_name,
     readable_name,
     readable_names,
     shown_or_fallback,
@@ -167,7 +166,6 @@ def test_varying_is_computed_once_per_plan_and_names_read_it() -> None:
 def test_journals_from_before_readable_names_fall_back_to_name_and_key_prefix() -> None:
     """A job journaled without a readable name is shown by its name and the first 6 key characters."""
     key = "e51ef4b442dd" + "0" * 52
-    assert fallback_name("hero", key) == "hero · e51ef4"
     assert shown_or_fallback(None, "hero", key) == "hero · e51ef4"
     assert shown_or_fallback("hero · mug", "hero", key) == "hero · mug"
 

@@ -95,14 +95,8 @@ def _validator() -> jsonschema.Draft202012Validator:
     def unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[Any]:
         # jsonschema compares a list it cannot sort (strings mixed with numbers) pair by pair: a
         # 100,000-value axis would take hours. Hashing each value's frozen form is one pass.
-        if unique and isinstance(instance, list):
-            seen: set[Any] = set()
-            for item in instance:
-                frozen = frozen_json(item)
-                if frozen in seen:
-                    yield jsonschema.ValidationError("has non-unique elements")
-                    return
-                seen.add(frozen)
+        if unique and isinstance(instance, list) and len(set(map(frozen_json, instance))) < len(instance):
+            yield jsonschema.ValidationError("has non-unique elements")
 
     fast = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         draft, {"items": items, "uniqueItems": unique_items}
@@ -239,7 +233,7 @@ class Checker:
     def run(self) -> None:
         self._check_safe_name(("name",), self.data.get("name"), "it names the run directory")
         self._check_assets()
-        self._check_var_sources(())
+        self._check_var_sources((), self.data)
         self._check_target_names()
         self._check_deliver_path()
         jobs = self.data.get("jobs")
@@ -293,10 +287,9 @@ class Checker:
                 else:
                     self.assets[name] = loaded
 
-    def _check_var_sources(self, prefix: PathTuple) -> None:
-        node = self._get(prefix)
+    def _check_var_sources(self, prefix: PathTuple, node: dict[str, Any]) -> None:
         for section in ("vars", "matrix"):
-            names = node.get(section) if isinstance(node, dict) else None
+            names = node.get(section)
             for name in names if isinstance(names, dict) else ():
                 if name in BUILTIN_VARS:
                     self.add(
@@ -305,7 +298,7 @@ class Checker:
                         "choose another name",
                         key=True,
                     )
-        rows = node.get("rows") if isinstance(node, dict) else None
+        rows = node.get("rows")
         if isinstance(rows, str) and rows:
             path = (*prefix, "rows")
             loaded = load_rows(
@@ -314,13 +307,7 @@ class Checker:
             if isinstance(loaded, list):
                 self.problems.extend((path, problem) for problem in loaded)
             else:
-                self.rows[(*prefix, "rows")] = loaded
-
-    def _get(self, path: PathTuple) -> Any:
-        node: Any = self.data
-        for part in path:
-            node = node[part]
-        return node
+                self.rows[path] = loaded
 
     def _check_job(self, i: int, job: dict[str, Any], names: dict[str, int]) -> None:
         name = job.get("name")
@@ -333,7 +320,7 @@ class Checker:
                     ("jobs", i, "name"), f"job name '{name}' is already used by jobs[{first}] (line {line})"
                 )
             names.setdefault(name, i)
-        self._check_var_sources(("jobs", i))
+        self._check_var_sources(("jobs", i), job)
         if "model" not in job and not self.data.get("model"):
             self.add(
                 ("jobs", i),

@@ -49,8 +49,6 @@ def _file_kind(mode: int) -> str:
 
 def reason(exc: OSError) -> str:
     """Why a file could not be read, in a few lower-case words."""
-    return (
-        (exc.strerror or type(exc).__name__).lower()
-        if not isinstance(exc, FileNotFoundError)
-        else "not found"
-    )
+    if isinstance(exc, FileNotFoundError):
+        return "not found"
+    return (exc.strerror or type(exc).__name__).lower()

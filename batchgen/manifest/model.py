@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import Problem
+from batchgen.target import IDENTIFIER
 
 __all__ = [
     "ASSET_PLACEHOLDER_PREFIX",
@@ -46,12 +46,10 @@ RESERVED_NAMES = frozenset(
     {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
 )
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 
 def is_identifier(name: str) -> bool:
     """Whether `name` can be used as a variable name (in `vars:`, a CSV header, a `{name}` template)."""
-    return _IDENTIFIER.fullmatch(name) is not None
+    return IDENTIFIER.fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,10 +61,6 @@ class Compiler:
         self.field_vars: dict[str, set[str]] = {}  # top-level request field -> the variables it reads
         self.failed_fields: set[str] = set()  # top-level request fields (or "" outside one) that failed
 
-    @property
-    def failed(self) -> bool:
-        return bool(self.failed_fields)
-
     def problem(
         self, source: PathTuple, message: str, hint: str | None = None, *, per_spec: bool = False
     ) -> None:

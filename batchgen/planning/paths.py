@@ -112,11 +112,7 @@ def check_relative(path: str) -> str | None:
     bad = _FORBIDDEN.search(path)
     if bad:
         return f"contains {bad.group(0)!r}, which some file systems do not allow"
-    for segment in path.split("/"):
-        problem = _segment_problem(segment)
-        if problem:
-            return problem
-    return None
+    return next(filter(None, map(_segment_problem, path.split("/"))), None)
 
 
 def fold(path: str) -> str:

@@ -142,7 +142,7 @@ class _Planner(PlanProblems):
         fields, sources = request_fields(self.manifest, spec)
         request = compiler.compile_request(model, fields, sources)
         pattern_sources = self._pattern_sources(spec, var_names, fields)
-        if model_compiler.failed:
+        if model_compiler.failed_fields:
             return  # no model: nothing to check the request against
         size = expansion_size(self.manifest, spec)
         if self.index + size > MAX_JOBS:
@@ -305,12 +305,10 @@ class _Planner(PlanProblems):
             message = f"ends in '{written}', but {model.spec.id} makes {media}s: use {model.extension} or no extension"
             self.static_problem(("output", "pattern"), message)
             return None
-        safe = {}
-        for name, kind in sources:
-            if kind == "key":
-                safe[name] = key[:KEY_CHARS]
-            else:
-                safe[name] = sanitise(v[name] if kind == "var" else request[name])
+        safe = {
+            name: key[:KEY_CHARS] if kind == "key" else sanitise(v[name] if kind == "var" else request[name])
+            for name, kind in sources
+        }
         path = pattern.render_safe(safe, model.extension)
         problem = check_relative(path)
         if problem:
@@ -369,13 +367,9 @@ class _Planner(PlanProblems):
         strings: list[str] = []
         for name in fields:
             collect_strings(request[name], strings)
-        found: dict[str, LocalAsset] = {}
-        for text in strings:
-            if text.startswith(ASSET_PLACEHOLDER_PREFIX):
-                asset = self.by_sha.get(text[len(ASSET_PLACEHOLDER_PREFIX) :])
-                if asset is not None:
-                    found.setdefault(asset.sha256, asset)
-        return tuple(found.values())
+        prefix = ASSET_PLACEHOLDER_PREFIX
+        digests = dict.fromkeys(text[len(prefix) :] for text in strings if text.startswith(prefix))
+        return tuple(self.by_sha[digest] for digest in digests if digest in self.by_sha)
 
     def _describe(self, job: Job, names: list[str], *, full: bool = True) -> str:
         values = [f"{k}={job.vars.get(k, '(unset)')}" for k in names[:4]]

@@ -55,14 +55,7 @@ class ChainCatalog:
         self._catalogs = catalogs
 
     def get(self, model_id: str) -> ModelSpec | None:
-        for catalog in self._catalogs:
-            spec = catalog.get(model_id)
-            if spec is not None:
-                return spec
-        return None
+        return next(filter(None, (catalog.get(model_id) for catalog in self._catalogs)), None)
 
     def ids(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for catalog in self._catalogs:
-            seen.update(dict.fromkeys(catalog.ids()))
-        return tuple(sorted(seen))
+        return tuple(sorted({model_id for catalog in self._catalogs for model_id in catalog.ids()}))

@@ -15,15 +15,13 @@ MIN_UNIT_PRICE_USD = Decimal("0.0001")
 
 def rate(value: Any) -> Decimal | None:
     """A price field as a Decimal (numbers or numeric strings), or None when absent or unusable."""
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float | str):
-        try:
-            result = Decimal(str(value))
-        except InvalidOperation:
-            return None
-        return result if result.is_finite() and result >= 0 else None
-    return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() and result >= 0 else None
 
 
 def quote(

@@ -193,13 +193,9 @@ def _check_prompt_choice(r: RequestView, rules: ModelRules, out: list[Issue]) ->
 
 def _check_prompt_length(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
     limit = rules.max_prompt_chars or 0
-    prompt = r.get("prompt")
-    if type(prompt) is str and len(prompt) > limit:
-        out.append(Issue(("prompt",), f"is {len(prompt)} characters long; at most {limit} are allowed"))
-    for i, shot in enumerate(r.shots):
-        text = shot.get("prompt")
+    shots = [(("multi_prompt", i, "prompt"), shot.get("prompt")) for i, shot in enumerate(r.shots)]
+    for path, text in [(("prompt",), r.get("prompt")), *shots]:
         if type(text) is str and len(text) > limit:
-            path = ("multi_prompt", i, "prompt")
             out.append(Issue(path, f"is {len(text)} characters long; at most {limit} are allowed"))
 
 

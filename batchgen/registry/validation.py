@@ -25,7 +25,6 @@ from batchgen.registry.rules import (
     MODEL_RULES,
     NO_RULES,
     Issue,
-    ModelRules,
     PathTuple,
     RequestView,
     Rule,
@@ -160,15 +159,7 @@ def _items_test(items: Any) -> Predicate | None:
     test = fast_predicate(items)
     if test is None:
         return None
-
-    def all_items(v: Any) -> bool:
-        if type(v) is list:
-            for item in v:
-                if not test(item):
-                    return False
-        return True
-
-    return all_items
+    return lambda v: type(v) is not list or all(map(test, v))
 
 
 def _properties_test(properties: Any) -> Predicate | None:
@@ -252,9 +243,9 @@ def merge_issues(schema_issues: list[Issue], rule_issues: list[Issue]) -> list[I
 class RequestValidator:
     """A model's schema and rules, compiled once; `check(request)` returns every Issue found."""
 
-    def __init__(self, spec: ModelSpec, rules: ModelRules | None = None) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.rules = MODEL_RULES.get(spec.id, NO_RULES) if rules is None else rules
+        self.rules = MODEL_RULES.get(spec.id, NO_RULES)
         schema = normalise_schema(dict(spec.request_schema or {"type": "object"}))
         properties = dict(schema.get("properties") or {})
         for name, sub in {**GENERIC_PARAMETERS, **self.rules.extra_properties}.items():
