@@ -24,7 +24,6 @@ from batchgen.errors import ApiError
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.outbox import CannotTell
 from batchgen.sinks.oxen.batching import (
-    MAX_BATCH_BYTES,
     MAX_BATCH_FILES,
     Batch,
     Outgoing,
@@ -65,16 +64,14 @@ class Sender:
         run_dir: Path,
         campaign: str,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         linger_s: float = LINGER_S,
         max_files: int = MAX_BATCH_FILES,
-        max_bytes: int = MAX_BATCH_BYTES,
         jobs_done: Callable[[], tuple[int, int] | None] = lambda: None,
         on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.api, self.ledger, self.run_dir, self.campaign = api, ledger, run_dir, campaign
-        self.commits = CommitOnce(api, ledger, run_dir, sleep=sleep)
-        self.linger_s, self.max_files, self.max_bytes = linger_s, max_files, max_bytes
+        self.commits = CommitOnce(api, ledger, run_dir)
+        self.linger_s, self.max_files = linger_s, max_files
         self._jobs_done, self._on_change = jobs_done, on_change
         self.head: str | None = None  # a commit known to be on the branch before the next request
         self.tally = Tally()
@@ -168,7 +165,7 @@ class Sender:
                 self._mark_delivered([item])
             else:
                 todo.append(item)
-        for batch in plan_batches(todo, max_files=self.max_files, max_bytes=self.max_bytes):
+        for batch in plan_batches(todo, max_files=self.max_files):
             if self.stopped is None:
                 await self._commit(batch)
 
