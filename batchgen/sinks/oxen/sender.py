@@ -160,7 +160,7 @@ class Sender:
         todo: list[Outgoing] = []
         for item, problem in prepared:
             if problem is not None:
-                self._fail([item], problem, journal=item.sha256 is not None)
+                self._fail(item, problem, journal=item.sha256 is not None)
             elif item.sha256 is not None and self.ledger.is_delivered(item.repo_path, item.sha256):
                 self._mark_delivered([item])
             else:
@@ -212,7 +212,7 @@ class Sender:
             self.tally.files_sent += outcome.files_sent
         self._mark_delivered(by_path[p] for p in outcome.delivered)
         for path, why in outcome.failed.items():
-            self._fail([by_path[path]], why, journal=False)
+            self._fail(by_path[path], why, journal=False)
         if outcome.stopped is not None:
             self._stop(outcome.stopped)
         if outcome.commit_id is not None:
@@ -235,13 +235,11 @@ class Sender:
             self.tally.failed.pop(item.repo_path, None)
         self._on_change(self.progress())
 
-    def _fail(self, items: Iterable[Outgoing], why: str, *, journal: bool = True) -> None:
-        chosen = list(items)
+    def _fail(self, item: Outgoing, why: str, *, journal: bool) -> None:
         if journal:
-            self.ledger.failed([(i.repo_path, str(i.sha256)) for i in chosen], why)
-        for item in chosen:
-            self.tally.failed[item.repo_path] = why
-        log.warning("not delivered: %s: %s", ", ".join(i.local for i in chosen[:3]), why)
+            self.ledger.failed([(item.repo_path, str(item.sha256))], why)
+        self.tally.failed[item.repo_path] = why
+        log.warning("not delivered: %s: %s", item.local, why)
         self._on_change(self.progress())
 
     def _stop(self, why: str) -> None:
