@@ -175,12 +175,9 @@ class Sender:
         done: list[tuple[Outgoing, str | None]] = []
         for item in items:
             try:
-                if item.data is not None:
-                    sha = item.sha256 or hashlib.sha256(item.data).hexdigest()
-                    done.append((replace(item, sha256=sha, size=len(item.data)), None))
-                elif item.sha256 is None:
-                    data = read_checked(self.run_dir, item)
-                    sha = hashlib.sha256(data).hexdigest()
+                if item.data is not None or item.sha256 is None:
+                    data = read_checked(self.run_dir, item)  # the bytes it holds, else its file's
+                    sha = item.sha256 or hashlib.sha256(data).hexdigest()
                     done.append((replace(item, data=data, sha256=sha, size=len(data)), None))
                 else:
                     done.append((replace(item, size=local_path(self.run_dir, item).stat().st_size), None))
