@@ -135,7 +135,12 @@ async def fetch_result(
     whole but fail verification are deleted (`DownloadCorrupt`), or with `keep_corrupt`, moved there
     (`UnverifiedKept`): the caller's last try of a paid result keeps what it got.
     """
-    _check_arguments(session, media_type, chunk_size, read_timeout, max_resumes)
+    if "Authorization" in session.headers or session.auth is not None:
+        raise RuntimeError("fetch_result() needs a session without credentials: URLs are presigned")
+    if media_type not in MEDIA_TYPES:
+        raise ValueError(f"media_type must be one of {sorted(MEDIA_TYPES)}, not {media_type!r}")
+    if chunk_size <= 0 or read_timeout <= 0 or max_resumes < 0:
+        raise ValueError("chunk_size and read_timeout must be > 0 and max_resumes >= 0")
     if min_rate_bytes <= 0 or min_rate_window_s <= 0:
         raise ValueError("min_rate_bytes and min_rate_window_s must be > 0")
     part = await prepare_part(final_path)
@@ -200,17 +205,6 @@ def _give_up(retry: _Retry, failures: int, safe_url: str, part: Part) -> None:
     raise DownloadError(
         f"GET {safe_url}: gave up after {failures} interrupted attempts ({retry}); {kept}"
     ) from retry.__cause__
-
-
-def _check_arguments(
-    session: aiohttp.ClientSession, media_type: str, chunk_size: int, read_timeout: float, max_resumes: int
-) -> None:
-    if "Authorization" in session.headers or session.auth is not None:
-        raise RuntimeError("fetch_result() needs a session without credentials: URLs are presigned")
-    if media_type not in MEDIA_TYPES:
-        raise ValueError(f"media_type must be one of {sorted(MEDIA_TYPES)}, not {media_type!r}")
-    if chunk_size <= 0 or read_timeout <= 0 or max_resumes < 0:
-        raise ValueError("chunk_size and read_timeout must be > 0 and max_resumes >= 0")
 
 
 async def _before(guard: RateGuard, awaitable: Awaitable[_T]) -> _T:

@@ -95,7 +95,10 @@ class RepoApi:
                 )
             repository = await self.client.retried("GET", self.repo_path)
         except NotFound:
-            raise UsageError(_missing_repository(target)) from None
+            raise UsageError(
+                f"the delivery repository {where} does not exist, or the key cannot see it: create it "
+                "(https://oxen.ai/new), or add `create: true` under `deliver:` to let batchgen create it"
+            ) from None
         except (Unauthenticated, ApiStatusError) as exc:
             if exc.status in (401, 403):
                 raise UsageError(
@@ -233,13 +236,9 @@ class RepoApi:
     ) -> set[str]:
         """One POST of `parts` into `directory` of the workspace (may be sent again: staging a path
         is an upsert); the repository paths the server says it took."""
-        form = aiohttp.FormData(quote_fields=False)
-        for part in parts:
-            # a BytesIO, not bytes: aiohttp writes it a piece at a time instead of in one call
-            form.add_field(
-                "file", io.BytesIO(part.data), filename=part.filename, content_type=_kind(part.filename)
-            )
-        return await self._post_files(workspace_id, directory, form, timeout_s)
+        # a BytesIO, not bytes: aiohttp writes it a piece at a time instead of in one call
+        files = [(part.filename, io.BytesIO(part.data)) for part in parts]
+        return await self._post_files(workspace_id, directory, files, timeout_s)
 
     async def stage_file(
         self, workspace_id: str, directory: str, filename: str, source: Path, *, timeout_s: float
@@ -247,13 +246,15 @@ class RepoApi:
         """One POST of one file streamed from disk (a server without the chunked upload gets a large
         file this way; may be sent again)."""
         with source.open("rb") as handle:
-            form = aiohttp.FormData(quote_fields=False)
-            form.add_field("file", handle, filename=filename, content_type=_kind(filename))
-            return await self._post_files(workspace_id, directory, form, timeout_s)
+            return await self._post_files(workspace_id, directory, [(filename, handle)], timeout_s)
 
     async def _post_files(
-        self, workspace_id: str, directory: str, form: aiohttp.FormData, timeout_s: float
+        self, workspace_id: str, directory: str, files: Sequence[tuple[str, BinaryIO]], timeout_s: float
     ) -> set[str]:
+        form = aiohttp.FormData(quote_fields=False)  # filenames as raw UTF-8: see the module's docstring
+        for filename, handle in files:
+            kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            form.add_field("file", handle, filename=filename, content_type=kind)
         path = f"{self._ws(workspace_id)}/files/{quote(directory, safe='/')}"
         answer = await self.client.request("POST", path, data=form, client_timeout=self._upload(timeout_s))
         paths = field_of(answer, "paths")
@@ -329,10 +330,6 @@ async def _pieces(handle: BinaryIO, length: int, source: Path) -> AsyncIterator[
         yield piece
 
 
-def _kind(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
-
-
 def _staged_paths(answer: Any, into: set[str]) -> bool:
     """Add the added and modified files of one `changes` page to `into`; True when a next page exists."""
     more = False
@@ -353,11 +350,3 @@ def _entry_path(entry: Any) -> str:
         return entry.strip("/")
     names = (field_of(entry, key) for key in ("path", "filename"))
     return next((name.strip("/") for name in names if isinstance(name, str) and name), "")
-
-
-def _missing_repository(target: DeliveryTarget) -> str:
-    where = f"{target.namespace}/{target.repo}"
-    return (
-        f"the delivery repository {where} does not exist, or the key cannot see it: create it "
-        f"(https://oxen.ai/new), or add `create: true` under `deliver:` to let batchgen create it"
-    )

@@ -119,8 +119,7 @@ def _scan(videos: Path, plan: Plan) -> tuple[Recovered, list[str]]:
     unreadable: list[str] = []
     for result in _results(videos):
         relative = result.relative_to(videos).as_posix()
-        sidecar = read_sidecar(result)
-        facts = None if sidecar is None else _facts(sidecar)
+        facts = _facts(read_sidecar(result) or {})
         if facts is None:
             unreadable.append(relative)
             continue
@@ -131,8 +130,7 @@ def _scan(videos: Path, plan: Plan) -> tuple[Recovered, list[str]]:
         if key in found:
             continue
         path = videos / job.output_path
-        sidecar = read_sidecar(path)
-        facts = None if sidecar is None else _facts(sidecar)
+        facts = _facts(read_sidecar(path) or {})
         if facts is not None and facts["key"] == key and not os.path.lexists(path):
             found[key] = _row(facts, job, job.output_path, JobState.SUCCEEDED, None, None)
     return Recovered(list(found.values())), unreadable
@@ -200,13 +198,12 @@ def _row(
     *,
     index: int = 0,
 ) -> JobRecord:
-    planned = job is not None and job.output_path == relative
     return JobRecord(
         key=facts["key"],
         idx=job.index if job else index,
         name=job.name if job else facts["name"],
         model=job.model if job else facts["model"],
-        output_path=job.output_path if planned and job else relative,
+        output_path=relative,
         state=state,
         attempts=1,
         generation_id=facts["generation_id"],
@@ -217,7 +214,6 @@ def _row(
         sha256=facts["sha256"] if state is JobState.DONE else None,
         size=size,
         mtime_ns=mtime_ns,
-        error=None,
         updated_at=time.time(),
         api=facts["api"],
         planned=job is not None,

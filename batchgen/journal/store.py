@@ -398,18 +398,13 @@ class Journal:
                 self._claimed.add(record.generation_id)
 
     def stamp_api(self, keys: Iterable[str], api: str) -> None:
-        """Record which API created the generations of `keys` (journals from before that was kept)."""
-        self._set_column("api", dict.fromkeys(keys, api))
-
-    def _set_column(self, column: str, values: Mapping[str, object]) -> None:
-        """Set one column of the jobs' rows that `values` names (key -> value), committed at once."""
-        changes = [
-            (v, k) for k, v in values.items() if k in self._records and getattr(self._records[k], column) != v
-        ]
-        if changes:
-            self.write_rows(f"UPDATE jobs SET {column}=? WHERE key=?", changes)
-        for value, key in changes:
-            self._records[key] = replace(self._records[key], **{column: value})  # type: ignore[arg-type]
+        """Record which API created the generations of `keys` (journals from before that was kept),
+        committed at once."""
+        changed = [k for k in dict.fromkeys(keys) if k in self._records and self._records[k].api != api]
+        if changed:
+            self.write_rows("UPDATE jobs SET api=? WHERE key=?", [(api, key) for key in changed])
+        for key in changed:
+            self._records[key] = replace(self._records[key], api=api)
 
     def record_billed_costs(self, costs: Mapping[str, str | None]) -> None:
         """Keep the billed cost read from the history for each generation id (see `billed_costs`)."""

@@ -95,11 +95,10 @@ class Part:
     ) -> Downloaded:
         """Verify and land the bytes at `final`; bytes that fail verification are deleted
         (`DownloadCorrupt`), or with `keep`, moved there (`UnverifiedKept`)."""
-        if self.writer is not None:
-            return await self.writer.commit(self, _Target(final, media_type, land, dirs, keep))
-        data = b"".join(self.chunks)
         target = _Target(final, media_type, land, dirs, keep)
-        return await asyncio.to_thread(_land_bytes, data, self.path, target, self.total)
+        if self.writer is not None:
+            return await self.writer.commit(self, target)
+        return await asyncio.to_thread(_land_bytes, b"".join(self.chunks), self.path, target, self.total)
 
     async def keep(self) -> None:
         """Giving up: what arrived so far goes to the `.part`, for a later call to resume from."""

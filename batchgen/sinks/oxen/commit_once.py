@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,21 +60,13 @@ def _pairs(items: Iterable[Outgoing]) -> list[tuple[str, str]]:
 class CommitOnce:
     """Commits batches for one target through workspaces, journaling each step in `ledger`."""
 
-    def __init__(
-        self,
-        api: RepoApi,
-        ledger: DeliveryLedger,
-        run_dir: Path,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, api: RepoApi, ledger: DeliveryLedger, run_dir: Path) -> None:
         """The request timeout and the retry policy are those of `api`'s client."""
         self.api, self.ledger = api, ledger
         self.stager = Stager(api, run_dir)
-        self.policy, self._sleep = api.client.retry_policy, sleep
-        request_s = api.client.timeouts.request_s
+        self.policy = api.client.retry_policy
         self.outbox: Outbox[str, str] = Outbox(
-            self._look, request_s=request_s, policy=self.policy, sleep=sleep
+            self._look, request_s=api.client.timeouts.request_s, policy=self.policy
         )
 
     # -- one batch -----------------------------------------------------------------------------
@@ -87,7 +79,7 @@ class CommitOnce:
             limit=self.policy.request_attempts,
             on=lambda error: isinstance(error, StageAgain),
             what="a delivery",
-            sleep=self._sleep,
+            sleep=asyncio.sleep,
         )
         async for attempt in tries:
             with attempt:

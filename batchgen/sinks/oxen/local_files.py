@@ -25,7 +25,7 @@ class Hashed:
     path: Path
     size: int
     sha256: str
-    version: str  # Oxen's version id of these bytes: XXH3-128 as lowercase hex, leading zeros dropped
+    version: str  # Oxen's version id of these bytes (liboxen `hash_file_contents`): XXH3-128 as `{:x}`
 
 
 def local_path(run_dir: Path, item: Outgoing) -> Path:
@@ -65,9 +65,4 @@ def hash_checked(run_dir: Path, item: Outgoing) -> Hashed:
         raise Unreadable(f"cannot read {item.local}: {exc.strerror or exc}") from None
     if item.sha256 is not None and sha.hexdigest() != item.sha256:
         raise Unreadable(f"{item.local} changed on disk since it was verified: not sent")
-    return Hashed(path, size, sha.hexdigest(), version_id(xxh.intdigest()))
-
-
-def version_id(digest: int) -> str:
-    """liboxen's `hash_file_contents`: the 128-bit XXH3 as `{:x}`."""
-    return format(digest, "x")
+    return Hashed(path, size, sha.hexdigest(), format(xxh.intdigest(), "x"))

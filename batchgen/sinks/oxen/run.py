@@ -20,10 +20,11 @@ from batchgen.client.repos import RepoApi
 from batchgen.config import RunOptions, api_origin
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.store import Journal
+from batchgen.rundir.layout import VIDEOS_DIR
 from batchgen.sinks.base import ResultSink, VerifiedResult
 from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.sinks.oxen.sender import LINGER_S, Sender
-from batchgen.sinks.oxen.wanted import done_results, is_result_path, result_items, run_files
+from batchgen.sinks.oxen.wanted import done_results, result_items, run_files
 from batchgen.states import JobState
 from batchgen.target import DeliveryTarget
 
@@ -117,7 +118,7 @@ class RunDelivery(ResultSink):
             local = result.path.relative_to(self._run_root).as_posix()
         except ValueError:
             return
-        if is_result_path(local):
+        if local.startswith(f"{VIDEOS_DIR}/"):
             self.sender.put(result_items(self.target, local, result.sha256, result.size, result.metadata))
 
     async def finish(self) -> None:

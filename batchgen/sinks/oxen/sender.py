@@ -24,7 +24,6 @@ from batchgen.errors import ApiError
 from batchgen.journal.deliveries import DeliveryLedger
 from batchgen.journal.outbox import CannotTell
 from batchgen.sinks.oxen.batching import (
-    MAX_BATCH_BYTES,
     MAX_BATCH_FILES,
     Batch,
     Outgoing,
@@ -65,16 +64,14 @@ class Sender:
         run_dir: Path,
         campaign: str,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         linger_s: float = LINGER_S,
         max_files: int = MAX_BATCH_FILES,
-        max_bytes: int = MAX_BATCH_BYTES,
         jobs_done: Callable[[], tuple[int, int] | None] = lambda: None,
         on_change: Callable[[tuple[int, int]], None] = lambda progress: None,
     ) -> None:
         self.api, self.ledger, self.run_dir, self.campaign = api, ledger, run_dir, campaign
-        self.commits = CommitOnce(api, ledger, run_dir, sleep=sleep)
-        self.linger_s, self.max_files, self.max_bytes = linger_s, max_files, max_bytes
+        self.commits = CommitOnce(api, ledger, run_dir)
+        self.linger_s, self.max_files = linger_s, max_files
         self._jobs_done, self._on_change = jobs_done, on_change
         self.head: str | None = None  # a commit known to be on the branch before the next request
         self.tally = Tally()
@@ -163,12 +160,12 @@ class Sender:
         todo: list[Outgoing] = []
         for item, problem in prepared:
             if problem is not None:
-                self._fail([item], problem, journal=item.sha256 is not None)
+                self._fail(item, problem, journal=item.sha256 is not None)
             elif item.sha256 is not None and self.ledger.is_delivered(item.repo_path, item.sha256):
                 self._mark_delivered([item])
             else:
                 todo.append(item)
-        for batch in plan_batches(todo, max_files=self.max_files, max_bytes=self.max_bytes):
+        for batch in plan_batches(todo, max_files=self.max_files):
             if self.stopped is None:
                 await self._commit(batch)
 
@@ -178,12 +175,9 @@ class Sender:
         done: list[tuple[Outgoing, str | None]] = []
         for item in items:
             try:
-                if item.data is not None:
-                    sha = item.sha256 or hashlib.sha256(item.data).hexdigest()
-                    done.append((replace(item, sha256=sha, size=len(item.data)), None))
-                elif item.sha256 is None:
-                    data = read_checked(self.run_dir, item)
-                    sha = hashlib.sha256(data).hexdigest()
+                if item.data is not None or item.sha256 is None:
+                    data = read_checked(self.run_dir, item)  # the bytes it holds, else its file's
+                    sha = item.sha256 or hashlib.sha256(data).hexdigest()
                     done.append((replace(item, data=data, sha256=sha, size=len(data)), None))
                 else:
                     done.append((replace(item, size=local_path(self.run_dir, item).stat().st_size), None))
@@ -215,7 +209,7 @@ class Sender:
             self.tally.files_sent += outcome.files_sent
         self._mark_delivered(by_path[p] for p in outcome.delivered)
         for path, why in outcome.failed.items():
-            self._fail([by_path[path]], why, journal=False)
+            self._fail(by_path[path], why, journal=False)
         if outcome.stopped is not None:
             self._stop(outcome.stopped)
         if outcome.commit_id is not None:
@@ -238,13 +232,11 @@ class Sender:
             self.tally.failed.pop(item.repo_path, None)
         self._on_change(self.progress())
 
-    def _fail(self, items: Iterable[Outgoing], why: str, *, journal: bool = True) -> None:
-        chosen = list(items)
+    def _fail(self, item: Outgoing, why: str, *, journal: bool) -> None:
         if journal:
-            self.ledger.failed([(i.repo_path, str(i.sha256)) for i in chosen], why)
-        for item in chosen:
-            self.tally.failed[item.repo_path] = why
-        log.warning("not delivered: %s: %s", ", ".join(i.local for i in chosen[:3]), why)
+            self.ledger.failed([(item.repo_path, str(item.sha256))], why)
+        self.tally.failed[item.repo_path] = why
+        log.warning("not delivered: %s: %s", item.local, why)
         self._on_change(self.progress())
 
     def _stop(self, why: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from batchgen.journal.store import JobRecord
-from batchgen.rundir.layout import VIDEOS_DIR, result_relpath, sidecar_bytes
+from batchgen.rundir.layout import result_relpath, sidecar_bytes
 from batchgen.sinks.oxen.batching import Outgoing
 from batchgen.states import JobState
 from batchgen.target import DeliveryTarget
@@ -69,7 +69,3 @@ def run_files(target: DeliveryTarget, run_dir: Path, names: Iterable[str] = RUN_
         if path.is_file() and not os.path.islink(path):
             found.append(Outgoing(name, target.repo_path(name), path.stat().st_size))
     return found
-
-
-def is_result_path(local: str) -> bool:
-    return local.startswith(f"{VIDEOS_DIR}/")
