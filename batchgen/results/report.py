@@ -274,14 +274,6 @@ def kept_path(record: JobRecord | None) -> str | None:
     return unverified_relpath(record.output_path, record.key)
 
 
-def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The fixed columns, then every other key in order of first appearance."""
-    seen = dict.fromkeys(FIELDS)
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
-
-
 def _cell(value: Any) -> Any:
     """A CSV cell: text a spreadsheet would take for a formula is prefixed with ' so it stays text."""
     kind = type(value)
@@ -296,15 +288,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_results(
-    run_dir: Path, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str] | None = None
-) -> None:
-    """Write both files atomically (a reader never sees half a file), row by row; in the CSV, text
-    cells that start like a formula get a leading ' (the JSONL keeps every value as it is). Without
-    `fieldnames` the columns are those of `rows` (then held in memory to find them)."""
-    if fieldnames is None:
-        rows = list(rows)
-        fieldnames = columns(rows)
+def write_results(run_dir: Path, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+    """Write both files atomically (a reader never sees half a file), row by row, in the columns
+    `fieldnames` (`result_columns`); in the CSV, text cells that start like a formula get a leading '
+    (the JSONL keeps every value as it is)."""
     with atomic_writer(run_dir / "results.jsonl") as jsonl, atomic_writer(run_dir / "results.csv") as table:
         # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
         # terminator, so with a bare LF a CR inside a server's message would split the row.
