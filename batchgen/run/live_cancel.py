@@ -131,15 +131,14 @@ class CancelWatcher:
     """Carries out cancel requests for the length of a run: `run()` is a task of the run's group. The
     run is not finished while `busy` (a request being carried out has not been answered yet)."""
 
-    def __init__(self, ctx: RunContext, tracker: Tracker, *, poll_s: float = POLL_S) -> None:
+    def __init__(self, ctx: RunContext, tracker: Tracker) -> None:
         self.ctx, self.tracker = ctx, tracker
-        self.poll_s = poll_s
         self.busy = False
 
     async def run(self) -> None:
         path = self.ctx.run_dir / REQUEST_NAME
         while True:
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(POLL_S)
             request = read_json(path)  # one failed open when there is none
             if request is not None:
                 self.busy = True
