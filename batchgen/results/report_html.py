@@ -37,7 +37,6 @@ __all__ = [
     "ReportCard",
     "ReportHeader",
     "amount_usd",
-    "display_value",
     "embed_json",
     "media_href",
     "render_report",
