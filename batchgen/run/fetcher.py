@@ -8,6 +8,7 @@ again by itself)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -302,14 +303,10 @@ class Fetcher:
             and sidecar.get("job_key") == job.key
             and sidecar.get("generation_id") == record.generation_id
         ):
-            try:
-                found = verify_result(
+            with contextlib.suppress(DownloadCorrupt, StorageError):
+                return verify_result(
                     final, job.media_type, sidecar, sidecar.get("size"), sidecar.get("sha256")
                 )
-            except (DownloadCorrupt, StorageError):
-                found = None
-            if found is not None:
-                return found
         if job.key not in self.ctx.displaced:
             moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
             log.warning(
