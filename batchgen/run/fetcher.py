@@ -277,9 +277,8 @@ class Fetcher:
     def _done(self, job: Job, final: Path, sha256: str, size: int, detail: str | None, **more: Any) -> None:
         """Journal the job done (superseded, when its result goes to superseded/): whole at `final`."""
         state = JobState.SUPERSEDED if job.key in self.ctx.displaced else JobState.DONE
-        mtime_ns = _mtime_ns(final)
         self.ctx.journal.transition(
-            job.key, state, detail, sha256=sha256, size=size, mtime_ns=mtime_ns, error=None, **more
+            job.key, state, detail, sha256=sha256, size=size, mtime_ns=_mtime_ns(final), error=None, **more
         )
 
     async def _fresh_url(self, record: JobRecord) -> str:
