@@ -226,10 +226,7 @@ def earlier_rows(
 
 def result_columns(jobs: Iterable[PlannedJob]) -> list[str]:
     """The columns `result_rows` gives these jobs: the fixed ones, then each variable's in plan order."""
-    seen = dict.fromkeys(FIELDS)
-    for job in jobs:
-        seen.update(dict.fromkeys(var_column(name) for name in job.vars))
-    return list(seen)
+    return list(dict.fromkeys([*FIELDS, *(var_column(name) for job in jobs for name in job.vars)]))
 
 
 def _row(
