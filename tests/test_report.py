@@ -15,7 +15,15 @@ import pytest
 from batchgen.isotime import iso_utc
 from batchgen.journal.spend import journal_spend
 from batchgen.journal.store import Journal, PlanRow
-from batchgen.results.report import FIELDS, PlanEntry, earlier_rows, plan_entries, result_rows, write_results
+from batchgen.results.report import (
+    FIELDS,
+    PlanEntry,
+    earlier_rows,
+    plan_entries,
+    result_columns,
+    result_rows,
+    write_results,
+)
 from batchgen.results.review import write_outputs_unless_current
 from batchgen.states import JobState
 
@@ -45,7 +53,7 @@ def test_server_text_that_looks_like_a_formula_is_written_as_text_in_the_csv_onl
     """An error message, generation id or name starting with = + - @ tab or CR gets a leading ' in
     results.csv; results.jsonl keeps the exact value."""
     rows = [row(error=text, generation_id=text, name=text)]
-    write_results(tmp_path, rows)
+    write_results(tmp_path, rows, FIELDS)
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         (cells,) = list(csv.DictReader(file))
     assert cells["error"] == cells["generation_id"] == cells["name"] == "'" + text
@@ -56,7 +64,7 @@ def test_server_text_that_looks_like_a_formula_is_written_as_text_in_the_csv_onl
 def test_ordinary_cells_are_written_unchanged(tmp_path: Path) -> None:
     """Text that does not start like a formula, numbers and empty cells are written as they are."""
     rows = [row(error="Insufficient credits (a=1)", generation_id="5f0c-=x", cost_usd="1.120", size=2048)]
-    write_results(tmp_path, rows)
+    write_results(tmp_path, rows, FIELDS)
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         (cells,) = list(csv.DictReader(file))
     assert cells["error"] == "Insufficient credits (a=1)"
@@ -71,7 +79,7 @@ def test_ordinary_cells_are_written_unchanged(tmp_path: Path) -> None:
 def test_line_breaks_inside_server_text_stay_inside_their_cell(tmp_path: Path) -> None:
     """A CR or LF inside an error message is quoted, so every job stays one CSV record."""
     rows = [row(index=0, error="line one\rline two"), row(index=1, error="a\nb\r\nc")]
-    write_results(tmp_path, rows)
+    write_results(tmp_path, rows, FIELDS)
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         records = list(csv.DictReader(file))
     assert [(r["index"], r["error"]) for r in records] == [("0", "line one\rline two"), ("1", "a\nb\r\nc")]
@@ -124,7 +132,7 @@ def test_rows_carry_variables_request_times_and_billed_cost(tmp_path: Path) -> N
     journal.record_billed_costs({"gen-0": "2.24", "gen-other": "9"})
 
     rows = result_rows(jobs, journal, "videos")
-    write_results(tmp_path, rows)
+    write_results(tmp_path, rows, result_columns(jobs))
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         cells = list(reader)
@@ -212,7 +220,7 @@ def test_rows_name_each_job_by_its_readable_name_and_keep_its_key(tmp_path: Path
         ("3" * 64, "older", "older · 333333"),
     ]
     assert FIELDS[FIELDS.index("name") + 1] == "title"
-    write_results(tmp_path, rows)
+    write_results(tmp_path, rows, result_columns([planned]))
     with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as file:
         assert [r["title"] for r in csv.DictReader(file)] == [r["title"] for r in rows]
 

@@ -181,7 +181,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    """`batchgen run`: the library's run_manifest_async, with signals, progress and a summary."""
     import asyncio
 
     from batchgen.cli.deliver import report_delivery

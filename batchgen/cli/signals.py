@@ -37,15 +37,13 @@ class Press(StrEnum):
 class Presses:
     """What each stop signal means, from when the first one came (pure: the time is passed in)."""
 
-    def __init__(self, same_press_s: float = SAME_PRESS_S) -> None:
-        self.same_press_s = same_press_s
-        self.first: float | None = None
+    first: float | None = None  # when the first one came
 
     def press(self, now: float) -> Press:
         if self.first is None:
             self.first = now
             return Press.DRAIN
-        return Press.SAME if now - self.first < self.same_press_s else Press.STOP
+        return Press.SAME if now - self.first < SAME_PRESS_S else Press.STOP
 
 
 @contextlib.contextmanager

@@ -66,7 +66,9 @@ def plan_manifest(
     online = sandbox or bool(key or api_base)
     run_dir = Path(output_dir) / run_dir_name(loaded.name, sandbox=sandbox)
     given = None if sandbox else (base, key)
-    plan = aio.run(_plan_with_models(loaded, given, run_dir, say)) if online else _plan_offline(loaded, say)
+    plan, notes = aio.run(_plan_with_models(loaded, given, run_dir, say)) if online else _plan_offline(loaded)
+    for text in notes:
+        say(text)
     chosen = select_plan(plan, selection)
     if selection is not None and not chosen.jobs:
         say(nothing_matched(selection, (job_facts(job) for job in plan.jobs), len(plan.jobs)))
@@ -81,23 +83,20 @@ def plan_manifest(
     return PlanSummary(plan, chosen, described, states, spent, line, sandbox)
 
 
-def _plan_offline(manifest: Manifest, say: Callable[[str], None]) -> Plan:
-    """The plan with the shipped model snapshots: no network, no event loop."""
+def _plan_offline(manifest: Manifest) -> tuple[Plan, list[str]]:
+    """The plan with the shipped model snapshots (no network, no event loop), and the notes to say."""
     from batchgen.client.models import offline_catalog
     from batchgen.planning import build_plan
 
     found = offline_catalog(manifest)
-    plan = build_plan(manifest, found.catalog)
-    for line in found.notes:
-        say(line)
-    return plan
+    return build_plan(manifest, found.catalog), found.notes
 
 
 async def _plan_with_models(
     manifest: Manifest, given: tuple[str, str] | None, run_dir: Path, say: Callable[[str], None]
-) -> Plan:
-    """The plan with the live model descriptions (or the sandbox's: `given` None); with a real API the
-    upload and delivery repositories are checked too (without writing to them)."""
+) -> tuple[Plan, list[str]]:
+    """The plan with the live model descriptions (or the sandbox's: `given` None), and the notes to say;
+    with a real API the upload and delivery repositories are checked too (without writing to them)."""
     from batchgen.client.api import OxenClient
     from batchgen.client.endpoint import api_endpoint
     from batchgen.client.models import model_catalog
@@ -115,9 +114,7 @@ async def _plan_with_models(
             await RepoApi(client, DeliveryTarget.from_manifest(manifest.deliver, variables)).check(
                 write_probe=False
             )
-    for line in found.notes:
-        say(line)
-    return plan
+    return plan, found.notes
 
 
 async def _check_upload_repo(client: OxenClient, upload: Mapping[str, object]) -> None:

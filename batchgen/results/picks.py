@@ -60,12 +60,8 @@ def parse_picks(text: str, source: str) -> list[Pick]:
     header = next(csv.reader([first]), [])
     if "key" in (cell.strip().lower() for cell in header):
         return _csv_picks(text, source)
-    picks = []
-    for number, line in enumerate(lines, start=1):
-        key = line.split("#", 1)[0].strip()
-        if key:
-            picks.append(Pick(key.lower(), f"{source} line {number}"))
-    return picks
+    keys = ((number, line.split("#", 1)[0].strip()) for number, line in enumerate(lines, start=1))
+    return [Pick(key.lower(), f"{source} line {number}") for number, key in keys if key]
 
 
 def _csv_picks(text: str, source: str) -> list[Pick]:

@@ -226,10 +226,7 @@ def earlier_rows(
 
 def result_columns(jobs: Iterable[PlannedJob]) -> list[str]:
     """The columns `result_rows` gives these jobs: the fixed ones, then each variable's in plan order."""
-    seen = dict.fromkeys(FIELDS)
-    for job in jobs:
-        seen.update(dict.fromkeys(var_column(name) for name in job.vars))
-    return list(seen)
+    return list(dict.fromkeys([*FIELDS, *(var_column(name) for job in jobs for name in job.vars)]))
 
 
 def _row(
@@ -274,14 +271,6 @@ def kept_path(record: JobRecord | None) -> str | None:
     return unverified_relpath(record.output_path, record.key)
 
 
-def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The fixed columns, then every other key in order of first appearance."""
-    seen = dict.fromkeys(FIELDS)
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
-
-
 def _cell(value: Any) -> Any:
     """A CSV cell: text a spreadsheet would take for a formula is prefixed with ' so it stays text."""
     kind = type(value)
@@ -296,15 +285,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_results(
-    run_dir: Path, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str] | None = None
-) -> None:
-    """Write both files atomically (a reader never sees half a file), row by row; in the CSV, text
-    cells that start like a formula get a leading ' (the JSONL keeps every value as it is). Without
-    `fieldnames` the columns are those of `rows` (then held in memory to find them)."""
-    if fieldnames is None:
-        rows = list(rows)
-        fieldnames = columns(rows)
+def write_results(run_dir: Path, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+    """Write both files atomically (a reader never sees half a file), row by row, in the columns
+    `fieldnames` (`result_columns`); in the CSV, text cells that start like a formula get a leading '
+    (the JSONL keeps every value as it is)."""
     with atomic_writer(run_dir / "results.jsonl") as jsonl, atomic_writer(run_dir / "results.csv") as table:
         # CRLF, as RFC 4180 has it: the csv module quotes only cells holding a character of the line
         # terminator, so with a bare LF a CR inside a server's message would split the row.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -74,9 +75,7 @@ class ReportBuilder:
         """`spend`: the run directory's (`batchgen.journal.spend`); without it, the quotes of the cards whose
         generation exists (a results file from before batchgen kept the spend). The budget (unless
         given) and the `report:` settings come from the run's manifest.yaml copy."""
-        counts: dict[str, int] = {}
-        for card in self.cards:
-            counts[card.state] = counts.get(card.state, 0) + 1
+        counts = dict(Counter(card.state for card in self.cards))
         note = None
         if spend is not None:
             note = counted(spend) + (", which have no card" if spend.outside_generations else "")

@@ -37,7 +37,6 @@ __all__ = [
     "ReportCard",
     "ReportHeader",
     "amount_usd",
-    "display_value",
     "embed_json",
     "media_href",
     "render_report",
@@ -204,7 +203,7 @@ def _header_json(header: ReportHeader, view: View) -> dict[str, Any]:
         "filters": [
             {
                 "name": f.name,
-                "label": " · ".join(_label(name) for name in (f.name, *f.folded)),
+                "label": " · ".join("job" if name == JOB_AXIS else name for name in (f.name, *f.folded)),
                 "options": [list(option) for option in f.options],
             }
             for f in view.filters
@@ -222,10 +221,6 @@ def _header_json(header: ReportHeader, view: View) -> dict[str, Any]:
             budget_n=budget_n,
         )
     return data
-
-
-def _label(name: str) -> str:
-    return "job" if name == JOB_AXIS else name
 
 
 def _var_json(name: str, value: Any) -> list[str]:

@@ -42,7 +42,12 @@ class AssetPlacer:
         self._client = client
         self._journal = journal
         self._upload = upload
-        self._repo = None if upload is None else RepoApi(client, _as_target(upload))
+        self._repo: RepoApi | None = None
+        if upload is not None:  # the repository its images are committed to, under its prefix
+            target = DeliveryTarget(
+                namespace=upload.namespace, repo=upload.repo, branch=upload.branch, path=upload.prefix
+            )
+            self._repo = RepoApi(client, target)
         self._inline = inline
         self._urls: dict[str, str] = {}
         self._failures: dict[str, str] = {}
@@ -130,13 +135,6 @@ class AssetPlacer:
         if "404" in why or "not found" in why.lower():
             raise NotFound(404, "PUT", repo_path, why)
         raise OSError(why)
-
-
-def _as_target(upload: UploadTarget) -> DeliveryTarget:
-    """The upload repository as the target its images are committed to, under its prefix."""
-    return DeliveryTarget(
-        namespace=upload.namespace, repo=upload.repo, branch=upload.branch, path=upload.prefix
-    )
 
 
 def _missing_target(target: UploadTarget) -> str:

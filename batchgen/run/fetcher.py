@@ -8,6 +8,7 @@ again by itself)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -276,9 +277,8 @@ class Fetcher:
     def _done(self, job: Job, final: Path, sha256: str, size: int, detail: str | None, **more: Any) -> None:
         """Journal the job done (superseded, when its result goes to superseded/): whole at `final`."""
         state = JobState.SUPERSEDED if job.key in self.ctx.displaced else JobState.DONE
-        mtime_ns = _mtime_ns(final)
         self.ctx.journal.transition(
-            job.key, state, detail, sha256=sha256, size=size, mtime_ns=mtime_ns, error=None, **more
+            job.key, state, detail, sha256=sha256, size=size, mtime_ns=_mtime_ns(final), error=None, **more
         )
 
     async def _fresh_url(self, record: JobRecord) -> str:
@@ -302,14 +302,10 @@ class Fetcher:
             and sidecar.get("job_key") == job.key
             and sidecar.get("generation_id") == record.generation_id
         ):
-            try:
-                found = verify_result(
+            with contextlib.suppress(DownloadCorrupt, StorageError):
+                return verify_result(
                     final, job.media_type, sidecar, sidecar.get("size"), sidecar.get("sha256")
                 )
-            except (DownloadCorrupt, StorageError):
-                found = None
-            if found is not None:
-                return found
         if job.key not in self.ctx.displaced:
             moved_to = set_aside_unowned(self.ctx.run_dir, job.output_path)
             log.warning(

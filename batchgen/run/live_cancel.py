@@ -120,26 +120,18 @@ def cancel_turn(run_dir: Path, timeout_s: float, on_wait: Callable[[str], None])
         os.close(fd)
 
 
-def _answer(run_dir: Path, request_id: object, counts: dict[str, int]) -> None:
-    """The request is carried out: remove it (it is not carried out twice) and say what it did."""
-    with contextlib.suppress(OSError):
-        (run_dir / REQUEST_NAME).unlink()
-    write_json(run_dir / RESULT_NAME, {"id": request_id, "counts": counts})
-
-
 class CancelWatcher:
     """Carries out cancel requests for the length of a run: `run()` is a task of the run's group. The
     run is not finished while `busy` (a request being carried out has not been answered yet)."""
 
-    def __init__(self, ctx: RunContext, tracker: Tracker, *, poll_s: float = POLL_S) -> None:
+    def __init__(self, ctx: RunContext, tracker: Tracker) -> None:
         self.ctx, self.tracker = ctx, tracker
-        self.poll_s = poll_s
         self.busy = False
 
     async def run(self) -> None:
         path = self.ctx.run_dir / REQUEST_NAME
         while True:
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(POLL_S)
             request = read_json(path)  # one failed open when there is none
             if request is not None:
                 self.busy = True
@@ -162,7 +154,9 @@ class CancelWatcher:
             )
             ctx.stop(StopReason.CANCELLED)
         counts = await cancel_live(ctx, self.tracker, chosen)
-        _answer(ctx.run_dir, request.get("id"), counts)
+        with contextlib.suppress(OSError):  # carried out: removed, so it is not carried out twice
+            (ctx.run_dir / REQUEST_NAME).unlink()
+        write_json(ctx.run_dir / RESULT_NAME, {"id": request.get("id"), "counts": counts})
 
 
 async def cancel_live(ctx: RunContext, tracker: Tracker, chosen: set[str]) -> dict[str, int]:

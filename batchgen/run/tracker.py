@@ -163,13 +163,12 @@ class Tracker:
                 log.info("reconcile failed (%s); will try again", exc)
 
     def _waiting(self) -> list[Waiting]:
-        ctx = self.ctx
-        waiting = []
-        for key in ctx.state.slots.held:
-            record = ctx.record(key)
-            if record.state in AT_PROVIDER:
-                waiting.append(Waiting(record.submitted_at or 0.0, namespace(ctx.jobs[key])))
-        return waiting
+        records = [self.ctx.record(key) for key in self.ctx.state.slots.held]
+        return [
+            Waiting(r.submitted_at or 0.0, namespace(self.ctx.jobs[r.key]))
+            for r in records
+            if r.state in AT_PROVIDER
+        ]
 
     async def reconcile_in_flight(self) -> None:
         """Ask the provider about every generation we wait for: the stream may have missed it."""
