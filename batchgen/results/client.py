@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from batchgen.results.report import FORMULA_STARTS
 from batchgen.results.report_data import load_report
 from batchgen.results.report_html import render_report
 
@@ -72,7 +73,8 @@ def client_csv(jobs: list[tuple[Mapping[str, Any], str]]) -> bytes:
             row[f"var.{name}"] = value if isinstance(value, str | int | float) else json.dumps(value)
         rows.append(row)
     out = io.StringIO()
-    writer = csv.DictWriter(out, [*CLIENT_CSV_FIELDS, *names], lineterminator="\n")
+    # CRLF, as the run's results.csv: with a bare LF, a CR inside a value would end the row there
+    writer = csv.DictWriter(out, [*CLIENT_CSV_FIELDS, *names], lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -81,7 +83,7 @@ def client_csv(jobs: list[tuple[Mapping[str, Any], str]]) -> bytes:
 
 def _cell(value: Any) -> Any:
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # not run as a spreadsheet formula
+    return "'" + text if text.startswith(FORMULA_STARTS) else text  # not run as a spreadsheet formula
 
 
 def client_report(run_dir: Path, keys: Collection[str]) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from batchgen.errors import UsageError
 from batchgen.journal.store import JobRecord
+from batchgen.results.report import FORMULA_STARTS
 from batchgen.states import JobState
 
 __all__ = ["MIN_PREFIX", "Pick", "parse_picks", "read_picks", "resolve_picks"]
@@ -73,7 +74,7 @@ def _csv_picks(text: str, source: str) -> list[Pick]:
         if not key:
             continue
         title = (row.get(fields.get("title", ""), "") or "").strip()
-        if title[:1] == "'" and title[1:2] in ("=", "+", "-", "@"):
+        if title[:1] == "'" and title[1:].startswith(FORMULA_STARTS):
             title = title[1:]  # the export's guard against a spreadsheet running it as a formula
         picks.append(Pick(key, f"{source} line {reader.line_num}", title))
     return picks

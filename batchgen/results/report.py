@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # only the type: reading results must not load the planner
 
 __all__ = [
     "FIELDS",
+    "FORMULA_STARTS",
     "TIMES",
     "PlanEntry",
     "PlannedJob",
@@ -91,7 +92,8 @@ FIELDS = (
 TIMES = ("submitted_at", "started_at", "completed_at", "downloaded_at")
 # A spreadsheet reads a cell starting with one of these as a formula (a tab or CR may hide one):
 # text from the server, such as an error message, must never run as one when results.csv is opened.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: How a cell starts that a spreadsheet would run as a formula (OWASP's list; view.js's export has it too).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,7 @@ def _cell(value: Any) -> Any:
     """A CSV cell: text a spreadsheet would take for a formula is prefixed with ' so it stays text."""
     kind = type(value)
     if kind is str:
-        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if value is None or kind is int:
         return value
     if isinstance(value, bool):

@@ -54,15 +54,17 @@ RECORDS = {
 
 
 def test_the_reports_csv_export_is_read_by_its_key_column_with_titles_and_lines() -> None:
-    """The report's export (key, title, path, …; quoted cells, a formula-guarded title) gives one pick a
+    """The report's export (key, title, path, …; quoted cells, formula-guarded titles) gives one pick a
     row, with the row's title and line for messages; a header without `key` is read as a list."""
     text = (
-        'key,title,path,name\nA1B2C3D4E5F6,"hero · 9:16, take 2",videos/a.mp4,hero\n\n' + f"{OLD},'=sum,x,y\n"
+        'key,title,path,name\nA1B2C3D4E5F6,"hero · 9:16, take 2",videos/a.mp4,hero\n\n'
+        + f"{OLD},'=sum,x,y\n0123456789ab,'\ttab,x,y\n"
     )
     picks = parse_picks(text, "picks.csv")
     assert picks == [
         Pick("a1b2c3d4e5f6", "picks.csv line 2", "hero · 9:16, take 2"),
         Pick(OLD, "picks.csv line 4", "=sum"),
+        Pick("0123456789ab", "picks.csv line 5", "\ttab"),
     ]
     assert [p.key for p in parse_picks("title,path\n", "x.csv")] == ["title,path"]
 
@@ -153,6 +155,16 @@ def test_a_client_results_csv_has_a_row_per_result_and_no_money() -> None:
     assert list(rows[0]) == [*CLIENT_CSV_FIELDS, "var.product"]
     assert rows[0]["path"] == "videos/hero/mug-9x16.mp4" and rows[0]["var.product"] == "mug"
     assert "1.120" not in text and "internal.example" not in text and "cost" not in text
+
+
+def test_a_client_results_csv_keeps_a_cr_in_its_cell_and_guards_every_formula_start() -> None:
+    """A value holding a CR stays one cell of one row (the rows end in CRLF, as the run's results.csv),
+    and a value a spreadsheet would run as a formula, a tab or CR start included, is kept as text."""
+    job = {**PLAN_JOB, "title": "\tSUM(A1)", "vars": {"product": "mug\rcup", "note": "@cmd", "sign": "-1"}}
+    text = client_csv([(job, "cd" * 32)]).decode()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 and rows[0]["var.product"] == "mug\rcup"
+    assert (rows[0]["title"], rows[0]["var.note"], rows[0]["var.sign"]) == ("'\tSUM(A1)", "'@cmd", "'-1")
 
 
 def test_a_manifests_deliver_for_client_makes_a_client_target_and_team_is_the_default() -> None:
