@@ -327,6 +327,23 @@ def test_load_report_reads_plan_and_results(tmp_path: Path) -> None:
     assert header.spend_usd is None  # a done job without a quote: the spend is unknown, not understated
 
 
+def test_the_report_reads_its_settings_from_a_manifest_with_an_escaped_emoji(tmp_path: Path) -> None:
+    """A manifest.yaml copy holding a surrogate-pair escape (libyaml refuses it) still gives the report
+    its budget, title template (the escape read as its one character) and grouping."""
+    run_dir = tmp_path / "spring"
+    write_run(run_dir)
+    (run_dir / "manifest.yaml").write_text(
+        'version: 1\nname: spring\nrun: {budget_usd: 40}\nreport: {title: "{product} \\ud83d\\ude00", '
+        "group_by: product}\njobs: [{name: a, prompt: 'a \\ud83d\\ude00'}]\n"
+    )
+    header, _ = load_report(run_dir)
+    assert (header.budget_usd, header.title_template, header.group_by) == (
+        "40",
+        "{product} \U0001f600",
+        "product",
+    )
+
+
 def test_the_report_is_as_of_the_runs_last_moment_so_an_unchanged_run_writes_the_same_bytes(
     tmp_path: Path,
 ) -> None:

@@ -16,10 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from batchgen.errors import UsageError
+from batchgen.errors import ManifestError, UsageError
 from batchgen.journal.spend import Spend, counted
+from batchgen.manifest.yaml_tree import Tree, compose
 from batchgen.registry.pricing import format_usd
 from batchgen.results.report import TIMES, PlannedJob, plan_entries, prompt_of
 from batchgen.results.report_html import (
@@ -245,11 +244,11 @@ def _manifest_settings(run_dir: Path) -> tuple[str | None, str | None, str | Non
     """(run.budget_usd, report.title, report.group_by) of the run's manifest.yaml copy, each None
     when it has none (or the copy cannot be read)."""
     try:
-        # The copy batchgen wrote and checked, so libyaml where it is built in (a 10,000-job manifest
-        # takes the pure-Python parser a second).
+        # Read as the run read it: libyaml where it can, and a "\ud83d\ude00" escape (which libyaml
+        # refuses) as its one character.
         text = (run_dir / "manifest.yaml").read_text(encoding="utf-8")
-        manifest = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, ValueError, yaml.YAMLError):
+        manifest = Tree("manifest.yaml").convert(compose(text, "manifest.yaml"), ())
+    except (OSError, ValueError, ManifestError):
         return None, None, None
     run, report = (manifest.get(key) if isinstance(manifest, dict) else None for key in ("run", "report"))
     budget = run.get("budget_usd") if isinstance(run, dict) else None
