@@ -166,9 +166,12 @@ class RequestView:
         self.request = request
         self.get = request.get
         shots = request.get("multi_prompt")
-        self.shots = [s for s in shots if type(s) is dict] if type(shots) is list else []
+        # (index, item) of the mappings only: the index names the item in the request, whatever precedes it
+        self.shots = [(i, s) for i, s in enumerate(shots) if type(s) is dict] if type(shots) is list else []
         elements = request.get("elements")
-        self.elements = [e for e in elements if type(e) is dict] if type(elements) is list else []
+        self.elements = (
+            [(i, e) for i, e in enumerate(elements) if type(e) is dict] if type(elements) is list else []
+        )
         images = request.get("input_image")
         self.images = images if type(images) is list else []
 
@@ -193,7 +196,7 @@ def _check_prompt_choice(r: RequestView, rules: ModelRules, out: list[Issue]) ->
 
 def _check_prompt_length(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
     limit = rules.max_prompt_chars or 0
-    shots = [(("multi_prompt", i, "prompt"), shot.get("prompt")) for i, shot in enumerate(r.shots)]
+    shots = [(("multi_prompt", i, "prompt"), shot.get("prompt")) for i, shot in r.shots]
     for path, text in [(("prompt",), r.get("prompt")), *shots]:
         if type(text) is str and len(text) > limit:
             out.append(Issue(path, f"is {len(text)} characters long; at most {limit} are allowed"))
@@ -201,7 +204,7 @@ def _check_prompt_length(r: RequestView, rules: ModelRules, out: list[Issue]) ->
 
 def _check_shots(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
     low, high = rules.shot_duration_s or (1, 15)
-    for i, shot in enumerate(r.shots):
+    for i, shot in r.shots:
         if shot.get("prompt") is None:
             out.append(Issue(("multi_prompt", i, "prompt"), "Field required", "every shot needs a 'prompt'"))
         seconds = shot.get("duration", rules.default_duration_s)
@@ -243,7 +246,7 @@ def _check_total_duration(r: RequestView, rules: ModelRules, out: list[Issue]) -
 
 def _count_images(r: RequestView) -> int:
     count = len(r.images)
-    for element in r.elements:
+    for _, element in r.elements:
         count += element.get("frontal_image_url") is not None
         refs = element.get("reference_image_urls")
         count += len(refs) if type(refs) is list else 0
@@ -267,7 +270,7 @@ def _check_images(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
 
 def _check_elements(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
     limit = rules.max_reference_images_per_element or 0
-    for i, element in enumerate(r.elements):
+    for i, element in r.elements:
         if element.get("frontal_image_url") is None:
             out.append(
                 Issue(("elements", i, "frontal_image_url"), "Field required", "every element needs one")
@@ -290,7 +293,7 @@ def _check_tail(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
 def _check_image_urls(r: RequestView, rules: ModelRules, out: list[Issue]) -> None:
     for i, url in enumerate(r.images):
         _check_url(("input_image", i), url, out)
-    for i, element in enumerate(r.elements):
+    for i, element in r.elements:
         _check_url(("elements", i, "frontal_image_url"), element.get("frontal_image_url"), out)
         refs = element.get("reference_image_urls")
         for j, url in enumerate(refs if type(refs) is list else ()):

@@ -166,6 +166,17 @@ def test_unknown_parameters_pass_and_known_ones_are_listed() -> None:
             ("elements[0].reference_image_urls", "has 4 images; at most 3 reference images per element"),
         ]),
         ({"prompt": "x", "elements": [{"reference_image_urls": [URL]}]}, [("elements[0].frontal_image_url", "Field required")]),
+        # an item that is no mapping leaves the indices of those after it as they are in the request
+        ({"multi_prompt": ["oops", {"prompt": "y" * 600}, {"prompt": "b", "duration": 0}]}, [
+            ("multi_prompt[0]", 'expected a mapping, got a string "oops"'),
+            ("multi_prompt[1].prompt", "is 600 characters long; at most 512 are allowed"),
+            ("multi_prompt[2].duration", "Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14' or '15'"),
+        ]),
+        ({"prompt": "x", "elements": ["oops", {"reference_image_urls": ["mug"]}]}, [
+            ("elements[0]", 'expected a mapping, got a string "oops"'),
+            ("elements[1].frontal_image_url", "Field required"),
+            ("elements[1].reference_image_urls[0]", '"mug" is not a URL: expected an http(s) URL, a data: URI or an asset reference like {asset:NAME}'),
+        ]),
         ({"prompt": "x", "tail_image_url": URL}, [("tail_image_url", "requires start_image_url")]),
         ({"prompt": "x", "tail_image_url": URL, "start_image_url": URL}, []),
         ({"prompt": "x", "aspect_ratio": "4:3"}, [("aspect_ratio", '"4:3" is not one of "9:16", "1:1", "16:9"')]),
