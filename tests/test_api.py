@@ -64,6 +64,18 @@ def client_for(server: TestServer, **kwargs: Any) -> OxenClient:
             "Insufficient credits",
         ),
         (400, {"error": {"message": "Insufficient credits"}}, InsufficientCredits, "Insufficient credits"),
+        (  # the phrase in a field the message is not taken from: still the credits, not a refused job
+            403,
+            {"error": {"type": "insufficient_credits", "detail": "Your balance is too low"}},
+            InsufficientCredits,
+            "Your balance is too low",
+        ),
+        (
+            400,
+            {"error": {"title": "Bad request", "detail": "Insufficient credits for 4k"}},
+            InsufficientCredits,
+            "Insufficient credits for 4k",
+        ),
         (404, {"error": {"message": "Model not found: nope"}}, NotFound, "Model not found: nope"),
         (
             400,

@@ -102,6 +102,16 @@ def error_detail(body: Any, fallback: str) -> str:
     return fallback
 
 
+def _says_out_of_credits(body: Any) -> bool:
+    """Whether any field of an error answer says the credits ran out: the status of that refusal at
+    enqueue is not documented, and the phrase may be in a field `error_detail` does not pick."""
+    try:
+        text = json.dumps(body, ensure_ascii=False).lower()
+    except RecursionError:  # a body nested near the parser's limit
+        return False
+    return "insufficient credits" in text or "insufficient_credits" in text
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if value is None or not value.strip():
@@ -119,7 +129,7 @@ def _status_error(
     detail = error_detail(body, f"HTTP {status}")
     if status == 429:
         return RateLimited(method, path, detail, parse_retry_after(headers.get("Retry-After")))
-    if "insufficient credits" in detail.lower() or status == 402:
+    if status == 402 or _says_out_of_credits(body):
         return InsufficientCredits(status, method, path, detail)
     if status == 401:
         return Unauthenticated(status, method, path, f"{detail} (check OXEN_API_KEY or --api-key)")
