@@ -346,9 +346,19 @@ class OxenClient:
             answer = answer["data"]
         return answer
 
-    async def create_repo(self, namespace: str, repo: str, description: str, *, kind: str) -> None:
-        """POST /api/repos, and the log says which: created (a warning), or there already (409)."""
-        body = {"namespace": namespace, "name": repo, "description": description, "user": AUTHOR}
+    async def create_repo(
+        self, namespace: str, repo: str, description: str, *, kind: str, public: bool
+    ) -> None:
+        """POST /api/repos, and the log says which: created (a warning), or there already (409).
+        `public` is sent, never left to the hub's default: the model must fetch reference images
+        without a key, and a team's deliveries are nobody else's."""
+        body = {
+            "namespace": namespace,
+            "name": repo,
+            "description": description,
+            "user": AUTHOR,
+            "is_public": public,
+        }
         try:
             await self.retried("POST", "/api/repos", json_body=body)
         except ApiStatusError as exc:

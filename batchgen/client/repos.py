@@ -91,7 +91,7 @@ class RepoApi:
         try:
             if target.create:
                 await self.client.create_repo(
-                    target.namespace, target.repo, "batchgen deliveries", kind="delivery"
+                    target.namespace, target.repo, "batchgen deliveries", kind="delivery", public=False
                 )
             repository = await self.client.retried("GET", self.repo_path)
         except NotFound:

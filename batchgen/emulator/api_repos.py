@@ -43,7 +43,8 @@ async def create_repo(request: web.Request) -> web.Response:
     if not isinstance(namespace, str) or not isinstance(name, str) or not namespace or not name:
         return invalid_params("namespace and name are required")
     description = body.get("description") if isinstance(body.get("description"), str) else ""
-    if not state_of(request).repos.create(namespace, name, description or ""):
+    is_public = body.get("is_public") if isinstance(body.get("is_public"), bool) else None
+    if not state_of(request).repos.create(namespace, name, description or "", is_public=is_public):
         return status_message(409, "Repo already exists.")
     repository = {
         "namespace": namespace,

@@ -89,6 +89,7 @@ class Repo:
     name: str
     description: str = ""
     read_only: bool = False  # the emulator's key may read but not write
+    is_public: bool | None = None  # as POST /api/repos asked (oxen-server keeps it for the hub only)
     branches: dict[str, str] = field(default_factory=dict)  # branch name -> head commit id
     commits: dict[str, Commit] = field(default_factory=dict)  # commit id -> commit, oldest first
     trees: dict[str, Tree] = field(default_factory=dict)  # commit id -> every file at that commit
@@ -162,11 +163,19 @@ class RepoStore:
             email="elau@example.com",
         )
 
-    def create(self, namespace: str, name: str, description: str = "", *, read_only: bool = False) -> bool:
+    def create(
+        self,
+        namespace: str,
+        name: str,
+        description: str = "",
+        *,
+        read_only: bool = False,
+        is_public: bool | None = None,
+    ) -> bool:
         """Create an empty repository (no commit, no branch); False if it already exists."""
         if (namespace, name) in self._repos:
             return False
-        self._repos[(namespace, name)] = Repo(namespace, name, description, read_only)
+        self._repos[(namespace, name)] = Repo(namespace, name, description, read_only, is_public)
         return True
 
     def repo(self, namespace: str, name: str) -> Repo | None:

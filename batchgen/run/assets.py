@@ -62,7 +62,9 @@ class AssetPlacer:
         target = self._upload
         if target is not None and target.create and not self._inline:
             description = "Reference images for batchgen"
-            await self._client.create_repo(target.namespace, target.repo, description, kind="upload")
+            await self._client.create_repo(
+                target.namespace, target.repo, description, kind="upload", public=True
+            )
         for asset in {a.sha256: a for a in assets}.values():
             try:
                 await self.url(asset)

@@ -104,14 +104,16 @@ def ledger(run_dir: Path) -> dict[str, tuple[str, str | None]]:
 async def test_the_demo_is_delivered_in_few_commits_and_an_edit_adds_one_commit_of_changed_results(
     emulator: Any, tmp_path: Path
 ) -> None:
-    """The demo's 21 files are delivered in fewer commits than files; a rerun sends nothing; an edit sends
-    only the changed results (one commit) and the run files."""
+    """The demo's 21 files are delivered in fewer commits than files (into a repository `create: true`
+    made private); a rerun sends nothing; an edit sends only the changed results (one commit) and the
+    run files."""
     emu = await emulator(latency=LatencyConfig(latency_sigma=0.0))
     manifest = demo(tmp_path, create=True)
     first = await run(emu, tmp_path)
     assert first.code == 0, first.stderr
     run_dir = tmp_path / "out" / "demo"
     assert_delivered(emu, run_dir)
+    assert emu.state.repos.repo(NS, NAME).is_public is False  # created by `create: true`, and private
     commits = made(emu)
     assert len(emu.repo_files(NS, NAME)) == 21 and len(commits) < 21  # 9 x (video, sidecar) + 3 run files
     assert "delivered 21/21 files to team/campaigns@main:campaigns/demo" in first.stderr

@@ -191,7 +191,7 @@ async def test_a_missing_upload_repository_is_exit_2_before_anything_is_submitte
     emulator: Any, tmp_path: Path
 ) -> None:
     """The upload repository does not exist: exit 2 with how to create it, 0 generations; with
-    `create: true` it is created and the run completes."""
+    `create: true` it is created, public, and the run completes."""
     emu = await emulator(auto_create_repos=False)
     missing = await run_cli("run", str(asset_manifest(tmp_path)), "-o", "out", *api_args(emu), cwd=tmp_path)
     assert missing.code == 2
@@ -201,7 +201,8 @@ async def test_a_missing_upload_repository_is_exit_2_before_anything_is_submitte
         "run", str(asset_manifest(tmp_path, create=True)), "-o", "out", *api_args(emu), cwd=tmp_path
     )
     assert created.code == 0, created.stderr
-    assert emu.state.repos.repo("acme", "campaign-refs") is not None
+    created_repo = emu.state.repos.repo("acme", "campaign-refs")
+    assert created_repo is not None and created_repo.is_public is True  # the model fetches without a key
     assert enqueues(emu) == 2
 
 
