@@ -30,7 +30,8 @@ def quote(
     """The list-price cost of `request`, or None when the pricing method is unknown or incomplete.
 
     `per_video_output_second`: `cost_per_second` (or `cost_per_second_with_audio` when the request
-    sets `generate_audio: true` and that price exists) x `duration_s`. `per_image`: `cost_per_image`.
+    sets `generate_audio: true` and that price exists) x `duration_s`; a request for a resolution
+    above 1080p takes `cost_per_second_high_res` when that is higher. `per_image`: `cost_per_image`.
     """
     if not pricing:
         return None
@@ -41,10 +42,27 @@ def quote(
         per_second = rate(pricing.get("cost_per_second"))
         if request.get("generate_audio") is True:
             per_second = rate(pricing.get("cost_per_second_with_audio")) or per_second
+        high_res = rate(pricing.get("cost_per_second_high_res"))
+        if high_res is not None and per_second is not None and _above_1080p(request.get("resolution")):
+            per_second = max(per_second, high_res)
         return None if per_second is None else per_second * duration_s
     if method == "per_image":
         return rate(pricing.get("cost_per_image"))
     return None
+
+
+def _above_1080p(resolution: Any) -> bool:
+    """Whether a `resolution` asks for more than 1080p. Which resolutions the high-res price covers is
+    not documented: a label this cannot read ("ultra") counts as high, so the budget is never
+    enforced with too low a quote."""
+    if not isinstance(resolution, str) or not resolution:
+        return False
+    label = resolution.strip().lower()
+    if label.endswith("k") and label[:-1].isdigit():
+        return int(label[:-1]) >= 2  # 2k, 4k, 8k
+    if label.endswith("p") and label[:-1].isdigit():
+        return int(label[:-1]) > 1080
+    return label not in ("sd", "hd", "standard", "fullhd", "full_hd")
 
 
 def format_usd(amount: Decimal | None) -> str:

@@ -20,6 +20,15 @@ PER_SECOND = {"method": "per_video_output_second", "cost_per_second": 0.224}
         (PER_SECOND, {"generate_audio": True}, 5, Decimal("1.120")),  # no audio price: same rate
         ({**PER_SECOND, "cost_per_second_with_audio": 0.3}, {"generate_audio": True}, 10, Decimal("3.0")),
         ({**PER_SECOND, "cost_per_second_with_audio": 0.3}, {"generate_audio": False}, 10, Decimal("2.240")),
+        # the high-res price for a resolution above 1080p (an unknown label too), never lowering a rate
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {"resolution": "4k"}, 5, Decimal("2.240")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {"resolution": "1440p"}, 5, Decimal("2.240")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {"resolution": "ultra"}, 5, Decimal("2.240")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {"resolution": "1080p"}, 5, Decimal("1.120")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {"resolution": "720p"}, 5, Decimal("1.120")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.448}, {}, 5, Decimal("1.120")),
+        ({**PER_SECOND, "cost_per_second_high_res": 0.1}, {"resolution": "4k"}, 5, Decimal("1.120")),
+        (PER_SECOND, {"resolution": "4k"}, 5, Decimal("1.120")),  # no high-res price: the one rate
         (PER_SECOND, {}, None, None),
         ({"method": "per_video_output_second"}, {}, 5, None),
         ({"method": "per_image", "cost_per_image": "0.04"}, {}, None, Decimal("0.04")),
@@ -32,7 +41,8 @@ PER_SECOND = {"method": "per_video_output_second", "cost_per_second": 0.224}
 def test_quote(
     pricing: dict[str, Any] | None, request_: dict[str, Any], seconds: int | None, expected: Decimal | None
 ) -> None:
-    """per_video_output_second x seconds (audio rate when asked for and known), per_image, else None."""
+    """per_video_output_second x seconds (audio rate when asked for and known, high-res rate above
+    1080p when known and higher), per_image, else None."""
     assert quote(pricing, request_, seconds) == expected
 
 
