@@ -76,6 +76,8 @@ def client_for(server: TestServer, **kwargs: Any) -> OxenClient:
             InsufficientCredits,
             "Insufficient credits for 4k",
         ),
+        # a 5xx may have created the generation whatever its text says: looked up, not taken as refused
+        (503, {"error": {"message": "Insufficient credits"}}, ApiStatusError, "Insufficient credits"),
         (404, {"error": {"message": "Model not found: nope"}}, NotFound, "Model not found: nope"),
         (
             400,
@@ -107,6 +109,7 @@ async def test_error_envelopes_map_to_specific_errors(
     finally:
         await server.close()
     assert isinstance(info.value, ApiStatusError | Unauthenticated)  # a 401 is no ApiError: it ends the run
+    assert type(info.value) is error  # the most specific one, not a subclass of it
     assert detail in info.value.detail
     assert "sekret-key" not in str(info.value)
 

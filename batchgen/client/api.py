@@ -129,7 +129,7 @@ def _status_error(
     detail = error_detail(body, f"HTTP {status}")
     if status == 429:
         return RateLimited(method, path, detail, parse_retry_after(headers.get("Retry-After")))
-    if status == 402 or _says_out_of_credits(body):
+    if status == 402 or (status < 500 and _says_out_of_credits(body)):  # a 5xx may have created it
         return InsufficientCredits(status, method, path, detail)
     if status == 401:
         return Unauthenticated(status, method, path, f"{detail} (check OXEN_API_KEY or --api-key)")
