@@ -185,6 +185,15 @@ class RepoApi:
             async with self.client.session.head(url, headers=self.client.auth_for(url)) as resp:
                 return resp.status == 200
 
+    async def status_without_key(self, path: str) -> int:
+        """The status a HEAD of the file at `path` gets without the key: what a model fetching a
+        reference image sees (a private repository's files answer 404 or 401/403)."""
+        url = self.file_url(path)
+        await self.client.throttle.wait_clear()
+        with mapped_errors("HEAD", urlsplit(url).path):
+            async with self.client.session.head(url) as resp:
+                return resp.status
+
     async def file_sha256(self, path: str) -> str | None:
         """The sha256 of the file at `path` on the branch (None: not there). Oxen's own hashes are not
         SHA-256, so the bytes are read and hashed."""

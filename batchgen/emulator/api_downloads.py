@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import re
 from typing import Literal
 
 from aiohttp import web
 
+from batchgen.emulator.context import carries_key
 from batchgen.emulator.media import CHUNK, ResultBlob
 from batchgen.emulator.responses import forbidden, not_found, state_of
 from batchgen.emulator.state import EmulatorState
@@ -42,7 +42,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         state.timeline.mark(gen.generation_id, "first_download")
     if problem or gen is None or gen.result is None:
         return forbidden(problem or "The specified key does not exist")
-    if state.config.private_results and not _carries_key(request, state.config.api_key):
+    if state.config.private_results and not carries_key(request, state.config.api_key):
         return not_found()  # a private repository's file, asked for without the key
     blob = gen.result
     span = parse_range(request.headers.get("Range"), blob.size)
@@ -84,8 +84,3 @@ async def _send(
             await asyncio.sleep(len(piece) / rate)
     if truncated and request.transport is not None:
         request.transport.close()  # Content-Length promised more: the client sees a short body
-
-
-def _carries_key(request: web.Request, key: str) -> bool:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), key.encode())

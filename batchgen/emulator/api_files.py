@@ -11,7 +11,7 @@ from enum import Enum
 from aiohttp import web
 
 from batchgen.emulator.api_repos import branch_name_refusal, repo_of
-from batchgen.emulator.context import path_param, stall
+from batchgen.emulator.context import carries_key, path_param, stall
 from batchgen.emulator.oxen_paths import Refusal, components, normalize_upload_path
 from batchgen.emulator.repos import Repo, StoredFile, Tree, unchanged_paths
 from batchgen.emulator.resources import resolve
@@ -23,6 +23,7 @@ from batchgen.emulator.responses import (
     no_changes,
     path_does_not_exist,
     read_only,
+    repo_not_found,
     state_of,
     success,
 )
@@ -201,6 +202,8 @@ async def get_file(request: web.Request) -> web.Response:
     repo = repo_of(request)
     if isinstance(repo, web.Response):
         return repo
+    if repo.is_public is False and not carries_key(request, state_of(request).config.api_key):
+        return repo_not_found(repo.namespace, repo.name)  # the hub hides a private repository
     resource = f"{request.match_info['branch']}/{request.match_info['path']}"
     resolved = resolve(repo, resource)
     if resolved is None:

@@ -6,6 +6,7 @@ proxy cap), and a slow-response stall the handler serves once it has read that b
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import StreamReader, web
 
@@ -45,3 +46,9 @@ async def stall(request: web.Request) -> None:
     server slow to *process* a request would be: a client that gives up meanwhile finds the work done)."""
     if STALL_SECONDS in request:
         await asyncio.sleep(request[STALL_SECONDS])
+
+
+def carries_key(request: web.Request, key: str) -> bool:
+    """Whether the request is sent with the API key (`Authorization: Bearer KEY`)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), key.encode())

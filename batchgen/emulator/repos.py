@@ -248,7 +248,7 @@ class RepoStore:
         repo.branches[branch] = commit_id
 
     def fetch(self, url: str) -> bool:
-        """Whether a model could download ``url``: a data URI, or a repo file URL on any host."""
+        """Whether a model could download ``url``: a data URI, or a public repo's file URL on any host."""
         match = _DATA_URI.match(url)
         if match:
             return _valid_base64(match.group(1))
@@ -258,8 +258,10 @@ class RepoStore:
             return False
         namespace, name, resource = path_match.groups()
         repo = self._repos.get((namespace, name))
-        resolved = None if repo is None else resolve(repo, resource)
-        if repo is None or resolved is None or resolved.commit_id is None:
+        if repo is None or repo.is_public is False:  # the model fetches without a key
+            return False
+        resolved = resolve(repo, resource)
+        if resolved is None or resolved.commit_id is None:
             return False
         return resolved.path in repo.trees[resolved.commit_id]
 

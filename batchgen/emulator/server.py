@@ -174,10 +174,17 @@ class Emulator:
         return repo
 
     def create_repo(
-        self, namespace: str, name: str, *, description: str = "", read_only: bool = False
+        self,
+        namespace: str,
+        name: str,
+        *,
+        description: str = "",
+        read_only: bool = False,
+        is_public: bool | None = None,
     ) -> bool:
-        """Create an empty repository (no commit, no branch yet); False if it already exists."""
-        return self.state.repos.create(namespace, name, description, read_only=read_only)
+        """Create an empty repository (no commit, no branch yet); False if it already exists.
+        `is_public=False`: its files answer 404 without the key, and no model can fetch them."""
+        return self.state.repos.create(namespace, name, description, read_only=read_only, is_public=is_public)
 
     def set_repo_read_only(self, namespace: str, name: str, read_only: bool = True) -> None:
         """Let the emulator's key read but not write a repository (uploads and branch creation get 403)."""

@@ -54,11 +54,12 @@ class AssetPlacer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._commits: CommitOnce | None = None  # made, and its leftovers resolved, at the first upload
         self._commits_lock = asyncio.Lock()
+        self._placed: str | None = None  # a repository path of this run's images, checked once
 
     async def prepare(self, assets: Iterable[LocalAsset]) -> None:
         """Place every asset before anything is submitted: a missing upload repository (or branch) is a
-        usage error now, not a bare 404 on every job later. With `create: true` the repository is
-        created first (409, already there, is fine)."""
+        usage error now, not a bare 404 on every job later, and so is a repository the model cannot
+        read from. With `create: true` the repository is created first (409, already there, is fine)."""
         target = self._upload
         if target is not None and target.create and not self._inline:
             description = "Reference images for batchgen"
@@ -71,6 +72,10 @@ class AssetPlacer:
             except AssetUnavailable as exc:
                 if isinstance(exc.__cause__, NotFound) and target is not None:
                     raise UsageError(_missing_target(target)) from None
+        if self._repo is not None and self._placed is not None:
+            status = await self._repo.status_without_key(self._placed)
+            if status in (401, 403, 404):
+                raise UsageError(_not_public(self._repo.target, status))
 
     async def url(self, asset: LocalAsset) -> str:
         if asset.sha256 in self._urls:
@@ -101,6 +106,7 @@ class AssetPlacer:
             await self._upload_once(asset, repo, repo_path, len(content))
             log.info("uploaded reference image %s to %s", asset.name, repo_path)
         self._journal.set_asset_url(asset.sha256, url)
+        self._placed = self._placed or repo_path
         return url
 
     async def _commit_once(self, repo: RepoApi) -> CommitOnce:
@@ -137,6 +143,15 @@ class AssetPlacer:
         if "404" in why or "not found" in why.lower():
             raise NotFound(404, "PUT", repo_path, why)
         raise OSError(why)
+
+
+def _not_public(target: DeliveryTarget, status: int) -> str:
+    return (
+        f"the upload repository {target.namespace}/{target.repo} is not public: its images answer "
+        f"{status} without the key, so the model could not fetch them and every job using one would "
+        f"fail. Make the repository public on the hub, or pass --inline-assets to send the images as "
+        f"data: URIs (nothing was submitted)"
+    )
 
 
 def _missing_target(target: UploadTarget) -> str:

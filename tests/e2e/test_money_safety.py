@@ -206,6 +206,25 @@ async def test_a_missing_upload_repository_is_exit_2_before_anything_is_submitte
     assert enqueues(emu) == 2
 
 
+async def test_a_private_upload_repository_is_exit_2_before_anything_is_submitted(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """The upload repository exists but is private: the image is uploaded, yet a HEAD without the key
+    (what the model would send) answers 404, so the run stops with exit 2 and 0 generations instead of
+    paying for jobs that cannot fetch their image; --inline-assets then runs them."""
+    emu = await emulator(auto_create_repos=False)
+    emu.create_repo("acme", "campaign-refs", is_public=False)
+    refused = await run_cli("run", str(asset_manifest(tmp_path)), "-o", "out", *api_args(emu), cwd=tmp_path)
+    assert refused.code == 2, refused.stderr
+    assert "the upload repository acme/campaign-refs is not public" in refused.stderr
+    assert "--inline-assets" in refused.stderr and posts(emu) == 0
+    inline = await run_cli(
+        "run", str(asset_manifest(tmp_path)), "-o", "out", "--inline-assets", *api_args(emu), cwd=tmp_path
+    )
+    assert inline.code == 0, inline.stderr
+    assert enqueues(emu) == 2
+
+
 async def test_a_reference_image_answering_403_fails_its_job_at_once(emulator: Any, tmp_path: Path) -> None:
     """A reference URL the model cannot fetch (403): the job fails after one generation with a hint
     about private repositories, instead of paying its retries; the other job is done."""
