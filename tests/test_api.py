@@ -76,8 +76,16 @@ def client_for(server: TestServer, **kwargs: Any) -> OxenClient:
             InsufficientCredits,
             "Insufficient credits for 4k",
         ),
-        # a 5xx may have created the generation whatever its text says: looked up, not taken as refused
+        # a 5xx or a 408 may have created the generation whatever its text says: looked up, not refused
         (503, {"error": {"message": "Insufficient credits"}}, ApiStatusError, "Insufficient credits"),
+        (408, {"error": {"message": "Insufficient credits"}}, ApiStatusError, "Insufficient credits"),
+        # only a refusal's text is read for credits: a 404 naming such a path stays a 404
+        (
+            404,
+            {"error": {"message": "Could not find path: insufficient_credits.png"}},
+            NotFound,
+            "insufficient_credits.png",
+        ),
         (404, {"error": {"message": "Model not found: nope"}}, NotFound, "Model not found: nope"),
         (
             400,

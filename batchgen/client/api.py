@@ -102,6 +102,11 @@ def error_detail(body: Any, fallback: str) -> str:
     return fallback
 
 
+#: The statuses whose text may say the credits ran out: refusals, not "who are you" (401), "not there"
+#: (404), "too slow" (408, which may have created the generation) or a 5xx (which may have, too).
+_REFUSALS = frozenset({400, 403, 409, 422})
+
+
 def _says_out_of_credits(body: Any) -> bool:
     """Whether any field of an error answer says the credits ran out: the status of that refusal at
     enqueue is not documented, and the phrase may be in a field `error_detail` does not pick."""
@@ -129,7 +134,7 @@ def _status_error(
     detail = error_detail(body, f"HTTP {status}")
     if status == 429:
         return RateLimited(method, path, detail, parse_retry_after(headers.get("Retry-After")))
-    if status == 402 or (status < 500 and _says_out_of_credits(body)):  # a 5xx may have created it
+    if status == 402 or (status in _REFUSALS and _says_out_of_credits(body)):
         return InsufficientCredits(status, method, path, detail)
     if status == 401:
         return Unauthenticated(status, method, path, f"{detail} (check OXEN_API_KEY or --api-key)")

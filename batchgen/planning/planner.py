@@ -46,7 +46,7 @@ from batchgen.planning.paths import (
 )
 from batchgen.planning.problems import PlanProblems, differing_vars, duplicate_hint, parameter_typos
 from batchgen.registry.catalog import ModelCatalog, SnapshotCatalog
-from batchgen.registry.pricing import quote
+from batchgen.registry.pricing import quote, quoted_options
 from batchgen.registry.rules import Issue, Rule, echoable_defaults, total_duration
 from batchgen.registry.spec import ModelSpec
 from batchgen.registry.validation import RequestValidator, merge_issues
@@ -95,7 +95,7 @@ class _Planner(PlanProblems):
         self.models: dict[str, _Model | None] = {}
         self.checked_params: set[tuple[int, str]] = set()
         self.once: dict[tuple[int, str], tuple[list[Issue], list[Issue], tuple[Rule, ...]]] = {}
-        self.costs: dict[tuple[str, int | None, bool], Decimal | None] = {}
+        self.costs: dict[tuple[str, int | None, tuple[bool, bool]], Decimal | None] = {}
         self.by_sha = {a.sha256: a for a in manifest.assets.values() if isinstance(a, LocalAsset)}
         self.pattern = self._compile_pattern()
 
@@ -336,7 +336,7 @@ class _Planner(PlanProblems):
     ) -> Job:
         media = model.spec.media_type
         seconds = self._duration(plan, model, request) if media == "video" else None
-        cost_key = (model.spec.id, seconds, request.get("generate_audio") is True)
+        cost_key = (model.spec.id, seconds, quoted_options(request))
         if cost_key not in self.costs:
             self.costs[cost_key] = quote(model.spec.pricing, request, seconds)
         return Job(

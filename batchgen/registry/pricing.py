@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["MIN_UNIT_PRICE_USD", "format_usd", "implausible_prices", "quote", "rate"]
+__all__ = ["MIN_UNIT_PRICE_USD", "format_usd", "implausible_prices", "quote", "quoted_options", "rate"]
 
 #: The lowest price per second or per image a budget is enforced with (the documented ones are $0.012
 #: and up): a registry answering 0, or 1e-12, would let every job through a budget "enforced" at $0.00.
@@ -39,16 +39,23 @@ def quote(
     if method == "per_video_output_second":
         if duration_s is None:
             return None
+        audio, high = quoted_options(request)
         per_second = rate(pricing.get("cost_per_second"))
-        if request.get("generate_audio") is True:
+        if audio:
             per_second = rate(pricing.get("cost_per_second_with_audio")) or per_second
         high_res = rate(pricing.get("cost_per_second_high_res"))
-        if high_res is not None and per_second is not None and _above_1080p(request.get("resolution")):
+        if high_res is not None and per_second is not None and high:
             per_second = max(per_second, high_res)
         return None if per_second is None else per_second * duration_s
     if method == "per_image":
         return rate(pricing.get("cost_per_image"))
     return None
+
+
+def quoted_options(request: Mapping[str, Any]) -> tuple[bool, bool]:
+    """What a quote reads of a request besides its seconds: (audio asked for, resolution above 1080p).
+    A cache of quotes is keyed by it with the model and the seconds."""
+    return request.get("generate_audio") is True, _above_1080p(request.get("resolution"))
 
 
 def _above_1080p(resolution: Any) -> bool:

@@ -73,7 +73,11 @@ class AssetPlacer:
                 if isinstance(exc.__cause__, NotFound) and target is not None:
                     raise UsageError(_missing_target(target)) from None
         if self._repo is not None and self._placed is not None:
-            status = await self._repo.status_without_key(self._placed)
+            try:
+                status = await self._repo.status_without_key(self._placed)
+            except ApiError as exc:  # a courtesy check: a job whose image cannot be fetched fails fast anyway
+                log.warning("could not check that the model can read the upload repository: %s", exc)
+                return
             if status in (401, 403, 404):
                 raise UsageError(_not_public(self._repo.target, status))
 
@@ -150,7 +154,7 @@ def _not_public(target: DeliveryTarget, status: int) -> str:
         f"the upload repository {target.namespace}/{target.repo} is not public: its images answer "
         f"{status} without the key, so the model could not fetch them and every job using one would "
         f"fail. Make the repository public on the hub, or pass --inline-assets to send the images as "
-        f"data: URIs (nothing was submitted)"
+        f"data: URIs (this run submitted nothing)"
     )
 
 

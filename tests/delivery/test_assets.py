@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from batchgen.client.api import OxenClient
+from batchgen.client.repos import RepoApi
 from batchgen.config import RetryPolicy, Timeouts, UploadTarget
 from batchgen.emulator import Emulator, EmulatorConfig, run_emulator
-from batchgen.errors import Unauthenticated
+from batchgen.errors import ResponseTimeout, Unauthenticated, UsageError
 from batchgen.journal.store import Journal
 from batchgen.manifest.model import LocalAsset
 from batchgen.run.assets import AssetPlacer
@@ -82,3 +83,39 @@ async def test_a_wrong_key_is_not_a_failed_upload_of_one_image(emu: Emulator, tm
     with pytest.raises(Unauthenticated):
         await place(emu, tmp_path, asset, key="not-the-key")
     assert not [c for c in emu.repo_commits("acme", "refs") if "[batchgen:" in c.message]
+
+
+async def test_a_check_without_the_key_that_gets_no_answer_warns_and_the_image_is_placed(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keyless read that checks the model can fetch the images is a courtesy: when its answer is
+    lost, the run goes on with a warning (a job whose image cannot be fetched fails fast anyway)."""
+
+    async def lost(self: RepoApi, path: str) -> int:
+        raise ResponseTimeout(f"HEAD {path}: no response within the timeout")
+
+    monkeypatch.setattr(RepoApi, "status_without_key", lost)
+    asset = image(tmp_path, "mug.png", 4096)
+    url = await place(emu, tmp_path, asset)
+    assert url.endswith(f"/batchgen-assets/{asset.sha256}.png")
+    assert "could not check that the model can read the upload repository" in caplog.text
+
+
+async def test_an_upload_repository_the_model_cannot_read_is_a_usage_error(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """A private upload repository (its files answer 404 without the key) is refused once the image is
+    placed, saying how to fix it, before any job could be submitted."""
+    emu.create_repo("acme", "private-refs", is_public=False)
+    asset = image(tmp_path, "mug.png", 4096)
+    timeouts = Timeouts(request_s=0.5)
+    async with OxenClient(emu.base_url, emu.api_key, timeouts=timeouts) as client:
+        journal = Journal.open(tmp_path)
+        try:
+            placer = AssetPlacer(
+                client, journal, upload=UploadTarget(namespace="acme", repo="private-refs"), inline=False
+            )
+            with pytest.raises(UsageError, match="acme/private-refs is not public: its images answer 404"):
+                await placer.prepare([asset])
+        finally:
+            journal.close()

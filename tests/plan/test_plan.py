@@ -304,6 +304,26 @@ def test_unpriced_model_has_no_quote(ws: Workspace) -> None:
     assert plan.total_cost_usd is None
 
 
+def test_each_job_is_quoted_at_its_own_resolutions_rate(ws: Workspace) -> None:
+    """A matrix over resolutions: the 4k jobs take the high-res rate and the 720p ones the base rate,
+    whichever comes first (the planner keeps one quote per model, seconds and priced options)."""
+    omni = SnapshotCatalog().get("kling-video-o3-omni")
+    assert omni is not None
+    pricing = {
+        "method": "per_video_output_second",
+        "cost_per_second": 0.224,
+        "cost_per_second_high_res": 0.448,
+    }
+    ws.catalog = SnapshotCatalog([ModelSpec.from_api({**omni.raw, "pricing": pricing}, omni.id)])
+    for order in (["720p", "4k"], ["4k", "720p"]):
+        plan = ws.plan(
+            "version: 1\nname: t\nmodel: kling-video-o3-omni\n"
+            f"matrix: {{r: [{', '.join(order)}]}}\njobs: [{{name: a, prompt: x, resolution: '{{r}}'}}]\n"
+        )
+        quotes = {job.request["resolution"]: job.cost_usd for job in plan.jobs}
+        assert quotes == {"720p": Decimal("1.120"), "4k": Decimal("2.240")}
+
+
 def test_text_and_unknown_models_are_problems(ws: Workspace) -> None:
     """batchgen runs image and video models only; an unknown id gets a did-you-mean over known ids."""
     spec = SnapshotCatalog().get(KLING)
